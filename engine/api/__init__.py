@@ -1,0 +1,28 @@
+"""Docker Engine API routes as tornado handlers, mountable under any prefix."""
+from __future__ import annotations
+
+from typing import Any
+
+import tornado.web
+
+from ..daemon import Engine
+from . import containers, images, streams, system
+
+
+def make_routes(engine: Engine, prefix: str = "", base: type | None = None) -> list[tuple[str, type, dict[str, Any]]]:
+    """All API routes under `prefix`.
+
+    `base`, when given, is mixed in front of every handler class: the Jupyter
+    extension passes its authenticated handler base so the same handlers run
+    behind Jupyter's login without copies.
+    """
+    out = []
+    for module in (system, images, containers, streams):
+        for pattern, handler in module.ROUTES:
+            cls = type(handler.__name__, (base, handler), {}) if base else handler
+            out.append((prefix + pattern, cls, {"engine": engine}))
+    return out
+
+
+def make_app(engine: Engine) -> tornado.web.Application:
+    return tornado.web.Application(make_routes(engine))  # type: ignore[arg-type]

@@ -1,0 +1,209 @@
+"""Shared plumbing for Docker Engine API handlers.
+
+Handlers parse and validate the request, then call one engine method off the
+IO loop. Errors become Docker's `{"message": ...}` bodies with the engine
+error's status. The Jupyter extension reuses these classes behind its own
+authentication by mixing them into its handler base (see `make_routes`).
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
+
+import tornado.web
+
+from ..daemon import Engine
+from ..errors import EngineError, InvalidParameter
+from ..system import API_VERSION, MIN_API_VERSION
+
+T = TypeVar("T")
+
+# Short engine calls share a bounded pool; streams (logs -f, wait, events,
+# attach) each get their own thread so they can never starve short calls.
+_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pydock-api")
+
+TRUE = {"1", "true", "True", "yes"}
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in v.split("."))
+
+
+class ApiHandler(tornado.web.RequestHandler):
+    engine: Engine
+
+    def initialize(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # ---- headers, versions, errors ----------------------------------
+    def set_default_headers(self) -> None:
+        self.set_header("Api-Version", API_VERSION)
+        self.set_header("Docker-Experimental", "false")
+        self.set_header("Ostype", "linux")
+        self.set_header("Server", "pydock")
+
+    def prepare(self) -> None:
+        version = self.path_kwargs.get("version")
+        if version:
+            try:
+                vt = _version_tuple(version)
+            except ValueError:
+                raise EngineError(f"invalid API version {version[:20]}") from None
+            if vt > _version_tuple(API_VERSION):
+                self._error(400, f"client version {version} is too new. Maximum supported API version is {API_VERSION}")
+            elif vt < _version_tuple(MIN_API_VERSION):
+                self._error(400, f"client version {version} is too old. Minimum supported API version is "
+                                 f"{MIN_API_VERSION}, please upgrade your client to a newer version")
+
+    def _error(self, status: int, message: str) -> None:
+        self.clear()
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": message}) + "\n")
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, EngineError):
+            status_code, message = exc.status, exc.message
+        elif isinstance(exc, tornado.web.HTTPError):
+            message = exc.log_message or self._reason
+        else:
+            message = f"{type(exc).__name__}: {exc}" if exc else self._reason
+        self.set_status(status_code)
+        self.set_header("Content-Type", "application/json")
+        if status_code == 304:
+            self.finish()
+            return
+        self.finish(json.dumps({"message": message}) + "\n")
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, EngineError):
+            if self._finished:
+                return
+            if self._headers_written:
+                # a stream already started: all we can do is end it
+                self.request.connection.close()  # type: ignore[union-attr]
+                return
+            self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
+            return
+        super()._handle_request_exception(e)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, EngineError) and value.status < 500:
+            return
+        super().log_exception(typ, value, tb)
+
+    # ---- parameters --------------------------------------------------
+    def q_bool(self, name: str, default: bool = False) -> bool:
+        v = self.get_query_argument(name, None)
+        if v is None or v == "":
+            return default
+        return v in TRUE
+
+    def q_int(self, name: str, default: int | None = None) -> int | None:
+        v = self.get_query_argument(name, None)
+        if v is None or v == "":
+            return default
+        try:
+            return int(v)
+        except ValueError:
+            raise InvalidParameter(f"invalid value for {name}: {v[:50]!r}") from None
+
+    def q_str(self, name: str, default: str = "") -> str:
+        return self.get_query_argument(name, default) or default
+
+    def q_filters(self) -> dict[str, list[str]]:
+        raw = self.get_query_argument("filters", "")
+        if not raw:
+            return {}
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise InvalidParameter(f"invalid filter: {e}") from None
+        if not isinstance(data, dict):
+            raise InvalidParameter("invalid filter: must be an object")
+        out: dict[str, list[str]] = {}
+        for k, v in data.items():
+            # both {"k": ["v"]} and the legacy {"k": {"v": true}} forms
+            if isinstance(v, dict):
+                out[k] = [kk for kk, on in v.items() if on]
+            elif isinstance(v, list):
+                out[k] = [str(x) for x in v]
+            else:
+                raise InvalidParameter(f"invalid filter value for {k}")
+        return out
+
+    def json_body(self, required: bool = True) -> Any:
+        body = self.request.body
+        if not body:
+            if required:
+                raise InvalidParameter("request body is required")
+            return {}
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InvalidParameter(f"invalid JSON: {e}") from None
+
+    def send_json(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data) + "\n")
+
+    # ---- running engine code ----------------------------------------
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_POOL, functools.partial(fn, *args, **kwargs))
+
+    async def stream_thread(self, gen: Callable[[threading.Event], Iterator[bytes]],
+                            cancel: threading.Event) -> AsyncIterator[bytes]:
+        """Run a blocking generator in its own thread, yielding its chunks on the loop."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
+        done = object()
+
+        def worker() -> None:
+            try:
+                for chunk in gen(cancel):
+                    asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
+                    if cancel.is_set():
+                        break
+            except BaseException as e:  # forwarded to the handler
+                asyncio.run_coroutine_threadsafe(queue.put(e), loop).result()
+            asyncio.run_coroutine_threadsafe(queue.put(done), loop).result()
+
+        threading.Thread(target=worker, daemon=True, name="pydock-stream").start()
+        while True:
+            item = await queue.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Like `run`, for calls that may block indefinitely (waits)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+
+        def worker() -> None:
+            try:
+                res = fn(*args)
+                loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(res))
+            except BaseException as e:
+                loop.call_soon_threadsafe(lambda err=e: fut.done() or fut.set_exception(err))
+
+        threading.Thread(target=worker, daemon=True, name="pydock-wait").start()
+        return await fut
+
+
+def route(path: str) -> str:
+    """Docker routes work with and without the `/vX.Y` prefix."""
+    return r"(?:/v(?P<version>[0-9.]+))?" + path
+
+
+ID = r"(?P<ref>[^/]+)"
+NAME = r"(?P<ref>.+?)"  # image names contain slashes

@@ -1,0 +1,108 @@
+"""Container lifecycle routes (streams live in streams.py)."""
+from __future__ import annotations
+
+from ..errors import InvalidParameter
+from .base import ID, ApiHandler, route
+
+
+class ContainerCreateHandler(ApiHandler):
+    async def post(self, version: str | None = None) -> None:
+        body = self.json_body()
+        self.send_json(await self.run(self.engine.containers.create, body, self.q_str("name")), 201)
+
+
+class ContainerListHandler(ApiHandler):
+    async def get(self, version: str | None = None) -> None:
+        self.send_json(await self.run(self.engine.containers.list, self.q_bool("all"), self.q_int("limit", -1),
+                                      self.q_bool("size"), self.q_filters()))
+
+
+class ContainerInspectHandler(ApiHandler):
+    async def get(self, version: str | None = None, ref: str = "") -> None:
+        self.send_json(await self.run(self.engine.containers.inspect, ref, self.q_bool("size")))
+
+
+class _NoContent(ApiHandler):
+    def done(self) -> None:
+        self.set_status(204)
+        self.finish()
+
+
+class ContainerStartHandler(_NoContent):
+    async def post(self, version: str | None = None, ref: str = "") -> None:
+        await self.run(self.engine.containers.start, ref)
+        self.done()
+
+
+class ContainerStopHandler(_NoContent):
+    async def post(self, version: str | None = None, ref: str = "") -> None:
+        await self.in_thread(self.engine.containers.stop, ref, self.q_int("t"), self.q_str("signal") or None)
+        self.done()
+
+
+class ContainerRestartHandler(_NoContent):
+    async def post(self, version: str | None = None, ref: str = "") -> None:
+        await self.in_thread(self.engine.containers.restart, ref, self.q_int("t"))
+        self.done()
+
+
+class ContainerKillHandler(_NoContent):
+    async def post(self, version: str | None = None, ref: str = "") -> None:
+        await self.run(self.engine.containers.kill, ref, self.q_str("signal") or None)
+        self.done()
+
+
+class ContainerPauseHandler(_NoContent):
+    async def post(self, version: str | None = None, ref: str = "") -> None:
+        await self.run(self.engine.containers.pause, ref)
+        self.done()
+
+
+class ContainerUnpauseHandler(_NoContent):
+    async def post(self, version: str | None = None, ref: str = "") -> None:
+        await self.run(self.engine.containers.unpause, ref)
+        self.done()
+
+
+class ContainerRenameHandler(_NoContent):
+    async def post(self, version: str | None = None, ref: str = "") -> None:
+        await self.run(self.engine.containers.rename, ref, self.q_str("name"))
+        self.done()
+
+
+class ContainerResizeHandler(ApiHandler):
+    async def post(self, version: str | None = None, ref: str = "") -> None:
+        h, w = self.q_int("h", 0), self.q_int("w", 0)
+        if not h or not w or h < 0 or w < 0:
+            raise InvalidParameter("invalid height or width")
+        await self.run(self.engine.containers.resize, ref, h, w)
+        self.set_status(200)
+        self.finish()
+
+
+class ContainerDeleteHandler(_NoContent):
+    async def delete(self, version: str | None = None, ref: str = "") -> None:
+        await self.in_thread(self.engine.containers.remove, ref, self.q_bool("force"), self.q_bool("v"))
+        self.done()
+
+
+class ContainerPruneHandler(ApiHandler):
+    async def post(self, version: str | None = None) -> None:
+        self.send_json(await self.in_thread(self.engine.containers.prune, self.q_filters()))
+
+
+ROUTES = [
+    (route(r"/containers/create"), ContainerCreateHandler),
+    (route(r"/containers/json"), ContainerListHandler),
+    (route(r"/containers/prune"), ContainerPruneHandler),
+    (route(rf"/containers/{ID}/json"), ContainerInspectHandler),
+    (route(rf"/containers/{ID}/start"), ContainerStartHandler),
+    (route(rf"/containers/{ID}/stop"), ContainerStopHandler),
+    (route(rf"/containers/{ID}/restart"), ContainerRestartHandler),
+    (route(rf"/containers/{ID}/kill"), ContainerKillHandler),
+    (route(rf"/containers/{ID}/pause"), ContainerPauseHandler),
+    (route(rf"/containers/{ID}/unpause"), ContainerUnpauseHandler),
+    (route(rf"/containers/{ID}/rename"), ContainerRenameHandler),
+    (route(rf"/containers/{ID}/resize"), ContainerResizeHandler),
+    (route(rf"/containers/{ID}"), ContainerDeleteHandler),
+]

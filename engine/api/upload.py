@@ -1,0 +1,44 @@
+"""Request bodies that can be large (image tarballs, build contexts, archives).
+
+They are spooled to a temporary file as they arrive instead of being held in
+memory, and handed to the engine as an open file.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import IO
+
+import tornado.web
+
+from .base import ApiHandler
+
+MAX_UPLOAD = 1 << 40
+
+
+@tornado.web.stream_request_body
+class UploadHandler(ApiHandler):
+    upload: IO[bytes]
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self._finished:
+            return
+        self.request.connection.set_max_body_size(MAX_UPLOAD)  # type: ignore[union-attr]
+        self.upload = tempfile.TemporaryFile(dir=self.engine.cfg.tmp_dir, prefix="upload-")
+
+    def data_received(self, chunk: bytes) -> None:
+        self.upload.write(chunk)
+
+    def body_file(self) -> IO[bytes]:
+        self.upload.flush()
+        self.upload.seek(0)
+        return self.upload
+
+    def on_finish(self) -> None:
+        upload = getattr(self, "upload", None)
+        if upload is not None:
+            upload.close()
+
+    def body_size(self) -> int:
+        return os.fstat(self.upload.fileno()).st_size

@@ -1,0 +1,55 @@
+"""Daemon configuration: where state lives and which binaries to use."""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Paths and tools the engine uses.
+
+    `data_root` survives reboots (images, container layers, logs, SQLite);
+    `exec_root` is tmpfs-like runtime state (runc state, shim sockets) that is
+    rebuilt on boot, mirroring dockerd's /var/lib/docker vs /var/run/docker.
+    """
+
+    data_root: str = "/var/lib/pydock"
+    exec_root: str = "/run/pydock"
+    runc: str = field(default_factory=lambda: shutil.which("runc") or "/usr/sbin/runc")
+    init_binary: str = field(default_factory=lambda: shutil.which("tini-static") or "/usr/bin/tini-static")
+    cgroup_parent: str = "pydock"
+
+    @property
+    def db_path(self) -> str:
+        return os.path.join(self.data_root, "pydock.db")
+
+    @property
+    def blobs_dir(self) -> str:
+        return os.path.join(self.data_root, "blobs", "sha256")
+
+    @property
+    def layers_dir(self) -> str:
+        return os.path.join(self.data_root, "layers")
+
+    @property
+    def containers_dir(self) -> str:
+        return os.path.join(self.data_root, "containers")
+
+    @property
+    def tmp_dir(self) -> str:
+        return os.path.join(self.data_root, "tmp")
+
+    @property
+    def runc_root(self) -> str:
+        return os.path.join(self.exec_root, "runc")
+
+    @property
+    def shims_dir(self) -> str:
+        return os.path.join(self.exec_root, "shims")
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_root, self.blobs_dir, self.layers_dir, self.containers_dir,
+                     self.tmp_dir, self.exec_root, self.runc_root, self.shims_dir):
+            os.makedirs(path, mode=0o710, exist_ok=True)

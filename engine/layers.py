@@ -1,0 +1,272 @@
+"""Layer store: safe extraction of layer tars into directories stacked by overlayfs.
+
+A layer is identified by its chain ID (so the same diff on different parents
+is a different layer, as in Docker). Each layer's directory holds only its own
+diff, with OCI whiteouts converted to overlayfs' form (0/0 character devices
+and the `trusted.overlay.opaque` xattr), so a container rootfs is one overlay
+mount with the chain as lowerdirs.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import tarfile
+import uuid
+from dataclasses import dataclass
+from typing import IO, Iterator
+
+from .errors import InvalidParameter, NotFound
+from .store import BlobStore, MetaStore, fsync_dir, sha256_file
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+
+
+class LayerError(InvalidParameter):
+    """A layer tar that would write outside its directory or is malformed."""
+
+
+def chain_id(parent: str, diff_id: str) -> str:
+    if not parent:
+        return diff_id
+    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest()
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    out: list[str] = []
+    for d in diff_ids:
+        out.append(chain_id(out[-1] if out else "", d))
+    return out
+
+
+def _clean_name(name: str) -> str:
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise LayerError(f"invalid layer entry {name[:200]!r}: path escapes the layer")
+    return "/".join(parts)
+
+
+def _inside(root: str, path: str) -> bool:
+    real = os.path.realpath(path)
+    return real == root or real.startswith(root + os.sep)
+
+
+class _SafeFilter:
+    """tarfile extraction filter that keeps a rootfs faithful but contained.
+
+    Unlike tarfile's 'data' filter it keeps setuid bits and ownership (a
+    rootfs needs them); like it, nothing may land outside the destination:
+    `..` components are refused, parents are resolved and must stay inside
+    (so a symlink planted earlier cannot redirect a later entry), and device
+    nodes are skipped because a container must not get host devices from an
+    image.
+    """
+
+    def __init__(self, dest: str) -> None:
+        self.dest = os.path.realpath(dest)
+        self.skipped_devices = 0
+
+    def __call__(self, member: tarfile.TarInfo, _path: str) -> tarfile.TarInfo | None:
+        name = _clean_name(member.name)
+        if not name:
+            return None
+        if member.isdev():
+            self.skipped_devices += 1
+            return None
+        parent = os.path.join(self.dest, os.path.dirname(name))
+        if not _inside(self.dest, parent):
+            raise LayerError(f"invalid layer entry {name[:200]!r}: parent resolves outside the layer")
+        changes: dict[str, object] = {"name": name}
+        if member.islnk():
+            link = _clean_name(member.linkname)
+            if not _inside(self.dest, os.path.join(self.dest, link)):
+                raise LayerError(f"invalid hard link {name[:200]!r}: target outside the layer")
+            changes["linkname"] = link
+        return member.replace(**changes, deep=False)
+
+
+def extract_layer(tar_path: str, dest: str) -> None:
+    """Unpack one layer tar into `dest`, converting OCI whiteouts for overlayfs."""
+    filt = _SafeFilter(dest)
+    whiteouts: list[str] = []
+    opaques: list[str] = []
+    try:
+        with tarfile.open(tar_path, "r:") as tar:
+            members = []
+            for m in tar:
+                base = os.path.basename(m.name.rstrip("/"))
+                if base == OPAQUE_MARKER:
+                    opaques.append(_clean_name(os.path.dirname(m.name)))
+                elif base.startswith(WHITEOUT_PREFIX):
+                    whiteouts.append(_clean_name(os.path.join(os.path.dirname(m.name), base[len(WHITEOUT_PREFIX):])))
+                else:
+                    members.append(m)
+            tar.extractall(dest, members=members, numeric_owner=True, filter=filt)
+    except tarfile.TarError as e:
+        raise LayerError(f"invalid layer tar: {e}") from e
+    for rel in opaques:
+        path = os.path.join(dest, rel)
+        if not _inside(filt.dest, path):
+            raise LayerError(f"invalid opaque whiteout {rel[:200]!r}")
+        os.makedirs(path, exist_ok=True)
+        os.setxattr(path, OPAQUE_XATTR, b"y", follow_symlinks=False)
+    for rel in whiteouts:
+        path = os.path.join(dest, rel)
+        if not rel or not _inside(filt.dest, os.path.dirname(path)):
+            raise LayerError(f"invalid whiteout {rel[:200]!r}")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+
+
+def dir_size(path: str) -> int:
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in files:
+            st = os.lstat(os.path.join(root, name))
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total
+
+
+def _is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _is_opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def write_diff_tar(upper: str, out: IO[bytes]) -> None:
+    """Serialise an overlay upperdir as an OCI layer tar (whiteouts back to .wh. files)."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for rel in _iter_tree(upper):
+            path = os.path.join(upper, rel)
+            st = os.lstat(path)
+            if _is_whiteout(st):
+                info = tarfile.TarInfo(os.path.join(os.path.dirname(rel), WHITEOUT_PREFIX + os.path.basename(rel)))
+                info.mtime = int(st.st_mtime)
+                tar.addfile(info)
+                continue
+            info = tar.gettarinfo(path, arcname=rel)
+            info.uname = info.gname = ""
+            if info.isreg():
+                with open(path, "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+            if stat.S_ISDIR(st.st_mode) and _is_opaque(path):
+                marker = tarfile.TarInfo(os.path.join(rel, OPAQUE_MARKER))
+                marker.mtime = int(st.st_mtime)
+                tar.addfile(marker)
+
+
+def _iter_tree(root: str) -> Iterator[str]:
+    """Depth-first relative paths, each directory before its contents, sorted."""
+    def walk(rel: str) -> Iterator[str]:
+        for name in sorted(os.listdir(os.path.join(root, rel) if rel else root)):
+            child = f"{rel}/{name}" if rel else name
+            yield child
+            full = os.path.join(root, child)
+            if os.path.isdir(full) and not os.path.islink(full):
+                yield from walk(child)
+    return walk("")
+
+
+@dataclass
+class Layer:
+    chain_id: str
+    diff_id: str
+    parent: str
+    cache_id: str
+    size: int
+
+
+class LayerStore:
+    def __init__(self, root: str, meta: MetaStore, blobs: BlobStore) -> None:
+        self.root = root
+        self.meta = meta
+        self.blobs = blobs
+        self.empty_dir = os.path.join(root, "empty")
+        os.makedirs(self.empty_dir, exist_ok=True)
+
+    def get(self, chain: str) -> Layer:
+        row = self.meta.query_one("SELECT * FROM layers WHERE chain_id=?", (chain,))
+        if row is None:
+            raise NotFound(f"layer {chain} not found")
+        return Layer(row["chain_id"], row["diff_id"], row["parent"], row["cache_id"], row["size"])
+
+    def exists(self, chain: str) -> bool:
+        return self.meta.query_one("SELECT 1 FROM layers WHERE chain_id=?", (chain,)) is not None
+
+    def diff_dir(self, layer: Layer) -> str:
+        return os.path.join(self.root, layer.cache_id, "diff")
+
+    def register(self, tar_path: str, parent_chain: str = "") -> Layer:
+        """Adopt an uncompressed layer tar (moved into the blob store) as a layer on `parent_chain`.
+
+        Extraction happens in a private directory that is renamed into place
+        only when complete, then the row is committed; a failure at any step
+        removes what was written.
+        """
+        diff_id = sha256_file(tar_path)
+        chain = chain_id(parent_chain, diff_id)
+        if self.exists(chain):
+            os.unlink(tar_path)
+            return self.get(chain)
+        cache_id = uuid.uuid4().hex[:24]
+        staging = os.path.join(self.root, f".tmp-{cache_id}")
+        final = os.path.join(self.root, cache_id)
+        try:
+            os.makedirs(os.path.join(staging, "diff"))
+            extract_layer(tar_path, os.path.join(staging, "diff"))
+            size = dir_size(os.path.join(staging, "diff"))
+            os.rename(staging, final)
+            fsync_dir(self.root)
+            if not self.blobs.exists(diff_id):
+                self.blobs.adopt(tar_path, diff_id)
+            else:
+                os.unlink(tar_path)
+            with self.meta.transaction() as db:
+                db.execute("INSERT INTO layers(chain_id, diff_id, parent, cache_id, size) VALUES (?,?,?,?,?)",
+                           (chain, diff_id, parent_chain, cache_id, size))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not self.exists(chain):
+                shutil.rmtree(final, ignore_errors=True)
+            if os.path.exists(tar_path):
+                os.unlink(tar_path)
+            raise
+        return Layer(chain, diff_id, parent_chain, cache_id, size)
+
+    def lower_dirs(self, top_chain: str) -> list[str]:
+        """Diff directories of a chain, topmost first, as overlayfs wants them."""
+        dirs = []
+        chain = top_chain
+        while chain:
+            layer = self.get(chain)
+            dirs.append(self.diff_dir(layer))
+            chain = layer.parent
+        return dirs or [self.empty_dir]
+
+    def remove_unreferenced(self, keep: set[str]) -> int:
+        """Delete layers no image chain references; `keep` holds every referenced chain ID."""
+        removed = 0
+        for row in self.meta.query("SELECT chain_id, diff_id, cache_id FROM layers"):
+            if row["chain_id"] in keep:
+                continue
+            with self.meta.transaction() as db:
+                db.execute("DELETE FROM layers WHERE chain_id=?", (row["chain_id"],))
+            shutil.rmtree(os.path.join(self.root, row["cache_id"]), ignore_errors=True)
+            if not self.meta.query_one("SELECT 1 FROM layers WHERE diff_id=?", (row["diff_id"],)):
+                self.blobs.delete(row["diff_id"])
+            removed += 1
+        return removed

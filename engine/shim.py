@@ -1,0 +1,430 @@
+"""Per-container monitor: owns a container's stdio, logs and exit status.
+
+Started by the daemon as `python3 -I -S shim.py STATE_DIR`, it detaches into
+its own session and becomes a child subreaper, so the container's init
+process is its child and it alone can collect the exit code. Because it
+does not belong to the daemon, stopping or restarting pydockd (or Jupyter)
+leaves the container running; a restarted daemon reconnects through
+`STATE_DIR/shim.sock`.
+
+It is deliberately stdlib-only and self-contained (no engine imports): it
+runs for the container's whole life and must start in milliseconds.
+
+Socket protocol: a client sends one JSON line, then
+  {"op": "start"}               -> runs `runc start`, answers {"ok": true} or {"error": ...}
+  {"op": "wait"}                -> answers {"ExitCode": n, ...} when the container exits
+  {"op": "resize", "h", "w"}    -> sets the TTY size, answers {"ok": true}
+  {"op": "attach", "stdin", "stdout", "stderr", "close_stdin"}
+                                -> raw stream (TTY) or Docker's 8-byte-header multiplexed
+                                   frames; bytes the client sends go to stdin, its EOF
+                                   closes stdin when close_stdin is set.
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import termios
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+LOG_LINE_MAX = 16 * 1024
+START_TIMEOUT = 120.0
+DRAIN_TIMEOUT = 2.0
+
+
+def rfc3339_ns(ns: int) -> str:
+    secs, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Client:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.header = b""
+        self.op: dict | None = None
+
+    def send(self, data: bytes) -> bool:
+        try:
+            self.sock.sendall(data)
+            return True
+        except OSError:
+            return False
+
+    def reply(self, obj: dict) -> bool:
+        return self.send(json.dumps(obj).encode() + b"\n")
+
+
+class Shim:
+    def __init__(self, state_dir: str) -> None:
+        self.dir = state_dir
+        with open(os.path.join(state_dir, "shim.json")) as f:
+            self.cfg = json.load(f)
+        self.id: str = self.cfg["id"]
+        self.tty: bool = self.cfg["tty"]
+        self.sel = selectors.DefaultSelector()
+        self.clients: list[Client] = []
+        self.log = open(self.cfg["log_path"], "ab", buffering=0)
+        self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+        self.stdin_w: int | None = None
+        self.outputs: dict[int, str] = {}
+        self.pty: int | None = None
+        self.init_pid = 0
+        self.exit_code: int | None = None
+        self.exit: dict | None = None
+        self.started = False
+        self.start_deadline: float | None = time.monotonic() + START_TIMEOUT
+
+    # ---- runc ---------------------------------------------------------
+    def runc(self, *args: str, stdio: tuple[int, int, int] | None = None) -> tuple[int, str]:
+        log = os.path.join(self.dir, "runc.log")
+        argv = [self.cfg["runc"], "--root", self.cfg["runc_root"], "--log", log, "--log-format", "json", *args]
+        devnull = os.open(os.devnull, os.O_RDWR)
+        fds = stdio or (devnull, devnull, devnull)
+        actions = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(fds)]
+        pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+        os.close(devnull)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        return code, self.last_runc_error(log) if code else ""
+
+    @staticmethod
+    def last_runc_error(log: str) -> str:
+        msg = "runc failed"
+        try:
+            with open(log) as f:
+                for line in f:
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue
+                    if entry.get("level") in ("error", "fatal"):
+                        msg = entry.get("msg", msg)
+        except OSError:
+            pass
+        return msg
+
+    def create(self) -> None:
+        args = ["create", "--bundle", self.cfg["bundle"], "--pid-file", os.path.join(self.dir, "init.pid")]
+        if self.tty:
+            console_path = os.path.join(self.dir, "console.sock")
+            console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            console.bind(console_path)
+            console.listen(1)
+            code, err = self.runc(*args, "--console-socket", console_path, self.id)
+            if code == 0:
+                console.settimeout(10)
+                conn, _ = console.accept()
+                _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+                conn.close()
+                self.pty = fds[0]
+                h, w = self.cfg.get("console_size") or (24, 80)
+                self.set_size(h, w)
+                os.set_blocking(self.pty, False)
+                self.outputs[self.pty] = "stdout"
+            console.close()
+            os.unlink(console_path)
+        else:
+            stdin_r = os.open(os.devnull, os.O_RDONLY)
+            if self.cfg["stdin"]:
+                os.close(stdin_r)
+                stdin_r, self.stdin_w = os.pipe()
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            code, err = self.runc(*args, self.id, stdio=(stdin_r, out_w, err_w))
+            for fd in (stdin_r, out_w, err_w):
+                os.close(fd)
+            for fd, name in ((out_r, "stdout"), (err_r, "stderr")):
+                os.set_blocking(fd, False)
+                self.outputs[fd] = name
+        if code != 0:
+            raise RuntimeError(err)
+        with open(os.path.join(self.dir, "init.pid")) as f:
+            self.init_pid = int(f.read().strip())
+
+    def set_size(self, h: int, w: int) -> None:
+        if self.pty is not None:
+            fcntl.ioctl(self.pty, termios.TIOCSWINSZ, struct.pack("HHHH", h, w, 0, 0))
+
+    # ---- output -------------------------------------------------------
+    def on_output(self, fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO from a pty whose other side closed
+            data = b""
+        stream = self.outputs[fd]
+        if not data:
+            self.sel.unregister(fd)
+            del self.outputs[fd]
+            os.close(fd)
+            if fd == self.pty:
+                self.pty = None
+            return
+        self.write_log(stream, data)
+        frame = data if self.tty else struct.pack(">BxxxL", 1 if stream == "stdout" else 2, len(data)) + data
+        for c in list(self.clients):
+            if c.op and c.op.get("op") == "attach" and c.op.get(stream) and not c.send(frame):
+                self.drop(c)
+
+    def write_log(self, stream: str, data: bytes) -> None:
+        buf = self.partial[stream] + data
+        lines = []
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            lines.append(buf[: nl + 1])
+            buf = buf[nl + 1:]
+        while len(buf) >= LOG_LINE_MAX:
+            lines.append(buf[:LOG_LINE_MAX])
+            buf = buf[LOG_LINE_MAX:]
+        self.partial[stream] = buf
+        self.emit(stream, lines)
+
+    def emit(self, stream: str, lines: list[bytes]) -> None:
+        if not lines:
+            return
+        now = rfc3339_ns(time.time_ns())
+        out = b"".join(json.dumps({"log": ln.decode("utf-8", "replace"), "stream": stream, "time": now}).encode()
+                       + b"\n" for ln in lines)
+        self.log.write(out)
+
+    # ---- clients ------------------------------------------------------
+    def on_accept(self, listener: socket.socket) -> None:
+        sock, _ = listener.accept()
+        c = Client(sock)
+        self.clients.append(c)
+        self.sel.register(sock, selectors.EVENT_READ, ("client", c))
+
+    def drop(self, c: Client) -> None:
+        if c in self.clients:
+            self.clients.remove(c)
+            try:
+                self.sel.unregister(c.sock)
+            except (KeyError, ValueError):
+                pass
+            c.sock.close()
+
+    def on_client(self, c: Client) -> None:
+        try:
+            data = c.sock.recv(65536)
+        except OSError:
+            data = b""
+        if c.op is None:
+            if not data:
+                self.drop(c)
+                return
+            c.header += data
+            if b"\n" not in c.header:
+                if len(c.header) > 65536:
+                    self.drop(c)
+                return
+            line, rest = c.header.split(b"\n", 1)
+            try:
+                c.op = json.loads(line)
+            except ValueError:
+                self.drop(c)
+                return
+            self.handle_op(c)
+            if rest and c in self.clients:
+                self.to_stdin(c, rest)
+            return
+        if c.op.get("op") != "attach":
+            if not data:
+                self.drop(c)
+            return
+        if not data:
+            try:
+                self.sel.unregister(c.sock)
+            except (KeyError, ValueError):
+                pass
+            if c.op.get("close_stdin"):
+                self.close_stdin()
+            return
+        self.to_stdin(c, data)
+
+    def to_stdin(self, c: Client, data: bytes) -> None:
+        if not c.op or not c.op.get("stdin"):
+            return
+        fd = self.pty if self.tty else self.stdin_w
+        if fd is None:
+            return
+        try:
+            os.set_blocking(fd, True)
+            os.write(fd, data)
+        except OSError:
+            pass
+        finally:
+            if fd == self.pty:
+                os.set_blocking(fd, False)
+
+    def close_stdin(self) -> None:
+        if self.stdin_w is not None:
+            os.close(self.stdin_w)
+            self.stdin_w = None
+
+    def handle_op(self, c: Client) -> None:
+        op = c.op or {}
+        kind = op.get("op")
+        if kind == "start":
+            if self.started:
+                c.reply({"ok": True})
+                return
+            code, err = self.runc("start", self.id)
+            if code == 0:
+                self.started = True
+                c.reply({"ok": True})
+            else:
+                c.reply({"error": err})
+        elif kind == "wait":
+            if self.exit is not None:
+                c.reply(self.exit)
+        elif kind == "resize":
+            try:
+                self.set_size(int(op["h"]), int(op["w"]))
+                c.reply({"ok": True})
+            except (KeyError, ValueError, OSError) as e:
+                c.reply({"error": str(e)})
+        elif kind == "attach":
+            c.reply({"ok": True})
+        else:
+            c.reply({"error": f"unknown op {kind!r}"})
+
+    # ---- lifecycle ----------------------------------------------------
+    def reap(self) -> bool:
+        """Collect exited children; True once the container's init has exited."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return self.exit_code is not None
+            if pid == 0:
+                return self.exit_code is not None
+            if pid == self.init_pid:
+                self.exit_code = os.waitstatus_to_exitcode(status)
+                if self.exit_code < 0:
+                    self.exit_code = 128 - self.exit_code
+
+    def oom_killed(self) -> bool:
+        cg = self.cfg.get("cgroup_path", "")
+        for path, key in ((f"/sys/fs/cgroup/memory{cg}/memory.oom_control", "oom_kill"),
+                          (f"/sys/fs/cgroup{cg}/memory.events", "oom_kill")):
+            try:
+                with open(path) as f:
+                    for line in f:
+                        name, _, value = line.partition(" ")
+                        if name == key and int(value) > 0:
+                            return True
+            except (OSError, ValueError):
+                continue
+        return False
+
+    def run(self, ready_fd: int) -> None:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock_path = os.path.join(self.dir, "shim.sock")
+        if os.path.exists(sock_path):
+            os.unlink(sock_path)
+        listener.bind(sock_path)
+        listener.listen(64)
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        signal.set_wakeup_fd(wake_w.fileno())
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        try:
+            self.create()
+        except Exception as e:  # report any failure to the daemon, then clean up
+            os.write(ready_fd, json.dumps({"error": str(e) or type(e).__name__}).encode() + b"\n")
+            os.close(ready_fd)
+            self.runc("delete", "--force", self.id)
+            listener.close()
+            os.unlink(sock_path)
+            return
+        with open(os.path.join(self.dir, "shim.pid"), "w") as f:
+            f.write(str(os.getpid()))
+        os.write(ready_fd, json.dumps({"pid": self.init_pid}).encode() + b"\n")
+        os.close(ready_fd)
+        self.sel.register(listener, selectors.EVENT_READ, ("accept", listener))
+        self.sel.register(wake_r, selectors.EVENT_READ, ("wake", wake_r))
+        for fd in self.outputs:
+            self.sel.register(fd, selectors.EVENT_READ, ("output", fd))
+        drain_deadline = None
+        while True:
+            if self.exit_code is None and self.reap():
+                drain_deadline = time.monotonic() + DRAIN_TIMEOUT
+            if self.exit_code is not None and (not self.outputs or time.monotonic() > drain_deadline):
+                break
+            if self.start_deadline and not self.started and time.monotonic() > self.start_deadline:
+                self.start_deadline = None  # nobody started it: the daemon is gone, do not linger
+                self.runc("kill", self.id, "KILL")
+            for key, _ in self.sel.select(timeout=0.5):
+                kind, obj = key.data
+                if kind == "accept":
+                    self.on_accept(obj)
+                elif kind == "wake":
+                    try:
+                        obj.recv(4096)
+                    except BlockingIOError:
+                        pass
+                elif kind == "output":
+                    self.on_output(obj)
+                elif kind == "client":
+                    self.on_client(obj)
+        self.finish(listener, sock_path)
+
+    def finish(self, listener: socket.socket, sock_path: str) -> None:
+        for stream, rest in self.partial.items():
+            if rest:
+                self.emit(stream, [rest])
+        self.log.close()
+        oom = self.oom_killed()
+        self.runc("delete", "--force", self.id)
+        self.exit = {"ExitCode": self.exit_code, "FinishedAt": rfc3339_ns(time.time_ns()), "OOMKilled": oom}
+        atomic_write(os.path.join(self.dir, "exit.json"), json.dumps(self.exit).encode())
+        self.sel.unregister(listener)
+        listener.close()
+        os.unlink(sock_path)
+        for c in list(self.clients):
+            if c.op and c.op.get("op") == "wait":
+                c.reply(self.exit)
+            self.drop(c)
+
+
+def main() -> None:
+    state_dir = sys.argv[1]
+    ready_fd = int(os.environ["PYDOCK_SHIM_READY"])
+    if os.fork() > 0:
+        os._exit(0)  # the daemon reaps this parent at once; the monitor is orphaned to init
+    os.setsid()
+    ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    err = os.open(os.path.join(state_dir, "shim.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.dup2(err, 2)
+    os.close(devnull)
+    os.close(err)
+    os.chdir(state_dir)
+    Shim(state_dir).run(ready_fd)
+
+
+if __name__ == "__main__":
+    main()

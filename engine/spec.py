@@ -1,0 +1,164 @@
+"""OCI runtime spec generation with Docker's defaults.
+
+Pure functions of their inputs, so the security-relevant defaults
+(capabilities, masked paths, mounts) are unit-tested without running runc.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidParameter
+
+DEFAULT_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+]
+ALL_CAPS = DEFAULT_CAPS + [
+    "CAP_DAC_READ_SEARCH", "CAP_LINUX_IMMUTABLE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG", "CAP_LEASE", "CAP_AUDIT_CONTROL", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
+    "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+]
+MASKED_PATHS = [
+    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+    "/sys/firmware", "/sys/devices/virtual/powercap",
+]
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+INIT_PATH = "/sbin/docker-init"
+
+
+def normalize_caps(names: list[str]) -> list[str]:
+    out = []
+    for n in names:
+        up = n.upper()
+        if up == "ALL":
+            out.append("ALL")
+            continue
+        cap = up if up.startswith("CAP_") else "CAP_" + up
+        if cap not in ALL_CAPS:
+            raise InvalidParameter(f"unknown capability: {n!r}")
+        out.append(cap)
+    return out
+
+
+def effective_caps(cap_add: list[str], cap_drop: list[str], privileged: bool) -> list[str]:
+    """Docker's rule: start from the default set, drop, then add ('ALL' works in both)."""
+    if privileged:
+        return list(ALL_CAPS)
+    add, drop = normalize_caps(cap_add), normalize_caps(cap_drop)
+    caps = [] if "ALL" in drop else [c for c in DEFAULT_CAPS if c not in drop]
+    if "ALL" in add:
+        return [c for c in ALL_CAPS if c not in drop or "ALL" in drop]
+    caps += [c for c in add if c not in caps]
+    return caps
+
+
+@dataclass
+class SpecOptions:
+    container_id: str
+    rootfs: str
+    args: list[str]
+    env: list[str] = field(default_factory=list)
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    additional_gids: list[int] = field(default_factory=list)
+    hostname: str = ""
+    tty: bool = False
+    console_size: tuple[int, int] | None = None
+    readonly_rootfs: bool = False
+    extra_mounts: list[dict[str, Any]] = field(default_factory=list)
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    privileged: bool = False
+    network: str = ""  # "" = new namespace, "host", or a netns path
+    init_path: str | None = None
+    cgroups_path: str = ""
+    no_new_privileges: bool = False
+    resources: dict[str, Any] = field(default_factory=dict)
+    sysctls: dict[str, str] = field(default_factory=dict)
+
+
+def default_mounts(host_network: bool, privileged: bool) -> list[dict[str, Any]]:
+    sys_mount: dict[str, Any] = {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                                 "options": ["nosuid", "noexec", "nodev", "ro"]}
+    if host_network:
+        # sysfs cannot be mounted without an own network namespace; Docker binds it.
+        sys_mount = {"destination": "/sys", "type": "bind", "source": "/sys",
+                     "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+    return [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+        sys_mount,
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["nosuid", "noexec", "nodev", "relatime", "ro" if not privileged else "rw"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
+    ]
+
+
+def build_spec(o: SpecOptions) -> dict[str, Any]:
+    caps = effective_caps(o.cap_add, o.cap_drop, o.privileged)
+    args = list(o.args)
+    mounts = default_mounts(o.network == "host", o.privileged)
+    if o.init_path:
+        args = [INIT_PATH, "--"] + args
+        mounts.append({"destination": INIT_PATH, "type": "bind", "source": o.init_path,
+                       "options": ["bind", "ro"]})
+    mounts += o.extra_mounts
+    namespaces: list[dict[str, str]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+    if o.network != "host":
+        namespaces.append({"type": "network", **({"path": o.network} if o.network else {})})
+    process: dict[str, Any] = {
+        "terminal": o.tty,
+        "user": {"uid": o.uid, "gid": o.gid, **({"additionalGids": o.additional_gids} if o.additional_gids else {})},
+        "args": args,
+        "env": o.env,
+        "cwd": o.cwd or "/",
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "noNewPrivileges": o.no_new_privileges,
+        "oomScoreAdj": 0,
+    }
+    if o.tty and o.console_size:
+        process["consoleSize"] = {"height": o.console_size[0], "width": o.console_size[1]}
+    linux: dict[str, Any] = {
+        "namespaces": namespaces,
+        "resources": {"devices": [{"allow": False, "access": "rwm"}], **o.resources},
+        "cgroupsPath": o.cgroups_path,
+        "sysctl": dict(o.sysctls),
+    }
+    if not o.privileged:
+        linux["maskedPaths"] = MASKED_PATHS
+        linux["readonlyPaths"] = READONLY_PATHS
+    return {
+        "ociVersion": "1.0.2-dev",
+        "process": process,
+        "root": {"path": o.rootfs, "readonly": o.readonly_rootfs},
+        "hostname": o.hostname if o.network != "host" else "",
+        "mounts": mounts,
+        "linux": linux,
+    }
+
+
+def container_env(image_env: list[str] | None, env: list[str] | None, hostname: str, tty: bool) -> list[str]:
+    """Docker's merge: HOSTNAME, then image env overridden by run env, PATH and TERM defaulted."""
+    merged: dict[str, str] = {"HOSTNAME": hostname} if hostname else {}
+    for item in (image_env or []) + (env or []):
+        k, sep, v = item.partition("=")
+        if not sep:
+            continue
+        merged[k] = v
+    merged.setdefault("PATH", DEFAULT_PATH)
+    if tty:
+        merged.setdefault("TERM", "xterm")
+    return [f"{k}={v}" for k, v in merged.items()]

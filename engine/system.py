@@ -1,0 +1,108 @@
+"""`docker version`, `docker info` and `docker system df` views of the engine."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from typing import Any
+
+from . import __version__
+from .config import EngineConfig
+from .containers import ContainerService
+from .images import ARCH, ImageService
+from .store import MetaStore
+from .timeutil import rfc3339_ns
+
+API_VERSION = "1.47"
+MIN_API_VERSION = "1.24"
+
+
+def cgroup_version() -> str:
+    return "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
+
+
+class SystemService:
+    def __init__(self, cfg: EngineConfig, meta: MetaStore, images: ImageService,
+                 containers: ContainerService) -> None:
+        self.cfg = cfg
+        self.meta = meta
+        self.images = images
+        self.containers = containers
+        self.daemon_id: str = meta.get_kv("daemon_id") or os.urandom(16).hex()
+        meta.set_kv("daemon_id", self.daemon_id)
+        self._runc_version = ""
+
+    def runc_version(self) -> str:
+        if not self._runc_version:
+            try:
+                out = subprocess.run([self.cfg.runc, "--version"], capture_output=True, text=True, timeout=10).stdout
+                self._runc_version = out.splitlines()[0].split()[-1] if out else "unknown"
+            except (OSError, subprocess.SubprocessError):
+                self._runc_version = "unknown"
+        return self._runc_version
+
+    def version(self) -> dict[str, Any]:
+        return {
+            "Platform": {"Name": "pydock"},
+            "Components": [
+                {"Name": "Engine", "Version": __version__,
+                 "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+                             "Os": "linux", "Arch": ARCH, "KernelVersion": platform.release(),
+                             "GoVersion": "python" + platform.python_version(), "GitCommit": "", "BuildTime": "",
+                             "Experimental": "false"}},
+                {"Name": "runc", "Version": self.runc_version(), "Details": {"GitCommit": ""}},
+            ],
+            "Version": __version__, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+            "GitCommit": "", "GoVersion": "python" + platform.python_version(), "Os": "linux", "Arch": ARCH,
+            "KernelVersion": platform.release(), "BuildTime": "",
+        }
+
+    def info(self) -> dict[str, Any]:
+        states = [c["State"] for c in self.containers.all_records()]
+        running = sum(1 for s in states if s["Running"] and not s["Paused"])
+        paused = sum(1 for s in states if s["Paused"])
+        with open("/proc/meminfo") as f:
+            mem_kb = int(f.readline().split()[1])
+        osname = "Linux"
+        try:
+            with open("/etc/os-release") as f:
+                for line in f:
+                    if line.startswith("PRETTY_NAME="):
+                        osname = line.split("=", 1)[1].strip().strip('"')
+        except OSError:
+            pass
+        return {
+            "ID": self.daemon_id, "Containers": len(states), "ContainersRunning": running,
+            "ContainersPaused": paused, "ContainersStopped": len(states) - running - paused,
+            "Images": len(self.meta.query("SELECT id FROM images")),
+            "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]],
+            "Plugins": {"Volume": ["local"], "Network": ["host", "none"], "Authorization": None,
+                        "Log": ["json-file"]},
+            "MemoryLimit": True, "SwapLimit": False, "CpuCfsPeriod": True, "CpuCfsQuota": True,
+            "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
+            "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
+            "NGoroutines": 0, "SystemTime": rfc3339_ns(), "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_version(), "NEventsListener": 0,
+            "KernelVersion": platform.release(), "OperatingSystem": osname, "OSVersion": "",
+            "OSType": "linux", "Architecture": platform.machine(), "IndexServerAddress": "https://index.docker.io/v1/",
+            "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": []},
+            "NCPU": os.cpu_count() or 1, "MemTotal": mem_kb * 1024, "DockerRootDir": self.cfg.data_root,
+            "Name": platform.node(), "Labels": [], "ExperimentalBuild": False, "ServerVersion": __version__,
+            "Runtimes": {"runc": {"path": self.cfg.runc}}, "DefaultRuntime": "runc",
+            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
+                      "Error": "", "RemoteManagers": None},
+            "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "docker-init",
+            "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": self.runc_version()},
+            "InitCommit": {"ID": ""}, "SecurityOptions": [], "Warnings": None,
+        }
+
+    def df(self) -> dict[str, Any]:
+        images = self.images.list(all_=True)
+        usage = {i["Id"]: sum(len(x) for x in self.images.usage(i["Id"])) for i in images}
+        for i in images:
+            i["Containers"] = usage[i["Id"]]
+        layers_size = sum(r["size"] for r in self.meta.query("SELECT size FROM layers"))
+        return {"LayersSize": layers_size, "Images": images,
+                "Containers": self.containers.list(all_=True, size=True), "Volumes": [], "BuildCache": []}
+
+
