@@ -47,7 +47,7 @@ class EngineConfig:
 
     @property
     def shims_dir(self) -> str:
-        return os.path.join(self.exec_root, "shims")
+        return os.path.join(self.exec_root, "s")
 
     def ensure_dirs(self) -> None:
         for path in (self.data_root, self.blobs_dir, self.layers_dir, self.containers_dir,

@@ -39,7 +39,8 @@ class Runtime:
         self.cfg = cfg
 
     def state_dir(self, cid: str) -> str:
-        return os.path.join(self.cfg.shims_dir, cid)
+        # Short on purpose: unix socket paths inside it must stay under 108 bytes.
+        return os.path.join(self.cfg.shims_dir, cid[:16])
 
     def _runc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         proc = subprocess.run([self.cfg.runc, "--root", self.cfg.runc_root, *args],

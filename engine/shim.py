@@ -339,9 +339,11 @@ class Shim:
     def run(self, ready_fd: int) -> None:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock_path = os.path.join(self.dir, "shim.sock")
-        if os.path.exists(sock_path):
-            os.unlink(sock_path)
-        listener.bind(sock_path)
+        try:
+            listener.bind(sock_path)
+        except OSError as e:
+            os.write(ready_fd, json.dumps({"error": f"shim socket {sock_path}: {e}"}).encode() + b"\n")
+            return
         listener.listen(64)
         wake_r, wake_w = socket.socketpair()
         wake_r.setblocking(False)

@@ -1,0 +1,20 @@
+# Two entry points on a fresh Debian machine (as root): `make demo` and `make test`.
+PY ?= python3
+SOCK ?= /run/pydock/pydock.sock
+
+.PHONY: setup demo test lint bench
+
+setup:
+	./scripts/setup.sh
+
+demo: setup
+	./scripts/demo.sh
+
+test: setup
+	$(PY) -m pytest -q tests
+
+lint:
+	$(PY) -m ruff check engine tests bench
+
+bench: setup
+	$(PY) bench/run_latency.py
