@@ -13,6 +13,7 @@ from .containers import ContainerService
 from .events import EventBus
 from .images import ImageService
 from .layers import LayerStore
+from .mounts import is_mountpoint
 from .runtime import Runtime
 from .store import BlobStore, MetaStore
 from .system import SystemService
@@ -39,7 +40,30 @@ class Engine:
         for name in os.listdir(self.cfg.layers_dir):
             if name.startswith(".tmp-"):
                 shutil.rmtree(os.path.join(self.cfg.layers_dir, name), ignore_errors=True)
+        self._collect_orphans()
         self.containers.restore()
+
+    def _collect_orphans(self) -> None:
+        """Remove what a crash between "write data" and "commit the row" can leave behind.
+
+        Every store writes its files before the SQLite row that references
+        them, so files without a row are garbage and rows never dangle.
+        """
+        self.images.gc_layers()
+        known_layers = {r["cache_id"] for r in self.meta.query("SELECT cache_id FROM layers")}
+        for name in os.listdir(self.cfg.layers_dir):
+            if name not in known_layers and name != "empty":
+                shutil.rmtree(os.path.join(self.cfg.layers_dir, name), ignore_errors=True)
+        referenced = {r["id"] for r in self.meta.query("SELECT id FROM images")}
+        referenced |= {r["diff_id"] for r in self.meta.query("SELECT diff_id FROM layers")}
+        for digest in self.blobs.digests():
+            if digest not in referenced:
+                self.blobs.delete(digest)
+        known_containers = {r["id"] for r in self.meta.query("SELECT id FROM containers")}
+        for name in os.listdir(self.cfg.containers_dir):
+            path = os.path.join(self.cfg.containers_dir, name)
+            if name not in known_containers and not is_mountpoint(os.path.join(path, "merged")):
+                shutil.rmtree(path, ignore_errors=True)
 
     def close(self) -> None:
         self.meta.close()

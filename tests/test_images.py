@@ -72,3 +72,19 @@ def test_image_prune_dangling(daemon, busybox, busybox_tar):
     assert image_id in out.stdout
     assert daemon.docker("image", "inspect", image_id).returncode == 1
     daemon.docker("rmi", tag, check=True)
+
+
+def test_daemon_restart_collects_orphans_of_a_crash(daemon, busybox):
+    """Files a crash left without their SQLite row are removed; referenced data stays."""
+    import os
+    blob = os.path.join(daemon.data_root, "blobs", "sha256", "ab" * 32)
+    layer_dir = os.path.join(daemon.data_root, "layers", "deadbeefdeadbeefdeadbeef")
+    cont_dir = os.path.join(daemon.data_root, "containers", "cd" * 32)
+    daemon.stop(9)
+    for d in (layer_dir, cont_dir):
+        os.makedirs(os.path.join(d, "diff"))
+    with open(blob, "wb") as f:
+        f.write(b"orphan")
+    daemon.start()
+    assert not os.path.exists(blob) and not os.path.exists(layer_dir) and not os.path.exists(cont_dir)
+    assert daemon.docker("run", "--rm", "busybox", "true").returncode == 0
