@@ -20,6 +20,8 @@ class EngineConfig:
     runc: str = field(default_factory=lambda: shutil.which("runc") or "/usr/sbin/runc")
     init_binary: str = field(default_factory=lambda: shutil.which("tini-static") or "/usr/bin/tini-static")
     cgroup_parent: str = "pydock"
+    # registries that may be reached over plain HTTP (host[:port] or CIDR), besides loopback
+    insecure_registries: tuple[str, ...] = ()
 
     @property
     def db_path(self) -> str:

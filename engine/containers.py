@@ -30,8 +30,8 @@ from .images import ImageService
 from .layers import LayerStore
 from .mounts import is_mountpoint, mount_overlay, umount
 from .runtime import Runtime
-from .spec import SpecOptions, build_spec, container_env
-from .store import MetaStore, atomic_write
+from .spec import SpecOptions, build_spec, container_env, merge_env, normalize_caps
+from .store import MetaStore
 from .timeutil import ZERO_TIME, parse_rfc3339_ns, rfc3339_ns
 
 RESTART_POLICIES = {"", "no", "always", "unless-stopped", "on-failure"}
@@ -147,6 +147,10 @@ class ContainerService:
     def _event(self, c: dict[str, Any], action: str, **extra: str) -> None:
         self.events.publish("container", action, c["Id"], self._attrs(c, **extra))
 
+    def log_event(self, c: dict[str, Any], action: str) -> None:
+        """Container events for actions other services perform (e.g. `top`), with the usual attributes."""
+        self._event(c, action)
+
     # ---- create -------------------------------------------------------
     def create(self, body: dict[str, Any], name: str = "") -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -157,7 +161,7 @@ class ContainerService:
             raise InvalidParameter("No image specified" if not image_ref else "invalid Image")
         image_id = self.images.resolve(image_ref)
         icfg = self.images.config(image_id).get("config") or {}
-        host = self._validate_host_config(body.get("HostConfig") or {})
+        host = self._validate_host_config({} if body.get("HostConfig") is None else body["HostConfig"])
         entrypoint = body.get("Entrypoint")
         cmd = body.get("Cmd")
         for key, val in (("Entrypoint", entrypoint), ("Cmd", cmd)):
@@ -178,7 +182,7 @@ class ContainerService:
         if not argv:
             raise InvalidParameter("no command specified")
         cid = secrets.token_hex(32)
-        env = container_env(icfg.get("Env"), _str_list(body.get("Env"), "Env"), "", False)
+        env = merge_env(icfg.get("Env"), _str_list(body.get("Env"), "Env"))
         labels = dict(icfg.get("Labels") or {})
         labels.update(_str_dict(body.get("Labels"), "Labels"))
         config = {
@@ -187,13 +191,13 @@ class ContainerService:
             "User": _str(body.get("User"), "User") or icfg.get("User", ""),
             "AttachStdin": bool(body.get("AttachStdin")), "AttachStdout": bool(body.get("AttachStdout")),
             "AttachStderr": bool(body.get("AttachStderr")),
-            "ExposedPorts": {**(icfg.get("ExposedPorts") or {}), **(body.get("ExposedPorts") or {})} or None,
+            "ExposedPorts": {**(icfg.get("ExposedPorts") or {}), **_obj(body.get("ExposedPorts"), "ExposedPorts")} or None,
             "Tty": bool(body.get("Tty")), "OpenStdin": bool(body.get("OpenStdin")),
             "StdinOnce": bool(body.get("StdinOnce")),
             "Env": env,
             "Cmd": cmd if cmd is not None else (icfg.get("Cmd") if entrypoint is None else None),
             "Image": image_ref,
-            "Volumes": {**(icfg.get("Volumes") or {}), **(body.get("Volumes") or {})} or None,
+            "Volumes": {**(icfg.get("Volumes") or {}), **_obj(body.get("Volumes"), "Volumes")} or None,
             "WorkingDir": _str(body.get("WorkingDir"), "WorkingDir") or icfg.get("WorkingDir", ""),
             "Entrypoint": entrypoint if entrypoint is not None else (icfg.get("Entrypoint") or None),
             "OnBuild": None,
@@ -256,11 +260,13 @@ class ContainerService:
     def _validate_host_config(h: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(h, dict):
             raise InvalidParameter("invalid HostConfig")
-        policy = h.get("RestartPolicy") or {}
+        policy = _obj(h.get("RestartPolicy"), "RestartPolicy")
         pname = policy.get("Name", "") or ""
-        if pname not in RESTART_POLICIES:
+        if not isinstance(pname, str) or pname not in RESTART_POLICIES:
             raise InvalidParameter(f"invalid restart policy '{pname}'")
-        retries = int(policy.get("MaximumRetryCount") or 0)
+        retries = policy.get("MaximumRetryCount") or 0
+        if not isinstance(retries, int):
+            raise InvalidParameter("invalid restart policy: maximum retry count must be a number")
         if retries and pname != "on-failure":
             raise InvalidParameter("invalid restart policy: maximum retry count can only be used with 'on-failure'")
         if retries < 0:
@@ -268,14 +274,18 @@ class ContainerService:
         if h.get("AutoRemove") and pname not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
         mode = h.get("NetworkMode") or "default"
+        if not isinstance(mode, str):
+            raise InvalidParameter("invalid NetworkMode")
         if mode not in NETWORK_MODES:
             raise NotImplementedYet(f"network mode {mode!r} is not supported yet")
         for key in ("Binds", "Mounts", "VolumesFrom", "Devices", "PortBindings", "Links"):
             if h.get(key):
                 raise NotImplementedYet(f"HostConfig.{key} is not supported yet")
         for key in ("CapAdd", "CapDrop"):
-            if h.get(key) is not None and not isinstance(h.get(key), list):
-                raise InvalidParameter(f"invalid {key}")
+            try:
+                normalize_caps(_str_list(h.get(key), key))
+            except InvalidParameter as e:
+                raise InvalidParameter(f"invalid {key}: {e.message}") from None
         out = dict(h)
         out.update({"RestartPolicy": {"Name": pname or "no", "MaximumRetryCount": retries},
                     "NetworkMode": mode, "AutoRemove": bool(h.get("AutoRemove")),
@@ -302,7 +312,7 @@ class ContainerService:
                           os.path.join(cdir, "work"), merged)
         try:
             spec = self._spec(c, merged)
-            atomic_write(os.path.join(cdir, "config.json"), json.dumps(spec).encode())
+            _write_start_file(os.path.join(cdir, "config.json"), json.dumps(spec).encode(), 0o600)
             cfg = c["Config"]
             pid = self.runtime.launch(
                 cid, cdir, tty=cfg["Tty"], stdin=cfg["OpenStdin"], log_path=c["LogPath"],
@@ -373,7 +383,7 @@ class ContainerService:
             resolv = ""
         cdir = self.dir(c["Id"])
         for name, text in (("hostname", hostname + "\n"), ("hosts", hosts), ("resolv.conf", resolv)):
-            atomic_write(os.path.join(cdir, name), text.encode(), 0o644)
+            _write_start_file(os.path.join(cdir, name), text.encode(), 0o644)
 
     # ---- attach -------------------------------------------------------
     def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> Attachment:
@@ -426,8 +436,7 @@ class ContainerService:
                 result = self.runtime.read_line(sock)
         except OSError:
             pass
-        if result is None:
-            time.sleep(0.05)  # the shim writes exit.json before it closes
+        if result is None:  # connected too late: the shim wrote exit.json before closing its socket
             result = self.runtime.read_exit(cid) or {"ExitCode": 255, "FinishedAt": rfc3339_ns(), "OOMKilled": False}
         self._on_exit(cid, result)
 
@@ -509,7 +518,7 @@ class ContainerService:
         try:
             self.runtime.kill(c["Id"], signum)
         except EngineError as e:
-            if "not running" not in e.message and "container not found" not in e.message:
+            if not any(s in e.message for s in ("not running", "container not found", "does not exist")):
                 raise
         if c["State"]["Paused"] and signum == _signal.SIGKILL:
             self.runtime.resume(c["Id"])
@@ -664,7 +673,6 @@ class ContainerService:
         umount(os.path.join(self.dir(cid), "merged"))
         with self.meta.transaction() as db:
             db.execute("DELETE FROM containers WHERE id=?", (cid,))
-        shutil.rmtree(self.dir(cid), ignore_errors=True)
         for att in self._pending.pop(cid, []):
             att.error = "container removed"
             att.ready.set()
@@ -672,6 +680,9 @@ class ContainerService:
         with self._cond:
             self._removed.add(cid)
             self._cond.notify_all()
+        # Without its row the directory is garbage (the boot-time sweep collects it
+        # too), so `wait?condition=removed` need not wait for the disk to let go.
+        shutil.rmtree(self.dir(cid), ignore_errors=True)
 
     def rename(self, ref: str, new_name: str) -> None:
         cid = self.resolve(ref)
@@ -832,6 +843,18 @@ def status_text(state: dict[str, Any]) -> str:
     return f"Exited ({state['ExitCode']}) {human_duration(ago)} ago"
 
 
+def _write_start_file(path: str, data: bytes, mode: int) -> None:
+    """Write a file every start rebuilds before runc reads it.
+
+    Neither fsync nor rename is needed: nothing reads it while it is written,
+    and a crash can only lose what the next start writes again.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(fd, mode)
+        f.write(data)
+
+
 def _console_size(host: dict[str, Any]) -> tuple[int, int] | None:
     size = host.get("ConsoleSize")
     if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
@@ -863,6 +886,14 @@ def _str_list(value: Any, key: str) -> list[str]:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise InvalidParameter(f"invalid {key}: must be a list of strings")
+    return value
+
+
+def _obj(value: Any, key: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"invalid {key}: must be an object")
     return value
 
 

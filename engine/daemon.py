@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+from collections.abc import Iterator
+from typing import Any
 
+from .archive import ArchiveService
+from .builder import BuilderService
 from .config import EngineConfig
 from .containers import ContainerService
+from .distribution import DistributionService
 from .events import EventBus
 from .images import ImageService
 from .layers import LayerStore
 from .mounts import is_mountpoint
+from .registry import AuthConfig
 from .runtime import Runtime
+from .stats import StatsService
 from .store import BlobStore, MetaStore
 from .system import SystemService
 
@@ -28,12 +36,22 @@ class Engine:
         self.events = EventBus()
         self.layers = LayerStore(cfg.layers_dir, self.meta, self.blobs)
         self.images = ImageService(self.meta, self.blobs, self.layers, self.events, cfg.tmp_dir)
+        self.distribution = DistributionService(cfg, self.meta, self.blobs, self.layers, self.images, self.events)
         self.runtime = Runtime(cfg)
         self.containers = ContainerService(cfg, self.meta, self.images, self.layers, self.runtime, self.events)
-        self.system = SystemService(cfg, self.meta, self.images, self.containers)
+        self.system = SystemService(cfg, self.meta, self.images, self.containers, self.events)
+        self.stats = StatsService(self.containers, self.runtime)
+        self.archive = ArchiveService(cfg, self.containers, self.images, self.layers)
+        self.builder = BuilderService(cfg, self.meta, self.images, self.layers, self.containers,
+                                      self._pull_for_build)
+
+    def _pull_for_build(self, ref: str, platform: str, cancel: threading.Event) -> Iterator[dict[str, Any]]:
+        """FROM of an image that is not local (or `--pull`): an anonymous registry pull."""
+        yield from self.distribution.pull(self.distribution.resolve_pull(ref, AuthConfig(), platform), cancel)
 
     def start(self) -> None:
         """Recover from whatever the previous daemon left: temp files, half layers, running containers."""
+        self.builder.release_mounts()
         for name in os.listdir(self.cfg.tmp_dir):
             path = os.path.join(self.cfg.tmp_dir, name)
             shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
@@ -66,4 +84,5 @@ class Engine:
                 shutil.rmtree(path, ignore_errors=True)
 
     def close(self) -> None:
+        self.runtime.close()
         self.meta.close()

@@ -21,6 +21,12 @@ class InvalidParameter(EngineError):
     status = 400
 
 
+class Unauthorized(EngineError):
+    """Registry credentials missing or rejected (`docker login`, pull, push)."""
+
+    status = 401
+
+
 class Forbidden(EngineError):
     status = 403
 

@@ -13,6 +13,7 @@ import lzma
 import os
 import shutil
 import tempfile
+import zlib
 from typing import IO, Any, Callable, Iterable
 
 from . import reference
@@ -76,6 +77,14 @@ class _Prefixed:
         return True
 
 
+def _refs_removed_with(norm: str, refs: list[str]) -> list[str]:
+    """Untagging a repository's last tag also drops its digest references, as Docker does."""
+    repo = reference.parse(norm).repository
+    if "@" in norm or any("@" not in r and r != norm and reference.parse(r).repository == repo for r in refs):
+        return [norm]
+    return [norm] + [r for r in refs if "@" in r and reference.parse(r).repository == repo]
+
+
 def empty_container_config() -> dict[str, Any]:
     return {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
             "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False,
@@ -137,13 +146,18 @@ class ImageService:
         return [reference.parse(r["ref"]).familiar() for r in rows if "@" in r["ref"]]
 
     # ---- creation -----------------------------------------------------
-    def create(self, config: dict[str, Any], parent: str = "") -> str:
-        """Store an image config whose layers are all registered; returns its ID."""
+    def create(self, config: dict[str, Any], parent: str = "", raw: bytes | None = None) -> str:
+        """Store an image config whose layers are all registered; returns its ID.
+
+        `raw` keeps a pulled config byte-exact: its digest is the image ID the
+        registry and every other engine know the image by.
+        """
         diff_ids = config.get("rootfs", {}).get("diff_ids") or []
         chains = chain_ids(diff_ids)
         for c in chains:
             self.layers.get(c)
-        raw = json.dumps(config, separators=(",", ":"), sort_keys=False).encode()
+        if raw is None:
+            raw = json.dumps(config, separators=(",", ":"), sort_keys=False).encode()
         image_id = self.blobs.put_bytes(raw)
         size = sum(self.layers.get(c).size for c in chains)
         created = parse_rfc3339_ns(config.get("created", "")) // 1_000_000_000
@@ -175,7 +189,7 @@ class ImageService:
             with os.fdopen(fd, "wb") as out:
                 decompress_to(src, out)
             layer = self.layers.register(tmp)
-        except (OSError, EOFError, lzma.LZMAError) as e:
+        except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
             raise InvalidParameter(f"invalid tar archive: {e}") from e
         finally:
             if os.path.exists(tmp):
@@ -282,8 +296,10 @@ class ImageService:
         result: list[dict[str, str]] = []
         if not by_id:
             norm = str(reference.parse(ref))
-            if len(tags) > 1 or (force and (running or stopped)):
-                self._untag(norm, image_id, result)
+            gone = _refs_removed_with(norm, tags)
+            if len(tags) > len(gone) or (force and (running or stopped)):
+                for t in gone:
+                    self._untag(t, image_id, result)
                 return result
             if running or stopped:
                 cid = (running or stopped)[0]
@@ -296,7 +312,7 @@ class ImageService:
             if stopped and not force:
                 raise Conflict(f"conflict: unable to delete {short(image_id)} (must be forced) - "
                                f"image is being used by stopped container {stopped[0][:12]}")
-            if len(tags) > 1 and not force:
+            if len({reference.parse(t).repository for t in tags}) > 1 and not force:
                 raise Conflict(f"conflict: unable to delete {short(image_id)} (must be forced) - "
                                "image is referenced in multiple repositories")
         if self.meta.query_one("SELECT 1 FROM images WHERE parent=?", (image_id,)):

@@ -14,8 +14,9 @@ import shutil
 import stat
 import tarfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Iterator
+from typing import IO
 
 from .errors import InvalidParameter, NotFound
 from .store import BlobStore, MetaStore, fsync_dir, sha256_file
@@ -60,32 +61,72 @@ class _SafeFilter:
     Unlike tarfile's 'data' filter it keeps setuid bits and ownership (a
     rootfs needs them); like it, nothing may land outside the destination:
     `..` components are refused, parents are resolved and must stay inside
-    (so a symlink planted earlier cannot redirect a later entry), and device
-    nodes are skipped because a container must not get host devices from an
-    image.
+    (so a symlink planted earlier cannot redirect a later entry), an entry
+    replaces what is already at its path instead of writing through it (as
+    Docker's unpacker does), hard links must name a file already extracted
+    inside, and character/block devices are skipped because a container must
+    not get host devices from an image.
     """
 
     def __init__(self, dest: str) -> None:
         self.dest = os.path.realpath(dest)
-        self.skipped_devices = 0
 
     def __call__(self, member: tarfile.TarInfo, _path: str) -> tarfile.TarInfo | None:
         name = _clean_name(member.name)
         if not name:
             return None
-        if member.isdev():
-            self.skipped_devices += 1
+        if member.ischr() or member.isblk():
             return None
         parent = os.path.join(self.dest, os.path.dirname(name))
         if not _inside(self.dest, parent):
             raise LayerError(f"invalid layer entry {name[:200]!r}: parent resolves outside the layer")
         changes: dict[str, object] = {"name": name}
         if member.islnk():
-            link = _clean_name(member.linkname)
-            if not _inside(self.dest, os.path.join(self.dest, link)):
-                raise LayerError(f"invalid hard link {name[:200]!r}: target outside the layer")
-            changes["linkname"] = link
+            changes["linkname"] = self._link_target(name, member.linkname)
+        self._clear(os.path.join(self.dest, name), member.isdir())
         return member.replace(**changes, deep=False)
+
+    def _link_target(self, name: str, linkname: str) -> str:
+        link = _clean_name(linkname)
+        target = os.path.join(self.dest, link)
+        # tarfile would otherwise re-extract the target member itself (maybe a
+        # skipped device) or hard-link whatever a symlink there points at.
+        if not link or link == name or os.path.islink(target) or not os.path.lexists(target) \
+                or not _inside(self.dest, target):
+            raise LayerError(f"invalid hard link {name[:200]!r}: target {link[:200]!r} is not a file in the layer")
+        return link
+
+    @staticmethod
+    def _clear(path: str, is_dir: bool) -> None:
+        """Remove an earlier entry at `path` so extraction never follows it."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            if not is_dir:
+                # directory attributes are applied after extraction through this
+                # path; a symlink put in its place would redirect them
+                raise LayerError(f"invalid layer entry {path.rsplit('/', 1)[-1][:200]!r}: replaces a directory")
+            return
+        os.unlink(path)
+
+
+class _LayerTarFile(tarfile.TarFile):
+    """Links are made exactly as the entry says or not at all.
+
+    tarfile's own makelink, when linking fails, falls back to extracting the
+    member the link names, which may be an earlier entry the filter skipped
+    (a device node).
+    """
+
+    dest = ""
+
+    def makelink(self, tarinfo: tarfile.TarInfo, targetpath: str) -> None:
+        if tarinfo.issym():
+            os.symlink(tarinfo.linkname, targetpath)
+        else:
+            os.link(os.path.join(self.dest, tarinfo.linkname), targetpath, follow_symlinks=False)
 
 
 def extract_layer(tar_path: str, dest: str) -> None:
@@ -94,7 +135,8 @@ def extract_layer(tar_path: str, dest: str) -> None:
     whiteouts: list[str] = []
     opaques: list[str] = []
     try:
-        with tarfile.open(tar_path, "r:") as tar:
+        with _LayerTarFile.open(tar_path, "r:") as tar:
+            tar.dest = dest
             members = []
             for m in tar:
                 base = os.path.basename(m.name.rstrip("/"))
@@ -157,6 +199,8 @@ def write_diff_tar(upper: str, out: IO[bytes]) -> None:
                 tar.addfile(info)
                 continue
             info = tar.gettarinfo(path, arcname=rel)
+            if info is None:
+                continue  # sockets have no tar form
             info.uname = info.gname = ""
             if info.isreg():
                 with open(path, "rb") as f:
@@ -225,27 +269,27 @@ class LayerStore:
         cache_id = uuid.uuid4().hex[:24]
         staging = os.path.join(self.root, f".tmp-{cache_id}")
         final = os.path.join(self.root, cache_id)
+        committed = False
         try:
             os.makedirs(os.path.join(staging, "diff"))
             extract_layer(tar_path, os.path.join(staging, "diff"))
             size = dir_size(os.path.join(staging, "diff"))
             os.rename(staging, final)
             fsync_dir(self.root)
-            if not self.blobs.exists(diff_id):
-                self.blobs.adopt(tar_path, diff_id)
-            else:
-                os.unlink(tar_path)
+            self.blobs.adopt(tar_path, diff_id)
             with self.meta.transaction() as db:
-                db.execute("INSERT INTO layers(chain_id, diff_id, parent, cache_id, size) VALUES (?,?,?,?,?)",
-                           (chain, diff_id, parent_chain, cache_id, size))
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not self.exists(chain):
+                # a concurrent register of the same chain may have won meanwhile
+                if db.execute("SELECT 1 FROM layers WHERE chain_id=?", (chain,)).fetchone() is None:
+                    db.execute("INSERT INTO layers(chain_id, diff_id, parent, cache_id, size) VALUES (?,?,?,?,?)",
+                               (chain, diff_id, parent_chain, cache_id, size))
+                    committed = True
+        finally:
+            if not committed:
+                shutil.rmtree(staging, ignore_errors=True)
                 shutil.rmtree(final, ignore_errors=True)
             if os.path.exists(tar_path):
                 os.unlink(tar_path)
-            raise
-        return Layer(chain, diff_id, parent_chain, cache_id, size)
+        return Layer(chain, diff_id, parent_chain, cache_id, size) if committed else self.get(chain)
 
     def lower_dirs(self, top_chain: str) -> list[str]:
         """Diff directories of a chain, topmost first, as overlayfs wants them."""

@@ -6,7 +6,7 @@ import re
 
 from .errors import InvalidParameter
 
-VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+VALID_NAME = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+", re.ASCII)
 MAX_NAME = 255
 
 _LEFT = ["admiring", "brave", "busy", "clever", "dreamy", "eager", "elegant", "focused", "gallant",
@@ -19,7 +19,7 @@ _RIGHT = ["archimedes", "babbage", "curie", "darwin", "einstein", "fermi", "gali
 
 def validate(name: str) -> str:
     """Return the canonical '/name' form or raise Docker's 400 error."""
-    if len(name) > MAX_NAME or not VALID_NAME.match(name):
+    if len(name) > MAX_NAME or not VALID_NAME.fullmatch(name):
         shown = name if len(name) <= 100 else name[:100] + "..."
         raise InvalidParameter(f"Invalid container name ({shown}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     return name if name.startswith("/") else "/" + name

@@ -27,6 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", default="/var/lib/pydock")
     p.add_argument("--exec-root", default="/run/pydock")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]|CIDR",
+                   help="registry that may be used over plain HTTP (repeatable; loopback always may)")
     return p.parse_args(argv)
 
 
@@ -37,7 +39,8 @@ def listen_unix(path: str) -> socket.socket:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    engine = Engine(EngineConfig(data_root=args.data_root, exec_root=args.exec_root))
+    engine = Engine(EngineConfig(data_root=args.data_root, exec_root=args.exec_root,
+                                 insecure_registries=tuple(args.insecure_registry)))
     await asyncio.get_running_loop().run_in_executor(None, engine.start)
     server = tornado.httpserver.HTTPServer(make_app(engine), max_body_size=1 << 40, idle_connection_timeout=None)
     if not args.host.startswith("unix://"):

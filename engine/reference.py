@@ -12,11 +12,16 @@ from dataclasses import dataclass
 from .errors import InvalidParameter
 
 DEFAULT_DOMAIN = "docker.io"
+LEGACY_DOMAIN = "index.docker.io"
 DEFAULT_TAG = "latest"
-_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$")
-_DOMAIN = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$")
+NAME_MAX = 255
+# distribution/reference's grammar; used with fullmatch (ASCII only, no trailing newline)
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*", re.ASCII)
+_TAG = re.compile(r"\w[\w.-]{0,127}", re.ASCII)
+_DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}", re.ASCII)
+_DOMAIN = re.compile(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+                     r"(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?", re.ASCII)
+_HEX64 = re.compile(r"[a-f0-9]{64}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,7 @@ class Reference:
     def familiar_repository(self) -> str:
         if self.domain != DEFAULT_DOMAIN:
             return self.repository
-        return self.path[len("library/"):] if self.path.startswith("library/") else self.path
+        return self.path.removeprefix("library/")
 
     def __str__(self) -> str:
         return self._render(self.repository)
@@ -52,36 +57,45 @@ class Reference:
 
 
 def parse(ref: str, default_tag: bool = True) -> Reference:
-    """Parse and normalize; adds `:latest` when neither tag nor digest is given."""
+    """Parse and normalize as Docker's ParseNormalizedNamed; adds `:latest` when neither tag nor digest is given."""
     if not ref or len(ref) > 4096:
         raise InvalidParameter("invalid reference format")
+    if _HEX64.fullmatch(ref):
+        raise InvalidParameter(f"invalid repository name ({ref}), cannot specify 64-byte hexadecimal strings")
     name, digest = ref, ""
     if "@" in name:
         name, digest = name.split("@", 1)
-        if not _DIGEST.match(digest):
-            raise InvalidParameter(f"invalid reference format: {ref[:200]}")
+        if not _DIGEST.fullmatch(digest):
+            raise InvalidParameter("invalid reference format")
     tag = ""
-    last = name.rsplit("/", 1)[-1]
-    if ":" in last:
+    if ":" in name.rsplit("/", 1)[-1]:
         name, tag = name.rsplit(":", 1)
-        if not _TAG.match(tag):
-            raise InvalidParameter(f"invalid reference format: {ref[:200]}")
-    parts = name.split("/")
-    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost" or parts[0] != parts[0].lower()):
-        domain, rest = parts[0], parts[1:]
-        if not _DOMAIN.match(domain):
-            raise InvalidParameter(f"invalid reference format: {ref[:200]}")
-    else:
-        domain, rest = DEFAULT_DOMAIN, parts
-    if any(p != p.lower() for p in rest):
-        raise InvalidParameter(f"invalid reference format: repository name ({'/'.join(rest)[:200]}) must be lowercase")
-    if not rest or not all(_COMPONENT.match(p) for p in rest):
-        raise InvalidParameter(f"invalid reference format: {ref[:200]}")
-    if domain == DEFAULT_DOMAIN and len(rest) == 1:
-        rest = ["library"] + rest
+        if not _TAG.fullmatch(tag):
+            raise InvalidParameter("invalid reference format")
+    domain, rest = _split_domain(name)
+    if rest.lower() != rest:
+        raise InvalidParameter(f"invalid reference format: repository name ({rest[:200]}) must be lowercase")
+    if not _DOMAIN.fullmatch(domain) or not all(_COMPONENT.fullmatch(p) for p in rest.split("/")):
+        raise InvalidParameter("invalid reference format")
+    if len(domain) + 1 + len(rest) > NAME_MAX:
+        raise InvalidParameter(f"repository name must not be more than {NAME_MAX} characters")
     if default_tag and not tag and not digest:
         tag = DEFAULT_TAG
-    return Reference(domain, "/".join(rest), tag, digest)
+    return Reference(domain, rest, tag, digest)
+
+
+def _split_domain(name: str) -> tuple[str, str]:
+    """Docker's splitDockerDomain: a first component is a registry only if it looks like a host."""
+    first, sep, remainder = name.partition("/")
+    if not sep or ("." not in first and ":" not in first and first != "localhost" and first.lower() == first):
+        domain, remainder = DEFAULT_DOMAIN, name
+    else:
+        domain = first
+    if domain == LEGACY_DOMAIN:
+        domain = DEFAULT_DOMAIN
+    if domain == DEFAULT_DOMAIN and "/" not in remainder:
+        remainder = "library/" + remainder
+    return domain, remainder
 
 
 def with_tag(repo: str, tag: str) -> Reference:
@@ -91,6 +105,6 @@ def with_tag(repo: str, tag: str) -> Reference:
         raise InvalidParameter(f"invalid reference format: {repo}:{tag}")
     if ref.digest:
         raise InvalidParameter("refusing to create a tag with a digest reference")
-    if tag and not _TAG.match(tag):
+    if tag and not _TAG.fullmatch(tag):
         raise InvalidParameter(f"invalid tag format: {tag[:200]}")
     return Reference(ref.domain, ref.path, ref.tag or tag or DEFAULT_TAG, "")

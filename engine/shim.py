@@ -1,9 +1,10 @@
 """Per-container monitor: owns a container's stdio, logs and exit status.
 
-Started by the daemon as `python3 -I -S shim.py STATE_DIR`, it detaches into
-its own session and becomes a child subreaper, so the container's init
-process is its child and it alone can collect the exit code. Because it
-does not belong to the daemon, stopping or restarting pydockd (or Jupyter)
+The daemon starts `python3 -I -S shim.py` ahead of need (interpreter start-up
+is most of a shim's cost) and later writes a state directory to its stdin.
+It then detaches into its own session and becomes a child subreaper, so the
+container's init process is its child and it alone can collect the exit
+code. Because it does not belong to the daemon, stopping or restarting pydockd (or Jupyter)
 leaves the container running; a restarted daemon reconnects through
 `STATE_DIR/shim.sock`.
 
@@ -45,11 +46,11 @@ def rfc3339_ns(ns: int) -> str:
 
 
 def atomic_write(path: str, data: bytes) -> None:
+    """Readers see all or nothing. No fsync: this lives in the exec root, which
+    does not outlive a reboot, and the page cache outlives a daemon crash."""
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -411,7 +412,10 @@ class Shim:
 
 
 def main() -> None:
-    state_dir = sys.argv[1]
+    # argv is how a daemon started before an upgrade to this file still launches shims
+    state_dir = sys.argv[1] if len(sys.argv) > 1 else sys.stdin.buffer.readline().decode().rstrip("\n")
+    if not state_dir:
+        return  # a spare the daemon no longer needs (or a daemon that went away)
     ready_fd = int(os.environ["PYDOCK_SHIM_READY"])
     if os.fork() > 0:
         os._exit(0)  # the daemon reaps this parent at once; the monitor is orphaned to init

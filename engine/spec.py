@@ -1,10 +1,12 @@
 """OCI runtime spec generation with Docker's defaults.
 
-Pure functions of their inputs, so the security-relevant defaults
-(capabilities, masked paths, mounts) are unit-tested without running runc.
+Pure functions of their inputs (save the daemon's own capability bounding
+set, read once), so the security-relevant defaults (capabilities, masked
+paths, mounts) are unit-tested without running runc.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,13 +17,15 @@ DEFAULT_CAPS = [
     "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
     "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 ]
-ALL_CAPS = DEFAULT_CAPS + [
-    "CAP_DAC_READ_SEARCH", "CAP_LINUX_IMMUTABLE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG", "CAP_LEASE", "CAP_AUDIT_CONTROL", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
-    "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
+# every capability by its bit number, the order Docker lists them for "ALL"
+ALL_CAPS = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 ]
 MASKED_PATHS = [
     "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -42,19 +46,42 @@ def normalize_caps(names: list[str]) -> list[str]:
             continue
         cap = up if up.startswith("CAP_") else "CAP_" + up
         if cap not in ALL_CAPS:
-            raise InvalidParameter(f"unknown capability: {n!r}")
+            raise InvalidParameter(f'unknown capability: "{cap}"')
         out.append(cap)
     return out
 
 
-def effective_caps(cap_add: list[str], cap_drop: list[str], privileged: bool) -> list[str]:
-    """Docker's rule: start from the default set, drop, then add ('ALL' works in both)."""
+def bounded_caps(mask: int) -> list[str]:
+    """The capabilities in a bounding-set bit mask (/proc/self/status CapBnd)."""
+    return [c for bit, c in enumerate(ALL_CAPS) if mask >> bit & 1]
+
+
+@functools.cache
+def host_caps() -> tuple[str, ...]:
+    """What the daemon itself may grant: "ALL" and --privileged mean these, as in Docker.
+
+    Asking runc for a capability outside the daemon's bounding set fails the
+    start (e.g. inside another container that lacks CAP_SYS_RESOURCE).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            line = next(line for line in f if line.startswith("CapBnd:"))
+        return tuple(bounded_caps(int(line.split()[1], 16)))
+    except (OSError, StopIteration, ValueError):
+        return tuple(ALL_CAPS)
+
+
+def effective_caps(cap_add: list[str], cap_drop: list[str], privileged: bool,
+                   available: list[str] | tuple[str, ...] | None = None) -> list[str]:
+    """Docker's TweakCapabilities: `available` (default: the host's) for privileged or
+    --cap-add ALL, minus drops; --cap-drop ALL keeps only the adds; else defaults - drops + adds."""
+    every = list(host_caps() if available is None else available)
     if privileged:
-        return list(ALL_CAPS)
+        return every
     add, drop = normalize_caps(cap_add), normalize_caps(cap_drop)
-    caps = [] if "ALL" in drop else [c for c in DEFAULT_CAPS if c not in drop]
     if "ALL" in add:
-        return [c for c in ALL_CAPS if c not in drop or "ALL" in drop]
+        return [c for c in every if c not in drop]
+    caps = [] if "ALL" in drop else [c for c in DEFAULT_CAPS if c not in drop]
     caps += [c for c in add if c not in caps]
     return caps
 
@@ -86,12 +113,14 @@ class SpecOptions:
 
 
 def default_mounts(host_network: bool, privileged: bool) -> list[dict[str, Any]]:
+    """Docker's default mounts; privileged containers get /sys and cgroups writable."""
+    ro = ["rw" if privileged else "ro"]
     sys_mount: dict[str, Any] = {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-                                 "options": ["nosuid", "noexec", "nodev", "ro"]}
+                                 "options": ["nosuid", "noexec", "nodev", *ro]}
     if host_network:
         # sysfs cannot be mounted without an own network namespace; Docker binds it.
         sys_mount = {"destination": "/sys", "type": "bind", "source": "/sys",
-                     "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]}
+                     "options": ["rbind", "nosuid", "noexec", "nodev", *ro]}
     return [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -100,7 +129,7 @@ def default_mounts(host_network: bool, privileged: bool) -> list[dict[str, Any]]
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
         sys_mount,
         {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": ["nosuid", "noexec", "nodev", "relatime", "ro" if not privileged else "rw"]},
+         "options": ["nosuid", "noexec", "nodev", "relatime", *ro]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
          "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
@@ -133,7 +162,7 @@ def build_spec(o: SpecOptions) -> dict[str, Any]:
         process["consoleSize"] = {"height": o.console_size[0], "width": o.console_size[1]}
     linux: dict[str, Any] = {
         "namespaces": namespaces,
-        "resources": {"devices": [{"allow": False, "access": "rwm"}], **o.resources},
+        "resources": {"devices": [{"allow": o.privileged, "access": "rwm"}], **o.resources},
         "cgroupsPath": o.cgroups_path,
         "sysctl": dict(o.sysctls),
     }
@@ -150,15 +179,23 @@ def build_spec(o: SpecOptions) -> dict[str, Any]:
     }
 
 
-def container_env(image_env: list[str] | None, env: list[str] | None, hostname: str, tty: bool) -> list[str]:
-    """Docker's merge: HOSTNAME, then image env overridden by run env, PATH and TERM defaulted."""
-    merged: dict[str, str] = {"HOSTNAME": hostname} if hostname else {}
-    for item in (image_env or []) + (env or []):
-        k, sep, v = item.partition("=")
+def merge_env(defaults: list[str] | None, overrides: list[str] | None) -> list[str]:
+    """Docker's ReplaceOrAppendEnvValues: `K=v` replaces K in place or appends; a bare `K` unsets K."""
+    out = list(defaults or [])
+    for item in overrides or []:
+        key, sep, _ = item.partition("=")
+        keep = [e for e in out if e.partition("=")[0] != key]
         if not sep:
-            continue
-        merged[k] = v
-    merged.setdefault("PATH", DEFAULT_PATH)
-    if tty:
-        merged.setdefault("TERM", "xterm")
-    return [f"{k}={v}" for k, v in merged.items()]
+            out = keep
+        elif len(keep) == len(out):
+            out.append(item)
+        else:
+            out = [item if e.partition("=")[0] == key else e for e in out]
+    return out
+
+
+def container_env(image_env: list[str] | None, env: list[str] | None, hostname: str, tty: bool) -> list[str]:
+    """The process environment: PATH, HOSTNAME and TERM defaults, overridden by image then run env."""
+    defaults = [f"PATH={DEFAULT_PATH}", *([f"HOSTNAME={hostname}"] if hostname else []),
+                *(["TERM=xterm"] if tty else [])]
+    return merge_env(defaults, merge_env(image_env, env))

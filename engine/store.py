@@ -14,8 +14,9 @@ import os
 import sqlite3
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from .errors import InvalidParameter
 
@@ -42,6 +43,20 @@ CREATE TABLE IF NOT EXISTS containers (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
     data TEXT NOT NULL              -- JSON record (config, host config, state)
+);
+CREATE TABLE IF NOT EXISTS layer_blobs (
+    diff_id TEXT NOT NULL,          -- uncompressed layer digest
+    blob_digest TEXT NOT NULL,      -- compressed blob as stored in a registry
+    media_type TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    repository TEXT NOT NULL,       -- registry host/path the blob is known to exist in
+    PRIMARY KEY (diff_id, blob_digest, repository)
+);
+CREATE TABLE IF NOT EXISTS build_cache (
+    parent_id TEXT NOT NULL,        -- image a build step started from ('' for FROM scratch)
+    key TEXT NOT NULL,              -- sha256 of the step: expanded instruction, build args, content hash
+    image_id TEXT NOT NULL,         -- the image that step produced
+    PRIMARY KEY (parent_id, key)
 );
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
@@ -154,21 +169,23 @@ class MetaStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All-or-nothing block; a nested one is a savepoint, undone alone if it raises."""
         with self._lock:
-            outer = self._depth == 0
-            if outer:
-                self._db.execute("BEGIN IMMEDIATE")
+            depth = self._depth
+            begin, commit, undo = (("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK") if depth == 0 else
+                                   (f"SAVEPOINT sp{depth}", f"RELEASE sp{depth}", f"ROLLBACK TO sp{depth}"))
+            self._db.execute(begin)
             self._depth += 1
             try:
                 yield self._db
+                self._db.execute(commit)
             except BaseException:
-                self._depth -= 1
-                if outer:
-                    self._db.execute("ROLLBACK")
+                self._db.execute(undo)
+                if depth:
+                    self._db.execute(commit)  # ROLLBACK TO keeps the savepoint open
                 raise
-            self._depth -= 1
-            if outer:
-                self._db.execute("COMMIT")
+            finally:
+                self._depth -= 1
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -1,6 +1,8 @@
 """`docker version`, `docker info` and `docker system df` views of the engine."""
 from __future__ import annotations
 
+import collections
+import json
 import os
 import platform
 import subprocess
@@ -9,7 +11,10 @@ from typing import Any
 from . import __version__
 from .config import EngineConfig
 from .containers import ContainerService
+from .events import EventBus
 from .images import ARCH, ImageService
+from .layers import chain_ids
+from .stats import cgroup_version, host_memory
 from .store import MetaStore
 from .timeutil import rfc3339_ns
 
@@ -17,17 +22,14 @@ API_VERSION = "1.47"
 MIN_API_VERSION = "1.24"
 
 
-def cgroup_version() -> str:
-    return "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1"
-
-
 class SystemService:
     def __init__(self, cfg: EngineConfig, meta: MetaStore, images: ImageService,
-                 containers: ContainerService) -> None:
+                 containers: ContainerService, events: EventBus) -> None:
         self.cfg = cfg
         self.meta = meta
         self.images = images
         self.containers = containers
+        self.events = events
         self.daemon_id: str = meta.get_kv("daemon_id") or os.urandom(16).hex()
         meta.set_kv("daemon_id", self.daemon_id)
         self._runc_version = ""
@@ -35,7 +37,8 @@ class SystemService:
     def runc_version(self) -> str:
         if not self._runc_version:
             try:
-                out = subprocess.run([self.cfg.runc, "--version"], capture_output=True, text=True, timeout=10).stdout
+                out = subprocess.run([self.cfg.runc, "--version"], check=False, capture_output=True, text=True,
+                                     timeout=10).stdout
                 self._runc_version = out.splitlines()[0].split()[-1] if out else "unknown"
             except (OSError, subprocess.SubprocessError):
                 self._runc_version = "unknown"
@@ -61,8 +64,6 @@ class SystemService:
         states = [c["State"] for c in self.containers.all_records()]
         running = sum(1 for s in states if s["Running"] and not s["Paused"])
         paused = sum(1 for s in states if s["Paused"])
-        with open("/proc/meminfo") as f:
-            mem_kb = int(f.readline().split()[1])
         osname = "Linux"
         try:
             with open("/etc/os-release") as f:
@@ -82,11 +83,12 @@ class SystemService:
             "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
             "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
             "NGoroutines": 0, "SystemTime": rfc3339_ns(), "LoggingDriver": "json-file",
-            "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_version(), "NEventsListener": 0,
+            "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_version(),
+            "NEventsListener": self.events.listeners(),
             "KernelVersion": platform.release(), "OperatingSystem": osname, "OSVersion": "",
             "OSType": "linux", "Architecture": platform.machine(), "IndexServerAddress": "https://index.docker.io/v1/",
             "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": []},
-            "NCPU": os.cpu_count() or 1, "MemTotal": mem_kb * 1024, "DockerRootDir": self.cfg.data_root,
+            "NCPU": os.cpu_count() or 1, "MemTotal": host_memory(), "DockerRootDir": self.cfg.data_root,
             "Name": platform.node(), "Labels": [], "ExperimentalBuild": False, "ServerVersion": __version__,
             "Runtimes": {"runc": {"path": self.cfg.runc}}, "DefaultRuntime": "runc",
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
@@ -98,11 +100,21 @@ class SystemService:
 
     def df(self) -> dict[str, Any]:
         images = self.images.list(all_=True)
-        usage = {i["Id"]: sum(len(x) for x in self.images.usage(i["Id"])) for i in images}
+        shared = self._shared_sizes()
         for i in images:
-            i["Containers"] = usage[i["Id"]]
+            i["Containers"] = sum(len(x) for x in self.images.usage(i["Id"]))
+            i["SharedSize"] = shared.get(i["Id"], 0)
         layers_size = sum(r["size"] for r in self.meta.query("SELECT size FROM layers"))
         return {"LayersSize": layers_size, "Images": images,
                 "Containers": self.containers.list(all_=True, size=True), "Volumes": [], "BuildCache": []}
 
+    def _shared_sizes(self) -> dict[str, int]:
+        """Docker's SharedSize: bytes of an image's layers that other images use too.
 
+        The CLI needs it to compute what removing unused images would reclaim.
+        """
+        sizes = {r["chain_id"]: r["size"] for r in self.meta.query("SELECT chain_id, size FROM layers")}
+        chains = {r["id"]: chain_ids(json.loads(r["config"]).get("rootfs", {}).get("diff_ids") or [])
+                  for r in self.meta.query("SELECT id, config FROM images")}
+        users = collections.Counter(c for cs in chains.values() for c in set(cs))
+        return {i: sum(sizes.get(c, 0) for c in cs if users[c] > 1) for i, cs in chains.items()}

@@ -80,13 +80,21 @@ class Daemon:
         return proc
 
 
-def _cleanup_root(d: Daemon) -> None:
-    d.docker("rm", "-f", *d.docker("ps", "-aq").stdout.split()) if d.proc else None
-    d.stop()
+def _cleanup_mounts(root: str) -> None:
+    """Unmount whatever a failed test left mounted below `root`."""
     with open("/proc/self/mountinfo") as f:
         mounts = [line.split()[4] for line in f]
-    for m in sorted((m for m in mounts if m.startswith(d.root)), reverse=True):
+    for m in sorted((m for m in mounts if m.startswith(root)), reverse=True):
         subprocess.run(["umount", "-l", m], check=False)
+
+
+def _cleanup_root(d: Daemon) -> None:
+    if d.proc:
+        ids = d.docker("ps", "-aq").stdout.split()
+        if ids:
+            d.docker("rm", "-f", *ids)
+    d.stop()
+    _cleanup_mounts(d.root)
     shutil.rmtree(d.root, ignore_errors=True)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 import tornado.web
 
 from ..daemon import Engine
-from . import archive, containers, images, stats, streams, system
+from . import archive, build, containers, distribution, imagearchive, images, stats, streams, system
 
 
 def make_routes(engine: Engine, prefix: str = "", base: type | None = None) -> list[tuple[str, type, dict[str, Any]]]:
@@ -17,7 +17,7 @@ def make_routes(engine: Engine, prefix: str = "", base: type | None = None) -> l
     behind Jupyter's login without copies.
     """
     out = []
-    for module in (system, images, containers, streams, archive, stats):
+    for module in (system, imagearchive, distribution, images, containers, streams, archive, stats, build):
         for pattern, handler in module.ROUTES:
             cls = type(handler.__name__, (base, handler), {}) if base else handler
             out.append((prefix + pattern, cls, {"engine": engine}))

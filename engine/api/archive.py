@@ -1,4 +1,119 @@
-"""Routes filled in by a later change."""
+"""Container filesystem routes: `docker cp` (archive), `export`, `diff` (changes) and `commit`."""
 from __future__ import annotations
 
-ROUTES: list = []
+import asyncio
+import base64
+import io
+import json
+from typing import Any
+
+from tornado.iostream import StreamClosedError
+
+from ..errors import InvalidParameter
+from .base import ID, ApiHandler, route
+from .upload import UploadHandler
+
+STAT_HEADER = "X-Docker-Container-Path-Stat"
+TAR = "application/x-tar"
+
+
+def encode_stat(stat: dict[str, Any]) -> str:
+    return base64.b64encode(json.dumps(stat, separators=(",", ":")).encode()).decode()
+
+
+class _LoopSink(io.RawIOBase):
+    """Where an engine thread writes a response body.
+
+    Each write waits until the IO loop has flushed it to the client, so a
+    slow client slows the writer down and a vanished one raises in it; the
+    engine then unwinds (container lock, temporary mount) in its own thread.
+    """
+
+    def __init__(self, handler: ApiHandler, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.handler = handler
+        self.loop = loop
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        asyncio.run_coroutine_threadsafe(self._send(chunk), self.loop).result()
+        return len(chunk)
+
+    async def _send(self, chunk: bytes) -> None:
+        self.handler.write(chunk)
+        await self.handler.flush()
+
+
+class _TarStream(ApiHandler):
+    def sink(self) -> io.BufferedWriter:
+        self.set_header("Content-Type", TAR)
+        return io.BufferedWriter(_LoopSink(self, asyncio.get_running_loop()), 1 << 20)
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        if isinstance(e, StreamClosedError):
+            return  # the client went away mid-tar; the engine side has already unwound
+        super()._handle_request_exception(e)
+
+
+class ArchiveHandler(UploadHandler, _TarStream):
+    def path_arg(self) -> str:
+        path = self.q_str("path")
+        if not path:
+            # sic: Docker's message lacks the space
+            raise InvalidParameter("bad parameter: pathcannot be empty")
+        return path
+
+    async def head(self, version: str | None = None, ref: str = "") -> None:
+        stat = await self.run(self.engine.archive.stat_path, ref, self.path_arg())
+        self.set_header(STAT_HEADER, encode_stat(stat))
+        self.set_header("Content-Type", "application/json")
+        self.finish()
+
+    async def get(self, version: str | None = None, ref: str = "") -> None:
+        path = self.path_arg()
+        loop = asyncio.get_running_loop()
+
+        def on_stat(stat: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(self.set_header, STAT_HEADER, encode_stat(stat))
+
+        await self.in_thread(self.engine.archive.get_archive, ref, path, on_stat, self.sink())
+        self.finish()
+
+    async def put(self, version: str | None = None, ref: str = "") -> None:
+        await self.in_thread(self.engine.archive.put_archive, ref, self.path_arg(), self.body_file(),
+                             self.q_bool("noOverwriteDirNonDir"), self.q_bool("copyUIDGID"))
+        self.finish()
+
+
+class ExportHandler(_TarStream):
+    async def get(self, version: str | None = None, ref: str = "") -> None:
+        await self.in_thread(self.engine.archive.export, ref, self.sink())
+        self.finish()
+
+
+class ChangesHandler(ApiHandler):
+    async def get(self, version: str | None = None, ref: str = "") -> None:
+        self.send_json(await self.run(self.engine.archive.changes, ref))
+
+
+class CommitHandler(ApiHandler):
+    async def post(self, version: str | None = None) -> None:
+        config = self.json_body(required=False)
+        if config is not None and not isinstance(config, dict):
+            raise InvalidParameter("invalid container config")
+        image_id = await self.in_thread(
+            self.engine.archive.commit, self.q_str("container"), self.q_str("repo"), self.q_str("tag"),
+            self.q_str("comment"), self.q_str("author"), self.q_bool("pause", True),
+            self.get_query_arguments("changes"), config or None)
+        self.send_json({"Id": image_id}, 201)
+
+
+ROUTES = [
+    (route(rf"/containers/{ID}/archive"), ArchiveHandler),
+    (route(rf"/containers/{ID}/export"), ExportHandler),
+    (route(rf"/containers/{ID}/changes"), ChangesHandler),
+    (route(r"/commit"), CommitHandler),
+]

@@ -11,8 +11,9 @@ import asyncio
 import functools
 import json
 import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import tornado.web
 
@@ -31,6 +32,15 @@ TRUE = {"1", "true", "True", "yes"}
 
 def _version_tuple(v: str) -> tuple[int, ...]:
     return tuple(int(p) for p in v.split("."))
+
+
+def parse_json(text: str | bytes, what: str) -> Any:
+    """json.loads with every parse failure as a 400 (Python also raises ValueError for
+    over-long integers and RecursionError for deep nesting, not only JSONDecodeError)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise InvalidParameter(f"{what}: {e}") from None
 
 
 class ApiHandler(tornado.web.RequestHandler):
@@ -52,7 +62,7 @@ class ApiHandler(tornado.web.RequestHandler):
             try:
                 vt = _version_tuple(version)
             except ValueError:
-                raise EngineError(f"invalid API version {version[:20]}") from None
+                raise InvalidParameter(f"invalid API version {version[:20]}") from None
             if vt > _version_tuple(API_VERSION):
                 self._error(400, f"client version {version} is too new. Maximum supported API version is {API_VERSION}")
             elif vt < _version_tuple(MIN_API_VERSION):
@@ -120,10 +130,7 @@ class ApiHandler(tornado.web.RequestHandler):
         raw = self.get_query_argument("filters", "")
         if not raw:
             return {}
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise InvalidParameter(f"invalid filter: {e}") from None
+        data = parse_json(raw, "invalid filter")
         if not isinstance(data, dict):
             raise InvalidParameter("invalid filter: must be an object")
         out: dict[str, list[str]] = {}
@@ -141,12 +148,9 @@ class ApiHandler(tornado.web.RequestHandler):
         body = self.request.body
         if not body:
             if required:
-                raise InvalidParameter("request body is required")
+                raise InvalidParameter("invalid JSON: got EOF while reading request body")
             return {}
-        try:
-            return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InvalidParameter(f"invalid JSON: {e}") from None
+        return parse_json(body, "invalid JSON")
 
     def send_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)

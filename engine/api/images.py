@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import json
 
-from ..errors import InvalidParameter, NotImplementedYet
+from ..errors import InvalidParameter
 from .base import NAME, ApiHandler, route
+from .distribution import ProgressStream, pull
 from .upload import UploadHandler
 
 
@@ -13,13 +14,14 @@ class ImageListHandler(ApiHandler):
         self.send_json(await self.run(self.engine.images.list, self.q_bool("all"), self.q_filters()))
 
 
-class ImageCreateHandler(UploadHandler):
-    """`docker import` (fromSrc) and, with a registry, `docker pull` (fromImage)."""
+class ImageCreateHandler(ProgressStream, UploadHandler):
+    """`docker import` (fromSrc) and `docker pull` (fromImage)."""
 
     async def post(self, version: str | None = None) -> None:
         src = self.q_str("fromSrc")
         if self.q_str("fromImage"):
-            raise NotImplementedYet("pulling from a registry is not supported yet by this pydock daemon")
+            await pull(self)
+            return
         if src != "-":
             if not src:
                 raise InvalidParameter("fromSrc or fromImage is required")

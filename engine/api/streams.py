@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import socket
 import struct
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..containers import Attachment
-from ..errors import InvalidParameter
+from ..errors import EngineError, InvalidParameter
 from ..logs import read_logs
 from ..timeutil import parse_api_time
 from .base import ID, ApiHandler, route
@@ -23,16 +22,6 @@ def frame(stream: str, payload: bytes) -> bytes:
     return struct.pack(">BxxxL", 1 if stream == "stdout" else 2, len(payload)) + payload
 
 
-def _client_gone(sock: socket.socket) -> bool:
-    readable, _, _ = select.select([sock], [], [], 0)
-    if not readable:
-        return False
-    try:
-        return sock.recv(1, socket.MSG_PEEK) == b""
-    except OSError:
-        return True
-
-
 def pump(client: socket.socket, att: Attachment) -> None:
     """Splice a hijacked client connection and a shim attach connection until output ends.
 
@@ -40,9 +29,10 @@ def pump(client: socket.socket, att: Attachment) -> None:
     untouched. Client EOF is forwarded as a half-close, which is how `docker
     run -i` signals the end of piped stdin.
     """
-    while not att.ready.wait(0.5):
-        if _client_gone(client):
-            return
+    # An empty read here would not mean the client left: the docker CLI
+    # half-closes at once when it attaches no stdin. A client that really
+    # left is noticed when output to it fails, or when the container is removed.
+    att.ready.wait()
     shim = att.sock
     if shim is None:
         client.close()
@@ -122,7 +112,7 @@ class WaitHandler(ApiHandler):
         await self.flush()  # tells the client its wait is registered
         try:
             result = await self.in_thread(wait, cancel)
-        except Exception as e:  # reported in-band, as Docker does once headers are sent
+        except EngineError as e:  # reported in-band, as Docker does once headers are sent
             result = {"StatusCode": -1, "Error": {"Message": str(e)}}
         self.finish(json.dumps(result) + "\n")
 
@@ -159,7 +149,7 @@ class LogsHandler(ApiHandler):
         def is_running() -> bool:
             try:
                 return bool(containers.get(cid)["State"]["Running"])
-            except Exception:
+            except EngineError:
                 return False
 
         def gen(cancel: threading.Event) -> Iterator[bytes]:

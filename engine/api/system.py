@@ -4,9 +4,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+
+import tornado.iostream
 
 from ..errors import InvalidParameter
+from ..events import Event, matches
 from ..timeutil import parse_api_time
 from .base import ApiHandler, route
 
@@ -39,74 +41,55 @@ class DfHandler(ApiHandler):
         self.send_json(await self.run(self.engine.system.df))
 
 
-def event_matches(ev: dict[str, Any], filters: dict[str, list[str]]) -> bool:
-    attrs = ev["Actor"]["Attributes"]
-    for key, values in filters.items():
-        if not values:
-            continue
-        if key == "type":
-            ok = ev["Type"] in values
-        elif key == "event":
-            ok = ev["Action"] in values or ev["Action"].split(":")[0] in values
-        elif key in ("container", "image", "volume", "network"):
-            ok = ev["Type"] == key and any(
-                ev["Actor"]["ID"].startswith(v) or attrs.get("name") == v or attrs.get("image") == v
-                for v in values)
-        elif key == "label":
-            ok = all((lambda k, s, v: k in attrs and (not s or attrs[k] == v))(*val.partition("="))
-                     for val in values)
-        elif key in ("scope", "daemon"):
-            ok = key != "scope" or "local" in values
-        else:
-            raise InvalidParameter(f"invalid filter '{key}'")
-        if not ok:
-            return False
-    return True
-
-
 class EventsHandler(ApiHandler):
-    """Streams events as newline-separated JSON objects until `until` or disconnect."""
+    """Streams events as newline-separated JSON until `until` passes or the client leaves.
+
+    Like Docker, an `until` in the past only replays history and returns.
+    """
+
+    _queue: asyncio.Queue[Event | None] | None = None
 
     async def get(self, version: str | None = None) -> None:
         filters = self.q_filters()
-        since = self.q_str("since")
-        until = self.q_str("until")
+        since, until = self.q_str("since"), self.q_str("until")
         since_ns = parse_api_time(since) if since else None
         until_ns = parse_api_time(until) if until else None
-        for key in filters:
-            if key not in ("type", "event", "container", "image", "volume", "network", "label", "scope", "daemon"):
-                raise InvalidParameter(f"invalid filter '{key}'")
+        if until_ns is not None and until_ns < (since_ns or 0):
+            raise InvalidParameter(f"`since` time ({since}) cannot be after `until` time ({until})")
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._queue = queue = asyncio.Queue()
 
-        def on_event(ev: dict[str, Any]) -> None:
+        def on_event(ev: Event) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, ev)
 
-        past = self.engine.events.subscribe(on_event, since_ns)
+        past = self.engine.events.subscribe(on_event, since_ns, until_ns)
         try:
             self.set_header("Content-Type", "application/json")
-            self.set_status(200)
-            self.flush()
-            for ev in past:
-                if (until_ns is None or ev["timeNano"] <= until_ns) and event_matches(ev, filters):
-                    self.write(json.dumps(ev) + "\n")
-            await self.flush()
-            while True:
-                timeout = None
-                if until_ns is not None:
-                    timeout = max(0.0, until_ns / 1e9 - time.time())
+            await self._send([ev for ev in past if matches(ev, filters)])
+            while until_ns is None or until_ns > time.time_ns():
+                timeout = None if until_ns is None else (until_ns - time.time_ns()) / 1e9
                 try:
                     ev = await asyncio.wait_for(queue.get(), timeout)
                 except asyncio.TimeoutError:
                     break
-                if until_ns is not None and ev["timeNano"] > until_ns:
-                    break
-                if event_matches(ev, filters):
-                    self.write(json.dumps(ev) + "\n")
-                    await self.flush()
+                if ev is None:
+                    return  # client went away
+                if matches(ev, filters):
+                    await self._send([ev])
+        except tornado.iostream.StreamClosedError:
+            return
         finally:
             self.engine.events.unsubscribe(on_event)
         self.finish()
+
+    async def _send(self, events: list[Event]) -> None:
+        for ev in events:
+            self.write(json.dumps(ev) + "\n")
+        await self.flush()
+
+    def on_connection_close(self) -> None:
+        if self._queue is not None:
+            self._queue.put_nowait(None)
 
 
 ROUTES = [

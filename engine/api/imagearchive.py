@@ -1,0 +1,64 @@
+"""`docker save` / `docker load` routes.
+
+Registered before the generic image routes: `/images/{name}` would otherwise
+swallow `/images/get`, `/images/load` and `/images/{name}/get`.
+"""
+from __future__ import annotations
+
+import json
+import threading
+
+import tornado.iostream
+
+from .. import imagearchive
+from .base import NAME, ApiHandler, route
+from .upload import UploadHandler
+
+
+class ImageSaveHandler(ApiHandler):
+    """Streams the tarball from a thread; names are resolved first so an unknown one is a plain 404."""
+
+    _cancel: threading.Event | None = None
+
+    async def get(self, version: str | None = None, ref: str | None = None) -> None:
+        names = [ref] if ref is not None else self.get_query_arguments("names")
+        images = self.engine.images
+        plan = await self.run(imagearchive.plan_save, images, names)
+        self._cancel = cancel = threading.Event()
+        self.set_header("Content-Type", "application/x-tar")
+        try:
+            async for chunk in self.stream_thread(lambda _c: imagearchive.iter_save(images, plan), cancel):
+                self.write(chunk)
+                await self.flush()
+        except tornado.iostream.StreamClosedError:
+            return
+        finally:
+            cancel.set()
+        self.finish()
+
+    def on_connection_close(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+
+
+class ImageLoadHandler(UploadHandler):
+    """The load completes before answering, so a bad archive is a plain 400 rather than an
+    error inside a 200 stream; the messages still go out chunked, as the SDK expects a stream."""
+
+    async def post(self, version: str | None = None) -> None:
+        messages = await self.in_thread(imagearchive.load, self.engine.images, self.body_file(),
+                                        self.q_bool("quiet"))
+        self.set_header("Content-Type", "application/json")
+        self.write("".join(json.dumps(m) + "\n" for m in messages))
+        try:
+            await self.flush()
+        except tornado.iostream.StreamClosedError:
+            return  # the image is loaded; only the report is lost
+        self.finish()
+
+
+ROUTES = [
+    (route(r"/images/get"), ImageSaveHandler),
+    (route(r"/images/load"), ImageLoadHandler),
+    (route(rf"/images/{NAME}/get"), ImageSaveHandler),
+]

@@ -1,0 +1,598 @@
+"""Container filesystem access: `docker cp`, `export`, `diff` and `commit`.
+
+A container's files are hostile: a process inside can plant symlinks such as
+`/x -> /` or `/etc -> /../../etc`, and can swap a directory for a symlink
+while pydock works on it. Container paths are therefore resolved with
+`secure_join` (symlinks followed as if the rootfs were `/`, as Docker's
+chrooted copy does), and every file is then reached with `openat`-style
+calls that refuse to follow any symlink (`O_NOFOLLOW`, `dir_fd`). A race can
+make an operation fail, never make it read or write a host file.
+
+A stopped container's rootfs is not mounted: it is mounted for the duration
+of the operation, under the container's lock so start/stop cannot interleave.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+from . import reference
+from .changes import apply_change
+from .config import EngineConfig
+from .containers import ContainerService
+from .errors import Conflict, EngineError, InvalidParameter, NotFound
+from .fsutil import resolve_user, secure_join
+from .images import ImageService
+from .layers import OPAQUE_XATTR, Layer, LayerStore, write_diff_tar
+from .mounts import is_mountpoint, mount_overlay, umount
+from .timeutil import rfc3339_ns
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+# What Docker's per-container init layer holds (below the writable layer, so
+# `docker diff` never lists it); runc creates these mountpoints in our upperdir.
+INIT_PATHS = frozenset({"proc", "sys", ".dockerenv", "etc/hosts", "etc/hostname", "etc/resolv.conf",
+                        "etc/mtab", "dev/console", "dev/pts", "dev/shm"})
+INIT_DIRS = frozenset({"etc", "dev"})
+
+# Go's os.FileMode type bits, as the path-stat header carries them.
+_GO_DIR, _GO_SYMLINK, _GO_DEVICE, _GO_PIPE, _GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
+_GO_SETUID, _GO_SETGID, _GO_CHARDEV, _GO_STICKY = 1 << 23, 1 << 22, 1 << 21, 1 << 20
+
+
+def go_file_mode(mode: int) -> int:
+    out = stat.S_IMODE(mode) & 0o777
+    kind = stat.S_IFMT(mode)
+    out |= {stat.S_IFDIR: _GO_DIR, stat.S_IFLNK: _GO_SYMLINK, stat.S_IFBLK: _GO_DEVICE,
+            stat.S_IFCHR: _GO_DEVICE | _GO_CHARDEV, stat.S_IFIFO: _GO_PIPE, stat.S_IFSOCK: _GO_SOCKET}.get(kind, 0)
+    for bit, go in ((stat.S_ISUID, _GO_SETUID), (stat.S_ISGID, _GO_SETGID), (stat.S_ISVTX, _GO_STICKY)):
+        if mode & bit:
+            out |= go
+    return out
+
+
+def go_time(ns: int) -> str:
+    """Go's JSON time (RFC 3339, trailing zero nanoseconds trimmed, local zone)."""
+    secs, frac = divmod(ns, 1_000_000_000)
+    local = _dt.datetime.fromtimestamp(secs).astimezone()
+    offset = local.strftime("%z")
+    zone = "Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}"
+    nanos = f".{frac:09d}".rstrip("0") if frac else ""
+    return local.strftime("%Y-%m-%dT%H:%M:%S") + nanos + zone
+
+
+def docker_abs_path(path: str) -> str:
+    """Docker's `PreserveTrailingDotOrSeparator(filepath.Join("/", path), path)`."""
+    clean = posixpath.normpath("/" + path.lstrip("/"))
+    if posixpath.basename(path) == "." and not clean.endswith("/."):
+        clean = clean.rstrip("/") + "/."
+    elif path.endswith("/") and not clean.endswith("/"):
+        clean += "/"
+    return clean
+
+
+def _base_name(abs_path: str) -> str:
+    """Go's filepath.Base: trailing slashes ignored, "/" for the root."""
+    return posixpath.basename(abs_path.rstrip("/")) or "/"
+
+
+def _rel(root: str, host_path: str) -> str:
+    """A `secure_join` result as a path relative to `root` ("" for the root itself)."""
+    return host_path[len(root):].lstrip("/")
+
+
+def open_dir(root_fd: int, rel: str, create: bool = False) -> int:
+    """Directory `rel` under `root_fd`, reached without following any symlink.
+
+    Missing components are created (0755) when `create` is set, as Docker's
+    untar does for entries whose parents are not in the archive.
+    """
+    fd = os.dup(root_fd)
+    try:
+        for part in (p for p in rel.split("/") if p):
+            try:
+                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                os.mkdir(part, 0o755, dir_fd=fd)
+                nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def walk(dir_fd: int, prefix: str = "") -> Iterator[tuple[str, int, str, os.stat_result]]:
+    """(relative path, parent fd, name, lstat) depth-first in name order, each directory before its
+    contents (Go's filepath.Walk order); symlinks are never followed, vanished entries skipped."""
+    for name in sorted(os.listdir(dir_fd)):
+        rel = f"{prefix}/{name}" if prefix else name
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        yield rel, dir_fd, name, st
+        if stat.S_ISDIR(st.st_mode):
+            try:
+                sub = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            try:
+                yield from walk(sub, rel)
+            finally:
+                os.close(sub)
+
+
+class _Exact:
+    """A file cut or zero-padded to the size its tar header announced (it may change while read)."""
+
+    def __init__(self, f: IO[bytes], size: int) -> None:
+        self.f, self.left = f, size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.f.read(n)
+        data += b"\0" * (n - len(data))
+        self.left -= n
+        return data
+
+
+class TarWriter:
+    """Tar entries read through directory fds; hard links kept as links, sockets skipped (as Docker)."""
+
+    def __init__(self, tar: tarfile.TarFile) -> None:
+        self.tar = tar
+        self.links: dict[tuple[int, int], str] = {}
+
+    def add_tree(self, parent_fd: int, name: str, arcname: str) -> None:
+        st = os.stat(name, dir_fd=parent_fd, follow_symlinks=False)
+        self.add(parent_fd, name, arcname, st)
+        if stat.S_ISDIR(st.st_mode):
+            fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+            try:
+                self.add_children(fd, arcname)
+            finally:
+                os.close(fd)
+
+    def add_children(self, dir_fd: int, prefix: str) -> None:
+        for rel, pfd, name, st in walk(dir_fd):
+            self.add(pfd, name, f"{prefix.rstrip('/')}/{rel}" if prefix else rel, st)
+
+    def add(self, parent_fd: int, name: str, arcname: str, st: os.stat_result) -> None:
+        info = tarfile.TarInfo(arcname)
+        info.mode, info.uid, info.gid, info.mtime = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, int(st.st_mtime)
+        kind = stat.S_IFMT(st.st_mode)
+        if kind == stat.S_IFREG:
+            self._add_file(parent_fd, name, info, st)
+            return
+        if kind == stat.S_IFDIR:
+            info.type = tarfile.DIRTYPE
+        elif kind == stat.S_IFLNK:
+            info.type, info.linkname = tarfile.SYMTYPE, os.readlink(name, dir_fd=parent_fd)
+        elif kind in (stat.S_IFCHR, stat.S_IFBLK):
+            info.type = tarfile.CHRTYPE if kind == stat.S_IFCHR else tarfile.BLKTYPE
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        elif kind == stat.S_IFIFO:
+            info.type = tarfile.FIFOTYPE
+        else:
+            return
+        self.tar.addfile(info)
+
+    def _add_file(self, parent_fd: int, name: str, info: tarfile.TarInfo, st: os.stat_result) -> None:
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1 and key in self.links:
+            info.type, info.linkname = tarfile.LNKTYPE, self.links[key]
+            self.tar.addfile(info)
+            return
+        try:
+            fd = os.open(name, _FILE_FLAGS, dir_fd=parent_fd)
+        except OSError:
+            return  # replaced or removed since it was listed
+        with os.fdopen(fd, "rb") as f:
+            now = os.fstat(fd)
+            if not stat.S_ISREG(now.st_mode):
+                return
+            info.size = now.st_size
+            self.tar.addfile(info, _Exact(f, info.size))
+        if st.st_nlink > 1:
+            self.links[key] = info.name
+
+
+def _member_path(name: str) -> str:
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise InvalidParameter(f"invalid tar entry {name[:200]!r}: path escapes the destination")
+    return "/".join(parts)
+
+
+class Extractor:
+    """Docker's untar into a container directory, contained by fd-relative calls.
+
+    Entry parents are resolved in the container's scope (a symlink in the
+    container is followed as the container would see it); the entry itself
+    replaces whatever is at its path. Device nodes are skipped: a copy must
+    not hand a container host devices.
+    """
+
+    def __init__(self, root: str, root_fd: int, dest: str, no_overwrite_dir_non_dir: bool,
+                 owner: tuple[int, int] | None) -> None:
+        self.root, self.root_fd, self.dest = root, root_fd, dest
+        self.no_overwrite = no_overwrite_dir_non_dir
+        self.owner = owner
+        self.dir_times: list[tuple[str, int]] = []
+
+    def run(self, src: IO[bytes]) -> None:
+        try:
+            with tarfile.open(fileobj=src, mode="r|*") as tar:
+                for member in tar:
+                    self._member(tar, member)
+        except (tarfile.TarError, EOFError) as e:
+            raise InvalidParameter(f"Error processing tar file: {e}") from e
+        for path, mtime in reversed(self.dir_times):
+            try:
+                fd = self._open(path)
+            except OSError:
+                continue
+            try:
+                os.utime(fd, (mtime, mtime))
+            finally:
+                os.close(fd)
+
+    def _open(self, container_dir: str, create: bool = False) -> int:
+        return open_dir(self.root_fd, _rel(self.root, secure_join(self.root, container_dir)), create)
+
+    def _member(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
+        rel = _member_path(m.name)
+        if not rel or m.ischr() or m.isblk():
+            return  # "." is the destination itself, which Docker leaves alone
+        path = posixpath.join(self.dest, rel)
+        parent, name = posixpath.split(path)
+        pfd = self._open(parent, create=True)
+        try:
+            self._replace(pfd, name, path, m)
+            self._create(tar, pfd, name, path, m)
+        finally:
+            os.close(pfd)
+
+    def _replace(self, pfd: int, name: str, path: str, m: tarfile.TarInfo) -> None:
+        try:
+            existing = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        is_dir = stat.S_ISDIR(existing.st_mode)
+        if self.no_overwrite and is_dir and not m.isdir():
+            raise EngineError(f'cannot overwrite directory "{path}" with non-directory "{self.dest}"')
+        if self.no_overwrite and not is_dir and m.isdir():
+            raise EngineError(f'cannot overwrite non-directory "{path}" with directory "{self.dest}"')
+        if is_dir and m.isdir():
+            return  # merged: only its metadata is applied
+        if is_dir:
+            shutil.rmtree(name, dir_fd=pfd)
+        else:
+            os.unlink(name, dir_fd=pfd)
+
+    def _create(self, tar: tarfile.TarFile, pfd: int, name: str, path: str, m: tarfile.TarInfo) -> None:
+        uid, gid = self.owner or (m.uid, m.gid)
+        if m.issym():
+            os.symlink(m.linkname, name, dir_fd=pfd)
+            os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
+            os.utime(name, (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
+            return
+        if m.islnk():
+            source_parent, source_name = posixpath.split(posixpath.join(self.dest, _member_path(m.linkname)))
+            sfd = self._open(source_parent)
+            try:
+                os.link(source_name, name, src_dir_fd=sfd, dst_dir_fd=pfd, follow_symlinks=False)
+            finally:
+                os.close(sfd)
+            return
+        if m.isdir():
+            try:
+                os.mkdir(name, 0o700, dir_fd=pfd)
+            except FileExistsError:
+                pass  # merging into an existing directory
+            fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+            self.dir_times.append((path, int(m.mtime)))
+        elif m.isfifo():
+            os.mkfifo(name, 0o600, dir_fd=pfd)
+            fd = os.open(name, _FILE_FLAGS, dir_fd=pfd)
+        elif m.isreg():
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                         dir_fd=pfd)
+            with open(fd, "wb", closefd=False) as out:
+                data = tar.extractfile(m)
+                if data is not None:
+                    shutil.copyfileobj(data, out, 1 << 20)
+        else:
+            return
+        try:
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, m.mode & 0o7777)  # after chown, which clears setuid bits
+            if not m.isdir():
+                os.utime(fd, (m.mtime, m.mtime))
+        finally:
+            os.close(fd)
+
+
+def _lstat_in(layer: str, rel: str) -> os.stat_result | None:
+    parent, name = posixpath.split(rel)
+    try:
+        root_fd = os.open(layer, _DIR_FLAGS)
+        try:
+            fd = open_dir(root_fd, parent)
+        finally:
+            os.close(root_fd)
+        try:
+            return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+
+
+def _same_dir(a: os.stat_result, b: os.stat_result) -> bool:
+    """Docker's test that a copied-up directory was not itself changed (sameFsTime included)."""
+    sa, na = divmod(a.st_mtime_ns, 1_000_000_000)
+    sb, nb = divmod(b.st_mtime_ns, 1_000_000_000)
+    return (a.st_size == b.st_size and a.st_mode == b.st_mode and sa == sb
+            and (na == 0 or nb == 0 or na == nb))
+
+
+def _is_opaque(parent_fd: int, name: str) -> bool:
+    try:
+        return os.getxattr(f"/proc/self/fd/{parent_fd}/{name}", OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def overlay_changes(upper: str, lowers: list[str]) -> list[dict[str, Any]]:
+    """Docker's overlay `changes()`: Kind 0 modified, 1 added, 2 deleted, in walk order."""
+    out: list[dict[str, Any]] = []
+    changed_dirs: set[str] = set()
+    fd = os.open(upper, _DIR_FLAGS)
+    try:
+        for rel, pfd, name, st in walk(fd):
+            if any(rel == p or rel.startswith(p + "/") for p in INIT_PATHS):
+                continue
+            path = "/" + rel
+            is_dir = stat.S_ISDIR(st.st_mode)
+            lower = next((s for s in (_lstat_in(layer, rel) for layer in lowers) if s is not None), None)
+            if (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0) or (is_dir and lower and _is_opaque(pfd, name)):
+                kind = 2
+            elif rel in INIT_DIRS or (is_dir and lower and stat.S_ISDIR(lower.st_mode) and _same_dir(st, lower)):
+                continue
+            else:
+                kind = 0 if lower else 1
+            if is_dir:
+                changed_dirs.add(path)
+            parent = posixpath.dirname(path)
+            if kind != 0 and parent != "/" and parent not in changed_dirs:
+                out.append({"Path": parent, "Kind": 0})
+                changed_dirs.add(parent)
+            out.append({"Path": path, "Kind": kind})
+    finally:
+        os.close(fd)
+    return out
+
+
+def merge_config(user: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:
+    """Docker's commit `merge`: what the committed config leaves unset comes from the container's."""
+    out = copy.deepcopy(user)
+    for key in ("User", "WorkingDir", "StopSignal"):
+        out[key] = out.get(key) or container.get(key) or ""
+    out["ExposedPorts"] = {**(container.get("ExposedPorts") or {}), **(out.get("ExposedPorts") or {})} or None
+    env = list(out.get("Env") or [])
+    keys = {e.split("=", 1)[0] for e in env}
+    out["Env"] = env + [e for e in container.get("Env") or [] if e.split("=", 1)[0] not in keys] if env \
+        else container.get("Env")
+    out["Labels"] = {**(container.get("Labels") or {}), **(out.get("Labels") or {})}
+    if not out.get("Entrypoint"):
+        if not out.get("Cmd"):
+            out["Cmd"], out["Shell"] = container.get("Cmd"), container.get("Shell")
+        if out.get("Entrypoint") is None:
+            out["Entrypoint"] = container.get("Entrypoint")
+    if out.get("Healthcheck") is None and container.get("Healthcheck") is not None:
+        out["Healthcheck"] = container["Healthcheck"]
+    out["Volumes"] = {**(out.get("Volumes") or {}), **(container.get("Volumes") or {})} or None
+    return {k: v for k, v in out.items() if not (k == "Shell" and v is None)}
+
+
+class ArchiveService:
+    def __init__(self, cfg: EngineConfig, containers: ContainerService, images: ImageService,
+                 layers: LayerStore) -> None:
+        self.cfg = cfg
+        self.containers = containers
+        self.images = images
+        self.layers = layers
+
+    @contextmanager
+    def _rootfs(self, ref: str) -> Iterator[tuple[dict[str, Any], str, int]]:
+        """The record, mounted rootfs path and an fd on it, with start/stop/remove held off."""
+        cid = self.containers.resolve(ref)
+        with self.containers._lock(cid):
+            c = self.containers.get(cid)
+            cdir = self.containers.dir(cid)
+            merged = os.path.join(cdir, "merged")
+            temporary = not is_mountpoint(merged)
+            if temporary:
+                mount_overlay(self.layers.lower_dirs(c["_chain"]), os.path.join(cdir, "upper"),
+                              os.path.join(cdir, "work"), merged)
+            try:
+                root = os.path.realpath(merged)
+                root_fd = os.open(root, _DIR_FLAGS)
+                try:
+                    yield c, root, root_fd
+                finally:
+                    os.close(root_fd)
+            finally:
+                if temporary:
+                    umount(merged)
+
+    # ---- docker cp ------------------------------------------------------
+    def _target(self, root: str, root_fd: int, ref: str, path: str) -> tuple[int, str, str, os.stat_result]:
+        """Docker's ResolvePath + lstat: parent fd, entry name, absolute path, stat; the last element
+        is not followed unless the path ends in "/" or "/."."""
+        abs_path = docker_abs_path(path)
+        dir_part, base = abs_path.rsplit("/", 1)
+        resolved = _rel(root, secure_join(root, dir_part))
+        if base in ("", "."):
+            parent, _, name = resolved.rpartition("/")
+            name = name or "."
+        else:
+            parent, name = resolved, base
+        missing = NotFound(f"Could not find the file {path} in container {ref}")
+        try:
+            pfd = open_dir(root_fd, parent)
+        except (FileNotFoundError, NotADirectoryError):
+            raise missing from None
+        try:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            if base in ("", ".") and not stat.S_ISDIR(st.st_mode):
+                raise NotADirectoryError(path)
+        except (FileNotFoundError, NotADirectoryError):
+            os.close(pfd)
+            raise missing from None
+        return pfd, name, abs_path, st
+
+    @staticmethod
+    def _path_stat(root: str, abs_path: str, st: os.stat_result) -> dict[str, Any]:
+        link = ""
+        if stat.S_ISLNK(st.st_mode):
+            link = "/" + _rel(root, secure_join(root, abs_path))
+        return {"name": _base_name(abs_path), "size": st.st_size, "mode": go_file_mode(st.st_mode),
+                "mtime": go_time(st.st_mtime_ns), "linkTarget": link}
+
+    def stat_path(self, ref: str, path: str) -> dict[str, Any]:
+        """HEAD /containers/{id}/archive."""
+        with self._rootfs(ref) as (_c, root, root_fd):
+            pfd, _name, abs_path, st = self._target(root, root_fd, ref, path)
+            os.close(pfd)
+            return self._path_stat(root, abs_path, st)
+
+    def get_archive(self, ref: str, path: str, on_stat: Callable[[dict[str, Any]], None], out: IO[bytes]) -> None:
+        """GET /containers/{id}/archive: `on_stat` gets the path stat before the tar is written to `out`."""
+        with self._rootfs(ref) as (c, root, root_fd):
+            pfd, name, abs_path, st = self._target(root, root_fd, ref, path)
+            try:
+                on_stat(self._path_stat(root, abs_path, st))
+                with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                    TarWriter(tar).add_tree(pfd, name, _base_name(abs_path))
+                out.flush()
+            finally:
+                os.close(pfd)
+        self.containers._event(c, "archive-path")
+
+    def put_archive(self, ref: str, path: str, src: IO[bytes], no_overwrite_dir_non_dir: bool = False,
+                    copy_uid_gid: bool = False) -> None:
+        """PUT /containers/{id}/archive: unpack a tar into an existing directory of the container."""
+        with self._rootfs(ref) as (c, root, root_fd):
+            dest = _rel(root, secure_join(root, docker_abs_path(path)))
+            try:
+                os.close(open_dir(root_fd, dest))
+            except FileNotFoundError:
+                raise NotFound(f"Could not find the file {path} in container {ref}") from None
+            except NotADirectoryError:
+                raise InvalidParameter("extraction point is not a directory") from None
+            if c["HostConfig"].get("ReadonlyRootfs"):
+                raise InvalidParameter("container rootfs is marked read-only")
+            owner = resolve_user(root, c["Config"]["User"])[:2] if copy_uid_gid and c["Config"]["User"] else None
+            Extractor(root, root_fd, "/" + dest, no_overwrite_dir_non_dir, owner).run(src)
+        self.containers._event(c, "extract-to-dir")
+
+    # ---- docker export / diff -------------------------------------------
+    def export(self, ref: str, out: IO[bytes]) -> None:
+        with self._rootfs(ref) as (c, _root, root_fd):
+            with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                TarWriter(tar).add_children(root_fd, "")
+            out.flush()
+        self.containers._event(c, "export")
+
+    def changes(self, ref: str) -> list[dict[str, Any]] | None:
+        """`docker diff`; None when nothing changed, as Docker answers `null`."""
+        cid = self.containers.resolve(ref)
+        with self.containers._lock(cid):
+            c = self.containers.get(cid)
+            found = overlay_changes(os.path.join(self.containers.dir(cid), "upper"),
+                                    self.layers.lower_dirs(c["_chain"]))
+        return found or None
+
+    # ---- docker commit ----------------------------------------------------
+    def commit(self, ref: str, repo: str = "", tag: str = "", comment: str = "", author: str = "",
+               pause: bool = True, changes: Iterable[str] = (), config: dict[str, Any] | None = None) -> str:
+        target = reference.with_tag(repo, tag) if repo else None
+        cid = self.containers.resolve(ref)
+        with self.containers._lock(cid):
+            c = self.containers.get(cid)
+            if c["State"]["Dead"]:
+                raise Conflict(f"You cannot commit container {cid} which is Dead")
+            new_config = copy.deepcopy(config if config else c["Config"])
+            for line in changes:
+                apply_change(new_config, line)
+            new_config = merge_config(new_config, c["Config"])
+            if new_config.get("StopTimeout") is None:
+                new_config.pop("StopTimeout", None)
+            pause_now = pause and c["State"]["Running"] and not c["State"]["Paused"]
+            if pause_now:
+                self.containers.pause(cid)
+            try:
+                layer = self._commit_layer(cid, c["_chain"])
+            finally:
+                if pause_now:
+                    self.containers.unpause(cid)
+        image_id = self.images.create(self._image_config(c, new_config, layer, comment, author), parent=c["Image"])
+        if target:
+            self.images.tag(image_id, repo, tag)
+        self.containers._event(c, "commit", comment=comment, imageID=image_id,
+                               imageRef=target.familiar() if target else "")
+        return image_id
+
+    def _commit_layer(self, cid: str, parent_chain: str) -> Layer | None:
+        """The container's upperdir as a layer; None when it holds nothing (Docker's empty layer)."""
+        upper = os.path.join(self.containers.dir(cid), "upper")
+        if not os.listdir(upper):
+            return None
+        fd, tmp = tempfile.mkstemp(dir=self.cfg.tmp_dir, prefix="commit-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write_diff_tar(upper, f)
+            return self.layers.register(tmp, parent_chain)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _image_config(self, c: dict[str, Any], config: dict[str, Any], layer: Layer | None, comment: str,
+                      author: str) -> dict[str, Any]:
+        """Docker's NewChildImage: the parent's rootfs and history plus this commit."""
+        parent = self.images.config(c["Image"])
+        now = rfc3339_ns()
+        entry: dict[str, Any] = {"created": now}
+        created_by = " ".join(c["Config"].get("Cmd") or [])
+        for key, value in (("author", author), ("created_by", created_by), ("comment", comment),
+                           ("empty_layer", layer is None)):
+            if value:
+                entry[key] = value
+        diff_ids = list((parent.get("rootfs") or {}).get("diff_ids") or [])
+        if layer is not None:
+            diff_ids.append(layer.diff_id)
+        out: dict[str, Any] = {"architecture": parent.get("architecture", ""), "config": config, "created": now,
+                               "history": list(parent.get("history") or []) + [entry],
+                               "os": parent.get("os") or "linux",
+                               "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+        if author:
+            out["author"] = author
+        if parent.get("variant"):
+            out["variant"] = parent["variant"]
+        return out

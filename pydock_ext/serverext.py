@@ -1,0 +1,85 @@
+"""Jupyter server extension: the Docker Engine API under `<base_url>/pydock/`.
+
+The engine runs inside the Jupyter server process and its API handlers are
+the very classes pydockd serves, mixed with Jupyter's authenticated API
+handler, so every route requires Jupyter's token or login cookie (and its
+XSRF rules) while answering exactly as Docker would.
+"""
+from __future__ import annotations
+
+from inspect import isawaitable
+from typing import Any
+
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.application import ExtensionApp
+from tornado.web import HTTPError
+from traitlets import Unicode
+
+from engine.api import make_routes
+from engine.api.base import ApiHandler
+from engine.config import EngineConfig
+from engine.daemon import Engine
+
+URL_PREFIX = "/pydock"
+
+
+class JupyterAuthenticated(APIHandler):
+    """Jupyter's authentication in front of a Docker API handler.
+
+    Unauthenticated requests are refused with 403 by Jupyter's APIHandler
+    before any engine code runs; Docker-shaped errors and content types are
+    kept for everything after that.
+    """
+
+    auth_resource = "pydock"
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        # Jupyter Server 2 still defaults to allow_unauthenticated_access, so
+        # refusal must be explicit here rather than left to a decorator.
+        await super().prepare()
+        if self._finished:
+            return
+        user = self.current_user
+        if not user:
+            raise HTTPError(403, "authentication required")
+        action = "read" if self.request.method in ("GET", "HEAD") else "execute"
+        allowed = self.authorizer.is_authorized(self, user, action, self.auth_resource)
+        if isawaitable(allowed):
+            allowed = await allowed
+        if not allowed:
+            raise HTTPError(403, f"user {user.username!r} may not {action} {self.auth_resource}")
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        ApiHandler.set_default_headers(self)  # type: ignore[arg-type]
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        ApiHandler.write_error(self, status_code, **kwargs)  # type: ignore[arg-type]
+
+    def finish(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("set_content_type", self._headers.get("Content-Type", "application/json"))
+        return super().finish(*args, **kwargs)
+
+
+class PydockExtension(ExtensionApp):
+    name = "pydock_ext"
+    extension_url = URL_PREFIX + "/_ping"
+    load_other_extensions = True
+
+    data_root = Unicode("/var/lib/pydock", config=True, help="Where the embedded engine keeps images and containers.")
+    exec_root = Unicode("/run/pydock", config=True, help="Runtime state of the embedded engine (runc, monitors).")
+
+    engine: Engine
+
+    def initialize_settings(self) -> None:
+        self.engine = Engine(EngineConfig(data_root=self.data_root, exec_root=self.exec_root))
+        self.engine.start()
+        self.settings["pydock_engine"] = self.engine
+        self.log.info("pydock engine started (data root %s)", self.data_root)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(make_routes(self.engine, prefix=URL_PREFIX, base=JupyterAuthenticated))
+
+    async def stop_extension(self) -> None:
+        # Containers keep running: their monitors do not belong to this process.
+        self.engine.close()

@@ -1,0 +1,155 @@
+"""The Docker API inside a real Jupyter server, behind Jupyter's authentication."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Iterator
+
+import pytest
+import requests
+
+from conftest import DOCKER, REPO, _cleanup_mounts
+
+TOKEN = "pydock-test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class JupyterServer:
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.docker_config = os.path.join(root, "docker-config")
+        os.makedirs(self.docker_config, exist_ok=True)
+        with open(os.path.join(self.docker_config, "config.json"), "w") as f:
+            json.dump({"HttpHeaders": {"Authorization": f"token {TOKEN}"}}, f)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/jp/"
+
+    @property
+    def docker_host(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}/jp/pydock"
+
+    def start(self) -> None:
+        log = open(os.path.join(self.root, "jupyter.log"), "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_server", "--allow-root", "--no-browser",
+             f"--ServerApp.port={self.port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
+             "--ServerApp.base_url=/jp/", "--ServerApp.jpserver_extensions={'pydock_ext': True}",
+             f"--PydockExtension.data_root={self.root}/data", f"--PydockExtension.exec_root={self.root}/run"],
+            cwd=self.root, stdout=log, stderr=log, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": REPO})
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                r = requests.get(self.base + "pydock/_ping", headers={"Authorization": f"token {TOKEN}"}, timeout=2)
+                if r.status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            assert self.proc.poll() is None, open(os.path.join(self.root, "jupyter.log")).read()[-3000:]
+            time.sleep(0.2)
+        raise RuntimeError("jupyter server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def docker(self, *args: str, authenticated: bool = True) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "DOCKER_HOST": self.docker_host,
+               "DOCKER_CONFIG": self.docker_config if authenticated else os.path.join(self.root, "nocfg")}
+        return subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+@pytest.fixture(scope="module")
+def jupyter(busybox_tar: str) -> Iterator[JupyterServer]:
+    root = tempfile.mkdtemp(prefix="pydock-jp-", dir="/tmp")
+    server = JupyterServer(root)
+    server.start()
+    try:
+        out = server.docker("import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest")
+        assert out.returncode == 0, out.stderr
+        yield server
+    finally:
+        ids = server.docker("ps", "-aq").stdout.split() if server.proc else []
+        if ids:
+            server.docker("rm", "-f", *ids)
+        server.stop()
+        _cleanup_mounts(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_docker_cli_through_jupyter(jupyter):
+    out = jupyter.docker("run", "--rm", "busybox", "echo", "via jupyter")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "via jupyter\n"
+    out = subprocess.run([DOCKER, "run", "--rm", "-i", "busybox", "cat"], input="piped\n", capture_output=True,
+                         text=True, timeout=60,
+                         env={**os.environ, "DOCKER_HOST": jupyter.docker_host, "DOCKER_CONFIG": jupyter.docker_config})
+    assert out.stdout == "piped\n"
+
+
+@pytest.mark.parametrize("method,path", [("GET", "containers/json"), ("GET", "v1.47/images/json"),
+                                         ("POST", "containers/create"), ("HEAD", "_ping"),
+                                         ("POST", "containers/x/attach?stream=1")])
+def test_unauthenticated_requests_are_refused(jupyter, method, path):
+    r = requests.request(method, jupyter.base + "pydock/" + path, json={"Image": "busybox"}, timeout=10)
+    assert r.status_code == 403
+    r = requests.request(method, jupyter.base + "pydock/" + path, headers={"Authorization": "token wrong"},
+                         json={"Image": "busybox"}, timeout=10)
+    assert r.status_code == 403
+
+
+def test_unauthenticated_cli_cannot_create(jupyter):
+    before = jupyter.docker("ps", "-aq").stdout
+    out = jupyter.docker("create", "busybox", "true", authenticated=False)
+    assert out.returncode != 0
+    assert jupyter.docker("ps", "-aq").stdout == before
+
+
+def test_docker_errors_keep_docker_shape(jupyter):
+    r = requests.get(jupyter.base + "pydock/v1.47/containers/nope/json",
+                     headers={"Authorization": f"token {TOKEN}"}, timeout=10)
+    assert r.status_code == 404
+    assert r.json() == {"message": "No such container: nope"}
+
+
+def test_containers_survive_jupyter_restart(jupyter):
+    cid = jupyter.docker("run", "-d", "busybox", "sleep", "100").stdout.strip()
+    assert cid
+    pid = json.loads(jupyter.docker("inspect", cid).stdout)[0]["State"]["Pid"]
+    jupyter.stop()
+    os.kill(pid, 0)
+    jupyter.start()
+    assert cid in jupyter.docker("ps", "-q", "--no-trunc").stdout
+    assert jupyter.docker("rm", "-f", cid).returncode == 0
+
+
+def test_extension_enabled_on_install(tmp_path):
+    """A wheel carries the jupyter_server_config.d file that enables the extension."""
+    import zipfile
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "-w", str(tmp_path), REPO], check=True, capture_output=True, timeout=300)
+    wheel = next(tmp_path.glob("pydock-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    path = next(n for n in names if n.endswith("etc/jupyter/jupyter_server_config.d/pydock_ext.json"))
+    config = json.loads(zipfile.ZipFile(wheel).read(path))
+    assert config["ServerApp"]["jpserver_extensions"]["pydock_ext"] is True
+    listing = subprocess.run([sys.executable, "-m", "jupyter", "server", "extension", "list"],
+                             capture_output=True, text=True, timeout=60)
+    assert "pydock_ext" in listing.stdout + listing.stderr
