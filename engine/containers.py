@@ -733,6 +733,7 @@ class ContainerService:
              filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
         filters = filters or {}
         records = sorted(self.all_records(), key=lambda r: r["Created"], reverse=True)
+        all_ = all_ or limit > 0  # as dockerd: `ps -n N` / `ps -l` count stopped containers too
         out = []
         for c in records:
             state = c["State"]

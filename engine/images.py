@@ -256,6 +256,8 @@ class ImageService:
                 continue  # intermediate build layer
             if not _match_image_filters(filters, image_id, tags, labels, self):
                 continue
+            if filters.get("reference"):  # dockerd lists only the tags the filter matched
+                tags = [t for t in tags if _reference_matches(t, filters["reference"])]
             out.append({
                 "Id": image_id, "ParentId": row["parent"], "RepoTags": tags,
                 "RepoDigests": self.digests_of(image_id), "Created": row["created"],
@@ -387,8 +389,7 @@ def _match_image_filters(filters: dict[str, list[str]], image_id: str, tags: lis
                 if k not in labels or (val and labels[k] != val):
                     return False
         elif key == "reference":
-            if not any(fnmatch.fnmatch(t, pat) or fnmatch.fnmatch(t.rsplit(":", 1)[0], pat)
-                       for t in tags for pat in values):
+            if not any(_reference_matches(t, values) for t in tags):
                 return False
         elif key in ("before", "since"):
             pivot = svc.meta.query_one("SELECT created FROM images WHERE id=?", (svc.resolve(values[0]),))
@@ -406,3 +407,7 @@ def _match_image_filters(filters: dict[str, list[str]], image_id: str, tags: lis
         else:
             raise InvalidParameter(f"invalid filter '{key}'")
     return True
+
+
+def _reference_matches(tag: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(tag, pat) or fnmatch.fnmatch(tag.rsplit(":", 1)[0], pat) for pat in patterns)

@@ -88,3 +88,26 @@ def test_daemon_restart_collects_orphans_of_a_crash(daemon, busybox):
     daemon.start()
     assert not os.path.exists(blob) and not os.path.exists(layer_dir) and not os.path.exists(cont_dir)
     assert daemon.docker("run", "--rm", "busybox", "true").returncode == 0
+
+
+def test_images_reference_filter_lists_only_matching_tags(daemon, busybox):
+    daemon.docker("tag", "busybox", "refonly:1", check=True)
+    out = daemon.docker("images", "refonly", "--format", "{{.Repository}}:{{.Tag}}", check=True).stdout.split()
+    assert out == ["refonly:1"]
+    daemon.docker("rmi", "refonly:1", check=True)
+
+
+def test_unknown_route_is_json_404(daemon):
+    import http.client
+    import socket
+
+    class Conn(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.connect(daemon.socket)
+
+    conn = Conn("localhost")
+    conn.request("GET", "/v1.47/no/such/route")
+    resp = conn.getresponse()
+    assert resp.status == 404
+    assert json.loads(resp.read()) == {"message": "page not found"}

@@ -258,3 +258,10 @@ def test_restart_policy_across_daemon_restart(daemon, busybox, policy, restarts)
     daemon.start()
     wait_for(lambda: inspect(daemon, n)["State"]["Running"] == restarts, timeout=10)
     daemon.docker("rm", "-f", n, check=True)
+
+
+def test_ps_last_includes_stopped(daemon, busybox):
+    n = name()
+    daemon.docker("run", "--name", n, "busybox", "true", check=True)
+    assert daemon.docker("ps", "-l", "--format", "{{.Names}}").stdout.split() == [n]
+    daemon.docker("rm", n, check=True)

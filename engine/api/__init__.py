@@ -24,5 +24,14 @@ def make_routes(engine: Engine, prefix: str = "", base: type | None = None) -> l
     return out
 
 
+class NotFoundHandler(tornado.web.RequestHandler):
+    """dockerd's answer for a route it does not have, so clients print a message, not HTML."""
+
+    def prepare(self) -> None:
+        self.set_status(404)
+        self.set_header("Content-Type", "application/json")
+        self.finish('{"message":"page not found"}\n')
+
+
 def make_app(engine: Engine) -> tornado.web.Application:
-    return tornado.web.Application(make_routes(engine))  # type: ignore[arg-type]
+    return tornado.web.Application(make_routes(engine), default_handler_class=NotFoundHandler)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ authentication by mixing them into its handler base (see `make_routes`).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import json
 import threading
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import tornado.iostream
 import tornado.web
 
 from ..daemon import Engine
@@ -45,6 +47,7 @@ def parse_json(text: str | bytes, what: str) -> Any:
 
 class ApiHandler(tornado.web.RequestHandler):
     engine: Engine
+    _stream_cancel: threading.Event | None = None
 
     def initialize(self, engine: Engine) -> None:
         self.engine = engine
@@ -162,22 +165,38 @@ class ApiHandler(tornado.web.RequestHandler):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(_POOL, functools.partial(fn, *args, **kwargs))
 
-    async def stream_thread(self, gen: Callable[[threading.Event], Iterator[bytes]],
-                            cancel: threading.Event) -> AsyncIterator[bytes]:
-        """Run a blocking generator in its own thread, yielding its chunks on the loop."""
+    async def stream_thread(self, gen: Callable[[threading.Event], Iterator[T]],
+                            cancel: threading.Event) -> AsyncIterator[T]:
+        """Run a blocking generator in its own thread, yielding its items on the loop.
+
+        The queue is bounded so a slow client applies back-pressure; the worker
+        gives up as soon as `cancel` is set, so a client that leaves while the
+        queue is full does not strand the thread (and the file it reads).
+        """
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=256)
         done = object()
 
+        def put(item: Any) -> bool:
+            fut = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+            while True:
+                try:
+                    fut.result(timeout=0.5)
+                    return True
+                except concurrent.futures.TimeoutError:
+                    if cancel.is_set():
+                        fut.cancel()
+                        return False
+
         def worker() -> None:
             try:
-                for chunk in gen(cancel):
-                    asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
-                    if cancel.is_set():
-                        break
+                for item in gen(cancel):
+                    if cancel.is_set() or not put(item):
+                        return
             except BaseException as e:  # forwarded to the handler
-                asyncio.run_coroutine_threadsafe(queue.put(e), loop).result()
-            asyncio.run_coroutine_threadsafe(queue.put(done), loop).result()
+                put(e)
+                return
+            put(done)
 
         threading.Thread(target=worker, daemon=True, name="pydock-stream").start()
         while True:
@@ -187,6 +206,36 @@ class ApiHandler(tornado.web.RequestHandler):
             if isinstance(item, BaseException):
                 raise item
             yield item
+
+    async def send_stream(self, gen: Callable[[threading.Event], Iterator[bytes]], content_type: str,
+                          in_band_error: Callable[[Exception], bytes] | None = None) -> None:
+        """Answer with the chunks a blocking generator yields, until it ends or the client leaves.
+
+        Once the status line is out an error can only be reported inside the
+        stream; `in_band_error` formats it the way the endpoint's clients expect.
+        """
+        cancel = self._stream_cancel = threading.Event()
+        self.set_status(200)
+        self.set_header("Content-Type", content_type)
+        try:
+            await self.flush()
+            async for chunk in self.stream_thread(gen, cancel):
+                self.write(chunk)
+                await self.flush()
+        except tornado.iostream.StreamClosedError:
+            return
+        except Exception as e:
+            if in_band_error is None:
+                raise
+            self.write(in_band_error(e))
+        finally:
+            cancel.set()
+        self.finish()
+
+    def on_connection_close(self) -> None:
+        if self._stream_cancel is not None:
+            self._stream_cancel.set()
+        super().on_connection_close()
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Like `run`, for calls that may block indefinitely (waits)."""

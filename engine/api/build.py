@@ -24,13 +24,7 @@ def error_message(e: EngineError) -> bytes:
 
 
 class BuildHandler(UploadHandler):
-    cancel: threading.Event | None = None
-
-    def on_connection_close(self) -> None:
-        """A client that goes away (Ctrl-C) stops the build: the running step is killed and cleaned up."""
-        if self.cancel is not None:
-            self.cancel.set()
-        super().on_connection_close()
+    """A client that goes away (Ctrl-C) stops the build: the running step is killed and cleaned up."""
 
     def _json_query(self, name: str, kind: type) -> Any:
         raw = self.get_query_argument(name, "")
@@ -73,7 +67,7 @@ class BuildHandler(UploadHandler):
         for tag in options.tags:
             await self.run(_check_tag, tag)
         build = await self.run(self.engine.builder.prepare, self.body_file(), options)
-        self.cancel = cancel = threading.Event()
+        cancel = self._stream_cancel = threading.Event()
         try:
             self.set_header("Content-Type", "application/json")
             try:

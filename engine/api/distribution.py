@@ -12,7 +12,6 @@ import json
 import threading
 from typing import Any, Callable, Iterator
 
-from tornado.iostream import StreamClosedError
 
 from .. import reference
 from ..errors import EngineError, InvalidParameter, NotImplementedYet
@@ -29,31 +28,17 @@ def registry_auth(handler: ApiHandler) -> AuthConfig:
 class ProgressStream(ApiHandler):
     """Streams progress messages; a client that goes away cancels the transfer."""
 
-    _cancel: threading.Event | None = None
-
     async def stream_progress(self, messages: Messages) -> None:
-        self._cancel = threading.Event()
-
         def chunks(cancel: threading.Event) -> Iterator[bytes]:
             for msg in messages(cancel):
                 yield json.dumps(msg).encode() + b"\r\n"
 
-        self.set_status(200)
-        self.set_header("Content-Type", "application/json")
-        try:
-            async for chunk in self.stream_thread(chunks, self._cancel):
-                self.write(chunk)
-                await self.flush()
-        except StreamClosedError:
-            return
-        except Exception as e:  # in-band, as the status line is already sent
-            message = e.message if isinstance(e, EngineError) else f"{type(e).__name__}: {e}"
-            self.write(json.dumps({"errorDetail": {"message": message}, "error": message}) + "\r\n")
-        self.finish()
+        await self.send_stream(chunks, "application/json", in_band_error=progress_error)
 
-    def on_connection_close(self) -> None:
-        if self._cancel is not None:
-            self._cancel.set()
+
+def progress_error(e: Exception) -> bytes:
+    message = e.message if isinstance(e, EngineError) else f"{type(e).__name__}: {e}"
+    return json.dumps({"errorDetail": {"message": message}, "error": message}).encode() + b"\r\n"
 
 
 async def pull(handler: ProgressStream) -> None:

@@ -6,7 +6,6 @@ swallow `/images/get`, `/images/load` and `/images/{name}/get`.
 from __future__ import annotations
 
 import json
-import threading
 
 import tornado.iostream
 
@@ -18,27 +17,12 @@ from .upload import UploadHandler
 class ImageSaveHandler(ApiHandler):
     """Streams the tarball from a thread; names are resolved first so an unknown one is a plain 404."""
 
-    _cancel: threading.Event | None = None
 
     async def get(self, version: str | None = None, ref: str | None = None) -> None:
         names = [ref] if ref is not None else self.get_query_arguments("names")
         images = self.engine.images
         plan = await self.run(imagearchive.plan_save, images, names)
-        self._cancel = cancel = threading.Event()
-        self.set_header("Content-Type", "application/x-tar")
-        try:
-            async for chunk in self.stream_thread(lambda _c: imagearchive.iter_save(images, plan), cancel):
-                self.write(chunk)
-                await self.flush()
-        except tornado.iostream.StreamClosedError:
-            return
-        finally:
-            cancel.set()
-        self.finish()
-
-    def on_connection_close(self) -> None:
-        if self._cancel is not None:
-            self._cancel.set()
+        await self.send_stream(lambda _c: imagearchive.iter_save(images, plan), "application/x-tar")
 
 
 class ImageLoadHandler(UploadHandler):

@@ -106,8 +106,7 @@ class AttachHandler(ApiHandler):
 class WaitHandler(ApiHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         wait = await self.run(self.engine.containers.begin_wait, ref, self.q_str("condition", "not-running"))
-        cancel = threading.Event()
-        self._cancel = cancel
+        cancel = self._stream_cancel = threading.Event()
         self.set_header("Content-Type", "application/json")
         await self.flush()  # tells the client its wait is registered
         try:
@@ -115,12 +114,6 @@ class WaitHandler(ApiHandler):
         except EngineError as e:  # reported in-band, as Docker does once headers are sent
             result = {"StatusCode": -1, "Error": {"Message": str(e)}}
         self.finish(json.dumps(result) + "\n")
-
-    def on_connection_close(self) -> None:
-        cancel = getattr(self, "_cancel", None)
-        if cancel is not None:
-            cancel.set()
-
 
 class LogsHandler(ApiHandler):
     async def get(self, version: str | None = None, ref: str = "") -> None:
@@ -160,18 +153,7 @@ class LogsHandler(ApiHandler):
                     payload = ts.encode() + b" " + payload
                 yield payload if tty else frame(stream, payload)
 
-        self._cancel = threading.Event()
-        self.set_header("Content-Type", RAW if tty else MUX)
-        await self.flush()
-        async for chunk in self.stream_thread(gen, self._cancel):
-            self.write(chunk)
-            await self.flush()
-        self.finish()
-
-    def on_connection_close(self) -> None:
-        cancel = getattr(self, "_cancel", None)
-        if cancel is not None:
-            cancel.set()
+        await self.send_stream(gen, RAW if tty else MUX)
 
 
 ROUTES = [

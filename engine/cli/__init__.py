@@ -1,0 +1,1 @@
+"""The `pydock` command line: docker CLI syntax and output over the Docker Engine API."""

@@ -1,0 +1,184 @@
+"""System commands (version, info, events) and container inspection (top, diff, export, commit)."""
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from .. import __version__
+from . import formatting
+from .client import API_VERSION, DaemonError
+from .formatting import rfc3339_nano_fixed
+from .session import CliError, Session, parse_filters
+from .streams import is_terminal
+from .template import Template
+from .timespec import api_time
+
+_BINARY_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+
+
+def bytes_size(size: float) -> str:
+    """go-units BytesSize: binary units, 4 significant digits."""
+    i = 0
+    while size >= 1024 and i < len(_BINARY_UNITS) - 1:
+        size /= 1024.0
+        i += 1
+    return f"{size:.4g}{_BINARY_UNITS[i]}"
+
+
+def _client_version() -> dict[str, Any]:
+    return {"Platform": {"Name": "pydock"}, "Version": __version__, "ApiVersion": API_VERSION,
+            "DefaultAPIVersion": API_VERSION, "GoVersion": f"python{platform.python_version()}", "GitCommit": "",
+            "BuildTime": "", "Os": "linux", "Arch": _arch(), "Context": "default"}
+
+
+def _arch() -> str:
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+
+
+def _kv(indent: str, pairs: list[tuple[str, Any]]) -> list[str]:
+    return [f"{indent}{k}:\t{v}" for k, v in pairs]
+
+
+def version(s: Session, opts: dict[str, Any], args: list[str]) -> int:
+    client = _client_version()
+    try:
+        server: dict[str, Any] | None = s.client.json("GET", "/version")
+        error = None
+    except DaemonError as e:
+        server, error = None, e
+    if opts["format"]:
+        s.print(Template(opts["format"]).execute({"Client": client, "Server": server}))
+    else:
+        s.out.write(formatting.tabwrite(_version_text(client, server), minwidth=20, padding=1))
+    if error:
+        raise error
+    return 0
+
+
+def _version_text(client: dict[str, Any], server: dict[str, Any] | None) -> str:
+    lines = ["Client:"] + _kv(" ", [("Version", client["Version"]), ("API version", client["ApiVersion"]),
+                                    ("Go version", client["GoVersion"]), ("Git commit", ""), ("Built", ""),
+                                    ("OS/Arch", f"{client['Os']}/{client['Arch']}"), ("Context", "default")])
+    if server:
+        lines += ["", f"Server: {(server.get('Platform') or {}).get('Name', '')}"]
+        for comp in server.get("Components") or []:
+            d = comp.get("Details") or {}
+            lines.append(f" {comp['Name']}:")
+            if comp["Name"] == "Engine":
+                lines += _kv("  ", [("Version", comp["Version"]),
+                                    ("API version", f"{d.get('ApiVersion')} (minimum version {d.get('MinAPIVersion')})"),
+                                    ("Go version", d.get("GoVersion", "")), ("Git commit", d.get("GitCommit", "")),
+                                    ("Built", d.get("BuildTime", "")), ("OS/Arch", f"{d.get('Os')}/{d.get('Arch')}"),
+                                    ("Experimental", d.get("Experimental", "false"))])
+            else:
+                lines += _kv("  ", [("Version", comp["Version"])] + sorted(d.items()))
+    return "\n".join(lines) + "\n"
+
+
+def info(s: Session, opts: dict[str, Any], args: list[str]) -> int:
+    data = s.client.json("GET", "/info")
+    if opts["format"]:
+        s.print(Template(opts["format"]).execute(data))
+        return 0
+    plugins = data.get("Plugins") or {}
+    lines = ["Client:", f" Version:    {__version__}", " Context:    default", " Debug Mode: false", "", "Server:",
+             f" Containers: {data.get('Containers', 0)}", f"  Running: {data.get('ContainersRunning', 0)}",
+             f"  Paused: {data.get('ContainersPaused', 0)}", f"  Stopped: {data.get('ContainersStopped', 0)}",
+             f" Images: {data.get('Images', 0)}", f" Server Version: {data.get('ServerVersion', '')}",
+             f" Storage Driver: {data.get('Driver', '')}"]
+    lines += [f"  {k}: {v}" for k, v in data.get("DriverStatus") or []]
+    lines += [f" Logging Driver: {data.get('LoggingDriver', '')}", f" Cgroup Driver: {data.get('CgroupDriver', '')}",
+              f" Cgroup Version: {data.get('CgroupVersion', '')}", " Plugins:"]
+    lines += [f"  {k}: {' '.join(plugins[k])}" for k in ("Volume", "Network", "Log") if plugins.get(k)]
+    lines += [f" Swarm: {(data.get('Swarm') or {}).get('LocalNodeState', 'inactive')}",
+              f" Runtimes: {' '.join(sorted(data.get('Runtimes') or {}))}",
+              f" Default Runtime: {data.get('DefaultRuntime', '')}",
+              f" Init Binary: {data.get('InitBinary', '')}",
+              f" containerd version: {(data.get('ContainerdCommit') or {}).get('ID', '')}",
+              f" runc version: {(data.get('RuncCommit') or {}).get('ID', '')}",
+              f" init version: {(data.get('InitCommit') or {}).get('ID', '')}",
+              f" Kernel Version: {data.get('KernelVersion', '')}",
+              f" Operating System: {data.get('OperatingSystem', '')}", f" OSType: {data.get('OSType', '')}",
+              f" Architecture: {data.get('Architecture', '')}", f" CPUs: {data.get('NCPU', 0)}",
+              f" Total Memory: {bytes_size(data.get('MemTotal', 0))}", f" Name: {data.get('Name', '')}",
+              f" ID: {data.get('ID', '')}", f" Docker Root Dir: {data.get('DockerRootDir', '')}",
+              f" Debug Mode: {str(data.get('Debug', False)).lower()}",
+              f" Experimental: {str(data.get('ExperimentalBuild', False)).lower()}",
+              f" Live Restore Enabled: {str(data.get('LiveRestoreEnabled', False)).lower()}"]
+    s.print("\n".join(lines) + "\n")
+    return 0
+
+
+def _event_line(ev: dict[str, Any]) -> str:
+    actor = ev.get("Actor") or {}
+    attrs = actor.get("Attributes") or {}
+    line = f"{rfc3339_nano_fixed(ev.get('timeNano', 0))} {ev.get('Type', '')} {ev.get('Action', '')} {actor.get('ID', '')}"
+    if attrs:
+        line += " (" + ", ".join(f"{k}={v}" for k, v in sorted(attrs.items())) + ")"
+    return line
+
+
+def _go_event(ev: dict[str, Any]) -> dict[str, Any]:
+    """events.Message in Go field order (omitempty legacy fields first), as docker re-encodes it."""
+    out = {k: ev[k] for k in ("status", "id", "from") if ev.get(k)}
+    actor = ev.get("Actor") or {}
+    out.update({"Type": ev.get("Type", ""), "Action": ev.get("Action", ""),
+                "Actor": {"ID": actor.get("ID", ""), "Attributes": dict(sorted((actor.get("Attributes") or {}).items()))}})
+    out.update({k: ev[k] for k in ("scope", "time", "timeNano") if k in ev})
+    return out
+
+
+def events(s: Session, opts: dict[str, Any], args: list[str]) -> int:
+    params = {"since": api_time(opts["since"], "since"), "until": api_time(opts["until"], "until"),
+              "filters": parse_filters(opts["filter"])}
+    fmt = opts["format"]
+    tmpl = Template("{{json .}}" if fmt == "json" else fmt.replace("\\t", "\t").replace("\\n", "\n")) if fmt else None
+    resp = s.client.get("/events", params, stream=True)
+    with resp:
+        for ev in s.client.json_lines(resp):
+            s.print(tmpl.execute(_go_event(ev)) if tmpl else _event_line(ev))
+    return 0
+
+
+def top(s: Session, opts: dict[str, Any], args: list[str]) -> int:
+    params = {"ps_args": " ".join(args[1:]) or None}
+    data = s.client.json("GET", f"/containers/{args[0]}/top", params)
+    lines = ["\t".join(data.get("Titles") or [])] + ["\t".join(p) for p in data.get("Processes") or []]
+    s.out.write(formatting.tabwrite("\n".join(lines) + "\n", minwidth=20, padding=1))
+    return 0
+
+
+def diff(s: Session, opts: dict[str, Any], args: list[str]) -> int:
+    kinds = {0: "C", 1: "A", 2: "D"}
+    for change in s.client.json("GET", f"/containers/{args[0]}/changes") or []:
+        s.print(f"{kinds.get(change['Kind'], '?')} {change['Path']}")
+    return 0
+
+
+def export(s: Session, opts: dict[str, Any], args: list[str]) -> int:
+    output = opts["output"]
+    if not output and is_terminal(s.out.stream):
+        raise CliError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    resp = s.client.get(f"/containers/{args[0]}/export", stream=True)
+    with resp:
+        if output:
+            with open(output, "wb") as f:
+                f.writelines(resp.iter_content(1 << 20))
+        else:
+            for chunk in resp.iter_content(1 << 20):
+                s.out.write_bytes(chunk)
+    return 0
+
+
+def commit(s: Session, opts: dict[str, Any], args: list[str]) -> int:
+    repo, tag = "", ""
+    if len(args) > 1:
+        name = args[1]
+        last = name.rsplit("/", 1)[-1]
+        repo, tag = (name.rsplit(":", 1) if ":" in last else (name, ""))
+    params = {"container": args[0], "repo": repo or None, "tag": tag or None, "comment": opts["message"] or None,
+              "author": opts["author"] or None, "changes": opts["change"] or None, "pause": opts["pause"]}
+    s.print(s.client.json("POST", "/commit", params)["Id"])
+    return 0
+
