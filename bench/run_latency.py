@@ -6,6 +6,12 @@ the docker CLI through a private pydockd (and through dockerd, when one
 answers on /var/run/docker.sock). Runs are interleaved so that machine noise
 hits every contender alike, and medians keep the odd slow run out.
 
+pydockd runs three ways: `pydockd` on the default bridge network (what
+`docker run` gets: a network namespace, veth, address, NAT rules),
+`pd-none` with `--network none` (the cost without networking) and `pd-user`
+on a user-defined bridge network (plus its embedded DNS), so the price of
+networking shows as the difference between the rows.
+
     python3 bench/run_latency.py [--runs 25] [--warmup 3]
 """
 from __future__ import annotations
@@ -176,8 +182,8 @@ def runc_contender(root: str, rootfs_tar: str, stack: ExitStack) -> Callable[[],
     return lambda: timed(argv)
 
 
-def docker_contender(env: dict[str, str], image: str) -> Callable[[], float]:
-    argv = [DOCKER, "run", "--rm", image, "true"]
+def docker_contender(env: dict[str, str], image: str, network: str = "") -> Callable[[], float]:
+    argv = [DOCKER, "run", "--rm", *(["--network", network] if network else []), image, "true"]
     return lambda: timed(argv, env)
 
 
@@ -193,6 +199,9 @@ def run(runs: int, warmup: int) -> None:
         stack.callback(remove_all_containers, env)
         docker(env, "import", rootfs_tar, "busybox:latest")
         contenders["pydockd"] = docker_contender(env, "busybox:latest")
+        contenders["pd-none"] = docker_contender(env, "busybox:latest", "none")
+        docker(env, "network", "create", "pydock-bench")
+        contenders["pd-user"] = docker_contender(env, "busybox:latest", "pydock-bench")
         if docker_answers(DOCKERD_SOCK):
             denv = docker_env(f"unix://{DOCKERD_SOCK}", config_dir)
             docker(denv, "import", rootfs_tar, DOCKERD_IMAGE)

@@ -785,7 +785,7 @@ class _Job:
         finally:
             if not keep:
                 try:
-                    containers.remove(cid, force=True)
+                    containers.remove(cid, force=True, volumes=True)
                 except EngineError:
                     pass
         if not keep:

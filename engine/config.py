@@ -22,6 +22,12 @@ class EngineConfig:
     cgroup_parent: str = "pydock"
     # registries that may be reached over plain HTTP (host[:port] or CIDR), besides loopback
     insecure_registries: tuple[str, ...] = ()
+    # Docker Hub mirrors (URLs), tried in order before Docker Hub itself for pulls
+    registry_mirrors: tuple[str, ...] = ()
+    # per-registry TLS trust, as /etc/docker/certs.d: <certs_dir>/<host:port>/{*.crt, *.cert, *.key}
+    certs_dir: str = "/etc/pydock/certs.d"
+    # the default bridge's gateway address and prefix (dockerd's --bip); "" picks a free pool, 172.29.0.0/16 first
+    bip: str = ""
 
     @property
     def db_path(self) -> str:

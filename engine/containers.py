@@ -20,23 +20,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import naming
+from . import naming, resources, security
 from .config import EngineConfig
-from .errors import Conflict, EngineError, InvalidParameter, NotImplementedYet, NotModified, no_such_container
+from .errors import Conflict, EngineError, InvalidParameter, NotModified, no_such_container
 from .events import EventBus
 from .fsutil import resolve_user, secure_join
 from .humanize import human_duration
 from .images import ImageService
 from .layers import LayerStore
 from .mounts import is_mountpoint, mount_overlay, umount
+from .network import NetworkService
 from .runtime import Runtime
 from .spec import SpecOptions, build_spec, container_env, merge_env, normalize_caps
 from .store import MetaStore
 from .timeutil import ZERO_TIME, parse_rfc3339_ns, rfc3339_ns
+from .volumes import VolumeService
 
 RESTART_POLICIES = {"", "no", "always", "unless-stopped", "on-failure"}
 DEFAULT_STOP_TIMEOUT = 10
-NETWORK_MODES = {"", "default", "bridge", "host", "none"}
 
 
 def parse_signal(sig: str | int | None, default: int = _signal.SIGKILL) -> int:
@@ -87,6 +88,9 @@ class ContainerService:
         self._pending: dict[str, list[Attachment]] = {}
         self._cancelled_restart: set[str] = set()
         images.usage = self.image_usage
+        self.exec_ids: Callable[[str], list[str]] = lambda cid: []  # live exec IDs, set by ExecService
+        self.network: NetworkService  # wired by the composition root (it needs this service too)
+        self.volumes: VolumeService  # wired by the composition root (it reads our records)
 
     # ---- records ------------------------------------------------------
     def _lock(self, cid: str) -> threading.RLock:
@@ -147,9 +151,9 @@ class ContainerService:
     def _event(self, c: dict[str, Any], action: str, **extra: str) -> None:
         self.events.publish("container", action, c["Id"], self._attrs(c, **extra))
 
-    def log_event(self, c: dict[str, Any], action: str) -> None:
+    def log_event(self, c: dict[str, Any], action: str, **extra: str) -> None:
         """Container events for actions other services perform (e.g. `top`), with the usual attributes."""
-        self._event(c, action)
+        self._event(c, action, **extra)
 
     # ---- create -------------------------------------------------------
     def create(self, body: dict[str, Any], name: str = "") -> dict[str, Any]:
@@ -162,6 +166,9 @@ class ContainerService:
         image_id = self.images.resolve(image_ref)
         icfg = self.images.config(image_id).get("config") or {}
         host = self._validate_host_config({} if body.get("HostConfig") is None else body["HostConfig"])
+        net_plan = self.network.plan(body, host)
+        warnings = resources.adapt_host_config(host)
+        security.validate_host_config(host)
         entrypoint = body.get("Entrypoint")
         cmd = body.get("Cmd")
         for key, val in (("Entrypoint", entrypoint), ("Cmd", cmd)):
@@ -240,7 +247,8 @@ class ContainerService:
         try:
             for sub in ("upper", "work", "merged"):
                 os.mkdir(os.path.join(cdir, sub))
-            with self.meta.transaction() as db:
+            with self.volumes.claim(record, self.layers.lower_dirs(record["_chain"])), \
+                    self.meta.transaction() as db:
                 if not name:
                     taken = {r["name"] for r in db.execute("SELECT name FROM containers").fetchall()}
                     record["Name"] = name = naming.generate(taken)
@@ -250,11 +258,12 @@ class ContainerService:
                                    f'"{clash["id"]}". You have to remove (or rename) that container to be able '
                                    "to reuse that name.")
                 db.execute("INSERT INTO containers(id, name, data) VALUES (?,?,?)", (cid, name, json.dumps(record)))
+                self.network.register(cid, name, net_plan)
         except BaseException:
             shutil.rmtree(cdir, ignore_errors=True)
             raise
         self._event(record, "create")
-        return {"Id": cid, "Warnings": []}
+        return {"Id": cid, "Warnings": warnings}
 
     @staticmethod
     def _validate_host_config(h: dict[str, Any]) -> dict[str, Any]:
@@ -276,11 +285,6 @@ class ContainerService:
         mode = h.get("NetworkMode") or "default"
         if not isinstance(mode, str):
             raise InvalidParameter("invalid NetworkMode")
-        if mode not in NETWORK_MODES:
-            raise NotImplementedYet(f"network mode {mode!r} is not supported yet")
-        for key in ("Binds", "Mounts", "VolumesFrom", "Devices", "PortBindings", "Links"):
-            if h.get(key):
-                raise NotImplementedYet(f"HostConfig.{key} is not supported yet")
         for key in ("CapAdd", "CapDrop"):
             try:
                 normalize_caps(_str_list(h.get(key), key))
@@ -322,11 +326,13 @@ class ContainerService:
             self.runtime.request(cid, {"op": "start"})
         except BaseException as e:
             self.runtime.cleanup(cid)
+            self.network.teardown(cid)
+            self.volumes.detach(c)
             umount(merged)
             c["State"].update(Error=getattr(e, "message", str(e)), ExitCode=127 if getattr(e, "status", 0) == 400 else 128)
             self._save(c)
             if c["HostConfig"]["AutoRemove"]:
-                self._remove_locked(c, volumes=False)  # as Docker: --rm also covers a failed start
+                self._remove_locked(c, volumes=True)  # as Docker: --rm also covers a failed start
             raise
         c["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
                           Dead=False, Pid=pid, ExitCode=0, Error="", StartedAt=rfc3339_ns(),
@@ -344,45 +350,29 @@ class ContainerService:
         cwd_host = secure_join(rootfs, cwd)
         if not os.path.isdir(cwd_host):
             os.makedirs(cwd_host, mode=0o755, exist_ok=True)
+        netns = self.network.setup(c)
         self._write_etc_files(c)
-        mode = host["NetworkMode"]
-        mounts = [{"destination": f"/etc/{n}", "type": "bind", "source": os.path.join(self.dir(c["Id"]), n),
-                   "options": ["rbind", "rprivate"]} for n in ("resolv.conf", "hostname", "hosts")]
+        mounts = self.volumes.attach(c)
+        covered = {m["destination"] for m in mounts}
+        mounts += [{"destination": f"/etc/{n}", "type": "bind", "source": os.path.join(self.dir(c["Id"]), n),
+                    "options": ["rbind", "rprivate"]} for n in ("resolv.conf", "hostname", "hosts")
+                   if f"/etc/{n}" not in covered]
         return build_spec(SpecOptions(
             container_id=c["Id"], rootfs=rootfs, args=[c["Path"], *c["Args"]],
             env=container_env(cfg["Env"], [], cfg["Hostname"], cfg["Tty"]), cwd=cwd,
-            uid=uid, gid=gid, additional_gids=extra + [int(g) for g in host.get("GroupAdd") or [] if str(g).isdigit()],
+            uid=uid, gid=gid, additional_gids=extra + security.group_add_gids(rootfs, host.get("GroupAdd") or []),
             hostname=cfg["Hostname"], tty=cfg["Tty"], console_size=_console_size(host),
             readonly_rootfs=host["ReadonlyRootfs"], extra_mounts=mounts,
             cap_add=host.get("CapAdd") or [], cap_drop=host.get("CapDrop") or [],
-            privileged=host["Privileged"], network="host" if mode == "host" else "",
+            privileged=host["Privileged"], network=netns,
             init_path=self.cfg.init_binary if host.get("Init") else None,
             cgroups_path=f"/{self.cfg.cgroup_parent}/{c['Id']}",
+            **resources.spec_options(host), **security.spec_options(host),
         ))
 
     def _write_etc_files(self, c: dict[str, Any]) -> None:
-        cfg = c["Config"]
-        hostname = cfg["Hostname"]
-        host_net = c["HostConfig"]["NetworkMode"] == "host"
-        if host_net:
-            hostname = os.uname().nodename
-        hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                 "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
-        if host_net:
-            try:
-                with open("/etc/hosts") as f:
-                    hosts = f.read()
-            except OSError:
-                pass
-        else:
-            hosts += f"127.0.1.1\t{hostname}\n"
-        try:
-            with open("/etc/resolv.conf") as f:
-                resolv = f.read()
-        except OSError:
-            resolv = ""
         cdir = self.dir(c["Id"])
-        for name, text in (("hostname", hostname + "\n"), ("hosts", hosts), ("resolv.conf", resolv)):
+        for name, text in self.network.etc_files(c).items():
             _write_start_file(os.path.join(cdir, name), text.encode(), 0o644)
 
     # ---- attach -------------------------------------------------------
@@ -409,11 +399,8 @@ class ContainerService:
 
     def _connect_attachment(self, cid: str, att: Attachment) -> None:
         try:
-            sock = self.runtime.connect(cid, {"op": "attach", "stdin": att.stdin, "stdout": att.stdout,
-                                              "stderr": att.stderr, "close_stdin": att.close_stdin}, timeout=None)
-            if self.runtime.read_line(sock) is None:
-                raise OSError("shim closed the attach connection")
-            att.sock = sock
+            att.sock = self.runtime.attach(cid, stdin=att.stdin, stdout=att.stdout, stderr=att.stderr,
+                                           close_stdin=att.close_stdin)
         except OSError as e:
             att.error = f"container {cid[:12]} is not running: {e}"
         att.ready.set()
@@ -424,6 +411,25 @@ class ContainerService:
         if not c["State"]["Running"]:
             raise Conflict(f"Container {cid} is not running")
         self.runtime.request(cid, {"op": "resize", "h": h, "w": w})
+
+    def update(self, ref: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`docker update`: new limits go into the record, and into the cgroup (runc update) if running."""
+        if not isinstance(body, dict):
+            raise InvalidParameter("invalid update config")
+        cid = self.resolve(ref)
+        with self._lock(cid):
+            c = self._load(cid)
+            try:
+                warnings = resources.apply_update(c["HostConfig"], body)
+                if c["State"]["Running"]:
+                    self.runtime.update(cid, resources.linux_resources(c["HostConfig"]))
+            except InvalidParameter:
+                raise
+            except EngineError as e:  # conflicts with the current limits, or runc refusing them
+                raise type(e)(f"Cannot update container {cid}: {e.message}") from None
+            self._save(c)
+        self._event(c, "update")
+        return {"Warnings": warnings}
 
     # ---- exit handling ------------------------------------------------
     def _monitor(self, cid: str) -> None:
@@ -453,6 +459,8 @@ class ContainerService:
                               OOMKilled=bool(result.get("OOMKilled")),
                               FinishedAt=result.get("FinishedAt") or rfc3339_ns())
             self.runtime.cleanup(cid)
+            self.network.teardown(cid)
+            self.volumes.detach(c)
             umount(os.path.join(self.dir(cid), "merged"))
             self._save(c)
             self._event(c, "die", exitCode=str(code))
@@ -462,7 +470,7 @@ class ContainerService:
                 self._exits.setdefault(cid, []).append(code)
                 self._cond.notify_all()
             if c["HostConfig"]["AutoRemove"]:
-                self._remove_locked(c, volumes=False)
+                self._remove_locked(c, volumes=True)
                 return
             if self._should_restart(c, code):
                 c["State"]["Restarting"] = True
@@ -670,6 +678,7 @@ class ContainerService:
         if c["State"]["Running"]:
             self.runtime.kill(cid, _signal.SIGKILL)
         self.runtime.cleanup(cid)
+        self.network.forget(cid)
         umount(os.path.join(self.dir(cid), "merged"))
         with self.meta.transaction() as db:
             db.execute("DELETE FROM containers WHERE id=?", (cid,))
@@ -677,6 +686,7 @@ class ContainerService:
             att.error = "container removed"
             att.ready.set()
         self._event(c, "destroy")
+        self.volumes.release(c, volumes)
         with self._cond:
             self._removed.add(cid)
             self._cond.notify_all()
@@ -724,6 +734,8 @@ class ContainerService:
     def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
         c = self.get(ref)
         out = {k: v for k, v in c.items() if not k.startswith("_")}
+        out["NetworkSettings"] = self.network.settings(c)
+        out["ExecIDs"] = self.exec_ids(c["Id"]) or None
         if size:
             out["SizeRw"] = _dir_bytes(os.path.join(self.dir(c["Id"]), "upper"))
             out["SizeRootFs"] = out["SizeRw"] + self.images.inspect(c["Image"])["Size"]
@@ -746,9 +758,10 @@ class ContainerService:
                 "Id": c["Id"], "Names": [c["Name"]], "Image": c["Config"]["Image"], "ImageID": c["Image"],
                 "Command": " ".join([c["Path"], *c["Args"]]),
                 "Created": parse_rfc3339_ns(c["Created"]) // 1_000_000_000,
-                "Ports": [], "Labels": c["Config"].get("Labels") or {}, "State": state["Status"],
+                "Ports": self.network.ports_list(c), "Labels": c["Config"].get("Labels") or {},
+                "State": state["Status"],
                 "Status": status_text(state), "HostConfig": {"NetworkMode": c["HostConfig"]["NetworkMode"]},
-                "NetworkSettings": {"Networks": c["NetworkSettings"].get("Networks") or {}},
+                "NetworkSettings": {"Networks": self.network.settings(c)["Networks"]},
                 "Mounts": c.get("Mounts") or [],
             }
             if size:
@@ -792,6 +805,8 @@ class ContainerService:
                     ok = c["Created"] < pivot["Created"]
                 else:
                     ok = c["Created"] > pivot["Created"]
+            elif key == "volume":
+                ok = any(m.get("Name") in values or m["Destination"] in values for m in c.get("Mounts") or [])
             elif key in ("network", "volume", "health", "publish", "expose", "isolation", "is-task"):
                 ok = key == "network" and any(v == c["HostConfig"]["NetworkMode"] for v in values)
             else:

@@ -17,14 +17,17 @@ from .config import EngineConfig
 from .containers import ContainerService
 from .distribution import DistributionService
 from .events import EventBus
+from .exec import ExecService
 from .images import ImageService
 from .layers import LayerStore
 from .mounts import is_mountpoint
+from .network import NetworkService
 from .registry import AuthConfig
 from .runtime import Runtime
 from .stats import StatsService
 from .store import BlobStore, MetaStore
 from .system import SystemService
+from .volumes import VolumeService
 
 
 class Engine:
@@ -39,8 +42,13 @@ class Engine:
         self.distribution = DistributionService(cfg, self.meta, self.blobs, self.layers, self.images, self.events)
         self.runtime = Runtime(cfg)
         self.containers = ContainerService(cfg, self.meta, self.images, self.layers, self.runtime, self.events)
+        self.network = NetworkService(cfg, self.meta, self.events)
+        self.containers.network, self.network.containers = self.network, self.containers
+        self.volumes = VolumeService(cfg, self.meta, self.events)
+        self.containers.volumes, self.volumes.users = self.volumes, self.containers.all_records
         self.system = SystemService(cfg, self.meta, self.images, self.containers, self.events)
         self.stats = StatsService(self.containers, self.runtime)
+        self.execs = ExecService(self.containers, self.runtime, self.events)
         self.archive = ArchiveService(cfg, self.containers, self.images, self.layers)
         self.builder = BuilderService(cfg, self.meta, self.images, self.layers, self.containers,
                                       self._pull_for_build)
@@ -59,7 +67,9 @@ class Engine:
             if name.startswith(".tmp-"):
                 shutil.rmtree(os.path.join(self.cfg.layers_dir, name), ignore_errors=True)
         self._collect_orphans()
+        self.network.start()
         self.containers.restore()
+        self.network.reconcile()
 
     def _collect_orphans(self) -> None:
         """Remove what a crash between "write data" and "commit the row" can leave behind.
@@ -77,6 +87,7 @@ class Engine:
         for digest in self.blobs.digests():
             if digest not in referenced:
                 self.blobs.delete(digest)
+        self.volumes.collect_orphans()
         known_containers = {r["id"] for r in self.meta.query("SELECT id FROM containers")}
         for name in os.listdir(self.cfg.containers_dir):
             path = os.path.join(self.cfg.containers_dir, name)
@@ -84,5 +95,6 @@ class Engine:
                 shutil.rmtree(path, ignore_errors=True)
 
     def close(self) -> None:
+        self.network.close()
         self.runtime.close()
         self.meta.close()

@@ -2,12 +2,13 @@
 
 Pull resolves the manifest first (so a missing image or bad credentials is an
 HTTP error, as with dockerd), then streams Docker's JSON progress messages
-while at most three layers download concurrently into temp files, each
-hashed as it arrives and verified for size and digest before it is
-decompressed, checked against the config's diff_id and registered in chain
-order. The image row and its tags are written last, so an interrupted pull
-never shows a half image; whatever it left in the temp dir or as unreferenced
-layers is removed by the daemon's start-up GC.
+while at most three layers download concurrently. Each is decompressed as it
+arrives into a temp tar, hashing both forms in the same pass; the blob's size
+and digest and the tar's diff_id are verified before the tar is extracted
+(still concurrently) into a private staging directory, and layers are then
+committed in chain order. The image row and its tags are written last, so an
+interrupted pull never shows a half image; whatever it left in the temp dir
+or as staging directories is removed by the daemon's start-up GC.
 
 The compressed digest each layer has in a registry is remembered
 (`layer_blobs`), so pushing a pulled or already pushed layer is a HEAD
@@ -19,11 +20,14 @@ import gzip
 import hashlib
 import io
 import json
+import logging
 import os
 import queue
 import tempfile
 import threading
 import time
+import urllib.parse
+import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Iterator
@@ -35,10 +39,11 @@ from .config import EngineConfig
 from .errors import EngineError, InvalidParameter, NotFound
 from .events import EventBus
 from .images import ARCH, ImageService, decompress_to, short
-from .layers import LayerStore, chain_ids
+from .layers import LayerStore, StagedLayer, chain_ids
 from .reference import Reference
 from .registry import (
     CHUNK,
+    DOCKER_HUB,
     INDEX_TYPES,
     MANIFEST_TYPES,
     MEDIA_DOCKER_CONFIG,
@@ -59,6 +64,7 @@ MAX_UPLOADS = 5  # dockerd's max-concurrent-uploads
 GZIP_TYPES = (MEDIA_DOCKER_LAYER, "application/vnd.oci.image.layer.v1.tar+gzip")
 LAYER_TYPES = GZIP_TYPES + ("application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.oci.image.layer.v1.tar")
 PROGRESS_INTERVAL = 0.1
+log = logging.getLogger(__name__)
 Message = dict[str, Any]
 Report = Callable[[Message], None]
 
@@ -168,6 +174,150 @@ class _HashWriter:
         return "sha256:" + self.h.hexdigest()
 
 
+class _BlobReader:
+    """A registry blob as a file to read from: hashed and size-checked as it streams.
+
+    A dropped connection is resumed with a Range request (bounded retries);
+    a registry that answers the range with the whole blob has its first
+    bytes skipped, so the reader's consumer never notices.
+    """
+
+    def __init__(self, plan: PullPlan, digest: str, size: int, on_progress: Callable[[int], None],
+                 stopped: Callable[[], bool]) -> None:
+        self.plan, self.digest_want, self.total = plan, digest, size
+        self.on_progress, self.stopped = on_progress, stopped
+        self.h = hashlib.sha256()
+        self.size = 0
+        self.retry = Retrying()
+        self.throttle = _Throttle()
+        self.resp: requests.Response | None = None
+        self.chunks: Iterator[bytes] = iter(())
+        self.pending = b""
+        self.pos = 0  # of the first unread byte in `pending`
+        self.skip = 0  # bytes of a restarted (non-range) answer that we already have
+        self.done = False
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.h.hexdigest()
+
+    def read(self, n: int = -1) -> bytes:
+        if self.pos >= len(self.pending):
+            self.pending, self.pos = self._next(), 0
+        if self.pos == 0 and (n < 0 or n >= len(self.pending)):
+            self.pos = len(self.pending)
+            return self.pending
+        end = len(self.pending) if n < 0 else self.pos + n
+        out = self.pending[self.pos:end]
+        self.pos += len(out)
+        return out
+
+    def peek(self) -> bytes:
+        """Some of the next bytes, without consuming them."""
+        if self.pos >= len(self.pending):
+            self.pending, self.pos = self._next(), 0
+        return self.pending[self.pos:]
+
+    def drain(self) -> None:
+        """Read to the end, so the digest covers the whole blob even if the decompressor stopped early."""
+        self.pending, self.pos = b"", 0
+        while self._next():
+            pass
+
+    def _next(self) -> bytes:
+        while not self.done:
+            if self.stopped():
+                raise RegistryError("context canceled")
+            try:
+                if self.resp is None:
+                    self._open()
+                chunk = next(self.chunks, b"")
+            except (requests.RequestException, RegistryUnreachable) as e:
+                self._retry(e)
+                continue
+            if chunk:
+                chunk = self._take(chunk)
+                if chunk:
+                    return chunk
+                continue
+            if self.total < 0 or self.size >= self.total:
+                self._close()
+                self.done = True
+                self.on_progress(self.size)
+            else:
+                self._retry(RegistryError(f"short read: expected {self.total} bytes but got {self.size}"))
+        return b""
+
+    def _open(self) -> None:
+        resp = self.plan.registry.open_blob(self.plan.ref.path, self.digest_want, self.size)
+        self.resp, self.chunks = resp, resp.iter_content(CHUNK)
+        self.skip = self.size if self.size and resp.status_code == 200 else 0  # no range support
+
+    def _take(self, chunk: bytes) -> bytes:
+        """Hash and count a received chunk; what a restarted answer repeats is dropped (b"" if all)."""
+        if self.skip:
+            cut = min(self.skip, len(chunk))
+            self.skip -= cut
+            chunk = chunk[cut:]
+        self.h.update(chunk)
+        self.size += len(chunk)
+        if self.total >= 0 and self.size > self.total:
+            raise RegistryError(f"filesystem layer verification failed for digest {self.digest_want}")
+        if self.throttle.due():
+            self.on_progress(self.size)
+        return chunk
+
+    def _retry(self, error: Exception) -> None:
+        self._close()
+        if self.stopped() or not self.retry.again():
+            raise RegistryError(f"failed to download layer {self.digest_want}: {error}")
+
+    def _close(self) -> None:
+        if self.resp is not None:
+            self.resp.close()
+        self.resp, self.chunks = None, iter(())
+
+
+def _decompress(src: _BlobReader, dst: _HashWriter) -> str:
+    """Decompress into `dst`; an invalid stream is returned as text, to be reported after the digest check.
+
+    The format is sniffed, as dockerd does, not taken from the media type.
+    """
+    try:
+        if src.peek()[:2] == b"\x1f\x8b":
+            _gunzip(src, dst)
+        else:
+            decompress_to(src, dst)  # type: ignore[arg-type]
+    except EngineError:
+        raise  # the download itself failed
+    except Exception as e:  # noqa: BLE001 -- each decompressor (zlib, bz2, lzma, zstd) has its own errors
+        return str(e) or type(e).__name__
+    return ""
+
+
+def _gunzip(src: _BlobReader, dst: _HashWriter) -> None:
+    """gzip members back to back (as Go's reader accepts them), in 1 MB steps.
+
+    Most layers are gzip; GzipFile would read the stream 8 kB at a time,
+    which costs a pull more than hashing does. Output is bounded per step
+    so a small, highly compressible blob cannot balloon in memory.
+    """
+    member, fed, carry = zlib.decompressobj(31), False, b""
+    while True:
+        data = member.unconsumed_tail or carry or src.read(CHUNK)
+        carry = b""
+        if not data:
+            break
+        fed = True
+        dst.write(member.decompress(data, CHUNK))
+        if member.eof:
+            carry = member.unused_data
+            member, fed = zlib.decompressobj(31), False
+    dst.write(member.flush())
+    if fed:
+        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+
 class _Throttle:
     """Rate-limits progress updates as dockerd's progress reader does."""
 
@@ -192,8 +342,10 @@ class DistributionService:
         self.images = images
         self.events = events
 
-    def registry(self, host: str, auth: AuthConfig) -> Registry:
-        return Registry(host, auth, is_insecure(host, self.cfg.insecure_registries))
+    def registry(self, host: str, auth: AuthConfig, mirror: str = "") -> Registry:
+        """A session with `host`, or with a mirror of it (a URL: its scheme is the one to use)."""
+        address = urllib.parse.urlsplit(mirror).netloc if mirror else host
+        return Registry(host, auth, is_insecure(address, self.cfg.insecure_registries), self.cfg.certs_dir, mirror)
 
     # ---- login ----------------------------------------------------------
     def login(self, auth: AuthConfig) -> dict[str, str]:
@@ -206,10 +358,22 @@ class DistributionService:
 
     # ---- pull -----------------------------------------------------------
     def resolve_pull(self, name: str, auth: AuthConfig, platform: str = "") -> PullPlan:
-        """Fetch and check the manifest; every failure here is an HTTP error, before any progress."""
+        """Fetch and check the manifest; every failure here is an HTTP error, before any progress.
+
+        Docker Hub images are looked for on the registry mirrors first; as
+        with dockerd, any failure there moves on to the next endpoint.
+        """
         ref = reference.parse(name)
         want = Platform.parse(platform)
-        reg = self.registry(ref.domain, auth)
+        mirrors = self.cfg.registry_mirrors if ref.domain == DOCKER_HUB else ()
+        for mirror in mirrors:
+            try:
+                return self._resolve_on(self.registry(ref.domain, auth, mirror), ref, want)
+            except EngineError as e:
+                log.info("Attempting next endpoint for pull after error: %s", e.message)
+        return self._resolve_on(self.registry(ref.domain, auth), ref, want)
+
+    def _resolve_on(self, reg: Registry, ref: Reference, want: Platform) -> PullPlan:
         try:
             raw, media, digest = self._manifest(reg, ref, ref.digest or ref.tag)
             manifest = json.loads(raw)
@@ -295,7 +459,7 @@ class DistributionService:
         stop = threading.Event()
         stopped = _either(stop, cancel)
         pool = ThreadPoolExecutor(MAX_DOWNLOADS, thread_name_prefix="pydock-pull")
-        jobs: list[Future[str] | None] = []
+        jobs: list[Future[StagedLayer] | None] = []
         try:
             for desc, chain, diff_id in zip(descs, chains, diff_ids):
                 if self.layers.exists(chain) or self.blobs.exists(diff_id):
@@ -303,7 +467,7 @@ class DistributionService:
                     jobs.append(None)
                     continue
                 yield update(short(desc["digest"]), "Pulling fs layer")
-                jobs.append(pool.submit(self._download, plan, desc, reports.put, stopped))
+                jobs.append(pool.submit(self._download, plan, desc, diff_id, reports.put, stopped))
             for job, desc in list(zip(jobs, descs))[MAX_DOWNLOADS:]:
                 if job is not None and not job.running() and not job.done():
                     yield update(short(desc["digest"]), "Waiting")
@@ -311,7 +475,7 @@ class DistributionService:
             for job, desc, chain, diff_id in zip(jobs, descs, chains, diff_ids):
                 if job is not None:
                     yield from self._drain(job, reports, cancel)
-                    yield from self._extract(plan, job.result(), desc, diff_id, parent)
+                    yield from self._commit(plan, job.result(), desc, parent)
                 elif not self.layers.exists(chain):
                     self._register_local(diff_id, parent)
                 parent = chain
@@ -320,11 +484,11 @@ class DistributionService:
             pool.shutdown(wait=True, cancel_futures=True)
             for job in jobs:
                 if job is not None and job.done() and not job.cancelled() and job.exception() is None:
-                    _unlink(job.result())
+                    self.layers.discard(job.result())  # a no-op for committed layers
 
     @staticmethod
-    def _drain(job: Future[str], reports: queue.Queue[Message], cancel: threading.Event) -> Iterator[Message]:
-        """Forward the downloaders' progress until `job` is done."""
+    def _drain(job: Future[Any], reports: queue.Queue[Message], cancel: threading.Event) -> Iterator[Message]:
+        """Forward the workers' progress until `job` is done."""
         while True:
             try:
                 yield reports.get(timeout=0.05)
@@ -334,82 +498,51 @@ class DistributionService:
             if cancel.is_set():
                 raise RegistryError("context canceled")
             if job.done():
-                job.result()  # re-raises the download's error
+                job.result()  # re-raises the worker's error
                 while not reports.empty():
                     yield reports.get_nowait()
                 return
 
-    def _download(self, plan: PullPlan, desc: dict[str, Any], report: Report, stopped: Callable[[], bool]) -> str:
-        """Fetch one blob into a temp file, resuming with a Range request after a dropped connection."""
+    def _download(self, plan: PullPlan, desc: dict[str, Any], diff_id: str, report: Report,
+                  stopped: Callable[[], bool]) -> StagedLayer:
+        """Fetch one blob, decompressing and hashing both forms as it arrives, and stage it.
+
+        One pass writes only the uncompressed tar; the blob's digest and size
+        and the tar's diff ID are all checked before extraction, which runs
+        here, concurrently with the other downloads, into a private directory
+        that `_commit` later makes visible in chain order.
+        """
         digest, size, id_ = desc["digest"], int(desc.get("size", -1)), short(desc["digest"])
-        fd, tmp = tempfile.mkstemp(dir=self.cfg.tmp_dir, prefix="pull-")
+        fd, tar_path = tempfile.mkstemp(dir=self.cfg.tmp_dir, prefix="pull-tar-")
         try:
             with os.fdopen(fd, "wb") as out:
-                writer = self._fetch(plan, digest, size, out, lambda n: report(progress(id_, "Downloading", n, size)),
-                                     stopped)
-            report(update(id_, "Verifying Checksum"))
-            if writer.digest != digest or (size >= 0 and writer.size != size):
-                raise RegistryError(f"filesystem layer verification failed for digest {digest}")
-            report(update(id_, "Download complete"))
-            return tmp
+                blob = _BlobReader(plan, digest, size, lambda n: report(progress(id_, "Downloading", n, size)),
+                                   stopped)
+                tar = _HashWriter(out)
+                error = _decompress(blob, tar)
+                blob.drain()
+                report(update(id_, "Verifying Checksum"))
+                if blob.digest != digest or (size >= 0 and blob.size != size):
+                    raise RegistryError(f"filesystem layer verification failed for digest {digest}")
+                report(update(id_, "Download complete"))
+                if error:
+                    raise RegistryError(f"failed to register layer: invalid compressed layer {digest}: {error}")
+                if tar.digest != diff_id:
+                    raise RegistryError(f"failed to register layer: layer {digest} has diff ID {tar.digest}, "
+                                        f"the image configuration says {diff_id}")
+                out.flush()
+                os.fsync(out.fileno())  # here rather than in the ordered commit
         except BaseException:
-            _unlink(tmp)
+            _unlink(tar_path)
             raise
+        return self.layers.stage(tar_path, diff_id)
 
-    @staticmethod
-    def _fetch(plan: PullPlan, digest: str, size: int, out: IO[bytes], on_progress: Callable[[int], None],
-               stopped: Callable[[], bool]) -> _HashWriter:
-        writer = _HashWriter(out)
-        retry = Retrying()
-        throttle = _Throttle()
-        while True:
-            try:
-                resp = plan.registry.open_blob(plan.ref.path, digest, writer.size)
-                if writer.size and resp.status_code == 200:  # no range support: start over
-                    out.seek(0)
-                    out.truncate()
-                    writer = _HashWriter(out)
-                with resp:
-                    for chunk in resp.iter_content(CHUNK):
-                        if stopped():
-                            raise RegistryError("context canceled")
-                        writer.write(chunk)
-                        if size >= 0 and writer.size > size:
-                            raise RegistryError(f"filesystem layer verification failed for digest {digest}")
-                        if throttle.due():
-                            on_progress(writer.size)
-                if size < 0 or writer.size >= size:
-                    on_progress(writer.size)
-                    return writer
-                error: Exception = RegistryError(f"short read: expected {size} bytes but got {writer.size}")
-            except (requests.RequestException, RegistryUnreachable) as e:
-                error = e
-            if stopped() or not retry.again():
-                raise RegistryError(f"failed to download layer {digest}: {error}")
-
-    def _extract(self, plan: PullPlan, blob_path: str, desc: dict[str, Any], diff_id: str,
-                 parent: str) -> Iterator[Message]:
+    def _commit(self, plan: PullPlan, staged: StagedLayer, desc: dict[str, Any], parent: str) -> Iterator[Message]:
         id_ = short(desc["digest"])
         size = int(desc.get("size", 0))
         yield progress(id_, "Extracting", size, size)
-        fd, tar_path = tempfile.mkstemp(dir=self.cfg.tmp_dir, prefix="pull-tar-")
-        try:
-            with open(blob_path, "rb") as src, os.fdopen(fd, "wb") as out:
-                writer = _HashWriter(out)
-                try:
-                    decompress_to(src, writer)  # type: ignore[arg-type]
-                except (OSError, EOFError, ValueError) as e:
-                    raise RegistryError(f"failed to register layer: invalid compressed layer {desc['digest']}: "
-                                        f"{e}") from None
-            _unlink(blob_path)
-            if writer.digest != diff_id:
-                raise RegistryError(f"failed to register layer: layer {desc['digest']} has diff ID "
-                                    f"{writer.digest}, the image configuration says {diff_id}")
-            self.layers.register(tar_path, parent)
-        finally:
-            _unlink(tar_path)
-            _unlink(blob_path)
-        self._remember(diff_id, desc["digest"], desc["mediaType"], size, plan.ref.repository)
+        self.layers.commit(staged, parent)
+        self._remember(staged.diff_id, desc["digest"], desc["mediaType"], size, plan.ref.repository)
         yield update(id_, "Pull complete")
 
     def _register_local(self, diff_id: str, parent: str) -> None:

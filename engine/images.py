@@ -256,11 +256,13 @@ class ImageService:
                 continue  # intermediate build layer
             if not _match_image_filters(filters, image_id, tags, labels, self):
                 continue
-            if filters.get("reference"):  # dockerd lists only the tags the filter matched
+            digests = self.digests_of(image_id)
+            if filters.get("reference"):  # dockerd lists only the references the filter matched
                 tags = [t for t in tags if _reference_matches(t, filters["reference"])]
+                digests = [d for d in digests if _reference_matches(d.split("@", 1)[0], filters["reference"])]
             out.append({
                 "Id": image_id, "ParentId": row["parent"], "RepoTags": tags,
-                "RepoDigests": self.digests_of(image_id), "Created": row["created"],
+                "RepoDigests": digests, "Created": row["created"],
                 "Size": row["size"], "SharedSize": -1, "VirtualSize": row["size"],
                 "Labels": labels or None, "Containers": -1,
             })

@@ -128,6 +128,21 @@ class _LayerTarFile(tarfile.TarFile):
         else:
             os.link(os.path.join(self.dest, tarinfo.linkname), targetpath, follow_symlinks=False)
 
+    def makefile(self, tarinfo: tarfile.TarInfo, targetpath: str) -> None:
+        """Copy a file's data inside the kernel (copy_file_range) instead of through Python buffers."""
+        if tarinfo.sparse is not None or not hasattr(self.fileobj, "fileno"):
+            super().makefile(tarinfo, targetpath)
+            return
+        src = self.fileobj.fileno()  # type: ignore[union-attr]
+        with open(targetpath, "wb") as target:
+            offset, left = tarinfo.offset_data, tarinfo.size
+            while left > 0:
+                n = os.copy_file_range(src, target.fileno(), left, offset)
+                if n == 0:
+                    raise tarfile.ReadError("unexpected end of data")
+                offset += n
+                left -= n
+
 
 def extract_layer(tar_path: str, dest: str) -> None:
     """Unpack one layer tar into `dest`, converting OCI whiteouts for overlayfs."""
@@ -234,6 +249,16 @@ class Layer:
     size: int
 
 
+@dataclass
+class StagedLayer:
+    """A layer extracted into a private directory, not yet part of the store."""
+    tar_path: str
+    diff_id: str
+    cache_id: str
+    staging: str
+    size: int = 0
+
+
 class LayerStore:
     def __init__(self, root: str, meta: MetaStore, blobs: BlobStore) -> None:
         self.root = root
@@ -266,30 +291,56 @@ class LayerStore:
         if self.exists(chain):
             os.unlink(tar_path)
             return self.get(chain)
+        return self.commit(self.stage(tar_path, diff_id), parent_chain)
+
+    def stage(self, tar_path: str, diff_id: str) -> StagedLayer:
+        """Extract a layer tar whose digest the caller has computed into a private directory.
+
+        Nothing is visible until `commit`, so staging can run ahead of the
+        parent layers (a pull extracts while other layers still download);
+        `discard` undoes it.
+        """
         cache_id = uuid.uuid4().hex[:24]
-        staging = os.path.join(self.root, f".tmp-{cache_id}")
-        final = os.path.join(self.root, cache_id)
+        staged = StagedLayer(tar_path, diff_id, cache_id, os.path.join(self.root, f".tmp-{cache_id}"))
+        try:
+            os.makedirs(os.path.join(staged.staging, "diff"))
+            extract_layer(tar_path, os.path.join(staged.staging, "diff"))
+            staged.size = dir_size(os.path.join(staged.staging, "diff"))
+        except BaseException:
+            self.discard(staged)
+            raise
+        return staged
+
+    def commit(self, staged: StagedLayer, parent_chain: str = "") -> Layer:
+        """Make a staged layer visible on `parent_chain`: rename into place, adopt its tar, add the row."""
+        chain = chain_id(parent_chain, staged.diff_id)
+        final = os.path.join(self.root, staged.cache_id)
         committed = False
         try:
-            os.makedirs(os.path.join(staging, "diff"))
-            extract_layer(tar_path, os.path.join(staging, "diff"))
-            size = dir_size(os.path.join(staging, "diff"))
-            os.rename(staging, final)
+            if self.exists(chain):
+                return self.get(chain)
+            os.rename(staged.staging, final)
             fsync_dir(self.root)
-            self.blobs.adopt(tar_path, diff_id)
+            self.blobs.adopt(staged.tar_path, staged.diff_id)
             with self.meta.transaction() as db:
                 # a concurrent register of the same chain may have won meanwhile
                 if db.execute("SELECT 1 FROM layers WHERE chain_id=?", (chain,)).fetchone() is None:
                     db.execute("INSERT INTO layers(chain_id, diff_id, parent, cache_id, size) VALUES (?,?,?,?,?)",
-                               (chain, diff_id, parent_chain, cache_id, size))
+                               (chain, staged.diff_id, parent_chain, staged.cache_id, staged.size))
                     committed = True
         finally:
             if not committed:
-                shutil.rmtree(staging, ignore_errors=True)
                 shutil.rmtree(final, ignore_errors=True)
-            if os.path.exists(tar_path):
-                os.unlink(tar_path)
-        return Layer(chain, diff_id, parent_chain, cache_id, size) if committed else self.get(chain)
+                self.discard(staged)
+        return Layer(chain, staged.diff_id, parent_chain, staged.cache_id, staged.size) if committed \
+            else self.get(chain)
+
+    @staticmethod
+    def discard(staged: StagedLayer) -> None:
+        """Remove what staging wrote (a no-op after commit)."""
+        shutil.rmtree(staged.staging, ignore_errors=True)
+        if os.path.exists(staged.tar_path):
+            os.unlink(staged.tar_path)
 
     def lower_dirs(self, top_chain: str) -> list[str]:
         """Diff directories of a chain, topmost first, as overlayfs wants them."""

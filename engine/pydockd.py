@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
 import socket
+import urllib.parse
 
 import tornado.httpserver
 import tornado.netutil
@@ -18,18 +20,79 @@ from .daemon import Engine
 DEFAULT_SOCKET = "/run/pydock/pydock.sock"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+DEFAULT_CONFIG_FILE = "/etc/pydock/daemon.json"
+# daemon.json keys (dockerd's names) -> argparse destinations
+CONFIG_KEYS = {"data-root": "data_root", "exec-root": "exec_root", "log-level": "log_level",
+               "insecure-registries": "insecure_registry", "registry-mirrors": "registry_mirror",
+               "certs-dir": "certs_dir", "bip": "bip"}
+
+
+def _parser(suppress: bool = False) -> argparse.ArgumentParser:
+    """The option parser; with `suppress`, only options given on the command line appear."""
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
     p = argparse.ArgumentParser(prog="pydockd", description="pydock container engine daemon")
-    p.add_argument("-H", "--host", default=f"unix://{DEFAULT_SOCKET}",
+    p.add_argument("-H", "--host", default=default(f"unix://{DEFAULT_SOCKET}"),
                    help="unix socket to listen on (unix:///path)")
-    p.add_argument("--tcp", default="", metavar="ADDR:PORT",
+    p.add_argument("--tcp", default=default(""), metavar="ADDR:PORT",
                    help="also listen on TCP without authentication (explicit opt-in; loopback advised)")
-    p.add_argument("--data-root", default="/var/lib/pydock")
-    p.add_argument("--exec-root", default="/run/pydock")
-    p.add_argument("--log-level", default="info")
-    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]|CIDR",
+    p.add_argument("--config-file", default=default(DEFAULT_CONFIG_FILE),
+                   help=f"daemon.json-style configuration file (default {DEFAULT_CONFIG_FILE}, if present)")
+    p.add_argument("--data-root", default=default("/var/lib/pydock"))
+    p.add_argument("--exec-root", default=default("/run/pydock"))
+    p.add_argument("--log-level", default=default("info"))
+    p.add_argument("--insecure-registry", action="append", default=default([]), metavar="HOST[:PORT]|CIDR",
                    help="registry that may be used over plain HTTP (repeatable; loopback always may)")
-    return p.parse_args(argv)
+    p.add_argument("--registry-mirror", action="append", default=default([]), metavar="URL",
+                   help="Docker Hub mirror to pull from first (repeatable)")
+    p.add_argument("--certs-dir", default=default(EngineConfig.certs_dir), metavar="DIR",
+                   help="registry TLS trust: DIR/<host:port>/*.crt CAs, *.cert/*.key client certificates")
+    p.add_argument("--bip", default=default(""), metavar="CIDR",
+                   help="address and prefix of the default bridge network, e.g. 172.29.0.1/16")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line options, completed by the configuration file as dockerd does with daemon.json."""
+    args = _parser().parse_args(argv)
+    explicit = vars(_parser(suppress=True).parse_args(argv))
+    if os.path.exists(args.config_file) or "config_file" in explicit:
+        _apply_config_file(args, explicit)
+    for mirror in args.registry_mirror:
+        url = urllib.parse.urlsplit(mirror)
+        if url.scheme not in ("http", "https") or not url.netloc or url.path not in ("", "/"):
+            raise SystemExit(f'pydockd: invalid mirror: "{mirror}" must be an http or https URL without a path')
+    return args
+
+
+def _apply_config_file(args: argparse.Namespace, explicit: dict[str, object]) -> None:
+    path = args.config_file
+
+    def fail(reason: str) -> SystemExit:
+        return SystemExit(f"pydockd: unable to configure the daemon with file {path}: {reason}")
+
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        raise fail(str(e)) from None
+    if not isinstance(data, dict):
+        raise fail("not a JSON object")
+    unknown = sorted(k for k in data if k not in CONFIG_KEYS)
+    if unknown:
+        raise fail(f"the following directives don't match any configuration option: {', '.join(unknown)}")
+    both = sorted(k for k in data if CONFIG_KEYS[k] in explicit)
+    if both:
+        raise fail(f"the following directives are specified both as a flag and in the configuration file: "
+                   f"{', '.join(both)}")
+    for key, value in data.items():
+        if key in ("insecure-registries", "registry-mirrors"):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise fail(f"{key} must be a list of strings")
+        elif not isinstance(value, str):
+            raise fail(f"{key} must be a string")
+        setattr(args, CONFIG_KEYS[key], value)
 
 
 def listen_unix(path: str) -> socket.socket:
@@ -40,7 +103,9 @@ def listen_unix(path: str) -> socket.socket:
 
 async def serve(args: argparse.Namespace) -> None:
     engine = Engine(EngineConfig(data_root=args.data_root, exec_root=args.exec_root,
-                                 insecure_registries=tuple(args.insecure_registry)))
+                                 insecure_registries=tuple(args.insecure_registry),
+                                 registry_mirrors=tuple(args.registry_mirror), certs_dir=args.certs_dir,
+                                 bip=args.bip))
     await asyncio.get_running_loop().run_in_executor(None, engine.start)
     server = tornado.httpserver.HTTPServer(make_app(engine), max_body_size=1 << 40, idle_connection_timeout=None)
     if not args.host.startswith("unix://"):

@@ -6,15 +6,24 @@ for insecure registries) and which authentication the registry wants (none,
 Basic, or a Bearer token from the realm in its WWW-Authenticate challenge).
 Tokens are cached per scope so a pull with three concurrent downloads asks
 the token endpoint once.
+
+TLS trust works as in dockerd: the system CAs plus every `*.crt` in
+`<certs dir>/<host:port>/`, and a `*.cert`/`*.key` pair there as the client
+certificate. A registry is insecure (TLS unverified, plain HTTP allowed) only
+when its address is loopback or listed in insecure-registries.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import ipaddress
 import json
+import os
 import re
+import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -22,6 +31,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Callable, Iterable
 
 import requests
+import requests.adapters
 import urllib3
 
 from .errors import EngineError, InvalidParameter, NotFound, Unauthorized
@@ -97,28 +107,104 @@ def registry_host(server_address: str) -> str:
     return DOCKER_HUB if addr in ("index.docker.io", HUB_ENDPOINT, DOCKER_HUB) else addr
 
 
+DEFAULT_INSECURE_CIDRS = ("127.0.0.0/8", "::1/128")
+
+
 def is_insecure(host: str, extra: Iterable[str] = ()) -> bool:
-    """Docker's rule: loopback registries and those listed in insecure-registries may use plain HTTP."""
+    """dockerd's rule: an index name listed in insecure-registries, or an address (a name's
+    resolved addresses) inside one of the insecure CIDRs, which always include loopback."""
+    entries = list(extra)
+    if host in entries:
+        return True
+    if host == DOCKER_HUB:
+        return False  # dockerd's preset index config: Docker Hub is secure, no lookup
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     name = name.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
-        ip = None
-    if ip is not None and ip.is_loopback:
-        return True
-    for entry in extra:
-        if entry in (host, name):
-            return True
-        if ip is not None and "/" in entry:
+    nets = []
+    for entry in (*DEFAULT_INSECURE_CIDRS, *entries):
+        if "/" in entry:
             try:
-                if ip in ipaddress.ip_network(entry, strict=False):
-                    return True
+                nets.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
                 continue
-    return False
+    return any(ip in net for ip in _addresses(name) for net in nets if ip.version == net.version)
+
+
+def _addresses(name: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        return [ipaddress.ip_address(name)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return []
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+def tls_context(certs_dir: str, host: str, insecure: bool) -> ssl.SSLContext:
+    """System CAs plus the host's `*.crt`, and its client certificate, as dockerd reads certs.d.
+
+    Loading the system CAs takes tens of milliseconds, so contexts are
+    shared while the host's directory stays the same (urllib3 only ever sets
+    the verify mode on them, the same for every user of one context).
+    """
+    directory = os.path.join(certs_dir, host) if certs_dir and host not in ("", ".", "..") and "/" not in host \
+        else ""
+    try:
+        names = sorted(os.listdir(directory)) if directory else []
+        listing = tuple((n, os.stat(os.path.join(directory, n)).st_mtime_ns) for n in names)
+    except (FileNotFoundError, NotADirectoryError):
+        listing = ()
+    return _tls_context(directory, listing, insecure)
+
+
+@functools.lru_cache(maxsize=32)
+def _tls_context(directory: str, listing: tuple[tuple[str, int], ...], insecure: bool) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    if insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    names = [name for name, _ in listing]
+    try:
+        for name in names:
+            path = os.path.join(directory, name)
+            if name.endswith(".crt"):
+                ctx.load_verify_locations(cafile=path)
+            elif name.endswith(".cert"):
+                key = name[:-5] + ".key"
+                if key not in names:
+                    raise RegistryError(f"missing key {key} for client certificate {name}. "
+                                        "CA certificates must use the extension .crt")
+                ctx.load_cert_chain(path, os.path.join(directory, key))
+            elif name.endswith(".key") and name[:-4] + ".cert" not in names:
+                raise RegistryError(f"missing client certificate {name[:-4]}.cert for key {name}")
+    except (ssl.SSLError, OSError) as e:
+        raise RegistryError(f"failed to load TLS certificates from {directory}: {e}") from None
+    return ctx
+
+
+class _TLSAdapter(requests.adapters.HTTPAdapter):
+    """Every HTTPS connection uses one prepared SSLContext, never requests' certifi bundle."""
+
+    def __init__(self, ctx: ssl.SSLContext) -> None:
+        self.ctx = ctx
+        super().__init__(pool_maxsize=8)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs, ssl_context=self.ctx)
+
+    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
+                                             cert: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
+        for key in ("ca_certs", "ca_cert_dir", "cert_file", "key_file"):
+            pool.pop(key, None)
+        pool["ssl_context"] = self.ctx
+        return host, pool
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        conn.cert_reqs = "CERT_REQUIRED" if verify else "CERT_NONE"
+        conn.ca_certs = conn.ca_cert_dir = None
 
 
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
@@ -155,12 +241,17 @@ def registry_errors(resp: requests.Response) -> str:
 class Registry:
     """A session with one registry host."""
 
-    def __init__(self, host: str, auth: AuthConfig | None = None, insecure: bool = False) -> None:
+    def __init__(self, host: str, auth: AuthConfig | None = None, insecure: bool = False,
+                 certs_dir: str = "", mirror: str = "") -> None:
+        """`mirror`, a URL such as http://10.0.0.2:5000, serves `host`'s repositories (pulls only)."""
         self.host = host
-        self.endpoint = HUB_ENDPOINT if host == DOCKER_HUB else host
+        url = urllib.parse.urlsplit(mirror)
+        self.endpoint = url.netloc if mirror else HUB_ENDPOINT if host == DOCKER_HUB else host
+        self.schemes = (url.scheme,) if mirror else ("https", "http") if insecure else ("https",)
         self.auth = auth or AuthConfig()
         self.insecure = insecure
         self.session = requests.Session()
+        self.session.mount("https://", _TLSAdapter(tls_context(certs_dir, self.endpoint, insecure)))
         self.session.headers["User-Agent"] = "pydock/0.1 (distribution)"
         self.base = ""
         self.challenge = Challenge("", {})
@@ -177,7 +268,7 @@ class Registry:
         with self._lock:
             if self.base and self._last_ping is not None:
                 return self._last_ping
-            schemes = ("https", "http") if self.insecure else ("https",)
+            schemes = self.schemes
             error: Exception | None = None
             for scheme in schemes:
                 url = f"{scheme}://{self.endpoint}/v2/"
@@ -415,10 +506,52 @@ def _method_url(method: str, url: str) -> str:
 
 
 def _reason(e: Exception | None) -> str:
-    """The innermost cause of a connection failure, without urllib3's object reprs."""
+    """The innermost cause of a connection failure in Go's words, without urllib3's object reprs."""
+    tls = _tls_reason(e)
+    if tls:
+        return tls
     text = str(e) if e else "unreachable"
     m = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
     return m.group(1).strip().lower() if m else text
+
+
+# OpenSSL verify codes and what Go's crypto/x509 says for them
+_X509_ERRORS = {
+    2: "certificate signed by unknown authority",  # unable to get issuer certificate
+    18: "certificate signed by unknown authority",  # self-signed leaf
+    19: "certificate signed by unknown authority",  # self-signed certificate in chain
+    20: "certificate signed by unknown authority",  # unable to get local issuer certificate
+    21: "certificate signed by unknown authority",  # unable to verify the first certificate
+    9: "certificate has expired or is not yet valid",
+    10: "certificate has expired or is not yet valid",
+}
+
+# OpenSSL's alert names where Go's differ
+_TLS_ALERTS = {"unknown ca": "unknown certificate authority", "protocol version": "protocol version not supported"}
+
+
+def _tls_reason(e: BaseException | None) -> str:
+    """Render a TLS failure as dockerd's message (Go's tls/x509 errors)."""
+    seen: set[int] = set()
+    stack: list[Any] = [e]
+    while stack:
+        cur = stack.pop()
+        if not isinstance(cur, BaseException) or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLCertVerificationError):
+            code = cur.verify_code
+            detail = _X509_ERRORS.get(code) or str(cur.verify_message or cur.reason)
+            return f"tls: failed to verify certificate: x509: {detail}"
+        if isinstance(cur, ssl.SSLError) and cur.reason in ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"):
+            return "http: server gave HTTP response to HTTPS client"
+        alert = re.fullmatch(r"(?:SSLV3|TLSV1|TLSV13)_ALERT_(\w+)", str(getattr(cur, "reason", "")))
+        if isinstance(cur, ssl.SSLError) and alert:
+            text = alert.group(1).lower().replace("_", " ")
+            return "remote error: tls: " + _TLS_ALERTS.get(text, text)
+        stack.extend(a for a in cur.args if isinstance(a, BaseException))
+        stack.extend(x for x in (getattr(cur, "reason", None), cur.__cause__, cur.__context__))
+    return ""
 
 
 def _token_error(resp: requests.Response) -> str:

@@ -24,13 +24,22 @@ SHIM_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py"
 class OCIRuntimeError(EngineError):
     """runc refused: Docker reports these as 500 unless they are about the command."""
 
+    exit_code = 128  # what Docker records as the process's exit code when it cannot start
 
-def classify_runc_error(message: str) -> EngineError:
-    """Docker answers 400 for a missing/non-executable command so the CLI can exit 127/126."""
-    text = f"OCI runtime create failed: {message}: unknown"
+
+def classify_runc_error(message: str, action: str = "create") -> OCIRuntimeError:
+    """Docker answers 400 for a missing/non-executable command so the CLI can exit 127/126.
+
+    The exit code follows Docker's setExitCodeFromError.
+    """
+    text = f"OCI runtime {action} failed: {message}: unknown"
     err = OCIRuntimeError(text)
-    if "executable file not found" in message or "no such file or directory" in message \
-            or "permission denied" in message:
+    low = message.lower()
+    if "permission denied" in low:
+        err.exit_code = 126
+    elif any(s in low for s in ("executable file not found", "no such file or directory", "not a directory")):
+        err.exit_code = 127
+    if err.exit_code != 128:
         err.status = 400
     return err
 
@@ -87,15 +96,27 @@ class Runtime:
     def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log_path: str,
                console_size: tuple[int, int] | None, cgroup_path: str) -> int:
         """Hand a state directory to a shim, which `runc create`s the container; returns the init PID."""
-        sdir = self.state_dir(cid)
+        return self._launch(cid, {
+            "id": cid, "bundle": bundle, "tty": tty, "stdin": stdin, "log_path": log_path,
+            "cgroup_path": cgroup_path, "console_size": list(console_size) if console_size else None,
+        }, {}, "create")
+
+    def launch_exec(self, eid: str, cid: str, process: dict[str, Any], *, stdin: bool) -> None:
+        """Hand an exec's OCI process to a shim of its own; it runs at `start_exec`, once attached."""
+        size = process.get("consoleSize")
+        self._launch(eid, {
+            "mode": "exec", "id": cid, "tty": bool(process.get("terminal")), "stdin": stdin, "log_path": None,
+            "console_size": [size["height"], size["width"]] if size else None,
+        }, {"process.json": process}, "exec")
+
+    def _launch(self, sid: str, shim_cfg: dict[str, Any], files: dict[str, Any], action: str) -> int:
+        sdir = self.state_dir(sid)
         shutil.rmtree(sdir, ignore_errors=True)
         os.makedirs(sdir, mode=0o700)
-        with open(os.path.join(sdir, "shim.json"), "w") as f:  # exec-root state: no fsync needed
-            json.dump({
-                "id": cid, "bundle": bundle, "runc": self.cfg.runc, "runc_root": self.cfg.runc_root,
-                "tty": tty, "stdin": stdin, "log_path": log_path, "cgroup_path": cgroup_path,
-                "console_size": list(console_size) if console_size else None,
-            }, f)
+        for name, data in {"shim.json": {**shim_cfg, "runc": self.cfg.runc, "runc_root": self.cfg.runc_root},
+                           **files}.items():
+            with open(os.path.join(sdir, name), "w") as f:  # exec-root state: no fsync needed
+                json.dump(data, f)
         line = self._take_spare().hand_over(sdir)
         try:
             msg = json.loads(line or b"{}")
@@ -103,8 +124,24 @@ class Runtime:
             msg = {}
         if "pid" not in msg:
             shutil.rmtree(sdir, ignore_errors=True)
-            raise classify_runc_error(msg.get("error") or self._shim_log(sdir) or "shim failed to start")
+            raise classify_runc_error(msg.get("error") or self._shim_log(sdir) or "shim failed to start", action)
         return int(msg["pid"])
+
+    def start_exec(self, eid: str) -> tuple[int, socket.socket]:
+        """Run a launched exec: its PID, and the connection its exit line will arrive on."""
+        try:
+            sock = self.connect(eid, {"op": "start"}, timeout=60)
+        except OSError as e:
+            raise OCIRuntimeError(f"exec {eid} has no monitor: {e}") from e
+        try:
+            reply = self.read_line(sock) or {"error": "exec monitor exited"}
+        except (OSError, ValueError) as e:
+            reply = {"error": str(e)}
+        if "error" in reply:
+            sock.close()
+            raise classify_runc_error(reply["error"], "exec")
+        sock.settimeout(None)
+        return int(reply["pid"]), sock
 
     # A shim is a fresh Python interpreter; starting one costs tens of
     # milliseconds of interpreter start-up and imports. Keeping one spare
@@ -173,6 +210,15 @@ class Runtime:
             raise
         return sock
 
+    def attach(self, sid: str, *, stdin: bool, stdout: bool, stderr: bool, close_stdin: bool) -> socket.socket:
+        """A connection carrying the process's output streams and, if `stdin`, its input."""
+        sock = self.connect(sid, {"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr,
+                                  "close_stdin": close_stdin}, timeout=None)
+        if self.read_line(sock) is None:
+            sock.close()
+            raise OSError("shim closed the attach connection")
+        return sock
+
     @staticmethod
     def read_line(sock: socket.socket) -> dict[str, Any] | None:
         buf = b""
@@ -229,6 +275,13 @@ class Runtime:
 
     def resume(self, cid: str) -> None:
         self._runc("resume", cid)
+
+    def update(self, cid: str, resources: dict[str, Any]) -> None:
+        """Apply new cgroup limits to a running container (`runc update --resources`)."""
+        path = os.path.join(self.state_dir(cid), "resources.json")
+        with open(path, "w") as f:  # exec-root state, read once by runc right now
+            json.dump(resources, f)
+        self._runc("update", "--resources", path, cid)
 
     def pids(self, cid: str) -> list[int]:
         out = self._runc("ps", "--format", "json", cid).stdout

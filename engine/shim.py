@@ -1,4 +1,4 @@
-"""Per-container monitor: owns a container's stdio, logs and exit status.
+"""Per-process monitor: owns a container's (or an exec's) stdio, logs and exit status.
 
 The daemon starts `python3 -I -S shim.py` ahead of need (interpreter start-up
 is most of a shim's cost) and later writes a state directory to its stdin.
@@ -11,9 +11,17 @@ leaves the container running; a restarted daemon reconnects through
 It is deliberately stdlib-only and self-contained (no engine imports): it
 runs for the container's whole life and must start in milliseconds.
 
+`mode: "exec"` in shim.json makes it monitor a process started in a running
+container (`docker exec`), as containerd's shim holds exec processes: the
+process runs only at `start` (`runc exec --detach`), so clients attached
+before it lose no output; it has no log (Docker does not log exec output) and
+its exit neither deletes the container nor leaves state behind.
+
 Socket protocol: a client sends one JSON line, then
-  {"op": "start"}               -> runs `runc start`, answers {"ok": true} or {"error": ...}
-  {"op": "wait"}                -> answers {"ExitCode": n, ...} when the container exits
+  {"op": "start"}               -> runs `runc start` (container) or `runc exec` (exec), answers
+                                   {"ok": true, "pid": n} or {"error": ...}; for an exec the
+                                   connection then answers like "wait"
+  {"op": "wait"}                -> answers {"ExitCode": n, ...} when the process exits
   {"op": "resize", "h", "w"}    -> sets the TTY size, answers {"ok": true}
   {"op": "attach", "stdin", "stdout", "stderr", "close_stdin"}
                                 -> raw stream (TTY) or Docker's 8-byte-header multiplexed
@@ -78,15 +86,18 @@ class Shim:
             self.cfg = json.load(f)
         self.id: str = self.cfg["id"]
         self.tty: bool = self.cfg["tty"]
+        self.exec_mode = self.cfg.get("mode") == "exec"
         self.sel = selectors.DefaultSelector()
         self.clients: list[Client] = []
-        self.log = open(self.cfg["log_path"], "ab", buffering=0)
+        self.log = open(self.cfg["log_path"], "ab", buffering=0) if self.cfg.get("log_path") else None
         self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
         self.stdin_w: int | None = None
         self.outputs: dict[int, str] = {}
         self.pty: int | None = None
+        self.size: tuple[int, int] = tuple(self.cfg.get("console_size") or (24, 80))  # type: ignore[assignment]
         self.init_pid = 0
         self.exit_code: int | None = None
+        self.drain_deadline = 0.0
         self.exit: dict | None = None
         self.started = False
         self.start_deadline: float | None = time.monotonic() + START_TIMEOUT
@@ -120,8 +131,14 @@ class Shim:
             pass
         return msg
 
-    def create(self) -> None:
-        args = ["create", "--bundle", self.cfg["bundle"], "--pid-file", os.path.join(self.dir, "init.pid")]
+    def prepare(self) -> None:
+        """A container is created now and started later; an exec is only run by `start`."""
+        if not self.exec_mode:
+            self.spawn("create", "--bundle", self.cfg["bundle"])
+
+    def spawn(self, *args: str) -> None:
+        """Run `runc create` or `runc exec --detach` with the process's stdio held here."""
+        args = (*args, "--pid-file", os.path.join(self.dir, "init.pid"))
         if self.tty:
             console_path = os.path.join(self.dir, "console.sock")
             console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -134,10 +151,8 @@ class Shim:
                 _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
                 conn.close()
                 self.pty = fds[0]
-                h, w = self.cfg.get("console_size") or (24, 80)
-                self.set_size(h, w)
-                os.set_blocking(self.pty, False)
-                self.outputs[self.pty] = "stdout"
+                self.set_size(*self.size)
+                self.add_output(self.pty, "stdout")
             console.close()
             os.unlink(console_path)
         else:
@@ -151,14 +166,24 @@ class Shim:
             for fd in (stdin_r, out_w, err_w):
                 os.close(fd)
             for fd, name in ((out_r, "stdout"), (err_r, "stderr")):
-                os.set_blocking(fd, False)
-                self.outputs[fd] = name
+                if code == 0:
+                    self.add_output(fd, name)
+                else:
+                    os.close(fd)
+            if code != 0:
+                self.close_stdin()
         if code != 0:
             raise RuntimeError(err)
         with open(os.path.join(self.dir, "init.pid")) as f:
             self.init_pid = int(f.read().strip())
 
+    def add_output(self, fd: int, stream: str) -> None:
+        os.set_blocking(fd, False)
+        self.outputs[fd] = stream
+        self.sel.register(fd, selectors.EVENT_READ, ("output", fd))
+
     def set_size(self, h: int, w: int) -> None:
+        self.size = (h, w)  # an exec's terminal only exists once it runs
         if self.pty is not None:
             fcntl.ioctl(self.pty, termios.TIOCSWINSZ, struct.pack("HHHH", h, w, 0, 0))
 
@@ -178,7 +203,8 @@ class Shim:
             if fd == self.pty:
                 self.pty = None
             return
-        self.write_log(stream, data)
+        if self.log is not None:
+            self.write_log(stream, data)
         frame = data if self.tty else struct.pack(">BxxxL", 1 if stream == "stdout" else 2, len(data)) + data
         for c in list(self.clients):
             if c.op and c.op.get("op") == "attach" and c.op.get(stream) and not c.send(frame):
@@ -285,15 +311,18 @@ class Shim:
         op = c.op or {}
         kind = op.get("op")
         if kind == "start":
-            if self.started:
-                c.reply({"ok": True})
-                return
-            code, err = self.runc("start", self.id)
-            if code == 0:
-                self.started = True
-                c.reply({"ok": True})
-            else:
+            err = "" if self.started else self.start()
+            if err:
                 c.reply({"error": err})
+                if self.exec_mode:
+                    self.exited(255)  # nothing runs: the daemon reports the error, not this code
+                return
+            self.started = True
+            c.reply({"ok": True, "pid": self.init_pid})
+            if self.exec_mode:
+                # The exec's exit goes to the connection that started it: a separate
+                # wait could come after a short-lived process and its shim are gone.
+                c.op = {"op": "wait"}
         elif kind == "wait":
             if self.exit is not None:
                 c.reply(self.exit)
@@ -309,19 +338,33 @@ class Shim:
             c.reply({"error": f"unknown op {kind!r}"})
 
     # ---- lifecycle ----------------------------------------------------
-    def reap(self) -> bool:
-        """Collect exited children; True once the container's init has exited."""
+    def start(self) -> str:
+        """Start the process; '' when it runs, else runc's error."""
+        if self.exec_mode:
+            try:
+                self.spawn("exec", "--detach", "--process", os.path.join(self.dir, "process.json"))
+            except (RuntimeError, OSError) as e:
+                return str(e) or type(e).__name__
+            return ""
+        code, err = self.runc("start", self.id)
+        return err if code else ""
+
+    def exited(self, code: int) -> None:
+        self.exit_code = code
+        self.drain_deadline = time.monotonic() + DRAIN_TIMEOUT
+
+    def reap(self) -> None:
+        """Collect exited children, noting the monitored process's exit."""
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return self.exit_code is not None
+                return
             if pid == 0:
-                return self.exit_code is not None
+                return
             if pid == self.init_pid:
-                self.exit_code = os.waitstatus_to_exitcode(status)
-                if self.exit_code < 0:
-                    self.exit_code = 128 - self.exit_code
+                code = os.waitstatus_to_exitcode(status)
+                self.exited(128 - code if code < 0 else code)
 
     def oom_killed(self) -> bool:
         cg = self.cfg.get("cgroup_path", "")
@@ -353,7 +396,7 @@ class Shim:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         try:
-            self.create()
+            self.prepare()
         except Exception as e:  # report any failure to the daemon, then clean up
             os.write(ready_fd, json.dumps({"error": str(e) or type(e).__name__}).encode() + b"\n")
             os.close(ready_fd)
@@ -363,21 +406,21 @@ class Shim:
             return
         with open(os.path.join(self.dir, "shim.pid"), "w") as f:
             f.write(str(os.getpid()))
-        os.write(ready_fd, json.dumps({"pid": self.init_pid}).encode() + b"\n")
+        os.write(ready_fd, json.dumps({"pid": self.init_pid}).encode() + b"\n")  # 0: an exec not yet run
         os.close(ready_fd)
         self.sel.register(listener, selectors.EVENT_READ, ("accept", listener))
         self.sel.register(wake_r, selectors.EVENT_READ, ("wake", wake_r))
-        for fd in self.outputs:
-            self.sel.register(fd, selectors.EVENT_READ, ("output", fd))
-        drain_deadline = None
         while True:
-            if self.exit_code is None and self.reap():
-                drain_deadline = time.monotonic() + DRAIN_TIMEOUT
-            if self.exit_code is not None and (not self.outputs or time.monotonic() > drain_deadline):
+            if self.exit_code is None:
+                self.reap()
+            if self.exit_code is not None and (not self.outputs or time.monotonic() > self.drain_deadline):
                 break
             if self.start_deadline and not self.started and time.monotonic() > self.start_deadline:
                 self.start_deadline = None  # nobody started it: the daemon is gone, do not linger
-                self.runc("kill", self.id, "KILL")
+                if self.exec_mode:
+                    self.exited(255)
+                else:
+                    self.runc("kill", self.id, "KILL")
             for key, _ in self.sel.select(timeout=0.5):
                 kind, obj = key.data
                 if kind == "accept":
@@ -394,21 +437,30 @@ class Shim:
         self.finish(listener, sock_path)
 
     def finish(self, listener: socket.socket, sock_path: str) -> None:
-        for stream, rest in self.partial.items():
-            if rest:
-                self.emit(stream, [rest])
-        self.log.close()
-        oom = self.oom_killed()
-        self.runc("delete", "--force", self.id)
+        if self.log is not None:
+            for stream, rest in self.partial.items():
+                if rest:
+                    self.emit(stream, [rest])
+            self.log.close()
+        oom = not self.exec_mode and self.oom_killed()
         self.exit = {"ExitCode": self.exit_code, "FinishedAt": rfc3339_ns(time.time_ns()), "OOMKilled": oom}
-        atomic_write(os.path.join(self.dir, "exit.json"), json.dumps(self.exit).encode())
+        if not self.exec_mode:  # an exec's exit must not delete its container
+            self.runc("delete", "--force", self.id)
+            atomic_write(os.path.join(self.dir, "exit.json"), json.dumps(self.exit).encode())
         self.sel.unregister(listener)
         listener.close()
         os.unlink(sock_path)
+        waiters = [c for c in self.clients if c.op and c.op.get("op") == "wait"]
+        for c in waiters:  # before attach streams end, whose clients then ask for the exit
+            c.reply(self.exit)
         for c in list(self.clients):
-            if c.op and c.op.get("op") == "wait":
-                c.reply(self.exit)
             self.drop(c)
+        if self.exec_mode:
+            # Only the daemon that started the exec wanted its state, and has just
+            # been told; a restarted daemon has forgotten the exec, as Docker does.
+            for name in os.listdir(self.dir):
+                os.unlink(os.path.join(self.dir, name))
+            os.rmdir(self.dir)
 
 
 def main() -> None:

@@ -7,9 +7,11 @@ paths, mounts) are unit-tested without running runc.
 from __future__ import annotations
 
 import functools
+import glob
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import seccomp
 from .errors import InvalidParameter
 
 DEFAULT_CAPS = [
@@ -28,9 +30,12 @@ ALL_CAPS = [
     "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 ]
 MASKED_PATHS = [
-    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-    "/sys/firmware", "/sys/devices/virtual/powercap",
+    "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/sched_debug", "/proc/scsi", "/proc/timer_list", "/proc/timer_stats",
+    "/sys/devices/virtual/powercap", "/sys/firmware",
+    # per-CPU throttling counters leak host activity (Docker masks them since 28.x)
+    *sorted((p for p in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/thermal_throttle")),
+            key=lambda p: int(p.split("/")[5][3:])),
 ]
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -110,9 +115,17 @@ class SpecOptions:
     no_new_privileges: bool = False
     resources: dict[str, Any] = field(default_factory=dict)
     sysctls: dict[str, str] = field(default_factory=dict)
+    rlimits: list[dict[str, Any]] = field(default_factory=list)
+    shm_size: int = 64 * 1024 * 1024
+    # a Docker-format profile (conditions resolved against the caps here); None = unconfined
+    seccomp_profile: dict[str, Any] | None = field(default_factory=seccomp.default_profile)
+    devices: list[dict[str, Any]] = field(default_factory=list)  # OCI linux.devices
+    device_rules: list[dict[str, Any]] = field(default_factory=list)  # devices cgroup allow rules for them
+    masked_paths: list[str] | None = None  # None: Docker's defaults (none when privileged)
+    readonly_paths: list[str] | None = None
 
 
-def default_mounts(host_network: bool, privileged: bool) -> list[dict[str, Any]]:
+def default_mounts(host_network: bool, privileged: bool, shm_size: int = 64 * 1024 * 1024) -> list[dict[str, Any]]:
     """Docker's default mounts; privileged containers get /sys and cgroups writable."""
     ro = ["rw" if privileged else "ro"]
     sys_mount: dict[str, Any] = {"destination": "/sys", "type": "sysfs", "source": "sysfs",
@@ -132,14 +145,14 @@ def default_mounts(host_network: bool, privileged: bool) -> list[dict[str, Any]]
          "options": ["nosuid", "noexec", "nodev", "relatime", *ro]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=67108864"]},
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm_size}"]},
     ]
 
 
 def build_spec(o: SpecOptions) -> dict[str, Any]:
     caps = effective_caps(o.cap_add, o.cap_drop, o.privileged)
     args = list(o.args)
-    mounts = default_mounts(o.network == "host", o.privileged)
+    mounts = default_mounts(o.network == "host", o.privileged, o.shm_size)
     if o.init_path:
         args = [INIT_PATH, "--"] + args
         mounts.append({"destination": INIT_PATH, "type": "bind", "source": o.init_path,
@@ -158,17 +171,23 @@ def build_spec(o: SpecOptions) -> dict[str, Any]:
         "noNewPrivileges": o.no_new_privileges,
         "oomScoreAdj": 0,
     }
+    if o.rlimits:
+        process["rlimits"] = o.rlimits
     if o.tty and o.console_size:
         process["consoleSize"] = {"height": o.console_size[0], "width": o.console_size[1]}
     linux: dict[str, Any] = {
         "namespaces": namespaces,
-        "resources": {"devices": [{"allow": o.privileged, "access": "rwm"}], **o.resources},
+        "resources": {"devices": [{"allow": o.privileged, "access": "rwm"}, *o.device_rules], **o.resources},
+        "devices": o.devices,
         "cgroupsPath": o.cgroups_path,
         "sysctl": dict(o.sysctls),
     }
     if not o.privileged:
-        linux["maskedPaths"] = MASKED_PATHS
-        linux["readonlyPaths"] = READONLY_PATHS
+        filters = seccomp.to_oci(o.seccomp_profile, caps) if o.seccomp_profile is not None else None
+        if filters:
+            linux["seccomp"] = filters
+        linux["maskedPaths"] = MASKED_PATHS if o.masked_paths is None else o.masked_paths
+        linux["readonlyPaths"] = READONLY_PATHS if o.readonly_paths is None else o.readonly_paths
     return {
         "ociVersion": "1.0.2-dev",
         "process": process,

@@ -58,9 +58,33 @@ CREATE TABLE IF NOT EXISTS build_cache (
     image_id TEXT NOT NULL,         -- the image that step produced
     PRIMARY KEY (parent_id, key)
 );
+CREATE TABLE IF NOT EXISTS volumes (
+    name TEXT PRIMARY KEY,          -- directory name under volumes/
+    driver TEXT NOT NULL,
+    labels TEXT NOT NULL,           -- JSON object or null
+    options TEXT NOT NULL,          -- JSON driver options or null
+    created TEXT NOT NULL           -- RFC 3339, as `docker volume inspect` shows it
+);
 CREATE TABLE IF NOT EXISTS kv (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS networks (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    data TEXT NOT NULL              -- JSON: Docker's network inspect document (+ _device)
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    network_id TEXT NOT NULL,
+    container_id TEXT NOT NULL,
+    ip TEXT,                        -- allocated address while the container's network is up, else NULL
+    data TEXT NOT NULL,             -- JSON: aliases, requested address, endpoint id, MAC, container name
+    PRIMARY KEY (network_id, container_id),
+    UNIQUE (network_id, ip)
+);
+CREATE TABLE IF NOT EXISTS sandboxes (
+    container_id TEXT PRIMARY KEY,  -- a container whose network namespace exists
+    data TEXT NOT NULL              -- JSON: netns path, published port rules
 );
 """
 

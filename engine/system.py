@@ -77,7 +77,7 @@ class SystemService:
             "ContainersPaused": paused, "ContainersStopped": len(states) - running - paused,
             "Images": len(self.meta.query("SELECT id FROM images")),
             "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]],
-            "Plugins": {"Volume": ["local"], "Network": ["host", "none"], "Authorization": None,
+            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": None,
                         "Log": ["json-file"]},
             "MemoryLimit": True, "SwapLimit": False, "CpuCfsPeriod": True, "CpuCfsQuota": True,
             "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
@@ -106,7 +106,8 @@ class SystemService:
             i["SharedSize"] = shared.get(i["Id"], 0)
         layers_size = sum(r["size"] for r in self.meta.query("SELECT size FROM layers"))
         return {"LayersSize": layers_size, "Images": images,
-                "Containers": self.containers.list(all_=True, size=True), "Volumes": [], "BuildCache": []}
+                "Containers": self.containers.list(all_=True, size=True),
+                "Volumes": self.containers.volumes.df(), "BuildCache": []}
 
     def _shared_sizes(self) -> dict[str, int]:
         """Docker's SharedSize: bytes of an image's layers that other images use too.

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PKGS=(runc busybox-static tini iptables iproute2 util-linux procps curl docker-registry apache2-utils)
+SYSTEM_PKGS=(runc busybox-static tini iptables nftables iproute2 util-linux procps curl docker-registry apache2-utils)
 missing=()
 for p in "${SYSTEM_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,7 +16,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-if ! $PY -c 'import engine, tornado, docker, pytest, pytest_timeout, dockerfile_parse' 2>/dev/null \
+if ! $PY -c 'import engine, tornado, docker, pytest, pytest_timeout, dockerfile_parse, pyroute2' 2>/dev/null \
    || ! $PY -m pip show pydock >/dev/null 2>&1; then
     echo "setup: installing Python packages"
     $PY -m pip install -q --root-user-action=ignore -e '.[test]'

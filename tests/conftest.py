@@ -31,6 +31,7 @@ class Daemon:
     proc: subprocess.Popen[bytes] | None = None
     log_path: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    extra_args: list[str] = field(default_factory=list)  # more pydockd options
 
     @property
     def data_root(self) -> str:
@@ -54,7 +55,7 @@ class Daemon:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "engine.pydockd", "--data-root", self.data_root, "--exec-root",
-             self.exec_root, "-H", self.url, "--log-level", "warning"],
+             self.exec_root, "-H", self.url, "--log-level", "warning", *self.extra_args],
             cwd=REPO, stdout=log, stderr=log, start_new_session=True)
         deadline = time.time() + 30
         while not os.path.exists(self.socket):

@@ -2,7 +2,9 @@
 
 Each registry is Debian's `docker-registry` (the Distribution registry that
 Docker Hub's protocol is defined by): one open, one with htpasswd basic auth,
-one with token auth served by a small JWT issuer in this file. The docker CLI
+one with token auth served by a small JWT issuer in this file, and HTTPS ones
+(server certificates from a throwaway CA made with openssl, one demanding
+client certificates) on a non-loopback address. The docker CLI
 drives the daemon; images with unusual shapes (multi-platform index, zstd
 layer, corrupted blob, a big layer) are put into the registry directly over
 its HTTP API.
@@ -10,12 +12,14 @@ its HTTP API.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import hashlib
 import http.server
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -33,6 +37,8 @@ import pytest
 import requests
 import zstandard
 from conftest import Daemon, _cleanup_root
+
+from engine.registry import RegistryError, is_insecure, tls_context
 
 REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -62,9 +68,10 @@ class Registry:
     proc: subprocess.Popen[bytes]
     auth: tuple[str, str] | None = None
     token_url: str = ""
+    scheme: str = "http"
 
     def url(self, path: str) -> str:
-        return f"http://{self.host}{path}"
+        return f"{self.scheme}://{self.host}{path}"
 
     def _headers(self, repo: str) -> dict[str, str]:
         if not self.token_url:
@@ -125,28 +132,32 @@ def tar_of(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def start_registry(root: str, auth_yaml: str = "") -> Registry:
+def start_registry(root: str, auth_yaml: str = "", addr: str = "127.0.0.1", tls: tuple[str, str] | None = None,
+                   tls_extra: str = "") -> Registry:
+    """A registry on `addr`; with `tls` (certificate, key) it serves HTTPS only."""
     port = free_port()
+    tls_yaml = f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n{tls_extra}" if tls else ""
+    scheme = "https" if tls else "http"
     storage = os.path.join(root, "storage")
     os.makedirs(storage, exist_ok=True)
     config = os.path.join(root, "config.yml")
     with open(config, "w") as f:
         f.write(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n"
-                f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth_yaml}")
+                f"  delete:\n    enabled: true\nhttp:\n  addr: {addr}:{port}\n{tls_yaml}{auth_yaml}")
     log_path = os.path.join(root, "registry.log")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([REGISTRY_BIN, "serve", config], stdout=log, stderr=log, start_new_session=True)
     deadline = time.time() + 20
     while True:
         try:
-            requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            socket.create_connection((addr, port), timeout=1).close()
             break
-        except requests.ConnectionError:
+        except OSError:
             if proc.poll() is not None or time.time() > deadline:
                 with open(log_path) as f:
                     raise RuntimeError("registry did not start: " + f.read()[-2000:])
             time.sleep(0.1)
-    return Registry(f"127.0.0.1:{port}", storage, proc)
+    return Registry(f"{addr}:{port}", storage, proc, scheme=scheme)
 
 
 def stop_registry(reg: Registry) -> None:
@@ -413,8 +424,8 @@ def test_corrupted_blob_fails_clean(daemon: Daemon, busybox: str, registry: Regi
 class DroppingProxy(http.server.ThreadingHTTPServer):
     """Forwards GETs to a registry, cutting the first download of `digest` off halfway."""
 
-    def __init__(self, upstream: str, digest: str) -> None:
-        self.upstream, self.digest = upstream, digest
+    def __init__(self, upstream: str, digest: str, honor_range: bool = True) -> None:
+        self.upstream, self.digest, self.honor_range = upstream, digest, honor_range
         self.ranges: list[str] = []
         super().__init__(("127.0.0.1", 0), DroppingHandler)
 
@@ -427,7 +438,8 @@ class DroppingHandler(http.server.BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:
-        headers = {k: v for k, v in self.headers.items() if k.lower() in ("accept", "range", "authorization")}
+        forward = ("accept", "range", "authorization") if self.server.honor_range else ("accept", "authorization")
+        headers = {k: v for k, v in self.headers.items() if k.lower() in forward}
         resp = requests.get(f"http://{self.server.upstream}{self.path}", headers=headers, timeout=30)
         body = resp.content
         cut = self.path.endswith(self.server.digest) and not self.server.ranges and "Range" not in self.headers
@@ -445,11 +457,14 @@ class DroppingHandler(http.server.BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
-def test_dropped_download_resumes_with_range(daemon: Daemon, registry: Registry) -> None:
+@pytest.mark.parametrize("honor_range", [True, False], ids=["range", "no-range"])
+def test_dropped_download_resumes_with_range(daemon: Daemon, registry: Registry, honor_range: bool) -> None:
+    """A registry that answers the Range request with the whole blob (200) works too: the bytes
+    already received are skipped, so the streaming decompression carries on."""
     plain = tar_of({"resume.bin": os.urandom(3 << 20)})
     blob = gzip.compress(plain, compresslevel=1)
     registry.push_image("test/resume", "1", [(plain, blob, OCI_GZIP)])
-    proxy = DroppingProxy(registry.host, sha256(blob))
+    proxy = DroppingProxy(registry.host, sha256(blob), honor_range)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
         ref = f"127.0.0.1:{proxy.server_address[1]}/test/resume:1"
@@ -590,3 +605,216 @@ def test_daemon_killed_mid_pull_leaves_no_image(big_image: tuple[str, str]) -> N
         assert inspect(d, ref)["Id"] == image_id
     finally:
         _cleanup_root(d)
+
+
+# ---- TLS and insecure registries ---------------------------------------
+# Loopback registries are always insecure (TLS unverified), as with dockerd, so
+# the TLS tests need an address that is not loopback yet stays on this
+# machine: one from the benchmarking range, added to `lo` for this module.
+SECURE_ADDR = "198.18.77.1"
+
+
+@pytest.fixture(scope="module")
+def secure_addr() -> Iterator[str]:
+    add = subprocess.run(["ip", "addr", "add", f"{SECURE_ADDR}/32", "dev", "lo"], capture_output=True, text=True,
+                         check=False)
+    assert add.returncode == 0 or "File exists" in add.stderr, add.stderr
+    yield SECURE_ADDR
+    subprocess.run(["ip", "addr", "del", f"{SECURE_ADDR}/32", "dev", "lo"], capture_output=True, check=False)
+
+
+def openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_ca_and_server_cert(root: str, ip: str) -> tuple[str, str, str]:
+    """(CA certificate, server certificate, server key): a private CA signing a certificate for `ip`."""
+    ca_key, ca = os.path.join(root, "ca.key"), os.path.join(root, "ca.crt")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
+            "-subj", "/CN=pydock test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    cert, key = sign_cert(root, "server", f"subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth\n")
+    return ca, cert, key
+
+
+def sign_cert(root: str, name: str, extensions: str) -> tuple[str, str]:
+    """(certificate, key) named `name`, signed by the CA in `root`."""
+    key, csr, cert, ext = (os.path.join(root, name + s) for s in (".key", ".csr", ".crt", ".ext"))
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", f"/CN={name}")
+    with open(ext, "w") as f:
+        f.write(extensions + "basicConstraints=CA:FALSE\n")
+    openssl("x509", "-req", "-in", csr, "-CA", os.path.join(root, "ca.crt"), "-CAkey", os.path.join(root, "ca.key"),
+            "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext)
+    return cert, key
+
+
+@dataclass
+class TLSRegistry:
+    reg: Registry
+    ca: str
+    root: str
+
+
+@pytest.fixture(scope="module")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory, secure_addr: str) -> Iterator[TLSRegistry]:
+    root = str(tmp_path_factory.mktemp("tls-registry"))
+    ca, cert, key = make_ca_and_server_cert(root, secure_addr)
+    reg = start_registry(root, addr=secure_addr, tls=(cert, key))
+    yield TLSRegistry(reg, ca, root)
+    stop_registry(reg)
+
+
+@pytest.fixture(scope="module")
+def mtls_registry(tmp_path_factory: pytest.TempPathFactory, secure_addr: str) -> Iterator[TLSRegistry]:
+    """HTTPS that also demands a client certificate signed by the same CA."""
+    root = str(tmp_path_factory.mktemp("mtls-registry"))
+    ca, cert, key = make_ca_and_server_cert(root, secure_addr)
+    sign_cert(root, "client", "extendedKeyUsage=clientAuth\n")
+    reg = start_registry(root, addr=secure_addr, tls=(cert, key), tls_extra=f"    clientcas:\n      - {ca}\n")
+    yield TLSRegistry(reg, ca, root)
+    stop_registry(reg)
+
+
+@pytest.fixture(scope="module")
+def plain_secure_addr_registry(tmp_path_factory: pytest.TempPathFactory, secure_addr: str) -> Iterator[Registry]:
+    """Plain HTTP on an address that is not loopback: usable only when listed as insecure."""
+    reg = start_registry(str(tmp_path_factory.mktemp("plain-registry")), addr=secure_addr)
+    yield reg
+    stop_registry(reg)
+
+
+@contextlib.contextmanager
+def private_daemon(busybox_tar: str, *args: str) -> Iterator[Daemon]:
+    """A daemon of its own with extra pydockd options, holding busybox:latest."""
+    root = tempfile.mkdtemp(prefix="pydock-regtls-", dir="/tmp")
+    d = Daemon(root=root, log_path=os.path.join(root, "pydockd.log"), extra_args=list(args))
+    d.env = {**os.environ, "DOCKER_HOST": d.url, "DOCKER_CONFIG": os.path.join(root, "docker-config")}
+    d.env.pop("DOCKER_CONTEXT", None)
+    try:
+        d.start()
+        d.docker("import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest", check=True)
+        yield d
+    finally:
+        _cleanup_root(d)
+
+
+def test_https_registry_trusted_through_certs_dir(busybox_tar: str, tls_registry: TLSRegistry,
+                                                  tmp_path: Any) -> None:
+    host = tls_registry.reg.host
+    os.makedirs(tmp_path / "certs.d" / host)
+    shutil.copy(tls_registry.ca, tmp_path / "certs.d" / host / "ca.crt")
+    with private_daemon(busybox_tar, "--certs-dir", str(tmp_path / "certs.d")) as d:
+        ref = f"{host}/tls/bb:1"
+        d.docker("tag", "busybox", ref, check=True)
+        assert ": Pushed" in d.docker("push", ref, check=True).stdout
+        image_id = inspect(d, ref)["Id"]
+        d.docker("rmi", ref, "busybox", check=True)
+        out = d.docker("pull", ref, check=True).stdout
+        assert ": Pull complete" in out and f"Status: Downloaded newer image for {ref}" in out
+        assert inspect(d, ref)["Id"] == image_id
+        proc = d.docker("run", "--rm", ref, "echo", "over-https", timeout=120)
+        assert proc.returncode == 0 and proc.stdout == "over-https\n", proc.stderr
+    # the registry really speaks TLS, with the test CA
+    assert requests.get(tls_registry.reg.url("/v2/tls/bb/tags/list"), verify=tls_registry.ca,
+                        timeout=10).json()["tags"] == ["1"]
+
+
+def test_https_registry_unknown_authority(daemon: Daemon, tls_registry: TLSRegistry) -> None:
+    host = tls_registry.reg.host
+    for args in (("pull", f"{host}/tls/bb:1"), ("login", host, "-u", USER, "--password-stdin")):
+        proc = daemon.docker(*args, input=PASSWORD)
+        assert proc.returncode == 1
+        assert (f'Get "https://{host}/v2/": tls: failed to verify certificate: '
+                "x509: certificate signed by unknown authority") in proc.stderr, proc.stderr
+
+
+def test_plain_http_needs_insecure_registries(daemon: Daemon, plain_secure_addr_registry: Registry) -> None:
+    host = plain_secure_addr_registry.host
+    proc = daemon.docker("pull", f"{host}/plain/bb:1")
+    assert proc.returncode == 1
+    assert f'Get "https://{host}/v2/": http: server gave HTTP response to HTTPS client' in proc.stderr
+
+
+def test_insecure_registries_in_config_file(busybox_tar: str, tls_registry: TLSRegistry,
+                                            plain_secure_addr_registry: Registry, tmp_path: Any) -> None:
+    """daemon.json's insecure-registries: a CIDR covers both; TLS is then unverified and HTTP allowed."""
+    config = tmp_path / "daemon.json"
+    config.write_text(json.dumps({"insecure-registries": [f"{SECURE_ADDR}/32"]}))
+    with private_daemon(busybox_tar, "--config-file", str(config), "--certs-dir", str(tmp_path / "none")) as d:
+        for reg in (tls_registry.reg, plain_secure_addr_registry):
+            ref = f"{reg.host}/insecure/bb:1"
+            d.docker("tag", "busybox", ref, check=True)
+            d.docker("push", ref, check=True)
+            d.docker("rmi", ref, check=True)
+            assert f"Status: Downloaded newer image for {ref}" in d.docker("pull", ref, check=True).stdout
+    config.write_text(json.dumps({"insecure-registries": ["x"], "no-such-option": 1}))
+    bad = Daemon(root=str(tmp_path / "bad"), log_path=str(tmp_path / "bad.log"), extra_args=["--config-file",
+                                                                                          str(config)])
+    with pytest.raises(RuntimeError, match="the following directives don't match any configuration option: "
+                                           "no-such-option"):
+        bad.start()
+
+
+def test_https_client_certificate_from_certs_dir(busybox_tar: str, mtls_registry: TLSRegistry, tmp_path: Any) -> None:
+    """`client.cert`/`client.key` next to `ca.crt` authenticate pydockd to a registry that demands it."""
+    host = mtls_registry.reg.host
+    certs = tmp_path / "certs.d" / host
+    os.makedirs(certs)
+    shutil.copy(mtls_registry.ca, certs / "ca.crt")
+    shutil.copy(os.path.join(mtls_registry.root, "client.crt"), certs / "client.cert")
+    with private_daemon(busybox_tar, "--certs-dir", str(tmp_path / "certs.d")) as d:
+        ref = f"{host}/mtls/bb:1"
+        d.docker("tag", "busybox", ref, check=True)
+        missing_key = d.docker("push", ref)
+        assert missing_key.returncode == 1
+        assert ("missing key client.key for client certificate client.cert. "
+                "CA certificates must use the extension .crt") in missing_key.stdout + missing_key.stderr
+        shutil.copy(os.path.join(mtls_registry.root, "client.key"), certs / "client.key")
+        assert ": Pushed" in d.docker("push", ref, check=True).stdout
+        d.docker("rmi", ref, "busybox", check=True)
+        assert ": Pull complete" in d.docker("pull", ref, check=True).stdout
+        os.unlink(certs / "client.cert")
+        os.unlink(certs / "client.key")
+        d.docker("rmi", ref, check=True)
+        refused = d.docker("pull", ref)
+        assert refused.returncode == 1
+        # which alert the server sends depends on its Go and TLS versions
+        assert re.search(rf'Get "https://{re.escape(host)}/v2/": remote error: tls: '
+                         r"(bad certificate|certificate required)$", refused.stderr, re.MULTILINE), refused.stderr
+
+
+def test_insecure_registry_rules() -> None:
+    """dockerd's isSecureIndex: exact index names, CIDRs (names resolved), loopback always, Hub never."""
+    assert is_insecure("127.0.0.1:5000") and is_insecure("localhost:5000") and is_insecure("[::1]:5000")
+    assert not is_insecure("198.18.77.1:5000")
+    assert is_insecure("198.18.77.1:5000", ["198.18.77.1:5000"])
+    assert not is_insecure("198.18.77.1:5001", ["198.18.77.1:5000"])  # index names match exactly
+    assert not is_insecure("198.18.77.1:5000", ["198.18.77.1"])
+    assert is_insecure("198.18.77.1:5000", ["198.18.0.0/15"])
+    assert not is_insecure("docker.io", ["0.0.0.0/0"])
+
+
+def test_certs_dir_key_without_certificate(tmp_path: Any) -> None:
+    host = tmp_path / "reg.example:5000"
+    host.mkdir()
+    (host / "client.key").write_text("not used")
+    with pytest.raises(RegistryError, match="missing client certificate client.cert for key client.key"):
+        tls_context(str(tmp_path), "reg.example:5000", insecure=False)
+    assert tls_context(str(tmp_path), "other:5000", insecure=False).verify_mode.name == "CERT_REQUIRED"
+
+
+def test_registry_mirror_serves_docker_hub_pulls(busybox_tar: str, registry: Registry, tmp_path: Any) -> None:
+    """Docker Hub is unreachable here, so a Hub image can only come from the mirror in daemon.json."""
+    plain = tar_of({"mirrored.txt": b"from the mirror\n"})
+    registry.push_image("library/pydock-mirrored", "1", [busybox_layer(busybox_tar), (plain, plain, OCI_TAR)],
+                        cmd=["cat", "/mirrored.txt"])
+    config = tmp_path / "daemon.json"
+    config.write_text(json.dumps({"registry-mirrors": ["http://127.0.0.1:1", f"http://{registry.host}"]}))
+    with private_daemon(busybox_tar, "--config-file", str(config)) as d:
+        out = d.docker("pull", "pydock-mirrored:1", check=True, timeout=120).stdout
+        assert "Status: Downloaded newer image for pydock-mirrored:1" in out
+        assert inspect(d, "pydock-mirrored:1")["RepoDigests"][0].startswith("pydock-mirrored@sha256:")
+        proc = d.docker("run", "--rm", "pydock-mirrored:1", timeout=120)
+        assert proc.returncode == 0 and proc.stdout == "from the mirror\n", proc.stderr
+        missing = d.docker("pull", "pydock-not-mirrored:1")
+        assert missing.returncode == 1 and "registry-1.docker.io" in missing.stderr, missing.stderr

@@ -7,6 +7,8 @@ import tornado.web
 
 from ..daemon import Engine
 from . import archive, build, containers, distribution, imagearchive, images, stats, streams, system
+from . import network, update, volumes
+from . import exec as exec_routes
 
 
 def make_routes(engine: Engine, prefix: str = "", base: type | None = None) -> list[tuple[str, type, dict[str, Any]]]:
@@ -17,7 +19,8 @@ def make_routes(engine: Engine, prefix: str = "", base: type | None = None) -> l
     behind Jupyter's login without copies.
     """
     out = []
-    for module in (system, imagearchive, distribution, images, containers, streams, archive, stats, build):
+    for module in (system, imagearchive, distribution, images, containers, streams, archive, stats, build, update,
+                   network, volumes, exec_routes):
         for pattern, handler in module.ROUTES:
             cls = type(handler.__name__, (base, handler), {}) if base else handler
             out.append((prefix + pattern, cls, {"engine": engine}))

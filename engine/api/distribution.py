@@ -12,7 +12,6 @@ import json
 import threading
 from typing import Any, Callable, Iterator
 
-
 from .. import reference
 from ..errors import EngineError, InvalidParameter, NotImplementedYet
 from ..registry import AuthConfig

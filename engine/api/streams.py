@@ -1,33 +1,81 @@
-"""Streaming container routes: attach (connection hijack), wait and logs."""
+"""Streaming container routes: attach (connection hijack), wait and logs.
+
+`hijack` and `pump` also serve exec start (api/exec.py)."""
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import json
 import os
 import socket
 import struct
+import termios
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from ..containers import Attachment
 from ..errors import EngineError, InvalidParameter
-from ..logs import read_logs
+from ..logs import LogEntry, read_logs
 from ..timeutil import parse_api_time
 from .base import ID, ApiHandler, route
 
 MUX = "application/vnd.docker.multiplexed-stream"
 RAW = "application/vnd.docker.raw-stream"
+HEAD_READ_POLLS = 250  # of 2 ms: at most half a second
 
 
 def frame(stream: str, payload: bytes) -> bytes:
     return struct.pack(">BxxxL", 1 if stream == "stdout" else 2, len(payload)) + payload
 
 
-def pump(client: socket.socket, att: Attachment) -> None:
+async def hijack(handler: ApiHandler, content_type: str) -> tuple[socket.socket, bytes]:
+    """Take the HTTP connection over for a raw stream, as Docker's attach and exec start do.
+
+    Returns a blocking socket and what the client already sent after its
+    request (stdin that must not be lost).
+    """
+    upgrade = "upgrade" in handler.request.headers.get("Connection", "").lower()
+    status = "101 UPGRADED" if upgrade else "200 OK"
+    head = (f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+            + ("Connection: Upgrade\r\nUpgrade: tcp\r\n" if upgrade else "") + "\r\n")
+    handler._auto_finish = False
+    stream = handler.request.connection.detach()  # type: ignore[union-attr]
+    await stream.write(head.encode())
+    leftover = bytes(stream._read_buffer) if getattr(stream, "_read_buffer", None) else b""
+    client = socket.socket(fileno=os.dup(stream.socket.fileno()))
+    stream.close()
+    client.setblocking(True)
+    await _head_read(client)
+    return client, leftover
+
+
+async def _head_read(client: socket.socket) -> None:
+    """Wait (briefly) until the client has read the response head.
+
+    Clients such as docker-py read the head through a buffered reader, then
+    read the stream from the raw socket: stream bytes that arrive together
+    with the head would be swallowed by that buffer. On a unix socket the
+    send queue counts bytes the peer has not read yet.
+    """
+    buf = bytearray(struct.calcsize("i"))
+    for _ in range(HEAD_READ_POLLS):
+        try:
+            fcntl.ioctl(client.fileno(), termios.TIOCOUTQ, buf)
+        except OSError:
+            return
+        if struct.unpack("i", buf)[0] == 0:
+            return
+        await asyncio.sleep(0.002)
+
+
+def pump(client: socket.socket, att: Attachment, leftover: bytes = b"",
+         before_close: Callable[[], None] | None = None) -> None:
     """Splice a hijacked client connection and a shim attach connection until output ends.
 
     The shim already speaks Docker's stream format, so bytes pass through
     untouched. Client EOF is forwarded as a half-close, which is how `docker
-    run -i` signals the end of piped stdin.
+    run -i` signals the end of piped stdin. `before_close` runs when the
+    output ended (not when the client left), before the client sees EOF.
     """
     # An empty read here would not mean the client left: the docker CLI
     # half-closes at once when it attaches no stdin. A client that really
@@ -40,6 +88,8 @@ def pump(client: socket.socket, att: Attachment) -> None:
 
     def upstream() -> None:
         try:
+            if leftover and att.stdin:
+                shim.sendall(leftover)
             while True:
                 data = client.recv(65536)
                 if not data:
@@ -54,15 +104,19 @@ def pump(client: socket.socket, att: Attachment) -> None:
 
     t = threading.Thread(target=upstream, daemon=True, name="attach-in")
     t.start()
+    ended = False
     try:
         while True:
             data = shim.recv(65536)
             if not data:
+                ended = True
                 break
             client.sendall(data)
     except OSError:
         pass
     finally:
+        if ended and before_close is not None:
+            before_close()
         for s in (client, shim):
             try:
                 s.shutdown(socket.SHUT_RDWR)
@@ -73,34 +127,46 @@ def pump(client: socket.socket, att: Attachment) -> None:
         shim.close()
 
 
+def log_frames(entries: Iterable[LogEntry], tty: bool, timestamps: bool = False) -> Iterator[bytes]:
+    """json-file log entries in the stream format of a container with or without a TTY."""
+    for stream, payload, ts in entries:
+        if timestamps:
+            payload = ts.encode() + b" " + payload
+        yield payload if tty else frame(stream, payload)
+
+
 class AttachHandler(ApiHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        if self.q_bool("logs") and not self.q_bool("stream"):
-            raise InvalidParameter("attach with logs and without stream is not supported; use the logs endpoint")
-        att = await self.run(self.engine.containers.attach, ref, self.q_bool("stdin"),
-                             self.q_bool("stdout"), self.q_bool("stderr"))
-        upgrade = "upgrade" in self.request.headers.get("Connection", "").lower()
-        status = "101 UPGRADED" if upgrade else "200 OK"
-        head = (f"HTTP/1.1 {status}\r\nContent-Type: {RAW if att.tty else MUX}\r\n"
-                + ("Connection: Upgrade\r\nUpgrade: tcp\r\n" if upgrade else "") + "\r\n")
-        self._auto_finish = False
-        stream = self.request.connection.detach()  # type: ignore[union-attr]
-        await stream.write(head.encode())
-        leftover = bytes(stream._read_buffer) if getattr(stream, "_read_buffer", None) else b""
-        client = socket.socket(fileno=os.dup(stream.socket.fileno()))
-        stream.close()
-        client.setblocking(True)
-        if leftover and att.stdin:
-            threading.Thread(target=self._pump_with_leftover, args=(client, att, leftover), daemon=True).start()
-        else:
-            threading.Thread(target=pump, args=(client, att), daemon=True, name="attach").start()
+        stdout, stderr = self.q_bool("stdout"), self.q_bool("stderr")
+        c = await self.run(self.engine.containers.get, ref)
+        att = None
+        if self.q_bool("stream"):
+            att = await self.run(self.engine.containers.attach, ref, self.q_bool("stdin"), stdout, stderr)
+        tty = c["Config"]["Tty"]
+        client, leftover = await hijack(self, RAW if tty else MUX)
+        history = log_frames(read_logs(c["LogPath"], stdout=stdout, stderr=stderr), tty) \
+            if self.q_bool("logs") else iter(())
+        threading.Thread(target=self._serve, args=(client, att, leftover, history), daemon=True,
+                         name="attach").start()
 
     @staticmethod
-    def _pump_with_leftover(client: socket.socket, att: Attachment, leftover: bytes) -> None:
-        att.ready.wait()
-        if att.sock is not None:
-            att.sock.sendall(leftover)
-        pump(client, att)
+    def _serve(client: socket.socket, att: Attachment | None, leftover: bytes, history: Iterator[bytes]) -> None:
+        """Replay the log (`logs=1`), then the live streams (`stream=1`).
+
+        The live connection is made first, so output racing the replay may
+        show twice but is never lost.
+        """
+        if att is not None:
+            att.ready.wait()
+        try:
+            for chunk in history:
+                client.sendall(chunk)
+        except OSError:
+            pass
+        if att is None:
+            client.close()
+        else:
+            pump(client, att, leftover)
 
 
 class WaitHandler(ApiHandler):
@@ -146,12 +212,9 @@ class LogsHandler(ApiHandler):
                 return False
 
         def gen(cancel: threading.Event) -> Iterator[bytes]:
-            for stream, payload, ts in read_logs(c["LogPath"], stdout=stdout, stderr=stderr, since_ns=since_ns,
-                                                 until_ns=until_ns, tail=tail, follow=follow,
-                                                 is_running=is_running, cancel=cancel):
-                if timestamps:
-                    payload = ts.encode() + b" " + payload
-                yield payload if tty else frame(stream, payload)
+            return log_frames(read_logs(c["LogPath"], stdout=stdout, stderr=stderr, since_ns=since_ns,
+                                        until_ns=until_ns, tail=tail, follow=follow,
+                                        is_running=is_running, cancel=cancel), tty, timestamps)
 
         await self.send_stream(gen, RAW if tty else MUX)
 

@@ -1,0 +1,77 @@
+"""Exec routes: create, start (hijacked like attach unless detached), resize, inspect."""
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any
+
+from ..containers import Attachment
+from ..errors import EngineError, InvalidParameter
+from ..exec import ExecService, parse_console_size
+from .base import ID, ApiHandler, route
+from .streams import MUX, RAW, frame, hijack, pump
+
+# How long a finished exec's stream waits for its exit to be recorded, so that
+# the client's inspect right after EOF sees the exit code.
+EXIT_GRACE = 5.0
+
+
+class ExecCreateHandler(ApiHandler):
+    async def post(self, version: str | None = None, ref: str = "") -> None:
+        self.send_json(await self.run(self.engine.execs.create, ref, self.json_body()), 201)
+
+
+class ExecStartHandler(ApiHandler):
+    async def post(self, version: str | None = None, ref: str = "") -> None:
+        body = self.json_body(required=False)
+        if not isinstance(body, dict):
+            raise InvalidParameter("invalid exec start config")
+        console_size = parse_console_size(body.get("ConsoleSize")) if body.get("Tty") else None  # as Docker
+        execs = self.engine.execs
+        ec = await self.run(execs.check, ref)  # errors before the hijack are HTTP errors
+        if body.get("Detach"):
+            await self.run(execs.start, ref, console_size)
+            self.set_status(200)
+            self.finish()
+            return
+        client, leftover = await hijack(self, RAW if ec.tty else MUX)
+        threading.Thread(target=_session, args=(execs, ref, console_size, ec.tty, client, leftover),
+                         daemon=True, name="exec").start()
+
+
+def _session(execs: ExecService, eid: str, console_size: tuple[int, int] | None, tty: bool,
+             client: socket.socket, leftover: bytes) -> None:
+    """Start the exec on a hijacked connection; a start error goes into the stream, as Docker does."""
+    try:
+        att: Attachment | None = execs.start(eid, console_size, attach=True)
+    except EngineError as e:
+        message = (e.message + "\r\n").encode()
+        try:
+            client.sendall(message if tty else frame("stdout", message))
+        except OSError:
+            pass
+        client.close()
+        return
+    assert att is not None
+    pump(client, att, leftover, before_close=lambda: execs.wait(eid, EXIT_GRACE))
+
+
+class ExecResizeHandler(ApiHandler):
+    async def post(self, version: str | None = None, ref: str = "") -> None:
+        h, w = self.q_int("h", 0), self.q_int("w", 0)
+        await self.run(self.engine.execs.resize, ref, h, w)
+        self.set_status(200)
+        self.finish()
+
+
+class ExecInspectHandler(ApiHandler):
+    async def get(self, version: str | None = None, ref: str = "") -> None:
+        self.send_json(await self.run(self.engine.execs.inspect, ref))
+
+
+ROUTES: list[tuple[str, Any]] = [
+    (route(rf"/containers/{ID}/exec"), ExecCreateHandler),
+    (route(rf"/exec/{ID}/start"), ExecStartHandler),
+    (route(rf"/exec/{ID}/resize"), ExecResizeHandler),
+    (route(rf"/exec/{ID}/json"), ExecInspectHandler),
+]

@@ -1,0 +1,63 @@
+"""Network routes: /networks (list, inspect, create, remove, connect, disconnect, prune)."""
+from __future__ import annotations
+
+from ..errors import InvalidParameter
+from .base import ID, ApiHandler, route
+
+
+class NetworkListHandler(ApiHandler):
+    async def get(self, version: str | None = None) -> None:
+        self.send_json(await self.run(self.engine.network.list, self.q_filters()))
+
+
+class NetworkHandler(ApiHandler):
+    async def get(self, version: str | None = None, ref: str = "") -> None:
+        self.send_json(await self.run(self.engine.network.inspect, ref))
+
+    async def delete(self, version: str | None = None, ref: str = "") -> None:
+        await self.run(self.engine.network.remove, ref)
+        self.set_status(204)
+        self.finish()
+
+
+class NetworkCreateHandler(ApiHandler):
+    async def post(self, version: str | None = None) -> None:
+        self.send_json(await self.run(self.engine.network.create, self.json_body()), 201)
+
+
+def _container(body: object) -> str:
+    if not isinstance(body, dict) or not isinstance(body.get("Container"), str) or not body["Container"]:
+        raise InvalidParameter("Container is required")
+    return body["Container"]
+
+
+class NetworkConnectHandler(ApiHandler):
+    async def post(self, version: str | None = None, ref: str = "") -> None:
+        body = self.json_body()
+        container = _container(body)
+        await self.run(self.engine.network.connect, ref, container, body.get("EndpointConfig") or {})
+        self.set_status(200)
+        self.finish()
+
+
+class NetworkDisconnectHandler(ApiHandler):
+    async def post(self, version: str | None = None, ref: str = "") -> None:
+        body = self.json_body()
+        await self.run(self.engine.network.disconnect, ref, _container(body), bool(body.get("Force")))
+        self.set_status(200)
+        self.finish()
+
+
+class NetworkPruneHandler(ApiHandler):
+    async def post(self, version: str | None = None) -> None:
+        self.send_json(await self.run(self.engine.network.prune, self.q_filters()))
+
+
+ROUTES = [
+    (route(r"/networks/?"), NetworkListHandler),
+    (route(r"/networks/create"), NetworkCreateHandler),
+    (route(r"/networks/prune"), NetworkPruneHandler),
+    (route(rf"/networks/{ID}/connect"), NetworkConnectHandler),
+    (route(rf"/networks/{ID}/disconnect"), NetworkDisconnectHandler),
+    (route(rf"/networks/{ID}"), NetworkHandler),
+]

@@ -1,0 +1,12 @@
+"""`POST /containers/{id}/update` (docker update): resource limits and restart policy."""
+from __future__ import annotations
+
+from .base import ID, ApiHandler, route
+
+
+class ContainerUpdateHandler(ApiHandler):
+    async def post(self, version: str | None = None, ref: str = "") -> None:
+        self.send_json(await self.run(self.engine.containers.update, ref, self.json_body()))
+
+
+ROUTES = [(route(rf"/containers/{ID}/update"), ContainerUpdateHandler)]
