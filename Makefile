@@ -14,7 +14,11 @@ test: setup
 	$(PY) -m pytest -q tests
 
 lint:
-	$(PY) -m ruff check engine tests bench
+	$(PY) -m ruff check engine pydock_ext tests bench
 
 bench: setup
 	$(PY) bench/run_latency.py
+	$(PY) bench/build_cache.py
+	$(PY) bench/density.py
+	command -v skopeo >/dev/null || apt-get install -y -qq skopeo >/dev/null
+	$(PY) bench/pull_throughput.py

@@ -209,6 +209,18 @@ class BuilderService:
             db.execute("INSERT OR REPLACE INTO build_cache(parent_id, key, image_id) VALUES (?,?,?)",
                        (parent, key, image_id))
 
+    def prune_cache(self) -> dict[str, Any]:
+        """`docker builder prune`: forget every cached step, so the next build runs them all.
+
+        The cached results are intermediate images; their disk space is
+        reclaimed by `docker image prune` once nothing refers to them, which is
+        also how dockerd's classic builder behaves.
+        """
+        with self.meta.transaction() as db:
+            ids = [r["image_id"] for r in db.execute("SELECT DISTINCT image_id FROM build_cache").fetchall()]
+            db.execute("DELETE FROM build_cache")
+        return {"CachesDeleted": ids or None, "SpaceReclaimed": 0}
+
     def ancestors(self, image_id: str) -> set[str]:
         out: set[str] = set()
         while image_id and image_id not in out:

@@ -47,8 +47,22 @@ def _context_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | Non
     return safe.replace(mode=member.mode & 0o7777, deep=False) if safe.mode is not None else safe
 
 
+def _pad_tar(tar_path: str) -> None:
+    """Complete the last block and add the end-of-archive blocks.
+
+    The docker CLI's rewritten context (`-f` pointing outside it) ends right
+    after the last file's data; Go's tar reader accepts that, Python's wants
+    the padding. Zero blocks after a complete archive are ignored, so this is
+    harmless for well-formed contexts.
+    """
+    size = os.path.getsize(tar_path)
+    with open(tar_path, "ab") as f:
+        f.write(b"\0" * ((-size) % tarfile.BLOCKSIZE + 2 * tarfile.BLOCKSIZE))
+
+
 def extract_context(tar_path: str, dest: str, dockerfile: str) -> bytes:
     """Unpack the context minus `.dockerignore`d files; returns the Dockerfile's bytes."""
+    _pad_tar(tar_path)
     with tarfile.open(tar_path, "r:") as tar:
         members = {_clean(m.name): m for m in tar.getmembers() if _clean(m.name)}
 

@@ -245,7 +245,7 @@ class ImageService:
     def list(self, all_: bool = False, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
         filters = filters or {}
         out = []
-        rows = self.meta.query("SELECT id, config, parent, created, size FROM images ORDER BY created DESC")
+        rows = self.meta.query("SELECT id, config, parent, created, size FROM images ORDER BY created DESC, id")
         parents = {r["parent"] for r in rows if r["parent"]}
         for row in rows:
             image_id = row["id"]

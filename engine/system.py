@@ -14,6 +14,7 @@ from .containers import ContainerService
 from .events import EventBus
 from .images import ARCH, ImageService
 from .layers import chain_ids
+from .registry import DEFAULT_INSECURE_CIDRS
 from .stats import cgroup_version, host_memory
 from .store import MetaStore
 from .timeutil import rfc3339_ns
@@ -87,7 +88,7 @@ class SystemService:
             "NEventsListener": self.events.listeners(),
             "KernelVersion": platform.release(), "OperatingSystem": osname, "OSVersion": "",
             "OSType": "linux", "Architecture": platform.machine(), "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": {"InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": []},
+            "RegistryConfig": self._registry_config(),
             "NCPU": os.cpu_count() or 1, "MemTotal": host_memory(), "DockerRootDir": self.cfg.data_root,
             "Name": platform.node(), "Labels": [], "ExperimentalBuild": False, "ServerVersion": __version__,
             "Runtimes": {"runc": {"path": self.cfg.runc}}, "DefaultRuntime": "runc",
@@ -97,6 +98,17 @@ class SystemService:
             "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": self.runc_version()},
             "InitCommit": {"ID": ""}, "SecurityOptions": [], "Warnings": None,
         }
+
+    def _registry_config(self) -> dict[str, Any]:
+        """As dockerd: CIDR entries (and loopback) under InsecureRegistryCIDRs, host:port entries as index configs."""
+        cidrs, hosts = list(DEFAULT_INSECURE_CIDRS), []
+        for entry in self.cfg.insecure_registries:
+            (cidrs if "/" in entry else hosts).append(entry)
+        mirrors = list(self.cfg.registry_mirrors)
+        index = {"docker.io": {"Name": "docker.io", "Mirrors": mirrors, "Secure": True, "Official": True}}
+        for host in hosts:
+            index[host] = {"Name": host, "Mirrors": [], "Secure": False, "Official": False}
+        return {"InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": mirrors}
 
     def df(self) -> dict[str, Any]:
         images = self.images.list(all_=True)

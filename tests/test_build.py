@@ -438,3 +438,36 @@ def test_client_disconnect_kills_and_removes_build_container(daemon: Daemon, bus
     while _leftovers(daemon) != ("", [], []) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _leftovers(daemon) == ("", [], [])
+
+
+def test_sdk_build_with_dockerfile_outside_context(client, busybox, tmp_path):
+    """The SDK sends `dockerfile` twice (name, then contents); dockerd reads the first value."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "hello.txt").write_text("hi\n")
+    outside = tmp_path / "Dockerfile.outside"
+    outside.write_text("FROM busybox\nCOPY hello.txt /hello.txt\n")
+    image, _ = client.images.build(path=str(ctx), dockerfile=str(outside), tag="outside-df:1")
+    assert client.containers.run(image.id, ["cat", "/hello.txt"], remove=True) == b"hi\n"
+    client.images.remove("outside-df:1")
+
+
+def test_cli_dockerfile_outside_context(daemon: Daemon, busybox: str, tmp_path) -> None:
+    """The CLI then rewrites the context tar, ending it without tar's end-of-archive padding."""
+    ctx = write_context(str(tmp_path / "ctx"), {"a.txt": "outside-ok\n"})
+    outside = tmp_path / "Dockerfile.outside"
+    outside.write_text("FROM busybox\nCOPY a.txt /a\n")
+    out = build(daemon, ctx, "-f", str(outside), "-t", "outside-cli:1")
+    assert out.returncode == 0, out.stderr
+    assert run(daemon, "outside-cli:1", "cat", "/a") == "outside-ok\n"
+    daemon.docker("rmi", "outside-cli:1", check=True)
+
+
+def test_builder_prune_forgets_the_cache(daemon: Daemon, busybox: str, tmp_path) -> None:
+    dockerfile = "FROM busybox\nRUN date +%s%N > /stamp\n"
+    build_ok(daemon, tmp_path, dockerfile, None, "-t", "prune-cache:1")
+    assert "Using cache" in build_ok(daemon, tmp_path, dockerfile, None, "-t", "prune-cache:1")
+    out = daemon.docker("builder", "prune", "-f")
+    assert out.returncode == 0, out.stderr
+    assert "Using cache" not in build_ok(daemon, tmp_path, dockerfile, None, "-t", "prune-cache:1")
+    daemon.docker("rmi", "prune-cache:1", check=True)

@@ -747,6 +747,8 @@ def test_insecure_registries_in_config_file(busybox_tar: str, tls_registry: TLSR
             d.docker("push", ref, check=True)
             d.docker("rmi", ref, check=True)
             assert f"Status: Downloaded newer image for {ref}" in d.docker("pull", ref, check=True).stdout
+        info = json.loads(d.docker("info", "--format", "{{json .RegistryConfig}}", check=True).stdout)
+        assert f"{SECURE_ADDR}/32" in info["InsecureRegistryCIDRs"] and "127.0.0.0/8" in info["InsecureRegistryCIDRs"]
     config.write_text(json.dumps({"insecure-registries": ["x"], "no-such-option": 1}))
     bad = Daemon(root=str(tmp_path / "bad"), log_path=str(tmp_path / "bad.log"), extra_args=["--config-file",
                                                                                           str(config)])

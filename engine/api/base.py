@@ -111,14 +111,19 @@ class ApiHandler(tornado.web.RequestHandler):
         super().log_exception(typ, value, tb)
 
     # ---- parameters --------------------------------------------------
+    def query(self, name: str, default: str | None = None) -> str | None:
+        """The first value of a repeated parameter, as Go's FormValue (and so dockerd) reads it."""
+        values = self.get_query_arguments(name)
+        return values[0] if values else default
+
     def q_bool(self, name: str, default: bool = False) -> bool:
-        v = self.get_query_argument(name, None)
+        v = self.query(name)
         if v is None or v == "":
             return default
         return v in TRUE
 
     def q_int(self, name: str, default: int | None = None) -> int | None:
-        v = self.get_query_argument(name, None)
+        v = self.query(name)
         if v is None or v == "":
             return default
         try:
@@ -127,10 +132,10 @@ class ApiHandler(tornado.web.RequestHandler):
             raise InvalidParameter(f"invalid value for {name}: {v[:50]!r}") from None
 
     def q_str(self, name: str, default: str = "") -> str:
-        return self.get_query_argument(name, default) or default
+        return self.query(name, default) or default
 
     def q_filters(self) -> dict[str, list[str]]:
-        raw = self.get_query_argument("filters", "")
+        raw = self.query("filters", "")
         if not raw:
             return {}
         data = parse_json(raw, "invalid filter")

@@ -10,7 +10,7 @@ import tornado.iostream
 from .. import reference
 from ..builder import BuildError, BuildOptions
 from ..errors import EngineError, InvalidParameter, NotImplementedYet
-from .base import route
+from .base import ApiHandler, route
 from .upload import UploadHandler
 
 
@@ -27,7 +27,7 @@ class BuildHandler(UploadHandler):
     """A client that goes away (Ctrl-C) stops the build: the running step is killed and cleaned up."""
 
     def _json_query(self, name: str, kind: type) -> Any:
-        raw = self.get_query_argument(name, "")
+        raw = self.query(name, "")
         if not raw:
             return kind()
         try:
@@ -91,6 +91,12 @@ def _check_tag(tag: str) -> None:
         raise InvalidParameter(f"invalid reference format: {tag}: tags cannot contain a digest")
 
 
+class BuildPruneHandler(ApiHandler):
+    async def post(self, version: str | None = None) -> None:
+        self.send_json(await self.run(self.engine.builder.prune_cache))
+
+
 ROUTES = [
     (route(r"/build"), BuildHandler),
+    (route(r"/build/prune"), BuildPruneHandler),
 ]

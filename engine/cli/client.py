@@ -90,6 +90,12 @@ class Client:
              stream: bool = False, headers: dict[str, str] | None = None) -> requests.Response:
         return self._send("POST", path, params, body, data, stream, headers)
 
+    def head(self, path: str, params: dict[str, Any] | None = None) -> requests.Response:
+        return self._send("HEAD", path, params)
+
+    def put(self, path: str, params: dict[str, Any] | None = None, data: Any = None) -> requests.Response:
+        return self._send("PUT", path, params, data=data)
+
     def delete(self, path: str, params: dict[str, Any] | None = None) -> requests.Response:
         return self._send("DELETE", path, params)
 
@@ -102,9 +108,9 @@ class Client:
             if line.strip():
                 yield json.loads(line)
 
-    def hijack(self, path: str, params: dict[str, Any]) -> Hijacked:
+    def hijack(self, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Hijacked:
         """POST with `Upgrade: tcp` and return the raw connection once the daemon answers 101."""
-        resp = self.post(path, params, stream=True, headers={"Connection": "Upgrade", "Upgrade": "tcp"})
+        resp = self.post(path, params, body, stream=True, headers={"Connection": "Upgrade", "Upgrade": "tcp"})
         return Hijacked(self.socket_of(resp), resp)
 
     def socket_of(self, resp: requests.Response) -> socket.socket:

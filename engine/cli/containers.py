@@ -12,8 +12,9 @@ import requests
 from . import formatting
 from .client import ConnectError, DaemonError, Hijacked
 from .parser import PROG, Flag
+from .runflags import RUN_FLAGS, ConfigError, apply
 from .session import CliError, Session, parse_filters
-from .streams import copy_output, default_stdin, forward_stdin, is_terminal, raw_terminal, terminal_size, track_resize
+from .streams import copy_output, default_stdin, is_terminal, stream_session, terminal_size
 from .timespec import api_time
 
 CONTAINER_CONFIG_FLAGS = [
@@ -38,6 +39,7 @@ CONTAINER_CONFIG_FLAGS = [
     Flag("v", "volume", "list", help="Bind mount a volume"),
     Flag("", "stop-signal", "str", "", "Signal to stop the container"),
     Flag("", "stop-timeout", "int", None, "Timeout (in seconds) to stop a container"),
+    *RUN_FLAGS,
 ]
 
 
@@ -81,7 +83,7 @@ def create_body(opts: dict[str, Any], image: str, cmd: list[str]) -> dict[str, A
         "CapAdd": opts["cap_add"] or None, "CapDrop": opts["cap_drop"] or None,
         "Privileged": opts["privileged"], "ReadonlyRootfs": opts["read_only"], "Init": True if opts["init"] else None,
     }
-    return {**config, "HostConfig": host, "NetworkingConfig": {"EndpointsConfig": {}}}
+    return apply({**config, "HostConfig": host}, opts)
 
 
 def _familiar(image: str) -> str:
@@ -110,7 +112,10 @@ def _create(s: Session, opts: dict[str, Any], args: list[str]) -> str:
 
 
 def create(s: Session, opts: dict[str, Any], args: list[str]) -> int:
-    s.print(_create(s, opts, args))
+    try:
+        s.print(_create(s, opts, args))
+    except ConfigError as e:
+        raise CliError(f"{PROG}: {e}\n\nRun '{PROG} create --help' for more information", e.status) from None
     return 0
 
 
@@ -135,7 +140,7 @@ def run(s: Session, opts: dict[str, Any], args: list[str]) -> int:
             s.print(cid)
             return 0
         return attach_start(s, cid, opts["tty"], opts["interactive"], opts["rm"], stdin)
-    except (DaemonError, ConnectError) as e:
+    except (DaemonError, ConnectError, ConfigError) as e:
         s.error(f"{PROG}: {e}\n\nRun '{PROG} run --help' for more information")
         return _run_status(e)
 
@@ -192,15 +197,7 @@ def attach_start(s: Session, cid: str, tty: bool, interactive: bool, auto_remove
 
 
 def _stream(s: Session, cid: str, conn: Hijacked, tty: bool, interactive: bool, stdin: Any) -> None:
-    terminal = tty and interactive and is_terminal(stdin)
-    if interactive:
-        forward_stdin(stdin, conn)
-    with contextlib.ExitStack() as stack:
-        if terminal:
-            stack.enter_context(raw_terminal(stdin))
-            send_size = stack.enter_context(track_resize(s.client, cid, s.out.stream))
-            send_size()
-        copy_output(conn.sock.recv, tty, s.out, s.err)
+    stream_session(s.client, f"/containers/{cid}/resize", conn, tty, interactive, stdin, s.out, s.err)
 
 
 def start(s: Session, opts: dict[str, Any], args: list[str]) -> int:

@@ -6,9 +6,11 @@ from typing import Any
 
 from .. import reference
 from ..errors import InvalidParameter
-from . import formatting
+from . import formatting, jsonmessage
 from .client import DaemonError
 from .session import CliError, Session, indent_json, parse_filters
+from .streams import default_stdin, is_terminal
+from .system import save_stream
 from .template import Template
 
 
@@ -55,14 +57,34 @@ def import_(s: Session, opts: dict[str, Any], args: list[str]) -> int:
 
 
 def _print_progress(s: Session, resp: Any) -> int:
-    """jsonmessage stream: statuses go to stdout, an in-band error ends the command."""
     with resp:
-        for msg in s.client.json_lines(resp):
-            if msg.get("error") or msg.get("errorDetail"):
-                raise DaemonError((msg.get("errorDetail") or {}).get("message") or msg["error"])
-            if msg.get("status"):
-                s.print(msg["status"])
+        jsonmessage.display(s.client.json_lines(resp), s.out, is_terminal(s.out.stream))
     return 0
+
+
+def save(s: Session, opts: dict[str, Any], args: list[str]) -> int:
+    save_stream(s, "/images/get", {"names": args}, opts["output"], "failed to save image")
+    return 0
+
+
+def load(s: Session, opts: dict[str, Any], args: list[str]) -> int:
+    """`-i FILE` or stdin, which docker refuses to read from a terminal."""
+    source = opts["input"]
+    if not source and is_terminal(default_stdin(s.stdin)):
+        raise CliError("requested load from stdin, but stdin is empty")
+    if not source:
+        return _load(s, opts, getattr(s.stdin, "buffer", s.stdin))
+    try:
+        with open(source, "rb") as f:
+            return _load(s, opts, f)
+    except (FileNotFoundError, PermissionError) as e:
+        raise CliError(f"open {source}: {(e.strerror or str(e)).lower()}") from None
+
+
+def _load(s: Session, opts: dict[str, Any], f: Any) -> int:
+    resp = s.client.post("/images/load", {"quiet": opts["quiet"]}, data=_chunks(f), stream=True,
+                         headers={"Content-Type": "application/x-tar"})
+    return _print_progress(s, resp)
 
 
 def _check_reference(ref: str) -> reference.Reference:

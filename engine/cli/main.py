@@ -12,9 +12,16 @@ import sys
 from typing import IO, Any
 
 from .. import __version__
+from . import build as b
 from . import containers as c
+from . import copy as cp
+from . import distribution as d
+from . import exec as ex
 from . import images as i
+from . import network as nw
+from . import stats as st
 from . import system as sy
+from . import volume as vol
 from .client import ConnectError, DaemonError, resolve_host
 from .containers import CONTAINER_CONFIG_FLAGS
 from .parser import PROG, Args, Command, Flag, Group, UsageError
@@ -85,6 +92,20 @@ def _commands() -> list[tuple[str, Command]]:
                                Flag("", "details", help="Show extra details provided to logs")])),
         ("container", Command("top", "CONTAINER [ps OPTIONS]", "Display the running processes of a container", sy.top,
                               Args(1, None), interspersed=False)),
+        ("container", Command("cp", "[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n\tdocker cp [OPTIONS] SRC_PATH|- "
+                              "CONTAINER:DEST_PATH", "Copy files/folders between a container and the local filesystem",
+                              cp.cp, Args(2, 2),
+                              [Flag("a", "archive", help="Archive mode (copy all uid/gid information)"),
+                               Flag("L", "follow-link", help="Always follow symbol link in SRC_PATH"),
+                               Flag("q", "quiet", help="Suppress progress output during copy. Progress output is "
+                                                       "automatically suppressed if no terminal is attached")])),
+        ("container", Command("stats", "[OPTIONS] [CONTAINER...]",
+                              "Display a live stream of container(s) resource usage statistics", st.stats,
+                              Args(0, None),
+                              [Flag("a", "all", help="Show all containers (default shows just running)"),
+                               _fmt("stats"), Flag("", "no-stream", help="Disable streaming stats and only pull the "
+                                                                        "first result"),
+                               Flag("", "no-trunc", help="Do not truncate output")])),
         ("container", Command("diff", "CONTAINER", "Inspect changes to files or directories on a container's filesystem",
                               sy.diff, Args(1, 1))),
         ("container", Command("export", "[OPTIONS] CONTAINER", "Export a container's filesystem as a tar archive",
@@ -101,6 +122,42 @@ def _commands() -> list[tuple[str, Command]]:
                           [Flag("c", "change", "list", help="Apply Dockerfile instruction to the created image"),
                            Flag("m", "message", "str", "", "Set commit message for imported image"),
                            Flag("", "platform", "str", "", "Set platform if server is multi-platform capable")])),
+        ("image", Command("build", "[OPTIONS] PATH | URL | -", "Build an image from a Dockerfile", b.build, Args(1, 1),
+                          [Flag("", "build-arg", "list", help="Set build-time variables"),
+                           Flag("f", "file", "str", "", "Name of the Dockerfile (Default is \"PATH/Dockerfile\")"),
+                           Flag("", "force-rm", help="Always remove intermediate containers"),
+                           Flag("", "label", "list", help="Set metadata for an image"),
+                           Flag("", "network", "str", "default", "Set the networking mode for the RUN instructions "
+                                                                 "during build"),
+                           Flag("", "no-cache", help="Do not use cache when building the image"),
+                           Flag("", "platform", "str", "", "Set platform if server is multi-platform capable"),
+                           Flag("", "pull", help="Always attempt to pull a newer version of the image"),
+                           Flag("q", "quiet", help="Suppress the build output and print image ID on success"),
+                           Flag("", "rm", default=True, help="Remove intermediate containers after a successful "
+                                                             "build"),
+                           Flag("t", "tag", "list", help='Name and optionally a tag in the "name:tag" format'),
+                           Flag("", "target", "str", "", "Set the target build stage to build.")])),
+        ("image", Command("save", "[OPTIONS] IMAGE [IMAGE...]",
+                          "Save one or more images to a tar archive (streamed to STDOUT by default)", i.save, some,
+                          [Flag("o", "output", "str", "", "Write to a file, instead of STDOUT")])),
+        ("image", Command("load", "[OPTIONS]", "Load an image from a tar archive or STDIN", i.load, Args(0, 0),
+                          [Flag("i", "input", "str", "", "Read from tar archive file, instead of STDIN"),
+                           Flag("q", "quiet", help="Suppress the load output")])),
+        ("image", Command("pull", "[OPTIONS] NAME[:TAG|@DIGEST]", "Download an image from a registry", d.pull,
+                          Args(1, 1), [Flag("a", "all-tags", help="Download all tagged images in the repository"),
+                                       Flag("", "platform", "str", "", "Set platform if server is multi-platform "
+                                                                       "capable"),
+                                       Flag("q", "quiet", help="Suppress verbose output")])),
+        ("image", Command("push", "[OPTIONS] NAME[:TAG]", "Upload an image to a registry", d.push, Args(1, 1),
+                          [Flag("a", "all-tags", help="Push all tags of an image to the repository"),
+                           Flag("", "platform", "str", "", "Push a platform-specific manifest as a single-platform "
+                                                           "image to the registry"),
+                           Flag("q", "quiet", help="Suppress verbose output")])),
+        ("", Command("login", "[OPTIONS] [SERVER]", "Authenticate to a registry", d.login, Args(0, 1),
+                     [Flag("p", "password", "str", "", "Password or Personal Access Token (PAT)"),
+                      Flag("", "password-stdin", help="Take the Password or Personal Access Token (PAT) from stdin"),
+                      Flag("u", "username", "str", "", "Username")])),
+        ("", Command("logout", "[SERVER]", "Log out from a registry", d.logout, Args(0, 1))),
         ("image", Command("tag", "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
                           "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE", i.tag, Args(2, 2))),
         ("image", Command("rmi", "[OPTIONS] IMAGE [IMAGE...]", "Remove one or more images", i.rmi, some,
@@ -120,7 +177,8 @@ def _commands() -> list[tuple[str, Command]]:
 _GROUP_NAMES = {("image", "images"): ("ls", "list"), ("image", "rmi"): ("rm", "remove"),
                 ("container", "ps"): ("ls", "list"), ("container", "rm"): ("rm", "remove")}
 
-_GROUP_SHORT = {"container": "Manage containers", "image": "Manage images", "system": "Manage Docker"}
+_GROUP_SHORT = {"container": "Manage containers", "image": "Manage images", "system": "Manage Docker",
+                "network": "Manage networks", "volume": "Manage volumes"}
 
 
 def _extra_group_commands() -> list[tuple[str, Command]]:
@@ -132,6 +190,13 @@ def _extra_group_commands() -> list[tuple[str, Command]]:
         ("image", Command("prune", "[OPTIONS]", "Remove unused images", i.image_prune, Args(0, 0),
                           [Flag("a", "all", help="Remove all unused images, not just dangling ones"), FILTER, FORCE_PROMPT],
                           parent=f"{PROG} image")),
+        ("system", Command("df", "[OPTIONS]", "Show docker disk usage", sy.df, Args(0, 0),
+                           [_fmt("disk usage")], parent=f"{PROG} system")),
+        ("system", Command("prune", "[OPTIONS]", "Remove unused data", sy.system_prune, Args(0, 0),
+                           [Flag("a", "all", help="Remove all unused images not just dangling ones"),
+                            Flag("", "filter", "list", help='Provide filter values (e.g. "label=<key>=<value>")'),
+                            FORCE_PROMPT, Flag("", "volumes", help="Prune anonymous volumes")],
+                           parent=f"{PROG} system")),
         ("container", Command("prune", "[OPTIONS]", "Remove all stopped containers", c.container_prune, Args(0, 0),
                               [FILTER, FORCE_PROMPT], parent=f"{PROG} container")),
         ("container", Command("inspect", "[OPTIONS] CONTAINER [CONTAINER...]",
@@ -145,7 +210,7 @@ def _extra_group_commands() -> list[tuple[str, Command]]:
 def build() -> tuple[dict[str, Command], dict[str, Group]]:
     top: dict[str, Command] = {}
     groups = {name: Group(name, short, {}) for name, short in _GROUP_SHORT.items()}
-    for group, cmd in _commands():
+    for group, cmd in _commands() + ex.COMMANDS:
         top[cmd.name] = cmd
         if group:
             names = _GROUP_NAMES.get((group, cmd.name), (cmd.name,))
@@ -154,6 +219,8 @@ def build() -> tuple[dict[str, Command], dict[str, Group]]:
             groups[group].commands.update(dict.fromkeys(names, sub))
     for group, cmd in _extra_group_commands():
         groups[group].commands[cmd.name] = cmd
+    for group, names, cmd in nw.COMMANDS + vol.COMMANDS:
+        groups[group].commands.update(dict.fromkeys(names, cmd))
     return top, groups
 
 

@@ -42,6 +42,8 @@ class Flag:
     kind: str = "bool"
     default: Any = None
     help: str = ""
+    # Validates a value as pflag's typed values do (bytes, ulimit, mount...); raises ValueError with pflag's reason.
+    check: Callable[[str], Any] | None = None
 
     @property
     def dest(self) -> str:
@@ -196,6 +198,11 @@ class Command:
 
     def _set(self, f: Flag, value: str, opts: dict[str, Any]) -> None:
         dest = "help" if f.long == "help" else f.dest
+        if f.check is not None:
+            try:
+                f.check(value)
+            except ValueError as e:
+                raise UsageError(f'invalid argument "{value}" for "{f.display()}" flag: {e}', self, 125) from None
         if f.kind == "bool":
             parsed = {"1": True, "t": True, "T": True, "true": True, "TRUE": True, "True": True,
                       "0": False, "f": False, "F": False, "false": False, "FALSE": False, "False": False}.get(value)

@@ -141,13 +141,13 @@ def terminal_size(stream: Any) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def track_resize(client: Client, cid: str, stream: Any) -> Iterator[Callable[[], None]]:
-    """Yields a function that sends the terminal size; also sent on every SIGWINCH."""
+def track_resize(client: Client, resize_path: str, stream: Any) -> Iterator[Callable[[], None]]:
+    """Yields a function that sends the terminal size to `resize_path`; also sent on every SIGWINCH."""
 
     def resize() -> None:
         with contextlib.suppress(Exception):
             h, w = terminal_size(stream)
-            client.post(f"/containers/{cid}/resize", {"h": h, "w": w})
+            client.post(resize_path, {"h": h, "w": w})
 
     previous = None
     if threading.current_thread() is threading.main_thread():
@@ -157,6 +157,20 @@ def track_resize(client: Client, cid: str, stream: Any) -> Iterator[Callable[[],
     finally:
         if previous is not None:
             signal.signal(signal.SIGWINCH, previous)
+
+
+def stream_session(client: Client, resize_path: str, conn: Hijacked, tty: bool, interactive: bool, stdin: Any,
+                   stdout: Out, stderr: Out) -> None:
+    """A hijacked session (run, start -a, attach, exec): stdin in, output out, raw local terminal for `-it`."""
+    terminal = tty and interactive and is_terminal(stdin)
+    if interactive:
+        forward_stdin(stdin, conn)
+    with contextlib.ExitStack() as stack:
+        if terminal:
+            stack.enter_context(raw_terminal(stdin))
+            send_size = stack.enter_context(track_resize(client, resize_path, stdout.stream))
+            send_size()
+        copy_output(conn.sock.recv, tty, stdout, stderr)
 
 
 def default_stdin(stdin: Any) -> Any:

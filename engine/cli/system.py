@@ -1,12 +1,14 @@
-"""System commands (version, info, events) and container inspection (top, diff, export, commit)."""
+"""System commands (version, info, events, df, prune) and container inspection (top, diff, export, commit)."""
 from __future__ import annotations
 
 import platform
 from typing import Any
 
-from .. import __version__
+from .. import __version__, reference
+from ..errors import InvalidParameter
 from . import formatting
 from .client import API_VERSION, DaemonError
+from .copy import check_output_file
 from .formatting import rfc3339_nano_fixed
 from .session import CliError, Session, parse_filters
 from .streams import is_terminal
@@ -157,28 +159,135 @@ def diff(s: Session, opts: dict[str, Any], args: list[str]) -> int:
 
 
 def export(s: Session, opts: dict[str, Any], args: list[str]) -> int:
-    output = opts["output"]
+    save_stream(s, f"/containers/{args[0]}/export", {}, opts["output"], "failed to export container")
+    return 0
+
+
+def save_stream(s: Session, path: str, params: dict[str, Any], output: str, failure: str) -> None:
+    """A tar answer written to `-o FILE` or stdout (never to a terminal), as export and save do."""
     if not output and is_terminal(s.out.stream):
         raise CliError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    resp = s.client.get(f"/containers/{args[0]}/export", stream=True)
-    with resp:
-        if output:
-            with open(output, "wb") as f:
-                f.writelines(resp.iter_content(1 << 20))
-        else:
+    if output:
+        check_output_file(output, failure)
+    with s.client.get(path, params, stream=True) as resp:
+        if not output:
             for chunk in resp.iter_content(1 << 20):
                 s.out.write_bytes(chunk)
-    return 0
+            return
+        with open(output, "wb") as f:
+            f.writelines(resp.iter_content(1 << 20))
 
 
 def commit(s: Session, opts: dict[str, Any], args: list[str]) -> int:
     repo, tag = "", ""
     if len(args) > 1:
-        name = args[1]
-        last = name.rsplit("/", 1)[-1]
-        repo, tag = (name.rsplit(":", 1) if ":" in last else (name, ""))
+        try:
+            ref = reference.parse(args[1])
+        except InvalidParameter as e:
+            raise CliError(e.message) from None
+        if ref.digest:
+            raise CliError("refusing to create a tag with a digest reference")
+        repo, tag = ref.repository, ref.tag
     params = {"container": args[0], "repo": repo or None, "tag": tag or None, "comment": opts["message"] or None,
               "author": opts["author"] or None, "changes": opts["change"] or None, "pause": opts["pause"]}
     s.print(s.client.json("POST", "/commit", params)["Id"])
     return 0
 
+
+
+DF_TABLE = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
+DF_HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"}
+
+
+def _reclaimable(reclaimable: int, total: int) -> str:
+    text = formatting.human_size(reclaimable, 4)
+    return f"{text} ({reclaimable * 100 // total}%)" if total > 0 else text
+
+
+def _df_row(kind: str, count: int, active: int, size: int, reclaimable: int) -> formatting.Context:
+    return formatting.Context("*formatter.diskUsageContext", {
+        "Type": kind, "TotalCount": str(count), "Active": str(active), "Size": formatting.human_size(size, 4),
+        "Reclaimable": _reclaimable(reclaimable, size)})
+
+
+def df_rows(du: dict[str, Any]) -> list[formatting.Context]:
+    """The four summary rows of docker's disk-usage formatter."""
+    images, containers = du.get("Images") or [], du.get("Containers") or []
+    volumes, cache = du.get("Volumes") or [], du.get("BuildCache") or []
+    layers = du.get("LayersSize") or 0
+    used = sum(i["Size"] - i["SharedSize"] for i in images
+               if i.get("Containers") and i.get("Size", -1) != -1 and i.get("SharedSize", -1) != -1)
+    live = [c for c in containers if c.get("State") in ("running", "paused", "restarting")]
+    ctr_size = sum(c.get("SizeRw") or 0 for c in containers)
+    vol_usage = [v.get("UsageData") or {} for v in volumes]
+    vol_size = sum(u.get("Size", 0) for u in vol_usage if u.get("Size", -1) != -1)
+    return [
+        _df_row("Images", len(images), sum(1 for i in images if i.get("Containers")), layers, layers - used),
+        _df_row("Containers", len(containers), len(live), ctr_size,
+                ctr_size - sum(c.get("SizeRw") or 0 for c in live)),
+        _df_row("Local Volumes", len(volumes), sum(1 for u in vol_usage if u.get("RefCount", 0) > 0), vol_size,
+                sum(u.get("Size", 0) for u in vol_usage if u.get("RefCount", 0) == 0 and u.get("Size", -1) != -1)),
+        _df_row("Build Cache", len(cache), sum(1 for b in cache if b.get("InUse")),
+                sum(b.get("Size", 0) for b in cache if not b.get("Shared")),
+                sum(b.get("Size", 0) for b in cache if not b.get("InUse") and not b.get("Shared"))),
+    ]
+
+
+def df(s: Session, opts: dict[str, Any], args: list[str]) -> int:
+    fmt = opts["format"]
+    if fmt in ("", "table"):
+        fmt = DF_TABLE
+    rows = df_rows(s.client.json("GET", "/system/df"))
+    s.out.write(formatting.render(fmt, rows, DF_HEADERS, "*formatter.diskUsageContext"))
+    return 0
+
+
+def _prune_warning(opts: dict[str, Any]) -> str:
+    items = ["all stopped containers", "all networks not used by at least one container"]
+    if opts["volumes"]:
+        items.append("all anonymous volumes not used by at least one container")
+    items.append("all images without at least one container associated to them" if opts["all"]
+                 else "all dangling images")
+    items.append("all build cache" if opts["all"] else "unused build cache")
+    return "WARNING! This will remove:\n" + "".join(f"  - {i}\n" for i in items)
+
+
+def _prune_section(s: Session, title: str, names: list[str]) -> None:
+    if names:
+        s.print(f"{title}:\n" + "".join(f"{n}\n" for n in names))
+
+
+def system_prune(s: Session, opts: dict[str, Any], args: list[str]) -> int:
+    """Containers, networks, [volumes], images, then build cache, each reported as its own prune command does."""
+    if not opts["force"] and not s.confirm(_prune_warning(opts)):
+        return 0
+    filters = parse_filters(opts["filter"])
+    report = s.client.json("POST", "/containers/prune", {"filters": filters})
+    _prune_section(s, "Deleted Containers", report.get("ContainersDeleted") or [])
+    reclaimed = report.get("SpaceReclaimed") or 0
+    _prune_section(s, "Deleted Networks",
+                   s.client.json("POST", "/networks/prune", {"filters": filters}).get("NetworksDeleted") or [])
+    if opts["volumes"]:
+        report = s.client.json("POST", "/volumes/prune", {"filters": filters})
+        _prune_section(s, "Deleted Volumes", report.get("VolumesDeleted") or [])
+        reclaimed += report.get("SpaceReclaimed") or 0
+    image_filters = parse_filters(opts["filter"] + ([] if opts["all"] else ["dangling=true"]))
+    report = s.client.json("POST", "/images/prune", {"filters": image_filters})
+    deleted = [f"{key.lower()}: {item[key]}" for item in report.get("ImagesDeleted") or []
+               for key in ("Untagged", "Deleted") if item.get(key)]
+    _prune_section(s, "Deleted Images", deleted)
+    reclaimed += (report.get("SpaceReclaimed") or 0) + _prune_build_cache(s, opts)
+    s.print(f"Total reclaimed space: {formatting.human_size(reclaimed, 4)}")
+    return 0
+
+
+def _prune_build_cache(s: Session, opts: dict[str, Any]) -> int:
+    """The classic builder keeps no separate cache; a daemon without the route has nothing to prune."""
+    try:
+        report = s.client.json("POST", "/build/prune", {"all": opts["all"], "filters": parse_filters(opts["filter"])})
+    except DaemonError as e:
+        if e.status == 404:
+            return 0
+        raise
+    _prune_section(s, "Deleted build cache objects", report.get("CachesDeleted") or [])
+    return report.get("SpaceReclaimed") or 0

@@ -1,0 +1,267 @@
+"""ipywidgets views of the engine: container and image tables, a live log viewer, pull and build progress.
+
+The tables follow the engine's event stream (`GET /events`) in a background
+thread and refresh only what an event names, so they stay current without
+polling; the log viewer follows `GET /containers/{id}/logs?follow=1`.
+"""
+from __future__ import annotations
+
+import html
+import re
+import threading
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import ipywidgets as w
+from IPython.display import display
+
+from .connection import Endpoint, find_endpoint
+
+LOG_LIMIT = 200_000
+_STEP = re.compile(r"^Step (\d+)/(\d+) :", re.MULTILINE)
+
+
+def _pre(text: str) -> str:
+    return f"<pre style='margin:0;max-height:24em;overflow:auto'>{html.escape(text)}</pre>"
+
+
+def _label(text: str, width: str) -> w.Label:
+    return w.Label(text, layout=w.Layout(width=width, overflow="hidden"))
+
+
+class _EventTable(w.VBox):
+    """A table kept current by one events stream; `rows` maps ids to the API's list entries."""
+
+    event_type = ""
+    columns: ClassVar[list[tuple[str, str]]] = []
+    actions: ClassVar[list[str]] = []
+
+    def __init__(self, endpoint: Endpoint | None = None) -> None:
+        super().__init__()
+        self.api = (endpoint or find_endpoint()).api_client()
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.message = w.HTML()
+        self.detail = w.Output()
+        self._lock = threading.Lock()
+        # Subscribe before listing, so nothing that happens in between is missed.
+        self._events = self.api.events(decode=True, filters={"type": [self.event_type]})
+        self._reload()
+        self._thread = threading.Thread(target=self._follow, daemon=True, name=f"pydock-{self.event_type}-events")
+        self._thread.start()
+
+    def _list(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        self._reload()
+
+    def _follow(self) -> None:
+        try:
+            for event in self._events:
+                self._on_event(event)
+        except Exception as e:  # noqa: BLE001 - the stream ended (close(), engine gone); say so in the widget
+            self.message.value = f"<i>event stream ended: {html.escape(str(e))}</i>"
+
+    def _reload(self) -> None:
+        with self._lock:
+            self._show({item["Id"]: item for item in self._list()})
+
+    def _show(self, rows: dict[str, dict[str, Any]]) -> None:
+        """Draws the rows, then publishes them: whoever sees `rows` change also finds them drawn."""
+        header = w.HBox([_label(title, width) for title, width in self.columns])
+        self.children = [header, *(self._row(item) for item in rows.values()), self.message, self.detail]
+        self.rows = rows
+
+    def _row(self, item: dict[str, Any]) -> w.HBox:
+        cells: list[w.Widget] = [_label(text, width) for text, (_, width) in zip(self.cells(item), self.columns)]
+        for action in self.actions:
+            button = w.Button(description=action, layout=w.Layout(width="auto"))
+            button.on_click(lambda _b, a=action, i=item["Id"]: self._in_background(a, i))
+            cells.append(button)
+        return w.HBox(cells)
+
+    def cells(self, item: dict[str, Any]) -> list[str]:
+        raise NotImplementedError
+
+    def _in_background(self, action: str, ident: str) -> None:
+        """Button clicks arrive on the kernel's main thread; a stop may take seconds, so it runs elsewhere."""
+        threading.Thread(target=self.act, args=(action, ident), daemon=True).start()
+
+    def act(self, action: str, ident: str) -> None:
+        """Runs one row action; the table itself changes when the engine's event comes back."""
+        try:
+            self._action(action)(ident)
+            self.message.value = ""
+        except Exception as e:  # noqa: BLE001 - shown in the widget like the CLI would print it
+            self.message.value = f"<span style='color:#c00'>{html.escape(str(e))}</span>"
+
+    def _action(self, action: str) -> Callable[[str], Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._events.close()
+        self.api.close()
+        super().close()
+
+
+class Containers(_EventTable):
+    """All containers with start/stop/restart/remove/logs buttons."""
+
+    event_type = "container"
+    columns: ClassVar[list[tuple[str, str]]] = [("CONTAINER ID", "9em"), ("NAME", "12em"), ("IMAGE", "12em"),
+                                                 ("STATUS", "16em")]
+    actions: ClassVar[list[str]] = ["start", "stop", "restart", "remove", "logs"]
+
+    def _list(self) -> list[dict[str, Any]]:
+        return self.api.containers(all=True)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        """Only the container the event names is listed again: one small request per event."""
+        cid = (event.get("Actor") or {}).get("ID") or event.get("id", "")
+        found = self.api.containers(all=True, filters={"id": cid}) if cid else []
+        with self._lock:
+            rows = dict(self.rows)
+            if found:
+                rows[cid] = found[0]
+            else:
+                rows.pop(cid, None)
+            self._show(rows)
+
+    def cells(self, item: dict[str, Any]) -> list[str]:
+        names = [n.lstrip("/") for n in item.get("Names") or []]
+        return [item["Id"][:12], ", ".join(names), item.get("Image", ""), item.get("Status", "")]
+
+    def _action(self, action: str) -> Callable[[str], Any]:
+        return {"start": self.api.start, "stop": self.api.stop, "restart": self.api.restart,
+                "remove": lambda cid: self.api.remove_container(cid, force=True), "logs": self.show_logs}[action]
+
+    def show_logs(self, cid: str) -> LogViewer:
+        viewer = LogViewer(cid, api=self.api)
+        self.detail.clear_output()
+        with self.detail:
+            display(viewer)
+        return viewer
+
+
+class Images(_EventTable):
+    """All images with a remove button; any image event lists them again (tags move between images)."""
+
+    event_type = "image"
+    columns: ClassVar[list[tuple[str, str]]] = [("REPOSITORY:TAG", "18em"), ("IMAGE ID", "9em"), ("SIZE", "7em")]
+    actions: ClassVar[list[str]] = ["remove"]
+
+    def _list(self) -> list[dict[str, Any]]:
+        return self.api.images()
+
+    def cells(self, item: dict[str, Any]) -> list[str]:
+        tags = [t for t in item.get("RepoTags") or [] if t != "<none>:<none>"] or ["<none>:<none>"]
+        return [", ".join(tags), item["Id"].split(":")[-1][:12], f"{item.get('Size', 0) / 1e6:.1f}MB"]
+
+    def _action(self, action: str) -> Callable[[str], Any]:
+        return {"remove": lambda iid: self.api.remove_image(iid, force=True)}[action]
+
+
+class LogViewer(w.VBox):
+    """A container's logs, followed live until the container stops or the viewer is closed."""
+
+    def __init__(self, container: str, endpoint: Endpoint | None = None, api: Any = None, tail: str = "all") -> None:
+        super().__init__()
+        self.api = api or (endpoint or find_endpoint()).api_client()
+        self.container = container
+        self.text = ""
+        self.ended = threading.Event()
+        self.output = w.HTML(_pre(""))
+        self.children = [w.HTML(f"<b>logs of {html.escape(container[:12])}</b>"), self.output]
+        self._stream = self.api.logs(container, stream=True, follow=True, tail=tail)
+        threading.Thread(target=self._follow, daemon=True, name="pydock-logs").start()
+
+    def _follow(self) -> None:
+        try:
+            for chunk in self._stream:
+                self.append(chunk.decode(errors="replace"))
+        except Exception as e:  # noqa: BLE001 - closed or engine gone: the viewer keeps what it has
+            self.append(f"\n[log stream ended: {e}]\n")
+        finally:
+            self.ended.set()
+
+    def append(self, text: str) -> None:
+        self.text = (self.text + text)[-LOG_LIMIT:]
+        self.output.value = _pre(self.text)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+class PullProgress(w.VBox):
+    """`docker pull` progress: one bar per layer, fed the JSON messages of `POST /images/create`."""
+
+    def __init__(self, ref: str) -> None:
+        super().__init__()
+        self.status = w.HTML(f"Pulling <b>{html.escape(ref)}</b>")
+        self.layers: dict[str, w.IntProgress] = {}
+        self.error = ""
+        self.children = [self.status]
+
+    @classmethod
+    def shown(cls, ref: str) -> PullProgress:
+        progress = cls(ref)
+        display(progress)
+        return progress
+
+    def feed(self, msg: dict[str, Any]) -> None:
+        if "error" in msg:
+            self.fail(msg["error"])
+            return
+        layer, status = msg.get("id"), msg.get("status", "")
+        if layer and layer in self.layers or layer and status in ("Pulling fs layer", "Waiting"):
+            self._layer(layer, status, msg.get("progressDetail") or {})
+        else:
+            self.status.value = html.escape(f"{layer}: {status}" if layer else status)
+
+    def _layer(self, layer: str, status: str, detail: dict[str, Any]) -> None:
+        bar = self.layers.get(layer)
+        if bar is None:
+            bar = self.layers[layer] = w.IntProgress(value=0, max=1, description=layer[:12])
+            self.children = [*self.children, bar]
+        if detail.get("total"):
+            bar.max, bar.value = int(detail["total"]), int(detail.get("current", 0))
+        if status in ("Download complete", "Pull complete", "Already exists"):
+            bar.value = bar.max
+            bar.bar_style = "success" if status != "Download complete" else "info"
+        bar.description = f"{layer[:12]}"
+        bar.tooltip = status
+
+    def fail(self, message: str) -> None:
+        self.error = message
+        self.status.value = f"<span style='color:#c00'>{html.escape(message)}</span>"
+
+
+class BuildProgress(w.VBox):
+    """Build output as a step bar plus the log; a text stream, so the CLI's `build` can write into it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bar = w.IntProgress(value=0, max=1, description="Step 0/?")
+        self.text = ""
+        self.output = w.HTML(_pre(""))
+        self.children = [self.bar, self.output]
+
+    @classmethod
+    def shown(cls) -> BuildProgress:
+        progress = cls()
+        display(progress)
+        return progress
+
+    def write(self, text: str) -> int:
+        for step, total in _STEP.findall(text):
+            self.bar.max, self.bar.value = int(total), int(step)
+            self.bar.description = f"Step {step}/{total}"
+        if text.startswith("Successfully built") or "\nSuccessfully built" in text:
+            self.bar.value, self.bar.bar_style = self.bar.max, "success"
+        self.text = (self.text + text)[-LOG_LIMIT:]
+        self.output.value = _pre(self.text)
+        return len(text)
+
+    def flush(self) -> None:
+        """Each write is shown at once; nothing is buffered."""
