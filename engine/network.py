@@ -24,6 +24,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any
 
@@ -587,9 +588,11 @@ class NetworkService:
                            (cid, json.dumps({"path": path, "ports": []})))
             try:
                 netns.create(path)
-                netns.run_in(path, _loopback_up)  # `--network none`-like until an endpoint is plugged
+                steps = [_loopback_up]
                 for i, ep in enumerate(self._endpoints(container_id=cid)):
-                    self._plug(c, ep, path, f"eth{i}", default_route=i == 0)
+                    steps += self._plug(c, ep, path, f"eth{i}", default_route=i == 0)
+                # one visit inside the namespace for all of its configuration
+                netns.run_in(path, lambda: [step() for step in steps])
                 self._publish(c)
             except BaseException:
                 self.teardown(cid)
@@ -605,11 +608,16 @@ class NetworkService:
             raise NotFound(f"failed to set up container networking: network {mode} not found") from None
         self._add_endpoint(net, c["Id"], c["Name"], self._endpoint_config(net, {}))
 
-    def _plug(self, c: dict[str, Any], ep: dict[str, Any], path: str, ifname: str, default_route: bool) -> None:
-        """Allocate an address and wire a veth from the network's bridge into the sandbox."""
+    def _plug(self, c: dict[str, Any], ep: dict[str, Any], path: str, ifname: str,
+              default_route: bool) -> list[Callable[[], None]]:
+        """Allocate an address and wire a veth from the network's bridge into the sandbox.
+
+        Returns the steps still to run inside the namespace, so a caller can
+        batch them into one visit.
+        """
         net = self.resolve(ep["network_id"])
         if net["Driver"] != "bridge":
-            return
+            return []
         cfg = net["IPAM"]["Config"][0]
         subnet = IPv4Network(cfg["Subnet"])
         requested = (ep["data"].get("IPAMConfig") or {}).get("IPv4Address") or ""
@@ -632,9 +640,9 @@ class NetworkService:
                 bridge = _index(host, net["_device"])
             host.link("set", index=_index(host, veth), master=bridge, state="up")
         gateway = cfg["Gateway"] if default_route and not net["Internal"] else ""
-        netns.run_in(path, lambda: _configure(ifname, ip, subnet.prefixlen, gateway))
         self.events.publish("network", "connect", net["Id"], {"container": c["Id"], "name": net["Name"],
                                                                "type": "bridge"})
+        return [lambda: _configure(ifname, ip, subnet.prefixlen, gateway)]
 
     def teardown(self, cid: str) -> None:
         """Undo `setup`: veths, addresses, namespace, port rules. Safe to repeat."""
@@ -644,13 +652,9 @@ class NetworkService:
                 return
             eps = [ep for ep in self._endpoints(container_id=cid) if ep["ip"]]
             sandbox = json.loads(row["data"])
-            try:
-                with IPRoute() as ip:
-                    for ep in eps:
-                        _delete_link(ip, self._veth(ep["data"]["EndpointID"]))
-            except (NetlinkError, OSError) as e:
-                # unmounting the namespace below still destroys the pairs with it
-                log.warning("container %s: removing veths: %s", cid[:12], e)
+            # No veth is deleted one by one: the container's processes are gone, so
+            # unmounting its namespace destroys it, and the kernel removes every
+            # veth pair with an end inside (deleting each first cost ~30 ms a run).
             netns.remove(sandbox["path"])
             with self.meta.transaction() as db:
                 for ep in eps:
@@ -862,7 +866,8 @@ class NetworkService:
             path = json.loads(row["data"])["path"]
             ep = next(e for e in self._endpoints(container_id=c["Id"]) if e["network_id"] == net["Id"])
             try:
-                self._plug(c, ep, path, self._free_ifname(path), default_route=False)
+                steps = self._plug(c, ep, path, self._free_ifname(path), default_route=False)
+                netns.run_in(path, lambda: [step() for step in steps])
             except BaseException:
                 self._unplug(c["Id"], ep)
                 with self.meta.transaction() as db:
