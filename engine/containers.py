@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import naming, resources, security
+from . import naming, resources, security, validate
 from .config import EngineConfig
 from .errors import Conflict, EngineError, InvalidParameter, NotModified, no_such_container
 from .events import EventBus
@@ -189,23 +189,23 @@ class ContainerService:
         if not argv:
             raise InvalidParameter("no command specified")
         cid = secrets.token_hex(32)
-        env = merge_env(icfg.get("Env"), _str_list(body.get("Env"), "Env"))
+        env = merge_env(icfg.get("Env"), validate.string_list(body.get("Env"), "Env"))
         labels = dict(icfg.get("Labels") or {})
-        labels.update(_str_dict(body.get("Labels"), "Labels"))
+        labels.update(validate.string_map(body.get("Labels"), "Labels"))
         config = {
-            "Hostname": _str(body.get("Hostname"), "Hostname") or cid[:12],
-            "Domainname": _str(body.get("Domainname"), "Domainname"),
-            "User": _str(body.get("User"), "User") or icfg.get("User", ""),
+            "Hostname": validate.string(body.get("Hostname"), "Hostname") or cid[:12],
+            "Domainname": validate.string(body.get("Domainname"), "Domainname"),
+            "User": validate.string(body.get("User"), "User") or icfg.get("User", ""),
             "AttachStdin": bool(body.get("AttachStdin")), "AttachStdout": bool(body.get("AttachStdout")),
             "AttachStderr": bool(body.get("AttachStderr")),
-            "ExposedPorts": {**(icfg.get("ExposedPorts") or {}), **_obj(body.get("ExposedPorts"), "ExposedPorts")} or None,
+            "ExposedPorts": {**(icfg.get("ExposedPorts") or {}), **validate.obj(body.get("ExposedPorts"), "ExposedPorts")} or None,
             "Tty": bool(body.get("Tty")), "OpenStdin": bool(body.get("OpenStdin")),
             "StdinOnce": bool(body.get("StdinOnce")),
             "Env": env,
             "Cmd": cmd if cmd is not None else (icfg.get("Cmd") if entrypoint is None else None),
             "Image": image_ref,
-            "Volumes": {**(icfg.get("Volumes") or {}), **_obj(body.get("Volumes"), "Volumes")} or None,
-            "WorkingDir": _str(body.get("WorkingDir"), "WorkingDir") or icfg.get("WorkingDir", ""),
+            "Volumes": {**(icfg.get("Volumes") or {}), **validate.obj(body.get("Volumes"), "Volumes")} or None,
+            "WorkingDir": validate.string(body.get("WorkingDir"), "WorkingDir") or icfg.get("WorkingDir", ""),
             "Entrypoint": entrypoint if entrypoint is not None else (icfg.get("Entrypoint") or None),
             "OnBuild": None,
             "Labels": labels,
@@ -269,7 +269,7 @@ class ContainerService:
     def _validate_host_config(h: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(h, dict):
             raise InvalidParameter("invalid HostConfig")
-        policy = _obj(h.get("RestartPolicy"), "RestartPolicy")
+        policy = validate.obj(h.get("RestartPolicy"), "RestartPolicy")
         pname = policy.get("Name", "") or ""
         if not isinstance(pname, str) or pname not in RESTART_POLICIES:
             raise InvalidParameter(f"invalid restart policy '{pname}'")
@@ -287,7 +287,7 @@ class ContainerService:
             raise InvalidParameter("invalid NetworkMode")
         for key in ("CapAdd", "CapDrop"):
             try:
-                normalize_caps(_str_list(h.get(key), key))
+                normalize_caps(validate.string_list(h.get(key), key))
             except InvalidParameter as e:
                 raise InvalidParameter(f"invalid {key}: {e.message}") from None
         out = dict(h)
@@ -889,34 +889,5 @@ def _dir_bytes(path: str) -> int:
     return total
 
 
-def _str(value: Any, key: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidParameter(f"invalid {key}: must be a string")
-    return value
 
-
-def _str_list(value: Any, key: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidParameter(f"invalid {key}: must be a list of strings")
-    return value
-
-
-def _obj(value: Any, key: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidParameter(f"invalid {key}: must be an object")
-    return value
-
-
-def _str_dict(value: Any, key: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidParameter(f"invalid {key}: must be a map of strings")
-    return value
 

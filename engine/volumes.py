@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import mountspec
+from . import mountspec, validate
 from .buildfs import readonly_root
 from .config import EngineConfig
 from .errors import Conflict, EngineError, InvalidParameter, NotFound, no_such_container
@@ -327,10 +327,10 @@ class VolumeService:
         host, config = record["HostConfig"], record["Config"]
         tmpfs = _tmpfs_map(host)
         points: dict[str, dict[str, Any]] = {}
-        for spec in _strings(host.get("VolumesFrom"), "VolumesFrom"):
+        for spec in validate.string_list(host.get("VolumesFrom"), "VolumesFrom"):
             points.update(self._volumes_from(spec))
         taken: set[str] = set()
-        for raw in _strings(host.get("Binds"), "Binds"):
+        for raw in validate.string_list(host.get("Binds"), "Binds"):
             mp = mountspec.parse_bind(raw)
             if mp["Destination"] in taken or mp["Destination"] in tmpfs:
                 raise InvalidParameter(f"Duplicate mount point: {mp['Destination']}")
@@ -448,13 +448,6 @@ def _tmpfs_map(host: Record) -> dict[str, str]:
         raise InvalidParameter("invalid Tmpfs: must be a map of strings")
     return {mountspec.destination(k): v for k, v in tmpfs.items()}
 
-
-def _strings(value: Any, key: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidParameter(f"invalid {key}: must be a list of strings")
-    return value
 
 
 def _check_filters(filters: dict[str, list[str]], accepted: set[str]) -> None:
