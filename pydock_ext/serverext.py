@@ -69,17 +69,29 @@ class PydockExtension(ExtensionApp):
     data_root = Unicode("/var/lib/pydock", config=True, help="Where the embedded engine keeps images and containers.")
     exec_root = Unicode("/run/pydock", config=True, help="Runtime state of the embedded engine (runc, monitors).")
 
-    engine: Engine
+    daemon_socket = Unicode("", config=True,
+                            help="Path of a running pydockd's unix socket: when set, the API is forwarded "
+                                 "there instead of running an engine inside the Jupyter server.")
+
+    engine: Engine | None = None
 
     def initialize_settings(self) -> None:
+        if self.daemon_socket:
+            self.log.info("pydock: forwarding to pydockd at %s", self.daemon_socket)
+            return
         self.engine = Engine(EngineConfig(data_root=self.data_root, exec_root=self.exec_root))
         self.engine.start()
         self.settings["pydock_engine"] = self.engine
         self.log.info("pydock engine started (data root %s)", self.data_root)
 
     def initialize_handlers(self) -> None:
+        if self.engine is None:
+            from .proxy import proxy_routes
+            self.handlers.extend(proxy_routes(self.daemon_socket))
+            return
         self.handlers.extend(make_routes(self.engine, prefix=URL_PREFIX, base=JupyterAuthenticated))
 
     async def stop_extension(self) -> None:
         # Containers keep running: their monitors do not belong to this process.
-        self.engine.close()
+        if self.engine is not None:
+            self.engine.close()

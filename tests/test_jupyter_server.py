@@ -26,8 +26,9 @@ def free_port() -> int:
 
 
 class JupyterServer:
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, extra_args: tuple[str, ...] = ()) -> None:
         self.root = root
+        self.extra_args = extra_args
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.docker_config = os.path.join(root, "docker-config")
@@ -49,7 +50,8 @@ class JupyterServer:
             [sys.executable, "-m", "jupyter_server", "--allow-root", "--no-browser",
              f"--ServerApp.port={self.port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
              "--ServerApp.base_url=/jp/", "--ServerApp.jpserver_extensions={'pydock_ext': True}",
-             f"--PydockExtension.data_root={self.root}/data", f"--PydockExtension.exec_root={self.root}/run"],
+             f"--PydockExtension.data_root={self.root}/data", f"--PydockExtension.exec_root={self.root}/run",
+             *self.extra_args],
             cwd=self.root, stdout=log, stderr=log, start_new_session=True,
             env={**os.environ, "PYTHONPATH": REPO})
         deadline = time.time() + 60
@@ -153,3 +155,30 @@ def test_extension_enabled_on_install(tmp_path):
     listing = subprocess.run([sys.executable, "-m", "jupyter", "server", "extension", "list"],
                              capture_output=True, text=True, timeout=60)
     assert "pydock_ext" in listing.stdout + listing.stderr
+
+
+def test_proxy_mode_forwards_to_a_running_pydockd(daemon, busybox):
+    """`PydockExtension.daemon_socket`: Jupyter authenticates, pydockd answers, streams and hijacks included."""
+    root = tempfile.mkdtemp(prefix="pydock-jpx-", dir="/tmp")
+    server = JupyterServer(root, (f"--PydockExtension.daemon_socket={daemon.socket}",))
+    server.start()
+    try:
+        assert not os.path.exists(os.path.join(root, "data")), "proxy mode must not start an engine"
+        out = server.docker("run", "--rm", "busybox", "echo", "via proxy")
+        assert (out.returncode, out.stdout) == (0, "via proxy\n"), out.stderr
+        piped = subprocess.run([DOCKER, "run", "--rm", "-i", "busybox", "cat"], input="piped\n", text=True,
+                               capture_output=True, timeout=60,
+                               env={**os.environ, "DOCKER_HOST": server.docker_host,
+                                    "DOCKER_CONFIG": server.docker_config})
+        assert piped.stdout == "piped\n"
+        cid = server.docker("run", "-d", "busybox", "sh", "-c", "echo logged; sleep 100").stdout.strip()
+        assert cid in daemon.docker("ps", "-q", "--no-trunc").stdout  # the container lives in pydockd
+        time.sleep(0.3)
+        assert server.docker("logs", cid).stdout == "logged\n"
+        assert server.docker("rm", "-f", cid).returncode == 0
+        r = requests.get(server.base + "pydock/v1.47/containers/json", timeout=10)
+        assert r.status_code == 403
+        assert server.docker("ps", authenticated=False).returncode != 0
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
