@@ -14,6 +14,7 @@ import socket
 import threading
 from typing import Any
 
+from engine.api.streams import splice
 from engine.errors import EngineError
 
 from .serverext import URL_PREFIX, JupyterAuthenticated
@@ -21,18 +22,6 @@ from .serverext import URL_PREFIX, JupyterAuthenticated
 # hop-by-hop and Jupyter-only headers are not forwarded to the engine
 _DROP = {"host", "content-length", "transfer-encoding", "connection", "authorization", "cookie",
          "x-xsrftoken", "keep-alive"}
-
-
-def _splice(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while data := src.recv(65536):
-            dst.sendall(data)
-    except OSError:
-        pass
-    try:
-        dst.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
 
 
 def _connect(path: str) -> socket.socket:
@@ -64,22 +53,9 @@ class ProxyHandler(JupyterAuthenticated):
         client = socket.socket(fileno=os.dup(stream.socket.fileno()))
         stream.close()
         client.setblocking(True)
-        upstream.sendall(head + self.request.body)
-        threading.Thread(target=self._pump, args=(client, upstream), daemon=True, name="pydock-proxy").start()
-
-    @staticmethod
-    def _pump(client: socket.socket, upstream: socket.socket) -> None:
-        inbound = threading.Thread(target=_splice, args=(client, upstream), daemon=True)
-        inbound.start()
-        _splice(upstream, client)  # the engine's answer ends when it closes the connection
-        for s in (client, upstream):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        inbound.join(timeout=5)
-        client.close()
-        upstream.close()
+        # the request goes out from the splice thread: a large body must not block the IO loop
+        threading.Thread(target=splice, args=(client, upstream, head + self.request.body), daemon=True,
+                         name="pydock-proxy").start()
 
     get = post = put = delete = head = forward  # type: ignore[assignment]
 

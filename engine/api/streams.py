@@ -68,63 +68,64 @@ async def _head_read(client: socket.socket) -> None:
         await asyncio.sleep(0.002)
 
 
-def pump(client: socket.socket, att: Attachment, leftover: bytes = b"",
-         before_close: Callable[[], None] | None = None) -> None:
-    """Splice a hijacked client connection and a shim attach connection until output ends.
+def splice(client: socket.socket, peer: socket.socket, first: bytes = b"",
+           before_close: Callable[[], None] | None = None) -> None:
+    """Copy bytes both ways until the peer's side ends, then close both.
 
-    The shim already speaks Docker's stream format, so bytes pass through
-    untouched. Client EOF is forwarded as a half-close, which is how `docker
-    run -i` signals the end of piped stdin. `before_close` runs when the
-    output ended (not when the client left), before the client sees EOF.
+    The client's EOF is passed on as a half-close, which is how `docker run
+    -i` signals the end of piped stdin; `first` is sent to the peer before
+    anything the client sends. `before_close` runs when the peer's output
+    ended (not when the client left), before the client sees EOF.
     """
-    # An empty read here would not mean the client left: the docker CLI
-    # half-closes at once when it attaches no stdin. A client that really
-    # left is noticed when output to it fails, or when the container is removed.
-    att.ready.wait()
-    shim = att.sock
-    if shim is None:
-        client.close()
-        return
-
-    def upstream() -> None:
+    def inbound() -> None:
         try:
-            if leftover and att.stdin:
-                shim.sendall(leftover)
-            while True:
-                data = client.recv(65536)
-                if not data:
-                    break
-                shim.sendall(data)
+            if first:
+                peer.sendall(first)
+            while data := client.recv(65536):
+                peer.sendall(data)
         except OSError:
             pass
         try:
-            shim.shutdown(socket.SHUT_WR)
+            peer.shutdown(socket.SHUT_WR)
         except OSError:
             pass
 
-    t = threading.Thread(target=upstream, daemon=True, name="attach-in")
+    t = threading.Thread(target=inbound, daemon=True, name="splice-in")
     t.start()
     ended = False
     try:
-        while True:
-            data = shim.recv(65536)
-            if not data:
-                ended = True
-                break
+        while data := peer.recv(65536):
             client.sendall(data)
+        ended = True
     except OSError:
         pass
     finally:
         if ended and before_close is not None:
             before_close()
-        for s in (client, shim):
+        for s in (client, peer):
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
         t.join(timeout=5)
         client.close()
-        shim.close()
+        peer.close()
+
+
+def pump(client: socket.socket, att: Attachment, leftover: bytes = b"",
+         before_close: Callable[[], None] | None = None) -> None:
+    """Splice a hijacked client connection with a shim attach connection until output ends.
+
+    The shim already speaks Docker's stream format, so bytes pass through untouched.
+    """
+    # An empty read here would not mean the client left: the docker CLI
+    # half-closes at once when it attaches no stdin. A client that really
+    # left is noticed when output to it fails, or when the container is removed.
+    att.ready.wait()
+    if att.sock is None:
+        client.close()
+        return
+    splice(client, att.sock, leftover if att.stdin else b"", before_close)
 
 
 def log_frames(entries: Iterable[LogEntry], tty: bool, timestamps: bool = False) -> Iterator[bytes]:
