@@ -8,9 +8,11 @@ as an `Authorization` header, which Jupyter checks on every request.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +58,7 @@ def _config_dir(headers: tuple[tuple[str, str], ...]) -> str:
     """A 0700 directory holding `config.json` with these HttpHeaders, written once per process."""
     if headers not in _CONFIG_DIRS:
         path = tempfile.mkdtemp(prefix="pydock-kernel-config-")
+        atexit.register(shutil.rmtree, path, True)  # it holds a token: gone with the kernel
         fd = os.open(os.path.join(path, "config.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             json.dump({"HttpHeaders": dict(headers)}, f)
