@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
 
@@ -27,15 +25,14 @@ from run_latency import (
     DOCKER,
     DOCKERD_IMAGE,
     DOCKERD_SOCK,
-    build_busybox_tar,
     docker,
     docker_answers,
     docker_env,
     measure,
     remove_all_containers,
+    scratch,
     start_pydockd,
     timed,
-    unmount_under,
 )
 
 DOCKERFILE = """\
@@ -86,11 +83,7 @@ def report(samples: dict[str, list[float]]) -> None:
 
 def run(runs: int, warmup: int) -> None:
     with ExitStack() as stack:
-        root = tempfile.mkdtemp(prefix="pydock-bench-build-", dir="/tmp")
-        stack.callback(shutil.rmtree, root, True)
-        stack.callback(unmount_under, root)
-        rootfs_tar = build_busybox_tar(os.path.join(root, "busybox.tar"))
-        config_dir = os.path.join(root, "docker-config")
+        root, rootfs_tar, config_dir = scratch(stack, "pydock-bench-build-")
         env = docker_env(start_pydockd(root, stack), config_dir)
         stack.callback(remove_all_containers, env)
         docker(env, "import", "-c", 'CMD ["sh"]', rootfs_tar, "busybox:latest")

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -26,13 +24,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run_latency import (
     DOCKERD_IMAGE,
     DOCKERD_SOCK,
-    build_busybox_tar,
     docker,
     docker_answers,
     docker_env,
     remove_all_containers,
+    scratch,
     start_pydockd,
-    unmount_under,
 )
 
 MIB = 1024 * 1024
@@ -130,11 +127,7 @@ def report(count: int, results: dict[str, Result]) -> None:
 
 def run(count: int) -> None:
     with ExitStack() as stack:
-        root = tempfile.mkdtemp(prefix="pydock-bench-", dir="/tmp")
-        stack.callback(shutil.rmtree, root, True)
-        stack.callback(unmount_under, root)
-        rootfs_tar = build_busybox_tar(os.path.join(root, "busybox.tar"))
-        config_dir = os.path.join(root, "docker-config")
+        root, rootfs_tar, config_dir = scratch(stack)
         host = start_pydockd(root, stack)
         env = docker_env(host, config_dir)
         stack.callback(remove_all_containers, env)

@@ -187,13 +187,17 @@ def docker_contender(env: dict[str, str], image: str, network: str = "") -> Call
     return lambda: timed(argv, env)
 
 
+def scratch(stack: ExitStack, prefix: str = "pydock-bench-") -> tuple[str, str, str]:
+    """A temporary root the stack removes (mounts first), a busybox rootfs tar in it, and a docker config dir."""
+    root = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    stack.callback(shutil.rmtree, root, True)
+    stack.callback(unmount_under, root)
+    return root, build_busybox_tar(os.path.join(root, "busybox.tar")), os.path.join(root, "docker-config")
+
+
 def run(runs: int, warmup: int) -> None:
     with ExitStack() as stack:
-        root = tempfile.mkdtemp(prefix="pydock-bench-", dir="/tmp")
-        stack.callback(shutil.rmtree, root, True)
-        stack.callback(unmount_under, root)
-        rootfs_tar = build_busybox_tar(os.path.join(root, "busybox.tar"))
-        config_dir = os.path.join(root, "docker-config")
+        root, rootfs_tar, config_dir = scratch(stack)
         contenders = {"runc": runc_contender(root, rootfs_tar, stack)}
         env = docker_env(start_pydockd(root, stack), config_dir)
         stack.callback(remove_all_containers, env)
