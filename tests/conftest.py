@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -130,3 +131,19 @@ def client(daemon: Daemon, busybox: str):  # type: ignore[no-untyped-def]
     c = docker.DockerClient(base_url=daemon.url, timeout=60)
     yield c
     c.close()
+
+
+@pytest.fixture
+def names(daemon: Daemon) -> Iterator[list[str]]:
+    """Container names a test uses; removed afterwards whatever happened."""
+    created: list[str] = []
+    yield created
+    if created:
+        daemon.docker("rm", "-f", *created)
+
+
+def new_name(names: list[str], prefix: str = "t-") -> str:
+    """A unique container name, recorded in the `names` fixture's list for removal."""
+    name = prefix + uuid.uuid4().hex[:10]
+    names.append(name)
+    return name

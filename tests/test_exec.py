@@ -5,32 +5,15 @@ import json
 import os
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 
 import docker
 import pytest
-from conftest import DOCKER, Daemon
-
-
-@pytest.fixture
-def names(daemon: Daemon) -> Iterator[list[str]]:
-    """Container names a test uses; removed afterwards whatever happened."""
-    created: list[str] = []
-    yield created
-    if created:
-        daemon.docker("rm", "-f", *created)
-
-
-def new_name(names: list[str]) -> str:
-    name = "ex-" + uuid.uuid4().hex[:10]
-    names.append(name)
-    return name
+from conftest import DOCKER, Daemon, new_name
 
 
 def running(daemon: Daemon, names: list[str], *args: str) -> str:
     """A detached busybox container that idles (or runs `args`); returns its name."""
-    name = new_name(names)
+    name = new_name(names, "ex-")
     daemon.docker("run", "-d", "--name", name, "busybox", *(args or ("sleep", "300")), check=True)
     return name
 
@@ -63,7 +46,7 @@ def test_exec_output_and_exit_code(daemon: Daemon, busybox: str, names: list[str
 
 
 def test_exec_env_workdir_user(daemon: Daemon, busybox: str, names: list[str]) -> None:
-    name = new_name(names)
+    name = new_name(names, "ex-")
     daemon.docker("run", "-d", "--name", name, "-e", "KEEP=1", "-e", "OVER=old", "busybox", "sleep", "300",
                   check=True)
     out = daemon.docker("exec", "-e", "OVER=new", "-e", "ADD=x", "-w", "/tmp", "-u", "user", name,
@@ -139,7 +122,7 @@ def test_exec_missing_binary(daemon: Daemon, busybox: str, names: list[str]) -> 
 
 
 def test_exec_not_running_or_paused(daemon: Daemon, busybox: str, names: list[str]) -> None:
-    stopped = new_name(names)
+    stopped = new_name(names, "ex-")
     daemon.docker("create", "--name", stopped, "busybox", "true", check=True)
     cid = daemon.docker("inspect", "-f", "{{.Id}}", stopped, check=True).stdout.strip()
     out = daemon.docker("exec", stopped, "echo", "hi")
@@ -193,7 +176,7 @@ def test_exec_output_not_logged(daemon: Daemon, busybox: str, names: list[str]) 
 
 
 def test_sdk_exec_run(client, busybox: str, names: list[str]) -> None:  # type: ignore[no-untyped-def]
-    ct = client.containers.run("busybox", ["sleep", "300"], detach=True, name=new_name(names))
+    ct = client.containers.run("busybox", ["sleep", "300"], detach=True, name=new_name(names, "ex-"))
     res = ct.exec_run(["sh", "-c", "echo out; echo err >&2; exit 4"])
     assert res.exit_code == 4 and res.output == b"out\nerr\n"
     res = ct.exec_run(["sh", "-c", "echo out; echo err >&2"], demux=True)
@@ -242,7 +225,7 @@ def test_attach_detached_container_streams_until_exit(daemon: Daemon, busybox: s
 
 def test_attach_tty_detach_keys_leave_container_running(daemon: Daemon, busybox: str,
                                                         names: list[str]) -> None:
-    name = new_name(names)
+    name = new_name(names, "ex-")
     daemon.docker("run", "-dit", "--name", name, "busybox", "sh", check=True)
     keys = "printf 'echo in-$((6*7))\\n'; sleep 1; printf '\\020\\021'; sleep 1"  # ctrl-p ctrl-q
     script = f"({keys}) | script -qec '{DOCKER} attach {name}' /dev/null"
@@ -255,7 +238,7 @@ def test_attach_tty_detach_keys_leave_container_running(daemon: Daemon, busybox:
 
 def test_sdk_attach_logs_replay(client, busybox: str, names: list[str]) -> None:  # type: ignore[no-untyped-def]
     ct = client.containers.run("busybox", ["sh", "-c", "echo one; echo two >&2; sleep 1; echo three"],
-                               detach=True, name=new_name(names))
+                               detach=True, name=new_name(names, "ex-"))
     time.sleep(0.5)
     assert ct.attach(logs=True, stream=False) == b"one\ntwo\n"
     assert ct.attach(stdout=True, stderr=False, logs=True, stream=False) == b"one\n"
@@ -282,7 +265,7 @@ def test_stats_streams(daemon: Daemon, busybox: str, names: list[str]) -> None:
 
 
 def test_exec_tty_resize(client, busybox: str, names: list[str]) -> None:  # type: ignore[no-untyped-def]
-    ct = client.containers.run("busybox", ["sleep", "300"], detach=True, name=new_name(names))
+    ct = client.containers.run("busybox", ["sleep", "300"], detach=True, name=new_name(names, "ex-"))
     api = client.api
     eid = api.exec_create(ct.id, ["sh", "-c", "stty size; sleep 1; stty size"], tty=True)["Id"]
     output = api.exec_start(eid, tty=True, stream=True)

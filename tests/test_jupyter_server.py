@@ -13,7 +13,6 @@ from typing import Iterator
 
 import pytest
 import requests
-
 from conftest import DOCKER, REPO, _cleanup_mounts
 
 TOKEN = "pydock-test-token"

@@ -14,10 +14,9 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from conftest import REPO
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
-
-from conftest import REPO
 from test_jupyter_server import TOKEN, JupyterServer, free_port, jupyter  # noqa: F401  (jupyter is a fixture)
 from test_registry import Registry, busybox_layer, registry  # noqa: F401  (registry is a fixture)
 

@@ -9,10 +9,8 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
-import pytest
-from conftest import DOCKER, Daemon
+from conftest import DOCKER, Daemon, new_name
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3, "TiB": 1024 ** 4,
@@ -25,23 +23,10 @@ def parse_size(text: str) -> float:
     return float(m.group(1)) * UNITS[m.group(2)]
 
 
-@pytest.fixture
-def names(daemon: Daemon) -> Iterator[list[str]]:
-    """Container names a test uses; removed afterwards whatever happened."""
-    created: list[str] = []
-    yield created
-    if created:
-        daemon.docker("rm", "-f", *created)
-
-
-def new_name(names: list[str]) -> str:
-    name = "sys-" + uuid.uuid4().hex[:10]
-    names.append(name)
-    return name
 
 
 def run_detached(daemon: Daemon, names: list[str], *cmd: str) -> str:
-    name = new_name(names)
+    name = new_name(names, "sys-")
     daemon.docker("run", "-d", "--name", name, "busybox", *cmd, check=True)
     return name
 
@@ -69,7 +54,7 @@ def test_version_server_api_version(daemon: Daemon) -> None:
 
 def test_info_counts(daemon: Daemon, busybox: str, names: list[str]) -> None:
     before = json.loads(daemon.docker("info", "--format", "{{json .}}", check=True).stdout)
-    name = new_name(names)
+    name = new_name(names, "sys-")
     daemon.docker("create", "--name", name, "busybox", "true", check=True)
     proc = daemon.docker("info")
     assert proc.returncode == 0, proc.stderr
@@ -140,7 +125,7 @@ def test_events_filter_event_start(daemon: Daemon, busybox: str) -> None:
 
 def test_events_filters_container_and_image(daemon: Daemon, busybox: str, names: list[str]) -> None:
     since = str(int(time.time()) - 1)
-    name = new_name(names)
+    name = new_name(names, "sys-")
     daemon.docker("run", "--name", name, "busybox", "true", check=True)
     until = f"{time.time():.9f}"
     by_name = events_json(daemon, since, until, f"container={name}")
@@ -156,7 +141,7 @@ def test_events_filters_container_and_image(daemon: Daemon, busybox: str, names:
 
 
 def test_events_until_alone_replays_history(daemon: Daemon, busybox: str, names: list[str]) -> None:
-    name = new_name(names)
+    name = new_name(names, "sys-")
     daemon.docker("create", "--name", name, "busybox", "true", check=True)
     out = daemon.docker("events", "--until", f"{time.time():.9f}", "--filter", f"container={name}",
                         check=True, timeout=30).stdout
@@ -238,7 +223,7 @@ def test_top(daemon: Daemon, busybox: str, names: list[str]) -> None:
 
 
 def test_top_errors(daemon: Daemon, busybox: str, names: list[str]) -> None:
-    stopped = new_name(names)
+    stopped = new_name(names, "sys-")
     daemon.docker("create", "--name", stopped, "busybox", "true", check=True)
     cid = daemon.docker("inspect", "-f", "{{.Id}}", stopped, check=True).stdout.strip()
     proc = daemon.docker("top", stopped)
@@ -270,14 +255,14 @@ def test_stats_no_stream_running(daemon: Daemon, busybox: str, names: list[str])
 
 
 def test_stats_stopped_container_is_zero(daemon: Daemon, busybox: str, names: list[str]) -> None:
-    name = new_name(names)
+    name = new_name(names, "sys-")
     daemon.docker("create", "--name", name, "busybox", "true", check=True)
     row = stats_row(daemon, name)
     assert row["MemUsage"] == "0B / 0B" and row["PIDs"] == "0" and row["CPUPerc"] == "0.00%"
 
 
 def test_sdk_stats_one_object(client, busybox: str, names: list[str]) -> None:  # type: ignore[no-untyped-def]
-    name = new_name(names)
+    name = new_name(names, "sys-")
     ct = client.containers.run("busybox", "sleep 304", name=name, detach=True)
     s = ct.stats(stream=False)
     assert {"read", "preread", "pids_stats", "blkio_stats", "num_procs", "storage_stats", "cpu_stats",
@@ -296,7 +281,7 @@ def test_sdk_stats_one_object(client, busybox: str, names: list[str]) -> None:  
 
 
 def test_sdk_stats_stream(client, busybox: str, names: list[str]) -> None:  # type: ignore[no-untyped-def]
-    ct = client.containers.run("busybox", "sleep 305", name=new_name(names), detach=True)
+    ct = client.containers.run("busybox", "sleep 305", name=new_name(names, "sys-"), detach=True)
     frames = ct.stats(stream=True, decode=True)
     try:
         first, second = next(frames), next(frames)
@@ -308,7 +293,7 @@ def test_sdk_stats_stream(client, busybox: str, names: list[str]) -> None:  # ty
 
 
 def test_stats_api_errors(client, busybox: str, names: list[str]) -> None:  # type: ignore[no-untyped-def]
-    ct = client.containers.create("busybox", "true", name=new_name(names))
+    ct = client.containers.create("busybox", "true", name=new_name(names, "sys-"))
     api = client.api
     res = api._get(api._url("/containers/{0}/stats", ct.id), params={"stream": "1", "one-shot": "1"})
     assert res.status_code == 400
