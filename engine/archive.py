@@ -17,7 +17,6 @@ import copy
 import datetime as _dt
 import os
 import posixpath
-import shutil
 import stat
 import tarfile
 import tempfile
@@ -29,12 +28,13 @@ from . import reference
 from .changes import apply_change
 from .config import EngineConfig
 from .containers import ContainerService
-from .errors import Conflict, EngineError, InvalidParameter, NotFound
+from .errors import Conflict, InvalidParameter, NotFound
 from .fsutil import resolve_user, secure_join
 from .images import ImageService
 from .layers import OPAQUE_XATTR, Layer, LayerStore, write_diff_tar
 from .mounts import is_mountpoint, mount_overlay, umount
 from .timeutil import rfc3339_ns
+from .untar import Options, Scope, untar
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -209,122 +209,6 @@ class TarWriter:
             self.tar.addfile(info, _Exact(f, info.size))
         if st.st_nlink > 1:
             self.links[key] = info.name
-
-
-def _member_path(name: str) -> str:
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise InvalidParameter(f"invalid tar entry {name[:200]!r}: path escapes the destination")
-    return "/".join(parts)
-
-
-class Extractor:
-    """Docker's untar into a container directory, contained by fd-relative calls.
-
-    Entry parents are resolved in the container's scope (a symlink in the
-    container is followed as the container would see it); the entry itself
-    replaces whatever is at its path. Device nodes are skipped: a copy must
-    not hand a container host devices.
-    """
-
-    def __init__(self, root: str, root_fd: int, dest: str, no_overwrite_dir_non_dir: bool,
-                 owner: tuple[int, int] | None) -> None:
-        self.root, self.root_fd, self.dest = root, root_fd, dest
-        self.no_overwrite = no_overwrite_dir_non_dir
-        self.owner = owner
-        self.dir_times: list[tuple[str, int]] = []
-
-    def run(self, src: IO[bytes]) -> None:
-        try:
-            with tarfile.open(fileobj=src, mode="r|*") as tar:
-                for member in tar:
-                    self._member(tar, member)
-        except (tarfile.TarError, EOFError) as e:
-            raise InvalidParameter(f"Error processing tar file: {e}") from e
-        for path, mtime in reversed(self.dir_times):
-            try:
-                fd = self._open(path)
-            except OSError:
-                continue
-            try:
-                os.utime(fd, (mtime, mtime))
-            finally:
-                os.close(fd)
-
-    def _open(self, container_dir: str, create: bool = False) -> int:
-        return open_dir(self.root_fd, _rel(self.root, secure_join(self.root, container_dir)), create)
-
-    def _member(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
-        rel = _member_path(m.name)
-        if not rel or m.ischr() or m.isblk():
-            return  # "." is the destination itself, which Docker leaves alone
-        path = posixpath.join(self.dest, rel)
-        parent, name = posixpath.split(path)
-        pfd = self._open(parent, create=True)
-        try:
-            self._replace(pfd, name, path, m)
-            self._create(tar, pfd, name, path, m)
-        finally:
-            os.close(pfd)
-
-    def _replace(self, pfd: int, name: str, path: str, m: tarfile.TarInfo) -> None:
-        try:
-            existing = os.stat(name, dir_fd=pfd, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        is_dir = stat.S_ISDIR(existing.st_mode)
-        if self.no_overwrite and is_dir and not m.isdir():
-            raise EngineError(f'cannot overwrite directory "{path}" with non-directory "{self.dest}"')
-        if self.no_overwrite and not is_dir and m.isdir():
-            raise EngineError(f'cannot overwrite non-directory "{path}" with directory "{self.dest}"')
-        if is_dir and m.isdir():
-            return  # merged: only its metadata is applied
-        if is_dir:
-            shutil.rmtree(name, dir_fd=pfd)
-        else:
-            os.unlink(name, dir_fd=pfd)
-
-    def _create(self, tar: tarfile.TarFile, pfd: int, name: str, path: str, m: tarfile.TarInfo) -> None:
-        uid, gid = self.owner or (m.uid, m.gid)
-        if m.issym():
-            os.symlink(m.linkname, name, dir_fd=pfd)
-            os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
-            os.utime(name, (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
-            return
-        if m.islnk():
-            source_parent, source_name = posixpath.split(posixpath.join(self.dest, _member_path(m.linkname)))
-            sfd = self._open(source_parent)
-            try:
-                os.link(source_name, name, src_dir_fd=sfd, dst_dir_fd=pfd, follow_symlinks=False)
-            finally:
-                os.close(sfd)
-            return
-        if m.isdir():
-            try:
-                os.mkdir(name, 0o700, dir_fd=pfd)
-            except FileExistsError:
-                pass  # merging into an existing directory
-            fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
-            self.dir_times.append((path, int(m.mtime)))
-        elif m.isfifo():
-            os.mkfifo(name, 0o600, dir_fd=pfd)
-            fd = os.open(name, _FILE_FLAGS, dir_fd=pfd)
-        elif m.isreg():
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                         dir_fd=pfd)
-            with open(fd, "wb", closefd=False) as out:
-                data = tar.extractfile(m)
-                if data is not None:
-                    shutil.copyfileobj(data, out, 1 << 20)
-        else:
-            return
-        try:
-            os.fchown(fd, uid, gid)
-            os.fchmod(fd, m.mode & 0o7777)  # after chown, which clears setuid bits
-            if not m.isdir():
-                os.utime(fd, (m.mtime, m.mtime))
-        finally:
-            os.close(fd)
 
 
 def _lstat_in(layer: str, rel: str) -> os.stat_result | None:
@@ -509,7 +393,8 @@ class ArchiveService:
             if c["HostConfig"].get("ReadonlyRootfs"):
                 raise InvalidParameter("container rootfs is marked read-only")
             owner = resolve_user(root, c["Config"]["User"])[:2] if copy_uid_gid and c["Config"]["User"] else None
-            Extractor(root, root_fd, "/" + dest, no_overwrite_dir_non_dir, owner).run(src)
+            untar(src, root_fd, Options(scope=Scope.IN_ROOT, dest=dest, owner=owner,
+                                        no_overwrite_dir_non_dir=no_overwrite_dir_non_dir))
         self.containers._event(c, "extract-to-dir")
 
     # ---- docker export / diff -------------------------------------------

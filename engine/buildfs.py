@@ -25,6 +25,7 @@ from .errors import InvalidParameter
 from .fsutil import secure_join
 from .layers import OPAQUE_XATTR, LayerStore, write_diff_tar
 from .mounts import mount, mount_overlay, umount
+from .untar import Options, Scope, untar
 
 MS_RDONLY = 1
 GLOB_CHARS = "*?["
@@ -37,14 +38,6 @@ RUN_ARTIFACT_DIRS = ("etc", "dev")
 # ---- build context --------------------------------------------------------
 def _clean(name: str) -> str:
     return posixpath.normpath("/" + name).lstrip("/")
-
-
-def _context_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-    """tarfile's 'tar' filter (nothing lands outside `dest`) but keeping file modes, which COPY preserves."""
-    if member.ischr() or member.isblk():
-        return None
-    safe = tarfile.tar_filter(member, dest)
-    return safe.replace(mode=member.mode & 0o7777, deep=False) if safe.mode is not None else safe
 
 
 def _pad_tar(tar_path: str) -> None:
@@ -60,11 +53,29 @@ def _pad_tar(tar_path: str) -> None:
         f.write(b"\0" * ((-size) % tarfile.BLOCKSIZE + 2 * tarfile.BLOCKSIZE))
 
 
+_BAD_TAR = (tarfile.TarError, OSError, EOFError)  # compressors report corrupt data as OSError
+
+
+def _open_context(tar_path: str) -> tarfile.TarFile:
+    """The context as sent, plain or compressed (`docker build --compress`)."""
+    try:
+        return tarfile.open(tar_path, "r:*")
+    except _BAD_TAR as e:
+        raise InvalidParameter(f"invalid build context: {e}") from e
+
+
+def _context_members(tar: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
+    try:
+        return {_clean(m.name): m for m in tar.getmembers() if _clean(m.name)}
+    except _BAD_TAR as e:
+        raise InvalidParameter(f"invalid build context: {e}") from e
+
+
 def extract_context(tar_path: str, dest: str, dockerfile: str) -> bytes:
     """Unpack the context minus `.dockerignore`d files; returns the Dockerfile's bytes."""
     _pad_tar(tar_path)
-    with tarfile.open(tar_path, "r:") as tar:
-        members = {_clean(m.name): m for m in tar.getmembers() if _clean(m.name)}
+    with _open_context(tar_path) as tar:
+        members = _context_members(tar)
 
         def read(name: str) -> bytes | None:
             m = members.get(name)
@@ -79,11 +90,8 @@ def extract_context(tar_path: str, dest: str, dockerfile: str) -> bytes:
             data = read("dockerfile")
         if data is None:
             raise InvalidParameter(f"Cannot locate specified Dockerfile: {dockerfile}")
-        keep = [m for rel, m in members.items() if not ignore.excluded(rel)]
-        try:
-            tar.extractall(dest, members=keep, numeric_owner=True, filter=_context_filter)
-        except (tarfile.TarError, OSError) as e:
-            raise InvalidParameter(f"invalid build context: {e}") from e
+    untar(tar_path, dest, Options(scope=Scope.BENEATH, select=lambda rel: not ignore.excluded(rel),
+                                  what="build context"))
     return data
 
 
@@ -219,7 +227,7 @@ def is_archive(path: str) -> bool:
         try:
             with tarfile.open(path, "r:*") as tar:
                 return tar.next() is not None
-        except (tarfile.TarError, OSError, EOFError):
+        except _BAD_TAR:
             return False
     return len(head) >= 262 and head[257:262] == b"ustar"
 
@@ -293,11 +301,9 @@ class Copier:
     def extract(self, archive: str, dest: str) -> None:
         """ADD of a local archive: unpack into the `dest` directory, keeping the archive's owners and modes."""
         host = self.mkdirs(dest)
-        try:
-            with tarfile.open(archive, "r:*") as tar:
-                tar.extractall(host, numeric_owner=True, filter=_context_filter)
-        except (tarfile.TarError, OSError, EOFError) as e:
-            raise InvalidParameter(f"failed to extract {os.path.basename(archive)}: {e}") from e
+        root = os.path.realpath(self.root)
+        untar(archive, root, Options(scope=Scope.IN_ROOT, dest=host[len(root):].strip("/"),
+                                     what=os.path.basename(archive)))
 
 
 def _remove(path: str) -> None:

@@ -18,16 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from .errors import InvalidParameter, NotFound
+from .errors import NotFound
 from .store import BlobStore, MetaStore, fsync_dir, sha256_file
-
-WHITEOUT_PREFIX = ".wh."
-OPAQUE_MARKER = ".wh..wh..opq"
-OPAQUE_XATTR = "trusted.overlay.opaque"
-
-
-class LayerError(InvalidParameter):
-    """A layer tar that would write outside its directory or is malformed."""
+from .untar import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, Options, Scope, untar
 
 
 def chain_id(parent: str, diff_id: str) -> str:
@@ -43,139 +36,9 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     return out
 
 
-def _clean_name(name: str) -> str:
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise LayerError(f"invalid layer entry {name[:200]!r}: path escapes the layer")
-    return "/".join(parts)
-
-
-def _inside(root: str, path: str) -> bool:
-    real = os.path.realpath(path)
-    return real == root or real.startswith(root + os.sep)
-
-
-class _SafeFilter:
-    """tarfile extraction filter that keeps a rootfs faithful but contained.
-
-    Unlike tarfile's 'data' filter it keeps setuid bits and ownership (a
-    rootfs needs them); like it, nothing may land outside the destination:
-    `..` components are refused, parents are resolved and must stay inside
-    (so a symlink planted earlier cannot redirect a later entry), an entry
-    replaces what is already at its path instead of writing through it (as
-    Docker's unpacker does), hard links must name a file already extracted
-    inside, and character/block devices are skipped because a container must
-    not get host devices from an image.
-    """
-
-    def __init__(self, dest: str) -> None:
-        self.dest = os.path.realpath(dest)
-
-    def __call__(self, member: tarfile.TarInfo, _path: str) -> tarfile.TarInfo | None:
-        name = _clean_name(member.name)
-        if not name:
-            return None
-        if member.ischr() or member.isblk():
-            return None
-        parent = os.path.join(self.dest, os.path.dirname(name))
-        if not _inside(self.dest, parent):
-            raise LayerError(f"invalid layer entry {name[:200]!r}: parent resolves outside the layer")
-        changes: dict[str, object] = {"name": name}
-        if member.islnk():
-            changes["linkname"] = self._link_target(name, member.linkname)
-        self._clear(os.path.join(self.dest, name), member.isdir())
-        return member.replace(**changes, deep=False)
-
-    def _link_target(self, name: str, linkname: str) -> str:
-        link = _clean_name(linkname)
-        target = os.path.join(self.dest, link)
-        # tarfile would otherwise re-extract the target member itself (maybe a
-        # skipped device) or hard-link whatever a symlink there points at.
-        if not link or link == name or os.path.islink(target) or not os.path.lexists(target) \
-                or not _inside(self.dest, target):
-            raise LayerError(f"invalid hard link {name[:200]!r}: target {link[:200]!r} is not a file in the layer")
-        return link
-
-    @staticmethod
-    def _clear(path: str, is_dir: bool) -> None:
-        """Remove an earlier entry at `path` so extraction never follows it."""
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return
-        if stat.S_ISDIR(st.st_mode):
-            if not is_dir:
-                # directory attributes are applied after extraction through this
-                # path; a symlink put in its place would redirect them
-                raise LayerError(f"invalid layer entry {path.rsplit('/', 1)[-1][:200]!r}: replaces a directory")
-            return
-        os.unlink(path)
-
-
-class _LayerTarFile(tarfile.TarFile):
-    """Links are made exactly as the entry says or not at all.
-
-    tarfile's own makelink, when linking fails, falls back to extracting the
-    member the link names, which may be an earlier entry the filter skipped
-    (a device node).
-    """
-
-    dest = ""
-
-    def makelink(self, tarinfo: tarfile.TarInfo, targetpath: str) -> None:
-        if tarinfo.issym():
-            os.symlink(tarinfo.linkname, targetpath)
-        else:
-            os.link(os.path.join(self.dest, tarinfo.linkname), targetpath, follow_symlinks=False)
-
-    def makefile(self, tarinfo: tarfile.TarInfo, targetpath: str) -> None:
-        """Copy a file's data inside the kernel (copy_file_range) instead of through Python buffers."""
-        if tarinfo.sparse is not None or not hasattr(self.fileobj, "fileno"):
-            super().makefile(tarinfo, targetpath)
-            return
-        src = self.fileobj.fileno()  # type: ignore[union-attr]
-        with open(targetpath, "wb") as target:
-            offset, left = tarinfo.offset_data, tarinfo.size
-            while left > 0:
-                n = os.copy_file_range(src, target.fileno(), left, offset)
-                if n == 0:
-                    raise tarfile.ReadError("unexpected end of data")
-                offset += n
-                left -= n
-
-
 def extract_layer(tar_path: str, dest: str) -> None:
     """Unpack one layer tar into `dest`, converting OCI whiteouts for overlayfs."""
-    filt = _SafeFilter(dest)
-    whiteouts: list[str] = []
-    opaques: list[str] = []
-    try:
-        with _LayerTarFile.open(tar_path, "r:") as tar:
-            tar.dest = dest
-            members = []
-            for m in tar:
-                base = os.path.basename(m.name.rstrip("/"))
-                if base == OPAQUE_MARKER:
-                    opaques.append(_clean_name(os.path.dirname(m.name)))
-                elif base.startswith(WHITEOUT_PREFIX):
-                    whiteouts.append(_clean_name(os.path.join(os.path.dirname(m.name), base[len(WHITEOUT_PREFIX):])))
-                else:
-                    members.append(m)
-            tar.extractall(dest, members=members, numeric_owner=True, filter=filt)
-    except tarfile.TarError as e:
-        raise LayerError(f"invalid layer tar: {e}") from e
-    for rel in opaques:
-        path = os.path.join(dest, rel)
-        if not _inside(filt.dest, path):
-            raise LayerError(f"invalid opaque whiteout {rel[:200]!r}")
-        os.makedirs(path, exist_ok=True)
-        os.setxattr(path, OPAQUE_XATTR, b"y", follow_symlinks=False)
-    for rel in whiteouts:
-        path = os.path.join(dest, rel)
-        if not rel or not _inside(filt.dest, os.path.dirname(path)):
-            raise LayerError(f"invalid whiteout {rel[:200]!r}")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+    untar(tar_path, dest, Options(scope=Scope.BENEATH, whiteouts=True, what="layer"))
 
 
 def dir_size(path: str) -> int:

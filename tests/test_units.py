@@ -18,7 +18,8 @@ import pytest
 from engine import naming, reference
 from engine.errors import InvalidParameter
 from engine.fsutil import read_in_root, resolve_user, secure_join
-from engine.layers import OPAQUE_XATTR, LayerError, LayerStore, extract_layer, write_diff_tar
+from engine.layers import OPAQUE_XATTR, LayerStore, extract_layer, write_diff_tar
+from engine.untar import UnsafeArchive
 from engine.spec import (
     ALL_CAPS,
     DEFAULT_CAPS,
@@ -311,7 +312,7 @@ def test_extract_layer_contains_hostile_entries(tmp_path: Any, outside: Any, cas
     dest.mkdir(parents=True)
     try:
         extract_layer(tar, str(dest))
-    except LayerError:
+    except UnsafeArchive:
         pass
     after = {p: os.lstat(outside / p) for p in [".", *os.listdir(outside)]}
     assert sorted(after) == sorted(before)
@@ -328,12 +329,12 @@ def test_extract_layer_contains_hostile_entries(tmp_path: Any, outside: Any, cas
 
 
 @pytest.mark.parametrize("case", ["dotdot", "symlink-parent", "hardlink-dotdot", "hardlink-via-symlink",
-                                  "hardlink-to-skipped-device", "symlink-over-dir", "whiteout-via-symlink"])
+                                  "hardlink-to-skipped-device", "whiteout-via-symlink"])
 def test_extract_layer_rejects_escapes(tmp_path: Any, outside: Any, case: str) -> None:
     tar = make_tar(str(tmp_path / "l.tar"), hostile_cases(outside)[case])
     dest = tmp_path / "d"
     dest.mkdir()
-    with pytest.raises(LayerError):
+    with pytest.raises(UnsafeArchive):
         extract_layer(tar, str(dest))
 
 
@@ -344,6 +345,17 @@ def test_extract_layer_replaces_planted_symlink_instead_of_following(tmp_path: A
     extract_layer(tar, str(dest))
     assert not os.path.islink(dest / "f")
     assert (dest / "f").read_bytes() == b"overwritten"
+
+
+def test_extract_layer_replaces_a_directory_without_touching_the_new_target(tmp_path: Any, outside: Any) -> None:
+    """As Docker's unpacker: a later entry replaces a directory; its deferred mode is not applied through it."""
+    tar = make_tar(str(tmp_path / "l.tar"), hostile_cases(outside)["symlink-over-dir"])
+    dest = tmp_path / "d"
+    dest.mkdir()
+    mode = os.stat(outside).st_mode
+    extract_layer(tar, str(dest))
+    assert os.readlink(dest / "d") == str(outside)
+    assert os.stat(outside).st_mode == mode
 
 
 def test_extract_layer_keeps_absolute_names_inside(tmp_path: Any) -> None:
@@ -373,7 +385,7 @@ def test_extract_layer_skips_device_nodes(tmp_path: Any) -> None:
 def test_extract_layer_rejects_garbage(tmp_path: Any) -> None:
     bad = tmp_path / "bad.tar"
     bad.write_bytes(b"this is not a tar archive" * 100)
-    with pytest.raises(LayerError):
+    with pytest.raises(UnsafeArchive):
         extract_layer(str(bad), str(tmp_path))
 
 
@@ -407,7 +419,7 @@ def test_layer_register_concurrent_same_layer_keeps_one_copy(store: Any, tmp_pat
 def test_layer_register_failure_leaves_nothing(store: Any, tmp_path: Any, outside: Any) -> None:
     meta, blobs, layers = store
     tar = make_tar(str(tmp_path / "bad.tar"), [entry("ok", data=b"fine")] + hostile_cases(outside)["symlink-parent"])
-    with pytest.raises(LayerError):
+    with pytest.raises(UnsafeArchive):
         layers.register(tar)
     assert os.listdir(layers.root) == ["empty"]
     assert not os.path.exists(tar)

@@ -236,7 +236,7 @@ def from_container(s: Session, container: str, src: str, dst: str, follow: bool,
 
 def _extract(content: _Counted, src: CopyInfo, dst_path: str) -> None:
     """archive.CopyTo: untar (owned by the caller, never over a dir/non-dir conflict) at the right name."""
-    from ..archive import Extractor  # the engine's contained untar; imported late to keep CLI start-up light
+    from ..untar import Options, Scope, untar  # the engine's contained untar
     dst = _local_dest_info(dst_path)
     dst_dir, rebase = prepare(src, dst)
     if src.rebase_name:  # entries still carry the link target's name: rename them in the same pass
@@ -244,7 +244,8 @@ def _extract(content: _Counted, src: CopyInfo, dst_path: str) -> None:
     root_fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
     try:
         with contextlib.closing(_rebased(content, rebase)) as stream:
-            Extractor("/", root_fd, os.path.abspath(dst_dir), True, (os.getuid(), os.getgid())).run(stream)
+            untar(stream, root_fd, Options(scope=Scope.IN_ROOT, dest=os.path.abspath(dst_dir).lstrip("/"),
+                                           owner=(os.getuid(), os.getgid()), no_overwrite_dir_non_dir=True))
     except (EngineError, OSError) as e:
         raise CliError(getattr(e, "message", None) or str(e)) from None
     finally:
