@@ -19,7 +19,6 @@ from engine import naming, reference
 from engine.errors import InvalidParameter
 from engine.fsutil import read_in_root, resolve_user, secure_join
 from engine.layers import OPAQUE_XATTR, LayerStore, extract_layer, write_diff_tar
-from engine.untar import UnsafeArchive
 from engine.spec import (
     ALL_CAPS,
     DEFAULT_CAPS,
@@ -36,6 +35,7 @@ from engine.spec import (
     merge_env,
 )
 from engine.store import BlobStore, MetaStore, atomic_write, check_digest, sha256_file
+from engine.untar import UnsafeArchive
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="layers need root (ownership, mknod, trusted xattrs)")
 
