@@ -30,23 +30,11 @@ from .images import ImageService
 from .layers import LayerStore
 from .mounts import is_mountpoint, mount_overlay, umount
 from .network import NetworkService
-from .runtime import Runtime
+from .runtime import Runtime, crash_point
 from .spec import SpecOptions, build_spec, container_env, merge_env, normalize_caps
 from .store import MetaStore
 from .timeutil import ZERO_TIME, parse_rfc3339_ns, rfc3339_ns
 from .volumes import VolumeService
-
-# Fault injection for tests/test_crash.py, read once at daemon start:
-# PYDOCK_CRASH_AT=<step> makes the daemon SIGKILL itself right after that step
-# of a container start, so each window a crash can hit is tested every run
-# instead of by luck of timing.
-_CRASH_AT = os.environ.get("PYDOCK_CRASH_AT", "")
-
-
-def _crash_point(step: str) -> None:
-    if step == _CRASH_AT:
-        os.kill(os.getpid(), _signal.SIGKILL)
-
 
 RESTART_POLICIES = {"", "no", "always", "unless-stopped", "on-failure"}
 DEFAULT_STOP_TIMEOUT = 10
@@ -331,16 +319,16 @@ class ContainerService:
         try:
             spec = self._spec(c, merged)
             _write_start_file(os.path.join(cdir, "config.json"), json.dumps(spec).encode(), 0o600)
-            _crash_point("prepared")
+            crash_point("prepared")
             cfg = c["Config"]
             pid = self.runtime.launch(
                 cid, cdir, tty=cfg["Tty"], stdin=cfg["OpenStdin"], log_path=c["LogPath"],
                 console_size=_console_size(c["HostConfig"]), cgroup_path=spec["linux"]["cgroupsPath"])
-            _crash_point("created")
+            crash_point("created")
             for att in self._pending.pop(cid, []):
                 self._connect_attachment(cid, att)
             self.runtime.request(cid, {"op": "start"})
-            _crash_point("started")
+            crash_point("started")
         except BaseException as e:
             self.runtime.cleanup(cid)
             self.network.teardown(cid)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,18 @@ from .errors import Conflict, EngineError
 ABANDON_TIMEOUT = 10.0  # seconds a shim gets to see its killed container exit
 
 SHIM_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
+
+
+# Fault injection for tests/test_crash.py, read once at daemon start:
+# PYDOCK_CRASH_AT=<step> makes the daemon SIGKILL itself right after that step
+# of a container start, so each window a crash can hit is tested every run
+# instead of by luck of timing.
+_CRASH_AT = os.environ.get("PYDOCK_CRASH_AT", "")
+
+
+def crash_point(step: str) -> None:
+    if step == _CRASH_AT:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class OCIRuntimeError(EngineError):
@@ -67,6 +80,7 @@ class _Spare:
     def hand_over(self, state_dir: str) -> bytes:
         """Give the spare its container; returns its ready line, empty if it died unused."""
         self.proc.communicate(state_dir.encode() + b"\n")  # it forks its monitor and exits
+        crash_point("handed-over")
         with os.fdopen(self.ready_r, "rb") as ready:
             return ready.readline()
 

@@ -11,6 +11,7 @@ the parallel `docker run -d` loop covers whatever timing falls in between.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -155,10 +156,11 @@ def _eventually(probe: Callable[[], list[Any]]) -> list[Any]:
     return found
 
 
-@pytest.mark.parametrize("step, running", [("prepared", False), ("created", False), ("started", True)])
+@pytest.mark.parametrize("step, running", [("prepared", False), ("handed-over", False), ("created", False),
+                                           ("started", True)])
 def test_kill_inside_a_start_leaves_a_true_state(crashy: Daemon, monkeypatch: pytest.MonkeyPatch,
                                                   step: str, running: bool) -> None:
-    """Before runc create, between create and start, and after start but before the record says so."""
+    """Before runc create, during it, between create and start, and after start before the record says so."""
     _start_crashing_at(crashy, step, monkeypatch)
     out = crashy.docker("run", "-d", "-p", "80", "busybox", "sleep", "300")
     assert out.returncode != 0
@@ -172,6 +174,20 @@ def test_kill_inside_a_start_leaves_a_true_state(crashy: Daemon, monkeypatch: py
 
 def _count(path: str) -> int:
     return len(os.listdir(path)) if os.path.isdir(path) else 0
+
+
+def test_shim_of_a_dead_daemon_gives_up_at_once(crashy: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon killed while its shim runs `runc create` cannot start the container, so the shim removes it."""
+    _start_crashing_at(crashy, "handed-over", monkeypatch)
+    assert crashy.docker("run", "-d", "busybox", "sleep", "300").returncode != 0
+    _wait_dead(crashy)
+    [state_dir] = glob.glob(os.path.join(crashy.exec_root, "s", "*"))
+    exit_file = os.path.join(state_dir, "exit.json")
+    assert _eventually(lambda: [] if os.path.exists(exit_file) else [state_dir]) == [], \
+        open(os.path.join(state_dir, "shim.log")).read()
+    assert os.listdir(os.path.join(crashy.exec_root, "runc")) == []
+    assert _eventually(lambda: _shims(crashy)) == []
+    crashy.start()
 
 
 @pytest.mark.slow
