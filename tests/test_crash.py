@@ -183,8 +183,9 @@ def test_shim_of_a_dead_daemon_gives_up_at_once(crashy: Daemon, monkeypatch: pyt
     _wait_dead(crashy)
     [state_dir] = glob.glob(os.path.join(crashy.exec_root, "s", "*"))
     exit_file = os.path.join(state_dir, "exit.json")
-    assert _eventually(lambda: [] if os.path.exists(exit_file) else [state_dir]) == [], \
-        open(os.path.join(state_dir, "shim.log")).read()
+    if _eventually(lambda: [] if os.path.exists(exit_file) else [state_dir]):
+        with open(os.path.join(state_dir, "shim.log")) as log:
+            pytest.fail("the shim kept its container:\n" + log.read())
     assert os.listdir(os.path.join(crashy.exec_root, "runc")) == []
     assert _eventually(lambda: _shims(crashy)) == []
     crashy.start()
