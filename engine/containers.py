@@ -845,7 +845,9 @@ class ContainerService:
         for c in stopped:
             cid = c["Id"]
             self._roll_back_start(c)
-            if c.get("_intermediate"):  # its build is gone with the daemon that ran it
+            # A build's RUN container went with the daemon that ran the build; a
+            # stopped --rm container is removed at boot, as dockerd does.
+            if c.get("_intermediate") or c["HostConfig"]["AutoRemove"]:
                 c["State"]["Running"] = False
                 with self._lock(cid):
                     self._remove_locked(c, volumes=True)

@@ -176,6 +176,17 @@ def _count(path: str) -> int:
     return len(os.listdir(path)) if os.path.isdir(path) else 0
 
 
+def test_interrupted_start_of_an_auto_remove_container_removes_it(crashy: Daemon,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """As dockerd, a restarted daemon removes `--rm` containers that do not run."""
+    _start_crashing_at(crashy, "created", monkeypatch)
+    assert crashy.docker("run", "-d", "--rm", "busybox", "sleep", "300").returncode != 0
+    _wait_dead(crashy)
+    crashy.start()
+    assert _states(crashy) == {}
+    _assert_usable_then_clean(crashy, {})
+
+
 def test_shim_of_a_dead_daemon_gives_up_at_once(crashy: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
     """A daemon killed while its shim runs `runc create` cannot start the container, so the shim removes it."""
     _start_crashing_at(crashy, "handed-over", monkeypatch)
