@@ -769,11 +769,12 @@ class _Job:
 
     def _run_container(self, st: StageState, cmd: list[str], env: list[str]) -> Iterator[Message]:
         containers = self.svc.containers
+        keep = not self.opts.remove and not self.opts.force_remove
         created = containers.create({"Image": st.image_id, "Entrypoint": [], "Cmd": cmd, "Env": env,
                                      "AttachStdout": True, "AttachStderr": True, "Labels": {},
-                                     "HostConfig": {"NetworkMode": self.opts.network or "default"}})
+                                     "HostConfig": {"NetworkMode": self.opts.network or "default"}},
+                                    intermediate=not keep)
         cid = created["Id"]
-        keep = not self.opts.remove and not self.opts.force_remove
         try:
             yield stream(f" ---> Running in {cid[:12]}\n")
             att = containers.attach(cid, False, True, True)

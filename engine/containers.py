@@ -30,7 +30,7 @@ from .images import ImageService
 from .layers import LayerStore
 from .mounts import is_mountpoint, mount_overlay, umount
 from .network import NetworkService
-from .runtime import Runtime
+from .runtime import Runtime, crash_point
 from .spec import SpecOptions, build_spec, container_env, merge_env, normalize_caps
 from .store import MetaStore
 from .timeutil import ZERO_TIME, parse_rfc3339_ns, rfc3339_ns
@@ -156,7 +156,8 @@ class ContainerService:
         self._event(c, action, **extra)
 
     # ---- create -------------------------------------------------------
-    def create(self, body: dict[str, Any], name: str = "") -> dict[str, Any]:
+    def create(self, body: dict[str, Any], name: str = "", intermediate: bool = False) -> dict[str, Any]:
+        """A new container; an `intermediate` one (a build's RUN) is removed if a daemon restart finds it."""
         if not isinstance(body, dict):
             raise InvalidParameter("invalid container config")
         name = naming.validate(name) if name else ""
@@ -242,6 +243,7 @@ class ContainerService:
                                 "Networks": {}},
             "_chain": self.images.top_chain(image_id),
             "_manual_stop": False,
+            "_intermediate": intermediate,
         }
         os.makedirs(cdir, mode=0o710)
         try:
@@ -317,13 +319,16 @@ class ContainerService:
         try:
             spec = self._spec(c, merged)
             _write_start_file(os.path.join(cdir, "config.json"), json.dumps(spec).encode(), 0o600)
+            crash_point("prepared")
             cfg = c["Config"]
             pid = self.runtime.launch(
                 cid, cdir, tty=cfg["Tty"], stdin=cfg["OpenStdin"], log_path=c["LogPath"],
                 console_size=_console_size(c["HostConfig"]), cgroup_path=spec["linux"]["cgroupsPath"])
+            crash_point("created")
             for att in self._pending.pop(cid, []):
                 self._connect_attachment(cid, att)
             self.runtime.request(cid, {"op": "start"})
+            crash_point("started")
         except BaseException as e:
             self.runtime.cleanup(cid)
             self.network.teardown(cid)
@@ -817,15 +822,35 @@ class ContainerService:
 
     # ---- daemon restart ----------------------------------------------
     def restore(self) -> None:
-        """Re-adopt containers after a daemon restart, then apply restart policies."""
+        """Make every record true again after a daemon restart, then apply restart policies.
+
+        The previous daemon may have died anywhere in a start, so the record
+        is checked against the shim and runc: a container that really runs is
+        adopted whatever its record says, and every other one loses what a
+        start left behind (process, runc state, shim, mount, network).
+        """
+        stopped = []  # rolled back after every adoption, so volumes.detach sees who runs
         for c in self.all_records():
             cid = c["Id"]
-            if c["State"]["Running"]:
+            if c.get("_intermediate"):
+                stopped.append(c)
+            elif c["State"]["Running"]:
                 if self.runtime.alive(cid):
                     self._monitor(cid)
                     continue
                 result = self.runtime.read_exit(cid) or {"ExitCode": 255, "FinishedAt": rfc3339_ns()}
                 self._on_exit(cid, result)
+            elif not self._adopt_started(c):
+                stopped.append(c)
+        for c in stopped:
+            cid = c["Id"]
+            self._roll_back_start(c)
+            # A build's RUN container went with the daemon that ran the build; a
+            # stopped --rm container is removed at boot, as dockerd does.
+            if c.get("_intermediate") or c["HostConfig"]["AutoRemove"]:
+                c["State"]["Running"] = False
+                with self._lock(cid):
+                    self._remove_locked(c, volumes=True)
                 continue
             if c["State"]["Restarting"] or self._restart_on_boot(c):
                 with self._lock(cid):
@@ -834,6 +859,34 @@ class ContainerService:
                         self._start_locked(c)
                     except EngineError:
                         pass
+
+    def _adopt_started(self, c: dict[str, Any]) -> bool:
+        """A container the previous daemon started but died before recording: it runs, so it is Running."""
+        cid = c["Id"]
+        if not self.runtime.alive(cid):
+            return False
+        status, pid = self.runtime.status(cid)
+        if status != "running":
+            return False
+        c["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
+                          Dead=False, Pid=pid, ExitCode=0, Error="", StartedAt=rfc3339_ns(),
+                          FinishedAt=ZERO_TIME)
+        c["_manual_stop"] = False
+        self._save(c)
+        self._event(c, "start")
+        self._monitor(cid)
+        return True
+
+    def _roll_back_start(self, c: dict[str, Any]) -> None:
+        """Remove what an interrupted start left of a container that does not run; its record stays."""
+        cid = c["Id"]
+        merged = os.path.join(self.dir(cid), "merged")
+        started = os.path.exists(self.runtime.state_dir(cid)) or is_mountpoint(merged)
+        self.runtime.abandon(cid)
+        self.network.teardown(cid)
+        if started:
+            self.volumes.detach(c)
+        umount(merged)
 
     @staticmethod
     def _restart_on_boot(c: dict[str, Any]) -> bool:

@@ -146,7 +146,7 @@ class NetworkService:
             for link in ip.get_links():
                 name = link.get_attr("IFLA_IFNAME")
                 if name.startswith(self.veth_prefix) and name not in live:
-                    ip.link("del", index=link["index"])
+                    _delete_index(ip, link["index"])
         kept = {r["container_id"] for r in self.meta.query("SELECT container_id FROM sandboxes")}
         for name in os.listdir(self.netns_dir):
             if name not in kept:
@@ -949,7 +949,16 @@ def _index(ip: IPRoute, name: str) -> int | None:
 def _delete_link(ip: IPRoute, name: str) -> None:
     idx = _index(ip, name)
     if idx is not None:
-        ip.link("del", index=idx)
+        _delete_index(ip, idx)
+
+
+def _delete_index(ip: IPRoute, index: int) -> None:
+    """Delete a link that may be gone already: the kernel drops a veth pair with its namespace's end."""
+    try:
+        ip.link("del", index=index)
+    except NetlinkError as e:
+        if e.code != errno.ENODEV:
+            raise
 
 
 # these run inside a container's network namespace (netns.run_in)

@@ -8,17 +8,33 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from .config import EngineConfig
 from .errors import Conflict, EngineError
 
+ABANDON_TIMEOUT = 10.0  # seconds a shim gets to see its killed container exit
+
 SHIM_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
+
+
+# Fault injection for tests/test_crash.py, read once at daemon start:
+# PYDOCK_CRASH_AT=<step> makes the daemon SIGKILL itself right after that step
+# of a container start, so each window a crash can hit is tested every run
+# instead of by luck of timing.
+_CRASH_AT = os.environ.get("PYDOCK_CRASH_AT", "")
+
+
+def crash_point(step: str) -> None:
+    if step == _CRASH_AT:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class OCIRuntimeError(EngineError):
@@ -64,6 +80,7 @@ class _Spare:
     def hand_over(self, state_dir: str) -> bytes:
         """Give the spare its container; returns its ready line, empty if it died unused."""
         self.proc.communicate(state_dir.encode() + b"\n")  # it forks its monitor and exits
+        crash_point("handed-over")
         with os.fdopen(self.ready_r, "rb") as ready:
             return ready.readline()
 
@@ -265,6 +282,29 @@ class Runtime:
         if os.path.exists(os.path.join(self.cfg.runc_root, cid)):
             self._runc("delete", "--force", cid, check=False)
         shutil.rmtree(self.state_dir(cid), ignore_errors=True)
+
+    def status(self, cid: str) -> tuple[str, int]:
+        """runc's status of the container and its init PID; ("", 0) when runc does not know it."""
+        proc = self._runc("state", cid, check=False)
+        try:
+            state = json.loads(proc.stdout) if proc.returncode == 0 else {}
+        except ValueError:
+            state = {}
+        return str(state.get("status", "")), int(state.get("pid") or 0)
+
+    def abandon(self, cid: str) -> None:
+        """Undo a start a daemon crash interrupted: afterwards no process, runc state or shim is left.
+
+        A created container's init waits for `runc start` and must be killed;
+        its shim then reaps it, deletes it in runc and exits, which is waited
+        for so the shim cannot write into a state directory about to go.
+        """
+        if os.path.exists(os.path.join(self.cfg.runc_root, cid)):
+            self._runc("kill", cid, "KILL", check=False)
+        deadline = time.monotonic() + ABANDON_TIMEOUT
+        while self.alive(cid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.cleanup(cid)
 
     # ---- runc ---------------------------------------------------------
     def kill(self, cid: str, signal: int) -> None:

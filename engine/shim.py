@@ -62,6 +62,17 @@ def atomic_write(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def report(ready_fd: int, msg: dict) -> bool:
+    """Send the ready line and close the pipe; False if the daemon is no longer there to read it."""
+    try:
+        os.write(ready_fd, json.dumps(msg).encode() + b"\n")
+        return True
+    except BrokenPipeError:
+        return False
+    finally:
+        os.close(ready_fd)
+
+
 class Client:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -398,16 +409,17 @@ class Shim:
         try:
             self.prepare()
         except Exception as e:  # report any failure to the daemon, then clean up
-            os.write(ready_fd, json.dumps({"error": str(e) or type(e).__name__}).encode() + b"\n")
-            os.close(ready_fd)
+            report(ready_fd, {"error": str(e) or type(e).__name__})
             self.runc("delete", "--force", self.id)
             listener.close()
             os.unlink(sock_path)
             return
         with open(os.path.join(self.dir, "shim.pid"), "w") as f:
             f.write(str(os.getpid()))
-        os.write(ready_fd, json.dumps({"pid": self.init_pid}).encode() + b"\n")  # 0: an exec not yet run
-        os.close(ready_fd)
+        if not report(ready_fd, {"pid": self.init_pid}):  # 0: an exec not yet run
+            # The daemon died before it learnt of this process, so nobody will
+            # start it: give up now rather than hold a created container.
+            self.start_deadline = time.monotonic()
         self.sel.register(listener, selectors.EVENT_READ, ("accept", listener))
         self.sel.register(wake_r, selectors.EVENT_READ, ("wake", wake_r))
         while True:

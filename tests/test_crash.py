@@ -1,0 +1,250 @@
+"""SIGKILL of pydockd at any moment strands nothing.
+
+Each test runs a private daemon (killing the shared one would break other
+tests), kills it with SIGKILL inside a container start or a build, restarts
+it and checks that every container's state is true and that removing every
+container leaves no mount, runc state, cgroup, veth, namespace or shim.
+
+The deterministic windows use PYDOCK_CRASH_AT (see engine/containers.py),
+which makes the daemon kill itself right after a named step of a start;
+the parallel `docker run -d` loop covers whatever timing falls in between.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from conftest import Daemon, _cleanup_root
+
+GONE_TIMEOUT = 15.0  # seconds for exiting shims and dying namespaces to go
+
+
+@pytest.fixture
+def crashy(busybox_tar: str) -> Iterator[Daemon]:
+    """A daemon of this test's own, with busybox imported."""
+    root = tempfile.mkdtemp(prefix="pydock-crash-", dir="/tmp")
+    d = Daemon(root=root, log_path=os.path.join(root, "pydockd.log"))
+    d.env = {**os.environ, "DOCKER_HOST": d.url, "DOCKER_CONFIG": os.path.join(root, "docker-config")}
+    d.env.pop("DOCKER_CONTEXT", None)
+    d.start()
+    try:
+        d.docker("import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest", check=True)
+        yield d
+    finally:
+        if d.proc is None:
+            d.start()
+        _cleanup_root(d)
+
+
+def _start_crashing_at(d: Daemon, step: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Restart the daemon so that it SIGKILLs itself right after `step` of the next container start."""
+    d.stop()
+    with monkeypatch.context() as m:
+        m.setenv("PYDOCK_CRASH_AT", step)
+        d.start()
+
+
+def _wait_dead(d: Daemon) -> None:
+    assert d.proc is not None
+    d.proc.wait(timeout=30)
+    with open(d.log_path) as log:
+        assert d.proc.returncode == -signal.SIGKILL, log.read()[-3000:]
+    d.proc = None
+
+
+def _mounts() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _shims(d: Daemon) -> list[int]:
+    """PIDs of monitors working in this daemon's exec root."""
+    found = []
+    prefix = os.path.join(d.exec_root, "s") + "/"
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/cwd").startswith(prefix):
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def _cgroups(cids: list[str]) -> list[str]:
+    out = []
+    for hierarchy in os.listdir("/sys/fs/cgroup"):
+        out += [p for cid in cids for p in (f"/sys/fs/cgroup/{hierarchy}/pydock/{cid}",) if os.path.exists(p)]
+    return out
+
+
+def _veths(d: Daemon) -> list[str]:
+    prefix = "pv" + hashlib.sha256(os.path.realpath(d.data_root).encode()).hexdigest()[:4]
+    names = [line.split(":")[1].strip().split("@")[0]
+             for line in subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
+                                        check=True).stdout.splitlines()]
+    return [n for n in names if n.startswith(prefix)]
+
+
+def _states(d: Daemon) -> dict[str, dict]:
+    ids = d.docker("ps", "-aq", "--no-trunc", check=True).stdout.split()
+    if not ids:
+        return {}
+    return {c["Id"]: c["State"] for c in json.loads(d.docker("inspect", *ids, check=True).stdout)}
+
+
+def _assert_true_states(d: Daemon) -> dict[str, dict]:
+    """Running containers have a live init; the others have no process, runc state or mount."""
+    states = _states(d)
+    mounted = _mounts()
+    for cid, state in states.items():
+        merged = os.path.join(d.data_root, "containers", cid, "merged")
+        runc_state = os.path.join(d.exec_root, "runc", cid)
+        if state["Running"]:
+            assert _alive(state["Pid"]), (cid, state)
+            assert merged in mounted and os.path.exists(runc_state), cid
+        else:
+            assert state["Status"] in ("created", "exited"), (cid, state)
+            assert state["Pid"] == 0
+            assert merged not in mounted, f"{cid} is {state['Status']} but its rootfs is mounted"
+            assert not os.path.exists(runc_state), f"{cid} is {state['Status']} but runc knows it"
+            assert not _cgroups([cid]), f"{cid} is {state['Status']} but has a cgroup"
+    return states
+
+
+def _assert_usable_then_clean(d: Daemon, states: dict[str, dict]) -> None:
+    """Every stopped container starts, every container is removed, and nothing of them is left."""
+    stopped = [cid for cid, s in states.items() if not s["Running"]]
+    if stopped:
+        d.docker("start", *stopped, check=True)
+    for cid, state in _states(d).items():
+        assert state["Running"] and _alive(state["Pid"]), (cid, state)
+    if states:
+        d.docker("rm", "-f", *states, check=True)
+    assert d.docker("ps", "-aq").stdout.split() == []
+    assert [m for m in _mounts() if m.startswith(d.root)] == []
+    assert os.listdir(os.path.join(d.exec_root, "runc")) == []
+    assert _cgroups(list(states)) == []
+    assert os.listdir(os.path.join(d.exec_root, "netns")) == []
+    # The kernel destroys a released namespace, and the veths in it, a little later.
+    assert _eventually(lambda: _veths(d)) == []
+    assert _eventually(lambda: _shims(d)) == []
+
+
+def _eventually(probe: Callable[[], list[Any]]) -> list[Any]:
+    """What `probe` still finds once it finds nothing or the timeout passed."""
+    deadline = time.monotonic() + GONE_TIMEOUT
+    while (found := probe()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return found
+
+
+@pytest.mark.parametrize("step, running", [("prepared", False), ("handed-over", False), ("created", False),
+                                           ("started", True)])
+def test_kill_inside_a_start_leaves_a_true_state(crashy: Daemon, monkeypatch: pytest.MonkeyPatch,
+                                                  step: str, running: bool) -> None:
+    """Before runc create, during it, between create and start, and after start before the record says so."""
+    _start_crashing_at(crashy, step, monkeypatch)
+    out = crashy.docker("run", "-d", "-p", "80", "busybox", "sleep", "300")
+    assert out.returncode != 0
+    _wait_dead(crashy)
+    crashy.start()
+    states = _assert_true_states(crashy)
+    assert len(states) == 1
+    assert [s["Running"] for s in states.values()] == [running]
+    _assert_usable_then_clean(crashy, states)
+
+
+def _count(path: str) -> int:
+    return len(os.listdir(path)) if os.path.isdir(path) else 0
+
+
+def test_interrupted_start_of_an_auto_remove_container_removes_it(crashy: Daemon,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """As dockerd, a restarted daemon removes `--rm` containers that do not run."""
+    _start_crashing_at(crashy, "created", monkeypatch)
+    assert crashy.docker("run", "-d", "--rm", "busybox", "sleep", "300").returncode != 0
+    _wait_dead(crashy)
+    crashy.start()
+    assert _states(crashy) == {}
+    _assert_usable_then_clean(crashy, {})
+
+
+def test_shim_of_a_dead_daemon_gives_up_at_once(crashy: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon killed while its shim runs `runc create` cannot start the container, so the shim removes it."""
+    _start_crashing_at(crashy, "handed-over", monkeypatch)
+    assert crashy.docker("run", "-d", "busybox", "sleep", "300").returncode != 0
+    _wait_dead(crashy)
+    [state_dir] = glob.glob(os.path.join(crashy.exec_root, "s", "*"))
+    exit_file = os.path.join(state_dir, "exit.json")
+    if _eventually(lambda: [] if os.path.exists(exit_file) else [state_dir]):
+        with open(os.path.join(state_dir, "shim.log")) as log:
+            pytest.fail("the shim kept its container:\n" + log.read())
+    assert os.listdir(os.path.join(crashy.exec_root, "runc")) == []
+    assert _eventually(lambda: _shims(crashy)) == []
+    crashy.start()
+
+
+@pytest.mark.slow
+def test_kill_during_parallel_runs_leaves_true_states(crashy: Daemon) -> None:
+    """10 parallel `docker run -d`, the daemon killed at a different stage of them each round.
+
+    Rounds end when the disk shows the stage reached (container directories,
+    shims, started containers) rather than after fixed delays, so they hit
+    their windows however fast this machine is today.
+    """
+    containers, shims = os.path.join(crashy.data_root, "containers"), os.path.join(crashy.exec_root, "s")
+    runc = os.path.join(crashy.exec_root, "runc")
+    stages: list[Callable[[], bool]] = [lambda: _count(containers) >= 2, lambda: _count(shims) >= 3,
+                                        lambda: _count(runc) >= 6, lambda: _count(runc) >= 9]
+    for reached in stages:
+        runs = [threading.Thread(target=crashy.docker, args=("run", "-d", "busybox", "sleep", "300"))
+                for _ in range(10)]
+        for t in runs:
+            t.start()
+        deadline = time.monotonic() + 30
+        while not reached() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        crashy.stop(signal.SIGKILL)
+        for t in runs:
+            t.join(timeout=90)
+        crashy.start()
+        _assert_usable_then_clean(crashy, _assert_true_states(crashy))
+
+
+@pytest.mark.slow
+def test_kill_during_a_build_run_leaves_no_mount(crashy: Daemon, tmp_path: str) -> None:
+    """The intermediate container of an interrupted RUN goes, with its mount, at the next start."""
+    ctx = os.path.join(str(tmp_path), "ctx")
+    os.makedirs(ctx)
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM busybox\nRUN sleep 30\n")
+    build = subprocess.Popen(["docker", "build", "-t", "crash-build", ctx], env={**crashy.env, "DOCKER_BUILDKIT": "0"},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert build.stdout is not None
+    for line in build.stdout:
+        if "Running in" in line:
+            break
+    crashy.stop(signal.SIGKILL)
+    build.wait(timeout=30)
+    crashy.start()
+    assert _states(crashy) == {}
+    assert [m for m in _mounts() if m.startswith(crashy.root)] == []
+    _assert_usable_then_clean(crashy, {})
