@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import gzip
+import io
 import json
 import os
 import selectors
@@ -62,6 +64,71 @@ def atomic_write(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+class LogWriter:
+    """A container's json-lines log, rotated as dockerd's json-file and local drivers rotate.
+
+    When the file has reached `max_size`, `name.1` .. `name.(max_file-1)` shift
+    up one (the oldest falls off), the file becomes `name.1` (gzipped to
+    `name.1.gz` with `compress`) and a new file is started; with one file it
+    is truncated instead. Like dockerd, the check happens before each line,
+    so a file exceeds `max_size` by at most one line.
+    """
+
+    def __init__(self, cfg: dict) -> None:
+        self.path: str = cfg["path"]
+        self.max_size: int = cfg.get("max_size") or 0
+        self.max_file: int = cfg.get("max_file") or 1
+        self.compress: bool = bool(cfg.get("compress"))
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.file = self.open("ab")
+        self.size = self.file.tell()
+
+    def write(self, lines: list[bytes]) -> None:
+        pending: list[bytes] = []
+        for line in lines:
+            if self.max_size and self.size >= self.max_size:
+                self.file.write(b"".join(pending))
+                pending = []
+                self.rotate()
+            pending.append(line)
+            self.size += len(line)
+        self.file.write(b"".join(pending))
+
+    def rotate(self) -> None:
+        self.file.close()
+        if self.max_file < 2:
+            self.file = self.open("wb")
+            self.size = 0
+            return
+        ext = ".gz" if self.compress else ""
+        for i in range(self.max_file - 1, 1, -1):
+            older = f"{self.path}.{i - 1}"
+            for suffix in ("", ".gz"):  # an uncompressed .1 left by a crash mid-compression
+                if os.path.exists(older + suffix):
+                    os.replace(older + suffix, f"{self.path}.{i}{suffix}")
+        os.replace(self.path, f"{self.path}.1")
+        if ext:
+            self.gzip(f"{self.path}.1")
+        self.file = self.open("ab")
+        self.size = 0
+
+    def open(self, mode: str) -> io.FileIO:
+        """Unbuffered, so each batch of lines reaches the file (and readers) in one write."""
+        return open(self.path, mode, buffering=0)  # kept open as long as the container runs
+
+    @staticmethod
+    def gzip(path: str) -> None:
+        """Compress in place (level 1: the monitor's loop waits for it)."""
+        with open(path, "rb") as src, gzip.open(path + ".gz.tmp", "wb", compresslevel=1) as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+        os.replace(path + ".gz.tmp", path + ".gz")
+        os.unlink(path)
+
+    def close(self) -> None:
+        self.file.close()
+
+
 class Client:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -89,7 +156,7 @@ class Shim:
         self.exec_mode = self.cfg.get("mode") == "exec"
         self.sel = selectors.DefaultSelector()
         self.clients: list[Client] = []
-        self.log = open(self.cfg["log_path"], "ab", buffering=0) if self.cfg.get("log_path") else None
+        self.log = LogWriter(self.cfg["log"]) if self.cfg.get("log", {}).get("path") else None
         self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
         self.stdin_w: int | None = None
         self.outputs: dict[int, str] = {}
@@ -229,9 +296,8 @@ class Shim:
         if not lines:
             return
         now = rfc3339_ns(time.time_ns())
-        out = b"".join(json.dumps({"log": ln.decode("utf-8", "replace"), "stream": stream, "time": now}).encode()
-                       + b"\n" for ln in lines)
-        self.log.write(out)
+        self.log.write([json.dumps({"log": ln.decode("utf-8", "replace"), "stream": stream, "time": now}).encode()
+                        + b"\n" for ln in lines])
 
     # ---- clients ------------------------------------------------------
     def on_accept(self, listener: socket.socket) -> None:
