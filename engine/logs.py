@@ -112,6 +112,19 @@ def log_files(path: str) -> list[str]:
     return rotated[::-1] + [path]
 
 
+def _rotated_before(live: IO[bytes], path: str) -> list[str]:
+    """log_files(path), less the file `live` became if the monitor rotated it since it was opened."""
+    ino = os.fstat(live.fileno()).st_ino
+    out = []
+    for name in log_files(path)[:-1]:
+        try:
+            if os.stat(name).st_ino != ino:
+                out.append(name)
+        except FileNotFoundError:
+            pass
+    return [*out, path]
+
+
 def _open(name: str) -> IO[bytes] | None:
     try:
         return gzip.open(name, "rb") if name.endswith(".gz") else open(name, "rb")
@@ -234,7 +247,7 @@ def read_log_batches(path: str, *, stdout: bool = True, stderr: bool = True, sin
     live = _open(path)
     if live is None:
         return
-    files = log_files(path)
+    files = _rotated_before(live, path)
     with live:
         end = _complete_end(live)
         if tail >= 0:
