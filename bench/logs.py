@@ -2,7 +2,7 @@
 
 A container is run once (so the daemon has made its log file), then its log
 file is replaced by a synthetic json-file log of --size-mb, written directly
-in the format dockerd's json-file driver writes (one line a microsecond, with
+in the (compact) format dockerd's json-file driver writes (one line a microsecond, with
 some lines needing JSON escapes). The docker CLI then reads it through a
 private pydockd, and through dockerd when one answers on
 /var/run/docker.sock; side by side, pydockd's numbers are given as ratios.
@@ -56,7 +56,7 @@ def write_log(path: str, size: int) -> tuple[int, int]:
                 text = f"line {lines} of the benchmark log, with some text to make it typical\n" if lines % 50 \
                     else f'line {lines} with "quotes" and a \\ backslash\n'
                 block.append(json.dumps({"log": text, "stream": "stdout" if lines % 10 else "stderr",
-                                         "time": f"{prefix}.{frac:09d}Z"}))
+                                         "time": f"{prefix}.{frac:09d}Z"}, separators=(",", ":")))
                 lines += 1
             data = ("\n".join(block) + "\n").encode()
             f.write(data)

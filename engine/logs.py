@@ -24,19 +24,19 @@ from .timeutil import parse_rfc3339_ns
 
 LogEntry = tuple[bytes, bytes, bytes]  # stream (b"stdout"/b"stderr"), payload, RFC 3339 time
 CHUNK = 1 << 20
-_HEAD = b'{"log":"'
-_STREAM = b'","stream":"'
-_TIME = b'","time":"'
+# (head, stream key, time key) of dockerd's compact lines, and of the spaced ones older pydock wrote
+_SHAPES = ((b'{"log":"', b'","stream":"', b'","time":"'), (b'{"log": "', b'", "stream": "', b'", "time": "'))
 _STREAMS = (b"stdout", b"stderr")
 _seconds_cache: dict[bytes, int] = {}
 
 
 def parse_line(line: bytes) -> LogEntry | None:
     """One log line (without its newline); None if it is not a complete log record."""
-    cut = line.rfind(_STREAM)
-    if line.startswith(_HEAD) and cut > 0 and line.endswith(b'"}'):
-        stream, sep, ts = line[cut + len(_STREAM):-2].partition(_TIME)
-        raw = line[len(_HEAD):cut]
+    head, stream_key, time_key = _SHAPES[0] if line.startswith(_SHAPES[0][0]) else _SHAPES[1]
+    cut = line.rfind(stream_key)
+    if line.startswith(head) and cut > 0 and line.endswith(b'"}'):
+        stream, sep, ts = line[cut + len(stream_key):-2].partition(time_key)
+        raw = line[len(head):cut]
         if sep and stream in _STREAMS and b'"' not in ts and b"\\" not in ts and b'"' not in raw:
             if b"\\" not in raw:
                 return stream, raw, ts

@@ -296,8 +296,9 @@ class Shim:
         if not lines:
             return
         now = rfc3339_ns(time.time_ns())
-        self.log.write([json.dumps({"log": ln.decode("utf-8", "replace"), "stream": stream, "time": now}).encode()
-                        + b"\n" for ln in lines])
+        # byte for byte what dockerd's json-file driver writes (compact, UTF-8 as is)
+        self.log.write([json.dumps({"log": ln.decode("utf-8", "replace"), "stream": stream, "time": now},
+                                   ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for ln in lines])
 
     # ---- clients ------------------------------------------------------
     def on_accept(self, listener: socket.socket) -> None:

@@ -47,6 +47,8 @@ def test_json_file_rotation_keeps_max_file_files_of_max_size(daemon: Daemon, bus
     assert [os.path.basename(f) for f in files] == [f"{cid}-json.log", f"{cid}-json.log.1", f"{cid}-json.log.2"]
     for f in files:
         assert os.path.getsize(f) <= 10_000 + 200, f  # dockerd's check is before each line
+    with open(files[0], "rb") as f:
+        assert f.readline().startswith(b'{"log":"line-'), "dockerd's compact line format"
     out = daemon.docker("logs", n, check=True).stdout.splitlines()
     assert 2 * 10_000 // 100 < len(out) < 3000, len(out)  # two full rotated files kept, the oldest lines gone
     first = int(out[0].split("-")[1])
