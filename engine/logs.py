@@ -4,8 +4,9 @@ The monitor (engine/shim.py) writes one JSON object a line, in time order,
 and rotates `name` to `name.1` (`name.1.gz` when compressed), `name.2`, ...
 Reads are built to cost what they return, not the size of the log:
 `tail` reads blocks backwards from the end, `since` binary-searches each
-file by offset, and lines of the shape the monitor writes are decoded by
-slicing instead of a JSON parse (falling back to one for anything else).
+file by offset, and lines of the shape the monitor writes that need no
+unescaping are taken apart by one regular-expression match instead of a
+JSON parse (anything else gets the JSON parse).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import calendar
 import gzip
 import json
 import os
+import re
 import threading
 import time
 from collections import deque
@@ -24,25 +26,21 @@ from .timeutil import parse_rfc3339_ns
 
 LogEntry = tuple[bytes, bytes, bytes]  # stream (b"stdout"/b"stderr"), payload, RFC 3339 time
 CHUNK = 1 << 20
-# (head, stream key, time key) of dockerd's compact lines, and of the spaced ones older pydock wrote
-_SHAPES = ((b'{"log":"', b'","stream":"', b'","time":"'), (b'{"log": "', b'", "stream": "', b'", "time": "'))
 _STREAMS = (b"stdout", b"stderr")
+# A line needing no unescaping (but perhaps a final "\n"): dockerd's compact shape, and the
+# spaced one older pydock wrote. Anything else goes through a JSON parse.
+_PLAIN = (re.compile(rb'\{"log":"([^"\\]*)(\\n)?","stream":"(stdout|stderr)","time":"([^"\\]*)"\}'),
+          re.compile(rb'\{"log": "([^"\\]*)(\\n)?", "stream": "(stdout|stderr)", "time": "([^"\\]*)"\}'))
 _seconds_cache: dict[bytes, int] = {}
 
 
 def parse_line(line: bytes) -> LogEntry | None:
     """One log line (without its newline); None if it is not a complete log record."""
-    head, stream_key, time_key = _SHAPES[0] if line.startswith(_SHAPES[0][0]) else _SHAPES[1]
-    cut = line.rfind(stream_key)
-    if line.startswith(head) and cut > 0 and line.endswith(b'"}'):
-        stream, sep, ts = line[cut + len(stream_key):-2].partition(time_key)
-        raw = line[len(head):cut]
-        if sep and stream in _STREAMS and b'"' not in ts and b"\\" not in ts and b'"' not in raw:
-            if b"\\" not in raw:
-                return stream, raw, ts
-            if raw.endswith(b"\\n") and b"\\" not in raw[:-2]:
-                return stream, raw[:-2] + b"\n", ts
-    return _parse_json(line)
+    m = _PLAIN[0].fullmatch(line) or _PLAIN[1].fullmatch(line)
+    if m is None:
+        return _parse_json(line)
+    raw, newline, stream, ts = m.groups()
+    return stream, raw + b"\n" if newline else raw, ts
 
 
 def _parse_json(line: bytes) -> LogEntry | None:

@@ -231,6 +231,8 @@ def test_reader_parses_unusual_lines_like_json(tmp_path) -> None:
     lines = [
         {"log": "a\\n", "stream": "stdout", "time": _ts(1)},
         {"log": "ends with backslash \\", "stream": "stdout", "time": _ts(2)},
+        {"log": "backslash then newline \\\n", "stream": "stdout", "time": _ts(2)},
+        {"log": "tab\tnewline\n", "stream": "stdout", "time": _ts(2)},
         {"log": 'x","stream":"stderr', "stream": "stdout", "time": _ts(3)},
         {"log": "\u00e9\n", "stream": "stderr", "time": "2023-11-14T22:13:20.5Z"},
         {"log": "attrs\n", "stream": "stdout", "attrs": {"a": "b"}, "time": _ts(5)},
