@@ -46,7 +46,7 @@ def write_log(path: str, size: int) -> tuple[int, int]:
     written = 0
     with open(path, "wb") as f:
         while written < size:
-            block = []
+            block: list[str] = []
             secs, _ = divmod(START_NS + lines * STEP_NS, 1_000_000_000)
             prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
             for _ in range(10_000):

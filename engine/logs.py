@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import IO
+from typing import IO, cast
 
 from .errors import EngineError
 from .timeutil import parse_rfc3339_ns
@@ -125,7 +125,7 @@ def _rotated_before(live: IO[bytes], path: str) -> list[str]:
 
 def _open(name: str) -> IO[bytes] | None:
     try:
-        return gzip.open(name, "rb") if name.endswith(".gz") else open(name, "rb")
+        return cast(IO[bytes], gzip.open(name, "rb")) if name.endswith(".gz") else open(name, "rb")
     except FileNotFoundError:  # rotated away meanwhile
         return None
 

@@ -114,7 +114,7 @@ class LogWriter:
 
     def open(self, mode: str) -> io.FileIO:
         """Unbuffered, so each batch of lines reaches the file (and readers) in one write."""
-        return open(self.path, mode, buffering=0)  # kept open as long as the container runs
+        return io.FileIO(self.path, mode)  # kept open as long as the container runs
 
     @staticmethod
     def gzip(path: str) -> None:
@@ -293,7 +293,7 @@ class Shim:
         self.emit(stream, lines)
 
     def emit(self, stream: str, lines: list[bytes]) -> None:
-        if not lines:
+        if not lines or self.log is None:
             return
         now = rfc3339_ns(time.time_ns())
         # byte for byte what dockerd's json-file driver writes (compact, UTF-8 as is)
