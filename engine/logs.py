@@ -301,8 +301,3 @@ def _follow(path: str, f: IO[bytes], flt: _Filter, is_running: Callable[[], bool
         time.sleep(poll)
     f.close()
 
-
-def read_logs(path: str, **opts: object) -> Iterator[LogEntry]:
-    """Wanted entries one by one (see read_log_batches for the options)."""
-    for batch in read_log_batches(path, **opts):  # type: ignore[arg-type]
-        yield from batch

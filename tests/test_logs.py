@@ -8,6 +8,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from conftest import DOCKER, Daemon, new_name
@@ -147,6 +148,11 @@ def test_bad_log_config_is_refused_at_create(daemon: Daemon, busybox: str, names
 
 # ---- the reader, on synthetic logs --------------------------------------------
 
+def _read(path: str, **opts: object) -> Iterator[logs.LogEntry]:
+    for batch in logs.read_log_batches(path, **opts):  # type: ignore[arg-type]
+        yield from batch
+
+
 def _ts(i: int) -> str:
     secs, frac = divmod(BASE_NS + i * 1000, 1_000_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
@@ -187,25 +193,25 @@ def rotated_log(tmp_path) -> str:
 
 
 def test_reader_full_read_across_files_skips_partial_line(rotated_log: str) -> None:
-    assert list(logs.read_logs(rotated_log)) == _expect(0, 90_000)
+    assert list(_read(rotated_log)) == _expect(0, 90_000)
 
 
 @pytest.mark.parametrize("tail", [0, 1, 5, 29_999, 30_000, 30_001, 89_999, 200_000])
 def test_reader_tail_from_end(rotated_log: str, tail: int) -> None:
-    assert list(logs.read_logs(rotated_log, tail=tail)) == (_expect(0, 90_000)[-tail:] if tail else [])
+    assert list(_read(rotated_log, tail=tail)) == (_expect(0, 90_000)[-tail:] if tail else [])
 
 
 def test_reader_tail_one_stream(rotated_log: str) -> None:
-    assert list(logs.read_logs(rotated_log, stdout=False, tail=4)) == _expect(0, 90_000, "stderr")[-4:]
+    assert list(_read(rotated_log, stdout=False, tail=4)) == _expect(0, 90_000, "stderr")[-4:]
 
 
 @pytest.mark.parametrize("since", [0, 1, 29_999, 30_000, 45_123, 60_000, 89_999])
 def test_reader_since_skips_to_first_line_at_or_after(rotated_log: str, since: int) -> None:
     since_ns = BASE_NS + since * 1000
-    assert list(logs.read_logs(rotated_log, since_ns=since_ns)) == _expect(since, 90_000)
-    assert list(logs.read_logs(rotated_log, since_ns=since_ns, until_ns=since_ns + 10_000)) \
+    assert list(_read(rotated_log, since_ns=since_ns)) == _expect(since, 90_000)
+    assert list(_read(rotated_log, since_ns=since_ns, until_ns=since_ns + 10_000)) \
         == _expect(since, min(since + 11, 90_000))
-    assert list(logs.read_logs(rotated_log, since_ns=since_ns, tail=3)) == _expect(since, 90_000)[-3:]
+    assert list(_read(rotated_log, since_ns=since_ns, tail=3)) == _expect(since, 90_000)[-3:]
 
 
 def test_reader_since_does_not_read_what_it_skips(rotated_log: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,11 +224,11 @@ def test_reader_since_does_not_read_what_it_skips(rotated_log: str, monkeypatch:
         return real(line)
 
     monkeypatch.setattr(logs, "parse_line", counting)
-    got = list(logs.read_logs(rotated_log, since_ns=BASE_NS + 89_990 * 1000))
+    got = list(_read(rotated_log, since_ns=BASE_NS + 89_990 * 1000))
     assert got == _expect(89_990, 90_000)
     assert parsed < 5_000, parsed
     parsed = 0
-    assert list(logs.read_logs(rotated_log, tail=10)) == _expect(89_990, 90_000)
+    assert list(_read(rotated_log, tail=10)) == _expect(89_990, 90_000)
     assert parsed < 5_000, parsed
 
 
@@ -252,7 +258,7 @@ def test_reader_follow_sees_rotation(tmp_path) -> None:
     running.set()
     got: list[logs.LogEntry] = []
     reader = threading.Thread(target=lambda: got.extend(
-        logs.read_logs(path, follow=True, is_running=running.is_set, poll=0.01)))
+        _read(path, follow=True, is_running=running.is_set, poll=0.01)))
     reader.start()
     time.sleep(0.2)
     os.replace(path, path + ".1")

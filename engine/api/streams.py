@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from ..containers import Attachment
 from ..errors import EngineError, InvalidParameter, NotImplementedYet
-from ..logs import LogEntry, read_log_batches, read_logs
+from ..logs import LogEntry, read_log_batches
 from ..timeutil import parse_api_time
 from .base import ID, ApiHandler, route
 
@@ -152,7 +152,7 @@ class AttachHandler(ApiHandler):
         tty = c["Config"]["Tty"]
         client, leftover = await hijack(self, RAW if tty else MUX)
         log_path = self.engine.containers.log_spec(c).path
-        history = log_frames(read_logs(log_path, stdout=stdout, stderr=stderr), tty) \
+        history = log_chunks(read_log_batches(log_path, stdout=stdout, stderr=stderr), tty, False) \
             if self.q_bool("logs") and log_path else iter(())
         threading.Thread(target=self._serve, args=(client, att, leftover, history), daemon=True,
                          name="attach").start()
