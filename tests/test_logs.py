@@ -71,6 +71,20 @@ def test_follow_continues_through_rotation(daemon: Daemon, busybox: str, names: 
     assert len(_log_dir_files(daemon, n, "*-json.log.*")) == 4  # it did rotate while followed
 
 
+def test_monitor_rotates_while_daemon_is_down(daemon: Daemon, busybox: str, names: list[str]) -> None:
+    n = new_name(names)
+    daemon.docker("run", "-d", "--name", n, "--log-opt", "max-size=1k", "--log-opt", "max-file=4", "busybox",
+                  "sh", "-c", "sleep 2; i=0; while [ $i -lt 200 ]; do echo down-$i; i=$((i+1)); done", check=True)
+    daemon.stop()
+    try:
+        time.sleep(4)
+    finally:
+        daemon.start()
+    assert len(_log_dir_files(daemon, n, "*-json.log.*")) == 3
+    out = daemon.docker("logs", n, check=True).stdout.splitlines()
+    assert out[-1] == "down-199" and out == [f"down-{i}" for i in range(int(out[0][5:]), 200)]
+
+
 def test_max_file_one_truncates_in_place(daemon: Daemon, busybox: str, names: list[str]) -> None:
     n = new_name(names)
     daemon.docker("run", "--name", n, "--log-opt", "max-size=1k", "busybox", "sh", "-c",
