@@ -84,6 +84,9 @@ class LogWriter:
         self.size = self.file.tell()
 
     def write(self, lines: list[bytes]) -> None:
+        if self.file.closed:  # a rotation that could not even reopen the file: try again
+            self.file = self.open("ab")
+            self.size = self.file.tell()
         pending: list[bytes] = []
         for line in lines:
             if self.max_size and self.size >= self.max_size:
@@ -95,22 +98,24 @@ class LogWriter:
         self.file.write(b"".join(pending))
 
     def rotate(self) -> None:
+        """Start a new file; whatever goes wrong on the way, the log stays open for writing."""
         self.file.close()
-        if self.max_file < 2:
-            self.file = self.open("wb")
-            self.size = 0
-            return
-        ext = ".gz" if self.compress else ""
+        try:
+            if self.max_file >= 2:
+                self.shift()
+        finally:
+            self.file = self.open("ab" if self.max_file >= 2 else "wb")
+            self.size = self.file.tell()
+
+    def shift(self) -> None:
         for i in range(self.max_file - 1, 1, -1):
             older = f"{self.path}.{i - 1}"
             for suffix in ("", ".gz"):  # an uncompressed .1 left by a crash mid-compression
                 if os.path.exists(older + suffix):
                     os.replace(older + suffix, f"{self.path}.{i}{suffix}")
         os.replace(self.path, f"{self.path}.1")
-        if ext:
+        if self.compress:
             self.gzip(f"{self.path}.1")
-        self.file = self.open("ab")
-        self.size = 0
 
     def open(self, mode: str) -> io.FileIO:
         """Unbuffered, so each batch of lines reaches the file (and readers) in one write."""
@@ -297,8 +302,11 @@ class Shim:
             return
         now = rfc3339_ns(time.time_ns())
         # byte for byte what dockerd's json-file driver writes (compact, UTF-8 as is)
-        self.log.write([json.dumps({"log": ln.decode("utf-8", "replace"), "stream": stream, "time": now},
-                                   ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for ln in lines])
+        try:
+            self.log.write([json.dumps({"log": ln.decode("utf-8", "replace"), "stream": stream, "time": now},
+                                       ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for ln in lines])
+        except OSError as e:  # a full disk loses log lines, never the monitor (and its container's exit)
+            print(f"writing the log failed: {e}", file=sys.stderr, flush=True)
 
     # ---- clients ------------------------------------------------------
     def on_accept(self, listener: socket.socket) -> None:

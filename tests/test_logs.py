@@ -16,6 +16,7 @@ from conftest import DOCKER, Daemon, new_name
 from engine import logs
 from engine.errors import InvalidParameter
 from engine.logconfig import from_human_size, validate
+from engine.shim import LogWriter
 
 BASE_NS = 1_700_000_000_000_000_000
 
@@ -281,6 +282,24 @@ def test_reader_follow_sees_rotation(tmp_path) -> None:
     running.clear()
     reader.join(10)
     assert got == _expect(0, 20)
+
+
+def test_failed_rotation_keeps_the_log_writable(tmp_path) -> None:
+    """A rotation that fails (here: a directory in the way) must not leave the monitor a closed file."""
+    path = str(tmp_path / "c-json.log")
+    os.makedirs(path + ".1/blocker")
+    w = LogWriter({"path": path, "max_size": 10, "max_file": 2})
+    w.write([b"first line, long enough\n"])
+    with pytest.raises(OSError):
+        w.write([b"second\n"])
+    os.rmdir(path + ".1/blocker")
+    os.rmdir(path + ".1")
+    w.write([b"third\n"])
+    w.close()
+    with open(path + ".1", "rb") as f:
+        assert f.read() == b"first line, long enough\n"
+    with open(path, "rb") as f:
+        assert f.read() == b"third\n"
 
 
 # ---- option parsing -----------------------------------------------------------
