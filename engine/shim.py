@@ -71,7 +71,9 @@ class LogWriter:
     up one (the oldest falls off), the file becomes `name.1` (gzipped to
     `name.1.gz` with `compress`) and a new file is started; with one file it
     is truncated instead. Like dockerd, the check happens before each line,
-    so a file exceeds `max_size` by at most one line.
+    so a file exceeds `max_size` by at most one line. Compression runs in a
+    forked child, so the container's output keeps flowing meanwhile; the next
+    rotation (and the monitor's exit) waits for it.
     """
 
     def __init__(self, cfg: dict) -> None:
@@ -79,6 +81,7 @@ class LogWriter:
         self.max_size: int = cfg.get("max_size") or 0
         self.max_file: int = cfg.get("max_file") or 1
         self.compress: bool = bool(cfg.get("compress"))
+        self.compressor = 0  # pid of the child gzipping name.1
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self.file = self.open("ab")
         self.size = self.file.tell()
@@ -108,6 +111,7 @@ class LogWriter:
             self.size = self.file.tell()
 
     def shift(self) -> None:
+        self.wait_compressor()
         for i in range(self.max_file - 1, 1, -1):
             older = f"{self.path}.{i - 1}"
             for suffix in ("", ".gz"):  # an uncompressed .1 left by a crash mid-compression
@@ -115,22 +119,46 @@ class LogWriter:
                     os.replace(older + suffix, f"{self.path}.{i}{suffix}")
         os.replace(self.path, f"{self.path}.1")
         if self.compress:
-            self.gzip(f"{self.path}.1")
+            self.compressor = self.spawn_gzip(f"{self.path}.1")
 
     def open(self, mode: str) -> io.FileIO:
         """Unbuffered, so each batch of lines reaches the file (and readers) in one write."""
         return io.FileIO(self.path, mode)  # kept open as long as the container runs
 
     @staticmethod
-    def gzip(path: str) -> None:
-        """Compress in place (level 1: the monitor's loop waits for it)."""
-        with open(path, "rb") as src, gzip.open(path + ".gz.tmp", "wb", compresslevel=1) as dst:
-            while chunk := src.read(1 << 20):
-                dst.write(chunk)
-        os.replace(path + ".gz.tmp", path + ".gz")
-        os.unlink(path)
+    def spawn_gzip(path: str) -> int:
+        """Fork a child that turns `path` into `path.gz`; it first closes every inherited
+        descriptor, so it holds no container pipe or client socket open."""
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+            with open(path, "rb") as src, gzip.open(path + ".gz.tmp", "wb", compresslevel=1) as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+            os.replace(path + ".gz.tmp", path + ".gz")
+            os.unlink(path)
+            code = 0
+        finally:
+            os._exit(code)
+
+    def wait_compressor(self) -> None:
+        if self.compressor:
+            try:
+                os.waitpid(self.compressor, 0)
+            except ChildProcessError:
+                pass
+            self.compressor = 0
+
+    def reaped(self, pid: int) -> None:
+        """The monitor collected child `pid`: if it was the compressor, its pid may be reused now."""
+        if pid == self.compressor:
+            self.compressor = 0
 
     def close(self) -> None:
+        self.wait_compressor()
         self.file.close()
 
 
@@ -437,6 +465,8 @@ class Shim:
                 return
             if pid == 0:
                 return
+            if self.log is not None:
+                self.log.reaped(pid)
             if pid == self.init_pid:
                 code = os.waitstatus_to_exitcode(status)
                 self.exited(128 - code if code < 0 else code)
