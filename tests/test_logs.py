@@ -57,6 +57,13 @@ def test_json_file_rotation_keeps_max_file_files_of_max_size(daemon: Daemon, bus
     assert out == [f"line-{i}" for i in range(first, 3000)]  # in order across the files
     tail = daemon.docker("logs", "--tail", str(len(out) - 5), n, check=True).stdout.splitlines()
     assert tail == out[5:]  # --tail reaching back into the rotated files
+    stamped = [line.split(" ", 1) for line in daemon.docker("logs", "-t", n, check=True).stdout.splitlines()]
+    assert [text for _, text in stamped] == out
+    cut = stamped[len(stamped) // 4][0]  # a time inside the oldest file kept
+    since = daemon.docker("logs", "--since", cut, n, check=True).stdout.splitlines()
+    assert since == [text for ts, text in stamped if logs.time_ns(ts.encode()) >= logs.time_ns(cut.encode())]
+    until = daemon.docker("logs", "--until", cut, n, check=True).stdout.splitlines()
+    assert until == [text for ts, text in stamped if logs.time_ns(ts.encode()) <= logs.time_ns(cut.encode())]
 
 
 def test_follow_continues_through_rotation(daemon: Daemon, busybox: str, names: list[str]) -> None:
