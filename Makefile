@@ -20,5 +20,6 @@ bench: setup
 	$(PY) bench/run_latency.py
 	$(PY) bench/build_cache.py
 	$(PY) bench/density.py
+	$(PY) bench/logs.py
 	command -v skopeo >/dev/null || apt-get install -y -qq skopeo >/dev/null
 	$(PY) bench/pull_throughput.py

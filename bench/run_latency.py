@@ -80,14 +80,14 @@ def docker(env: dict[str, str], *args: str) -> str:
     return proc.stdout
 
 
-def start_pydockd(root: str, stack: ExitStack) -> str:
-    """A private daemon on temporary data/exec roots; returns its DOCKER_HOST."""
+def start_pydockd(root: str, stack: ExitStack, repo: str = REPO) -> str:
+    """A private daemon (of `repo`'s checkout) on temporary data/exec roots; returns its DOCKER_HOST."""
     sock = os.path.join(root, "pydock.sock")
     log = stack.enter_context(open(os.path.join(root, "pydockd.log"), "ab"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.pydockd", "--data-root", os.path.join(root, "data"),
          "--exec-root", os.path.join(root, "run"), "-H", f"unix://{sock}", "--log-level", "warning"],
-        cwd=REPO, stdout=log, stderr=log, start_new_session=True)
+        cwd=repo, stdout=log, stderr=log, start_new_session=True)
     stack.callback(stop_process, proc)
     deadline = time.monotonic() + START_TIMEOUT
     while not docker_answers(sock):

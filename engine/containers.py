@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import naming, resources, security, validate
+from . import logconfig, naming, resources, security, validate
 from .config import EngineConfig
 from .errors import Conflict, EngineError, InvalidParameter, NotModified, no_such_container
 from .events import EventBus
@@ -139,6 +139,12 @@ class ContainerService:
                 (running if c["State"]["Running"] else stopped).append(c["Id"])
         return running, stopped
 
+    def log_spec(self, c: dict[str, Any]) -> logconfig.LogSpec:
+        """Where a container's log is and how it rotates (records from before LogConfig was honoured
+        hold the json-file default)."""
+        return logconfig.spec(c["HostConfig"].get("LogConfig") or {"Type": logconfig.JSON_FILE},
+                              self.dir(c["Id"]))
+
     def dir(self, cid: str) -> str:
         return os.path.join(self.cfg.containers_dir, cid)
 
@@ -220,6 +226,7 @@ class ContainerService:
         if len(config["Hostname"]) > 255:
             raise InvalidParameter("invalid hostname: too long")
         cdir = self.dir(cid)
+        log_spec = logconfig.spec(host["LogConfig"], cdir)
         record = {
             "Id": cid, "Created": rfc3339_ns(), "Path": argv[0], "Args": argv[1:],
             "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
@@ -229,7 +236,7 @@ class ContainerService:
             "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
             "HostnamePath": os.path.join(cdir, "hostname"),
             "HostsPath": os.path.join(cdir, "hosts"),
-            "LogPath": os.path.join(cdir, f"{cid}-json.log"),
+            "LogPath": log_spec.path if log_spec.driver == logconfig.JSON_FILE else "",
             "Name": name, "RestartCount": 0, "Driver": "overlay2", "Platform": "linux",
             "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
             "HostConfig": host,
@@ -295,7 +302,7 @@ class ContainerService:
         out = dict(h)
         out.update({"RestartPolicy": {"Name": pname or "no", "MaximumRetryCount": retries},
                     "NetworkMode": mode, "AutoRemove": bool(h.get("AutoRemove")),
-                    "LogConfig": {"Type": "json-file", "Config": {}},
+                    "LogConfig": logconfig.validate(h.get("LogConfig")),
                     "Privileged": bool(h.get("Privileged")), "ReadonlyRootfs": bool(h.get("ReadonlyRootfs")),
                     "Init": h.get("Init")})
         return out
@@ -322,7 +329,7 @@ class ContainerService:
             crash_point("prepared")
             cfg = c["Config"]
             pid = self.runtime.launch(
-                cid, cdir, tty=cfg["Tty"], stdin=cfg["OpenStdin"], log_path=c["LogPath"],
+                cid, cdir, tty=cfg["Tty"], stdin=cfg["OpenStdin"], log=self.log_spec(c).to_shim(),
                 console_size=_console_size(c["HostConfig"]), cgroup_path=spec["linux"]["cgroupsPath"])
             crash_point("created")
             for att in self._pending.pop(cid, []):

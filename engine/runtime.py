@@ -110,11 +110,11 @@ class Runtime:
         return proc
 
     # ---- shim ---------------------------------------------------------
-    def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log_path: str,
+    def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log: dict[str, Any],
                console_size: tuple[int, int] | None, cgroup_path: str) -> int:
         """Hand a state directory to a shim, which `runc create`s the container; returns the init PID."""
         return self._launch(cid, {
-            "id": cid, "bundle": bundle, "tty": tty, "stdin": stdin, "log_path": log_path,
+            "id": cid, "bundle": bundle, "tty": tty, "stdin": stdin, "log": log,
             "cgroup_path": cgroup_path, "console_size": list(console_size) if console_size else None,
         }, {}, "create")
 
@@ -122,7 +122,7 @@ class Runtime:
         """Hand an exec's OCI process to a shim of its own; it runs at `start_exec`, once attached."""
         size = process.get("consoleSize")
         self._launch(eid, {
-            "mode": "exec", "id": cid, "tty": bool(process.get("terminal")), "stdin": stdin, "log_path": None,
+            "mode": "exec", "id": cid, "tty": bool(process.get("terminal")), "stdin": stdin, "log": {},
             "console_size": [size["height"], size["width"]] if size else None,
         }, {"process.json": process}, "exec")
 

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import gzip
+import io
 import json
 import os
 import selectors
@@ -73,6 +75,104 @@ def report(ready_fd: int, msg: dict) -> bool:
         os.close(ready_fd)
 
 
+class LogWriter:
+    """A container's json-lines log, rotated as dockerd's json-file and local drivers rotate.
+
+    When the file has reached `max_size`, `name.1` .. `name.(max_file-1)` shift
+    up one (the oldest falls off), the file becomes `name.1` (gzipped to
+    `name.1.gz` with `compress`) and a new file is started; with one file it
+    is truncated instead. Like dockerd, the check happens before each line,
+    so a file exceeds `max_size` by at most one line. Compression runs in a
+    forked child, so the container's output keeps flowing meanwhile; the next
+    rotation (and the monitor's exit) waits for it.
+    """
+
+    def __init__(self, cfg: dict) -> None:
+        self.path: str = cfg["path"]
+        self.max_size: int = cfg.get("max_size") or 0
+        self.max_file: int = cfg.get("max_file") or 1
+        self.compress: bool = bool(cfg.get("compress"))
+        self.compressor = 0  # pid of the child gzipping name.1
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        self.file = self.open("ab")
+        self.size = self.file.tell()
+
+    def write(self, lines: list[bytes]) -> None:
+        if self.file.closed:  # a rotation that could not even reopen the file: try again
+            self.file = self.open("ab")
+            self.size = self.file.tell()
+        pending: list[bytes] = []
+        for line in lines:
+            if self.max_size and self.size >= self.max_size:
+                self.file.write(b"".join(pending))
+                pending = []
+                self.rotate()
+            pending.append(line)
+            self.size += len(line)
+        self.file.write(b"".join(pending))
+
+    def rotate(self) -> None:
+        """Start a new file; whatever goes wrong on the way, the log stays open for writing."""
+        self.file.close()
+        try:
+            if self.max_file >= 2:
+                self.shift()
+        finally:
+            self.file = self.open("ab" if self.max_file >= 2 else "wb")
+            self.size = self.file.tell()
+
+    def shift(self) -> None:
+        self.wait_compressor()
+        for i in range(self.max_file - 1, 1, -1):
+            older = f"{self.path}.{i - 1}"
+            for suffix in ("", ".gz"):  # an uncompressed .1 left by a crash mid-compression
+                if os.path.exists(older + suffix):
+                    os.replace(older + suffix, f"{self.path}.{i}{suffix}")
+        os.replace(self.path, f"{self.path}.1")
+        if self.compress:
+            self.compressor = self.spawn_gzip(f"{self.path}.1")
+
+    def open(self, mode: str) -> io.FileIO:
+        """Unbuffered, so each batch of lines reaches the file (and readers) in one write."""
+        return io.FileIO(self.path, mode)  # kept open as long as the container runs
+
+    @staticmethod
+    def spawn_gzip(path: str) -> int:
+        """Fork a child that turns `path` into `path.gz`; it first closes every inherited
+        descriptor, so it holds no container pipe or client socket open."""
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+            with open(path, "rb") as src, gzip.open(path + ".gz.tmp", "wb", compresslevel=1) as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+            os.replace(path + ".gz.tmp", path + ".gz")
+            os.unlink(path)
+            code = 0
+        finally:
+            os._exit(code)
+
+    def wait_compressor(self) -> None:
+        if self.compressor:
+            try:
+                os.waitpid(self.compressor, 0)
+            except ChildProcessError:
+                pass
+            self.compressor = 0
+
+    def reaped(self, pid: int) -> None:
+        """The monitor collected child `pid`: if it was the compressor, its pid may be reused now."""
+        if pid == self.compressor:
+            self.compressor = 0
+
+    def close(self) -> None:
+        self.wait_compressor()
+        self.file.close()
+
+
 class Client:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -100,7 +200,7 @@ class Shim:
         self.exec_mode = self.cfg.get("mode") == "exec"
         self.sel = selectors.DefaultSelector()
         self.clients: list[Client] = []
-        self.log = open(self.cfg["log_path"], "ab", buffering=0) if self.cfg.get("log_path") else None
+        self.log = LogWriter(self.cfg["log"]) if self.cfg.get("log", {}).get("path") else None
         self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
         self.stdin_w: int | None = None
         self.outputs: dict[int, str] = {}
@@ -237,12 +337,15 @@ class Shim:
         self.emit(stream, lines)
 
     def emit(self, stream: str, lines: list[bytes]) -> None:
-        if not lines:
+        if not lines or self.log is None:
             return
         now = rfc3339_ns(time.time_ns())
-        out = b"".join(json.dumps({"log": ln.decode("utf-8", "replace"), "stream": stream, "time": now}).encode()
-                       + b"\n" for ln in lines)
-        self.log.write(out)
+        # byte for byte what dockerd's json-file driver writes (compact, UTF-8 as is)
+        try:
+            self.log.write([json.dumps({"log": ln.decode("utf-8", "replace"), "stream": stream, "time": now},
+                                       ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for ln in lines])
+        except OSError as e:  # a full disk loses log lines, never the monitor (and its container's exit)
+            print(f"writing the log failed: {e}", file=sys.stderr, flush=True)
 
     # ---- clients ------------------------------------------------------
     def on_accept(self, listener: socket.socket) -> None:
@@ -373,6 +476,8 @@ class Shim:
                 return
             if pid == 0:
                 return
+            if self.log is not None:
+                self.log.reaped(pid)
             if pid == self.init_pid:
                 code = os.waitstatus_to_exitcode(status)
                 self.exited(128 - code if code < 0 else code)

@@ -47,6 +47,20 @@ def test_density_reports_per_container_cost() -> None:
     assert _bench_leftovers() <= before
 
 
+def test_logs_reports_read_speed() -> None:
+    before = _bench_leftovers()
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "bench", "logs.py"), "--size-mb", "5"],
+                          check=False, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    match = re.search(r"^pydockd +(\d+) MB +(\d+) lines +full read +\d+\.\d+ s \( *(\d+) lines/s\) +"
+                      r"--tail 5 +\d+\.\d ms +--since \(last 100\) +\d+\.\d ms$", proc.stdout, re.MULTILINE)
+    assert match, proc.stdout
+    assert int(match[1]) == 5 and int(match[2]) > 10_000 and int(match[3]) > 0
+    assert re.search(r"^(dockerd not present|pydockd/dockerd full-read lines/s ratio: \d+\.\d+x)$",
+                     proc.stdout, re.MULTILINE), proc.stdout
+    assert _bench_leftovers() <= before
+
+
 @pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo (the baseline) is not installed")
 def test_pull_throughput_reports_ratio() -> None:
     before = _bench_leftovers()

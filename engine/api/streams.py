@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 
 from ..containers import Attachment
-from ..errors import EngineError, InvalidParameter
-from ..logs import LogEntry, read_logs
+from ..errors import EngineError, InvalidParameter, NotImplementedYet
+from ..logs import LogEntry, read_log_batches
 from ..timeutil import parse_api_time
 from .base import ID, ApiHandler, route
 
@@ -129,11 +129,17 @@ def pump(client: socket.socket, att: Attachment, leftover: bytes = b"",
 
 
 def log_frames(entries: Iterable[LogEntry], tty: bool, timestamps: bool = False) -> Iterator[bytes]:
-    """json-file log entries in the stream format of a container with or without a TTY."""
+    """Log entries in the stream format of a container with or without a TTY."""
     for stream, payload, ts in entries:
         if timestamps:
-            payload = ts.encode() + b" " + payload
-        yield payload if tty else frame(stream, payload)
+            payload = ts + b" " + payload
+        yield payload if tty else struct.pack(">BxxxL", 1 if stream == b"stdout" else 2, len(payload)) + payload
+
+
+def log_chunks(batches: Iterable[list[LogEntry]], tty: bool, timestamps: bool) -> Iterator[bytes]:
+    """One write per batch the reader yields: a write per line costs more than reading it."""
+    for batch in batches:
+        yield b"".join(log_frames(batch, tty, timestamps))
 
 
 class AttachHandler(ApiHandler):
@@ -145,8 +151,9 @@ class AttachHandler(ApiHandler):
             att = await self.run(self.engine.containers.attach, ref, self.q_bool("stdin"), stdout, stderr)
         tty = c["Config"]["Tty"]
         client, leftover = await hijack(self, RAW if tty else MUX)
-        history = log_frames(read_logs(c["LogPath"], stdout=stdout, stderr=stderr), tty) \
-            if self.q_bool("logs") else iter(())
+        log_path = self.engine.containers.log_spec(c).path
+        history = log_chunks(read_log_batches(log_path, stdout=stdout, stderr=stderr), tty, False) \
+            if self.q_bool("logs") and log_path else iter(())
         threading.Thread(target=self._serve, args=(client, att, leftover, history), daemon=True,
                          name="attach").start()
 
@@ -205,6 +212,9 @@ class LogsHandler(ApiHandler):
         tty = c["Config"]["Tty"]
         cid = c["Id"]
         containers = self.engine.containers
+        log_path = containers.log_spec(c).path
+        if not log_path:
+            raise NotImplementedYet("configured logging driver does not support reading")
 
         def is_running() -> bool:
             try:
@@ -213,9 +223,9 @@ class LogsHandler(ApiHandler):
                 return False
 
         def gen(cancel: threading.Event) -> Iterator[bytes]:
-            return log_frames(read_logs(c["LogPath"], stdout=stdout, stderr=stderr, since_ns=since_ns,
-                                        until_ns=until_ns, tail=tail, follow=follow,
-                                        is_running=is_running, cancel=cancel), tty, timestamps)
+            return log_chunks(read_log_batches(log_path, stdout=stdout, stderr=stderr, since_ns=since_ns,
+                                               until_ns=until_ns, tail=tail, follow=follow,
+                                               is_running=is_running, cancel=cancel), tty, timestamps)
 
         await self.send_stream(gen, RAW if tty else MUX)
 
