@@ -7,6 +7,8 @@ XSRF rules) while answering exactly as Docker would.
 """
 from __future__ import annotations
 
+import asyncio
+import json
 from inspect import isawaitable
 from typing import Any
 
@@ -19,6 +21,7 @@ from engine.api import make_routes
 from engine.api.base import ApiHandler
 from engine.config import EngineConfig
 from engine.daemon import Engine
+from engine.rootlock import DataRootInUse
 
 URL_PREFIX = "/pydock"
 
@@ -61,6 +64,20 @@ class JupyterAuthenticated(APIHandler):
         return super().finish(*args, **kwargs)
 
 
+class EngineUnavailable(JupyterAuthenticated):
+    """Every API call while another engine owns the data root: 503 with the reason, as JSON."""
+
+    def initialize(self, reason: str) -> None:  # type: ignore[override]
+        self.reason = reason
+
+    def answer(self, path: str) -> None:
+        self.set_status(503)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": self.reason}) + "\n")
+
+    get = post = put = delete = head = answer  # type: ignore[assignment]
+
+
 class PydockExtension(ExtensionApp):
     name = "pydock_ext"
     extension_url = URL_PREFIX + "/_ping"
@@ -74,17 +91,28 @@ class PydockExtension(ExtensionApp):
                                  "there instead of running an engine inside the Jupyter server.")
 
     engine: Engine | None = None
+    unavailable = ""  # why no engine is served, when the data root belongs to another engine
 
     def initialize_settings(self) -> None:
         if self.daemon_socket:
             self.log.info("pydock: forwarding to pydockd at %s", self.daemon_socket)
             return
-        self.engine = Engine(EngineConfig(data_root=self.data_root, exec_root=self.exec_root))
+        try:
+            engine = Engine(EngineConfig(data_root=self.data_root, exec_root=self.exec_root), program="jupyter server")
+        except DataRootInUse as e:
+            # the owner of the data root keeps it: this server serves no engine rather than fight over it
+            self.log.error("pydock: %s; the Docker API is not served by this Jupyter server", e.message)
+            self.unavailable = e.message
+            return
+        self.engine = engine
         self.engine.start()
         self.settings["pydock_engine"] = self.engine
         self.log.info("pydock engine started (data root %s)", self.data_root)
 
     def initialize_handlers(self) -> None:
+        if self.unavailable:
+            self.handlers.append((URL_PREFIX + r"(/.*)", EngineUnavailable, {"reason": self.unavailable}))
+            return
         if self.engine is None:
             from .proxy import proxy_routes
             self.handlers.extend(proxy_routes(self.daemon_socket))
@@ -93,5 +121,6 @@ class PydockExtension(ExtensionApp):
 
     async def stop_extension(self) -> None:
         # Containers keep running: their monitors do not belong to this process.
+        # Off the loop: closing waits for open streams (logs -f, events), whose handlers need the loop to end.
         if self.engine is not None:
-            self.engine.close()
+            await asyncio.get_running_loop().run_in_executor(None, self.engine.close)

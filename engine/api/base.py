@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import json
 import threading
@@ -194,14 +195,15 @@ class ApiHandler(tornado.web.RequestHandler):
                         return False
 
         def worker() -> None:
+            # tracked until the thread ends, so the engine closes its store only after this stream is gone
             try:
-                for item in gen(cancel):
-                    if cancel.is_set() or not put(item):
-                        return
+                with self.engine.streams.track(cancel):
+                    for item in gen(cancel):
+                        if cancel.is_set() or not put(item):
+                            return
+                    put(done)
             except BaseException as e:  # forwarded to the handler
                 put(e)
-                return
-            put(done)
 
         threading.Thread(target=worker, daemon=True, name="pydock-stream").start()
         while True:
@@ -242,14 +244,19 @@ class ApiHandler(tornado.web.RequestHandler):
             self._stream_cancel.set()
         super().on_connection_close()
 
-    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        """Like `run`, for calls that may block indefinitely (waits)."""
+    async def in_thread(self, fn: Callable[..., T], *args: Any, stream: threading.Event | None = None) -> T:
+        """Like `run`, for calls that may block indefinitely (waits).
+
+        With `stream` (its cancel event) the call counts as an open stream that
+        the engine's shutdown cancels and waits for.
+        """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
 
         def worker() -> None:
             try:
-                res = fn(*args)
+                with self.engine.streams.track(stream) if stream is not None else contextlib.nullcontext():
+                    res = fn(*args)
                 loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(res))
             except BaseException as e:
                 loop.call_soon_threadsafe(lambda err=e: fut.done() or fut.set_exception(err))

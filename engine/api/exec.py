@@ -1,6 +1,7 @@
 """Exec routes: create, start (hijacked like attach unless detached), resize, inspect."""
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 from typing import Any
@@ -9,7 +10,7 @@ from ..containers import Attachment
 from ..errors import EngineError, InvalidParameter
 from ..exec import ExecService, parse_console_size
 from .base import ID, ApiHandler, route
-from .streams import MUX, RAW, frame, hijack, pump
+from .streams import MUX, RAW, Hangup, frame, hijack, pump, run_session
 
 # How long a finished exec's stream waits for its exit to be recorded, so that
 # the client's inspect right after EOF sees the exit code.
@@ -35,12 +36,13 @@ class ExecStartHandler(ApiHandler):
             self.finish()
             return
         client, leftover = await hijack(self, RAW if ec.tty else MUX)
-        threading.Thread(target=_session, args=(execs, ref, console_size, ec.tty, client, leftover),
-                         daemon=True, name="exec").start()
+        serve = functools.partial(_session, execs, ref, console_size, ec.tty, client, leftover)
+        threading.Thread(target=run_session, args=(self.engine.streams, client, serve), daemon=True,
+                         name="exec").start()
 
 
 def _session(execs: ExecService, eid: str, console_size: tuple[int, int] | None, tty: bool,
-             client: socket.socket, leftover: bytes) -> None:
+             client: socket.socket, leftover: bytes, hangup: Hangup) -> None:
     """Start the exec on a hijacked connection; a start error goes into the stream, as Docker does."""
     try:
         att: Attachment | None = execs.start(eid, console_size, attach=True)
@@ -53,6 +55,8 @@ def _session(execs: ExecService, eid: str, console_size: tuple[int, int] | None,
         client.close()
         return
     assert att is not None
+    att.ready.wait()
+    hangup.add(att.sock)
     pump(client, att, leftover, before_close=lambda: execs.wait(eid, EXIT_GRACE))
 
 
