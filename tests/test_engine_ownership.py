@@ -30,11 +30,16 @@ def own_daemon(busybox_tar: str) -> Iterator[Daemon]:
         _cleanup_root(d)
 
 
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
 def _second_pydockd(d: Daemon) -> subprocess.CompletedProcess[str]:
     sock = os.path.join(d.root, "second.sock")
     return subprocess.run([sys.executable, "-m", "engine.pydockd", "--data-root", d.data_root, "--exec-root",
                            d.exec_root, "-H", f"unix://{sock}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+                          cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_second_pydockd_on_a_data_root_is_refused(own_daemon):
@@ -67,7 +72,7 @@ def test_jupyter_on_a_pydockd_data_root_serves_no_engine(own_daemon):
         assert r.status_code == 503
         message = f"data root {own_daemon.data_root} is in use by pid {own_daemon.proc.pid} (pydockd)"
         assert r.json() == {"message": message}
-        assert message in open(os.path.join(own_daemon.root, "jupyter.log")).read()
+        assert message in _read(os.path.join(own_daemon.root, "jupyter.log"))
         assert own_daemon.docker("ps").returncode == 0
     finally:
         server.stop()
@@ -104,7 +109,7 @@ def test_jupyter_shutdown_ends_open_streams_first(busybox_tar):
         started = time.monotonic()
         server.stop()
         assert time.monotonic() - started < 20
-        log = open(os.path.join(root, "jupyter.log")).read()
+        log = _read(os.path.join(root, "jupyter.log"))
         assert "Traceback" not in log, log[-3000:]
         assert "closed database" not in log
         for p in followers[:3]:  # `docker stats` keeps showing the last numbers after its stream ends
