@@ -15,12 +15,13 @@ from typing import Any
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.application import ExtensionApp
 from tornado.web import HTTPError
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 
 from engine.api import make_routes
 from engine.api.base import ApiHandler
 from engine.config import EngineConfig
 from engine.daemon import Engine
+from engine.hostpolicy import OPEN, HostPolicy, NoHostAccess
 from engine.rootlock import DataRootInUse
 
 URL_PREFIX = "/pydock"
@@ -90,6 +91,14 @@ class PydockExtension(ExtensionApp):
                             help="Path of a running pydockd's unix socket: when set, the API is forwarded "
                                  "there instead of running an engine inside the Jupyter server.")
 
+    allow_host_access = Bool(False, config=True,
+                             help="Let the Docker API of this Jupyter server reach the host as Docker does: "
+                                  "privileged containers, the host's namespaces (network, PID, IPC, UTS, user), "
+                                  "host devices, capabilities beyond Docker's default set, bind mounts and "
+                                  "volumes of host paths outside the server's root_dir, builds on the host "
+                                  "network. Off by default, because any of these makes a holder of the "
+                                  "Jupyter token root on the host.")
+
     engine: Engine | None = None
     unavailable = ""  # why no engine is served, when the data root belongs to another engine
 
@@ -115,9 +124,16 @@ class PydockExtension(ExtensionApp):
             return
         if self.engine is None:
             from .proxy import proxy_routes
-            self.handlers.extend(proxy_routes(self.daemon_socket))
+            self.handlers.extend(proxy_routes(self.daemon_socket, self.host_policy()))
             return
-        self.handlers.extend(make_routes(self.engine, prefix=URL_PREFIX, base=JupyterAuthenticated))
+        self.handlers.extend(make_routes(self.engine, prefix=URL_PREFIX, base=JupyterAuthenticated,
+                                         policy=self.host_policy()))
+
+    def host_policy(self) -> HostPolicy:
+        """Docker's behaviour with `allow_host_access`, else nothing beyond the server's root_dir."""
+        if self.allow_host_access:
+            return OPEN
+        return NoHostAccess(self.serverapp.root_dir, "this Jupyter server", "PydockExtension.allow_host_access")
 
     async def stop_extension(self) -> None:
         # Containers keep running: their monitors do not belong to this process.

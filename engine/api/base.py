@@ -22,6 +22,7 @@ import tornado.web
 
 from ..daemon import Engine
 from ..errors import EngineError, InvalidParameter
+from ..hostpolicy import OPEN, HostPolicy
 from ..system import API_VERSION, MIN_API_VERSION
 
 T = TypeVar("T")
@@ -48,10 +49,12 @@ def parse_json(text: str | bytes, what: str) -> Any:
 
 class ApiHandler(tornado.web.RequestHandler):
     engine: Engine
+    policy: HostPolicy
     _stream_cancel: threading.Event | None = None
 
-    def initialize(self, engine: Engine) -> None:
+    def initialize(self, engine: Engine, policy: HostPolicy = OPEN) -> None:
         self.engine = engine
+        self.policy = policy
 
     # ---- headers, versions, errors ----------------------------------
     def set_default_headers(self) -> None:

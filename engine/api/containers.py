@@ -8,6 +8,7 @@ from .base import ID, ApiHandler, route
 class ContainerCreateHandler(ApiHandler):
     async def post(self, version: str | None = None) -> None:
         body = self.json_body()
+        self.policy.check_container_create(body)
         self.send_json(await self.run(self.engine.containers.create, body, self.q_str("name")), 201)
 
 

@@ -19,7 +19,9 @@ EXIT_GRACE = 5.0
 
 class ExecCreateHandler(ApiHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        self.send_json(await self.run(self.engine.execs.create, ref, self.json_body()), 201)
+        body = self.json_body()
+        self.policy.check_exec_create(body)
+        self.send_json(await self.run(self.engine.execs.create, ref, body), 201)
 
 
 class ExecStartHandler(ApiHandler):
