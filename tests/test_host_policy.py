@@ -183,3 +183,44 @@ def test_proxy_mode_applies_the_same_checks(proxy_jupyter, daemon):
     # pydockd itself keeps Docker's behaviour
     out = daemon.docker("run", "--rm", "--privileged", "-v", "/etc:/h:ro", "busybox", "true")
     assert out.returncode == 0, out.stderr
+
+
+# ---- the policy object alone ----------------------------------------------
+@pytest.fixture
+def policy(tmp_path):  # type: ignore[no-untyped-def]
+    from engine.hostpolicy import NoHostAccess
+    (tmp_path / "work").mkdir()
+    return NoHostAccess(str(tmp_path / "work"), "here", "Setting")
+
+
+def test_policy_compares_whole_path_components(policy, tmp_path):
+    from engine.errors import Forbidden
+    policy.check_container_create({"HostConfig": {"Binds": [f"{tmp_path}/work:/w", f"{tmp_path}/work/a/../b:/b"]}})
+    with pytest.raises(Forbidden):  # a sibling whose name starts with the root's name is outside
+        policy.check_container_create({"HostConfig": {"Binds": [f"{tmp_path}/workshop:/w"]}})
+    with pytest.raises(Forbidden):
+        policy.check_volume_create({"DriverOpts": {"type": "none", "o": "rbind", "device": "work"}})
+
+
+def test_policy_reads_values_as_the_engine_does(policy):
+    from engine.errors import Forbidden
+    with pytest.raises(Forbidden, match="Privileged"):
+        policy.check_container_create({"HostConfig": {"Privileged": 1}})
+    policy.check_container_create({"HostConfig": {"CapAdd": ["chown", "CAP_NET_RAW"], "Privileged": False}})
+    policy.check_container_create({"HostConfig": {"CapAdd": ["NOT_A_CAP"], "Binds": "junk"}})  # the engine's 400
+    policy.check_volume_create({"Driver": "local", "DriverOpts": {"type": "tmpfs", "device": "tmpfs"}})
+
+
+def test_forwarded_requests_match_pydockd_routes(policy):
+    from engine.api import check_forwarded
+    from engine.errors import Forbidden
+    body = b'{"HostConfig": {"Privileged": true}}'
+    for path in ("/containers/create", "/v1.41/containers/create"):
+        with pytest.raises(Forbidden):
+            check_forwarded(policy, "POST", path, "name=x", body)
+    check_forwarded(policy, "POST", "/containers/x/start", "", body)
+    check_forwarded(policy, "POST", "/containers/create", "", b"{not json")
+    with pytest.raises(Forbidden):
+        check_forwarded(policy, "POST", "/v1.41/build", "t=x&networkmode=host", b"")
+    with pytest.raises(Forbidden):
+        check_forwarded(policy, "POST", "/containers/abc/exec", "", b'{"Privileged": true, "Cmd": ["sh"]}')
