@@ -21,12 +21,12 @@ class ShuttingDown(EngineError):
 class OpenStreams:
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._open: dict[int, tuple[threading.Event, Callable[[], None] | None]] = {}
+        self._open: dict[int, tuple[threading.Event, Callable[[], object] | None]] = {}
         self._next = 0
         self._closing = False
 
     @contextmanager
-    def track(self, cancel: threading.Event, on_cancel: Callable[[], None] | None = None) -> Iterator[None]:
+    def track(self, cancel: threading.Event, on_cancel: Callable[[], object] | None = None) -> Iterator[None]:
         """Register a stream for the duration of the block.
 
         `cancel` is set when the engine shuts down; `on_cancel` also runs then,

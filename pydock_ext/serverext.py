@@ -133,6 +133,7 @@ class PydockExtension(ExtensionApp):
         """Docker's behaviour with `allow_host_access`, else nothing beyond the server's root_dir."""
         if self.allow_host_access:
             return OPEN
+        assert self.serverapp is not None  # handlers are initialised for a running server only
         return NoHostAccess(self.serverapp.root_dir, "this Jupyter server", "PydockExtension.allow_host_access")
 
     async def stop_extension(self) -> None:
