@@ -124,3 +124,26 @@ def test_jupyter_shutdown_ends_open_streams_first(busybox_tar):
         server.stop()
         _cleanup_mounts(root)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_pydockd_shutdown_ends_open_streams_first(own_daemon):
+    """pydockd closes the engine off its loop: streams, attach included, end and the daemon exits promptly."""
+    cid = own_daemon.docker("run", "-d", "busybox", "sleep", "100", check=True).stdout.strip()
+    followers = [subprocess.Popen([DOCKER, *args], env=own_daemon.env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+                 for args in (("logs", "-f", cid), ("events",), ("wait", cid), ("attach", cid))]
+    try:
+        time.sleep(2)
+        assert all(p.poll() is None for p in followers)
+        started = time.monotonic()
+        own_daemon.stop()
+        assert time.monotonic() - started < 10, "closing must not wait on streams that need the stopped loop"
+        for p in followers:
+            p.wait(timeout=20)
+        log = _read(own_daemon.log_path)
+        assert "Traceback" not in log and "closed database" not in log, log[-3000:]
+    finally:
+        for p in followers:
+            if p.poll() is None:
+                p.kill()
+        own_daemon.start()
