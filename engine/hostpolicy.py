@@ -17,6 +17,7 @@ which answers 400 with Docker's message.
 from __future__ import annotations
 
 import os
+import posixpath
 from typing import Any
 
 from . import mountspec
@@ -123,7 +124,8 @@ class NoHostAccess(HostPolicy):
         if m.get("Type") == "bind":
             source = m.get("Source")
             if isinstance(source, str) and source.startswith("/"):  # a relative one is the engine's 400
-                self._check_host_path(source)
+                # the engine drops `..` lexically before runc resolves symlinks: check that very path
+                self._check_host_path(posixpath.normpath(source))
         elif m.get("Type") == "volume":
             opts = m.get("VolumeOptions")
             config = opts.get("DriverConfig") if isinstance(opts, dict) else None

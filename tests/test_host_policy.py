@@ -200,6 +200,12 @@ def test_policy_compares_whole_path_components(policy, tmp_path):
         policy.check_container_create({"HostConfig": {"Binds": [f"{tmp_path}/workshop:/w"]}})
     with pytest.raises(Forbidden):
         policy.check_volume_create({"DriverOpts": {"type": "none", "o": "rbind", "device": "work"}})
+    # a symlink before `..`: the engine drops `..` first (leaving the root), resolving first would stay inside
+    (tmp_path / "work" / "deep" / "er").mkdir(parents=True)
+    (tmp_path / "work" / "a").symlink_to(tmp_path / "work" / "deep" / "er")
+    with pytest.raises(Forbidden):
+        policy.check_container_create({"HostConfig": {"Mounts": [
+            {"Type": "bind", "Source": f"{tmp_path}/work/a/../../outside", "Target": "/x"}]}})
 
 
 def test_policy_reads_values_as_the_engine_does(policy):
