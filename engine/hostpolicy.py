@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Callable
 from typing import Any
 
 from . import mountspec
@@ -29,11 +30,24 @@ DEVICE_FIELDS = ("Devices", "DeviceRequests", "DeviceCgroupRules")
 BIND_FLAGS = {"bind", "rbind"}
 
 
+class HostAccessRefused(Forbidden):
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class HostPolicy:
     """Docker's behaviour: every request may use the host."""
 
     def check_container_create(self, body: Any) -> None:
         """`POST /containers/create`."""
+
+    def check_container_use(self, container: Callable[[], dict[str, Any]]) -> None:
+        """Exec and attach: `container()` gives the container's inspect data.
+
+        A container made with host access (by pydockd on the same data root,
+        or while host access was allowed) would hand that access on.
+        """
 
     def check_exec_create(self, body: Any) -> None:
         """`POST /containers/{id}/exec`."""
@@ -60,9 +74,9 @@ class NoHostAccess(HostPolicy):
         self.where = where
         self.setting = setting
 
-    def _refuse(self, what: str) -> Forbidden:
-        return Forbidden(f"host access is disabled in {self.where}: {what} "
-                         f"(set {self.setting} = True to allow)")
+    def _refuse(self, what: str) -> HostAccessRefused:
+        return HostAccessRefused(f"host access is disabled in {self.where}: {what} "
+                                 f"(set {self.setting} = True to allow)", what)
 
     def check_container_create(self, body: Any) -> None:
         host = body.get("HostConfig") if isinstance(body, dict) else None
@@ -83,6 +97,12 @@ class NoHostAccess(HostPolicy):
         mounts = host.get("Mounts")
         for m in mounts if isinstance(mounts, list) else []:
             self._check_mount(m)
+
+    def check_container_use(self, container: Callable[[], dict[str, Any]]) -> None:
+        try:
+            self.check_container_create(container())
+        except HostAccessRefused as e:
+            raise self._refuse(f"the container was created with host access ({e.reason})") from None
 
     def check_exec_create(self, body: Any) -> None:
         if isinstance(body, dict) and body.get("Privileged"):

@@ -9,10 +9,12 @@ each response, and the client reconnects as HTTP allows.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
 import socket
 import threading
+import urllib.parse
 from typing import Any
 
 from engine.api import check_forwarded
@@ -46,8 +48,10 @@ class ProxyHandler(JupyterAuthenticated):
         self.policy = policy
 
     async def forward(self, path: str) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            check_forwarded(self.policy, self.request.method or "", path, self.request.query, self.request.body)
+            await loop.run_in_executor(None, check_forwarded, self.policy, self.request.method or "", path,
+                                       self.request.query, self.request.body, self._inspect)
         except EngineError as e:  # refused here, as the in-process API would: nothing reaches pydockd
             self.set_status(e.status)
             self.set_header("Content-Type", "application/json")
@@ -68,6 +72,18 @@ class ProxyHandler(JupyterAuthenticated):
         # the request goes out from the splice thread: a large body must not block the IO loop
         threading.Thread(target=splice, args=(client, upstream, head + self.request.body), daemon=True,
                          name="pydock-proxy").start()
+
+    def _inspect(self, ref: str) -> dict[str, Any]:
+        """A container's inspect data from pydockd, for the host policy; `{}` if pydockd has none."""
+        conn = http.client.HTTPConnection("pydockd")
+        conn.sock = _connect(self.daemon_socket)
+        try:
+            conn.request("GET", f"/containers/{urllib.parse.quote(ref, safe='')}/json")
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        return json.loads(data) if response.status == 200 else {}
 
     get = post = put = delete = head = forward  # type: ignore[assignment]
 

@@ -174,6 +174,9 @@ def test_proxy_mode_applies_the_same_checks(proxy_jupyter, daemon):
     assert cid
     _refused(proxy_jupyter.docker("exec", "--privileged", cid, "true"), "privileged exec is not allowed")
     proxy_jupyter.docker("rm", "-f", cid)
+    privileged = daemon.docker("run", "-d", "--privileged", "busybox", "sleep", "100", check=True).stdout.strip()
+    _refused(proxy_jupyter.docker("exec", privileged, "true"), "the container was created with host access")
+    daemon.docker("rm", "-f", privileged)
     _refused(proxy_jupyter.docker("volume", "create", "-o", "type=none", "-o", "o=bind", "-o", "device=/etc", "v"),
              "bind mounts of host paths outside")
     shared = os.path.join(proxy_jupyter.root, "shared")
@@ -220,13 +223,48 @@ def test_policy_reads_values_as_the_engine_does(policy):
 def test_forwarded_requests_match_pydockd_routes(policy):
     from engine.api import check_forwarded
     from engine.errors import Forbidden
+    containers = {"plain": {"HostConfig": {}}, "priv": {"HostConfig": {"Privileged": True}}}
+
+    def check(path: str, body: bytes = b"{}", query: str = "") -> None:
+        check_forwarded(policy, "POST", path, query, body, lambda ref: containers.get(ref, {}))
+
     body = b'{"HostConfig": {"Privileged": true}}'
     for path in ("/containers/create", "/v1.41/containers/create"):
         with pytest.raises(Forbidden):
-            check_forwarded(policy, "POST", path, "name=x", body)
-    check_forwarded(policy, "POST", "/containers/x/start", "", body)
-    check_forwarded(policy, "POST", "/containers/create", "", b"{not json")
+            check(path, body, "name=x")
+    check("/containers/x/start", body)
+    check("/containers/create", b"{not json")
     with pytest.raises(Forbidden):
-        check_forwarded(policy, "POST", "/v1.41/build", "t=x&networkmode=host", b"")
+        check("/v1.41/build", b"", "t=x&networkmode=host")
     with pytest.raises(Forbidden):
-        check_forwarded(policy, "POST", "/containers/abc/exec", "", b'{"Privileged": true, "Cmd": ["sh"]}')
+        check("/containers/plain/exec", b'{"Privileged": true, "Cmd": ["sh"]}')
+    check("/containers/plain/exec", b'{"Cmd": ["sh"]}')
+    check("/containers/missing/attach?stream=1")
+    for path in ("/containers/priv/exec", "/v1.41/containers/priv/attach"):
+        with pytest.raises(Forbidden, match=r"the container was created with host access \(Privileged"):
+            check(path, b'{"Cmd": ["sh"]}')
+
+
+def test_containers_made_with_host_access_cannot_be_used(busybox_tar):
+    """A privileged container pydockd left in the data root: no exec or attach into it through Jupyter."""
+    from conftest import Daemon
+    root = tempfile.mkdtemp(prefix="pydock-hpx-", dir="/tmp")
+    d = Daemon(root=root, log_path=os.path.join(root, "pydockd.log"))
+    d.env = {**os.environ, "DOCKER_HOST": d.url, "DOCKER_CONFIG": os.path.join(root, "docker-config")}
+    d.start()
+    server = JupyterServer(root)  # the same data root, once pydockd is gone
+    try:
+        d.docker("import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest", check=True)
+        cid = d.docker("run", "-d", "--privileged", "busybox", "sleep", "100", check=True).stdout.strip()
+        d.stop()
+        server.start()
+        what = "the container was created with host access (Privileged containers are not allowed)"
+        _refused(server.docker("exec", cid, "true"), what)
+        out = server.docker("attach", cid)  # the CLI shows only the status of a refused upgrade
+        assert out.returncode != 0 and "received 403" in out.stderr, out.stderr
+        assert server.docker("rm", "-f", cid).returncode == 0
+    finally:
+        server.stop()
+        d.stop()
+        _cleanup_mounts(root)
+        shutil.rmtree(root, ignore_errors=True)

@@ -35,24 +35,41 @@ def make_routes(engine: Engine, prefix: str = "", base: type | None = None,
     return out
 
 
-# requests a host policy inspects, for a server that forwards them to pydockd instead of handling them
-_FORWARDED_CHECKS: list[tuple[re.Pattern[str], Callable[[HostPolicy, bytes], None]]] = [
-    (re.compile(route(r"/containers/create")), lambda p, body: p.check_container_create(_json_or_none(body))),
-    (re.compile(route(rf"/containers/{ID}/exec")), lambda p, body: p.check_exec_create(_json_or_none(body))),
-    (re.compile(route(r"/volumes/create")), lambda p, body: p.check_volume_create(_json_or_none(body))),
+# requests a host policy inspects, for a server that forwards them to pydockd instead of handling them;
+# each check gets the route's match, the body and a way to inspect a container
+_Check = Callable[[HostPolicy, "re.Match[str]", bytes, Callable[[str], dict[str, Any]]], None]
+_FORWARDED_CHECKS: list[tuple[re.Pattern[str], _Check]] = [
+    (re.compile(route(r"/containers/create")),
+     lambda p, m, body, inspect: p.check_container_create(_json_or_none(body))),
+    (re.compile(route(rf"/containers/{ID}/exec")), lambda p, m, body, inspect: _check_exec(p, m["ref"], body, inspect)),
+    (re.compile(route(rf"/containers/{ID}/attach")),
+     lambda p, m, body, inspect: p.check_container_use(lambda: inspect(m["ref"]))),
+    (re.compile(route(r"/volumes/create")),
+     lambda p, m, body, inspect: p.check_volume_create(_json_or_none(body))),
 ]
 
 
-def check_forwarded(policy: HostPolicy, method: str, path: str, query: str, body: bytes) -> None:
-    """Apply `policy` to a request bound for pydockd, matched with the very routes pydockd serves."""
+def _check_exec(policy: HostPolicy, ref: str, body: bytes, inspect: Callable[[str], dict[str, Any]]) -> None:
+    policy.check_exec_create(_json_or_none(body))
+    policy.check_container_use(lambda: inspect(ref))
+
+
+def check_forwarded(policy: HostPolicy, method: str, path: str, query: str, body: bytes,
+                    inspect: Callable[[str], dict[str, Any]]) -> None:
+    """Apply `policy` to a request bound for pydockd, matched with the very routes pydockd serves.
+
+    `inspect` answers a container's inspect data (`{}` when pydockd has no such
+    container: pydockd then answers the request itself with its 404).
+    """
     if method != "POST":
         return
     if re.fullmatch(route(r"/build"), path):
         policy.check_build((urllib.parse.parse_qs(query).get("networkmode") or ["default"])[0])
         return
     for pattern, check in _FORWARDED_CHECKS:
-        if pattern.fullmatch(path):
-            check(policy, body)
+        match = pattern.fullmatch(path)
+        if match:
+            check(policy, match, body, inspect)
             return
 
 

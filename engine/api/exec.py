@@ -21,6 +21,7 @@ class ExecCreateHandler(ApiHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         body = self.json_body()
         self.policy.check_exec_create(body)
+        await self.run(self.policy.check_container_use, lambda: self.engine.containers.get(ref))
         self.send_json(await self.run(self.engine.execs.create, ref, body), 201)
 
 

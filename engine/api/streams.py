@@ -185,6 +185,7 @@ class AttachHandler(ApiHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         stdout, stderr = self.q_bool("stdout"), self.q_bool("stderr")
         c = await self.run(self.engine.containers.get, ref)
+        self.policy.check_container_use(lambda: c)
         att = None
         if self.q_bool("stream"):
             att = await self.run(self.engine.containers.attach, ref, self.q_bool("stdin"), stdout, stderr)
