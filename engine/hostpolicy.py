@@ -28,6 +28,7 @@ from .spec import DEFAULT_CAPS, normalize_caps
 NAMESPACE_MODES = ("PidMode", "IpcMode", "NetworkMode", "UsernsMode", "UTSMode")
 DEVICE_FIELDS = ("Devices", "DeviceRequests", "DeviceCgroupRules")
 BIND_FLAGS = {"bind", "rbind"}
+MAX_SHARING_DEPTH = 8
 
 
 class HostAccessRefused(Forbidden):
@@ -47,6 +48,12 @@ class HostPolicy:
 
         A container made with host access (by pydockd on the same data root,
         or while host access was allowed) would hand that access on.
+        """
+
+    def check_container_sharing(self, body: Any, inspect: Callable[[str], dict[str, Any]]) -> None:
+        """`POST /containers/create` again: the containers whose namespaces or volumes it would share.
+
+        `inspect` gives a container's inspect data by reference (`{}` if there is none).
         """
 
     def check_exec_create(self, body: Any) -> None:
@@ -103,6 +110,25 @@ class NoHostAccess(HostPolicy):
             self.check_container_create(container())
         except HostAccessRefused as e:
             raise self._refuse(f"the container was created with host access ({e.reason})") from None
+
+    def check_container_sharing(self, body: Any, inspect: Callable[[str], dict[str, Any]],
+                                depth: int = 0) -> None:
+        """`--network container:X` of a host-network X is the host's network; `--volumes-from X` gets X's binds.
+
+        Followed through containers that share in turn, a few levels deep.
+        """
+        host = body.get("HostConfig") if isinstance(body, dict) else None
+        if not isinstance(host, dict) or depth > MAX_SHARING_DEPTH:
+            return
+        refs = [mode.removeprefix("container:") for mode in (host.get(key) for key in NAMESPACE_MODES)
+                if isinstance(mode, str) and mode.startswith("container:")]
+        volumes_from = host.get("VolumesFrom")
+        refs += [spec.split(":")[0] for spec in volumes_from if isinstance(spec, str)] \
+            if isinstance(volumes_from, list) else []
+        for ref in refs:
+            other = inspect(ref)
+            self.check_container_use(lambda: other)  # noqa: B023 (called at once)
+            self.check_container_sharing(other, inspect, depth + 1)
 
     def check_exec_create(self, body: Any) -> None:
         if isinstance(body, dict) and body.get("Privileged"):

@@ -233,6 +233,8 @@ def test_forwarded_requests_match_pydockd_routes(policy):
         with pytest.raises(Forbidden):
             check(path, body, "name=x")
     check("/containers/x/start", body)
+    with pytest.raises(Forbidden, match="created with host access"):
+        check("/containers/create", b'{"HostConfig": {"NetworkMode": "container:priv"}}')
     check("/containers/create", b"{not json")
     with pytest.raises(Forbidden):
         check("/v1.41/build", b"", "t=x&networkmode=host")
@@ -243,6 +245,16 @@ def test_forwarded_requests_match_pydockd_routes(policy):
     for path in ("/containers/priv/exec", "/v1.41/containers/priv/attach"):
         with pytest.raises(Forbidden, match=r"the container was created with host access \(Privileged"):
             check(path, b'{"Cmd": ["sh"]}')
+
+
+def test_sharing_is_followed_through_containers(policy):
+    from engine.errors import Forbidden
+    containers = {"a": {"HostConfig": {"NetworkMode": "container:b"}}, "b": {"HostConfig": {"NetworkMode": "host"}},
+                  "loop": {"HostConfig": {"IpcMode": "container:loop"}}}
+    with pytest.raises(Forbidden, match="NetworkMode host"):
+        policy.check_container_sharing({"HostConfig": {"PidMode": "container:a"}}, lambda r: containers.get(r, {}))
+    policy.check_container_sharing({"HostConfig": {"VolumesFrom": ["loop", "missing"]}},
+                                   lambda r: containers.get(r, {}))
 
 
 def test_containers_made_with_host_access_cannot_be_used(busybox_tar):
@@ -256,10 +268,19 @@ def test_containers_made_with_host_access_cannot_be_used(busybox_tar):
     try:
         d.docker("import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest", check=True)
         cid = d.docker("run", "-d", "--privileged", "busybox", "sleep", "100", check=True).stdout.strip()
+        d.docker("run", "-d", "--name", "hostnet", "--network", "host", "busybox", "sleep", "100", check=True)
+        d.docker("create", "--name", "binder", "-v", "/etc:/h", "busybox", "true", check=True)
         d.stop()
         server.start()
         what = "the container was created with host access (Privileged containers are not allowed)"
         _refused(server.docker("exec", cid, "true"), what)
+        _refused(server.docker("create", "--network", "container:hostnet", "busybox", "true"),
+                 "the container was created with host access (NetworkMode host is not allowed)")
+        _refused(server.docker("create", "--volumes-from", "binder:ro", "busybox", "true"),
+                 "the container was created with host access (bind mounts of host paths outside")
+        out = server.docker("create", "--volumes-from", "nope", "busybox", "true")
+        assert "host access" not in out.stderr and out.returncode != 0
+        assert server.docker("rm", "-f", "hostnet", "binder").returncode == 0
         out = server.docker("attach", cid)  # the CLI shows only the status of a refused upgrade
         assert out.returncode != 0 and "received 403" in out.stderr, out.stderr
         assert server.docker("rm", "-f", cid).returncode == 0

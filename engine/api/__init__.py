@@ -39,14 +39,19 @@ def make_routes(engine: Engine, prefix: str = "", base: type | None = None,
 # each check gets the route's match, the body and a way to inspect a container
 _Check = Callable[[HostPolicy, "re.Match[str]", bytes, Callable[[str], dict[str, Any]]], None]
 _FORWARDED_CHECKS: list[tuple[re.Pattern[str], _Check]] = [
-    (re.compile(route(r"/containers/create")),
-     lambda p, m, body, inspect: p.check_container_create(_json_or_none(body))),
+    (re.compile(route(r"/containers/create")), lambda p, m, body, inspect: _check_create(p, body, inspect)),
     (re.compile(route(rf"/containers/{ID}/exec")), lambda p, m, body, inspect: _check_exec(p, m["ref"], body, inspect)),
     (re.compile(route(rf"/containers/{ID}/attach")),
      lambda p, m, body, inspect: p.check_container_use(lambda: inspect(m["ref"]))),
     (re.compile(route(r"/volumes/create")),
      lambda p, m, body, inspect: p.check_volume_create(_json_or_none(body))),
 ]
+
+
+def _check_create(policy: HostPolicy, body: bytes, inspect: Callable[[str], dict[str, Any]]) -> None:
+    request = _json_or_none(body)
+    policy.check_container_create(request)
+    policy.check_container_sharing(request, inspect)
 
 
 def _check_exec(policy: HostPolicy, ref: str, body: bytes, inspect: Callable[[str], dict[str, Any]]) -> None:
