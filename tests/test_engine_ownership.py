@@ -147,3 +147,39 @@ def test_pydockd_shutdown_ends_open_streams_first(own_daemon):
             if p.poll() is None:
                 p.kill()
         own_daemon.start()
+
+
+def test_open_streams_are_cancelled_and_awaited():
+    import threading
+
+    from engine.openstreams import OpenStreams, ShuttingDown
+    streams = OpenStreams()
+    cancel, woken, stuck_cancel = threading.Event(), threading.Event(), threading.Event()
+
+    def polite() -> None:
+        with streams.track(cancel, woken.set):
+            cancel.wait(10)
+
+    def stuck() -> None:
+        with streams.track(stuck_cancel):
+            time.sleep(1.5)  # ignores its cancel for a while
+
+    threads = [threading.Thread(target=polite), threading.Thread(target=stuck)]
+    for t in threads:
+        t.start()
+    time.sleep(0.1)
+    assert streams.end_all(timeout=0.3) == 1  # the polite one ended, the stuck one outlived the grace
+    assert woken.is_set() and stuck_cancel.is_set()
+    with pytest.raises(ShuttingDown), streams.track(threading.Event()):
+        pass
+    for t in threads:
+        t.join()
+
+
+def test_data_root_lock_is_released_on_close(tmp_path):
+    from engine.rootlock import DataRootInUse, DataRootLock
+    first = DataRootLock(str(tmp_path), "first")
+    with pytest.raises(DataRootInUse, match=rf"data root {tmp_path} is in use by pid {os.getpid()} \(first\)"):
+        DataRootLock(str(tmp_path), "second")
+    first.release()
+    DataRootLock(str(tmp_path), "second").release()
