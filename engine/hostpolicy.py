@@ -44,7 +44,7 @@ class HostPolicy:
         """`POST /containers/create`."""
 
     def check_container_use(self, container: Callable[[], dict[str, Any]]) -> None:
-        """Exec and attach: `container()` gives the container's inspect data.
+        """Exec, attach, start, restart and copying files in: `container()` gives the container's inspect data.
 
         A container made with host access (by pydockd on the same data root,
         or while host access was allowed) would hand that access on.

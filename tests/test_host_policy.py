@@ -242,9 +242,13 @@ def test_forwarded_requests_match_pydockd_routes(policy):
         check("/containers/plain/exec", b'{"Privileged": true, "Cmd": ["sh"]}')
     check("/containers/plain/exec", b'{"Cmd": ["sh"]}')
     check("/containers/missing/attach?stream=1")
-    for path in ("/containers/priv/exec", "/v1.41/containers/priv/attach"):
+    for path in ("/containers/priv/exec", "/v1.41/containers/priv/attach", "/containers/priv/start",
+                 "/containers/priv/restart"):
         with pytest.raises(Forbidden, match=r"the container was created with host access \(Privileged"):
             check(path, b'{"Cmd": ["sh"]}')
+    with pytest.raises(Forbidden):
+        check_forwarded(policy, "PUT", "/containers/priv/archive", "path=/tmp", b"tar", containers.__getitem__)
+    check_forwarded(policy, "GET", "/containers/priv/archive", "path=/tmp", b"", containers.__getitem__)
 
 
 def test_sharing_is_followed_through_containers(policy):
@@ -278,6 +282,13 @@ def test_containers_made_with_host_access_cannot_be_used(busybox_tar):
                  "the container was created with host access (NetworkMode host is not allowed)")
         _refused(server.docker("create", "--volumes-from", "binder:ro", "busybox", "true"),
                  "the container was created with host access (bind mounts of host paths outside")
+        _refused(server.docker("start", "binder"),
+                 "the container was created with host access (bind mounts of host paths outside")
+        _refused(server.docker("restart", cid), what)
+        note = os.path.join(root, "note")
+        with open(note, "w") as f:
+            f.write("x\n")
+        _refused(server.docker("cp", note, f"{cid}:/tmp/note"), what)
         out = server.docker("create", "--volumes-from", "nope", "busybox", "true")
         assert "host access" not in out.stderr and out.returncode != 0
         assert server.docker("rm", "-f", "hostnet", "binder").returncode == 0

@@ -41,7 +41,7 @@ _Check = Callable[[HostPolicy, "re.Match[str]", bytes, Callable[[str], dict[str,
 _FORWARDED_CHECKS: list[tuple[re.Pattern[str], _Check]] = [
     (re.compile(route(r"/containers/create")), lambda p, m, body, inspect: _check_create(p, body, inspect)),
     (re.compile(route(rf"/containers/{ID}/exec")), lambda p, m, body, inspect: _check_exec(p, m["ref"], body, inspect)),
-    (re.compile(route(rf"/containers/{ID}/attach")),
+    (re.compile(route(rf"/containers/{ID}/(?:attach|start|restart|archive)")),
      lambda p, m, body, inspect: p.check_container_use(lambda: inspect(m["ref"]))),
     (re.compile(route(r"/volumes/create")),
      lambda p, m, body, inspect: p.check_volume_create(_json_or_none(body))),
@@ -66,7 +66,7 @@ def check_forwarded(policy: HostPolicy, method: str, path: str, query: str, body
     `inspect` answers a container's inspect data (`{}` when pydockd has no such
     container: pydockd then answers the request itself with its 404).
     """
-    if method != "POST":
+    if method not in ("POST", "PUT"):
         return
     if re.fullmatch(route(r"/build"), path):
         policy.check_build((urllib.parse.parse_qs(query).get("networkmode") or ["default"])[0])

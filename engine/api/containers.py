@@ -42,6 +42,7 @@ class _NoContent(ApiHandler):
 
 class ContainerStartHandler(_NoContent):
     async def post(self, version: str | None = None, ref: str = "") -> None:
+        await self.run(self.policy.check_container_use, lambda: self.engine.containers.get(ref))
         await self.run(self.engine.containers.start, ref)
         self.done()
 
@@ -54,6 +55,7 @@ class ContainerStopHandler(_NoContent):
 
 class ContainerRestartHandler(_NoContent):
     async def post(self, version: str | None = None, ref: str = "") -> None:
+        await self.run(self.policy.check_container_use, lambda: self.engine.containers.get(ref))
         await self.in_thread(self.engine.containers.restart, ref, self.q_int("t"))
         self.done()
 
