@@ -5,6 +5,7 @@ the collaborators it needs, so they can be tested and replaced one by one.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -22,21 +23,37 @@ from .images import ImageService
 from .layers import LayerStore
 from .mounts import is_mountpoint
 from .network import NetworkService
+from .openstreams import OpenStreams
 from .registry import AuthConfig
+from .rootlock import DataRootLock
 from .runtime import Runtime
 from .stats import StatsService
 from .store import BlobStore, MetaStore
 from .system import SystemService
 from .volumes import VolumeService
 
+log = logging.getLogger(__name__)
+# how long shutting down waits for open streams (logs -f, events, ...) to end
+STREAMS_GRACE = 5.0
+
 
 class Engine:
-    def __init__(self, cfg: EngineConfig) -> None:
+    def __init__(self, cfg: EngineConfig, program: str = "pydock") -> None:
+        """`program` names this engine's host in the data root's lock, for the error a second engine gets."""
+        self.root_lock = DataRootLock(cfg.data_root, program)
+        try:
+            self._build(cfg)
+        except BaseException:
+            self.root_lock.release()
+            raise
+
+    def _build(self, cfg: EngineConfig) -> None:
         cfg.ensure_dirs()
         self.cfg = cfg
         self.meta = MetaStore(cfg.db_path)
         self.blobs = BlobStore(cfg.blobs_dir, cfg.tmp_dir)
         self.events = EventBus()
+        self.streams = OpenStreams()
         self.layers = LayerStore(cfg.layers_dir, self.meta, self.blobs)
         self.images = ImageService(self.meta, self.blobs, self.layers, self.events, cfg.tmp_dir)
         self.distribution = DistributionService(cfg, self.meta, self.blobs, self.layers, self.images, self.events)
@@ -95,6 +112,11 @@ class Engine:
                 shutil.rmtree(path, ignore_errors=True)
 
     def close(self) -> None:
+        """End the open streams first: they read the store, which closes last."""
+        left = self.streams.end_all(STREAMS_GRACE)
+        if left:
+            log.warning("%d API streams still open after %.0f s; closing the store anyway", left, STREAMS_GRACE)
         self.network.close()
         self.runtime.close()
         self.meta.close()
+        self.root_lock.release()

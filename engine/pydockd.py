@@ -16,6 +16,7 @@ import tornado.netutil
 from .api import make_app
 from .config import EngineConfig
 from .daemon import Engine
+from .rootlock import DataRootInUse
 
 DEFAULT_SOCKET = "/run/pydock/pydock.sock"
 
@@ -102,10 +103,13 @@ def listen_unix(path: str) -> socket.socket:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    engine = Engine(EngineConfig(data_root=args.data_root, exec_root=args.exec_root,
-                                 insecure_registries=tuple(args.insecure_registry),
-                                 registry_mirrors=tuple(args.registry_mirror), certs_dir=args.certs_dir,
-                                 bip=args.bip))
+    try:
+        engine = Engine(EngineConfig(data_root=args.data_root, exec_root=args.exec_root,
+                                     insecure_registries=tuple(args.insecure_registry),
+                                     registry_mirrors=tuple(args.registry_mirror), certs_dir=args.certs_dir,
+                                     bip=args.bip), program="pydockd")
+    except DataRootInUse as e:
+        raise SystemExit(f"pydockd: {e.message}") from None
     await asyncio.get_running_loop().run_in_executor(None, engine.start)
     server = tornado.httpserver.HTTPServer(make_app(engine), max_body_size=1 << 40, idle_connection_timeout=None)
     if not args.host.startswith("unix://"):
@@ -121,7 +125,8 @@ async def serve(args: argparse.Namespace) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     server.stop()
-    engine.close()  # containers keep running: their shims do not belong to us
+    # off the loop: closing waits for open streams, whose handlers need the loop to end
+    await loop.run_in_executor(None, engine.close)  # containers keep running: their shims do not belong to us
 
 
 def main(argv: list[str] | None = None) -> None:

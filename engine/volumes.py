@@ -46,7 +46,7 @@ LIST_FILTERS = {"dangling", "name", "driver", "label"}
 PRUNE_FILTERS = {"label", "label!", "all"}
 # mount(8) option words that are flags, not filesystem data
 _MS = {"ro": 1, "nosuid": 2, "nodev": 4, "noexec": 8, "sync": 16, "dirsync": 128, "noatime": 1024,
-       "nodiratime": 2048, "relatime": 1 << 21, "strictatime": 1 << 24}
+       "nodiratime": 2048, "relatime": 1 << 21, "strictatime": 1 << 24, "bind": 4096, "rbind": 4096 | 16384}
 _MS_CLEAR = {"rw", "suid", "dev", "exec", "async", "atime", "diratime", "defaults"}
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 

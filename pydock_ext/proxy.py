@@ -9,13 +9,18 @@ each response, and the client reconnects as HTTP allows.
 from __future__ import annotations
 
 import asyncio
+import http.client
+import json
 import os
 import socket
 import threading
+import urllib.parse
 from typing import Any
 
+from engine.api import check_forwarded
 from engine.api.streams import splice
 from engine.errors import EngineError
+from engine.hostpolicy import HostPolicy
 
 from .serverext import URL_PREFIX, JupyterAuthenticated
 
@@ -36,11 +41,22 @@ def _connect(path: str) -> socket.socket:
 
 class ProxyHandler(JupyterAuthenticated):
     daemon_socket: str
+    policy: HostPolicy
 
-    def initialize(self, daemon_socket: str) -> None:  # type: ignore[override]
+    def initialize(self, daemon_socket: str, policy: HostPolicy) -> None:  # type: ignore[override]
         self.daemon_socket = daemon_socket
+        self.policy = policy
 
     async def forward(self, path: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, check_forwarded, self.policy, self.request.method or "", path,
+                                       self.request.query, self.request.body, self._inspect)
+        except EngineError as e:  # refused here, as the in-process API would: nothing reaches pydockd
+            self.set_status(e.status)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"message": e.message}) + "\n")
+            return
         upstream = await asyncio.get_running_loop().run_in_executor(None, _connect, self.daemon_socket)
         query = self.request.query
         lines = [f"{self.request.method} {path}{'?' + query if query else ''} HTTP/1.1", "Host: pydockd"]
@@ -57,8 +73,20 @@ class ProxyHandler(JupyterAuthenticated):
         threading.Thread(target=splice, args=(client, upstream, head + self.request.body), daemon=True,
                          name="pydock-proxy").start()
 
+    def _inspect(self, ref: str) -> dict[str, Any]:
+        """A container's inspect data from pydockd, for the host policy; `{}` if pydockd has none."""
+        conn = http.client.HTTPConnection("pydockd")
+        conn.sock = _connect(self.daemon_socket)
+        try:
+            conn.request("GET", f"/containers/{urllib.parse.quote(ref, safe='')}/json")
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        return json.loads(data) if response.status == 200 else {}
+
     get = post = put = delete = head = forward  # type: ignore[assignment]
 
 
-def proxy_routes(daemon_socket: str) -> list[tuple[str, type, dict[str, Any]]]:
-    return [(URL_PREFIX + r"(/.*)", ProxyHandler, {"daemon_socket": daemon_socket})]
+def proxy_routes(daemon_socket: str, policy: HostPolicy) -> list[tuple[str, type, dict[str, Any]]]:
+    return [(URL_PREFIX + r"(/.*)", ProxyHandler, {"daemon_socket": daemon_socket, "policy": policy})]

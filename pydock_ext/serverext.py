@@ -7,18 +7,22 @@ XSRF rules) while answering exactly as Docker would.
 """
 from __future__ import annotations
 
+import asyncio
+import json
 from inspect import isawaitable
 from typing import Any
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.application import ExtensionApp
 from tornado.web import HTTPError
-from traitlets import Unicode
+from traitlets import Bool, Unicode
 
 from engine.api import make_routes
 from engine.api.base import ApiHandler
 from engine.config import EngineConfig
 from engine.daemon import Engine
+from engine.hostpolicy import OPEN, HostPolicy, NoHostAccess
+from engine.rootlock import DataRootInUse
 
 URL_PREFIX = "/pydock"
 
@@ -61,6 +65,20 @@ class JupyterAuthenticated(APIHandler):
         return super().finish(*args, **kwargs)
 
 
+class EngineUnavailable(JupyterAuthenticated):
+    """Every API call while another engine owns the data root: 503 with the reason, as JSON."""
+
+    def initialize(self, reason: str) -> None:  # type: ignore[override]
+        self.reason = reason
+
+    def answer(self, path: str) -> None:
+        self.set_status(503)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": self.reason}) + "\n")
+
+    get = post = put = delete = head = answer  # type: ignore[assignment]
+
+
 class PydockExtension(ExtensionApp):
     name = "pydock_ext"
     extension_url = URL_PREFIX + "/_ping"
@@ -73,25 +91,53 @@ class PydockExtension(ExtensionApp):
                             help="Path of a running pydockd's unix socket: when set, the API is forwarded "
                                  "there instead of running an engine inside the Jupyter server.")
 
+    allow_host_access = Bool(False, config=True,
+                             help="Let the Docker API of this Jupyter server reach the host as Docker does: "
+                                  "privileged containers, the host's namespaces (network, PID, IPC, UTS, user), "
+                                  "host devices, capabilities beyond Docker's default set, bind mounts and "
+                                  "volumes of host paths outside the server's root_dir, builds on the host "
+                                  "network. Off by default, because any of these makes a holder of the "
+                                  "Jupyter token root on the host.")
+
     engine: Engine | None = None
+    unavailable = ""  # why no engine is served, when the data root belongs to another engine
 
     def initialize_settings(self) -> None:
         if self.daemon_socket:
             self.log.info("pydock: forwarding to pydockd at %s", self.daemon_socket)
             return
-        self.engine = Engine(EngineConfig(data_root=self.data_root, exec_root=self.exec_root))
+        try:
+            engine = Engine(EngineConfig(data_root=self.data_root, exec_root=self.exec_root), program="jupyter server")
+        except DataRootInUse as e:
+            # the owner of the data root keeps it: this server serves no engine rather than fight over it
+            self.log.error("pydock: %s; the Docker API is not served by this Jupyter server", e.message)
+            self.unavailable = e.message
+            return
+        self.engine = engine
         self.engine.start()
         self.settings["pydock_engine"] = self.engine
         self.log.info("pydock engine started (data root %s)", self.data_root)
 
     def initialize_handlers(self) -> None:
+        if self.unavailable:
+            self.handlers.append((URL_PREFIX + r"(/.*)", EngineUnavailable, {"reason": self.unavailable}))
+            return
         if self.engine is None:
             from .proxy import proxy_routes
-            self.handlers.extend(proxy_routes(self.daemon_socket))
+            self.handlers.extend(proxy_routes(self.daemon_socket, self.host_policy()))
             return
-        self.handlers.extend(make_routes(self.engine, prefix=URL_PREFIX, base=JupyterAuthenticated))
+        self.handlers.extend(make_routes(self.engine, prefix=URL_PREFIX, base=JupyterAuthenticated,
+                                         policy=self.host_policy()))
+
+    def host_policy(self) -> HostPolicy:
+        """Docker's behaviour with `allow_host_access`, else nothing beyond the server's root_dir."""
+        if self.allow_host_access:
+            return OPEN
+        assert self.serverapp is not None  # handlers are initialised for a running server only
+        return NoHostAccess(self.serverapp.root_dir, "this Jupyter server", "PydockExtension.allow_host_access")
 
     async def stop_extension(self) -> None:
         # Containers keep running: their monitors do not belong to this process.
+        # Off the loop: closing waits for open streams (logs -f, events), whose handlers need the loop to end.
         if self.engine is not None:
-            self.engine.close()
+            await asyncio.get_running_loop().run_in_executor(None, self.engine.close)

@@ -30,6 +30,7 @@ class JupyterServer:
         self.extra_args = extra_args
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.start_timeout = 60.0  # seconds until the extension must answer its ping
         self.docker_config = os.path.join(root, "docker-config")
         os.makedirs(self.docker_config, exist_ok=True)
         with open(os.path.join(self.docker_config, "config.json"), "w") as f:
@@ -53,7 +54,7 @@ class JupyterServer:
              *self.extra_args],
             cwd=self.root, stdout=log, stderr=log, start_new_session=True,
             env={**os.environ, "PYTHONPATH": REPO})
-        deadline = time.time() + 60
+        deadline = time.time() + self.start_timeout
         while time.time() < deadline:
             try:
                 r = requests.get(self.base + "pydock/_ping", headers={"Authorization": f"token {TOKEN}"}, timeout=2)

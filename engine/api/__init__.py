@@ -1,30 +1,89 @@
 """Docker Engine API routes as tornado handlers, mountable under any prefix."""
 from __future__ import annotations
 
+import json
+import re
+import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 import tornado.web
 
 from ..daemon import Engine
+from ..hostpolicy import OPEN, HostPolicy
 from . import archive, build, containers, distribution, imagearchive, images, stats, streams, system
 from . import network, update, volumes
 from . import exec as exec_routes
+from .base import ID, route
 
 
-def make_routes(engine: Engine, prefix: str = "", base: type | None = None) -> list[tuple[str, type, dict[str, Any]]]:
+def make_routes(engine: Engine, prefix: str = "", base: type | None = None,
+                policy: HostPolicy = OPEN) -> list[tuple[str, type, dict[str, Any]]]:
     """All API routes under `prefix`.
 
     `base`, when given, is mixed in front of every handler class: the Jupyter
     extension passes its authenticated handler base so the same handlers run
-    behind Jupyter's login without copies.
+    behind Jupyter's login without copies. `policy` limits what requests may
+    ask of the host (pydockd: none, as Docker).
     """
     out = []
     for module in (system, imagearchive, distribution, images, containers, streams, archive, stats, build, update,
                    network, volumes, exec_routes):
         for pattern, handler in module.ROUTES:
             cls = type(handler.__name__, (base, handler), {}) if base else handler
-            out.append((prefix + pattern, cls, {"engine": engine}))
+            out.append((prefix + pattern, cls, {"engine": engine, "policy": policy}))
     return out
+
+
+# requests a host policy inspects, for a server that forwards them to pydockd instead of handling them;
+# each check gets the route's match, the body and a way to inspect a container
+_Check = Callable[[HostPolicy, "re.Match[str]", bytes, Callable[[str], dict[str, Any]]], None]
+_FORWARDED_CHECKS: list[tuple[re.Pattern[str], _Check]] = [
+    (re.compile(route(r"/containers/create")), lambda p, m, body, inspect: _check_create(p, body, inspect)),
+    (re.compile(route(rf"/containers/{ID}/exec")), lambda p, m, body, inspect: _check_exec(p, m["ref"], body, inspect)),
+    (re.compile(route(rf"/containers/{ID}/(?:attach|start|restart|archive)")),
+     lambda p, m, body, inspect: p.check_container_use(lambda: inspect(m["ref"]))),
+    (re.compile(route(r"/volumes/create")),
+     lambda p, m, body, inspect: p.check_volume_create(_json_or_none(body))),
+]
+
+
+def _check_create(policy: HostPolicy, body: bytes, inspect: Callable[[str], dict[str, Any]]) -> None:
+    request = _json_or_none(body)
+    policy.check_container_create(request)
+    policy.check_container_sharing(request, inspect)
+
+
+def _check_exec(policy: HostPolicy, ref: str, body: bytes, inspect: Callable[[str], dict[str, Any]]) -> None:
+    policy.check_exec_create(_json_or_none(body))
+    policy.check_container_use(lambda: inspect(ref))
+
+
+def check_forwarded(policy: HostPolicy, method: str, path: str, query: str, body: bytes,
+                    inspect: Callable[[str], dict[str, Any]]) -> None:
+    """Apply `policy` to a request bound for pydockd, matched with the very routes pydockd serves.
+
+    `inspect` answers a container's inspect data (`{}` when pydockd has no such
+    container: pydockd then answers the request itself with its 404).
+    """
+    if method not in ("POST", "PUT"):
+        return
+    if re.fullmatch(route(r"/build"), path):
+        policy.check_build((urllib.parse.parse_qs(query).get("networkmode") or ["default"])[0])
+        return
+    for pattern, check in _FORWARDED_CHECKS:
+        match = pattern.fullmatch(path)
+        if match:
+            check(policy, match, body, inspect)
+            return
+
+
+def _json_or_none(body: bytes) -> Any:
+    """A body pydockd cannot parse is refused there with 400: nothing for the policy to look at."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
 
 
 class NotFoundHandler(tornado.web.RequestHandler):

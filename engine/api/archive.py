@@ -83,6 +83,8 @@ class ArchiveHandler(UploadHandler, _TarStream):
         self.finish()
 
     async def put(self, version: str | None = None, ref: str = "") -> None:
+        # files copied into a container with host access would run with it at its next start
+        await self.run(self.policy.check_container_use, lambda: self.engine.containers.get(ref))
         await self.in_thread(self.engine.archive.put_archive, ref, self.path_arg(), self.body_file(),
                              self.q_bool("noOverwriteDirNonDir"), self.q_bool("copyUIDGID"))
         self.finish()

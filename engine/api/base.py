@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import json
 import threading
@@ -21,6 +22,7 @@ import tornado.web
 
 from ..daemon import Engine
 from ..errors import EngineError, InvalidParameter
+from ..hostpolicy import OPEN, HostPolicy
 from ..system import API_VERSION, MIN_API_VERSION
 
 T = TypeVar("T")
@@ -47,10 +49,12 @@ def parse_json(text: str | bytes, what: str) -> Any:
 
 class ApiHandler(tornado.web.RequestHandler):
     engine: Engine
+    policy: HostPolicy
     _stream_cancel: threading.Event | None = None
 
-    def initialize(self, engine: Engine) -> None:
+    def initialize(self, engine: Engine, policy: HostPolicy = OPEN) -> None:
         self.engine = engine
+        self.policy = policy
 
     # ---- headers, versions, errors ----------------------------------
     def set_default_headers(self) -> None:
@@ -194,14 +198,15 @@ class ApiHandler(tornado.web.RequestHandler):
                         return False
 
         def worker() -> None:
+            # tracked until the thread ends, so the engine closes its store only after this stream is gone
             try:
-                for item in gen(cancel):
-                    if cancel.is_set() or not put(item):
-                        return
+                with self.engine.streams.track(cancel):
+                    for item in gen(cancel):
+                        if cancel.is_set() or not put(item):
+                            return
+                    put(done)
             except BaseException as e:  # forwarded to the handler
                 put(e)
-                return
-            put(done)
 
         threading.Thread(target=worker, daemon=True, name="pydock-stream").start()
         while True:
@@ -242,14 +247,19 @@ class ApiHandler(tornado.web.RequestHandler):
             self._stream_cancel.set()
         super().on_connection_close()
 
-    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        """Like `run`, for calls that may block indefinitely (waits)."""
+    async def in_thread(self, fn: Callable[..., T], *args: Any, stream: threading.Event | None = None) -> T:
+        """Like `run`, for calls that may block indefinitely (waits).
+
+        With `stream` (its cancel event) the call counts as an open stream that
+        the engine's shutdown cancels and waits for.
+        """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
 
         def worker() -> None:
             try:
-                res = fn(*args)
+                with self.engine.streams.track(stream) if stream is not None else contextlib.nullcontext():
+                    res = fn(*args)
                 loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(res))
             except BaseException as e:
                 loop.call_soon_threadsafe(lambda err=e: fut.done() or fut.set_exception(err))

@@ -63,6 +63,7 @@ class BuildHandler(UploadHandler):
             network=network)
 
     async def post(self, version: str | None = None) -> None:
+        self.policy.check_build(self.q_str("networkmode", "default"))
         options = self._options()
         for tag in options.tags:
             await self.run(_check_tag, tag)

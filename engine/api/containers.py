@@ -1,14 +1,26 @@
 """Container lifecycle routes (streams live in streams.py)."""
 from __future__ import annotations
 
-from ..errors import InvalidParameter
+from typing import Any
+
+from ..errors import InvalidParameter, NotFound
 from .base import ID, ApiHandler, route
 
 
 class ContainerCreateHandler(ApiHandler):
     async def post(self, version: str | None = None) -> None:
         body = self.json_body()
+        self.policy.check_container_create(body)
+        await self.run(self.policy.check_container_sharing, body, self._inspect_or_empty)
         self.send_json(await self.run(self.engine.containers.create, body, self.q_str("name")), 201)
+
+
+    def _inspect_or_empty(self, ref: str) -> dict[str, Any]:
+        """A missing container is the engine's own error to report, not the policy's."""
+        try:
+            return self.engine.containers.get(ref)
+        except NotFound:
+            return {}
 
 
 class ContainerListHandler(ApiHandler):
@@ -30,6 +42,7 @@ class _NoContent(ApiHandler):
 
 class ContainerStartHandler(_NoContent):
     async def post(self, version: str | None = None, ref: str = "") -> None:
+        await self.run(self.policy.check_container_use, lambda: self.engine.containers.get(ref))
         await self.run(self.engine.containers.start, ref)
         self.done()
 
@@ -42,6 +55,7 @@ class ContainerStopHandler(_NoContent):
 
 class ContainerRestartHandler(_NoContent):
     async def post(self, version: str | None = None, ref: str = "") -> None:
+        await self.run(self.policy.check_container_use, lambda: self.engine.containers.get(ref))
         await self.in_thread(self.engine.containers.restart, ref, self.q_int("t"))
         self.done()
 

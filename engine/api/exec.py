@@ -1,6 +1,7 @@
 """Exec routes: create, start (hijacked like attach unless detached), resize, inspect."""
 from __future__ import annotations
 
+import functools
 import socket
 import threading
 from typing import Any
@@ -9,7 +10,7 @@ from ..containers import Attachment
 from ..errors import EngineError, InvalidParameter
 from ..exec import ExecService, parse_console_size
 from .base import ID, ApiHandler, route
-from .streams import MUX, RAW, frame, hijack, pump
+from .streams import MUX, RAW, Hangup, frame, hijack, pump, run_session
 
 # How long a finished exec's stream waits for its exit to be recorded, so that
 # the client's inspect right after EOF sees the exit code.
@@ -18,7 +19,10 @@ EXIT_GRACE = 5.0
 
 class ExecCreateHandler(ApiHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        self.send_json(await self.run(self.engine.execs.create, ref, self.json_body()), 201)
+        body = self.json_body()
+        self.policy.check_exec_create(body)
+        await self.run(self.policy.check_container_use, lambda: self.engine.containers.get(ref))
+        self.send_json(await self.run(self.engine.execs.create, ref, body), 201)
 
 
 class ExecStartHandler(ApiHandler):
@@ -35,12 +39,13 @@ class ExecStartHandler(ApiHandler):
             self.finish()
             return
         client, leftover = await hijack(self, RAW if ec.tty else MUX)
-        threading.Thread(target=_session, args=(execs, ref, console_size, ec.tty, client, leftover),
-                         daemon=True, name="exec").start()
+        serve = functools.partial(_session, execs, ref, console_size, ec.tty, client, leftover)
+        threading.Thread(target=run_session, args=(self.engine.streams, client, serve), daemon=True,
+                         name="exec").start()
 
 
 def _session(execs: ExecService, eid: str, console_size: tuple[int, int] | None, tty: bool,
-             client: socket.socket, leftover: bytes) -> None:
+             client: socket.socket, leftover: bytes, hangup: Hangup) -> None:
     """Start the exec on a hijacked connection; a start error goes into the stream, as Docker does."""
     try:
         att: Attachment | None = execs.start(eid, console_size, attach=True)
@@ -53,6 +58,8 @@ def _session(execs: ExecService, eid: str, console_size: tuple[int, int] | None,
         client.close()
         return
     assert att is not None
+    att.ready.wait()
+    hangup.add(att.sock)
     pump(client, att, leftover, before_close=lambda: execs.wait(eid, EXIT_GRACE))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import json
 import os
 import socket
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from ..containers import Attachment
 from ..errors import EngineError, InvalidParameter, NotImplementedYet
 from ..logs import LogEntry, read_log_batches
+from ..openstreams import OpenStreams, ShuttingDown
 from ..timeutil import parse_api_time
 from .base import ID, ApiHandler, route
 
@@ -128,6 +130,49 @@ def pump(client: socket.socket, att: Attachment, leftover: bytes = b"",
     splice(client, att.sock, leftover if att.stdin else b"", before_close)
 
 
+class Hangup:
+    """Ends a hijacked session from outside: shutting its sockets wakes both directions of the splice."""
+
+    def __init__(self, client: socket.socket) -> None:
+        self._socks = [client]
+        self._lock = threading.Lock()
+        self._fired = False
+
+    def add(self, sock: socket.socket | None) -> None:
+        """Include a socket that exists only later (the shim's); shut at once if the hang-up already came."""
+        if sock is None:
+            return
+        with self._lock:
+            self._socks.append(sock)
+            fired = self._fired
+        if fired:
+            _shut(sock)
+
+    def __call__(self) -> None:
+        with self._lock:
+            self._fired = True
+            socks = list(self._socks)
+        for sock in socks:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def run_session(streams: OpenStreams, client: socket.socket, serve: Callable[[Hangup], None]) -> None:
+    """Serve a hijacked connection as one of the engine's open streams, so shutting down ends it first."""
+    hangup = Hangup(client)
+    try:
+        with streams.track(threading.Event(), hangup):
+            serve(hangup)
+    except ShuttingDown:
+        client.close()
+
+
 def log_frames(entries: Iterable[LogEntry], tty: bool, timestamps: bool = False) -> Iterator[bytes]:
     """Log entries in the stream format of a container with or without a TTY."""
     for stream, payload, ts in entries:
@@ -146,6 +191,7 @@ class AttachHandler(ApiHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         stdout, stderr = self.q_bool("stdout"), self.q_bool("stderr")
         c = await self.run(self.engine.containers.get, ref)
+        self.policy.check_container_use(lambda: c)
         att = None
         if self.q_bool("stream"):
             att = await self.run(self.engine.containers.attach, ref, self.q_bool("stdin"), stdout, stderr)
@@ -154,11 +200,13 @@ class AttachHandler(ApiHandler):
         log_path = self.engine.containers.log_spec(c).path
         history = log_chunks(read_log_batches(log_path, stdout=stdout, stderr=stderr), tty, False) \
             if self.q_bool("logs") and log_path else iter(())
-        threading.Thread(target=self._serve, args=(client, att, leftover, history), daemon=True,
+        serve = functools.partial(self._serve, client, att, leftover, history)
+        threading.Thread(target=run_session, args=(self.engine.streams, client, serve), daemon=True,
                          name="attach").start()
 
     @staticmethod
-    def _serve(client: socket.socket, att: Attachment | None, leftover: bytes, history: Iterator[bytes]) -> None:
+    def _serve(client: socket.socket, att: Attachment | None, leftover: bytes, history: Iterator[bytes],
+               hangup: Hangup) -> None:
         """Replay the log (`logs=1`), then the live streams (`stream=1`).
 
         The live connection is made first, so output racing the replay may
@@ -166,6 +214,7 @@ class AttachHandler(ApiHandler):
         """
         if att is not None:
             att.ready.wait()
+            hangup.add(att.sock)
         try:
             for chunk in history:
                 client.sendall(chunk)
@@ -184,7 +233,7 @@ class WaitHandler(ApiHandler):
         self.set_header("Content-Type", "application/json")
         await self.flush()  # tells the client its wait is registered
         try:
-            result = await self.in_thread(wait, cancel)
+            result = await self.in_thread(wait, cancel, stream=cancel)
         except EngineError as e:  # reported in-band, as Docker does once headers are sent
             result = {"StatusCode": -1, "Error": {"Message": str(e)}}
         self.finish(json.dumps(result) + "\n")

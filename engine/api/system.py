@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
+from collections.abc import Callable
 
 import tornado.iostream
 
@@ -62,6 +64,12 @@ class EventsHandler(ApiHandler):
         def on_event(ev: Event) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, ev)
 
+        ended = threading.Event()
+        with self.engine.streams.track(ended, lambda: loop.call_soon_threadsafe(queue.put_nowait, None)):
+            await self._stream(queue, on_event, filters, since_ns, until_ns)
+
+    async def _stream(self, queue: asyncio.Queue[Event | None], on_event: Callable[[Event], None],
+                      filters: dict[str, list[str]], since_ns: int | None, until_ns: int | None) -> None:
         past = self.engine.events.subscribe(on_event, since_ns, until_ns)
         try:
             self.set_header("Content-Type", "application/json")
@@ -73,7 +81,7 @@ class EventsHandler(ApiHandler):
                 except asyncio.TimeoutError:
                     break
                 if ev is None:
-                    return  # client went away
+                    return  # client went away, or the engine is shutting down
                 if matches(ev, filters):
                     await self._send([ev])
         except tornado.iostream.StreamClosedError:

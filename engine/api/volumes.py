@@ -32,6 +32,7 @@ class VolumeCreateHandler(VolumeHandler):
         body = self.json_body(required=False) or {}
         if not isinstance(body, dict):
             raise InvalidParameter("invalid volume create request")
+        self.policy.check_volume_create(body)
         name, driver = body.get("Name") or "", body.get("Driver") or ""
         if not isinstance(name, str) or not isinstance(driver, str):
             raise InvalidParameter("invalid volume create request: Name and Driver must be strings")
