@@ -261,12 +261,7 @@ class _Extraction:
         except FileNotFoundError:
             return
         if stat.S_ISDIR(st.st_mode):
-            fd = os.open(name, _DIR, dir_fd=pfd)
-            try:
-                _rmtree_at(fd)
-            finally:
-                os.close(fd)
-            os.rmdir(name, dir_fd=pfd)
+            shutil.rmtree(name, dir_fd=pfd)  # fd-based: never follows a symlink inside
             self._stale = True  # the cached parent may have been inside it; `pfd` itself still stands
         else:
             os.unlink(name, dir_fd=pfd)
@@ -379,21 +374,6 @@ class _Extraction:
                 os.utime(fd, (d.mtime, d.mtime))
             finally:
                 os.close(fd)
-
-
-def _rmtree_at(dir_fd: int) -> None:
-    """Empty a directory reached by descriptor, never following a symlink inside it."""
-    for name in os.listdir(dir_fd):
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        if stat.S_ISDIR(st.st_mode):
-            sub = os.open(name, _DIR, dir_fd=dir_fd)
-            try:
-                _rmtree_at(sub)
-            finally:
-                os.close(sub)
-            os.rmdir(name, dir_fd=dir_fd)
-        else:
-            os.unlink(name, dir_fd=dir_fd)
 
 
 _CORRUPT = (tarfile.TarError, EOFError, OSError)  # gzip, bz2 and lzma report bad data as OSError

@@ -100,12 +100,18 @@ def _cleanup_root(d: Daemon) -> None:
     shutil.rmtree(d.root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def daemon() -> Iterator[Daemon]:
-    root = tempfile.mkdtemp(prefix="pydock-test-", dir="/tmp")
+def new_daemon(prefix: str) -> Daemon:
+    """A daemon on a fresh temp root, with the docker CLI pointed at it (not started)."""
+    root = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
     d = Daemon(root=root, log_path=os.path.join(root, "pydockd.log"))
     d.env = {**os.environ, "DOCKER_HOST": d.url, "DOCKER_CONFIG": os.path.join(root, "docker-config")}
     d.env.pop("DOCKER_CONTEXT", None)
+    return d
+
+
+@pytest.fixture(scope="session")
+def daemon() -> Iterator[Daemon]:
+    d = new_daemon("pydock-test-")
     d.start()
     try:
         yield d

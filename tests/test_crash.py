@@ -17,14 +17,13 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import Daemon, _cleanup_root
+from conftest import Daemon, _cleanup_root, new_daemon
 
 GONE_TIMEOUT = 15.0  # seconds for exiting shims and dying namespaces to go
 
@@ -32,10 +31,7 @@ GONE_TIMEOUT = 15.0  # seconds for exiting shims and dying namespaces to go
 @pytest.fixture
 def crashy(busybox_tar: str) -> Iterator[Daemon]:
     """A daemon of this test's own, with busybox imported."""
-    root = tempfile.mkdtemp(prefix="pydock-crash-", dir="/tmp")
-    d = Daemon(root=root, log_path=os.path.join(root, "pydockd.log"))
-    d.env = {**os.environ, "DOCKER_HOST": d.url, "DOCKER_CONFIG": os.path.join(root, "docker-config")}
-    d.env.pop("DOCKER_CONTEXT", None)
+    d = new_daemon("pydock-crash-")
     d.start()
     try:
         d.docker("import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest", check=True)

@@ -11,17 +11,14 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from conftest import DOCKER, REPO, Daemon, _cleanup_mounts, _cleanup_root
+from conftest import DOCKER, REPO, Daemon, _cleanup_mounts, _cleanup_root, new_daemon
 from test_jupyter_server import TOKEN, JupyterServer
 
 
 @pytest.fixture
 def own_daemon(busybox_tar: str) -> Iterator[Daemon]:
     """A daemon of this test's own, since the tests stop and restart it."""
-    root = tempfile.mkdtemp(prefix="pydock-own-", dir="/tmp")
-    d = Daemon(root=root, log_path=os.path.join(root, "pydockd.log"))
-    d.env = {**os.environ, "DOCKER_HOST": d.url, "DOCKER_CONFIG": os.path.join(root, "docker-config")}
-    d.env.pop("DOCKER_CONTEXT", None)
+    d = new_daemon("pydock-own-")
     d.start()
     try:
         d.docker("import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest", check=True)
