@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from . import ipam, netfw, netns, validate
+from . import ipam, netfw, netns
 from .config import EngineConfig
 from .dns import DnsServer, host_nameservers
 from .errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, NotImplementedYet
@@ -283,8 +283,8 @@ class NetworkService:
             raise NotFound(f'plugin "{driver}" not found')
         if body.get("EnableIPv6"):
             raise NotImplementedYet("IPv6 networks are not supported")
-        options = validate.string_map(body.get("Options"), "Options")
-        labels = validate.string_map(body.get("Labels"), "Labels")
+        options = body.get("Options") or {}
+        labels = body.get("Labels") or {}
         ipam_cfg = body.get("IPAM") or {}
         configs = ipam_cfg.get("Config") or [] if isinstance(ipam_cfg, dict) else None
         if not isinstance(configs, list) or len(configs) > 1 or not all(isinstance(c, dict) for c in configs):
@@ -490,12 +490,10 @@ class NetworkService:
         endpoint = self._endpoint_config(net, cfg) if net else None
         _port_bindings(host.get("PortBindings"))
         _exposed(body.get("ExposedPorts"))
-        for h in validate.string_list(host.get("ExtraHosts"), "ExtraHosts"):
+        for h in host.get("ExtraHosts") or []:
             _parse_extra_host(h)
-        for d in validate.string_list(host.get("Dns"), "Dns"):
+        for d in host.get("Dns") or []:
             ipam.parse_address(d, "IP address in DNS server")
-        validate.string_list(host.get("DnsSearch"), "DnsSearch")
-        validate.string_list(host.get("DnsOptions"), "DnsOptions")
         if host.get("Links"):
             raise NotImplementedYet("HostConfig.Links is not supported yet")
         return {"network": net, "endpoint": endpoint}
@@ -538,7 +536,7 @@ class NetworkService:
             addr = ipam.parse_address(str(requested))
             if addr not in IPv4Network(net["IPAM"]["Config"][0]["Subnet"]):
                 raise InvalidParameter(f"no configured subnet or ip-range contain the IP address {requested}")
-        aliases = validate.string_list(cfg.get("Aliases"), "Aliases")
+        aliases = cfg.get("Aliases") or []
         if aliases and net["Name"] in PREDEFINED:
             raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
         return {"IPAMConfig": {"IPv4Address": str(requested)} if requested else None, "Aliases": aliases or None,

@@ -1,13 +1,16 @@
 """Container lifecycle routes (streams live in streams.py)."""
 from __future__ import annotations
 
+from .. import validate
+from ..distribution import Platform
 from ..errors import InvalidParameter
 from .base import ID, ApiHandler, route
 
 
 class ContainerCreateHandler(ApiHandler):
     async def post(self, version: str | None = None) -> None:
-        body = self.json_body()
+        body = self.decoded_body(validate.CONTAINER_CREATE)
+        Platform.parse(self.q_str("platform"))  # only checked: pydock runs its own platform's images
         self.send_json(await self.run(self.engine.containers.create, body, self.q_str("name")), 201)
 
 

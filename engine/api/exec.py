@@ -5,6 +5,7 @@ import socket
 import threading
 from typing import Any
 
+from .. import validate
 from ..containers import Attachment
 from ..errors import EngineError, InvalidParameter
 from ..exec import ExecService, parse_console_size
@@ -18,7 +19,7 @@ EXIT_GRACE = 5.0
 
 class ExecCreateHandler(ApiHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        self.send_json(await self.run(self.engine.execs.create, ref, self.json_body()), 201)
+        self.send_json(await self.run(self.engine.execs.create, ref, self.decoded_body(validate.EXEC_CREATE)), 201)
 
 
 class ExecStartHandler(ApiHandler):
