@@ -107,10 +107,11 @@ def progress(id_: str, text: str, current: int, total: int) -> Message:
 
 # ---- platforms --------------------------------------------------------
 _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm"}
-_KNOWN_OS = frozenset("aix android darwin dragonfly freebsd hurd illumos ios js linux nacl netbsd openbsd plan9 "
-                      "solaris windows zos".split())
-_KNOWN_ARCH = frozenset("386 amd64 amd64p32 arm armbe arm64 arm64be loong64 mips mipsle mips64 mips64le mips64p32 "
-                        "mips64p32le ppc ppc64 ppc64le riscv riscv64 s390 s390x sparc sparc64 wasm".split())
+_KNOWN_OS = frozenset(("aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js", "linux",
+                       "nacl", "netbsd", "openbsd", "plan9", "solaris", "windows", "zos"))
+_KNOWN_ARCH = frozenset(("386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be", "loong64", "mips", "mipsle",
+                         "mips64", "mips64le", "mips64p32", "mips64p32le", "ppc", "ppc64", "ppc64le", "riscv",
+                         "riscv64", "s390", "s390x", "sparc", "sparc64", "wasm"))
 _PLATFORM_COMPONENT = re.compile(r"[a-z0-9_-]+", re.ASCII)
 
 

@@ -54,6 +54,29 @@ HOSTS_BASE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n
               "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
 
 
+MTU_OPTION = "com.docker.network.driver.mtu"
+
+
+def _check_mtu(options: dict[str, str]) -> None:
+    """libnetwork's bridge driver parses the MTU option with strconv.Atoi when the network is created."""
+    value = options.get(MTU_OPTION)
+    if value is not None and not re.fullmatch(r"[+-]?[0-9]+", value, re.ASCII):
+        raise InvalidParameter(f"failed to parse {MTU_OPTION} value: {value} "
+                               f'(strconv.Atoi: parsing "{value}": invalid syntax)')
+
+
+def _check_aux_addresses(network: str, subnet: IPv4Network, aux: dict[str, str]) -> None:
+    """Auxiliary addresses are IPs of the network's pool, as libnetwork requires."""
+    for host, value in aux.items():
+        try:
+            ip = ipaddress.ip_address(value)
+        except ValueError:
+            raise InvalidParameter(f"non parsable secondary ip address ({host}:{value}) passed for network "
+                                   f"{network}") from None
+        if ip not in subnet:
+            raise Forbidden(f"auxiliary address: ({host}:{value}) must belong to the master pool: {subnet}")
+
+
 class NetworkService:
     def __init__(self, cfg: EngineConfig, meta: MetaStore, events: EventBus) -> None:
         self.cfg = cfg
@@ -267,16 +290,12 @@ class NetworkService:
         return json.loads(row["data"])
 
     def create(self, body: dict[str, Any]) -> dict[str, str]:
-        if not isinstance(body, dict):
-            raise InvalidParameter("invalid network config")
-        name = body.get("Name")
-        if not isinstance(name, str) or not name:
+        name = body.get("Name") or ""
+        if not name:
             raise InvalidParameter("invalid name: name is empty")
         if not NAME_RE.match(name) or len(name) > 255:
             raise InvalidParameter(f'invalid network name "{name[:255]}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
         driver = body.get("Driver") or "bridge"
-        if not isinstance(driver, str):
-            raise InvalidParameter("invalid Driver")
         if driver in DOCKER_DRIVERS:
             raise NotImplementedYet(f"network driver {driver} is not supported by pydock; use bridge")
         if driver != "bridge":
@@ -284,10 +303,10 @@ class NetworkService:
         if body.get("EnableIPv6"):
             raise NotImplementedYet("IPv6 networks are not supported")
         options = body.get("Options") or {}
+        _check_mtu(options)
         labels = body.get("Labels") or {}
-        ipam_cfg = body.get("IPAM") or {}
-        configs = ipam_cfg.get("Config") or [] if isinstance(ipam_cfg, dict) else None
-        if not isinstance(configs, list) or len(configs) > 1 or not all(isinstance(c, dict) for c in configs):
+        configs = (body.get("IPAM") or {}).get("Config") or []
+        if len(configs) > 1:
             raise InvalidParameter("invalid IPAM config: at most one IPv4 pool is supported")
         auto = not (configs and configs[0].get("Subnet"))
         gateway = str(configs[0].get("Gateway") or "") if configs else ""
@@ -300,6 +319,8 @@ class NetworkService:
                 ipam.check_overlap(subnet, used)
             net = self._new_network(name, "bridge", subnet, gateway, "", options, labels, bool(body.get("Internal")))
             net.update(Attachable=bool(body.get("Attachable")), _auto=auto)
+            if configs:
+                _check_aux_addresses(name, subnet, configs[0].get("AuxiliaryAddresses") or {})
             ip_range = str(configs[0].get("IPRange") or "") if configs else ""
             if ip_range:
                 ipam.check_range(subnet, ip_range)

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from test_hostile_input import api, container_ids, image_ids
 
 
@@ -58,8 +57,8 @@ def test_commit_with_bad_config_is_400(daemon: Any, container: str, config: Any,
 # ---- create ------------------------------------------------------------------
 @pytest.mark.parametrize("body,message", [
     ({"HostConfig": {"Memory": 2 ** 70}},
-     "json: cannot unmarshal number 1180591620717411303424 into Go struct field HostConfig.HostConfig.Memory "
-     "of type int64"),
+     ("json: cannot unmarshal number 1180591620717411303424 into Go struct field HostConfig.HostConfig.Memory "
+     "of type int64")),
     ({"HostConfig": {"Memory": 1.5}}, "into Go struct field HostConfig.HostConfig.Memory of type int64"),
     ({"HostConfig": {"BlkioWeight": 70000}}, "of type uint16"),
     ({"HostConfig": {"PortBindings": {"80/tcp": [{"HostPort": 80}]}}},
@@ -69,8 +68,8 @@ def test_commit_with_bad_config_is_400(daemon: Any, container: str, config: Any,
     ({"StopTimeout": "x"},
      "json: cannot unmarshal string into Go struct field ContainerConfigWrapper.StopTimeout of type int"),
     ({"NetworkingConfig": {"EndpointsConfig": {"bridge": {"Aliases": "a"}}}},
-     "json: cannot unmarshal string into Go struct field EndpointSettings.NetworkingConfig.EndpointsConfig"
-     ".Aliases of type []string"),
+     ("json: cannot unmarshal string into Go struct field EndpointSettings.NetworkingConfig.EndpointsConfig"
+     ".Aliases of type []string")),
 ])
 def test_create_with_bad_types_is_400(daemon: Any, busybox: str, body: dict[str, Any], message: str) -> None:
     before = container_ids(daemon)
@@ -152,10 +151,10 @@ def test_exec_create_with_bad_types_is_400(daemon: Any, container: str) -> None:
 
 @pytest.mark.parametrize("body,message", [
     ({"IPAM": {"Config": [{"Subnet": "10.250.3.0/24", "AuxiliaryAddresses": "x"}]}},
-     "json: cannot unmarshal string into Go struct field IPAMConfig.IPAM.Config.AuxiliaryAddresses "
-     "of type map[string]string"),
+     ("json: cannot unmarshal string into Go struct field IPAMConfig.IPAM.Config.AuxiliaryAddresses "
+     "of type map[string]string")),
     ({"IPAM": {"Config": [{"Subnet": "10.250.3.0/24", "AuxiliaryAddresses": {"h": "x"}}]}},
-     "invalid auxiliary address h: x"),
+     "non parsable secondary ip address (h:x) passed for network badnet"),
     ({"Options": {"com.docker.network.driver.mtu": "abc"}},
      'strconv.Atoi: parsing "abc": invalid syntax'),
     ({"Labels": {"a": 1}},
@@ -163,6 +162,8 @@ def test_exec_create_with_bad_types_is_400(daemon: Any, container: str) -> None:
 ])
 def test_network_create_with_bad_input_is_400(daemon: Any, body: dict[str, Any], message: str) -> None:
     status, reply = _post(daemon, "/networks/create", {"Name": "badnet", **body})
+    if status < 300:
+        api(daemon, "DELETE", "/networks/badnet")
     assert status == 400, reply
     assert message in reply["message"]
     assert api(daemon, "GET", "/networks/badnet")[0] == 404
@@ -177,7 +178,7 @@ def test_volume_create_with_bad_types_is_400(daemon: Any) -> None:
 
 # ---- query parameters ----------------------------------------------------------
 @pytest.mark.parametrize("method,path,query,message", [
-    ("POST", "/build/prune", {"filters": "notjson"}, "invalid character 'o' in literal null (expecting 'u')"),
+    ("POST", "/build/prune", {"filters": "notjson"}, "invalid filter"),
     ("GET", "/system/df", {"type": "bogus"}, "unknown object type: bogus"),
     ("POST", "/images/create", {"fromImage": "busybox", "platform": "bogus"},
      '"bogus": unknown operating system or architecture: invalid argument'),
