@@ -507,9 +507,8 @@ class ContainerService:
     def _signal(self, c: dict[str, Any], signum: int) -> None:
         try:
             self.runtime.kill(c["Id"], signum)
-        except EngineError as e:
-            if not any(s in e.message for s in ("not running", "container not found", "does not exist")):
-                raise
+        except Conflict:
+            pass  # it exited meanwhile: the signal's work is done, as dockerd sees it
         if c["State"]["Paused"] and signum == _signal.SIGKILL:
             self.runtime.resume(c["Id"])
         self._event(c, "kill", signal=str(signum))
