@@ -30,7 +30,7 @@ from .images import ImageService
 from .layers import LayerStore
 from .mounts import is_mountpoint, mount_overlay, umount
 from .network import NetworkService
-from .runtime import Runtime
+from .runtime import OCIRuntimeError, Runtime
 from .spec import SpecOptions, build_spec, container_env, merge_env, normalize_caps
 from .store import MetaStore
 from .timeutil import ZERO_TIME, parse_rfc3339_ns, rfc3339_ns
@@ -396,8 +396,6 @@ class ContainerService:
 
     def update(self, ref: str, body: dict[str, Any]) -> dict[str, Any]:
         """`docker update`: new limits go into the record, and into the cgroup (runc update) if running."""
-        if not isinstance(body, dict):
-            raise InvalidParameter("invalid update config")
         cid = self.resolve(ref)
         with self._lock(cid):
             c = self._load(cid)
@@ -407,7 +405,9 @@ class ContainerService:
                     self.runtime.update(cid, resources.linux_resources(c["HostConfig"]))
             except InvalidParameter:
                 raise
-            except EngineError as e:  # conflicts with the current limits, or runc refusing them
+            except OCIRuntimeError as e:  # the kernel refused the values (cpuset, limit below usage, ...)
+                raise InvalidParameter(f"Cannot update container {cid}: {e.message}") from None
+            except EngineError as e:  # conflicts with the current limits
                 raise type(e)(f"Cannot update container {cid}: {e.message}") from None
             self._save(c)
         self._event(c, "update")
