@@ -136,6 +136,12 @@ def walk(dir_fd: int, prefix: str = "") -> Iterator[tuple[str, int, str, os.stat
                 os.close(sub)
 
 
+def _os_error_text(e: OSError) -> str:
+    """An OSError as a message: the reason and the paths, without Python's "[Errno N]" prefix."""
+    names = " -> ".join(str(n) for n in (e.filename, e.filename2) if n is not None)
+    return f"{e.strerror or e}: {names}" if names else str(e.strerror or e)
+
+
 class _Exact:
     """A file cut or zero-padded to the size its tar header announced (it may change while read)."""
 
@@ -375,6 +381,8 @@ class ArchiveService:
                 with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                     TarWriter(tar).add_tree(pfd, name, _base_name(abs_path))
                 out.flush()
+            except (FileNotFoundError, NotADirectoryError) as e:  # the container renamed it meanwhile
+                raise NotFound(f"Could not find the file {path} in container {ref}: {_os_error_text(e)}") from e
             finally:
                 os.close(pfd)
         self.containers._event(c, "archive-path")
@@ -393,8 +401,11 @@ class ArchiveService:
             if c["HostConfig"].get("ReadonlyRootfs"):
                 raise InvalidParameter("container rootfs is marked read-only")
             owner = resolve_user(root, c["Config"]["User"])[:2] if copy_uid_gid and c["Config"]["User"] else None
-            untar(src, root_fd, Options(scope=Scope.IN_ROOT, dest=dest, owner=owner,
-                                        no_overwrite_dir_non_dir=no_overwrite_dir_non_dir))
+            try:
+                untar(src, root_fd, Options(scope=Scope.IN_ROOT, dest=dest, owner=owner,
+                                            no_overwrite_dir_non_dir=no_overwrite_dir_non_dir))
+            except OSError as e:  # what the kernel refused for the tar's sake (untar maps the common cases)
+                raise InvalidParameter(f"failed to extract archive to {path}: {_os_error_text(e)}") from e
         self.containers._event(c, "extract-to-dir")
 
     # ---- docker export / diff -------------------------------------------

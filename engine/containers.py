@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import logconfig, naming, resources, security, validate
+from . import logconfig, naming, resources, security
 from .config import EngineConfig
 from .errors import Conflict, EngineError, InvalidParameter, NotModified, no_such_container
 from .events import EventBus
@@ -30,13 +30,12 @@ from .images import ImageService
 from .layers import LayerStore
 from .mounts import is_mountpoint, mount_overlay, umount
 from .network import NetworkService
-from .runtime import Runtime, crash_point
+from .runtime import OCIRuntimeError, Runtime, crash_point
 from .spec import SpecOptions, build_spec, container_env, merge_env, normalize_caps
 from .store import MetaStore
 from .timeutil import ZERO_TIME, parse_rfc3339_ns, rfc3339_ns
 from .volumes import VolumeService
 
-RESTART_POLICIES = {"", "no", "always", "unless-stopped", "on-failure"}
 DEFAULT_STOP_TIMEOUT = 10
 
 
@@ -55,6 +54,11 @@ def parse_signal(sig: str | int | None, default: int = _signal.SIGKILL) -> int:
         return int(getattr(_signal.Signals, name))
     except AttributeError:
         raise InvalidParameter(f"Invalid signal: {sig}") from None
+
+
+def _str_slice(value: str | list[str] | None) -> list[str] | None:
+    """Docker's StrSlice fields (Cmd, Entrypoint, CapAdd) take one string for a one-item list."""
+    return [value] if isinstance(value, str) else value
 
 
 @dataclass
@@ -164,29 +168,17 @@ class ContainerService:
     # ---- create -------------------------------------------------------
     def create(self, body: dict[str, Any], name: str = "", intermediate: bool = False) -> dict[str, Any]:
         """A new container; an `intermediate` one (a build's RUN) is removed if a daemon restart finds it."""
-        if not isinstance(body, dict):
-            raise InvalidParameter("invalid container config")
         name = naming.validate(name) if name else ""
         image_ref = body.get("Image") or ""
-        if not isinstance(image_ref, str) or not image_ref:
-            raise InvalidParameter("No image specified" if not image_ref else "invalid Image")
+        if not image_ref:
+            raise InvalidParameter("No image specified")
         image_id = self.images.resolve(image_ref)
         icfg = self.images.config(image_id).get("config") or {}
-        host = self._validate_host_config({} if body.get("HostConfig") is None else body["HostConfig"])
+        host = self._validate_host_config(body.get("HostConfig") or {})
         net_plan = self.network.plan(body, host)
         warnings = resources.adapt_host_config(host)
         security.validate_host_config(host)
-        entrypoint = body.get("Entrypoint")
-        cmd = body.get("Cmd")
-        for key, val in (("Entrypoint", entrypoint), ("Cmd", cmd)):
-            if isinstance(val, str):
-                val = [val]
-            if val is not None and not (isinstance(val, list) and all(isinstance(v, str) for v in val)):
-                raise InvalidParameter(f"invalid {key}: must be a list of strings")
-            if key == "Entrypoint":
-                entrypoint = val
-            else:
-                cmd = val
+        entrypoint, cmd = _str_slice(body.get("Entrypoint")), _str_slice(body.get("Cmd"))
         if entrypoint is not None and entrypoint != []:
             ep, args = entrypoint, cmd or []
         else:
@@ -196,23 +188,23 @@ class ContainerService:
         if not argv:
             raise InvalidParameter("no command specified")
         cid = secrets.token_hex(32)
-        env = merge_env(icfg.get("Env"), validate.string_list(body.get("Env"), "Env"))
+        env = merge_env(icfg.get("Env"), body.get("Env") or [])
         labels = dict(icfg.get("Labels") or {})
-        labels.update(validate.string_map(body.get("Labels"), "Labels"))
+        labels.update(body.get("Labels") or {})
         config = {
-            "Hostname": validate.string(body.get("Hostname"), "Hostname") or cid[:12],
-            "Domainname": validate.string(body.get("Domainname"), "Domainname"),
-            "User": validate.string(body.get("User"), "User") or icfg.get("User", ""),
+            "Hostname": body.get("Hostname") or cid[:12],
+            "Domainname": body.get("Domainname") or "",
+            "User": body.get("User") or icfg.get("User", ""),
             "AttachStdin": bool(body.get("AttachStdin")), "AttachStdout": bool(body.get("AttachStdout")),
             "AttachStderr": bool(body.get("AttachStderr")),
-            "ExposedPorts": {**(icfg.get("ExposedPorts") or {}), **validate.obj(body.get("ExposedPorts"), "ExposedPorts")} or None,
+            "ExposedPorts": {**(icfg.get("ExposedPorts") or {}), **(body.get("ExposedPorts") or {})} or None,
             "Tty": bool(body.get("Tty")), "OpenStdin": bool(body.get("OpenStdin")),
             "StdinOnce": bool(body.get("StdinOnce")),
             "Env": env,
             "Cmd": cmd if cmd is not None else (icfg.get("Cmd") if entrypoint is None else None),
             "Image": image_ref,
-            "Volumes": {**(icfg.get("Volumes") or {}), **validate.obj(body.get("Volumes"), "Volumes")} or None,
-            "WorkingDir": validate.string(body.get("WorkingDir"), "WorkingDir") or icfg.get("WorkingDir", ""),
+            "Volumes": {**(icfg.get("Volumes") or {}), **(body.get("Volumes") or {})} or None,
+            "WorkingDir": body.get("WorkingDir") or icfg.get("WorkingDir", ""),
             "Entrypoint": entrypoint if entrypoint is not None else (icfg.get("Entrypoint") or None),
             "OnBuild": None,
             "Labels": labels,
@@ -276,30 +268,20 @@ class ContainerService:
 
     @staticmethod
     def _validate_host_config(h: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(h, dict):
-            raise InvalidParameter("invalid HostConfig")
-        policy = validate.obj(h.get("RestartPolicy"), "RestartPolicy")
-        pname = policy.get("Name", "") or ""
-        if not isinstance(pname, str) or pname not in RESTART_POLICIES:
-            raise InvalidParameter(f"invalid restart policy '{pname}'")
+        policy = h.get("RestartPolicy") or {}
+        pname = policy.get("Name") or ""
         retries = policy.get("MaximumRetryCount") or 0
-        if not isinstance(retries, int):
-            raise InvalidParameter("invalid restart policy: maximum retry count must be a number")
-        if retries and pname != "on-failure":
-            raise InvalidParameter("invalid restart policy: maximum retry count can only be used with 'on-failure'")
-        if retries < 0:
-            raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
+        resources.check_restart_policy(pname or "no", retries)
         if h.get("AutoRemove") and pname not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
         mode = h.get("NetworkMode") or "default"
-        if not isinstance(mode, str):
-            raise InvalidParameter("invalid NetworkMode")
+        out = dict(h)
         for key in ("CapAdd", "CapDrop"):
+            out[key] = _str_slice(h.get(key))
             try:
-                normalize_caps(validate.string_list(h.get(key), key))
+                normalize_caps(out[key] or [])
             except InvalidParameter as e:
                 raise InvalidParameter(f"invalid {key}: {e.message}") from None
-        out = dict(h)
         out.update({"RestartPolicy": {"Name": pname or "no", "MaximumRetryCount": retries},
                     "NetworkMode": mode, "AutoRemove": bool(h.get("AutoRemove")),
                     "LogConfig": logconfig.validate(h.get("LogConfig")),
@@ -426,8 +408,6 @@ class ContainerService:
 
     def update(self, ref: str, body: dict[str, Any]) -> dict[str, Any]:
         """`docker update`: new limits go into the record, and into the cgroup (runc update) if running."""
-        if not isinstance(body, dict):
-            raise InvalidParameter("invalid update config")
         cid = self.resolve(ref)
         with self._lock(cid):
             c = self._load(cid)
@@ -437,7 +417,9 @@ class ContainerService:
                     self.runtime.update(cid, resources.linux_resources(c["HostConfig"]))
             except InvalidParameter:
                 raise
-            except EngineError as e:  # conflicts with the current limits, or runc refusing them
+            except OCIRuntimeError as e:  # the kernel refused the values (cpuset, limit below usage, ...)
+                raise InvalidParameter(f"Cannot update container {cid}: {e.message}") from None
+            except EngineError as e:  # conflicts with the current limits
                 raise type(e)(f"Cannot update container {cid}: {e.message}") from None
             self._save(c)
         self._event(c, "update")
@@ -537,9 +519,8 @@ class ContainerService:
     def _signal(self, c: dict[str, Any], signum: int) -> None:
         try:
             self.runtime.kill(c["Id"], signum)
-        except EngineError as e:
-            if not any(s in e.message for s in ("not running", "container not found", "does not exist")):
-                raise
+        except Conflict:
+            pass  # it exited meanwhile: the signal's work is done, as dockerd sees it
         if c["State"]["Paused"] and signum == _signal.SIGKILL:
             self.runtime.resume(c["Id"])
         self._event(c, "kill", signal=str(signum))
@@ -585,7 +566,7 @@ class ContainerService:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return False
-                self._cond.wait(left)
+                self._cond.wait(None if left is None else min(left, threading.TIMEOUT_MAX))
         return True
 
     def restart(self, ref: str, timeout: int | None = None) -> None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from . import ipam, netfw, netns, validate
+from . import ipam, netfw, netns
 from .config import EngineConfig
 from .dns import DnsServer, host_nameservers
 from .errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, NotImplementedYet
@@ -52,6 +52,29 @@ PROTOS = ("tcp", "udp")
 DOCKER_DRIVERS = ("host", "null", "macvlan", "ipvlan", "overlay")  # Docker's other built-in drivers
 HOSTS_BASE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
               "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+
+
+MTU_OPTION = "com.docker.network.driver.mtu"
+
+
+def _check_mtu(options: dict[str, str]) -> None:
+    """libnetwork's bridge driver parses the MTU option with strconv.Atoi when the network is created."""
+    value = options.get(MTU_OPTION)
+    if value is not None and not re.fullmatch(r"[+-]?[0-9]+", value, re.ASCII):
+        raise InvalidParameter(f"failed to parse {MTU_OPTION} value: {value} "
+                               f'(strconv.Atoi: parsing "{value}": invalid syntax)')
+
+
+def _check_aux_addresses(network: str, subnet: IPv4Network, aux: dict[str, str]) -> None:
+    """Auxiliary addresses are IPs of the network's pool, as libnetwork requires."""
+    for host, value in aux.items():
+        try:
+            ip = ipaddress.ip_address(value)
+        except ValueError:
+            raise InvalidParameter(f"non parsable secondary ip address ({host}:{value}) passed for network "
+                                   f"{network}") from None
+        if ip not in subnet:
+            raise Forbidden(f"auxiliary address: ({host}:{value}) must belong to the master pool: {subnet}")
 
 
 class NetworkService:
@@ -267,27 +290,23 @@ class NetworkService:
         return json.loads(row["data"])
 
     def create(self, body: dict[str, Any]) -> dict[str, str]:
-        if not isinstance(body, dict):
-            raise InvalidParameter("invalid network config")
-        name = body.get("Name")
-        if not isinstance(name, str) or not name:
+        name = body.get("Name") or ""
+        if not name:
             raise InvalidParameter("invalid name: name is empty")
         if not NAME_RE.match(name) or len(name) > 255:
             raise InvalidParameter(f'invalid network name "{name[:255]}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
         driver = body.get("Driver") or "bridge"
-        if not isinstance(driver, str):
-            raise InvalidParameter("invalid Driver")
         if driver in DOCKER_DRIVERS:
             raise NotImplementedYet(f"network driver {driver} is not supported by pydock; use bridge")
         if driver != "bridge":
             raise NotFound(f'plugin "{driver}" not found')
         if body.get("EnableIPv6"):
             raise NotImplementedYet("IPv6 networks are not supported")
-        options = validate.string_map(body.get("Options"), "Options")
-        labels = validate.string_map(body.get("Labels"), "Labels")
-        ipam_cfg = body.get("IPAM") or {}
-        configs = ipam_cfg.get("Config") or [] if isinstance(ipam_cfg, dict) else None
-        if not isinstance(configs, list) or len(configs) > 1 or not all(isinstance(c, dict) for c in configs):
+        options = body.get("Options") or {}
+        _check_mtu(options)
+        labels = body.get("Labels") or {}
+        configs = (body.get("IPAM") or {}).get("Config") or []
+        if len(configs) > 1:
             raise InvalidParameter("invalid IPAM config: at most one IPv4 pool is supported")
         auto = not (configs and configs[0].get("Subnet"))
         gateway = str(configs[0].get("Gateway") or "") if configs else ""
@@ -300,6 +319,8 @@ class NetworkService:
                 ipam.check_overlap(subnet, used)
             net = self._new_network(name, "bridge", subnet, gateway, "", options, labels, bool(body.get("Internal")))
             net.update(Attachable=bool(body.get("Attachable")), _auto=auto)
+            if configs:
+                _check_aux_addresses(name, subnet, configs[0].get("AuxiliaryAddresses") or {})
             ip_range = str(configs[0].get("IPRange") or "") if configs else ""
             if ip_range:
                 ipam.check_range(subnet, ip_range)
@@ -490,12 +511,10 @@ class NetworkService:
         endpoint = self._endpoint_config(net, cfg) if net else None
         _port_bindings(host.get("PortBindings"))
         _exposed(body.get("ExposedPorts"))
-        for h in validate.string_list(host.get("ExtraHosts"), "ExtraHosts"):
+        for h in host.get("ExtraHosts") or []:
             _parse_extra_host(h)
-        for d in validate.string_list(host.get("Dns"), "Dns"):
+        for d in host.get("Dns") or []:
             ipam.parse_address(d, "IP address in DNS server")
-        validate.string_list(host.get("DnsSearch"), "DnsSearch")
-        validate.string_list(host.get("DnsOptions"), "DnsOptions")
         if host.get("Links"):
             raise NotImplementedYet("HostConfig.Links is not supported yet")
         return {"network": net, "endpoint": endpoint}
@@ -538,7 +557,7 @@ class NetworkService:
             addr = ipam.parse_address(str(requested))
             if addr not in IPv4Network(net["IPAM"]["Config"][0]["Subnet"]):
                 raise InvalidParameter(f"no configured subnet or ip-range contain the IP address {requested}")
-        aliases = validate.string_list(cfg.get("Aliases"), "Aliases")
+        aliases = cfg.get("Aliases") or []
         if aliases and net["Name"] in PREDEFINED:
             raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
         return {"IPAMConfig": {"IPv4Address": str(requested)} if requested else None, "Aliases": aliases or None,

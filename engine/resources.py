@@ -94,15 +94,10 @@ def _check_cpuset(value: str, available: str, what: str, noun: str) -> None:
 
 # ---- validation --------------------------------------------------------
 def _ints(h: dict[str, Any]) -> None:
+    """Go's zero for the integer fields a (type-checked, see validate.py) body left out or null."""
     for key in INT_FIELDS:
-        value = h.get(key)
-        if value is None:
+        if h.get(key) is None:
             h[key] = 0
-        elif not isinstance(value, int) or isinstance(value, bool):
-            raise InvalidParameter(f"invalid {key}: must be an integer")
-    for key in ("PidsLimit", "MemorySwappiness"):
-        if h.get(key) is not None and (not isinstance(h[key], int) or isinstance(h[key], bool)):
-            raise InvalidParameter(f"invalid {key}: must be an integer")
 
 
 def verify(h: dict[str, Any], update: bool = False) -> list[str]:
@@ -118,6 +113,8 @@ def verify(h: dict[str, Any], update: bool = False) -> list[str]:
         warnings.append("Your kernel does not support swap limit capabilities or the cgroup is not mounted. "
                         "Memory limited without swap.")
         h["MemorySwap"] = swap = -1
+    if swap < -1:  # dockerd passes these to runc, which fails; refuse them up front
+        raise InvalidParameter(f"invalid MemorySwap {swap}: use -1 for unlimited swap, or a limit in bytes")
     if mem > 0 and swap > 0 and swap < mem:
         raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
     if not mem and swap > 0 and not update:
@@ -221,6 +218,16 @@ UPDATABLE = ("BlkioWeight", "CpuShares", "NanoCpus", "CpuPeriod", "CpuQuota", "C
              "MemorySwap", "MemoryReservation")
 
 
+def check_restart_policy(name: str, retries: int) -> None:
+    """dockerd's restart policy checks, shared by create and update."""
+    if name not in RESTART_POLICIES:
+        raise InvalidParameter(f"invalid restart policy '{name}'")
+    if retries and name != "on-failure":
+        raise InvalidParameter("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+    if retries < 0:
+        raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
+
+
 def apply_update(h: dict[str, Any], body: dict[str, Any]) -> list[str]:
     """Merge a `POST /containers/{id}/update` body into HostConfig `h` as dockerd's UpdateContainer does."""
     upd = {k: body.get(k) for k in (*INT_FIELDS, "CpusetCpus", "CpusetMems", "PidsLimit", "MemorySwappiness")}
@@ -243,12 +250,12 @@ def apply_update(h: dict[str, Any], body: dict[str, Any]) -> list[str]:
     if upd["PidsLimit"] is not None:
         h["PidsLimit"] = upd["PidsLimit"]
     policy = body.get("RestartPolicy") or {}
-    if isinstance(policy, dict) and policy.get("Name"):
-        if policy["Name"] not in RESTART_POLICIES:
-            raise InvalidParameter(f"invalid restart policy '{policy['Name']}'")
+    if policy.get("Name"):
+        retries = policy.get("MaximumRetryCount") or 0
+        check_restart_policy(policy["Name"], retries)
         if h.get("AutoRemove") and policy["Name"] != "no":
             raise Conflict("Restart policy cannot be updated because AutoRemove is enabled for the container")
-        h["RestartPolicy"] = {"Name": policy["Name"], "MaximumRetryCount": policy.get("MaximumRetryCount") or 0}
+        h["RestartPolicy"] = {"Name": policy["Name"], "MaximumRetryCount": retries}
     return warnings
 
 

@@ -21,7 +21,8 @@ from .config import EngineConfig
 from .errors import Conflict, EngineError
 
 ABANDON_TIMEOUT = 10.0  # seconds a shim gets to see its killed container exit
-
+# What runc says when the container it was asked to act on has exited or been deleted.
+GONE = ("not running", "process already finished", "does not exist", "container not found", "no such process")
 SHIM_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
 
 
@@ -307,22 +308,31 @@ class Runtime:
         self.cleanup(cid)
 
     # ---- runc ---------------------------------------------------------
+    def _runc_on(self, cid: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+        """runc acting on a live container; one that exited meanwhile is Docker's 409, not runc's text."""
+        try:
+            return self._runc(*args)
+        except OCIRuntimeError as e:
+            if any(s in e.message.lower() for s in GONE):
+                raise Conflict(f"Container {cid} is not running") from e
+            raise
+
     def kill(self, cid: str, signal: int) -> None:
-        self._runc("kill", cid, str(signal))
+        self._runc_on(cid, "kill", cid, str(signal))
 
     def pause(self, cid: str) -> None:
-        self._runc("pause", cid)
+        self._runc_on(cid, "pause", cid)
 
     def resume(self, cid: str) -> None:
-        self._runc("resume", cid)
+        self._runc_on(cid, "resume", cid)
 
     def update(self, cid: str, resources: dict[str, Any]) -> None:
         """Apply new cgroup limits to a running container (`runc update --resources`)."""
         path = os.path.join(self.state_dir(cid), "resources.json")
         with open(path, "w") as f:  # exec-root state, read once by runc right now
             json.dump(resources, f)
-        self._runc("update", "--resources", path, cid)
+        self._runc_on(cid, "update", "--resources", path, cid)
 
     def pids(self, cid: str) -> list[int]:
-        out = self._runc("ps", "--format", "json", cid).stdout
+        out = self._runc_on(cid, "ps", "--format", "json", cid).stdout
         return [int(p) for p in json.loads(out or b"[]") or []]

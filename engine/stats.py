@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .containers import ContainerService
-from .errors import Conflict, EngineError, NotFound
+from .errors import Conflict, EngineError, InvalidParameter, NotFound
 from .runtime import Runtime
 from .timeutil import ZERO_TIME, rfc3339_ns
 
@@ -347,7 +347,8 @@ def run_ps(args: list[str], pids: list[int]) -> str:
         proc = subprocess.run(["ps", *args], check=False, capture_output=True, timeout=30)
         if proc.returncode != 0:
             first = proc.stderr.decode(errors="replace").split("\n", 1)[0]
-            raise EngineError(f"ps: {first or f'exit status {proc.returncode}'}")
+            # dockerd answers 500 here, but ps refuses only the client's options
+            raise InvalidParameter(f"ps: {first or f'exit status {proc.returncode}'}")
     return proc.stdout.decode(errors="replace")
 
 

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import mountspec, validate
+from . import mountspec
 from .buildfs import readonly_root
 from .config import EngineConfig
 from .errors import Conflict, EngineError, InvalidParameter, NotFound, no_such_container
@@ -327,10 +327,10 @@ class VolumeService:
         host, config = record["HostConfig"], record["Config"]
         tmpfs = _tmpfs_map(host)
         points: dict[str, dict[str, Any]] = {}
-        for spec in validate.string_list(host.get("VolumesFrom"), "VolumesFrom"):
+        for spec in host.get("VolumesFrom") or []:
             points.update(self._volumes_from(spec))
         taken: set[str] = set()
-        for raw in validate.string_list(host.get("Binds"), "Binds"):
+        for raw in host.get("Binds") or []:
             mp = mountspec.parse_bind(raw)
             if mp["Destination"] in taken or mp["Destination"] in tmpfs:
                 raise InvalidParameter(f"Duplicate mount point: {mp['Destination']}")

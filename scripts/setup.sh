@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PKGS=(runc busybox-static tini iptables nftables iproute2 util-linux procps curl docker-registry apache2-utils chromium)
+SYSTEM_PKGS=(runc busybox-static tini iptables nftables iproute2 util-linux procps curl docker-registry apache2-utils chromium golang-github-docker-docker-dev)
 missing=()
 for p in "${SYSTEM_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -94,6 +94,7 @@ def _check_tag(tag: str) -> None:
 
 class BuildPruneHandler(ApiHandler):
     async def post(self, version: str | None = None) -> None:
+        self.q_filters()  # malformed filters are a 400 even though the cache is pruned whole
         self.send_json(await self.run(self.engine.builder.prune_cache))
 
 

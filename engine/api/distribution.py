@@ -13,6 +13,7 @@ import threading
 from typing import Any, Callable, Iterator
 
 from .. import reference
+from ..distribution import Platform
 from ..errors import EngineError, InvalidParameter, NotImplementedYet
 from ..registry import AuthConfig
 from .base import NAME, ApiHandler, route
@@ -45,6 +46,7 @@ async def pull(handler: ProgressStream) -> None:
     name, tag = handler.q_str("fromImage"), handler.q_str("tag")
     svc = handler.engine.distribution
     auth, platform = registry_auth(handler), handler.q_str("platform")
+    Platform.parse(platform)  # a bad platform is a 400, before the progress stream starts
     named = reference.parse(name, default_tag=False)
     if not tag and not named.tag and not named.digest:  # --all-tags
         await handler.stream_progress(lambda cancel: svc.pull_all_tags(name, auth, platform, cancel))

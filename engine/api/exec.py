@@ -6,6 +6,7 @@ import socket
 import threading
 from typing import Any
 
+from .. import validate
 from ..containers import Attachment
 from ..errors import EngineError, InvalidParameter
 from ..exec import ExecService, parse_console_size
@@ -19,7 +20,7 @@ EXIT_GRACE = 5.0
 
 class ExecCreateHandler(ApiHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        body = self.json_body()
+        body = self.decoded_body(validate.EXEC_CREATE)
         self.policy.check_exec_create(body)
         await self.run(self.policy.check_container_use, lambda: self.engine.containers.get(ref))
         self.send_json(await self.run(self.engine.execs.create, ref, body), 201)
