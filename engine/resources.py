@@ -231,6 +231,7 @@ def check_restart_policy(name: str, retries: int) -> None:
 def apply_update(h: dict[str, Any], body: dict[str, Any]) -> list[str]:
     """Merge a `POST /containers/{id}/update` body into HostConfig `h` as dockerd's UpdateContainer does."""
     upd = {k: body.get(k) for k in (*INT_FIELDS, "CpusetCpus", "CpusetMems", "PidsLimit", "MemorySwappiness")}
+    upd["ShmSize"] = None  # not in Docker's UpdateConfig: ignored like any unknown field
     warnings = verify(upd, update=True)
     cur = {k: h.get(k) or 0 for k in INT_FIELDS}
     for new, old, msg in (("NanoCpus", "CpuPeriod", "Nano CPUs cannot be updated as CPU Period has already been set"),

@@ -122,6 +122,14 @@ def test_update_with_huge_negative_swap_is_400(daemon: Any, container: str) -> N
     assert _inspect(daemon, container)["HostConfig"] == before
 
 
+def test_update_ignores_fields_outside_update_config(daemon: Any, container: str) -> None:
+    """ShmSize is not in Docker's UpdateConfig: like any unknown field it is ignored, whatever its type."""
+    before = _inspect(daemon, container)["HostConfig"]
+    status, reply = _post(daemon, f"/containers/{container}/update", {"ShmSize": "big"})
+    assert status == 200, reply
+    assert _inspect(daemon, container)["HostConfig"] == before
+
+
 def test_restart_with_huge_timeout(daemon: Any, busybox: str) -> None:
     """dockerd multiplies t by a second without a range check: a timeout beyond any wait is a long wait."""
     status, reply = _post(daemon, "/containers/create", {
