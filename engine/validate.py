@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import InvalidParameter
+from engine.errors import InvalidParameter
 
 
 @dataclass(frozen=True)

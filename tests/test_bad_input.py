@@ -218,7 +218,7 @@ def test_runc_on_an_exited_container_is_409(tmp_path: Any, runc_says: str) -> No
     """kill/pause/update racing the container's exit: runc's complaint is Docker's 409, not a 500."""
     from engine.config import EngineConfig
     from engine.errors import Conflict
-    from engine.runtime import Runtime
+    from engine.runtime.runc import Runtime
 
     runc = tmp_path / "runc"
     runc.write_text(f"#!/bin/sh\necho '{runc_says}' >&2\nexit 1\n")

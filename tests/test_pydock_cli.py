@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli.formatting import human_size, tabwrite
-from engine.cli.main import main
-from engine.cli.template import Template, TemplateError
+from pydock_cli.formatting import human_size, tabwrite
+from pydock_cli.main import main
+from pydock_cli.template import Template, TemplateError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -73,9 +73,9 @@ def test_tabwriter_and_sizes() -> None:
 
 def test_jsonmessage_rendering() -> None:
     """Without a terminal, progress updates are dropped and statuses are lines; errors carry their code."""
-    from engine.cli.jsonmessage import display
-    from engine.cli.session import CliError
-    from engine.cli.streams import Out
+    from pydock_cli.jsonmessage import display
+    from pydock_cli.session import CliError
+    from pydock_cli.streams import Out
     msgs = [{"status": "Pulling from t/bb", "id": "1"}, {"status": "Pulling fs layer", "progressDetail": {}, "id": "a"},
             {"status": "Downloading", "progressDetail": {"current": 5, "total": 10}, "progress": "[=>  ]", "id": "a"},
             {"status": "Pull complete", "progressDetail": {}, "id": "a"}, {"aux": {"ID": "sha256:x"}},

@@ -9,10 +9,10 @@ from typing import Any
 
 from tornado.iostream import StreamClosedError
 
-from .. import validate
-from ..errors import InvalidParameter
-from .base import ID, ApiHandler, route
-from .upload import UploadHandler
+from engine import validate
+from engine.api.base import ID, ApiHandler, route
+from engine.api.upload import UploadHandler
+from engine.errors import InvalidParameter
 
 STAT_HEADER = "X-Docker-Container-Path-Stat"
 TAR = "application/x-tar"

@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 import tornado.iostream
 import tornado.web
 
-from .. import validate
-from ..daemon import Engine
-from ..errors import EngineError, InvalidParameter
-from ..hostpolicy import OPEN, HostPolicy
-from ..system import API_VERSION, MIN_API_VERSION
+from engine import validate
+from engine.engine import Engine
+from engine.errors import EngineError, InvalidParameter
+from engine.hostpolicy import OPEN, HostPolicy
+from engine.system import API_VERSION, MIN_API_VERSION
 
 T = TypeVar("T")
 

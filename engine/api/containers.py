@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import validate
-from ..distribution import Platform
-from ..errors import InvalidParameter, NotFound
-from .base import ID, ApiHandler, route
+from engine import validate
+from engine.api.base import ID, ApiHandler, route
+from engine.distribution.service import Platform
+from engine.errors import InvalidParameter, NotFound
 
 
 class ContainerCreateHandler(ApiHandler):

@@ -12,11 +12,11 @@ import json
 import threading
 from typing import Any, Callable, Iterator
 
-from .. import reference
-from ..distribution import Platform
-from ..errors import EngineError, InvalidParameter, NotImplementedYet
-from ..registry import AuthConfig
-from .base import NAME, ApiHandler, route
+from engine.api.base import NAME, ApiHandler, route
+from engine.distribution.registry import AuthConfig
+from engine.distribution.service import Platform
+from engine.errors import EngineError, InvalidParameter, NotImplementedYet
+from pydock_common import reference
 
 Messages = Callable[[threading.Event], Iterator[dict[str, Any]]]
 

@@ -1,9 +1,9 @@
 """Network routes: /networks (list, inspect, create, remove, connect, disconnect, prune)."""
 from __future__ import annotations
 
-from .. import validate
-from ..errors import InvalidParameter
-from .base import ID, ApiHandler, route
+from engine import validate
+from engine.api.base import ID, ApiHandler, route
+from engine.errors import InvalidParameter
 
 
 class NetworkListHandler(ApiHandler):

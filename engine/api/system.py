@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import tornado.iostream
 
-from ..errors import InvalidParameter
-from ..events import Event, matches
-from ..timeutil import parse_api_time
-from .base import ApiHandler, route
+from engine.api.base import ApiHandler, route
+from engine.errors import InvalidParameter
+from engine.events import Event, matches
+from engine.timeutil import parse_api_time
 
 
 class PingHandler(ApiHandler):

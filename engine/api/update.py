@@ -1,8 +1,8 @@
 """`POST /containers/{id}/update` (docker update): resource limits and restart policy."""
 from __future__ import annotations
 
-from .. import validate
-from .base import ID, ApiHandler, route
+from engine import validate
+from engine.api.base import ID, ApiHandler, route
 
 
 class ContainerUpdateHandler(ApiHandler):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import validate
-from .base import ID, ApiHandler, _version_tuple, route
+from engine import validate
+from engine.api.base import ID, ApiHandler, _version_tuple, route
 
 
 class VolumeHandler(ApiHandler):
