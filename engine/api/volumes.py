@@ -24,7 +24,7 @@ class VolumeCreateHandler(VolumeHandler):
         body = self.decoded_body(validate.VOLUME_CREATE, required=False)
         self.policy.check_volume_create(body)
         vol = await self.run(self.engine.volumes.create, body.get("Name") or "", body.get("Driver") or "",
-                             body.get("DriverOpts") or {}, body.get("Labels") or {})
+                             body.get("DriverOpts"), body.get("Labels"))  # null stays null, as in Docker
         self.send_json(vol, 201)
 
 
