@@ -42,7 +42,7 @@ def assert_same_output(daemon, *args: str) -> None:
 
 def pydock_proc(daemon, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "PYDOCK_HOST": daemon.url}
-    return subprocess.run([sys.executable, "-m", "engine.cli.main", *args], input=input, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "pydock_cli.main", *args], input=input, capture_output=True,
                           cwd=REPO, env=env, timeout=60, check=False)
 
 
@@ -465,7 +465,7 @@ def test_stats_no_stream_matches_docker(daemon, files_ctr) -> None:
 def test_stats_stream_frames(daemon, files_ctr) -> None:
     """Streaming writes docker 28's frames twice a second, terminal or not, until interrupted."""
     env = {**os.environ, "PYDOCK_HOST": daemon.url}
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "stats", "--format",
+    proc = subprocess.Popen([sys.executable, "-m", "pydock_cli.main", "stats", "--format",
                              "table {{.Name}}\t{{.PIDs}}", files_ctr], stdout=subprocess.PIPE, cwd=REPO, env=env)
     time.sleep(3)
     proc.send_signal(2)
