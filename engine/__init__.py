@@ -1,3 +1,5 @@
 """pydock engine: images, containers and the Docker Engine API, without Jupyter."""
 
-__version__ = "0.1.0"
+from pydock_common import __version__
+
+__all__ = ["__version__"]

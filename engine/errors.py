@@ -1,54 +1,23 @@
-"""Engine errors carry the HTTP status Docker would answer with.
+"""The engine's errors: Docker's error kinds, and the messages the engine words the same way everywhere.
 
-Handlers never guess a status code: every failure the engine can foresee is
-raised as one of these, so the API layer maps it to Docker's JSON error shape
-(`{"message": ...}`) in one place.
+The kinds themselves live in `pydock_common.errdefs`, shared with the
+client; engine code imports them from here.
 """
 from __future__ import annotations
 
+from pydock_common.errdefs import (
+    Conflict,
+    EngineError,
+    Forbidden,
+    InvalidParameter,
+    NotFound,
+    NotImplementedYet,
+    NotModified,
+    Unauthorized,
+)
 
-class EngineError(Exception):
-    """Base class; `status` is the HTTP code the Docker API uses for it."""
-
-    status = 500
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class InvalidParameter(EngineError):
-    status = 400
-
-
-class Unauthorized(EngineError):
-    """Registry credentials missing or rejected (`docker login`, pull, push)."""
-
-    status = 401
-
-
-class Forbidden(EngineError):
-    status = 403
-
-
-class NotFound(EngineError):
-    status = 404
-
-
-class Conflict(EngineError):
-    status = 409
-
-
-class NotModified(EngineError):
-    """Docker answers 304 when e.g. a running container is started again."""
-
-    status = 304
-
-
-class NotImplementedYet(EngineError):
-    """For API features that pydock deliberately does not offer."""
-
-    status = 501
+__all__ = ["Conflict", "EngineError", "Forbidden", "InvalidParameter", "NotFound", "NotImplementedYet",
+           "NotModified", "Unauthorized", "no_such_container", "no_such_image"]
 
 
 def no_such_container(ref: str) -> NotFound:

@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import reference
-from .errors import InvalidParameter
+from engine.errors import InvalidParameter
+from pydock_common import reference
 
 Event = dict[str, Any]
 Subscriber = Callable[[Event], None]

@@ -21,9 +21,9 @@ import posixpath
 from collections.abc import Callable
 from typing import Any
 
-from . import mountspec
-from .errors import Forbidden, InvalidParameter
-from .spec import DEFAULT_CAPS, normalize_caps
+from engine.container import mountspec
+from engine.errors import Forbidden, InvalidParameter
+from engine.runtime.spec import DEFAULT_CAPS, normalize_caps
 
 NAMESPACE_MODES = ("PidMode", "IpcMode", "NetworkMode", "UsernsMode", "UTSMode")
 DEVICE_FIELDS = ("Devices", "DeviceRequests", "DeviceCgroupRules")

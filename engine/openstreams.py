@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from .errors import EngineError
+from engine.errors import EngineError
 
 
 class ShuttingDown(EngineError):

@@ -13,10 +13,10 @@ import urllib.parse
 import tornado.httpserver
 import tornado.netutil
 
-from .api import make_app
-from .config import EngineConfig
-from .daemon import Engine
-from .rootlock import DataRootInUse
+from engine.api import make_app
+from engine.config import EngineConfig
+from engine.engine import Engine
+from engine.store.rootlock import DataRootInUse
 
 DEFAULT_SOCKET = "/run/pydock/pydock.sock"
 

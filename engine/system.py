@@ -8,16 +8,16 @@ import platform
 import subprocess
 from typing import Any
 
-from . import __version__
-from .config import EngineConfig
-from .containers import ContainerService
-from .events import EventBus
-from .images import ARCH, ImageService
-from .layers import chain_ids
-from .registry import DEFAULT_INSECURE_CIDRS
-from .stats import cgroup_version, host_memory
-from .store import MetaStore
-from .timeutil import rfc3339_ns
+from engine import __version__
+from engine.config import EngineConfig
+from engine.container.service import ContainerService
+from engine.container.stats import cgroup_version, host_memory
+from engine.distribution.registry import DEFAULT_INSECURE_CIDRS
+from engine.events import EventBus
+from engine.image.layers import chain_ids
+from engine.image.service import ARCH, ImageService
+from engine.store.db import MetaStore
+from engine.timeutil import rfc3339_ns
 
 API_VERSION = "1.47"
 MIN_API_VERSION = "1.24"

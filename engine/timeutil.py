@@ -5,7 +5,7 @@ import datetime as _dt
 import re
 import time
 
-from .errors import InvalidParameter
+from engine.errors import InvalidParameter
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 

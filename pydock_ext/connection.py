@@ -20,9 +20,9 @@ from typing import Any
 import docker
 import requests
 
-from engine.cli.client import API_VERSION, config_headers, resolve_host
-from engine.cli.session import Session
-from engine.cli.streams import Out
+from pydock_cli.client import API_VERSION, config_headers, resolve_host
+from pydock_cli.session import Session
+from pydock_cli.streams import Out
 
 _KERNEL_FILE = re.compile(r"kernel-(.+)\.json$")
 

@@ -43,12 +43,12 @@ import docker
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from IPython.utils.text import DollarFormatter
 
-from engine.cli.client import ConnectError, DaemonError
-from engine.cli.containers import CONTAINER_CONFIG_FLAGS, attach_start, create_body
-from engine.cli.main import GLOBAL, build, main
-from engine.cli.parser import Args, Command, Flag, UsageError
-from engine.cli.session import Session
-from engine.cli.streams import Out
+from pydock_cli.client import ConnectError, DaemonError
+from pydock_cli.containers import CONTAINER_CONFIG_FLAGS, attach_start, create_body
+from pydock_cli.main import GLOBAL, build, main
+from pydock_cli.parser import Args, Command, Flag, UsageError
+from pydock_cli.session import Session
+from pydock_cli.streams import Out
 
 from .connection import Endpoint, find_endpoint
 

@@ -20,9 +20,9 @@ from traitlets import Bool, Unicode
 from engine.api import make_routes
 from engine.api.base import ApiHandler
 from engine.config import EngineConfig
-from engine.daemon import Engine
+from engine.engine import Engine
 from engine.hostpolicy import OPEN, HostPolicy, NoHostAccess
-from engine.rootlock import DataRootInUse
+from engine.store.rootlock import DataRootInUse
 
 URL_PREFIX = "/pydock"
 

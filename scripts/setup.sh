@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM_PKGS=(runc busybox-static tini iptables nftables iproute2 util-linux procps curl docker-registry apache2-utils chromium)
+SYSTEM_PKGS=(runc busybox-static tini iptables nftables iproute2 util-linux procps curl docker-registry apache2-utils chromium golang-github-docker-docker-dev)
 missing=()
 for p in "${SYSTEM_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -36,7 +36,7 @@ fi
 PY=${PYTHON:-python3}
 if ! $PY -c 'import engine, tornado, docker, pytest, pytest_timeout, dockerfile_parse, pyroute2' 2>/dev/null \
    || ! $PY -c 'import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, ["jupyterlab", "playwright"])))' \
-   || ! $PY -m pip show pydock >/dev/null 2>&1; then
+   || ! $PY scripts/installed_matches.py; then
     echo "setup: installing Python packages"
     $PY -m pip install -q --root-user-action=ignore -e '.[test]'
 fi

@@ -16,7 +16,7 @@ import time
 import pytest
 from conftest import DOCKER, Daemon
 
-from engine.dockerignore import IgnoreMatcher
+from pydock_common.dockerignore import IgnoreMatcher
 
 
 def write_context(root: str, files: dict[str, str | bytes]) -> str:

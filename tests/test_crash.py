@@ -5,7 +5,7 @@ tests), kills it with SIGKILL inside a container start or a build, restarts
 it and checks that every container's state is true and that removing every
 container leaves no mount, runc state, cgroup, veth, namespace or shim.
 
-The deterministic windows use PYDOCK_CRASH_AT (see engine/containers.py),
+The deterministic windows use PYDOCK_CRASH_AT (see engine/runtime/runc.py, crash_point),
 which makes the daemon kill itself right after a named step of a start;
 the parallel `docker run -d` loop covers whatever timing falls in between.
 """

@@ -174,7 +174,7 @@ def test_open_streams_are_cancelled_and_awaited():
 
 
 def test_data_root_lock_is_released_on_close(tmp_path):
-    from engine.rootlock import DataRootInUse, DataRootLock
+    from engine.store.rootlock import DataRootInUse, DataRootLock
     first = DataRootLock(str(tmp_path), "first")
     with pytest.raises(DataRootInUse, match=rf"data root {tmp_path} is in use by pid {os.getpid()} \(first\)"):
         DataRootLock(str(tmp_path), "second")

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 from conftest import DOCKER, Daemon, new_name
 
-from engine import logs
+from engine.container import logs
+from engine.container.logconfig import from_human_size, validate
 from engine.errors import InvalidParameter
-from engine.logconfig import from_human_size, validate
-from engine.shim import LogWriter
+from engine.runtime.shim import LogWriter
 
 BASE_NS = 1_700_000_000_000_000_000
 

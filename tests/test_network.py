@@ -51,7 +51,7 @@ def _http_get(url: str, timeout: float = 5) -> str:
 
 
 def _tag(daemon) -> str:  # type: ignore[no-untyped-def]
-    """The per-daemon name scope of bridges, veths and the nftables table (engine/network.py)."""
+    """The per-daemon name scope of bridges, veths and the nftables table (engine/network/)."""
     return hashlib.sha256(os.path.realpath(daemon.data_root).encode()).hexdigest()[:4]
 
 
@@ -429,8 +429,8 @@ def test_no_strays_after_rm_and_daemon_restart(daemon, busybox) -> None:
 def test_ipam_allocates_lowest_free_and_refuses_clashes() -> None:
     from ipaddress import IPv4Address, IPv4Network
 
-    from engine import ipam
     from engine.errors import Forbidden, InvalidParameter
+    from engine.network import ipam
     net = IPv4Network("10.231.7.0/29")
     gw = ipam.gateway_for(net)
     assert str(gw) == "10.231.7.1"
@@ -455,7 +455,7 @@ def test_ipam_allocates_lowest_free_and_refuses_clashes() -> None:
 
 
 def test_dns_answer_round_trip() -> None:
-    from engine import dns
+    from engine.network import dns
     query = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x02db\x05local\x00" + struct.pack("!HH", 1, 1)
     qid, name, qtype, end = dns.parse_query(query)  # type: ignore[misc]
     assert (qid, name, qtype, end) == (0x1234, "db.local", 1, len(query))
@@ -468,7 +468,7 @@ def test_dns_answer_round_trip() -> None:
 
 
 def test_firewall_table_is_rendered_whole_and_once() -> None:
-    from engine import netfw
+    from engine.network import firewall as netfw
     bridges = [netfw.Bridge("pdx0", "172.29.0.0/16"), netfw.Bridge("pdx-a", "10.231.0.0/24", masquerade=False)]
     ports = [netfw.PortRule("tcp", "127.0.0.1", 8080, "172.29.0.2", 80, "pdx0"),
              netfw.PortRule("udp", "0.0.0.0", 5353, "172.29.0.3", 53, "pdx0")]

@@ -21,7 +21,7 @@ from nbclient import NotebookClient
 from test_jupyter_server import TOKEN, JupyterServer
 from test_registry import OCI_GZIP, Registry, start_registry, stop_registry, tar_of
 
-from engine.cli.main import main
+from pydock_cli.main import main
 from pydock_ext.connection import Endpoint, find_endpoint
 
 AUTH = {"Authorization": f"token {TOKEN}"}

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli.formatting import human_size, tabwrite
-from engine.cli.main import main
-from engine.cli.template import Template, TemplateError
+from pydock_cli.formatting import human_size, tabwrite
+from pydock_cli.main import main
+from pydock_cli.template import Template, TemplateError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -42,7 +42,7 @@ def assert_same_output(daemon, *args: str) -> None:
 
 def pydock_proc(daemon, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "PYDOCK_HOST": daemon.url}
-    return subprocess.run([sys.executable, "-m", "engine.cli.main", *args], input=input, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "pydock_cli.main", *args], input=input, capture_output=True,
                           cwd=REPO, env=env, timeout=60, check=False)
 
 
@@ -73,9 +73,9 @@ def test_tabwriter_and_sizes() -> None:
 
 def test_jsonmessage_rendering() -> None:
     """Without a terminal, progress updates are dropped and statuses are lines; errors carry their code."""
-    from engine.cli.jsonmessage import display
-    from engine.cli.session import CliError
-    from engine.cli.streams import Out
+    from pydock_cli.jsonmessage import display
+    from pydock_cli.session import CliError
+    from pydock_cli.streams import Out
     msgs = [{"status": "Pulling from t/bb", "id": "1"}, {"status": "Pulling fs layer", "progressDetail": {}, "id": "a"},
             {"status": "Downloading", "progressDetail": {"current": 5, "total": 10}, "progress": "[=>  ]", "id": "a"},
             {"status": "Pull complete", "progressDetail": {}, "id": "a"}, {"aux": {"ID": "sha256:x"}},
@@ -465,7 +465,7 @@ def test_stats_no_stream_matches_docker(daemon, files_ctr) -> None:
 def test_stats_stream_frames(daemon, files_ctr) -> None:
     """Streaming writes docker 28's frames twice a second, terminal or not, until interrupted."""
     env = {**os.environ, "PYDOCK_HOST": daemon.url}
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "stats", "--format",
+    proc = subprocess.Popen([sys.executable, "-m", "pydock_cli.main", "stats", "--format",
                              "table {{.Name}}\t{{.PIDs}}", files_ctr], stdout=subprocess.PIPE, cwd=REPO, env=env)
     time.sleep(3)
     proc.send_signal(2)

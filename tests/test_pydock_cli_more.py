@@ -11,9 +11,9 @@ import uuid
 
 import pytest
 
-from engine.cli import runflags
-from engine.cli.main import main
-from engine.cli.sortorder import natural_key
+from pydock_cli import runflags
+from pydock_cli.main import main
+from pydock_cli.sortorder import natural_key
 
 
 def pydock(daemon, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:

@@ -38,7 +38,7 @@ import requests
 import zstandard
 from conftest import Daemon, _cleanup_root
 
-from engine.registry import RegistryError, is_insecure, tls_context
+from engine.distribution.registry import RegistryError, is_insecure, tls_context
 
 REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

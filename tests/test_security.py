@@ -168,7 +168,7 @@ def _syscall_names(spec: dict) -> dict[str, list[dict]]:
 
 
 def test_default_seccomp_conditions_follow_capabilities():
-    from engine.spec import SpecOptions, build_spec
+    from engine.runtime.spec import SpecOptions, build_spec
 
     def spec(**kw):
         return build_spec(SpecOptions(container_id="c" * 64, rootfs="/r", args=["sh"], **kw))

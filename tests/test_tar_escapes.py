@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from conftest import DOCKER, Daemon
 
-from engine.untar import Options, Scope, UnsafeArchive, untar
+from pydock_common.untar import Options, Scope, UnsafeArchive, untar
 
 Entry = tuple[tarfile.TarInfo, bytes]
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from engine import naming, reference
+from engine.container import naming
 from engine.errors import InvalidParameter
-from engine.fsutil import read_in_root, resolve_user, secure_join
-from engine.layers import OPAQUE_XATTR, LayerStore, extract_layer, write_diff_tar
-from engine.spec import (
+from engine.image.layers import OPAQUE_XATTR, LayerStore, extract_layer, write_diff_tar
+from engine.linux.fsutil import read_in_root, resolve_user, secure_join
+from engine.runtime.spec import (
     ALL_CAPS,
     DEFAULT_CAPS,
     DEFAULT_PATH,
@@ -34,8 +34,10 @@ from engine.spec import (
     host_caps,
     merge_env,
 )
-from engine.store import BlobStore, MetaStore, atomic_write, check_digest, sha256_file
-from engine.untar import UnsafeArchive
+from engine.store.db import BlobStore, MetaStore, check_digest, sha256_file
+from pydock_common import reference
+from pydock_common.files import atomic_write
+from pydock_common.untar import UnsafeArchive
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="layers need root (ownership, mknod, trusted xattrs)")
 

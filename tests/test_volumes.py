@@ -13,7 +13,7 @@ import uuid
 import docker.errors
 import pytest
 
-from engine import mountspec
+from engine.container import mountspec
 from engine.errors import InvalidParameter
 
 

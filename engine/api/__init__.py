@@ -9,12 +9,24 @@ from typing import Any
 
 import tornado.web
 
-from ..daemon import Engine
-from ..hostpolicy import OPEN, HostPolicy
-from . import archive, build, containers, distribution, imagearchive, images, stats, streams, system
-from . import network, update, volumes
-from . import exec as exec_routes
-from .base import ID, route
+from engine.api import (
+    archive,
+    build,
+    containers,
+    distribution,
+    imagearchive,
+    images,
+    network,
+    stats,
+    streams,
+    system,
+    update,
+    volumes,
+)
+from engine.api import exec as exec_routes
+from engine.api.base import ID, route
+from engine.engine import Engine
+from engine.hostpolicy import OPEN, HostPolicy
 
 
 def make_routes(engine: Engine, prefix: str = "", base: type | None = None,

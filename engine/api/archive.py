@@ -9,9 +9,10 @@ from typing import Any
 
 from tornado.iostream import StreamClosedError
 
-from ..errors import InvalidParameter
-from .base import ID, ApiHandler, route
-from .upload import UploadHandler
+from engine import validate
+from engine.api.base import ID, ApiHandler, route
+from engine.api.upload import UploadHandler
+from engine.errors import InvalidParameter
 
 STAT_HEADER = "X-Docker-Container-Path-Stat"
 TAR = "application/x-tar"
@@ -103,9 +104,7 @@ class ChangesHandler(ApiHandler):
 
 class CommitHandler(ApiHandler):
     async def post(self, version: str | None = None) -> None:
-        config = self.json_body(required=False)
-        if config is not None and not isinstance(config, dict):
-            raise InvalidParameter("invalid container config")
+        config = self.decoded_body(validate.CONTAINER_CONFIG, required=False)
         image_id = await self.in_thread(
             self.engine.archive.commit, self.q_str("container"), self.q_str("repo"), self.q_str("tag"),
             self.q_str("comment"), self.q_str("author"), self.q_bool("pause", True),

@@ -20,10 +20,11 @@ from typing import Any, TypeVar
 import tornado.iostream
 import tornado.web
 
-from ..daemon import Engine
-from ..errors import EngineError, InvalidParameter
-from ..hostpolicy import OPEN, HostPolicy
-from ..system import API_VERSION, MIN_API_VERSION
+from engine import validate
+from engine.engine import Engine
+from engine.errors import EngineError, InvalidParameter
+from engine.hostpolicy import OPEN, HostPolicy
+from engine.system import API_VERSION, MIN_API_VERSION
 
 T = TypeVar("T")
 
@@ -32,6 +33,7 @@ T = TypeVar("T")
 _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pydock-api")
 
 TRUE = {"1", "true", "True", "yes"}
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
@@ -116,9 +118,10 @@ class ApiHandler(tornado.web.RequestHandler):
 
     # ---- parameters --------------------------------------------------
     def query(self, name: str, default: str | None = None) -> str | None:
-        """The first value of a repeated parameter, as Go's FormValue (and so dockerd) reads it."""
-        values = self.get_query_arguments(name)
-        return values[0] if values else default
+        """The first value of a repeated parameter, as Go's FormValue (and so dockerd) reads it: as sent
+        (tornado's own getters strip spaces and blank out control characters, so `?name=%00` would pass)."""
+        values = self.request.query_arguments.get(name)
+        return values[0].decode(errors="replace") if values else default
 
     def q_bool(self, name: str, default: bool = False) -> bool:
         v = self.query(name)
@@ -131,9 +134,12 @@ class ApiHandler(tornado.web.RequestHandler):
         if v is None or v == "":
             return default
         try:
-            return int(v)
+            n = int(v)
         except ValueError:
             raise InvalidParameter(f"invalid value for {name}: {v[:50]!r}") from None
+        if not INT64_MIN <= n <= INT64_MAX:  # Go's strconv.Atoi, as dockerd parses these
+            raise InvalidParameter(f'invalid value for {name}: strconv.Atoi: parsing "{v[:50]}": value out of range')
+        return n
 
     def q_str(self, name: str, default: str = "") -> str:
         return self.query(name, default) or default
@@ -163,6 +169,10 @@ class ApiHandler(tornado.web.RequestHandler):
                 raise InvalidParameter("invalid JSON: got EOF while reading request body")
             return {}
         return parse_json(body, "invalid JSON")
+
+    def decoded_body(self, t: validate.Struct, required: bool = True) -> dict[str, Any]:
+        """The JSON body checked against the Engine API type dockerd would decode it into."""
+        return validate.decode(self.json_body(required), t)
 
     def send_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)

@@ -7,11 +7,11 @@ from typing import Any
 
 import tornado.iostream
 
-from .. import reference
-from ..builder import BuildError, BuildOptions
-from ..errors import EngineError, InvalidParameter, NotImplementedYet
-from .base import ApiHandler, route
-from .upload import UploadHandler
+from engine.api.base import ApiHandler, route
+from engine.api.upload import UploadHandler
+from engine.build.builder import BuildError, BuildOptions
+from engine.errors import EngineError, InvalidParameter, NotImplementedYet
+from pydock_common import reference
 
 
 def error_message(e: EngineError) -> bytes:
@@ -94,6 +94,7 @@ def _check_tag(tag: str) -> None:
 
 class BuildPruneHandler(ApiHandler):
     async def post(self, version: str | None = None) -> None:
+        self.q_filters()  # malformed filters are a 400 even though the cache is pruned whole
         self.send_json(await self.run(self.engine.builder.prune_cache))
 
 

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidParameter, NotFound
-from .base import ID, ApiHandler, route
+from engine import validate
+from engine.api.base import ID, ApiHandler, route
+from engine.distribution.service import Platform
+from engine.errors import InvalidParameter, NotFound
 
 
 class ContainerCreateHandler(ApiHandler):
     async def post(self, version: str | None = None) -> None:
-        body = self.json_body()
+        body = self.decoded_body(validate.CONTAINER_CREATE)
+        Platform.parse(self.q_str("platform"))  # only checked: pydock runs its own platform's images
         self.policy.check_container_create(body)
         await self.run(self.policy.check_container_sharing, body, self._inspect_or_empty)
         self.send_json(await self.run(self.engine.containers.create, body, self.q_str("name")), 201)

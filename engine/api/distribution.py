@@ -12,10 +12,11 @@ import json
 import threading
 from typing import Any, Callable, Iterator
 
-from .. import reference
-from ..errors import EngineError, InvalidParameter, NotImplementedYet
-from ..registry import AuthConfig
-from .base import NAME, ApiHandler, route
+from engine.api.base import NAME, ApiHandler, route
+from engine.distribution.registry import AuthConfig
+from engine.distribution.service import Platform
+from engine.errors import EngineError, InvalidParameter, NotImplementedYet
+from pydock_common import reference
 
 Messages = Callable[[threading.Event], Iterator[dict[str, Any]]]
 
@@ -45,6 +46,7 @@ async def pull(handler: ProgressStream) -> None:
     name, tag = handler.q_str("fromImage"), handler.q_str("tag")
     svc = handler.engine.distribution
     auth, platform = registry_auth(handler), handler.q_str("platform")
+    Platform.parse(platform)  # a bad platform is a 400, before the progress stream starts
     named = reference.parse(name, default_tag=False)
     if not tag and not named.tag and not named.digest:  # --all-tags
         await handler.stream_progress(lambda cancel: svc.pull_all_tags(name, auth, platform, cancel))

@@ -6,11 +6,12 @@ import socket
 import threading
 from typing import Any
 
-from ..containers import Attachment
-from ..errors import EngineError, InvalidParameter
-from ..exec import ExecService, parse_console_size
-from .base import ID, ApiHandler, route
-from .streams import MUX, RAW, Hangup, frame, hijack, pump, run_session
+from engine import validate
+from engine.api.base import ID, ApiHandler, route
+from engine.api.streams import MUX, RAW, Hangup, frame, hijack, pump, run_session
+from engine.container.exec import ExecService, parse_console_size
+from engine.container.service import Attachment
+from engine.errors import EngineError, InvalidParameter
 
 # How long a finished exec's stream waits for its exit to be recorded, so that
 # the client's inspect right after EOF sees the exit code.
@@ -19,7 +20,7 @@ EXIT_GRACE = 5.0
 
 class ExecCreateHandler(ApiHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        body = self.json_body()
+        body = self.decoded_body(validate.EXEC_CREATE)
         self.policy.check_exec_create(body)
         await self.run(self.policy.check_container_use, lambda: self.engine.containers.get(ref))
         self.send_json(await self.run(self.engine.execs.create, ref, body), 201)

@@ -9,9 +9,9 @@ import json
 
 import tornado.iostream
 
-from .. import imagearchive
-from .base import NAME, ApiHandler, route
-from .upload import UploadHandler
+from engine.api.base import NAME, ApiHandler, route
+from engine.api.upload import UploadHandler
+from engine.image import archive as imagearchive
 
 
 class ImageSaveHandler(ApiHandler):

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 
-from ..errors import InvalidParameter
-from .base import NAME, ApiHandler, route
-from .distribution import ProgressStream, pull
-from .upload import UploadHandler
+from engine.api.base import NAME, ApiHandler, route
+from engine.api.distribution import ProgressStream, pull
+from engine.api.upload import UploadHandler
+from engine.errors import InvalidParameter
 
 
 class ImageListHandler(ApiHandler):

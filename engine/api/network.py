@@ -1,8 +1,9 @@
 """Network routes: /networks (list, inspect, create, remove, connect, disconnect, prune)."""
 from __future__ import annotations
 
-from ..errors import InvalidParameter
-from .base import ID, ApiHandler, route
+from engine import validate
+from engine.api.base import ID, ApiHandler, route
+from engine.errors import InvalidParameter
 
 
 class NetworkListHandler(ApiHandler):
@@ -22,7 +23,7 @@ class NetworkHandler(ApiHandler):
 
 class NetworkCreateHandler(ApiHandler):
     async def post(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.network.create, self.json_body()), 201)
+        self.send_json(await self.run(self.engine.network.create, self.decoded_body(validate.NETWORK_CREATE)), 201)
 
 
 def _container(body: object) -> str:
@@ -33,7 +34,7 @@ def _container(body: object) -> str:
 
 class NetworkConnectHandler(ApiHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        body = self.json_body()
+        body = self.decoded_body(validate.NETWORK_CONNECT)
         container = _container(body)
         await self.run(self.engine.network.connect, ref, container, body.get("EndpointConfig") or {})
         self.set_status(200)
@@ -42,7 +43,7 @@ class NetworkConnectHandler(ApiHandler):
 
 class NetworkDisconnectHandler(ApiHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        body = self.json_body()
+        body = self.decoded_body(validate.NETWORK_DISCONNECT)
         await self.run(self.engine.network.disconnect, ref, _container(body), bool(body.get("Force")))
         self.set_status(200)
         self.finish()

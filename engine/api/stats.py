@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import json
 
-
-from ..errors import InvalidParameter
-from .base import ID, ApiHandler, route
+from engine.api.base import ID, ApiHandler, route
+from engine.errors import InvalidParameter
 
 
 class ContainerStatsHandler(ApiHandler):

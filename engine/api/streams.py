@@ -14,12 +14,12 @@ import termios
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-from ..containers import Attachment
-from ..errors import EngineError, InvalidParameter, NotImplementedYet
-from ..logs import LogEntry, read_log_batches
-from ..openstreams import OpenStreams, ShuttingDown
-from ..timeutil import parse_api_time
-from .base import ID, ApiHandler, route
+from engine.api.base import ID, ApiHandler, route
+from engine.container.logs import LogEntry, read_log_batches
+from engine.container.service import Attachment
+from engine.errors import EngineError, InvalidParameter, NotImplementedYet
+from engine.openstreams import OpenStreams, ShuttingDown
+from engine.timeutil import parse_api_time
 
 MUX = "application/vnd.docker.multiplexed-stream"
 RAW = "application/vnd.docker.raw-stream"

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import tornado.iostream
 
-from ..errors import InvalidParameter
-from ..events import Event, matches
-from ..timeutil import parse_api_time
-from .base import ApiHandler, route
+from engine.api.base import ApiHandler, route
+from engine.errors import InvalidParameter
+from engine.events import Event, matches
+from engine.timeutil import parse_api_time
 
 
 class PingHandler(ApiHandler):
@@ -38,8 +38,14 @@ class InfoHandler(ApiHandler):
         self.send_json(await self.run(self.engine.system.info))
 
 
+DF_TYPES = ("container", "image", "volume", "build-cache")
+
+
 class DfHandler(ApiHandler):
     async def get(self, version: str | None = None) -> None:
+        for t in self.request.query_arguments.get("type", []):
+            if t.decode(errors="replace") not in DF_TYPES:
+                raise InvalidParameter(f"unknown object type: {t.decode(errors='replace')}")
         self.send_json(await self.run(self.engine.system.df))
 
 

@@ -11,7 +11,7 @@ from typing import IO
 
 import tornado.web
 
-from .base import ApiHandler
+from engine.api.base import ApiHandler
 
 MAX_UPLOAD = 1 << 40
 

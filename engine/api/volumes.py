@@ -3,16 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InvalidParameter
-from .base import ID, ApiHandler, _version_tuple, route
-
-
-def _str_map(value: Any, key: str) -> dict[str, str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidParameter(f"invalid {key}: must be a map of strings")
-    return value
+from engine import validate
+from engine.api.base import ID, ApiHandler, _version_tuple, route
 
 
 class VolumeHandler(ApiHandler):
@@ -29,15 +21,10 @@ class VolumeCreateHandler(VolumeHandler):
     """POST creates; GET and DELETE reach a volume that happens to be named "create"."""
 
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        body = self.json_body(required=False) or {}
-        if not isinstance(body, dict):
-            raise InvalidParameter("invalid volume create request")
+        body = self.decoded_body(validate.VOLUME_CREATE, required=False)
         self.policy.check_volume_create(body)
-        name, driver = body.get("Name") or "", body.get("Driver") or ""
-        if not isinstance(name, str) or not isinstance(driver, str):
-            raise InvalidParameter("invalid volume create request: Name and Driver must be strings")
-        vol = await self.run(self.engine.volumes.create, name, driver, _str_map(body.get("DriverOpts"), "DriverOpts"),
-                             _str_map(body.get("Labels"), "Labels"))
+        vol = await self.run(self.engine.volumes.create, body.get("Name") or "", body.get("Driver") or "",
+                             body.get("DriverOpts"), body.get("Labels"))  # null stays null, as in Docker
         self.send_json(vol, 201)
 
 

@@ -1,0 +1,284 @@
+"""Exec instances (`docker exec`): extra processes in a running container.
+
+As in Docker, instances live in memory only. Each started process has a
+monitor of its own (shim.py in exec mode), so it keeps running while the
+daemon restarts; the restarted daemon has forgotten the instance, as Docker
+does (its inspect answers 404). A finished instance stays inspectable for a
+while, like Docker's exec garbage collection allows, then is dropped.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.container.service import Attachment, ContainerService
+from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
+from engine.events import EventBus
+from engine.linux.fsutil import resolve_user
+from engine.runtime.runc import Runtime
+from engine.runtime.security import group_add_gids
+from engine.runtime.spec import container_env, host_caps, merge_env
+
+RETENTION = 600.0  # seconds a finished exec stays inspectable (Docker's GC: 5 to 10 minutes)
+READY_TIMEOUT = 10.0  # Docker's wait for an exec to start before a resize gives up
+# Docker's term.ToBytes names for control characters, by code
+_CTRL = ["ctrl-@", *(f"ctrl-{c}" for c in "abcdefghijklmnopqrstuvwxyz"), "ctrl-[", "ctrl-\\", "ctrl-]", "ctrl-^",
+         "ctrl-_"]
+
+
+@dataclass
+class ExecInstance:
+    id: str
+    container_id: str
+    entrypoint: str
+    args: list[str]
+    env: list[str]
+    user: str
+    working_dir: str
+    tty: bool
+    privileged: bool
+    open_stdin: bool
+    open_stdout: bool
+    open_stderr: bool
+    detach_keys: bytes
+    console_size: tuple[int, int] | None
+    running: bool = False
+    exit_code: int | None = None
+    pid: int = 0
+    finished_at: float = 0.0  # monotonic
+    started: threading.Event = field(default_factory=threading.Event)  # start succeeded or failed
+
+    @property
+    def command(self) -> str:
+        """Docker's event action suffix: entrypoint, a space, the arguments."""
+        return f"{self.entrypoint} {' '.join(self.args)}"
+
+
+def parse_detach_keys(keys: str) -> bytes:
+    """Docker's term.ToBytes: comma-separated single characters or `ctrl-x` names."""
+    out = bytearray()
+    for key in keys.split(","):
+        if len(key) == 1:
+            out += key.encode()
+        elif key.lower() in _CTRL:
+            out.append(_CTRL.index(key.lower()))
+        else:
+            raise EngineError(f"Invalid escape keys ({keys}) provided")
+    return bytes(out)
+
+
+def parse_console_size(value: Any) -> tuple[int, int] | None:
+    """An API `ConsoleSize` ([height, width]); anything else means none."""
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
+        return value[0], value[1]
+    return None
+
+
+class ExecService:
+    def __init__(self, containers: ContainerService, runtime: Runtime, events: EventBus) -> None:
+        self.containers = containers
+        self.runtime = runtime
+        self.events = events
+        self._execs: dict[str, ExecInstance] = {}
+        self._cond = threading.Condition()
+        containers.exec_ids = self.live_ids
+
+    # ---- lookups ------------------------------------------------------
+    def _active_container(self, ref: str) -> dict[str, Any]:
+        """Docker's getActiveContainer: exec needs a running, unpaused container."""
+        c = self.containers.get(ref)
+        state = c["State"]
+        if state["Restarting"]:
+            raise Conflict(f"Container {c['Id']} is restarting, wait until the container is running")
+        if not state["Running"]:
+            raise Conflict(f"container {c['Id']} is not running")
+        if state["Paused"]:
+            raise Conflict(f"Container {ref} is paused, unpause the container before exec")
+        return c
+
+    def _find(self, eid: str) -> ExecInstance:
+        with self._cond:
+            ec = self._execs.get(eid)
+        if ec is None:
+            raise NotFound(f"No such exec instance: {eid}")
+        return ec
+
+    def check(self, eid: str) -> ExecInstance:
+        """Docker's getExecConfig: the instance, if its container can run it now."""
+        return self._checked(eid)[0]
+
+    def _checked(self, eid: str) -> tuple[ExecInstance, dict[str, Any]]:
+        ec = self._find(eid)
+        try:
+            return ec, self._active_container(ec.container_id)
+        except NotFound:
+            raise NotFound(f"No such container: {eid}") from None
+
+    def live_ids(self, cid: str) -> list[str]:
+        """A container's ExecIDs: instances created and not yet exited."""
+        with self._cond:
+            return [e.id for e in self._execs.values() if e.container_id == cid and e.exit_code is None]
+
+    # ---- create -------------------------------------------------------
+    def create(self, ref: str, body: Any) -> dict[str, str]:
+        if not isinstance(body, dict):
+            raise InvalidParameter("invalid exec config")
+        cmd = body.get("Cmd")
+        if isinstance(cmd, str):
+            cmd = [cmd]
+        if not cmd:
+            raise InvalidParameter("No exec command specified")
+        if not isinstance(cmd, list) or not all(isinstance(a, str) for a in cmd):
+            raise InvalidParameter("invalid Cmd: must be a list of strings")
+        env = body.get("Env") or []
+        if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
+            raise InvalidParameter("invalid Env: must be a list of strings")
+        for key in ("User", "WorkingDir", "DetachKeys"):
+            if not isinstance(body.get(key) or "", str):
+                raise InvalidParameter(f"invalid {key}: must be a string")
+        c = self._active_container(ref)
+        user = body.get("User") or ""
+        if user:  # fail early, as Docker does, rather than at start
+            resolve_user(self._rootfs(c["Id"]), user)
+        keys = body.get("DetachKeys") or ""
+        cfg = c["Config"]
+        tty = bool(body.get("Tty"))
+        ec = ExecInstance(
+            id=secrets.token_hex(32), container_id=c["Id"], entrypoint=cmd[0], args=cmd[1:],
+            env=merge_env(container_env(cfg["Env"], [], cfg["Hostname"], tty), env),
+            user=user or cfg["User"], working_dir=body.get("WorkingDir") or cfg["WorkingDir"], tty=tty,
+            privileged=bool(body.get("Privileged")), open_stdin=bool(body.get("AttachStdin")),
+            open_stdout=bool(body.get("AttachStdout")), open_stderr=bool(body.get("AttachStderr")),
+            detach_keys=parse_detach_keys(keys) if keys else b"",
+            console_size=parse_console_size(body.get("ConsoleSize")))
+        with self._cond:
+            self._collect()
+            self._execs[ec.id] = ec
+        self.containers.log_event(c, f"exec_create: {ec.command}", execID=ec.id)
+        return {"Id": ec.id}
+
+    def _collect(self) -> None:
+        """Forget instances finished long ago (caller holds the lock)."""
+        cutoff = time.monotonic() - RETENTION
+        for eid in [e.id for e in self._execs.values() if e.exit_code is not None and e.finished_at < cutoff]:
+            del self._execs[eid]
+
+    # ---- start --------------------------------------------------------
+    def start(self, eid: str, console_size: tuple[int, int] | None = None,
+              attach: bool = False) -> Attachment | None:
+        """Run the instance; with `attach`, returns its streams, connected before it runs."""
+        ec, c = self._checked(eid)
+        with self._cond:
+            if ec.exit_code is not None:
+                raise Conflict(f"Error: Exec command {ec.id} has already run")
+            if ec.running:
+                raise Conflict(f"Error: Exec command {ec.id} is already running")
+            ec.running = True
+        self.containers.log_event(c, f"exec_start: {ec.command}", execID=ec.id)
+        att = None
+        try:
+            process = self._process(ec, c["HostConfig"], console_size or ec.console_size)
+            self.runtime.launch_exec(ec.id, ec.container_id, process, stdin=ec.open_stdin)
+            if attach:
+                att = Attachment(stdin=ec.open_stdin, stdout=ec.open_stdout, stderr=ec.open_stderr,
+                                 close_stdin=True, tty=ec.tty)
+                att.sock = self.runtime.attach(ec.id, stdin=att.stdin, stdout=att.stdout, stderr=att.stderr,
+                                               close_stdin=True)
+                att.ready.set()
+            ec.pid, sock = self.runtime.start_exec(ec.id)
+        except (EngineError, OSError) as e:
+            if att is not None and att.sock is not None:
+                att.sock.close()
+            # Docker records 126 when an exec fails to start without a more telling code
+            self._exited(ec, getattr(e, "exit_code", 126))
+            if isinstance(e, EngineError):
+                raise
+            raise EngineError(str(e)) from e
+        finally:
+            ec.started.set()
+        threading.Thread(target=self._watch, args=(ec, c, sock), name=f"exec-{eid[:12]}", daemon=True).start()
+        return att
+
+    def _rootfs(self, cid: str) -> str:
+        return os.path.join(self.containers.dir(cid), "merged")
+
+    def _process(self, ec: ExecInstance, host: dict[str, Any], console_size: tuple[int, int] | None) -> dict[str, Any]:
+        """The container's OCI process (capabilities, rlimits, ...) with the exec's command, env, cwd and user."""
+        with open(os.path.join(self.containers.dir(ec.container_id), "config.json")) as f:
+            p: dict[str, Any] = json.load(f)["process"]
+        p.update(args=[ec.entrypoint, *ec.args], env=ec.env, cwd=ec.working_dir or "/", terminal=ec.tty)
+        p.pop("consoleSize", None)
+        if ec.tty and console_size:
+            p["consoleSize"] = {"height": console_size[0], "width": console_size[1]}
+        if ec.user:
+            rootfs = self._rootfs(ec.container_id)
+            uid, gid, extra = resolve_user(rootfs, ec.user)
+            gids = extra + group_add_gids(rootfs, host.get("GroupAdd") or [])
+            p["user"] = {"uid": uid, "gid": gid, **({"additionalGids": gids} if gids else {})}
+        if ec.privileged:
+            caps = list(host_caps())
+            p["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
+        return p
+
+    def _watch(self, ec: ExecInstance, c: dict[str, Any], sock: socket.socket) -> None:
+        """Wait for the exit line on the start connection (see engine/runtime/shim.py)."""
+        result = None
+        with sock:
+            try:
+                result = self.runtime.read_line(sock)
+            except (OSError, ValueError):
+                pass
+        code = int((result or {}).get("ExitCode", 255))
+        self._exited(ec, code)
+        self.containers.log_event(c, "exec_die", execID=ec.id, exitCode=str(code))
+
+    def _exited(self, ec: ExecInstance, code: int) -> None:
+        with self._cond:
+            ec.running = False
+            ec.exit_code = code
+            ec.finished_at = time.monotonic()
+            self._cond.notify_all()
+
+    def wait(self, eid: str, timeout: float) -> None:
+        """Block until the instance has exited (or `timeout`): its streams end only after."""
+        ec = self._find(eid)
+        with self._cond:
+            self._cond.wait_for(lambda: ec.exit_code is not None, timeout)
+
+    # ---- resize / inspect ----------------------------------------------
+    def resize(self, eid: str, h: int, w: int) -> None:
+        ec = self.check(eid)
+        if not ec.started.wait(READY_TIMEOUT):
+            raise EngineError("timeout waiting for exec session ready")
+        if not ec.pid:
+            raise InvalidParameter("exec process is not started")
+        try:
+            self.runtime.request(ec.id, {"op": "resize", "h": h, "w": w})
+        except Conflict:
+            raise Conflict(f"exec {ec.id} is not running") from None
+
+    def inspect(self, eid: str) -> dict[str, Any]:
+        ec = self._find(eid)
+        try:
+            self.containers.resolve(ec.container_id)
+        except NotFound:
+            raise NotFound(f"No such exec instance: {eid}") from None
+        with self._cond:
+            pc: dict[str, Any] = {"tty": ec.tty, "entrypoint": ec.entrypoint, "arguments": ec.args,
+                                  "privileged": ec.privileged}
+            if ec.user:
+                pc["user"] = ec.user
+            return {
+                "ID": ec.id, "Running": ec.running, "ExitCode": ec.exit_code, "ProcessConfig": pc,
+                "OpenStdin": ec.open_stdin, "OpenStderr": ec.open_stderr, "OpenStdout": ec.open_stdout,
+                "CanRemove": False, "ContainerID": ec.container_id,
+                "DetachKeys": base64.b64encode(ec.detach_keys).decode(),  # Go marshals []byte as base64
+                "Pid": ec.pid,
+            }

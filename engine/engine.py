@@ -1,0 +1,122 @@
+"""Composition root: builds the engine's services and wires them together.
+
+This is the only place that knows every service; each service receives just
+the collaborators it needs, so they can be tested and replaced one by one.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from engine.build.builder import BuilderService
+from engine.config import EngineConfig
+from engine.container.archive import ArchiveService
+from engine.container.exec import ExecService
+from engine.container.service import ContainerService
+from engine.container.stats import StatsService
+from engine.distribution.registry import AuthConfig
+from engine.distribution.service import DistributionService
+from engine.events import EventBus
+from engine.image.layers import LayerStore
+from engine.image.service import ImageService
+from engine.linux.mounts import is_mountpoint
+from engine.network.service import NetworkService
+from engine.openstreams import OpenStreams
+from engine.runtime.runc import Runtime
+from engine.store.db import BlobStore, MetaStore
+from engine.store.rootlock import DataRootLock
+from engine.system import SystemService
+from engine.volume.service import VolumeService
+
+log = logging.getLogger(__name__)
+# how long shutting down waits for open streams (logs -f, events, ...) to end
+STREAMS_GRACE = 5.0
+
+
+class Engine:
+    def __init__(self, cfg: EngineConfig, program: str = "pydock") -> None:
+        """`program` names this engine's host in the data root's lock, for the error a second engine gets."""
+        self.root_lock = DataRootLock(cfg.data_root, program)
+        try:
+            self._build(cfg)
+        except BaseException:
+            self.root_lock.release()
+            raise
+
+    def _build(self, cfg: EngineConfig) -> None:
+        cfg.ensure_dirs()
+        self.cfg = cfg
+        self.meta = MetaStore(cfg.db_path)
+        self.blobs = BlobStore(cfg.blobs_dir, cfg.tmp_dir)
+        self.events = EventBus()
+        self.streams = OpenStreams()
+        self.layers = LayerStore(cfg.layers_dir, self.meta, self.blobs)
+        self.images = ImageService(self.meta, self.blobs, self.layers, self.events, cfg.tmp_dir)
+        self.distribution = DistributionService(cfg, self.meta, self.blobs, self.layers, self.images, self.events)
+        self.runtime = Runtime(cfg)
+        self.containers = ContainerService(cfg, self.meta, self.images, self.layers, self.runtime, self.events)
+        self.network = NetworkService(cfg, self.meta, self.events)
+        self.containers.network, self.network.containers = self.network, self.containers
+        self.volumes = VolumeService(cfg, self.meta, self.events)
+        self.containers.volumes, self.volumes.users = self.volumes, self.containers.all_records
+        self.system = SystemService(cfg, self.meta, self.images, self.containers, self.events)
+        self.stats = StatsService(self.containers, self.runtime)
+        self.execs = ExecService(self.containers, self.runtime, self.events)
+        self.archive = ArchiveService(cfg, self.containers, self.images, self.layers)
+        self.builder = BuilderService(cfg, self.meta, self.images, self.layers, self.containers,
+                                      self._pull_for_build)
+
+    def _pull_for_build(self, ref: str, platform: str, cancel: threading.Event) -> Iterator[dict[str, Any]]:
+        """FROM of an image that is not local (or `--pull`): an anonymous registry pull."""
+        yield from self.distribution.pull(self.distribution.resolve_pull(ref, AuthConfig(), platform), cancel)
+
+    def start(self) -> None:
+        """Recover from whatever the previous daemon left: temp files, half layers, running containers."""
+        self.builder.release_mounts()
+        for name in os.listdir(self.cfg.tmp_dir):
+            path = os.path.join(self.cfg.tmp_dir, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+        for name in os.listdir(self.cfg.layers_dir):
+            if name.startswith(".tmp-"):
+                shutil.rmtree(os.path.join(self.cfg.layers_dir, name), ignore_errors=True)
+        self._collect_orphans()
+        self.network.start()
+        self.containers.restore()
+        self.network.reconcile()
+
+    def _collect_orphans(self) -> None:
+        """Remove what a crash between "write data" and "commit the row" can leave behind.
+
+        Every store writes its files before the SQLite row that references
+        them, so files without a row are garbage and rows never dangle.
+        """
+        self.images.gc_layers()
+        known_layers = {r["cache_id"] for r in self.meta.query("SELECT cache_id FROM layers")}
+        for name in os.listdir(self.cfg.layers_dir):
+            if name not in known_layers and name != "empty":
+                shutil.rmtree(os.path.join(self.cfg.layers_dir, name), ignore_errors=True)
+        referenced = {r["id"] for r in self.meta.query("SELECT id FROM images")}
+        referenced |= {r["diff_id"] for r in self.meta.query("SELECT diff_id FROM layers")}
+        for digest in self.blobs.digests():
+            if digest not in referenced:
+                self.blobs.delete(digest)
+        self.volumes.collect_orphans()
+        known_containers = {r["id"] for r in self.meta.query("SELECT id FROM containers")}
+        for name in os.listdir(self.cfg.containers_dir):
+            path = os.path.join(self.cfg.containers_dir, name)
+            if name not in known_containers and not is_mountpoint(os.path.join(path, "merged")):
+                shutil.rmtree(path, ignore_errors=True)
+
+    def close(self) -> None:
+        """End the open streams first: they read the store, which closes last."""
+        left = self.streams.end_all(STREAMS_GRACE)
+        if left:
+            log.warning("%d API streams still open after %.0f s; closing the store anyway", left, STREAMS_GRACE)
+        self.network.close()
+        self.runtime.close()
+        self.meta.close()
+        self.root_lock.release()

@@ -1,0 +1,242 @@
+"""Layer store: safe extraction of layer tars into directories stacked by overlayfs.
+
+A layer is identified by its chain ID (so the same diff on different parents
+is a different layer, as in Docker). Each layer's directory holds only its own
+diff, with OCI whiteouts converted to overlayfs' form (0/0 character devices
+and the `trusted.overlay.opaque` xattr), so a container rootfs is one overlay
+mount with the chain as lowerdirs.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import tarfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from engine.errors import NotFound
+from engine.store.db import BlobStore, MetaStore, sha256_file
+from pydock_common.files import fsync_dir
+from pydock_common.untar import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, Options, Scope, untar
+
+LAYER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS layers (
+    chain_id TEXT PRIMARY KEY,
+    diff_id TEXT NOT NULL,
+    parent TEXT NOT NULL DEFAULT '',
+    cache_id TEXT NOT NULL UNIQUE,  -- directory name under layers/
+    size INTEGER NOT NULL
+);
+"""
+
+
+def chain_id(parent: str, diff_id: str) -> str:
+    if not parent:
+        return diff_id
+    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest()
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    out: list[str] = []
+    for d in diff_ids:
+        out.append(chain_id(out[-1] if out else "", d))
+    return out
+
+
+def extract_layer(tar_path: str, dest: str) -> None:
+    """Unpack one layer tar into `dest`, converting OCI whiteouts for overlayfs."""
+    untar(tar_path, dest, Options(scope=Scope.BENEATH, whiteouts=True, what="layer"))
+
+
+def dir_size(path: str) -> int:
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in files:
+            st = os.lstat(os.path.join(root, name))
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total
+
+
+def _is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def _is_opaque(path: str) -> bool:
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def write_diff_tar(upper: str, out: IO[bytes]) -> None:
+    """Serialise an overlay upperdir as an OCI layer tar (whiteouts back to .wh. files)."""
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for rel in _iter_tree(upper):
+            path = os.path.join(upper, rel)
+            st = os.lstat(path)
+            if _is_whiteout(st):
+                info = tarfile.TarInfo(os.path.join(os.path.dirname(rel), WHITEOUT_PREFIX + os.path.basename(rel)))
+                info.mtime = int(st.st_mtime)
+                tar.addfile(info)
+                continue
+            info = tar.gettarinfo(path, arcname=rel)
+            if info is None:
+                continue  # sockets have no tar form
+            info.uname = info.gname = ""
+            if info.isreg():
+                with open(path, "rb") as f:
+                    tar.addfile(info, f)
+            else:
+                tar.addfile(info)
+            if stat.S_ISDIR(st.st_mode) and _is_opaque(path):
+                marker = tarfile.TarInfo(os.path.join(rel, OPAQUE_MARKER))
+                marker.mtime = int(st.st_mtime)
+                tar.addfile(marker)
+
+
+def _iter_tree(root: str) -> Iterator[str]:
+    """Depth-first relative paths, each directory before its contents, sorted."""
+    def walk(rel: str) -> Iterator[str]:
+        for name in sorted(os.listdir(os.path.join(root, rel) if rel else root)):
+            child = f"{rel}/{name}" if rel else name
+            yield child
+            full = os.path.join(root, child)
+            if os.path.isdir(full) and not os.path.islink(full):
+                yield from walk(child)
+    return walk("")
+
+
+@dataclass
+class Layer:
+    chain_id: str
+    diff_id: str
+    parent: str
+    cache_id: str
+    size: int
+
+
+@dataclass
+class StagedLayer:
+    """A layer extracted into a private directory, not yet part of the store."""
+    tar_path: str
+    diff_id: str
+    cache_id: str
+    staging: str
+    size: int = 0
+
+
+class LayerStore:
+    def __init__(self, root: str, meta: MetaStore, blobs: BlobStore) -> None:
+        self.root = root
+        self.meta = meta
+        meta.ensure_schema(LAYER_SCHEMA)
+        self.blobs = blobs
+        self.empty_dir = os.path.join(root, "empty")
+        os.makedirs(self.empty_dir, exist_ok=True)
+
+    def get(self, chain: str) -> Layer:
+        row = self.meta.query_one("SELECT * FROM layers WHERE chain_id=?", (chain,))
+        if row is None:
+            raise NotFound(f"layer {chain} not found")
+        return Layer(row["chain_id"], row["diff_id"], row["parent"], row["cache_id"], row["size"])
+
+    def exists(self, chain: str) -> bool:
+        return self.meta.query_one("SELECT 1 FROM layers WHERE chain_id=?", (chain,)) is not None
+
+    def diff_dir(self, layer: Layer) -> str:
+        return os.path.join(self.root, layer.cache_id, "diff")
+
+    def register(self, tar_path: str, parent_chain: str = "") -> Layer:
+        """Adopt an uncompressed layer tar (moved into the blob store) as a layer on `parent_chain`.
+
+        Extraction happens in a private directory that is renamed into place
+        only when complete, then the row is committed; a failure at any step
+        removes what was written.
+        """
+        diff_id = sha256_file(tar_path)
+        chain = chain_id(parent_chain, diff_id)
+        if self.exists(chain):
+            os.unlink(tar_path)
+            return self.get(chain)
+        return self.commit(self.stage(tar_path, diff_id), parent_chain)
+
+    def stage(self, tar_path: str, diff_id: str) -> StagedLayer:
+        """Extract a layer tar whose digest the caller has computed into a private directory.
+
+        Nothing is visible until `commit`, so staging can run ahead of the
+        parent layers (a pull extracts while other layers still download);
+        `discard` undoes it.
+        """
+        cache_id = uuid.uuid4().hex[:24]
+        staged = StagedLayer(tar_path, diff_id, cache_id, os.path.join(self.root, f".tmp-{cache_id}"))
+        try:
+            os.makedirs(os.path.join(staged.staging, "diff"))
+            extract_layer(tar_path, os.path.join(staged.staging, "diff"))
+            staged.size = dir_size(os.path.join(staged.staging, "diff"))
+        except BaseException:
+            self.discard(staged)
+            raise
+        return staged
+
+    def commit(self, staged: StagedLayer, parent_chain: str = "") -> Layer:
+        """Make a staged layer visible on `parent_chain`: rename into place, adopt its tar, add the row."""
+        chain = chain_id(parent_chain, staged.diff_id)
+        final = os.path.join(self.root, staged.cache_id)
+        committed = False
+        try:
+            if self.exists(chain):
+                return self.get(chain)
+            os.rename(staged.staging, final)
+            fsync_dir(self.root)
+            self.blobs.adopt(staged.tar_path, staged.diff_id)
+            with self.meta.transaction() as db:
+                # a concurrent register of the same chain may have won meanwhile
+                if db.execute("SELECT 1 FROM layers WHERE chain_id=?", (chain,)).fetchone() is None:
+                    db.execute("INSERT INTO layers(chain_id, diff_id, parent, cache_id, size) VALUES (?,?,?,?,?)",
+                               (chain, staged.diff_id, parent_chain, staged.cache_id, staged.size))
+                    committed = True
+        finally:
+            if not committed:
+                shutil.rmtree(final, ignore_errors=True)
+                self.discard(staged)
+        return Layer(chain, staged.diff_id, parent_chain, staged.cache_id, staged.size) if committed \
+            else self.get(chain)
+
+    @staticmethod
+    def discard(staged: StagedLayer) -> None:
+        """Remove what staging wrote (a no-op after commit)."""
+        shutil.rmtree(staged.staging, ignore_errors=True)
+        if os.path.exists(staged.tar_path):
+            os.unlink(staged.tar_path)
+
+    def lower_dirs(self, top_chain: str) -> list[str]:
+        """Diff directories of a chain, topmost first, as overlayfs wants them."""
+        dirs = []
+        chain = top_chain
+        while chain:
+            layer = self.get(chain)
+            dirs.append(self.diff_dir(layer))
+            chain = layer.parent
+        return dirs or [self.empty_dir]
+
+    def remove_unreferenced(self, keep: set[str]) -> int:
+        """Delete layers no image chain references; `keep` holds every referenced chain ID."""
+        removed = 0
+        for row in self.meta.query("SELECT chain_id, diff_id, cache_id FROM layers"):
+            if row["chain_id"] in keep:
+                continue
+            with self.meta.transaction() as db:
+                db.execute("DELETE FROM layers WHERE chain_id=?", (row["chain_id"],))
+            shutil.rmtree(os.path.join(self.root, row["cache_id"]), ignore_errors=True)
+            if not self.meta.query_one("SELECT 1 FROM layers WHERE diff_id=?", (row["diff_id"],)):
+                self.blobs.delete(row["diff_id"])
+            removed += 1
+        return removed

@@ -1,0 +1,430 @@
+"""Image service: the local image store (configs, tags, layer chains).
+
+An image is its config blob; its ID is the config's sha256, so identical
+content always has the same ID. Tags map normalized references to IDs.
+"""
+from __future__ import annotations
+
+import bz2
+import fnmatch
+import gzip
+import json
+import lzma
+import os
+import shutil
+import tempfile
+import zlib
+from typing import IO, Any, Callable, Iterable
+
+from engine.errors import Conflict, InvalidParameter, no_such_image
+from engine.events import EventBus
+from engine.image.changes import apply_change
+from engine.image.layers import LayerStore, chain_ids
+from engine.store.db import BlobStore, MetaStore
+from engine.timeutil import ZERO_TIME, parse_api_time, parse_rfc3339_ns, rfc3339_ns
+from pydock_common import reference
+
+IMAGE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,            -- sha256:<config digest>
+    config BLOB NOT NULL,           -- raw image config JSON, hashed into id
+    parent TEXT NOT NULL DEFAULT '',
+    created INTEGER NOT NULL,
+    size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tags (
+    ref TEXT PRIMARY KEY,           -- normalized repo:tag or repo@digest
+    image_id TEXT NOT NULL REFERENCES images(id)
+);
+"""
+
+
+ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(os.uname().machine, os.uname().machine)
+
+CONFIG_KEYS = ("User", "ExposedPorts", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Volumes",
+               "WorkingDir", "Entrypoint", "OnBuild", "Labels", "StopSignal", "Shell")
+
+# container IDs using an image, split into (running, stopped); injected by the daemon
+UsageFn = Callable[[str], tuple[list[str], list[str]]]
+
+
+def short(image_id: str) -> str:
+    return image_id.split(":", 1)[-1][:12]
+
+
+def decompress_to(src: IO[bytes], dst: IO[bytes]) -> None:
+    """Copy a possibly compressed tar stream (gzip, bzip2, xz, zstd) as plain tar."""
+    head = src.read(6)
+    rest: IO[bytes]
+    if head[:2] == b"\x1f\x8b":
+        rest = gzip.GzipFile(fileobj=_Prefixed(head, src))  # type: ignore[assignment]
+    elif head[:3] == b"BZh":
+        rest = bz2.BZ2File(_Prefixed(head, src))  # type: ignore[assignment]
+    elif head[:6] == b"\xfd7zXZ\x00":
+        rest = lzma.LZMAFile(_Prefixed(head, src))  # type: ignore[assignment]
+    elif head[:4] == b"\x28\xb5\x2f\xfd":
+        import zstandard  # optional: only zstd layers need it
+        rest = zstandard.ZstdDecompressor().stream_reader(_Prefixed(head, src))
+    else:
+        dst.write(head)
+        rest = src
+    shutil.copyfileobj(rest, dst, 1 << 20)
+
+
+class _Prefixed:
+    """A file-like object that first returns already-read bytes."""
+
+    def __init__(self, head: bytes, f: IO[bytes]) -> None:
+        self.head, self.f = head, f
+
+    def read(self, n: int = -1) -> bytes:
+        if self.head:
+            if n < 0:
+                out, self.head = self.head + self.f.read(), b""
+                return out
+            out, self.head = self.head[:n], self.head[n:]
+            if len(out) < n:
+                out += self.f.read(n - len(out))
+            return out
+        return self.f.read(n)
+
+    def readable(self) -> bool:
+        return True
+
+
+def _refs_removed_with(norm: str, refs: list[str]) -> list[str]:
+    """Untagging a repository's last tag also drops its digest references, as Docker does."""
+    repo = reference.parse(norm).repository
+    if "@" in norm or any("@" not in r and r != norm and reference.parse(r).repository == repo for r in refs):
+        return [norm]
+    return [norm] + [r for r in refs if "@" in r and reference.parse(r).repository == repo]
+
+
+def empty_container_config() -> dict[str, Any]:
+    return {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+            "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False,
+            "Env": None, "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "",
+            "Entrypoint": None, "OnBuild": None, "Labels": None}
+
+
+class ImageService:
+    def __init__(self, meta: MetaStore, blobs: BlobStore, layers: LayerStore, events: EventBus,
+                 tmp_dir: str) -> None:
+        self.meta = meta
+        meta.ensure_schema(IMAGE_SCHEMA)
+        self.blobs = blobs
+        self.layers = layers
+        self.events = events
+        self.tmp_dir = tmp_dir
+        self.usage: UsageFn = lambda _id: ([], [])
+
+    # ---- lookup -------------------------------------------------------
+    def resolve(self, ref: str) -> str:
+        """Image ID for a reference: full or short ID, name[:tag], or name@digest."""
+        if not ref or len(ref) > 4096:
+            raise no_such_image(ref[:200])
+        hexref = ref[7:] if ref.startswith("sha256:") else ref
+        if all(c in "0123456789abcdef" for c in hexref) and len(hexref) <= 64:
+            rows = self.meta.query("SELECT id FROM images WHERE id LIKE ?", (f"sha256:{hexref}%",))
+            if len(rows) == 1 and (len(hexref) == 64 or not self._is_tag(ref)):
+                return rows[0]["id"]
+        try:
+            norm = str(reference.parse(ref))
+        except InvalidParameter:
+            raise no_such_image(ref[:200]) from None
+        row = self.meta.query_one("SELECT image_id FROM tags WHERE ref=?", (norm,))
+        if row is None:
+            raise no_such_image(ref[:200])
+        return row["image_id"]
+
+    def _is_tag(self, ref: str) -> bool:
+        try:
+            return self.meta.query_one("SELECT 1 FROM tags WHERE ref=?", (str(reference.parse(ref)),)) is not None
+        except InvalidParameter:
+            return False
+
+    def config(self, image_id: str) -> dict[str, Any]:
+        row = self.meta.query_one("SELECT config FROM images WHERE id=?", (image_id,))
+        if row is None:
+            raise no_such_image(image_id)
+        return json.loads(row["config"])
+
+    def top_chain(self, image_id: str) -> str:
+        ids = chain_ids(self.config(image_id).get("rootfs", {}).get("diff_ids") or [])
+        return ids[-1] if ids else ""
+
+    def tags_of(self, image_id: str) -> list[str]:
+        rows = self.meta.query("SELECT ref FROM tags WHERE image_id=? ORDER BY ref", (image_id,))
+        return [reference.parse(r["ref"]).familiar() for r in rows if "@" not in r["ref"]]
+
+    def digests_of(self, image_id: str) -> list[str]:
+        rows = self.meta.query("SELECT ref FROM tags WHERE image_id=? ORDER BY ref", (image_id,))
+        return [reference.parse(r["ref"]).familiar() for r in rows if "@" in r["ref"]]
+
+    # ---- creation -----------------------------------------------------
+    def create(self, config: dict[str, Any], parent: str = "", raw: bytes | None = None) -> str:
+        """Store an image config whose layers are all registered; returns its ID.
+
+        `raw` keeps a pulled config byte-exact: its digest is the image ID the
+        registry and every other engine know the image by.
+        """
+        diff_ids = config.get("rootfs", {}).get("diff_ids") or []
+        chains = chain_ids(diff_ids)
+        for c in chains:
+            self.layers.get(c)
+        if raw is None:
+            raw = json.dumps(config, separators=(",", ":"), sort_keys=False).encode()
+        image_id = self.blobs.put_bytes(raw)
+        size = sum(self.layers.get(c).size for c in chains)
+        created = parse_rfc3339_ns(config.get("created", "")) // 1_000_000_000
+        with self.meta.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO images(id, config, parent, created, size) VALUES (?,?,?,?,?)",
+                       (image_id, raw, parent, created, size))
+        return image_id
+
+    def tag(self, image_ref: str, repo: str, tag: str = "") -> str:
+        image_id = self.resolve(image_ref)
+        ref = reference.with_tag(repo, tag)
+        self._set_tag(image_id, str(ref))
+        self.events.publish("image", "tag", image_id, {"name": ref.familiar()})
+        return image_id
+
+    def _set_tag(self, image_id: str, norm_ref: str) -> None:
+        with self.meta.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO tags(ref, image_id) VALUES (?, ?)", (norm_ref, image_id))
+
+    def import_tar(self, src: IO[bytes], repo: str = "", tag: str = "", changes: Iterable[str] = (),
+                   message: str = "", platform: str = "") -> str:
+        """`docker import`: one layer from a (compressed) tar plus config changes."""
+        ref = reference.with_tag(repo, tag) if repo else None
+        cfg: dict[str, Any] = {}
+        for line in changes:
+            apply_change(cfg, line)
+        fd, tmp = tempfile.mkstemp(dir=self.tmp_dir, prefix="import-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                decompress_to(src, out)
+            layer = self.layers.register(tmp)
+        except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
+            raise InvalidParameter(f"invalid tar archive: {e}") from e
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        now = rfc3339_ns()
+        os_name, _, arch = (platform or f"linux/{ARCH}").partition("/")
+        config = {
+            "architecture": arch or ARCH,
+            "config": cfg,
+            "created": now,
+            "history": [{"created": now, "created_by": "", "comment": message or "Imported from -"}],
+            "os": os_name or "linux",
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+        }
+        image_id = self.create(config)
+        self.events.publish("image", "import", image_id, {"name": image_id})
+        if ref:
+            self._set_tag(image_id, str(ref))
+            self.events.publish("image", "tag", image_id, {"name": ref.familiar()})
+        return image_id
+
+    # ---- views --------------------------------------------------------
+    def inspect(self, ref: str) -> dict[str, Any]:
+        image_id = self.resolve(ref)
+        row = self.meta.query_one("SELECT * FROM images WHERE id=?", (image_id,))
+        assert row is not None
+        cfg = json.loads(row["config"])
+        ccfg = empty_container_config()
+        ccfg.update({k: v for k, v in (cfg.get("config") or {}).items()})
+        chains = chain_ids(cfg.get("rootfs", {}).get("diff_ids") or [])
+        lowers = self.layers.lower_dirs(chains[-1]) if chains else []
+        return {
+            "Id": image_id,
+            "RepoTags": self.tags_of(image_id),
+            "RepoDigests": self.digests_of(image_id),
+            "Parent": row["parent"],
+            "Comment": (cfg.get("history") or [{}])[-1].get("comment", ""),
+            "Created": cfg.get("created", ""),
+            "DockerVersion": cfg.get("docker_version", ""),
+            "Author": cfg.get("author", ""),
+            "Config": ccfg,
+            "Architecture": cfg.get("architecture", ""),
+            "Variant": cfg.get("variant", ""),
+            "Os": cfg.get("os", ""),
+            "Size": row["size"],
+            "GraphDriver": {"Name": "overlay2", "Data": {
+                "LowerDir": ":".join(lowers[1:]), "UpperDir": lowers[0], "WorkDir": "",
+                "MergedDir": ""} if lowers else {}},
+            "RootFS": {"Type": "layers", "Layers": cfg.get("rootfs", {}).get("diff_ids") or []},
+            "Metadata": {"LastTagTime": ZERO_TIME},
+        }
+
+    def list(self, all_: bool = False, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+        filters = filters or {}
+        out = []
+        rows = self.meta.query("SELECT id, config, parent, created, size FROM images ORDER BY created DESC, id")
+        parents = {r["parent"] for r in rows if r["parent"]}
+        for row in rows:
+            image_id = row["id"]
+            tags = self.tags_of(image_id)
+            cfg = json.loads(row["config"])
+            labels = (cfg.get("config") or {}).get("Labels") or {}
+            if not all_ and not tags and image_id in parents:
+                continue  # intermediate build layer
+            if not _match_image_filters(filters, image_id, tags, labels, self):
+                continue
+            digests = self.digests_of(image_id)
+            if filters.get("reference"):  # dockerd lists only the references the filter matched
+                tags = [t for t in tags if _reference_matches(t, filters["reference"])]
+                digests = [d for d in digests if _reference_matches(d.split("@", 1)[0], filters["reference"])]
+            out.append({
+                "Id": image_id, "ParentId": row["parent"], "RepoTags": tags,
+                "RepoDigests": digests, "Created": row["created"],
+                "Size": row["size"], "SharedSize": -1, "VirtualSize": row["size"],
+                "Labels": labels or None, "Containers": -1,
+            })
+        return out
+
+    def history(self, ref: str) -> list[dict[str, Any]]:
+        image_id = self.resolve(ref)
+        cfg = self.config(image_id)
+        diff_ids = cfg.get("rootfs", {}).get("diff_ids") or []
+        chains = chain_ids(diff_ids)
+        layer_sizes = [self.layers.get(c).size for c in chains]
+        out = []
+        li = 0
+        for h in cfg.get("history") or []:
+            size = 0
+            if not h.get("empty_layer") and li < len(layer_sizes):
+                size = layer_sizes[li]
+                li += 1
+            out.append({"Id": "<missing>", "Created": parse_rfc3339_ns(h.get("created", "")) // 1_000_000_000,
+                        "CreatedBy": h.get("created_by", ""), "Tags": None, "Size": size,
+                        "Comment": h.get("comment", "")})
+        out.reverse()
+        if out:
+            out[0]["Id"] = image_id
+            out[0]["Tags"] = self.tags_of(image_id) or None
+        return out
+
+    # ---- removal ------------------------------------------------------
+    def remove(self, ref: str, force: bool = False, prune: bool = True) -> list[dict[str, str]]:
+        """`docker rmi`: untag by name; delete when the last reference goes, as Docker decides."""
+        image_id = self.resolve(ref)
+        by_id = self._is_id_ref(ref, image_id)
+        running, stopped = self.usage(image_id)
+        tags = [r["ref"] for r in self.meta.query("SELECT ref FROM tags WHERE image_id=?", (image_id,))]
+        result: list[dict[str, str]] = []
+        if not by_id:
+            norm = str(reference.parse(ref))
+            gone = _refs_removed_with(norm, tags)
+            if len(tags) > len(gone) or (force and (running or stopped)):
+                for t in gone:
+                    self._untag(t, image_id, result)
+                return result
+            if running or stopped:
+                cid = (running or stopped)[0]
+                raise Conflict(f'conflict: unable to remove repository reference "{ref}" (must force) - '
+                               f"container {cid[:12]} is using its referenced image {short(image_id)}")
+        else:
+            if running:
+                raise Conflict(f"conflict: unable to delete {short(image_id)} (cannot be forced) - "
+                               f"image is being used by running container {running[0][:12]}")
+            if stopped and not force:
+                raise Conflict(f"conflict: unable to delete {short(image_id)} (must be forced) - "
+                               f"image is being used by stopped container {stopped[0][:12]}")
+            if len({reference.parse(t).repository for t in tags}) > 1 and not force:
+                raise Conflict(f"conflict: unable to delete {short(image_id)} (must be forced) - "
+                               "image is referenced in multiple repositories")
+        if self.meta.query_one("SELECT 1 FROM images WHERE parent=?", (image_id,)):
+            if by_id or len(tags) <= 1:
+                raise Conflict(f"conflict: unable to delete {short(image_id)} (cannot be forced) - "
+                               "image has dependent child images")
+        for t in tags:
+            self._untag(t, image_id, result)
+        if stopped:
+            return result
+        self._delete(image_id, result)
+        return result
+
+    def _is_id_ref(self, ref: str, image_id: str) -> bool:
+        hexref = ref[7:] if ref.startswith("sha256:") else ref
+        return image_id.startswith("sha256:" + hexref) and not self._is_tag(ref)
+
+    def _untag(self, norm: str, image_id: str, result: list[dict[str, str]]) -> None:
+        with self.meta.transaction() as db:
+            db.execute("DELETE FROM tags WHERE ref=?", (norm,))
+        name = reference.parse(norm).familiar()
+        result.append({"Untagged": name})
+        self.events.publish("image", "untag", image_id, {"name": name})
+
+    def _delete(self, image_id: str, result: list[dict[str, str]]) -> None:
+        with self.meta.transaction() as db:
+            db.execute("DELETE FROM tags WHERE image_id=?", (image_id,))
+            db.execute("DELETE FROM images WHERE id=?", (image_id,))
+        self.blobs.delete(image_id)
+        result.append({"Deleted": image_id})
+        self.events.publish("image", "delete", image_id, {"name": image_id})
+        self.gc_layers()
+
+    def gc_layers(self) -> int:
+        keep: set[str] = set()
+        for row in self.meta.query("SELECT config FROM images"):
+            keep.update(chain_ids(json.loads(row["config"]).get("rootfs", {}).get("diff_ids") or []))
+        return self.layers.remove_unreferenced(keep)
+
+    def prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        """Remove dangling images (or all unused with `dangling=false`)."""
+        filters = dict(filters or {})
+        dangling_only = (filters.pop("dangling", ["true"]) or ["true"])[0].lower() in ("1", "true")
+        deleted: list[dict[str, str]] = []
+        reclaimed = 0
+        for img in self.list(all_=True, filters=filters):
+            image_id = img["Id"]
+            if dangling_only and img["RepoTags"]:
+                continue
+            running, stopped = self.usage(image_id)
+            if running or stopped or self.meta.query_one("SELECT 1 FROM images WHERE parent=?", (image_id,)):
+                continue
+            for t in [r["ref"] for r in self.meta.query("SELECT ref FROM tags WHERE image_id=?", (image_id,))]:
+                self._untag(t, image_id, deleted)
+            reclaimed += img["Size"]
+            self._delete(image_id, deleted)
+        self.events.publish("image", "prune", "", {"reclaimed": str(reclaimed)})
+        return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+
+def _match_image_filters(filters: dict[str, list[str]], image_id: str, tags: list[str],
+                         labels: dict[str, str], svc: ImageService) -> bool:
+    for key, values in filters.items():
+        if key == "dangling":
+            want = values[0].lower() in ("1", "true")
+            if want != (not tags):
+                return False
+        elif key == "label":
+            for v in values:
+                k, _, val = v.partition("=")
+                if k not in labels or (val and labels[k] != val):
+                    return False
+        elif key == "reference":
+            if not any(_reference_matches(t, values) for t in tags):
+                return False
+        elif key in ("before", "since"):
+            pivot = svc.meta.query_one("SELECT created FROM images WHERE id=?", (svc.resolve(values[0]),))
+            mine = svc.meta.query_one("SELECT created FROM images WHERE id=?", (image_id,))
+            if pivot is None or mine is None:
+                return False
+            if key == "before" and not mine["created"] < pivot["created"]:
+                return False
+            if key == "since" and not mine["created"] > pivot["created"]:
+                return False
+        elif key == "until":
+            mine = svc.meta.query_one("SELECT created FROM images WHERE id=?", (image_id,))
+            if mine is None or mine["created"] * 1_000_000_000 >= parse_api_time(values[0]):
+                return False
+        else:
+            raise InvalidParameter(f"invalid filter '{key}'")
+    return True
+
+
+def _reference_matches(tag: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(tag, pat) or fnmatch.fnmatch(tag.rsplit(":", 1)[0], pat) for pat in patterns)

@@ -1,0 +1,1 @@
+"""Container networking: the network service, IPAM, the nftables firewall, network namespaces and the embedded DNS server."""

@@ -1,0 +1,338 @@
+"""The OCI runtime boundary: runc invocations and the per-container shim.
+
+Everything that touches runc or a shim goes through here, so the container
+service deals in container IDs and never in processes or sockets' wire form.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from engine.config import EngineConfig
+from engine.errors import Conflict, EngineError
+
+ABANDON_TIMEOUT = 10.0  # seconds a shim gets to see its killed container exit
+# What runc says when the container it was asked to act on has exited or been deleted.
+GONE = ("not running", "process already finished", "does not exist", "container not found", "no such process")
+SHIM_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
+
+
+# Fault injection for tests/test_crash.py, read once at daemon start:
+# PYDOCK_CRASH_AT=<step> makes the daemon SIGKILL itself right after that step
+# of a container start, so each window a crash can hit is tested every run
+# instead of by luck of timing.
+_CRASH_AT = os.environ.get("PYDOCK_CRASH_AT", "")
+
+
+def crash_point(step: str) -> None:
+    if step == _CRASH_AT:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class OCIRuntimeError(EngineError):
+    """runc refused: Docker reports these as 500 unless they are about the command."""
+
+    exit_code = 128  # what Docker records as the process's exit code when it cannot start
+
+
+def classify_runc_error(message: str, action: str = "create") -> OCIRuntimeError:
+    """Docker answers 400 for a missing/non-executable command so the CLI can exit 127/126.
+
+    The exit code follows Docker's setExitCodeFromError.
+    """
+    text = f"OCI runtime {action} failed: {message}: unknown"
+    err = OCIRuntimeError(text)
+    low = message.lower()
+    if "permission denied" in low:
+        err.exit_code = 126
+    elif any(s in low for s in ("executable file not found", "no such file or directory", "not a directory")):
+        err.exit_code = 127
+    if err.exit_code != 128:
+        err.status = 400
+    return err
+
+
+def _schedule(pid: int, idle: bool) -> bool:
+    """Move a process to SCHED_IDLE, or back to the daemon's own policy; False if that failed."""
+    policy, param = (os.SCHED_IDLE, os.sched_param(0)) if idle else (os.sched_getscheduler(0), os.sched_getparam(0))
+    try:
+        os.sched_setscheduler(pid, policy, param)
+        return True
+    except OSError:  # exited already, or not permitted
+        return False
+
+
+@dataclass
+class _Spare:
+    """A shim interpreter started ahead of need, waiting on stdin for its state directory."""
+
+    proc: subprocess.Popen[bytes]
+    ready_r: int  # the shim reports {"pid": n} or {"error": ...} here
+
+    def hand_over(self, state_dir: str) -> bytes:
+        """Give the spare its container; returns its ready line, empty if it died unused."""
+        self.proc.communicate(state_dir.encode() + b"\n")  # it forks its monitor and exits
+        crash_point("handed-over")
+        with os.fdopen(self.ready_r, "rb") as ready:
+            return ready.readline()
+
+    def discard(self) -> None:
+        """An unused spare exits as soon as its stdin closes."""
+        self.proc.communicate()
+        os.close(self.ready_r)
+
+
+class Runtime:
+    def __init__(self, cfg: EngineConfig) -> None:
+        self.cfg = cfg
+        self._spare: _Spare | None = None
+        self._spare_lock = threading.Lock()
+        self._closed = False
+
+    def state_dir(self, cid: str) -> str:
+        # Short on purpose: unix socket paths inside it must stay under 108 bytes.
+        return os.path.join(self.cfg.shims_dir, cid[:16])
+
+    def _runc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        proc = subprocess.run([self.cfg.runc, "--root", self.cfg.runc_root, *args],
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+        if check and proc.returncode != 0:
+            msg = proc.stderr.decode(errors="replace").strip() or f"runc {args[0]} failed"
+            raise OCIRuntimeError(msg)
+        return proc
+
+    # ---- shim ---------------------------------------------------------
+    def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log: dict[str, Any],
+               console_size: tuple[int, int] | None, cgroup_path: str) -> int:
+        """Hand a state directory to a shim, which `runc create`s the container; returns the init PID."""
+        return self._launch(cid, {
+            "id": cid, "bundle": bundle, "tty": tty, "stdin": stdin, "log": log,
+            "cgroup_path": cgroup_path, "console_size": list(console_size) if console_size else None,
+        }, {}, "create")
+
+    def launch_exec(self, eid: str, cid: str, process: dict[str, Any], *, stdin: bool) -> None:
+        """Hand an exec's OCI process to a shim of its own; it runs at `start_exec`, once attached."""
+        size = process.get("consoleSize")
+        self._launch(eid, {
+            "mode": "exec", "id": cid, "tty": bool(process.get("terminal")), "stdin": stdin, "log": {},
+            "console_size": [size["height"], size["width"]] if size else None,
+        }, {"process.json": process}, "exec")
+
+    def _launch(self, sid: str, shim_cfg: dict[str, Any], files: dict[str, Any], action: str) -> int:
+        sdir = self.state_dir(sid)
+        shutil.rmtree(sdir, ignore_errors=True)
+        os.makedirs(sdir, mode=0o700)
+        for name, data in {"shim.json": {**shim_cfg, "runc": self.cfg.runc, "runc_root": self.cfg.runc_root},
+                           **files}.items():
+            with open(os.path.join(sdir, name), "w") as f:  # exec-root state: no fsync needed
+                json.dump(data, f)
+        line = self._take_spare().hand_over(sdir)
+        try:
+            msg = json.loads(line or b"{}")
+        except ValueError:
+            msg = {}
+        if "pid" not in msg:
+            shutil.rmtree(sdir, ignore_errors=True)
+            raise classify_runc_error(msg.get("error") or self._shim_log(sdir) or "shim failed to start", action)
+        return int(msg["pid"])
+
+    def start_exec(self, eid: str) -> tuple[int, socket.socket]:
+        """Run a launched exec: its PID, and the connection its exit line will arrive on."""
+        try:
+            sock = self.connect(eid, {"op": "start"}, timeout=60)
+        except OSError as e:
+            raise OCIRuntimeError(f"exec {eid} has no monitor: {e}") from e
+        try:
+            reply = self.read_line(sock) or {"error": "exec monitor exited"}
+        except (OSError, ValueError) as e:
+            reply = {"error": str(e)}
+        if "error" in reply:
+            sock.close()
+            raise classify_runc_error(reply["error"], "exec")
+        sock.settimeout(None)
+        return int(reply["pid"]), sock
+
+    # A shim is a fresh Python interpreter; starting one costs tens of
+    # milliseconds of interpreter start-up and imports. Keeping one spare
+    # started ahead takes that off every container start. The spare warms up
+    # under SCHED_IDLE so it never competes with the start it follows, and is
+    # used only once it is back under the daemon's own policy, which the
+    # container inherits.
+    def _spawn_shim(self, idle: bool = False) -> _Spare:
+        r, w = os.pipe()
+        try:
+            proc = subprocess.Popen([sys.executable, "-I", "-S", SHIM_SCRIPT],
+                                    env={"PYDOCK_SHIM_READY": str(w), "PATH": os.environ.get("PATH", "")},
+                                    pass_fds=(w,), stdin=subprocess.PIPE, close_fds=True)
+        except BaseException:
+            os.close(r)
+            raise
+        finally:
+            os.close(w)
+        if idle:
+            _schedule(proc.pid, idle=True)
+        return _Spare(proc, r)
+
+    def _take_spare(self) -> _Spare:
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        threading.Thread(target=self._refill, name="shim-spare", daemon=True).start()
+        if spare is not None and spare.proc.poll() is None and _schedule(spare.proc.pid, idle=False):
+            return spare
+        if spare is not None:
+            spare.discard()
+        return self._spawn_shim()
+
+    def _refill(self) -> None:
+        spare = self._spawn_shim(idle=True)
+        with self._spare_lock:
+            if self._spare is None and not self._closed:
+                self._spare, spare = spare, None
+        if spare is not None:
+            spare.discard()
+
+    def close(self) -> None:
+        """Stop the idle spare shim; running containers' shims are not ours to stop."""
+        with self._spare_lock:
+            self._closed = True
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.discard()
+
+    @staticmethod
+    def _shim_log(sdir: str) -> str:
+        try:
+            with open(os.path.join(sdir, "shim.log")) as f:
+                return f.read()[-2000:].strip()
+        except OSError:
+            return ""
+
+    def connect(self, cid: str, op: dict[str, Any], timeout: float | None = 10.0) -> socket.socket:
+        """Open a shim connection and send its op line; raises OSError if the shim is gone."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(os.path.join(self.state_dir(cid), "shim.sock"))
+            sock.sendall(json.dumps(op).encode() + b"\n")
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def attach(self, sid: str, *, stdin: bool, stdout: bool, stderr: bool, close_stdin: bool) -> socket.socket:
+        """A connection carrying the process's output streams and, if `stdin`, its input."""
+        sock = self.connect(sid, {"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr,
+                                  "close_stdin": close_stdin}, timeout=None)
+        if self.read_line(sock) is None:
+            sock.close()
+            raise OSError("shim closed the attach connection")
+        return sock
+
+    @staticmethod
+    def read_line(sock: socket.socket) -> dict[str, Any] | None:
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = sock.recv(1)
+            if not chunk:
+                return None
+            buf += chunk
+        return json.loads(buf)
+
+    def request(self, cid: str, op: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+        try:
+            sock = self.connect(cid, op, timeout)
+        except OSError as e:
+            raise Conflict(f"container {cid[:12]} is not running") from e
+        with sock:
+            reply = self.read_line(sock)
+        if reply is None:
+            raise Conflict(f"container {cid[:12]} is not running")
+        if "error" in reply:
+            raise classify_runc_error(reply["error"])
+        return reply
+
+    def alive(self, cid: str) -> bool:
+        try:
+            self.connect(cid, {"op": "ping"}, timeout=2).close()
+            return True
+        except OSError:
+            return False
+
+    def read_exit(self, cid: str) -> dict[str, Any] | None:
+        try:
+            with open(os.path.join(self.state_dir(cid), "exit.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def cleanup(self, cid: str) -> None:
+        """Forget runtime state of a stopped container (runc state and shim files).
+
+        A shim deletes its container in runc before reporting the exit, so
+        runc is only called when its state directory says it is still needed.
+        """
+        if os.path.exists(os.path.join(self.cfg.runc_root, cid)):
+            self._runc("delete", "--force", cid, check=False)
+        shutil.rmtree(self.state_dir(cid), ignore_errors=True)
+
+    def status(self, cid: str) -> tuple[str, int]:
+        """runc's status of the container and its init PID; ("", 0) when runc does not know it."""
+        proc = self._runc("state", cid, check=False)
+        try:
+            state = json.loads(proc.stdout) if proc.returncode == 0 else {}
+        except ValueError:
+            state = {}
+        return str(state.get("status", "")), int(state.get("pid") or 0)
+
+    def abandon(self, cid: str) -> None:
+        """Undo a start a daemon crash interrupted: afterwards no process, runc state or shim is left.
+
+        A created container's init waits for `runc start` and must be killed;
+        its shim then reaps it, deletes it in runc and exits, which is waited
+        for so the shim cannot write into a state directory about to go.
+        """
+        if os.path.exists(os.path.join(self.cfg.runc_root, cid)):
+            self._runc("kill", cid, "KILL", check=False)
+        deadline = time.monotonic() + ABANDON_TIMEOUT
+        while self.alive(cid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.cleanup(cid)
+
+    # ---- runc ---------------------------------------------------------
+    def _runc_on(self, cid: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+        """runc acting on a live container; one that exited meanwhile is Docker's 409, not runc's text."""
+        try:
+            return self._runc(*args)
+        except OCIRuntimeError as e:
+            if any(s in e.message.lower() for s in GONE):
+                raise Conflict(f"Container {cid} is not running") from e
+            raise
+
+    def kill(self, cid: str, signal: int) -> None:
+        self._runc_on(cid, "kill", cid, str(signal))
+
+    def pause(self, cid: str) -> None:
+        self._runc_on(cid, "pause", cid)
+
+    def resume(self, cid: str) -> None:
+        self._runc_on(cid, "resume", cid)
+
+    def update(self, cid: str, resources: dict[str, Any]) -> None:
+        """Apply new cgroup limits to a running container (`runc update --resources`)."""
+        path = os.path.join(self.state_dir(cid), "resources.json")
+        with open(path, "w") as f:  # exec-root state, read once by runc right now
+            json.dump(resources, f)
+        self._runc_on(cid, "update", "--resources", path, cid)
+
+    def pids(self, cid: str) -> list[int]:
+        out = self._runc_on(cid, "ps", "--format", "json", cid).stdout
+        return [int(p) for p in json.loads(out or b"[]") or []]

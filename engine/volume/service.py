@@ -1,0 +1,582 @@
+"""Volumes: Docker's `local` driver, and the mount points containers get from them.
+
+A volume is a SQLite row plus `<data-root>/volumes/<name>/_data`, like
+Docker's layout. The directory is created before the row is committed and
+removed after the row is deleted, so the boot-time sweep can treat every
+directory without a row as garbage. A volume's users are not counted in a
+table: they are the containers whose records name it (plus creations in
+flight), so the count can never drift from the containers that exist.
+
+Volumes with driver options (`-o type=tmpfs -o device=tmpfs -o o=size=1m`)
+are mounted on `_data` while a running container uses them, as Docker's
+local driver does.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import json
+import os
+import re
+import secrets
+import shutil
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from engine.build.fs import readonly_root
+from engine.config import EngineConfig
+from engine.container import mountspec
+from engine.errors import Conflict, EngineError, InvalidParameter, NotFound, no_such_container
+from engine.events import EventBus
+from engine.image.layers import dir_size
+from engine.linux.fsutil import secure_join
+from engine.linux.mounts import is_mountpoint, mount, umount
+from engine.store.db import MetaStore
+
+VOLUME_SCHEMA = """
+CREATE TABLE IF NOT EXISTS volumes (
+    name TEXT PRIMARY KEY,          -- directory name under volumes/
+    driver TEXT NOT NULL,
+    labels TEXT NOT NULL,           -- JSON object or null
+    options TEXT NOT NULL,          -- JSON driver options or null
+    created TEXT NOT NULL           -- RFC 3339, as `docker volume inspect` shows it
+);
+"""
+
+
+ANONYMOUS_LABEL = "com.docker.volume.anonymous"
+NAME_CHARS = "[a-zA-Z0-9][a-zA-Z0-9_.-]"
+VALID_NAME = re.compile(NAME_CHARS + "+", re.ASCII)
+MAX_NAME = 255
+DRIVER_OPTS = {"type", "o", "device", "size"}
+REQUIRED_OPTS = {"device": ("type",), "type": ("device",), "o": ("device", "type")}
+LIST_FILTERS = {"dangling", "name", "driver", "label"}
+PRUNE_FILTERS = {"label", "label!", "all"}
+# mount(8) option words that are flags, not filesystem data
+_MS = {"ro": 1, "nosuid": 2, "nodev": 4, "noexec": 8, "sync": 16, "dirsync": 128, "noatime": 1024,
+       "nodiratime": 2048, "relatime": 1 << 21, "strictatime": 1 << 24, "bind": 4096, "rbind": 4096 | 16384}
+_MS_CLEAR = {"rw", "suid", "dev", "exec", "async", "atime", "diratime", "defaults"}
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+Record = dict[str, Any]
+
+
+def _rfc3339(ts: float) -> str:
+    """Go's time.RFC3339 in the local zone ("Z" for UTC), as Docker prints CreatedAt."""
+    s = _dt.datetime.fromtimestamp(int(ts)).astimezone().isoformat(timespec="seconds")
+    return s[:-6] + "Z" if s.endswith("+00:00") else s
+
+
+def _volume_mounts(c: Record) -> list[dict[str, Any]]:
+    return [m for m in c.get("_mounts") or [] if m["Type"] == "volume"]
+
+
+class VolumeService:
+    def __init__(self, cfg: EngineConfig, meta: MetaStore, events: EventBus) -> None:
+        self.root = os.path.join(cfg.data_root, "volumes")
+        self.tmp_dir = cfg.tmp_dir
+        self.meta = meta
+        meta.ensure_schema(VOLUME_SCHEMA)
+        self.events = events
+        # every container record; set by the container service, which owns them
+        self.users: Callable[[], list[Record]] = list
+        self._lock = threading.RLock()
+        self._claims: dict[str, set[str]] = {}  # volume -> containers being created with it
+        self._prune_running = False
+        os.makedirs(self.root, mode=0o701, exist_ok=True)
+
+    # ---- paths and rows --------------------------------------------------
+    def data_path(self, name: str) -> str:
+        return os.path.join(self.root, name, "_data")
+
+    def _row(self, name: str) -> Record | None:
+        row = self.meta.query_one("SELECT * FROM volumes WHERE name=?", (name,))
+        return dict(row) if row else None
+
+    def _get_row(self, name: str) -> Record:
+        row = self._row(name) if isinstance(name, str) and len(name) <= MAX_NAME else None
+        if row is None:
+            raise NotFound(f"get {str(name)[:MAX_NAME]}: no such volume")
+        return row
+
+    def _view(self, row: Record) -> Record:
+        return {"CreatedAt": row["created"], "Driver": row["driver"], "Labels": json.loads(row["labels"]),
+                "Mountpoint": self.data_path(row["name"]), "Name": row["name"],
+                "Options": json.loads(row["options"]), "Scope": "local"}
+
+    def _refs(self) -> dict[str, list[str]]:
+        """Volume name -> IDs of the containers that use it (Docker's references)."""
+        refs: dict[str, list[str]] = {}
+        for c in self.users():
+            for m in _volume_mounts(c):
+                ids = refs.setdefault(m["Name"], [])
+                if c["Id"] not in ids:
+                    ids.append(c["Id"])
+        with self._lock:
+            for name, cids in self._claims.items():
+                refs.setdefault(name, []).extend(cid for cid in cids if cid not in refs[name])
+        return refs
+
+    # ---- create --------------------------------------------------------------
+    def create(self, name: str = "", driver: str = "", opts: dict[str, str] | None = None,
+               labels: dict[str, str] | None = None) -> Record:
+        return self._view(self._create(name, driver, opts, labels)[0])
+
+    def _create(self, name: str, driver: str, opts: dict[str, str] | None,
+                labels: dict[str, str] | None) -> tuple[Record, bool]:
+        """(row, created now); an existing volume of that name is returned as it is, as in Docker."""
+        if not name:
+            name = secrets.token_hex(32)
+            labels = {**(labels or {}), ANONYMOUS_LABEL: ""}
+        self._check_name(name)
+        driver = driver or "local"
+        with self._lock:
+            row = self._row(name)
+            if row is not None:
+                if row["driver"] != driver:
+                    raise Conflict(f"create {name}: volume name must be unique: "
+                                   f"driver '{row['driver']}' already has volume '{name}'")
+                return row, False
+            if driver != "local":
+                raise NotFound(f'create {name}: error looking up volume plugin {driver}: plugin "{driver}" not found')
+            self._check_opts(name, opts or {})
+            row = {"name": name, "driver": driver, "labels": json.dumps(labels),
+                   "options": json.dumps(opts), "created": ""}
+            vdir = os.path.join(self.root, name)
+            os.makedirs(vdir, mode=0o701)
+            try:
+                os.mkdir(self.data_path(name), 0o755)
+                row["created"] = _rfc3339(os.stat(vdir).st_ctime)
+                with self.meta.transaction() as db:
+                    db.execute("INSERT INTO volumes(name, driver, labels, options, created) VALUES (?,?,?,?,?)",
+                               tuple(row.values()))
+            except BaseException:
+                shutil.rmtree(vdir, ignore_errors=True)
+                raise
+        self.events.publish("volume", "create", name, {"driver": driver})
+        return row, True
+
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if not isinstance(name, str):
+            raise InvalidParameter("invalid volume name: must be a string")
+        shown = name if len(name) <= 100 else name[:100] + "..."
+        if len(name) == 1:
+            raise InvalidParameter(f"create {name}: volume name is too short, names should be at least two "
+                                   "alphanumeric characters")
+        if len(name) > MAX_NAME or not VALID_NAME.fullmatch(name):
+            raise InvalidParameter(f'create {shown}: "{shown}" includes invalid characters for a local volume name, '
+                                   f'only "{NAME_CHARS}" are allowed. If you intended to pass a host directory, '
+                                   "use absolute path")
+
+    @staticmethod
+    def _check_opts(name: str, opts: dict[str, str]) -> None:
+        for key, value in opts.items():
+            if key not in DRIVER_OPTS or not isinstance(value, str):
+                raise InvalidParameter(f'create {name}: invalid option: "{key}"')
+        if "size" in opts:
+            raise InvalidParameter(f"create {name}: quota size requested but no quota support")
+        for key, needed in REQUIRED_OPTS.items():
+            for other in needed:
+                if key in opts and other not in opts:
+                    raise InvalidParameter(f'create {name}: missing required option: "{other}"')
+
+    # ---- read ------------------------------------------------------------------
+    def inspect(self, name: str) -> Record:
+        return self._view(self._get_row(name))
+
+    def list(self, filters: dict[str, list[str]] | None = None) -> Record:
+        filters = filters or {}
+        _check_filters(filters, LIST_FILTERS)
+        refs = self._refs() if "dangling" in filters else {}
+        out = []
+        for row in self.meta.query("SELECT * FROM volumes ORDER BY name"):
+            vol = self._view(dict(row))
+            if _matches(vol, filters, bool(refs.get(vol["Name"]))):
+                out.append(vol)
+        return {"Volumes": out, "Warnings": None}
+
+    def df(self) -> list[Record]:
+        """`docker system df`: local volumes without mount options, with size and reference count."""
+        refs = self._refs()
+        out = []
+        for row in self.meta.query("SELECT * FROM volumes ORDER BY name"):
+            vol = self._view(dict(row))
+            if vol["Options"]:
+                continue
+            try:
+                size = dir_size(vol["Mountpoint"])
+            except OSError:
+                size = -1
+            out.append({**vol, "UsageData": {"Size": size, "RefCount": len(refs.get(vol["Name"], []))}})
+        return out
+
+    # ---- remove ------------------------------------------------------------------
+    def remove(self, name: str, force: bool = False) -> None:
+        with self._lock:
+            try:
+                row = self._get_row(name)
+            except NotFound:
+                if force:
+                    return
+                raise
+            users = self._refs().get(name)
+            if users:
+                raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]")
+            self._destroy(row)
+
+    def _destroy(self, row: Record) -> None:
+        name = row["name"]
+        umount(self.data_path(name))
+        with self.meta.transaction() as db:
+            db.execute("DELETE FROM volumes WHERE name=?", (name,))
+        shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+        self.events.publish("volume", "destroy", name, {"driver": row["driver"]})
+
+    def prune(self, filters: dict[str, list[str]] | None = None, all_by_default: bool = False) -> Record:
+        """Remove unused local volumes; only anonymous ones unless `all=true` (API >= 1.42)."""
+        filters = dict(filters or {})
+        _check_filters(filters, PRUNE_FILTERS)
+        everything = all_by_default
+        if filters.get("all"):
+            if len(filters["all"]) > 1:
+                raise InvalidParameter(f"invalid filter 'all={filters['all']}': only one value is expected")
+            everything = _parse_bool(filters["all"][0], "all")
+        if not everything:
+            filters["label"] = [*filters.get("label", []), ANONYMOUS_LABEL]
+        with self._lock:
+            if self._prune_running:
+                raise Conflict("a prune operation is already running")
+            self._prune_running = True
+        try:
+            deleted, reclaimed = self._prune(filters)
+        finally:
+            self._prune_running = False
+        self.events.publish("volume", "prune", "", {"reclaimed": str(reclaimed)})
+        return {"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}
+
+    def _prune(self, filters: dict[str, list[str]]) -> tuple[list[str], int]:
+        deleted, reclaimed = [], 0
+        for row in self.meta.query("SELECT * FROM volumes WHERE driver='local' ORDER BY name"):
+            vol = self._view(dict(row))
+            if vol["Options"] or not _matches(vol, filters, False):
+                continue
+            with self._lock:
+                if self._row(vol["Name"]) is None or self._refs().get(vol["Name"]):
+                    continue
+                size = dir_size(vol["Mountpoint"])
+                self._destroy(dict(row))
+            deleted.append(vol["Name"])
+            reclaimed += size
+        return deleted, reclaimed
+
+    def collect_orphans(self) -> None:
+        """Directories without a row: a create or remove that a crash cut short."""
+        known = {r["name"] for r in self.meta.query("SELECT name FROM volumes")}
+        for name in os.listdir(self.root):
+            if name not in known:
+                umount(self.data_path(name))
+                shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+
+    # ---- containers ---------------------------------------------------------------
+    @contextlib.contextmanager
+    def claim(self, record: Record, lowers: list[str]) -> Iterator[None]:
+        """Resolve a new container's mount points into record["Mounts"] and record["_mounts"].
+
+        Volumes are created (and filled from the image) here, as Docker does at
+        create. Until the block ends, the volumes count as used by the
+        container, so a concurrent prune cannot take them before the
+        container's row exists; if the block fails, volumes it created go.
+        """
+        cid = record["Id"]
+        points = self._plan(record)
+        created: list[Record] = []
+        try:
+            for mp in points:
+                if mp["Type"] == "volume":
+                    self._bind_volume(cid, mp, record["HostConfig"], created)
+            self._populate(points, record["HostConfig"], lowers)
+            record["_mounts"] = points
+            record["Mounts"] = [mountspec.public(mp) for mp in points]
+            yield
+        except BaseException:
+            self._unclaim(cid, points)
+            with self._lock:
+                refs = self._refs()
+                for row in created:
+                    if not refs.get(row["name"]):  # a concurrent create may have started using it
+                        self._destroy(row)
+            raise
+        self._unclaim(cid, points)
+
+    def _bind_volume(self, cid: str, mp: dict[str, Any], host: Record, created: list[Record]) -> None:
+        opts = mp["VolumeOptions"]
+        driver = (opts.get("DriverConfig") or {}).get("Name") or host.get("VolumeDriver") or ""
+        with self._lock:
+            row, new = self._create(mp["Name"], driver, (opts.get("DriverConfig") or {}).get("Options"),
+                                    opts.get("Labels"))
+            self._claims.setdefault(row["name"], set()).add(cid)
+        if new:
+            created.append(row)
+        mp.update(Name=row["name"], Source=self.data_path(row["name"]), Driver=row["driver"],
+                  Anonymous=mp["Anonymous"] or not mp["Name"])
+        mp["CopyData"] = mp["CopyData"] and not json.loads(row["options"])
+
+    def _unclaim(self, cid: str, points: list[dict[str, Any]]) -> None:
+        with self._lock:
+            for mp in points:
+                users = self._claims.get(mp["Name"])
+                if users is not None:
+                    users.discard(cid)
+                    if not users:
+                        del self._claims[mp["Name"]]
+
+    def _plan(self, record: Record) -> list[dict[str, Any]]:
+        """Docker's precedence: volumes-from, then Binds, then Mounts; image/config volumes fill the rest."""
+        host, config = record["HostConfig"], record["Config"]
+        tmpfs = _tmpfs_map(host)
+        points: dict[str, dict[str, Any]] = {}
+        for spec in host.get("VolumesFrom") or []:
+            points.update(self._volumes_from(spec))
+        taken: set[str] = set()
+        for raw in host.get("Binds") or []:
+            mp = mountspec.parse_bind(raw)
+            if mp["Destination"] in taken or mp["Destination"] in tmpfs:
+                raise InvalidParameter(f"Duplicate mount point: {mp['Destination']}")
+            taken.add(mp["Destination"])
+            points[mp["Destination"]] = mp
+        mounts = host.get("Mounts") or []
+        if not isinstance(mounts, list):
+            raise InvalidParameter("invalid Mounts: must be a list")
+        for m in mounts:
+            mp = mountspec.parse_mount(m)
+            if mp["Destination"] in taken:
+                raise InvalidParameter(f"Duplicate mount point: {m['Target']}")
+            taken.add(mp["Destination"])
+            points[mp["Destination"]] = mp
+        for path in config.get("Volumes") or {}:
+            dest = mountspec.destination(path)
+            if dest not in points and dest not in tmpfs:
+                points[dest] = mountspec.mount_point("volume", dest, Driver="local", Anonymous=True, CopyData=True)
+        return list(points.values())
+
+    def _volumes_from(self, spec: str) -> dict[str, dict[str, Any]]:
+        ref, rw = mountspec.parse_volumes_from(spec)
+        source = self._container(ref)
+        return {m["Destination"]: {**m, "RW": m["RW"] and rw, "CopyData": False}
+                for m in source.get("_mounts") or []}
+
+    def _container(self, ref: str) -> Record:
+        records = self.users()
+        for match in (lambda c: c["Id"] == ref, lambda c: c["Name"] in (ref, "/" + ref),
+                      lambda c: c["Id"].startswith(ref)):
+            found = [c for c in records if match(c)]
+            if len(found) == 1:
+                return found[0]
+        raise InvalidParameter(no_such_container(ref).message)
+
+    def _populate(self, points: list[dict[str, Any]], host: Record, lowers: list[str]) -> None:
+        """Copy the image's content at each volume's destination into the volume, if still empty."""
+        todo = [mp for mp in points if mp["Type"] == "volume" and mp["CopyData"]]
+        if not todo:
+            return
+        with readonly_root(lowers, self.tmp_dir) as root:
+            for mp in todo:
+                image_path = secure_join(root, mp["Destination"])
+                if mp["Anonymous"] and os.path.lexists(image_path) and not os.path.isdir(image_path):
+                    raise InvalidParameter("cannot mount volume over existing file, file exists "
+                                           + image_path.replace(root, "", 1))
+                if os.path.isdir(image_path) and not os.listdir(mp["Source"]):
+                    copy_tree(image_path, mp["Source"])
+
+    def attach(self, c: Record) -> list[dict[str, Any]]:
+        """OCI mounts for a container that starts: bind sources made, option volumes mounted."""
+        tmpfs = _tmpfs_map(c["HostConfig"])
+        out = []
+        for mp in c.get("_mounts") or []:
+            if mp["Destination"] in tmpfs:
+                continue
+            source = mp["Source"]
+            if mp["Type"] == "volume":
+                source = self._mount(self._get_row(mp["Name"]))
+                self.events.publish("volume", "mount", mp["Name"], {
+                    "driver": mp["Driver"], "container": c["Id"], "destination": mp["Destination"],
+                    "read/write": str(mp["RW"]).lower(), "propagation": mp["Propagation"]})
+            elif mp["Type"] == "bind" and mp["CreateSource"] and not os.path.lexists(source):
+                try:
+                    os.makedirs(source, mode=0o755)
+                except OSError as e:
+                    raise EngineError(f"error while creating mount source path '{source}': {e.strerror}") from None
+            out.append(mountspec.oci_mount(mp, source))
+        out += [mountspec.tmpfs_oci(dest, data) for dest, data in tmpfs.items()]
+        return mountspec.sort_mounts(out)
+
+    def _mount(self, row: Record) -> str:
+        path = self.data_path(row["name"])
+        opts = json.loads(row["options"]) or {}
+        if opts.get("type") and not is_mountpoint(path):
+            flags, data = 0, []
+            for word in (opts.get("o") or "").split(","):
+                if word in _MS:
+                    flags |= _MS[word]
+                elif word and word not in _MS_CLEAR:
+                    data.append(word)
+            try:
+                mount(opts["device"], path, opts["type"], flags, ",".join(data))
+            except OSError as e:
+                raise EngineError(f"error while mounting volume '{path}': failed to mount local volume: "
+                                  f"mount {opts['device']}:{path}, flags: {flags:#x}, data: {','.join(data)}: "
+                                  f"{os.strerror(e.errno or errno.EINVAL).lower()}") from None
+        return path
+
+    def detach(self, c: Record) -> None:
+        """A container stopped: unmount option volumes no other running container uses."""
+        mine = _volume_mounts(c)
+        if not mine:
+            return
+        busy = {m["Name"] for o in self.users() if o["Id"] != c["Id"] and o["State"]["Running"]
+                for m in _volume_mounts(o)}
+        for mp in mine:
+            if mp["Name"] not in busy:
+                umount(self.data_path(mp["Name"]))
+            self.events.publish("volume", "unmount", mp["Name"], {"driver": mp["Driver"], "container": c["Id"]})
+
+    def release(self, c: Record, remove_anonymous: bool) -> None:
+        """A container was removed (its row is gone): with `rm -v`/`--rm` its anonymous volumes go too."""
+        if not remove_anonymous:
+            return
+        for mp in _volume_mounts(c):
+            if mp["Anonymous"]:
+                with contextlib.suppress(Conflict, NotFound):  # still used by another container: kept
+                    self.remove(mp["Name"])
+
+
+def _tmpfs_map(host: Record) -> dict[str, str]:
+    tmpfs = host.get("Tmpfs") or {}
+    if not isinstance(tmpfs, dict) or not all(isinstance(v, str) for v in tmpfs.values()):
+        raise InvalidParameter("invalid Tmpfs: must be a map of strings")
+    return {mountspec.destination(k): v for k, v in tmpfs.items()}
+
+
+def _check_filters(filters: dict[str, list[str]], accepted: set[str]) -> None:
+    for key in filters:
+        if key not in accepted:
+            raise InvalidParameter(f"invalid filter '{key}'")
+
+
+def _parse_bool(value: str, key: str) -> bool:
+    low = value.lower()
+    if low in ("1", "t", "true"):
+        return True
+    if low in ("0", "f", "false"):
+        return False
+    raise InvalidParameter(f"invalid filter '{key}={value}'")
+
+
+def _matches(vol: Record, filters: dict[str, list[str]], used: bool) -> bool:
+    labels = vol["Labels"] or {}
+
+    def has(spec: str) -> bool:
+        key, sep, value = spec.partition("=")
+        return key in labels and (not sep or labels[key] == value)
+
+    if filters.get("driver") and vol["Driver"] not in filters["driver"]:
+        return False
+    if filters.get("name") and not any(_search(p, vol["Name"]) for p in filters["name"]):
+        return False
+    if not all(has(s) for s in filters.get("label", [])) or any(has(s) for s in filters.get("label!", [])):
+        return False
+    for value in filters.get("dangling", []):
+        if _parse_bool(value, "dangling") == used:
+            return False
+    return True
+
+
+def _search(pattern: str, text: str) -> bool:
+    try:
+        return re.search(pattern, text) is not None
+    except re.error:
+        return False
+
+
+# ---- copy-up ------------------------------------------------------------------
+def copy_tree(src: str, dst: str) -> None:
+    """Copy an image directory into an empty volume: owners, modes, times, xattrs, hard links, devices.
+
+    The source is read through directory fds with O_NOFOLLOW, so no symlink
+    of the image is ever followed; symlinks are copied as symlinks.
+    """
+    sfd = os.open(src, _DIR_FLAGS)
+    dfd = os.open(dst, _DIR_FLAGS)
+    try:
+        _copy_children(sfd, dfd, dfd, "", {})
+        _copy_meta(sfd, dfd, os.fstat(sfd))
+    finally:
+        os.close(sfd)
+        os.close(dfd)
+
+
+def _copy_children(sfd: int, dfd: int, root_fd: int, prefix: str, links: dict[tuple[int, int], str]) -> None:
+    for name in sorted(os.listdir(sfd)):
+        st = os.stat(name, dir_fd=sfd, follow_symlinks=False)
+        rel = f"{prefix}/{name}" if prefix else name
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            os.mkdir(name, 0o700, dir_fd=dfd)
+            csfd, cdfd = os.open(name, _DIR_FLAGS, dir_fd=sfd), os.open(name, _DIR_FLAGS, dir_fd=dfd)
+            try:
+                _copy_children(csfd, cdfd, root_fd, rel, links)
+                _copy_meta(csfd, cdfd, st)
+            finally:
+                os.close(csfd)
+                os.close(cdfd)
+        elif stat.S_ISLNK(mode):
+            os.symlink(os.readlink(name, dir_fd=sfd), name, dir_fd=dfd)
+            os.chown(name, st.st_uid, st.st_gid, dir_fd=dfd, follow_symlinks=False)
+            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dfd, follow_symlinks=False)
+        elif stat.S_ISREG(mode):
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and key in links:
+                os.link(links[key], name, src_dir_fd=root_fd, dst_dir_fd=dfd, follow_symlinks=False)
+                continue
+            links[key] = rel
+            _copy_file(sfd, dfd, name, st)
+        elif stat.S_ISFIFO(mode) or ((stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) and st.st_rdev != 0):
+            os.mknod(name, stat.S_IFMT(mode) | 0o600, st.st_rdev, dir_fd=dfd)
+            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            try:
+                os.chown(name, st.st_uid, st.st_gid, dir_fd=dfd, follow_symlinks=False)
+                os.chmod(f"/proc/self/fd/{fd}", stat.S_IMODE(mode))
+                os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dfd, follow_symlinks=False)
+            finally:
+                os.close(fd)
+        # sockets and overlay whiteouts (0:0 character devices) are not content
+
+
+def _copy_file(sfd: int, dfd: int, name: str, st: os.stat_result) -> None:
+    src = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=sfd)
+    try:
+        dst = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dfd)
+        try:
+            with open(src, "rb", closefd=False) as fin, open(dst, "wb", closefd=False) as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+            _copy_meta(src, dst, st)
+        finally:
+            os.close(dst)
+    finally:
+        os.close(src)
+
+
+def _copy_meta(src_fd: int, dst_fd: int, st: os.stat_result) -> None:
+    """Owner before mode (chown clears set-id bits), extended attributes, then times."""
+    os.fchown(dst_fd, st.st_uid, st.st_gid)
+    os.fchmod(dst_fd, stat.S_IMODE(st.st_mode))
+    with contextlib.suppress(OSError):
+        for attr in os.listxattr(src_fd):
+            if not attr.startswith("trusted.overlay."):
+                with contextlib.suppress(OSError):
+                    os.setxattr(dst_fd, attr, os.getxattr(src_fd, attr))
+    os.utime(dst_fd, ns=(st.st_atime_ns, st.st_mtime_ns))
