@@ -38,6 +38,10 @@ if ! $PY -c 'import engine, tornado, docker, pytest, pytest_timeout, dockerfile_
    || ! $PY -c 'import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, ["jupyterlab", "playwright"])))' \
    || ! $PY scripts/installed_matches.py; then
     echo "setup: installing Python packages"
+    # pip would write the wheel's labextension data through the development link made
+    # below (into the source tree); drop the link first, it is made again afterwards.
+    labext_link="$($PY -c 'import sys; print(sys.prefix)')/share/jupyter/labextensions/pydock-labextension"
+    [ -L "$labext_link" ] && rm "$labext_link"
     $PY -m pip install -q --root-user-action=ignore -e '.[test]'
 fi
 # A wheel install enables the server extension through its jupyter_server_config.d
