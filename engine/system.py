@@ -18,9 +18,7 @@ from engine.image.layers import chain_ids
 from engine.image.service import ARCH, ImageService
 from engine.store.db import MetaStore
 from engine.timeutil import rfc3339_ns
-
-API_VERSION = "1.47"
-MIN_API_VERSION = "1.24"
+from pydock_common.apiversion import API_VERSION, MIN_API_VERSION
 
 
 class SystemService:

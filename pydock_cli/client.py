@@ -16,7 +16,8 @@ from typing import Any
 import docker
 import requests
 
-API_VERSION = "1.47"
+from pydock_common.apiversion import API_VERSION
+
 DEFAULT_HOST = "unix:///run/pydock/pydock.sock"
 
 

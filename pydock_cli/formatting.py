@@ -8,17 +8,12 @@ from typing import Any
 
 from pydock_cli.template import Context, Template
 from pydock_common.humanize import human_duration
-
-_SIZE_UNITS = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+from pydock_common.humanize import human_size as _human_size
 
 
 def human_size(size: float, precision: int = 3) -> str:
-    """go-units HumanSizeWithPrecision: decimal units, `precision` significant digits."""
-    i = 0
-    while size >= 1000 and i < len(_SIZE_UNITS) - 1:
-        size /= 1000.0
-        i += 1
-    return f"{size:.{precision}g}{_SIZE_UNITS[i]}"
+    """The docker CLI's sizes: go-units HumanSizeWithPrecision with 3 significant digits."""
+    return _human_size(size, precision)
 
 
 def ago(unix_seconds: float) -> str:

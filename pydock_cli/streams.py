@@ -6,13 +6,13 @@ import contextlib
 import os
 import signal
 import socket
-import struct
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from pydock_cli.client import Client, Hijacked
+from pydock_common.stdcopy import STDERR, demux
 
 
 class Out:
@@ -48,29 +48,6 @@ class Out:
         return bool(isatty and isatty())
 
 
-def _recv_exact(read: Callable[[int], bytes], n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = read(n - len(buf))
-        if not chunk:
-            return buf
-        buf += chunk
-    return buf
-
-
-def demux(read: Callable[[int], bytes]) -> Iterator[tuple[int, bytes]]:
-    """Docker's multiplexed stream: 8-byte header (stream, 3 pad, big-endian length), then payload."""
-    while True:
-        header = _recv_exact(read, 8)
-        if len(header) < 8:
-            return
-        stream, length = struct.unpack(">BxxxL", header)
-        payload = _recv_exact(read, length)
-        yield stream, payload
-        if len(payload) < length:
-            return
-
-
 def copy_output(read: Callable[[int], bytes], tty: bool, stdout: Out, stderr: Out) -> None:
     if tty:
         while True:
@@ -79,7 +56,7 @@ def copy_output(read: Callable[[int], bytes], tty: bool, stdout: Out, stderr: Ou
                 return
             stdout.write_bytes(data)
     for stream, payload in demux(read):
-        (stderr if stream == 2 else stdout).write_bytes(payload)
+        (stderr if stream == STDERR else stdout).write_bytes(payload)
 
 
 def _read_chunk(stdin: Any) -> bytes:

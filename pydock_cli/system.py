@@ -5,7 +5,7 @@ import platform
 from typing import Any
 
 from pydock_cli import formatting
-from pydock_cli.client import API_VERSION, DaemonError
+from pydock_cli.client import DaemonError
 from pydock_cli.copy import check_output_file
 from pydock_cli.formatting import rfc3339_nano_fixed
 from pydock_cli.session import CliError, Session, parse_filters
@@ -13,6 +13,7 @@ from pydock_cli.streams import is_terminal
 from pydock_cli.template import Template
 from pydock_cli.timespec import api_time
 from pydock_common import __version__, reference
+from pydock_common.apiversion import API_VERSION
 from pydock_common.errdefs import InvalidParameter
 
 _BINARY_UNITS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]

@@ -20,9 +20,10 @@ from typing import Any
 import docker
 import requests
 
-from pydock_cli.client import API_VERSION, config_headers, resolve_host
+from pydock_cli.client import config_headers, resolve_host
 from pydock_cli.session import Session
 from pydock_cli.streams import Out
+from pydock_common.apiversion import API_VERSION
 
 _KERNEL_FILE = re.compile(r"kernel-(.+)\.json$")
 

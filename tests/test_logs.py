@@ -14,9 +14,10 @@ import pytest
 from conftest import DOCKER, Daemon, new_name
 
 from engine.container import logs
-from engine.container.logconfig import from_human_size, validate
+from engine.container.logconfig import validate
 from engine.errors import InvalidParameter
 from engine.runtime.shim import LogWriter
+from pydock_common.humanize import from_human_size
 
 BASE_NS = 1_700_000_000_000_000_000
 

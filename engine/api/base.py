@@ -24,7 +24,7 @@ from engine import validate
 from engine.engine import Engine
 from engine.errors import EngineError, InvalidParameter
 from engine.hostpolicy import OPEN, HostPolicy
-from engine.system import API_VERSION, MIN_API_VERSION
+from pydock_common.apiversion import API_VERSION, MIN_API_VERSION, version_tuple
 
 T = TypeVar("T")
 
@@ -34,10 +34,6 @@ _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pydock-api")
 
 TRUE = {"1", "true", "True", "yes"}
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
-
-
-def _version_tuple(v: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in v.split("."))
 
 
 def parse_json(text: str | bytes, what: str) -> Any:
@@ -69,12 +65,12 @@ class ApiHandler(tornado.web.RequestHandler):
         version = self.path_kwargs.get("version")
         if version:
             try:
-                vt = _version_tuple(version)
+                vt = version_tuple(version)
             except ValueError:
                 raise InvalidParameter(f"invalid API version {version[:20]}") from None
-            if vt > _version_tuple(API_VERSION):
+            if vt > version_tuple(API_VERSION):
                 self._error(400, f"client version {version} is too new. Maximum supported API version is {API_VERSION}")
-            elif vt < _version_tuple(MIN_API_VERSION):
+            elif vt < version_tuple(MIN_API_VERSION):
                 self._error(400, f"client version {version} is too old. Minimum supported API version is "
                                  f"{MIN_API_VERSION}, please upgrade your client to a newer version")
 

@@ -8,10 +8,11 @@ from typing import Any
 
 from engine import validate
 from engine.api.base import ID, ApiHandler, route
-from engine.api.streams import MUX, RAW, Hangup, frame, hijack, pump, run_session
+from engine.api.streams import Hangup, hijack, pump, run_session
 from engine.container.exec import ExecService, parse_console_size
 from engine.container.service import Attachment
 from engine.errors import EngineError, InvalidParameter
+from pydock_common.stdcopy import MUX, RAW, STDOUT, frame
 
 # How long a finished exec's stream waits for its exit to be recorded, so that
 # the client's inspect right after EOF sees the exit code.
@@ -53,7 +54,7 @@ def _session(execs: ExecService, eid: str, console_size: tuple[int, int] | None,
     except EngineError as e:
         message = (e.message + "\r\n").encode()
         try:
-            client.sendall(message if tty else frame("stdout", message))
+            client.sendall(message if tty else frame(STDOUT, message))
         except OSError:
             pass
         client.close()

@@ -20,14 +20,9 @@ from engine.container.service import Attachment
 from engine.errors import EngineError, InvalidParameter, NotImplementedYet
 from engine.openstreams import OpenStreams, ShuttingDown
 from engine.timeutil import parse_api_time
+from pydock_common.stdcopy import MUX, RAW, STDERR, STDOUT, frame
 
-MUX = "application/vnd.docker.multiplexed-stream"
-RAW = "application/vnd.docker.raw-stream"
 HEAD_READ_POLLS = 250  # of 2 ms: at most half a second
-
-
-def frame(stream: str, payload: bytes) -> bytes:
-    return struct.pack(">BxxxL", 1 if stream == "stdout" else 2, len(payload)) + payload
 
 
 async def hijack(handler: ApiHandler, content_type: str) -> tuple[socket.socket, bytes]:
@@ -178,7 +173,7 @@ def log_frames(entries: Iterable[LogEntry], tty: bool, timestamps: bool = False)
     for stream, payload, ts in entries:
         if timestamps:
             payload = ts + b" " + payload
-        yield payload if tty else struct.pack(">BxxxL", 1 if stream == b"stdout" else 2, len(payload)) + payload
+        yield payload if tty else frame(STDOUT if stream == b"stdout" else STDERR, payload)
 
 
 def log_chunks(batches: Iterable[list[LogEntry]], tty: bool, timestamps: bool) -> Iterator[bytes]:

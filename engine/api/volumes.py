@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from engine import validate
-from engine.api.base import ID, ApiHandler, _version_tuple, route
+from engine.api.base import ID, ApiHandler, route
+from pydock_common.apiversion import version_tuple
 
 
 class VolumeHandler(ApiHandler):
@@ -31,7 +32,7 @@ class VolumeCreateHandler(VolumeHandler):
 class VolumePruneHandler(VolumeHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         # before API 1.42, prune took every unused volume, not only anonymous ones
-        before_1_42 = bool(version) and _version_tuple(version or "") < (1, 42)
+        before_1_42 = bool(version) and version_tuple(version or "") < (1, 42)
         self.send_json(await self.in_thread(self.engine.volumes.prune, self.q_filters(), before_1_42))
 
 

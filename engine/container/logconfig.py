@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import InvalidParameter
+from pydock_common.humanize import from_human_size
 
 JSON_FILE, LOCAL, NONE = "json-file", "local", "none"
 DRIVERS = (JSON_FILE, LOCAL, NONE)
@@ -20,8 +21,6 @@ _JSON_FILE_OPTS = {"max-file", "max-size", "compress", "labels", "labels-regex",
 _LOCAL_OPTS = {"max-file", "max-size", "compress"}
 _LOCAL_MAX_SIZE = 20 * 1024 * 1024
 _LOCAL_MAX_FILE = 5
-_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
-_DECIMAL = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
 _BOOLS = {"1": True, "t": True, "T": True, "true": True, "TRUE": True, "True": True,
           "0": False, "f": False, "F": False, "false": False, "FALSE": False, "False": False}
 
@@ -41,16 +40,6 @@ class LogSpec:
                 "max_file": self.max_file, "compress": self.compress}
 
 
-def from_human_size(text: str) -> int:
-    """Docker's units.FromHumanSize: decimal multiples ("10m" is 10,000,000 bytes)."""
-    m = _SIZE_RE.match(text)
-    if not m:
-        raise InvalidParameter(f"invalid size: '{text}'")
-    try:
-        size = float(m.group(1))
-    except ValueError:
-        raise InvalidParameter(f'strconv.ParseFloat: parsing "{m.group(1)}": invalid syntax') from None
-    return int(size * _DECIMAL.get((m.group(2) or "").lower(), 1))
 
 
 def _atoi(text: str) -> int:

@@ -29,9 +29,10 @@ import threading
 import time
 import urllib.parse
 import zlib
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
 import requests
 
@@ -58,6 +59,7 @@ from engine.image.layers import LayerStore, StagedLayer, chain_ids
 from engine.image.service import ARCH, ImageService, decompress_to, short
 from engine.store.db import BlobStore, MetaStore
 from pydock_common import reference
+from pydock_common.humanize import human_size
 from pydock_common.reference import Reference
 
 BLOB_LOCATION_SCHEMA = """
@@ -83,14 +85,6 @@ Report = Callable[[Message], None]
 
 
 # ---- Docker's JSON progress messages ---------------------------------
-def human_size(n: float) -> str:
-    """go-units HumanSize: decimal units, four significant digits."""
-    units = ("B", "kB", "MB", "GB", "TB", "PB")
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000
-        i += 1
-    return f"{n:.4g}{units[i]}"
 
 
 def progress_bar(current: int, total: int) -> str:

@@ -22,14 +22,16 @@ import posixpath
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.image.layers import chain_ids
 from engine.image.service import ARCH, ImageService, decompress_to
 from engine.store.db import check_digest
 from pydock_common import reference
+from pydock_common.humanize import human_size
 from pydock_common.reference import Reference
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -548,16 +550,7 @@ class _Hashing:
 
 def _progress(diff_id: str, size: int) -> dict[str, Any]:
     """Docker's final "Loading layer" progress line for one layer."""
-    human = _human_size(size)
+    human = human_size(size)
     return {"status": "Loading layer", "progressDetail": {"current": size, "total": size},
             "progress": f"[{'=' * 49}>]  {human}/{human}", "id": diff_id[7:19]}
 
-
-def _human_size(size: float) -> str:
-    """go-units HumanSize: decimal units, 4 significant digits."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000
-        i += 1
-    return f"{size:.4g}{units[i]}"
