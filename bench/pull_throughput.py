@@ -56,8 +56,8 @@ def start_registry(root: str, stack: ExitStack) -> str:
     with open(config, "w") as f:
         f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {storage}\n"
                 f"http:\n  addr: 127.0.0.1:{port}\n")
-    log = stack.enter_context(open(os.path.join(root, "registry.log"), "ab"))
-    proc = subprocess.Popen([REGISTRY, "serve", config], stdout=log, stderr=log, start_new_session=True)
+    with open(os.path.join(root, "registry.log"), "ab") as log:  # the registry keeps its own copy
+        proc = subprocess.Popen([REGISTRY, "serve", config], stdout=log, stderr=log, start_new_session=True)
     stack.callback(stop_process, proc)
     deadline = time.monotonic() + 20
     while True:

@@ -35,7 +35,7 @@ from contextlib import ExitStack
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
-from busybox_rootfs import build_busybox_tar  # noqa: E402
+from busybox_rootfs import build_busybox_tar
 
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
@@ -83,11 +83,11 @@ def docker(env: dict[str, str], *args: str) -> str:
 def start_pydockd(root: str, stack: ExitStack, repo: str = REPO) -> str:
     """A private daemon (of `repo`'s checkout) on temporary data/exec roots; returns its DOCKER_HOST."""
     sock = os.path.join(root, "pydock.sock")
-    log = stack.enter_context(open(os.path.join(root, "pydockd.log"), "ab"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine.pydockd", "--data-root", os.path.join(root, "data"),
-         "--exec-root", os.path.join(root, "run"), "-H", f"unix://{sock}", "--log-level", "warning"],
-        cwd=repo, stdout=log, stderr=log, start_new_session=True)
+    with open(os.path.join(root, "pydockd.log"), "ab") as log:  # the daemon keeps its own copy
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine.pydockd", "--data-root", os.path.join(root, "data"),
+             "--exec-root", os.path.join(root, "run"), "-H", f"unix://{sock}", "--log-level", "warning"],
+            cwd=repo, stdout=log, stderr=log, start_new_session=True)
     stack.callback(stop_process, proc)
     deadline = time.monotonic() + START_TIMEOUT
     while not docker_answers(sock):

@@ -20,6 +20,8 @@ from engine.store.rootlock import DataRootInUse
 
 DEFAULT_SOCKET = "/run/pydock/pydock.sock"
 
+log = logging.getLogger("engine.pydockd")
+
 
 DEFAULT_CONFIG_FILE = "/etc/pydock/daemon.json"
 # daemon.json keys (dockerd's names) -> argparse destinations
@@ -118,7 +120,7 @@ async def serve(args: argparse.Namespace) -> None:
     if args.tcp:
         addr, _, port = args.tcp.rpartition(":")
         server.listen(int(port), address=addr or "127.0.0.1")
-    logging.info("pydockd listening on %s%s", args.host, f" and tcp://{args.tcp}" if args.tcp else "")
+    log.info("pydockd listening on %s%s", args.host, f" and tcp://{args.tcp}" if args.tcp else "")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -14,8 +14,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
-from busybox_rootfs import build_busybox_tar  # noqa: E402
+from busybox_rootfs import build_busybox_tar
 
 
 @dataclass
@@ -53,15 +54,15 @@ class Daemon:
     def start(self) -> None:
         if os.path.exists(self.socket):
             os.unlink(self.socket)
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.pydockd", "--data-root", self.data_root, "--exec-root",
-             self.exec_root, "-H", self.url, "--log-level", "warning", *self.extra_args],
-            cwd=REPO, stdout=log, stderr=log, start_new_session=True)
+        with open(self.log_path, "ab") as log:  # the daemon keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "engine.pydockd", "--data-root", self.data_root, "--exec-root",
+                 self.exec_root, "-H", self.url, "--log-level", "warning", *self.extra_args],
+                cwd=REPO, stdout=log, stderr=log, start_new_session=True)
         deadline = time.time() + 30
         while not os.path.exists(self.socket):
             if self.proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("pydockd did not start:\n" + open(self.log_path).read()[-3000:])
+                raise RuntimeError("pydockd did not start:\n" + Path(self.log_path).read_text()[-3000:])
             time.sleep(0.05)
 
     def stop(self, sig: int = 15) -> None:
@@ -76,7 +77,7 @@ class Daemon:
         if isinstance(input, bytes):
             input = input.decode()
         proc = subprocess.run([DOCKER, *args], input=input, capture_output=True, text=True,
-                              timeout=timeout, env=self.env)
+                              timeout=timeout, env=self.env, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
         return proc

@@ -9,7 +9,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Iterator
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -45,15 +46,15 @@ class JupyterServer:
         return f"tcp://127.0.0.1:{self.port}/jp/pydock"
 
     def start(self) -> None:
-        log = open(os.path.join(self.root, "jupyter.log"), "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_server", "--allow-root", "--no-browser",
-             f"--ServerApp.port={self.port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
-             "--ServerApp.base_url=/jp/", "--ServerApp.jpserver_extensions={'pydock_ext': True}",
-             f"--PydockExtension.data_root={self.root}/data", f"--PydockExtension.exec_root={self.root}/run",
-             *self.extra_args],
-            cwd=self.root, stdout=log, stderr=log, start_new_session=True,
-            env={**os.environ, "PYTHONPATH": REPO})
+        with open(os.path.join(self.root, "jupyter.log"), "ab") as log:  # the server keeps its own copy
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "jupyter_server", "--allow-root", "--no-browser",
+                 f"--ServerApp.port={self.port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
+                 "--ServerApp.base_url=/jp/", "--ServerApp.jpserver_extensions={'pydock_ext': True}",
+                 f"--PydockExtension.data_root={self.root}/data", f"--PydockExtension.exec_root={self.root}/run",
+                 *self.extra_args],
+                cwd=self.root, stdout=log, stderr=log, start_new_session=True,
+                env={**os.environ, "PYTHONPATH": REPO})
         deadline = time.time() + self.start_timeout
         while time.time() < deadline:
             try:
@@ -62,7 +63,7 @@ class JupyterServer:
                     return
             except requests.ConnectionError:
                 pass
-            assert self.proc.poll() is None, open(os.path.join(self.root, "jupyter.log")).read()[-3000:]
+            assert self.proc.poll() is None, Path(self.root, "jupyter.log").read_text()[-3000:]
             time.sleep(0.2)
         raise RuntimeError("jupyter server did not start")
 
@@ -75,7 +76,7 @@ class JupyterServer:
     def docker(self, *args: str, authenticated: bool = True) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "DOCKER_HOST": self.docker_host,
                "DOCKER_CONFIG": self.docker_config if authenticated else os.path.join(self.root, "nocfg")}
-        return subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=60, env=env)
+        return subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=60, env=env, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +103,7 @@ def test_docker_cli_through_jupyter(jupyter):
     assert out.stdout == "via jupyter\n"
     out = subprocess.run([DOCKER, "run", "--rm", "-i", "busybox", "cat"], input="piped\n", capture_output=True,
                          text=True, timeout=60,
-                         env={**os.environ, "DOCKER_HOST": jupyter.docker_host, "DOCKER_CONFIG": jupyter.docker_config})
+                         env={**os.environ, "DOCKER_HOST": jupyter.docker_host, "DOCKER_CONFIG": jupyter.docker_config}, check=False)
     assert out.stdout == "piped\n"
 
 
@@ -153,7 +154,7 @@ def test_extension_enabled_on_install(tmp_path):
     config = json.loads(zipfile.ZipFile(wheel).read(path))
     assert config["ServerApp"]["jpserver_extensions"]["pydock_ext"] is True
     listing = subprocess.run([sys.executable, "-m", "jupyter", "server", "extension", "list"],
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=60, check=False)
     assert "pydock_ext" in listing.stdout + listing.stderr
 
 
@@ -169,7 +170,7 @@ def test_proxy_mode_forwards_to_a_running_pydockd(daemon, busybox):
         piped = subprocess.run([DOCKER, "run", "--rm", "-i", "busybox", "cat"], input="piped\n", text=True,
                                capture_output=True, timeout=60,
                                env={**os.environ, "DOCKER_HOST": server.docker_host,
-                                    "DOCKER_CONFIG": server.docker_config})
+                                    "DOCKER_CONFIG": server.docker_config}, check=False)
         assert piped.stdout == "piped\n"
         cid = server.docker("run", "-d", "busybox", "sh", "-c", "echo logged; sleep 100").stdout.strip()
         assert cid in daemon.docker("ps", "-q", "--no-trunc").stdout  # the container lives in pydockd

@@ -6,6 +6,7 @@ import os
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -44,7 +45,7 @@ def test_run_piped_stdin(daemon, busybox):
 def test_run_tty_interactive(daemon, busybox):
     script = "docker run --rm -it busybox sh"
     proc = subprocess.run(["script", "-qec", script, "/dev/null"], input="echo tty-$((40+2))\nexit 5\n",
-                          capture_output=True, text=True, timeout=60, env=daemon.env)
+                          capture_output=True, text=True, timeout=60, env=daemon.env, check=False)
     assert "tty-42" in proc.stdout
     assert proc.returncode == 5
 
@@ -208,13 +209,13 @@ def test_rm_leaves_no_mounts_cgroups_or_monitors(daemon, busybox):
     n = name()
     cid = daemon.docker("run", "-d", "--name", n, "busybox", "sleep", "100", check=True).stdout.strip()
     merged = os.path.join(daemon.data_root, "containers", cid, "merged")
-    assert merged in open("/proc/self/mountinfo").read()
+    assert merged in Path("/proc/self/mountinfo").read_text()
     daemon.docker("rm", "-f", n, check=True)
-    assert cid not in open("/proc/self/mountinfo").read()
+    assert cid not in Path("/proc/self/mountinfo").read_text()
     assert not os.path.exists(f"/sys/fs/cgroup/memory/pydock/{cid}")
     assert not os.path.exists(f"/sys/fs/cgroup/pydock/{cid}")
     assert not os.path.exists(os.path.join(daemon.exec_root, "runc", cid))
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
     assert cid[:16] not in ps
     assert not os.path.exists(os.path.join(daemon.data_root, "containers", cid))
 
