@@ -15,11 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.errors import InvalidParameter
+from engine.filters import Filters
 from pydock_common import reference
 
 Event = dict[str, Any]
 Subscriber = Callable[[Event], None]
-Filters = dict[str, list[str]]
 
 # Event types whose filter value names the actor by ID or name (prefixes allowed).
 _NAMED_TYPES = ("container", "daemon", "plugin", "volume", "network", "service", "node", "secret", "config")
@@ -83,23 +83,12 @@ def matches(ev: Event, filters: Filters) -> bool:
     """Docker's event filter (daemon/events/filter.go): every given key must match."""
     actor = ev["Actor"]["ID"]
     attrs = ev["Actor"]["Attributes"]
-    action_match = _prefix if _PREFIX_ACTIONS & set(filters.get("event", [])) else _exact
-    if not (action_match(filters, "event", ev["Action"]) and _exact(filters, "type", ev["Type"])
-            and _exact(filters, "scope", ev["scope"]) and _image_match(ev, filters)
-            and _labels_match(filters.get("label", []), attrs)):
+    action_match = filters.prefix if _PREFIX_ACTIONS & set(filters.get("event")) else filters.exact
+    if not (action_match("event", ev["Action"]) and filters.exact("type", ev["Type"])
+            and filters.exact("scope", ev["scope"]) and _image_match(ev, filters)
+            and filters.labels("label", attrs)):
         return False
-    return all(_prefix(filters, key, actor) or _prefix(filters, key, attrs.get("name", ""))
-               for key in _NAMED_TYPES)
-
-
-def _exact(filters: Filters, key: str, value: str) -> bool:
-    wanted = filters.get(key)
-    return not wanted or value in wanted
-
-
-def _prefix(filters: Filters, key: str, value: str) -> bool:
-    wanted = filters.get(key)
-    return not wanted or any(value.startswith(w) for w in wanted)
+    return all(filters.prefix(key, actor) or filters.prefix(key, attrs.get("name", "")) for key in _NAMED_TYPES)
 
 
 def _image_match(ev: Event, filters: Filters) -> bool:
@@ -116,13 +105,3 @@ def _strip_tag(image: str) -> str:
         return reference.parse(image, default_tag=False).familiar_repository
     except InvalidParameter:
         return image
-
-
-def _labels_match(wanted: list[str], attrs: dict[str, str]) -> bool:
-    if not wanted:
-        return True
-    for item in wanted:
-        key, has_value, value = item.partition("=")
-        if key not in attrs or (has_value and attrs[key] != value):
-            return False
-    return True

@@ -23,6 +23,7 @@ import tornado.web
 from engine import validate
 from engine.engine import Engine
 from engine.errors import EngineError, InvalidParameter
+from engine.filters import Filters
 from engine.hostpolicy import OPEN, HostPolicy
 from pydock_common.apiversion import API_VERSION, MIN_API_VERSION, version_tuple
 
@@ -140,23 +141,13 @@ class ApiHandler(tornado.web.RequestHandler):
     def q_str(self, name: str, default: str = "") -> str:
         return self.query(name, default) or default
 
-    def q_filters(self) -> dict[str, list[str]]:
-        raw = self.query("filters", "")
-        if not raw:
-            return {}
-        data = parse_json(raw, "invalid filter")
-        if not isinstance(data, dict):
-            raise InvalidParameter("invalid filter: must be an object")
-        out: dict[str, list[str]] = {}
-        for k, v in data.items():
-            # both {"k": ["v"]} and the legacy {"k": {"v": true}} forms
-            if isinstance(v, dict):
-                out[k] = [kk for kk, on in v.items() if on]
-            elif isinstance(v, list):
-                out[k] = [str(x) for x in v]
-            else:
-                raise InvalidParameter(f"invalid filter value for {k}")
-        return out
+    def q_filters(self) -> Filters:
+        """The `filters` query (either of Docker's JSON forms) as the one Filters type every backend takes."""
+        return Filters.parse(self.query("filters", ""))
+
+    def q_filters_dict(self) -> dict[str, list[str]]:
+        """The `filters` query as a plain dict, for the backends not yet moved to Filters."""
+        return self.q_filters().to_dict()
 
     def json_body(self, required: bool = True) -> Any:
         body = self.request.body

@@ -8,7 +8,7 @@ from engine.errors import InvalidParameter
 
 class NetworkListHandler(ApiHandler):
     async def get(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.network.list, self.q_filters()))
+        self.send_json(await self.run(self.engine.network.list, self.q_filters_dict()))
 
 
 class NetworkHandler(ApiHandler):
@@ -51,7 +51,7 @@ class NetworkDisconnectHandler(ApiHandler):
 
 class NetworkPruneHandler(ApiHandler):
     async def post(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.network.prune, self.q_filters()))
+        self.send_json(await self.run(self.engine.network.prune, self.q_filters_dict()))
 
 
 ROUTES = [

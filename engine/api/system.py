@@ -12,6 +12,7 @@ import tornado.iostream
 from engine.api.base import ApiHandler, route
 from engine.errors import InvalidParameter
 from engine.events import Event, matches
+from engine.filters import Filters
 from engine.timeutil import parse_api_time
 
 
@@ -75,7 +76,7 @@ class EventsHandler(ApiHandler):
             await self._stream(queue, on_event, filters, since_ns, until_ns)
 
     async def _stream(self, queue: asyncio.Queue[Event | None], on_event: Callable[[Event], None],
-                      filters: dict[str, list[str]], since_ns: int | None, until_ns: int | None) -> None:
+                      filters: Filters, since_ns: int | None, until_ns: int | None) -> None:
         past = self.engine.events.subscribe(on_event, since_ns, until_ns)
         try:
             self.set_header("Content-Type", "application/json")
