@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping
 
-from engine.errors import InvalidParameter
+from engine.errors import EngineError, InvalidParameter
+from engine.timeutil import parse_api_time
 
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
@@ -104,6 +106,10 @@ class Filters:
         """`label!=`: none of the values `k` or `k=v` is among the labels."""
         return not any(_has_label(labels or {}, w) for w in self._args.get(key, ()))
 
+    def times(self, key: str) -> list[int]:
+        """`until`-style values in ns since the epoch: a timestamp, or a duration before now ("24h", "90m")."""
+        return [_time_ns(key, v) for v in self._args.get(key, ())]
+
     def boolean(self, key: str, default: bool) -> bool:
         """GetBoolOrDefault: the key's value as Go's strconv.ParseBool reads it, or `default` when absent."""
         values = self._args.get(key)
@@ -115,6 +121,16 @@ class Filters:
         if value in _FALSE:
             return False
         raise InvalidParameter(f"invalid filter '{key}={value}'")
+
+
+def _time_ns(key: str, value: str) -> int:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([hms])", value.strip())
+    if m:
+        return time.time_ns() - int(float(m.group(1)) * {"h": 3600, "m": 60, "s": 1}[m.group(2)] * 1e9)
+    try:
+        return parse_api_time(value)
+    except (ValueError, EngineError):
+        raise InvalidParameter(f"invalid filter '{key}={value}'") from None
 
 
 def _has_label(labels: Mapping[str, str], spec: str) -> bool:

@@ -116,7 +116,7 @@ class SystemService:
             i["SharedSize"] = shared.get(i["Id"], 0)
         layers_size = sum(r["size"] for r in self.meta.query("SELECT size FROM layers"))
         return {"LayersSize": layers_size, "Images": images,
-                "Containers": self.containers.list(all_=True, size=True),
+                "Containers": self.containers.summaries(all_=True, size=True),
                 "Volumes": self.containers.volumes.df(), "BuildCache": []}
 
     def _shared_sizes(self) -> dict[str, int]:

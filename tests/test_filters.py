@@ -53,3 +53,12 @@ def test_boolean_reads_go_bools_and_refuses_the_rest() -> None:
     assert Filters().boolean("dangling", True)
     with pytest.raises(InvalidParameter, match="invalid filter 'dangling=maybe'"):
         Filters({"dangling": ["maybe"]}).boolean("dangling", False)
+
+
+def test_times_take_timestamps_and_durations() -> None:
+    import time
+    now = time.time_ns()
+    ago, stamp = Filters({"until": ["1h", "1700000000"]}).times("until")
+    assert abs(now - 3600 * 10**9 - ago) < 10**9 and stamp == 1_700_000_000 * 10**9
+    with pytest.raises(InvalidParameter, match="invalid filter 'until=soon'"):
+        Filters({"until": ["soon"]}).times("until")

@@ -28,8 +28,8 @@ class ContainerCreateHandler(ApiHandler):
 
 class ContainerListHandler(ApiHandler):
     async def get(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.containers.list, self.q_bool("all"), self.q_int("limit", -1),
-                                      self.q_bool("size"), self.q_filters_dict()))
+        self.send_json(await self.run(self.engine.containers.summaries, self.q_bool("all"), self.q_int("limit", -1),
+                                      self.q_bool("size"), self.q_filters()))
 
 
 class ContainerInspectHandler(ApiHandler):
@@ -105,7 +105,7 @@ class ContainerDeleteHandler(_NoContent):
 
 class ContainerPruneHandler(ApiHandler):
     async def post(self, version: str | None = None) -> None:
-        self.send_json(await self.in_thread(self.engine.containers.prune, self.q_filters_dict()))
+        self.send_json(await self.in_thread(self.engine.containers.prune, self.q_filters()))
 
 
 ROUTES = [

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.container.service import Attachment, ContainerService
+from engine.container.state import Op, check
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.events import EventBus
 from engine.linux.fsutil import resolve_user
@@ -94,13 +95,7 @@ class ExecService:
     def _active_container(self, ref: str) -> dict[str, Any]:
         """Docker's getActiveContainer: exec needs a running, unpaused container."""
         c = self.containers.get(ref)
-        state = c["State"]
-        if state["Restarting"]:
-            raise Conflict(f"Container {c['Id']} is restarting, wait until the container is running")
-        if not state["Running"]:
-            raise Conflict(f"container {c['Id']} is not running")
-        if state["Paused"]:
-            raise Conflict(f"Container {ref} is paused, unpause the container before exec")
+        check(Op.EXEC, c, ref)
         return c
 
     def _find(self, eid: str) -> ExecInstance:

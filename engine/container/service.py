@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import signal as _signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from engine.config import EngineConfig
 from engine.container import logconfig, naming
-from engine.errors import Conflict, EngineError, InvalidParameter, NotModified, no_such_container
+from engine.container.state import ContainerState, Op, check
+from engine.errors import Conflict, EngineError, InvalidParameter, no_such_container
 from engine.events import EventBus
+from engine.filters import Filters
 from engine.image.layers import LayerStore
 from engine.image.service import ImageService
 from engine.linux.fsutil import resolve_user, secure_join
@@ -47,6 +49,9 @@ CREATE TABLE IF NOT EXISTS containers (
 
 
 DEFAULT_STOP_TIMEOUT = 10
+# the keys `docker ps --filter` takes (dockerd's acceptedPsFilterTags)
+PS_FILTERS = frozenset({"ancestor", "before", "exited", "health", "id", "isolation", "is-task", "label", "name",
+                        "network", "publish", "since", "status", "volume", "expose"})
 
 
 def parse_signal(sig: str | int | None, default: int = _signal.SIGKILL) -> int:
@@ -305,8 +310,7 @@ class ContainerService:
         cid = self.resolve(ref)
         with self._lock(cid):
             c = self._load(cid)
-            if c["State"]["Running"]:
-                raise NotModified("container already started")
+            check(Op.START, c)
             self._start_locked(c)
 
     def _start_locked(self, c: dict[str, Any]) -> None:
@@ -412,9 +416,7 @@ class ContainerService:
 
     def resize(self, ref: str, h: int, w: int) -> None:
         cid = self.resolve(ref)
-        c = self._load(cid)
-        if not c["State"]["Running"]:
-            raise Conflict(f"Container {cid} is not running")
+        check(Op.RESIZE, self._load(cid))
         self.runtime.request(cid, {"op": "resize", "h": h, "w": w})
 
     def update(self, ref: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -518,8 +520,7 @@ class ContainerService:
         signum = parse_signal(sig)
         with self._lock(cid):
             c = self._load(cid)
-            if not c["State"]["Running"]:
-                raise Conflict(f"Cannot kill container: {ref}: Container {cid} is not running")
+            check(Op.KILL, c, ref)
             stop_sig = parse_signal(c["Config"]["StopSignal"], _signal.SIGTERM)
             if signum in (_signal.SIGKILL, stop_sig):
                 c["_manual_stop"] = True
@@ -546,8 +547,7 @@ class ContainerService:
                 c["_manual_stop"] = True
                 self._save(c)
                 return
-            if not c["State"]["Running"]:
-                raise NotModified("container already stopped")
+            check(Op.STOP, c)
             c["_manual_stop"] = True
             self._cancelled_restart.add(cid)
             self._save(c)
@@ -595,10 +595,7 @@ class ContainerService:
         cid = self.resolve(ref)
         with self._lock(cid):
             c = self._load(cid)
-            if not c["State"]["Running"]:
-                raise Conflict(f"Container {cid} is not running")
-            if c["State"]["Paused"]:
-                raise Conflict(f"Container {cid} is already paused")
+            check(Op.PAUSE, c)
             self.runtime.pause(cid)
             c["State"].update(Paused=True, Status="paused")
             self._save(c)
@@ -608,8 +605,7 @@ class ContainerService:
         cid = self.resolve(ref)
         with self._lock(cid):
             c = self._load(cid)
-            if not c["State"]["Paused"]:
-                raise Conflict(f"Container {cid} is not paused")
+            check(Op.UNPAUSE, c)
             self.runtime.resume(cid)
             c["State"].update(Paused=False, Status="running")
             self._save(c)
@@ -655,10 +651,8 @@ class ContainerService:
         cid = self.resolve(ref)
         with self._lock(cid):
             c = self._load(cid)
-            if c["State"]["Running"] and not force:
-                state = "paused" if c["State"]["Paused"] else "running"
-                raise Conflict(f'cannot remove container "{c["Name"]}": container is {state}: '
-                               "stop the container before removing or force remove")
+            if not force:
+                check(Op.REMOVE, c)
             if c["State"]["Running"]:
                 c["_manual_stop"] = True
                 self._cancelled_restart.add(cid)
@@ -718,17 +712,25 @@ class ContainerService:
                 self._save(c)
             self._event(c, "rename", oldName=old)
 
-    def prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    def prune(self, filters: Filters | None = None) -> dict[str, Any]:
+        """`docker container prune`: remove stopped containers matching label/label!/until."""
+        filters = (filters or Filters()).validate({"label", "label!", "until"})
+        until = filters.times("until")
         deleted, reclaimed = [], 0
-        for c in self.list(all_=True, filters=filters):
-            if c["State"] in ("running", "paused", "restarting"):
+        for rec in self.all_records():
+            if ContainerState.of(rec["State"]) in (ContainerState.RUNNING, ContainerState.PAUSED,
+                                                   ContainerState.RESTARTING):
+                continue
+            labels = rec["Config"].get("Labels")
+            if not (filters.labels("label", labels) and filters.no_labels("label!", labels)
+                    and all(parse_rfc3339_ns(rec["Created"]) < u for u in until)):
                 continue
             try:
-                rec = self._load(c["Id"])
-                reclaimed += _dir_bytes(os.path.join(self.dir(c["Id"]), "upper"))
-                with self._lock(c["Id"]):
+                rec = self._load(rec["Id"])
+                reclaimed += _dir_bytes(os.path.join(self.dir(rec["Id"]), "upper"))
+                with self._lock(rec["Id"]):
                     self._remove_locked(rec, volumes=False)
-                deleted.append(c["Id"])
+                deleted.append(rec["Id"])
             except EngineError:
                 continue
         self.events.publish("container", "prune", "", {"reclaimed": str(reclaimed)})
@@ -745,9 +747,13 @@ class ContainerService:
             out["SizeRootFs"] = out["SizeRw"] + self.images.inspect(c["Image"])["Size"]
         return out
 
-    def list(self, all_: bool = False, limit: int = -1, size: bool = False,
-             filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-        filters = filters or {}
+    def summaries(self, all_: bool = False, limit: int = -1, size: bool = False,
+                  filters: Filters | None = None) -> list[dict[str, Any]]:
+        """`docker ps`: Docker's container summaries, newest first."""
+        filters = (filters or Filters()).validate(PS_FILTERS)
+        for status in filters.get("status"):
+            if status not in {s.value for s in ContainerState}:
+                raise InvalidParameter(f"invalid filter 'status={status}'")
         records = sorted(self.all_records(), key=lambda r: r["Created"], reverse=True)
         all_ = all_ or limit > 0  # as dockerd: `ps -n N` / `ps -l` count stopped containers too
         out = []
@@ -756,7 +762,7 @@ class ContainerService:
             if not all_ and not state["Running"] and "status" not in filters and "exited" not in filters \
                     and not state["Restarting"]:
                 continue
-            if not self._match(c, filters, records):
+            if not self._match(c, filters):
                 continue
             item = {
                 "Id": c["Id"], "Names": [c["Name"]], "Image": c["Config"]["Image"], "ImageID": c["Image"],
@@ -775,49 +781,41 @@ class ContainerService:
                 break
         return out
 
-    def _match(self, c: dict[str, Any], filters: dict[str, list[str]], records: list[dict[str, Any]]) -> bool:
-        for key, values in filters.items():
-            if not values:
-                continue
-            if key == "id":
-                ok = any(c["Id"].startswith(v) for v in values)
-            elif key == "name":
-                ok = any(re.search(v, c["Name"].lstrip("/")) or re.search(v, c["Name"]) for v in values)
-            elif key == "status":
-                for v in values:
-                    if v not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
-                        raise InvalidParameter(f"invalid filter 'status={v}'")
-                ok = c["State"]["Status"] in values
-            elif key == "exited":
-                ok = not c["State"]["Running"] and c["State"]["Status"] == "exited" and \
-                    str(c["State"]["ExitCode"]) in values
-            elif key == "label":
-                labels = c["Config"].get("Labels") or {}
-                ok = all((lambda k, _s, v: k in labels and (not _s or labels[k] == v))(*val.partition("="))
-                         for val in values)
-            elif key == "ancestor":
-                ok = False
-                for v in values:
-                    try:
-                        ok = ok or self.images.resolve(v) == c["Image"]
-                    except EngineError:
-                        pass
-                    ok = ok or c["Config"]["Image"] == v
-            elif key in ("before", "since"):
-                pivot = self.get(values[0])
-                if key == "before":
-                    ok = c["Created"] < pivot["Created"]
-                else:
-                    ok = c["Created"] > pivot["Created"]
-            elif key == "volume":
-                ok = any(m.get("Name") in values or m["Destination"] in values for m in c.get("Mounts") or [])
-            elif key in ("network", "volume", "health", "publish", "expose", "isolation", "is-task"):
-                ok = key == "network" and any(v == c["HostConfig"]["NetworkMode"] for v in values)
-            else:
-                raise InvalidParameter(f"invalid filter '{key}'")
-            if not ok:
-                return False
-        return True
+    def _match(self, c: dict[str, Any], filters: Filters) -> bool:
+        """dockerd's `docker ps` filters (daemon/list.go) on one record."""
+        state = c["State"]
+        if not (filters.prefix("id", c["Id"]) and filters.labels("label", c["Config"].get("Labels"))
+                and (filters.search("name", c["Name"].lstrip("/")) or filters.search("name", c["Name"]))):
+            return False
+        if "status" in filters and ContainerState.of(state).value not in filters.get("status"):
+            return False
+        if "exited" in filters and not (not state["Running"] and state["Status"] == "exited"
+                                        and str(state["ExitCode"]) in filters.get("exited")):
+            return False
+        if "ancestor" in filters and not any(self._descends(c, v) for v in filters.get("ancestor")):
+            return False
+        if "before" in filters and not c["Created"] < self.get(filters.get("before")[0])["Created"]:
+            return False
+        if "since" in filters and not c["Created"] > self.get(filters.get("since")[0])["Created"]:
+            return False
+        if "volume" in filters and not any(m.get("Name") in filters.get("volume")
+                                           or m["Destination"] in filters.get("volume")
+                                           for m in c.get("Mounts") or []):
+            return False
+        # filters pydock accepts but whose subject it lacks (health, publish, ...) match nothing
+        unsupported = ("health", "publish", "expose", "isolation", "is-task")
+        if any(key in filters for key in unsupported):
+            return False
+        return filters.exact("network", c["HostConfig"]["NetworkMode"])
+
+    def _descends(self, c: dict[str, Any], image: str) -> bool:
+        """`ancestor=`: the container's image by ID/reference, or the name it was created with."""
+        try:
+            if self.images.resolve(image) == c["Image"]:
+                return True
+        except EngineError:
+            pass
+        return bool(c["Config"]["Image"] == image)
 
     # ---- daemon restart ----------------------------------------------
     def restore(self) -> None:

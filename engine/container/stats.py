@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from engine.container.service import ContainerService
-from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
+from engine.container.state import Op, check
+from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.runtime.runc import Runtime
 from engine.timeutil import ZERO_TIME, rfc3339_ns
 
@@ -430,11 +431,8 @@ class StatsService:
     # ---- top --------------------------------------------------------
     def top(self, ref: str, ps_args: str = "") -> Json:
         c = self.containers.get(ref)
-        cid, state = c["Id"], c["State"]
-        if not state["Running"]:
-            raise Conflict(f"Container {cid} is not running")
-        if state["Restarting"]:
-            raise Conflict(f"Container {cid} is restarting, wait until the container is running")
+        cid = c["Id"]
+        check(Op.TOP, c)
         pids = self.runtime.pids(cid)
         args = (ps_args or "-ef").split(" ")
         pid_first = bool(ps_args) and custom_columns(args)

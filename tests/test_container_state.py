@@ -1,0 +1,58 @@
+"""engine.container.state: which operation each state allows, and dockerd's words when it does not."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.container.state import ALLOWED, ContainerState, Op, check
+from engine.errors import Conflict, NotModified
+
+CID = "c" * 64
+
+
+def record(**state: Any) -> dict[str, Any]:
+    base = {"Status": "created", "Running": False, "Paused": False, "Restarting": False}
+    return {"Id": CID, "Name": "/web", "State": {**base, **state}}
+
+
+RUNNING = record(Status="running", Running=True)
+PAUSED = record(Status="paused", Running=True, Paused=True)
+EXITED = record(Status="exited")
+RESTARTING = record(Status="restarting", Restarting=True)
+
+
+@pytest.mark.parametrize("rec,state", [(record(), ContainerState.CREATED), (RUNNING, ContainerState.RUNNING),
+                                       (PAUSED, ContainerState.PAUSED), (EXITED, ContainerState.EXITED),
+                                       (RESTARTING, ContainerState.RESTARTING),
+                                       (record(Status="running", Restarting=True), ContainerState.RESTARTING)])
+def test_the_flags_decide_the_state(rec: dict[str, Any], state: ContainerState) -> None:
+    assert ContainerState.of(rec["State"]) is state
+
+
+@pytest.mark.parametrize("op,rec,kind,message", [
+    (Op.START, RUNNING, NotModified, "container already started"),
+    (Op.STOP, EXITED, NotModified, "container already stopped"),
+    (Op.KILL, EXITED, Conflict, f"Cannot kill container: web: Container {CID} is not running"),
+    (Op.PAUSE, PAUSED, Conflict, f"Container {CID} is already paused"),
+    (Op.PAUSE, EXITED, Conflict, f"Container {CID} is not running"),
+    (Op.UNPAUSE, RUNNING, Conflict, f"Container {CID} is not paused"),
+    (Op.REMOVE, PAUSED, Conflict, ('cannot remove container "/web": container is paused: '
+                                   "stop the container before removing or force remove")),
+    (Op.EXEC, RESTARTING, Conflict, f"Container {CID} is restarting, wait until the container is running"),
+    (Op.EXEC, PAUSED, Conflict, "Container web is paused, unpause the container before exec"),
+    (Op.EXEC, EXITED, Conflict, f"container {CID} is not running"),
+])
+def test_refusals_carry_dockerds_kind_and_message(op: Op, rec: dict[str, Any], kind: type, message: str) -> None:
+    with pytest.raises(kind) as info:
+        check(op, rec, "web")
+    assert type(info.value) is kind and str(info.value) == message
+
+
+def test_every_op_is_allowed_somewhere_and_checks_pass_there() -> None:
+    for op, states in ALLOWED.items():
+        assert states, op
+        for state in states:
+            flags = {"Running": state.alive, "Paused": state is ContainerState.PAUSED,
+                     "Restarting": state is ContainerState.RESTARTING}
+            check(op, record(Status=state.value, **flags))
