@@ -105,7 +105,7 @@ class Engine:
             if digest not in referenced:
                 self.blobs.delete(digest)
         self.volumes.collect_orphans()
-        known_containers = {r["id"] for r in self.meta.query("SELECT id FROM containers")}
+        known_containers = self.containers.ids()
         for name in os.listdir(self.cfg.containers_dir):
             path = os.path.join(self.cfg.containers_dir, name)
             if name not in known_containers and not is_mountpoint(os.path.join(path, "merged")):

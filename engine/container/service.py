@@ -23,7 +23,8 @@ from typing import Any
 from engine.config import EngineConfig
 from engine.container import logconfig, naming
 from engine.container.state import ContainerState, Op, check
-from engine.errors import Conflict, EngineError, InvalidParameter, no_such_container
+from engine.container.store import ContainerStore
+from engine.errors import Conflict, EngineError, InvalidParameter
 from engine.events import EventBus
 from engine.filters import Filters
 from engine.image.layers import LayerStore
@@ -38,15 +39,6 @@ from engine.store.db import MetaStore
 from engine.timeutil import ZERO_TIME, parse_rfc3339_ns, rfc3339_ns
 from engine.volume.service import VolumeService
 from pydock_common.humanize import human_duration
-
-CONTAINER_SCHEMA = """
-CREATE TABLE IF NOT EXISTS containers (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    data TEXT NOT NULL              -- JSON record (config, host config, state)
-);
-"""
-
 
 DEFAULT_STOP_TIMEOUT = 10
 # the keys `docker ps --filter` takes (dockerd's acceptedPsFilterTags)
@@ -95,7 +87,7 @@ class ContainerService:
                  runtime: Runtime, events: EventBus) -> None:
         self.cfg = cfg
         self.meta = meta
-        meta.ensure_schema(CONTAINER_SCHEMA)
+        self.store = ContainerStore(meta)
         self.images = images
         self.layers = layers
         self.runtime = runtime
@@ -118,39 +110,24 @@ class ContainerService:
             return self._locks.setdefault(cid, threading.RLock())
 
     def _load(self, cid: str) -> dict[str, Any]:
-        row = self.meta.query_one("SELECT data FROM containers WHERE id=?", (cid,))
-        if row is None:
-            raise no_such_container(cid)
-        return json.loads(row["data"])
+        return self.store.load(cid)
 
     def _save(self, c: dict[str, Any]) -> None:
-        with self.meta.transaction() as db:
-            db.execute("UPDATE containers SET data=?, name=? WHERE id=?", (json.dumps(c), c["Name"], c["Id"]))
+        self.store.save(c)
 
     def resolve(self, ref: str) -> str:
         """Container ID for a full ID, unique ID prefix, or name (Docker's lookup order)."""
-        if not ref or len(ref) > 300:
-            raise no_such_container(ref[:300])
-        row = self.meta.query_one("SELECT id FROM containers WHERE id=?", (ref,))
-        if row:
-            return row["id"]
-        name = ref if ref.startswith("/") else "/" + ref
-        row = self.meta.query_one("SELECT id FROM containers WHERE name=?", (name,))
-        if row:
-            return row["id"]
-        if all(c in "0123456789abcdef" for c in ref):
-            rows = self.meta.query("SELECT id FROM containers WHERE id LIKE ?", (ref + "%",))
-            if len(rows) == 1:
-                return rows[0]["id"]
-            if len(rows) > 1:
-                raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
-        raise no_such_container(ref)
+        return self.store.resolve(ref)
 
     def get(self, ref: str) -> dict[str, Any]:
         return self._load(self.resolve(ref))
 
     def all_records(self) -> list[dict[str, Any]]:
-        return [json.loads(r["data"]) for r in self.meta.query("SELECT data FROM containers")]
+        return self.store.records()
+
+    def ids(self) -> set[str]:
+        """IDs of every container the store holds (for the start-up sweep of orphaned directories)."""
+        return self.store.ids()
 
     def image_usage(self, image_id: str) -> tuple[list[str], list[str]]:
         running, stopped = [], []
@@ -265,16 +242,10 @@ class ContainerService:
             for sub in ("upper", "work", "merged"):
                 os.mkdir(os.path.join(cdir, sub))
             with self.volumes.claim(record, self.layers.lower_dirs(record["_chain"])), \
-                    self.meta.transaction() as db:
+                    self.meta.transaction():
                 if not name:
-                    taken = {r["name"] for r in db.execute("SELECT name FROM containers").fetchall()}
-                    record["Name"] = name = naming.generate(taken)
-                clash = db.execute("SELECT id FROM containers WHERE name=?", (name,)).fetchone()
-                if clash:
-                    raise Conflict(f'Conflict. The container name "{name}" is already in use by container '
-                                   f'"{clash["id"]}". You have to remove (or rename) that container to be able '
-                                   "to reuse that name.")
-                db.execute("INSERT INTO containers(id, name, data) VALUES (?,?,?)", (cid, name, json.dumps(record)))
+                    record["Name"] = name = naming.generate(self.store.names())
+                self.store.insert(record)
                 self.network.register(cid, name, net_plan)
         except BaseException:
             shutil.rmtree(cdir, ignore_errors=True)
@@ -678,8 +649,7 @@ class ContainerService:
         self.runtime.cleanup(cid)
         self.network.forget(cid)
         umount(os.path.join(self.dir(cid), "merged"))
-        with self.meta.transaction() as db:
-            db.execute("DELETE FROM containers WHERE id=?", (cid,))
+        self.store.delete(cid)
         for att in self._pending.pop(cid, []):
             att.error = "container removed"
             att.ready.set()
@@ -702,14 +672,7 @@ class ContainerService:
             old = c["Name"]
             if old == name:
                 raise InvalidParameter("Renaming a container with the same name as its current name")
-            with self.meta.transaction() as db:
-                clash = db.execute("SELECT id FROM containers WHERE name=?", (name,)).fetchone()
-                if clash:
-                    raise Conflict(f'Conflict. The container name "{name}" is already in use by container '
-                                   f'"{clash["id"]}". You have to remove (or rename) that container to be able '
-                                   "to reuse that name.")
-                c["Name"] = name
-                self._save(c)
+            self.store.rename(c, name)
             self._event(c, "rename", oldName=old)
 
     def prune(self, filters: Filters | None = None) -> dict[str, Any]:

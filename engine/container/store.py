@@ -1,0 +1,96 @@
+"""The containers table: the only module that runs SQL on it.
+
+A row is a container's record: Docker's inspect document (what `docker
+inspect` shows, minus live fields) plus private `_`-prefixed keys, as JSON,
+with the name in its own UNIQUE column so two containers can never hold one
+name. Methods join the caller's transaction when there is one (MetaStore
+transactions nest), so a create can store the record and the network's
+endpoint rows atomically.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from engine.errors import Conflict, InvalidParameter, no_such_container
+from engine.store.db import MetaStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    data TEXT NOT NULL              -- JSON record (config, host config, state)
+);
+"""
+Record = dict[str, Any]
+
+
+def name_in_use(name: str, holder: str) -> Conflict:
+    return Conflict(f'Conflict. The container name "{name}" is already in use by container "{holder}". '
+                    "You have to remove (or rename) that container to be able to reuse that name.")
+
+
+class ContainerStore:
+    def __init__(self, meta: MetaStore) -> None:
+        self.meta = meta
+        meta.ensure_schema(SCHEMA)
+
+    def load(self, cid: str) -> Record:
+        row = self.meta.query_one("SELECT data FROM containers WHERE id=?", (cid,))
+        if row is None:
+            raise no_such_container(cid)
+        return json.loads(row["data"])  # type: ignore[no-any-return]
+
+    def save(self, c: Record) -> None:
+        with self.meta.transaction() as db:
+            db.execute("UPDATE containers SET data=?, name=? WHERE id=?", (json.dumps(c), c["Name"], c["Id"]))
+
+    def insert(self, c: Record) -> None:
+        """Store a new record; its name must be free."""
+        with self.meta.transaction() as db:
+            self._check_free(c["Name"])
+            db.execute("INSERT INTO containers(id, name, data) VALUES (?,?,?)", (c["Id"], c["Name"], json.dumps(c)))
+
+    def rename(self, c: Record, name: str) -> None:
+        """Give `c` the free name `name` (the record is updated too)."""
+        with self.meta.transaction():
+            self._check_free(name)
+            c["Name"] = name
+            self.save(c)
+
+    def delete(self, cid: str) -> None:
+        with self.meta.transaction() as db:
+            db.execute("DELETE FROM containers WHERE id=?", (cid,))
+
+    def _check_free(self, name: str) -> None:
+        clash = self.meta.query_one("SELECT id FROM containers WHERE name=?", (name,))
+        if clash:
+            raise name_in_use(name, clash["id"])
+
+    def names(self) -> set[str]:
+        return {r["name"] for r in self.meta.query("SELECT name FROM containers")}
+
+    def ids(self) -> set[str]:
+        return {r["id"] for r in self.meta.query("SELECT id FROM containers")}
+
+    def records(self) -> list[Record]:
+        return [json.loads(r["data"]) for r in self.meta.query("SELECT data FROM containers")]
+
+    def resolve(self, ref: str) -> str:
+        """Container ID for a full ID, a name, or a unique ID prefix (Docker's lookup order)."""
+        if not ref or len(ref) > 300:
+            raise no_such_container(ref[:300])
+        row = self.meta.query_one("SELECT id FROM containers WHERE id=?", (ref,))
+        if row:
+            return row["id"]  # type: ignore[no-any-return]
+        name = ref if ref.startswith("/") else "/" + ref
+        row = self.meta.query_one("SELECT id FROM containers WHERE name=?", (name,))
+        if row:
+            return row["id"]  # type: ignore[no-any-return]
+        if all(c in "0123456789abcdef" for c in ref):
+            rows = self.meta.query("SELECT id FROM containers WHERE id LIKE ?", (ref + "%",))
+            if len(rows) == 1:
+                return rows[0]["id"]  # type: ignore[no-any-return]
+            if len(rows) > 1:
+                raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
+        raise no_such_container(ref)
