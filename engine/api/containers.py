@@ -34,7 +34,9 @@ class ContainerListHandler(ApiHandler):
 
 class ContainerInspectHandler(ApiHandler):
     async def get(self, version: str | None = None, ref: str = "") -> None:
-        self.send_json(await self.run(self.engine.containers.inspect, ref, self.q_bool("size")))
+        out = await self.run(self.engine.containers.inspect, ref, self.q_bool("size"))
+        out["ExecIDs"] = self.engine.execs.live_ids(out["Id"]) or None  # exec instances live in the exec service
+        self.send_json(out)
 
 
 class _NoContent(ApiHandler):

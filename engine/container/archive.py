@@ -218,9 +218,8 @@ class ArchiveService:
     @contextmanager
     def _rootfs(self, ref: str) -> Iterator[tuple[dict[str, Any], str, int]]:
         """The record, mounted rootfs path and an fd on it, with start/stop/remove held off."""
-        cid = self.containers.resolve(ref)
-        with self.containers._lock(cid):
-            c = self.containers.get(cid)
+        with self.containers.locked(ref) as c:
+            cid = c["Id"]
             cdir = self.containers.dir(cid)
             merged = os.path.join(cdir, "merged")
             temporary = not is_mountpoint(merged)
@@ -292,7 +291,7 @@ class ArchiveService:
                 raise NotFound(f"Could not find the file {path} in container {ref}: {_os_error_text(e)}") from e
             finally:
                 os.close(pfd)
-        self.containers._event(c, "archive-path")
+        self.containers.log_event(c, "archive-path")
 
     def put_archive(self, ref: str, path: str, src: IO[bytes], no_overwrite_dir_non_dir: bool = False,
                     copy_uid_gid: bool = False) -> None:
@@ -313,7 +312,7 @@ class ArchiveService:
                                             no_overwrite_dir_non_dir=no_overwrite_dir_non_dir))
             except OSError as e:  # what the kernel refused for the tar's sake (untar maps the common cases)
                 raise InvalidParameter(f"failed to extract archive to {path}: {_os_error_text(e)}") from e
-        self.containers._event(c, "extract-to-dir")
+        self.containers.log_event(c, "extract-to-dir")
 
     # ---- docker export / diff -------------------------------------------
     def export(self, ref: str, out: IO[bytes]) -> None:
@@ -321,13 +320,12 @@ class ArchiveService:
             with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 TarWriter(tar).add_children(root_fd, "")
             out.flush()
-        self.containers._event(c, "export")
+        self.containers.log_event(c, "export")
 
     def changes(self, ref: str) -> list[dict[str, Any]] | None:
         """`docker diff`; None when nothing changed, as Docker answers `null`."""
-        cid = self.containers.resolve(ref)
-        with self.containers._lock(cid):
-            c = self.containers.get(cid)
+        with self.containers.locked(ref) as c:
+            cid = c["Id"]
             found = overlay_changes(os.path.join(self.containers.dir(cid), "upper"),
                                     self.layers.lower_dirs(c["_chain"]))
         return found or None
@@ -336,9 +334,8 @@ class ArchiveService:
     def commit(self, ref: str, repo: str = "", tag: str = "", comment: str = "", author: str = "",
                pause: bool = True, changes: Iterable[str] = (), config: dict[str, Any] | None = None) -> str:
         target = reference.with_tag(repo, tag) if repo else None
-        cid = self.containers.resolve(ref)
-        with self.containers._lock(cid):
-            c = self.containers.get(cid)
+        with self.containers.locked(ref) as c:
+            cid = c["Id"]
             if c["State"]["Dead"]:
                 raise Conflict(f"You cannot commit container {cid} which is Dead")
             new_config = copy.deepcopy(config if config else c["Config"])
@@ -358,7 +355,7 @@ class ArchiveService:
         image_id = self.images.create(self._image_config(c, new_config, layer, comment, author), parent=c["Image"])
         if target:
             self.images.tag(image_id, repo, tag)
-        self.containers._event(c, "commit", comment=comment, imageID=image_id,
+        self.containers.log_event(c, "commit", comment=comment, imageID=image_id,
                                imageRef=target.familiar() if target else "")
         return image_id
 

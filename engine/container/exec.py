@@ -89,7 +89,6 @@ class ExecService:
         self.events = events
         self._execs: dict[str, ExecInstance] = {}
         self._cond = threading.Condition()
-        containers.exec_ids = self.live_ids
 
     # ---- lookups ------------------------------------------------------
     def _active_container(self, ref: str) -> dict[str, Any]:

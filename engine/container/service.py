@@ -16,7 +16,8 @@ import signal as _signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,7 +101,6 @@ class ContainerService:
         self._pending: dict[str, list[Attachment]] = {}
         self._cancelled_restart: set[str] = set()
         images.usage = self.image_usage
-        self.exec_ids: Callable[[str], list[str]] = lambda cid: []  # live exec IDs, set by ExecService
         self.network: NetworkService  # wired by the composition root (it needs this service too)
         self.volumes: VolumeService  # wired by the composition root (it reads our records)
 
@@ -153,6 +153,17 @@ class ContainerService:
 
     def _event(self, c: dict[str, Any], action: str, **extra: str) -> None:
         self.events.publish("container", action, c["Id"], self._attrs(c, **extra))
+
+    @contextmanager
+    def locked(self, ref: str) -> Iterator[dict[str, Any]]:
+        """The record of `ref`, with start, stop, remove and other lifecycle changes held off meanwhile.
+
+        For work on a container's files (cp, export, diff, commit) that must not
+        race a start mounting, or a stop unmounting, its root filesystem.
+        """
+        cid = self.resolve(ref)
+        with self._lock(cid):
+            yield self._load(cid)
 
     def log_event(self, c: dict[str, Any], action: str, **extra: str) -> None:
         """Container events for actions other services perform (e.g. `top`), with the usual attributes."""
@@ -704,7 +715,7 @@ class ContainerService:
         c = self.get(ref)
         out = {k: v for k, v in c.items() if not k.startswith("_")}
         out["NetworkSettings"] = self.network.settings(c)
-        out["ExecIDs"] = self.exec_ids(c["Id"]) or None
+        out["ExecIDs"] = None  # the API fills in the exec service's live IDs
         if size:
             out["SizeRw"] = _dir_bytes(os.path.join(self.dir(c["Id"]), "upper"))
             out["SizeRootFs"] = out["SizeRw"] + self.images.inspect(c["Image"])["Size"]
