@@ -99,7 +99,7 @@ class SystemService:
 
     def _registry_config(self) -> dict[str, Any]:
         """As dockerd: CIDR entries (and loopback) under InsecureRegistryCIDRs, host:port entries as index configs."""
-        cidrs, hosts = list(DEFAULT_INSECURE_CIDRS), []
+        cidrs, hosts = list(DEFAULT_INSECURE_CIDRS), list[str]()
         for entry in self.cfg.insecure_registries:
             (cidrs if "/" in entry else hosts).append(entry)
         mirrors = list(self.cfg.registry_mirrors)

@@ -213,7 +213,7 @@ def build() -> tuple[dict[str, Command], dict[str, Group]]:
     for group, cmd in _commands() + ex.COMMANDS:
         top[cmd.name] = cmd
         if group:
-            names = _GROUP_NAMES.get((group, cmd.name), (cmd.name,))
+            names: tuple[str, ...] = _GROUP_NAMES.get((group, cmd.name), (cmd.name,))
             sub = Command(names[0], cmd.usage, cmd.short, cmd.run, cmd.args, cmd.flags, cmd.interspersed,
                           f"{PROG} {group}")
             groups[group].commands.update(dict.fromkeys(names, sub))

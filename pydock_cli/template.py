@@ -265,7 +265,9 @@ _NOARG = object()
 
 
 def _split_pipe(pipe: str) -> list[str]:
-    parts, cur, quoted = [], [], False
+    parts: list[str] = []
+    cur: list[str] = []
+    quoted = False
     for ch in pipe:
         if ch == '"':
             quoted = not quoted

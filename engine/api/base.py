@@ -46,6 +46,16 @@ def parse_json(text: str | bytes, what: str) -> Any:
         raise InvalidParameter(f"{what}: {e}") from None
 
 
+def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Complete `fut` on its loop unless the handler already gave up on it."""
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
+
+
 class ApiHandler(tornado.web.RequestHandler):
     engine: Engine
     policy: HostPolicy
@@ -143,7 +153,7 @@ class ApiHandler(tornado.web.RequestHandler):
 
     def q_filters(self) -> Filters:
         """The `filters` query (either of Docker's JSON forms) as the one Filters type every backend takes."""
-        return Filters.parse(self.query("filters", ""))
+        return Filters.parse(self.query("filters", "") or "")
 
     def q_filters_dict(self) -> dict[str, list[str]]:
         """The `filters` query as a plain dict, for the backends not yet moved to Filters."""
@@ -257,9 +267,9 @@ class ApiHandler(tornado.web.RequestHandler):
             try:
                 with self.engine.streams.track(stream) if stream is not None else contextlib.nullcontext():
                     res = fn(*args)
-                loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(res))
+                loop.call_soon_threadsafe(_settle, fut, res, None)
             except BaseException as e:
-                loop.call_soon_threadsafe(lambda err=e: fut.done() or fut.set_exception(err))
+                loop.call_soon_threadsafe(_settle, fut, None, e)
 
         threading.Thread(target=worker, daemon=True, name="pydock-wait").start()
         return await fut

@@ -66,7 +66,7 @@ class EventsHandler(ApiHandler):
         if until_ns is not None and until_ns < (since_ns or 0):
             raise InvalidParameter(f"`since` time ({since}) cannot be after `until` time ({until})")
         loop = asyncio.get_running_loop()
-        self._queue = queue = asyncio.Queue()
+        self._queue = queue = asyncio.Queue[Event | None]()
 
         def on_event(ev: Event) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, ev)

@@ -130,7 +130,8 @@ class ContainerService:
         return self.store.ids()
 
     def image_usage(self, image_id: str) -> tuple[list[str], list[str]]:
-        running, stopped = [], []
+        running: list[str] = []
+        stopped: list[str] = []
         for c in self.all_records():
             if c["Image"] == image_id:
                 (running if c["State"]["Running"] else stopped).append(c["Id"])
@@ -223,7 +224,7 @@ class ContainerService:
             raise InvalidParameter("invalid hostname: too long")
         cdir = self.dir(cid)
         log_spec = logconfig.spec(host["LogConfig"], cdir)
-        record = {
+        record: dict[str, Any] = {
             "Id": cid, "Created": rfc3339_ns(), "Path": argv[0], "Args": argv[1:],
             "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
                       "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",

@@ -238,7 +238,7 @@ def apply_update(h: dict[str, Any], body: dict[str, Any]) -> list[str]:
                           ("NanoCpus", "CpuQuota", "Nano CPUs cannot be updated as CPU Quota has already been set"),
                           ("CpuPeriod", "NanoCpus", "CPU Period cannot be updated as NanoCPUs has already been set"),
                           ("CpuQuota", "NanoCpus", "CPU Quota cannot be updated as NanoCPUs has already been set")):
-        if upd[new] > 0 and cur[old] > 0:
+        if (upd[new] or 0) > 0 and cur[old] > 0:
             raise Conflict(f"Conflicting options: {msg}")
     if upd["Memory"]:
         if upd["Memory"] > cur["MemorySwap"] and not upd["MemorySwap"]:

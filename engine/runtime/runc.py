@@ -193,7 +193,7 @@ class Runtime:
         return self._spawn_shim()
 
     def _refill(self) -> None:
-        spare = self._spawn_shim(idle=True)
+        spare: _Spare | None = self._spawn_shim(idle=True)
         with self._spare_lock:
             if self._spare is None and not self._closed:
                 self._spare, spare = spare, None
