@@ -38,12 +38,15 @@ def make_routes(engine: Engine, prefix: str = "", base: type | None = None,
     behind Jupyter's login without copies. `policy` limits what requests may
     ask of the host (pydockd: none, as Docker).
     """
+    tables: list[list[tuple[str, type, Any]]] = [system.routes(engine), containers.routes(engine), streams.routes(engine), archive.routes(engine),
+              stats.routes(engine), update.routes(engine), exec_routes.routes(engine)]
+    tables += [[(p, h, engine) for p, h in module.ROUTES]  # routers still typed against the whole Engine
+               for module in (imagearchive, distribution, images, build, network, volumes)]
     out = []
-    for module in (system, imagearchive, distribution, images, containers, streams, archive, stats, build, update,
-                   network, volumes, exec_routes):
-        for pattern, handler in module.ROUTES:
+    for table in tables:
+        for pattern, handler, backend in table:
             cls = type(handler.__name__, (base, handler), {}) if base else handler
-            out.append((prefix + pattern, cls, {"engine": engine, "policy": policy}))
+            out.append((prefix + pattern, cls, {"engine": backend, "policy": policy}))
     return out
 
 

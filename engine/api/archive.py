@@ -5,12 +5,41 @@ import asyncio
 import base64
 import io
 import json
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import IO, Any, Protocol
 
 from tornado.iostream import StreamClosedError
 
 from engine import validate
-from engine.api.base import ID, ApiHandler, route
+from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
+
+
+class ContainerFiles(Protocol):
+    """The archive service: files of a container."""
+
+    def stat_path(self, ref: str, path: str) -> dict[str, Any]: ...
+    def get_archive(self, ref: str, path: str, on_stat: Callable[[dict[str, Any]], None], out: IO[bytes]) -> None: ...
+    def put_archive(self, ref: str, path: str, src: IO[bytes], no_overwrite_dir_non_dir: bool = False,
+                    copy_uid_gid: bool = False) -> None: ...
+    def export(self, ref: str, out: IO[bytes]) -> None: ...
+    def changes(self, ref: str) -> list[dict[str, Any]] | None: ...
+    def commit(self, ref: str, repo: str = "", tag: str = "", comment: str = "", author: str = "",
+               pause: bool = True, changes: Iterable[str] = (), config: dict[str, Any] | None = None) -> str: ...
+
+
+class ContainerLookup(Protocol):
+    def get(self, ref: str) -> dict[str, Any]: ...
+
+
+class Backend(StreamOwner, Protocol):
+    @property
+    def archive(self) -> ContainerFiles: ...
+    @property
+    def containers(self) -> ContainerLookup: ...
+
+
+class _Handler(ApiHandler[Backend]):
+    pass
 from engine.api.upload import UploadHandler
 from engine.errors import InvalidParameter
 
@@ -48,7 +77,7 @@ class _LoopSink(io.RawIOBase):
         await self.handler.flush()
 
 
-class _TarStream(ApiHandler):
+class _TarStream(_Handler):
     def sink(self) -> io.BufferedWriter:
         self.set_header("Content-Type", TAR)
         return io.BufferedWriter(_LoopSink(self, asyncio.get_running_loop()), 1 << 20)
@@ -97,12 +126,12 @@ class ExportHandler(_TarStream):
         self.finish()
 
 
-class ChangesHandler(ApiHandler):
+class ChangesHandler(_Handler):
     async def get(self, version: str | None = None, ref: str = "") -> None:
         self.send_json(await self.run(self.engine.archive.changes, ref))
 
 
-class CommitHandler(ApiHandler):
+class CommitHandler(_Handler):
     async def post(self, version: str | None = None) -> None:
         config = self.decoded_body(validate.CONTAINER_CONFIG, required=False)
         image_id = await self.in_thread(
@@ -112,9 +141,13 @@ class CommitHandler(ApiHandler):
         self.send_json({"Id": image_id}, 201)
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     (route(rf"/containers/{ID}/archive"), ArchiveHandler),
     (route(rf"/containers/{ID}/export"), ExportHandler),
     (route(rf"/containers/{ID}/changes"), ChangesHandler),
     (route(r"/commit"), CommitHandler),
 ]
+
+
+def routes(backend: Backend) -> list[tuple[str, type[ApiHandler[Any]], Backend]]:
+    return bind(ROUTES, backend)

@@ -13,21 +13,31 @@ import contextlib
 import functools
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import tornado.iostream
 import tornado.web
 
 from engine import validate
-from engine.engine import Engine
 from engine.errors import EngineError, InvalidParameter
 from engine.filters import Filters
 from engine.hostpolicy import OPEN, HostPolicy
+from engine.openstreams import OpenStreams
 from pydock_common.apiversion import API_VERSION, MIN_API_VERSION, version_tuple
 
 T = TypeVar("T")
+
+
+class StreamOwner(Protocol):
+    """What every router's backend offers the handler base: the registry of open streams to end at shutdown."""
+
+    @property
+    def streams(self) -> OpenStreams: ...
+
+
+B = TypeVar("B", bound=StreamOwner)
 
 # Short engine calls share a bounded pool; streams (logs -f, wait, events,
 # attach) each get their own thread so they can never starve short calls.
@@ -56,12 +66,18 @@ def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) 
         fut.set_result(result)
 
 
-class ApiHandler(tornado.web.RequestHandler):
-    engine: Engine
+class ApiHandler(tornado.web.RequestHandler, Generic[B]):
+    """A Docker API handler whose backend (`engine`) is the Protocol its router module declares.
+
+    A router never sees the Engine class: it names the small set of services
+    and methods it calls, so an in-process test needs only those.
+    """
+
+    engine: B
     policy: HostPolicy
     _stream_cancel: threading.Event | None = None
 
-    def initialize(self, engine: Engine, policy: HostPolicy = OPEN) -> None:
+    def initialize(self, engine: B, policy: HostPolicy = OPEN) -> None:
         self.engine = engine
         self.policy = policy
 
@@ -273,6 +289,14 @@ class ApiHandler(tornado.web.RequestHandler):
 
         threading.Thread(target=worker, daemon=True, name="pydock-wait").start()
         return await fut
+
+
+Route = tuple[str, type[ApiHandler[Any]]]
+
+
+def bind(table: Sequence[tuple[str, type[ApiHandler[B]]]], backend: B) -> list[tuple[str, type[ApiHandler[Any]], B]]:
+    """A router's route table with the backend its handlers get."""
+    return [(pattern, handler, backend) for pattern, handler in table]
 
 
 def route(path: str) -> str:

@@ -1,15 +1,53 @@
 """Container lifecycle routes (streams live in streams.py)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from engine import validate
-from engine.api.base import ID, ApiHandler, route
+from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
 from engine.distribution.service import Platform
 from engine.errors import InvalidParameter, NotFound
+from engine.filters import Filters
+
+Json = dict[str, Any]
 
 
-class ContainerCreateHandler(ApiHandler):
+class ContainerLifecycle(Protocol):
+    """The container service as this router uses it."""
+
+    def create(self, body: Json, name: str = "", intermediate: bool = False) -> Json: ...
+    def get(self, ref: str) -> Json: ...
+    def summaries(self, all_: bool = False, limit: int = -1, size: bool = False,
+                  filters: Filters | None = None) -> list[Json]: ...
+    def inspect(self, ref: str, size: bool = False) -> Json: ...
+    def start(self, ref: str) -> None: ...
+    def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None: ...
+    def restart(self, ref: str, timeout: int | None = None) -> None: ...
+    def kill(self, ref: str, sig: str | int | None = None) -> None: ...
+    def pause(self, ref: str) -> None: ...
+    def unpause(self, ref: str) -> None: ...
+    def rename(self, ref: str, new_name: str) -> None: ...
+    def resize(self, ref: str, h: int, w: int) -> None: ...
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None: ...
+    def prune(self, filters: Filters | None = None) -> Json: ...
+
+
+class LiveExecs(Protocol):
+    def live_ids(self, cid: str) -> list[str]: ...
+
+
+class Backend(StreamOwner, Protocol):
+    @property
+    def containers(self) -> ContainerLifecycle: ...
+    @property
+    def execs(self) -> LiveExecs: ...
+
+
+class _Handler(ApiHandler[Backend]):
+    pass
+
+
+class ContainerCreateHandler(_Handler):
     async def post(self, version: str | None = None) -> None:
         body = self.decoded_body(validate.CONTAINER_CREATE)
         Platform.parse(self.q_str("platform"))  # only checked: pydock runs its own platform's images
@@ -26,20 +64,20 @@ class ContainerCreateHandler(ApiHandler):
             return {}
 
 
-class ContainerListHandler(ApiHandler):
+class ContainerListHandler(_Handler):
     async def get(self, version: str | None = None) -> None:
         self.send_json(await self.run(self.engine.containers.summaries, self.q_bool("all"), self.q_int("limit", -1),
                                       self.q_bool("size"), self.q_filters()))
 
 
-class ContainerInspectHandler(ApiHandler):
+class ContainerInspectHandler(_Handler):
     async def get(self, version: str | None = None, ref: str = "") -> None:
         out = await self.run(self.engine.containers.inspect, ref, self.q_bool("size"))
         out["ExecIDs"] = self.engine.execs.live_ids(out["Id"]) or None  # exec instances live in the exec service
         self.send_json(out)
 
 
-class _NoContent(ApiHandler):
+class _NoContent(_Handler):
     def done(self) -> None:
         self.set_status(204)
         self.finish()
@@ -89,7 +127,7 @@ class ContainerRenameHandler(_NoContent):
         self.done()
 
 
-class ContainerResizeHandler(ApiHandler):
+class ContainerResizeHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         h, w = self.q_int("h", 0), self.q_int("w", 0)
         if not h or not w or h < 0 or w < 0:
@@ -105,12 +143,12 @@ class ContainerDeleteHandler(_NoContent):
         self.done()
 
 
-class ContainerPruneHandler(ApiHandler):
+class ContainerPruneHandler(_Handler):
     async def post(self, version: str | None = None) -> None:
         self.send_json(await self.in_thread(self.engine.containers.prune, self.q_filters()))
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     (route(r"/containers/create"), ContainerCreateHandler),
     (route(r"/containers/json"), ContainerListHandler),
     (route(r"/containers/prune"), ContainerPruneHandler),
@@ -125,3 +163,7 @@ ROUTES = [
     (route(rf"/containers/{ID}/resize"), ContainerResizeHandler),
     (route(rf"/containers/{ID}"), ContainerDeleteHandler),
 ]
+
+
+def routes(backend: Backend) -> list[tuple[str, type[ApiHandler[Any]], Backend]]:
+    return bind(ROUTES, backend)

@@ -4,12 +4,37 @@ from __future__ import annotations
 import functools
 import socket
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from engine import validate
-from engine.api.base import ID, ApiHandler, route
+from engine.api.base import ID, ApiHandler, StreamOwner, bind, route
+
+
+class Execs(Protocol):
+    def create(self, ref: str, body: Any) -> dict[str, str]: ...
+    def check(self, eid: str) -> ExecInstance: ...
+    def start(self, eid: str, console_size: tuple[int, int] | None = None,
+              attach: bool = False) -> Attachment | None: ...
+    def wait(self, eid: str, timeout: float) -> None: ...
+    def resize(self, eid: str, h: int, w: int) -> None: ...
+    def inspect(self, eid: str) -> dict[str, Any]: ...
+
+
+class ContainerLookup(Protocol):
+    def get(self, ref: str) -> dict[str, Any]: ...
+
+
+class Backend(StreamOwner, Protocol):
+    @property
+    def execs(self) -> Execs: ...
+    @property
+    def containers(self) -> ContainerLookup: ...
+
+
+class _Handler(ApiHandler[Backend]):
+    pass
 from engine.api.streams import Hangup, hijack, pump, run_session
-from engine.container.exec import ExecService, parse_console_size
+from engine.container.exec import ExecInstance, parse_console_size
 from engine.container.service import Attachment
 from engine.errors import EngineError, InvalidParameter
 from pydock_common.stdcopy import MUX, RAW, STDOUT, frame
@@ -19,7 +44,7 @@ from pydock_common.stdcopy import MUX, RAW, STDOUT, frame
 EXIT_GRACE = 5.0
 
 
-class ExecCreateHandler(ApiHandler):
+class ExecCreateHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         body = self.decoded_body(validate.EXEC_CREATE)
         self.policy.check_exec_create(body)
@@ -27,7 +52,7 @@ class ExecCreateHandler(ApiHandler):
         self.send_json(await self.run(self.engine.execs.create, ref, body), 201)
 
 
-class ExecStartHandler(ApiHandler):
+class ExecStartHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         body = self.json_body(required=False)
         if not isinstance(body, dict):
@@ -46,7 +71,7 @@ class ExecStartHandler(ApiHandler):
                          name="exec").start()
 
 
-def _session(execs: ExecService, eid: str, console_size: tuple[int, int] | None, tty: bool,
+def _session(execs: Execs, eid: str, console_size: tuple[int, int] | None, tty: bool,
              client: socket.socket, leftover: bytes, hangup: Hangup) -> None:
     """Start the exec on a hijacked connection; a start error goes into the stream, as Docker does."""
     try:
@@ -65,7 +90,7 @@ def _session(execs: ExecService, eid: str, console_size: tuple[int, int] | None,
     pump(client, att, leftover, before_close=lambda: execs.wait(eid, EXIT_GRACE))
 
 
-class ExecResizeHandler(ApiHandler):
+class ExecResizeHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         h, w = self.q_int("h", 0), self.q_int("w", 0)
         await self.run(self.engine.execs.resize, ref, h, w)
@@ -73,7 +98,7 @@ class ExecResizeHandler(ApiHandler):
         self.finish()
 
 
-class ExecInspectHandler(ApiHandler):
+class ExecInspectHandler(_Handler):
     async def get(self, version: str | None = None, ref: str = "") -> None:
         self.send_json(await self.run(self.engine.execs.inspect, ref))
 
@@ -84,3 +109,7 @@ ROUTES: list[tuple[str, Any]] = [
     (route(rf"/exec/{ID}/resize"), ExecResizeHandler),
     (route(rf"/exec/{ID}/json"), ExecInspectHandler),
 ]
+
+
+def routes(backend: Backend) -> list[tuple[str, type[ApiHandler[Any]], Backend]]:
+    return bind(ROUTES, backend)

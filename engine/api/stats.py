@@ -2,12 +2,38 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from typing import Any, Protocol
 
-from engine.api.base import ID, ApiHandler, route
+from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
 from engine.errors import InvalidParameter
 
+Json = dict[str, Any]
 
-class ContainerStatsHandler(ApiHandler):
+
+class Stats(Protocol):
+    def snapshot(self, ref: str, one_shot: bool = False) -> Json: ...
+    def stream(self, ref: str, cancel: threading.Event) -> Iterator[Json]: ...
+    def top(self, ref: str, ps_args: str = "") -> Json: ...
+
+
+class ContainerLookup(Protocol):
+    def resolve(self, ref: str) -> str: ...
+
+
+class Backend(StreamOwner, Protocol):
+    @property
+    def stats(self) -> Stats: ...
+    @property
+    def containers(self) -> ContainerLookup: ...
+
+
+class _Handler(ApiHandler[Backend]):
+    pass
+
+
+class ContainerStatsHandler(_Handler):
     async def get(self, version: str | None = None, ref: str = "") -> None:
         stream = self.q_bool("stream", True)
         one_shot = self.q_bool("one-shot")
@@ -21,12 +47,16 @@ class ContainerStatsHandler(ApiHandler):
                                "application/json")
 
 
-class ContainerTopHandler(ApiHandler):
+class ContainerTopHandler(_Handler):
     async def get(self, version: str | None = None, ref: str = "") -> None:
         self.send_json(await self.run(self.engine.stats.top, ref, self.q_str("ps_args")))
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     (route(rf"/containers/{ID}/stats"), ContainerStatsHandler),
     (route(rf"/containers/{ID}/top"), ContainerTopHandler),
 ]
+
+
+def routes(backend: Backend) -> list[tuple[str, type[ApiHandler[Any]], Backend]]:
+    return bind(ROUTES, backend)

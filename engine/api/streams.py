@@ -13,8 +13,27 @@ import struct
 import termios
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 
-from engine.api.base import ID, ApiHandler, route
+from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
+from engine.container.logconfig import LogSpec
+
+
+class ContainerStreams(Protocol):
+    def get(self, ref: str) -> dict[str, Any]: ...
+    def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> Attachment: ...
+    def begin_wait(self, ref: str, condition: str = "not-running") -> Callable[[threading.Event | None],
+                                                                              dict[str, Any]]: ...
+    def log_spec(self, c: dict[str, Any]) -> LogSpec: ...
+
+
+class Backend(StreamOwner, Protocol):
+    @property
+    def containers(self) -> ContainerStreams: ...
+
+
+class _Handler(ApiHandler[Backend]):
+    pass
 from engine.container.logs import LogEntry, read_log_batches
 from engine.container.service import Attachment
 from engine.errors import EngineError, InvalidParameter, NotImplementedYet
@@ -182,7 +201,7 @@ def log_chunks(batches: Iterable[list[LogEntry]], tty: bool, timestamps: bool) -
         yield b"".join(log_frames(batch, tty, timestamps))
 
 
-class AttachHandler(ApiHandler):
+class AttachHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         stdout, stderr = self.q_bool("stdout"), self.q_bool("stderr")
         c = await self.run(self.engine.containers.get, ref)
@@ -221,7 +240,7 @@ class AttachHandler(ApiHandler):
             pump(client, att, leftover)
 
 
-class WaitHandler(ApiHandler):
+class WaitHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         wait = await self.run(self.engine.containers.begin_wait, ref, self.q_str("condition", "not-running"))
         cancel = self._stream_cancel = threading.Event()
@@ -233,7 +252,7 @@ class WaitHandler(ApiHandler):
             result = {"StatusCode": -1, "Error": {"Message": str(e)}}
         self.finish(json.dumps(result) + "\n")
 
-class LogsHandler(ApiHandler):
+class LogsHandler(_Handler):
     async def get(self, version: str | None = None, ref: str = "") -> None:
         stdout, stderr = self.q_bool("stdout"), self.q_bool("stderr")
         if not stdout and not stderr:
@@ -274,8 +293,12 @@ class LogsHandler(ApiHandler):
         await self.send_stream(gen, RAW if tty else MUX)
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     (route(rf"/containers/{ID}/attach"), AttachHandler),
     (route(rf"/containers/{ID}/wait"), WaitHandler),
     (route(rf"/containers/{ID}/logs"), LogsHandler),
 ]
+
+
+def routes(backend: Backend) -> list[tuple[str, type[ApiHandler[Any]], Backend]]:
+    return bind(ROUTES, backend)

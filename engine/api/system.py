@@ -6,17 +6,40 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
 import tornado.iostream
 
-from engine.api.base import ApiHandler, route
+from engine.api.base import ApiHandler, Route, StreamOwner, bind, route
 from engine.errors import InvalidParameter
-from engine.events import Event, matches
+from engine.events import Event, Subscriber, matches
+
+
+class SystemViews(Protocol):
+    def version(self) -> dict[str, Any]: ...
+    def info(self) -> dict[str, Any]: ...
+    def df(self) -> dict[str, Any]: ...
+
+
+class EventSource(Protocol):
+    def subscribe(self, fn: Subscriber, since_ns: int | None = None, until_ns: int | None = None) -> list[Event]: ...
+    def unsubscribe(self, fn: Subscriber) -> None: ...
+
+
+class Backend(StreamOwner, Protocol):
+    @property
+    def system(self) -> SystemViews: ...
+    @property
+    def events(self) -> EventSource: ...
+
+
+class _Handler(ApiHandler[Backend]):
+    pass
 from engine.filters import Filters
 from engine.timeutil import parse_api_time
 
 
-class PingHandler(ApiHandler):
+class PingHandler(_Handler):
     def get(self, version: str | None = None) -> None:
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("Cache-Control", "no-cache, no-store, must-revalidate")
@@ -29,12 +52,12 @@ class PingHandler(ApiHandler):
         self.finish()
 
 
-class VersionHandler(ApiHandler):
+class VersionHandler(_Handler):
     async def get(self, version: str | None = None) -> None:
         self.send_json(await self.run(self.engine.system.version))
 
 
-class InfoHandler(ApiHandler):
+class InfoHandler(_Handler):
     async def get(self, version: str | None = None) -> None:
         self.send_json(await self.run(self.engine.system.info))
 
@@ -42,7 +65,7 @@ class InfoHandler(ApiHandler):
 DF_TYPES = ("container", "image", "volume", "build-cache")
 
 
-class DfHandler(ApiHandler):
+class DfHandler(_Handler):
     async def get(self, version: str | None = None) -> None:
         for t in self.request.query_arguments.get("type", []):
             if t.decode(errors="replace") not in DF_TYPES:
@@ -50,7 +73,7 @@ class DfHandler(ApiHandler):
         self.send_json(await self.run(self.engine.system.df))
 
 
-class EventsHandler(ApiHandler):
+class EventsHandler(_Handler):
     """Streams events as newline-separated JSON until `until` passes or the client leaves.
 
     Like Docker, an `until` in the past only replays history and returns.
@@ -107,10 +130,14 @@ class EventsHandler(ApiHandler):
             self._queue.put_nowait(None)
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     (route(r"/_ping"), PingHandler),
     (route(r"/version"), VersionHandler),
     (route(r"/info"), InfoHandler),
     (route(r"/system/df"), DfHandler),
     (route(r"/events"), EventsHandler),
 ]
+
+
+def routes(backend: Backend) -> list[tuple[str, type[ApiHandler[Any]], Backend]]:
+    return bind(ROUTES, backend)

@@ -1,13 +1,32 @@
 """`POST /containers/{id}/update` (docker update): resource limits and restart policy."""
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from engine import validate
-from engine.api.base import ID, ApiHandler, route
+from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
 
 
-class ContainerUpdateHandler(ApiHandler):
+class ContainerUpdater(Protocol):
+    def update(self, ref: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class Backend(StreamOwner, Protocol):
+    @property
+    def containers(self) -> ContainerUpdater: ...
+
+
+class _Handler(ApiHandler[Backend]):
+    pass
+
+
+class ContainerUpdateHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         self.send_json(await self.run(self.engine.containers.update, ref, self.decoded_body(validate.CONTAINER_UPDATE)))
 
 
-ROUTES = [(route(rf"/containers/{ID}/update"), ContainerUpdateHandler)]
+ROUTES: list[Route] = [(route(rf"/containers/{ID}/update"), ContainerUpdateHandler)]
+
+
+def routes(backend: Backend) -> list[tuple[str, type[ApiHandler[Any]], Backend]]:
+    return bind(ROUTES, backend)
