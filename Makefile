@@ -14,7 +14,8 @@ test: setup
 	$(PY) -m pytest -q tests
 
 lint:
-	$(PY) -m ruff check engine pydock_ext tests bench
+	$(PY) -m ruff check engine pydock_common pydock_cli pydock_ext tests bench scripts
+	$(PY) -m mypy
 
 bench: setup
 	$(PY) bench/run_latency.py

@@ -280,5 +280,5 @@ def decode(body: Any, t: Struct) -> dict[str, Any]:
         return {}
     if not isinstance(body, dict):
         raise _type_error(body, t, "", "")
-    return _check(body, t, t.go, "")  # type: ignore[no-any-return]
+    return _check(body, t, t.go, "")
 

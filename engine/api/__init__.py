@@ -111,4 +111,4 @@ class NotFoundHandler(tornado.web.RequestHandler):
 
 
 def make_app(engine: Engine) -> tornado.web.Application:
-    return tornado.web.Application(make_routes(engine), default_handler_class=NotFoundHandler)  # type: ignore[arg-type]
+    return tornado.web.Application(make_routes(engine), default_handler_class=NotFoundHandler)

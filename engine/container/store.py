@@ -39,7 +39,7 @@ class ContainerStore:
         row = self.meta.query_one("SELECT data FROM containers WHERE id=?", (cid,))
         if row is None:
             raise no_such_container(cid)
-        return json.loads(row["data"])  # type: ignore[no-any-return]
+        return json.loads(row["data"])
 
     def save(self, c: Record) -> None:
         with self.meta.transaction() as db:
@@ -82,15 +82,15 @@ class ContainerStore:
             raise no_such_container(ref[:300])
         row = self.meta.query_one("SELECT id FROM containers WHERE id=?", (ref,))
         if row:
-            return row["id"]  # type: ignore[no-any-return]
+            return row["id"]
         name = ref if ref.startswith("/") else "/" + ref
         row = self.meta.query_one("SELECT id FROM containers WHERE name=?", (name,))
         if row:
-            return row["id"]  # type: ignore[no-any-return]
+            return row["id"]
         if all(c in "0123456789abcdef" for c in ref):
             rows = self.meta.query("SELECT id FROM containers WHERE id LIKE ?", (ref + "%",))
             if len(rows) == 1:
-                return rows[0]["id"]  # type: ignore[no-any-return]
+                return rows[0]["id"]
             if len(rows) > 1:
                 raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
         raise no_such_container(ref)

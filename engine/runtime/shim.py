@@ -205,7 +205,7 @@ class Shim:
         self.stdin_w: int | None = None
         self.outputs: dict[int, str] = {}
         self.pty: int | None = None
-        self.size: tuple[int, int] = tuple(self.cfg.get("console_size") or (24, 80))  # type: ignore[assignment]
+        self.size: tuple[int, int] = tuple(self.cfg.get("console_size") or (24, 80))
         self.init_pid = 0
         self.exit_code: int | None = None
         self.drain_deadline = 0.0
