@@ -6,10 +6,11 @@ stale install would run the old code.
 """
 from __future__ import annotations
 
-import importlib.metadata as metadata
 import json
 import os
 import sys
+from importlib import metadata
+
 import tomllib
 
 

@@ -34,8 +34,8 @@ class Backend(StreamOwner, Protocol):
 class _Handler(ApiHandler[Backend]):
     pass
 from engine.api.streams import Hangup, hijack, pump, run_session
+from engine.container.core import Attachment
 from engine.container.exec import ExecInstance, parse_console_size
-from engine.container.service import Attachment
 from engine.errors import EngineError, InvalidParameter
 from pydock_common.stdcopy import MUX, RAW, STDOUT, frame
 

@@ -34,8 +34,8 @@ class Backend(StreamOwner, Protocol):
 
 class _Handler(ApiHandler[Backend]):
     pass
+from engine.container.core import Attachment
 from engine.container.logs import LogEntry, read_log_batches
-from engine.container.service import Attachment
 from engine.errors import EngineError, InvalidParameter, NotImplementedYet
 from engine.openstreams import OpenStreams, ShuttingDown
 from engine.timeutil import parse_api_time

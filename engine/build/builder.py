@@ -34,19 +34,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from engine.build import fs as buildfs, dockerfile
-from pydock_common import reference
-from engine.config import EngineConfig
-from engine.container.service import ContainerService, parse_signal
+from engine.build import dockerfile
+from engine.build import fs as buildfs
 from engine.build.dockerfile import Dockerfile, Instruction, Lexer, Stage
+from engine.config import EngineConfig
+from engine.container.service import ContainerService
+from engine.container.signals import parse_signal
 from engine.errors import EngineError, InvalidParameter, NotFound
-from engine.linux.fsutil import resolve_user
-from engine.image.service import ARCH, ImageService, decompress_to, short
 from engine.image.layers import LayerStore, chain_ids
+from engine.image.service import ARCH, ImageService, decompress_to, short
+from engine.linux.fsutil import resolve_user
 from engine.linux.mounts import umount
 from engine.runtime.spec import DEFAULT_PATH
 from engine.store.db import MetaStore
 from engine.timeutil import rfc3339_ns
+from pydock_common import reference
 
 BUILD_CACHE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS build_cache (

@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.container.service import Attachment, ContainerService
+from engine.container.core import Attachment
+from engine.container.service import ContainerService
 from engine.container.state import Op, check
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.events import EventBus

@@ -1,0 +1,36 @@
+"""Attach: a client's connection to a container's stdio, made now or at the container's next start."""
+from __future__ import annotations
+
+from engine.container.core import Attachment, ContainerCore
+
+
+class Attaching(ContainerCore):
+    # ---- attach -------------------------------------------------------
+    def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> Attachment:
+        """Prepare an attach; the caller waits on `ready`, which fires now or at next start."""
+        cid = self.resolve(ref)
+        with self._lock(cid):
+            c = self._load(cid)
+            cfg = c["Config"]
+            att = Attachment(stdin=stdin and cfg["OpenStdin"], stdout=stdout, stderr=stderr,
+                             close_stdin=cfg["StdinOnce"], tty=cfg["Tty"])
+            if c["State"]["Running"]:
+                self._connect_attachment(cid, att)
+            else:
+                self._pending.setdefault(cid, []).append(att)
+        self._event(c, "attach")
+        return att
+
+    def detach_pending(self, ref: str, att: Attachment) -> None:
+        cid = self.resolve(ref)
+        with self._lock(cid):
+            if att in self._pending.get(cid, []):
+                self._pending[cid].remove(att)
+
+    def _connect_attachment(self, cid: str, att: Attachment) -> None:
+        try:
+            att.sock = self.runtime.attach(cid, stdin=att.stdin, stdout=att.stdout, stderr=att.stderr,
+                                           close_stdin=att.close_stdin)
+        except OSError as e:
+            att.error = f"container {cid[:12]} is not running: {e}"
+        att.ready.set()

@@ -1,0 +1,141 @@
+"""The container service's shared state and record access, which the verb modules build on.
+
+ContainerService is assembled from one class per group of verbs (attach,
+create, run, lifecycle, views, recovery; see service.py), each in its own
+module as moby keeps daemon methods in files named for the verb. This base
+holds what they share: collaborators, per-container locks, the record store
+and events.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.config import EngineConfig
+from engine.container import logconfig
+from engine.container.store import ContainerStore
+from engine.events import EventBus
+from engine.image.layers import LayerStore
+from engine.image.service import ImageService
+from engine.network.service import NetworkService
+from engine.runtime.runc import Runtime
+from engine.store.db import MetaStore
+from engine.volume.service import VolumeService
+
+
+def dir_bytes(path: str) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+@dataclass
+class Attachment:
+    """A client's attach request; `sock` is set once the container's shim accepts it."""
+
+    stdin: bool
+    stdout: bool
+    stderr: bool
+    close_stdin: bool
+    tty: bool
+    ready: threading.Event = field(default_factory=threading.Event)
+    sock: socket.socket | None = None
+    error: str = ""
+
+
+class ContainerCore:
+    def __init__(self, cfg: EngineConfig, meta: MetaStore, images: ImageService, layers: LayerStore,
+                 runtime: Runtime, events: EventBus) -> None:
+        self.cfg = cfg
+        self.meta = meta
+        self.store = ContainerStore(meta)
+        self.images = images
+        self.layers = layers
+        self.runtime = runtime
+        self.events = events
+        self._locks: dict[str, threading.RLock] = {}
+        self._locks_guard = threading.Lock()
+        self._cond = threading.Condition()
+        self._exits: dict[str, list[int]] = {}   # exit codes seen per container, for wait(next-exit)
+        self._removed: set[str] = set()
+        self._pending: dict[str, list[Attachment]] = {}
+        self._cancelled_restart: set[str] = set()
+        images.usage = self.image_usage
+        self.network: NetworkService  # wired by the composition root (it needs this service too)
+        self.volumes: VolumeService  # wired by the composition root (it reads our records)
+
+    # ---- records ------------------------------------------------------
+    def _lock(self, cid: str) -> threading.RLock:
+        with self._locks_guard:
+            return self._locks.setdefault(cid, threading.RLock())
+
+    def _load(self, cid: str) -> dict[str, Any]:
+        return self.store.load(cid)
+
+    def _save(self, c: dict[str, Any]) -> None:
+        self.store.save(c)
+
+    def resolve(self, ref: str) -> str:
+        """Container ID for a full ID, unique ID prefix, or name (Docker's lookup order)."""
+        return self.store.resolve(ref)
+
+    def get(self, ref: str) -> dict[str, Any]:
+        return self._load(self.resolve(ref))
+
+    def all_records(self) -> list[dict[str, Any]]:
+        return self.store.records()
+
+    def ids(self) -> set[str]:
+        """IDs of every container the store holds (for the start-up sweep of orphaned directories)."""
+        return self.store.ids()
+
+    def image_usage(self, image_id: str) -> tuple[list[str], list[str]]:
+        running: list[str] = []
+        stopped: list[str] = []
+        for c in self.all_records():
+            if c["Image"] == image_id:
+                (running if c["State"]["Running"] else stopped).append(c["Id"])
+        return running, stopped
+
+    def log_spec(self, c: dict[str, Any]) -> logconfig.LogSpec:
+        """Where a container's log is and how it rotates (records from before LogConfig was honoured
+        hold the json-file default)."""
+        return logconfig.spec(c["HostConfig"].get("LogConfig") or {"Type": logconfig.JSON_FILE},
+                              self.dir(c["Id"]))
+
+    def dir(self, cid: str) -> str:
+        return os.path.join(self.cfg.containers_dir, cid)
+
+    def _attrs(self, c: dict[str, Any], **extra: str) -> dict[str, str]:
+        attrs = {"image": c["Config"]["Image"], "name": c["Name"].lstrip("/")}
+        attrs.update(c["Config"].get("Labels") or {})
+        attrs.update(extra)
+        return attrs
+
+    def _event(self, c: dict[str, Any], action: str, **extra: str) -> None:
+        self.events.publish("container", action, c["Id"], self._attrs(c, **extra))
+
+    @contextmanager
+    def locked(self, ref: str) -> Iterator[dict[str, Any]]:
+        """The record of `ref`, with start, stop, remove and other lifecycle changes held off meanwhile.
+
+        For work on a container's files (cp, export, diff, commit) that must not
+        race a start mounting, or a stop unmounting, its root filesystem.
+        """
+        cid = self.resolve(ref)
+        with self._lock(cid):
+            yield self._load(cid)
+
+    def log_event(self, c: dict[str, Any], action: str, **extra: str) -> None:
+        """Container events for actions other services perform (e.g. `top`), with the usual attributes."""
+        self._event(c, action, **extra)

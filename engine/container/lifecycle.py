@@ -1,0 +1,229 @@
+"""Lifecycle verbs on an existing container: stop, kill, restart, pause, wait, update, resize, rename, remove, prune."""
+from __future__ import annotations
+
+import os
+import signal as _signal
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from engine.container import naming
+from engine.container.core import dir_bytes
+from engine.container.run import Running
+from engine.container.signals import parse_signal
+from engine.container.state import ContainerState, Op, check
+from engine.errors import Conflict, EngineError, InvalidParameter
+from engine.filters import Filters
+from engine.runtime import resources
+from engine.runtime.runc import OCIRuntimeError
+from engine.timeutil import parse_rfc3339_ns
+
+DEFAULT_STOP_TIMEOUT = 10
+
+
+class Lifecycle(Running):
+    def resize(self, ref: str, h: int, w: int) -> None:
+        cid = self.resolve(ref)
+        check(Op.RESIZE, self._load(cid))
+        self.runtime.request(cid, {"op": "resize", "h": h, "w": w})
+
+    def update(self, ref: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`docker update`: new limits go into the record, and into the cgroup (runc update) if running."""
+        cid = self.resolve(ref)
+        with self._lock(cid):
+            c = self._load(cid)
+            try:
+                warnings = resources.apply_update(c["HostConfig"], body)
+                if c["State"]["Running"]:
+                    self.runtime.update(cid, resources.linux_resources(c["HostConfig"]))
+            except InvalidParameter:
+                raise
+            except OCIRuntimeError as e:  # the kernel refused the values (cpuset, limit below usage, ...)
+                raise InvalidParameter(f"Cannot update container {cid}: {e.message}") from None
+            except EngineError as e:  # conflicts with the current limits
+                raise type(e)(f"Cannot update container {cid}: {e.message}") from None
+            self._save(c)
+        self._event(c, "update")
+        return {"Warnings": warnings}
+
+    # ---- stop / kill --------------------------------------------------
+    def kill(self, ref: str, sig: str | int | None = None) -> None:
+        cid = self.resolve(ref)
+        signum = parse_signal(sig)
+        with self._lock(cid):
+            c = self._load(cid)
+            check(Op.KILL, c, ref)
+            stop_sig = parse_signal(c["Config"]["StopSignal"], _signal.SIGTERM)
+            if signum in (_signal.SIGKILL, stop_sig):
+                c["_manual_stop"] = True
+                self._cancelled_restart.add(cid)
+                self._save(c)
+            self._signal(c, signum)
+
+    def _signal(self, c: dict[str, Any], signum: int) -> None:
+        try:
+            self.runtime.kill(c["Id"], signum)
+        except Conflict:
+            pass  # it exited meanwhile: the signal's work is done, as dockerd sees it
+        if c["State"]["Paused"] and signum == _signal.SIGKILL:
+            self.runtime.resume(c["Id"])
+        self._event(c, "kill", signal=str(signum))
+
+    def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
+        cid = self.resolve(ref)
+        with self._lock(cid):
+            c = self._load(cid)
+            if c["State"]["Restarting"]:
+                self._cancelled_restart.add(cid)
+                c["State"].update(Restarting=False, Status="exited")
+                c["_manual_stop"] = True
+                self._save(c)
+                return
+            check(Op.STOP, c)
+            c["_manual_stop"] = True
+            self._cancelled_restart.add(cid)
+            self._save(c)
+            n = len(self._exits.get(cid, []))
+            if timeout is None:
+                timeout = c["Config"].get("StopTimeout")
+                timeout = DEFAULT_STOP_TIMEOUT if timeout is None else int(timeout)
+            signum = parse_signal(sig or c["Config"]["StopSignal"], _signal.SIGTERM)
+            if timeout != 0:
+                self._signal(c, signum)
+                if c["State"]["Paused"]:
+                    self.runtime.resume(cid)
+        if timeout != 0 and self._wait_exit_count(cid, n, None if timeout < 0 else timeout):
+            return
+        with self._lock(cid):
+            c = self._load(cid)
+            if c["State"]["Running"]:
+                self._signal(c, _signal.SIGKILL)
+        self._wait_exit_count(cid, n, None)
+
+    def restart(self, ref: str, timeout: int | None = None) -> None:
+        cid = self.resolve(ref)
+        c = self._load(cid)
+        if c["State"]["Running"]:
+            self.stop(cid, timeout)
+        with self._lock(cid):
+            c = self._load(cid)
+            if not c["State"]["Running"]:
+                self._start_locked(c)
+        self._event(self._load(cid), "restart")
+
+    def pause(self, ref: str) -> None:
+        cid = self.resolve(ref)
+        with self._lock(cid):
+            c = self._load(cid)
+            check(Op.PAUSE, c)
+            self.runtime.pause(cid)
+            c["State"].update(Paused=True, Status="paused")
+            self._save(c)
+            self._event(c, "pause")
+
+    def unpause(self, ref: str) -> None:
+        cid = self.resolve(ref)
+        with self._lock(cid):
+            c = self._load(cid)
+            check(Op.UNPAUSE, c)
+            self.runtime.resume(cid)
+            c["State"].update(Paused=False, Status="running")
+            self._save(c)
+            self._event(c, "unpause")
+
+    # ---- wait ---------------------------------------------------------
+    def begin_wait(self, ref: str, condition: str = "not-running") -> Callable[[threading.Event | None], dict[str, Any]]:
+        """Register a waiter now and return the blocking part.
+
+        Registration must happen before the API answers with headers: the
+        docker CLI starts the container as soon as its wait request is
+        acknowledged, and an exit in between must still count as "next".
+        """
+        if condition not in ("", "not-running", "next-exit", "removed"):
+            raise InvalidParameter(f"invalid condition: {condition!r}")
+        cid = self.resolve(ref)
+        with self._cond:
+            seen = len(self._exits.get(cid, []))
+            c = self._load(cid)
+
+        def result(cancel: threading.Event | None = None) -> dict[str, Any]:
+            state = c["State"]
+            if condition in ("", "not-running") and not state["Running"] and not state["Restarting"]:
+                return {"StatusCode": state["ExitCode"], "Error": None}
+            with self._cond:
+                while True:
+                    exits = self._exits.get(cid, [])
+                    if condition == "removed":
+                        if cid in self._removed:
+                            return {"StatusCode": exits[-1] if exits else state["ExitCode"], "Error": None}
+                    elif len(exits) > seen:
+                        return {"StatusCode": exits[seen], "Error": None}
+                    elif cid in self._removed:
+                        return {"StatusCode": exits[-1] if exits else state["ExitCode"], "Error": None}
+                    if cancel is not None and cancel.is_set():
+                        raise EngineError("wait cancelled")
+                    self._cond.wait(0.5)
+
+        return result
+
+    # ---- remove / rename ---------------------------------------------
+    def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:
+        cid = self.resolve(ref)
+        with self._lock(cid):
+            c = self._load(cid)
+            if not force:
+                check(Op.REMOVE, c)
+            if c["State"]["Running"]:
+                c["_manual_stop"] = True
+                self._cancelled_restart.add(cid)
+                self._save(c)
+                n = len(self._exits.get(cid, []))
+                self._signal(c, _signal.SIGKILL)
+            else:
+                n = -1
+        if n >= 0:
+            self._wait_exit_count(cid, n, 30)
+        with self._lock(cid):
+            try:
+                c = self._load(cid)
+            except EngineError:
+                return  # auto-removed meanwhile
+            self._cancelled_restart.add(cid)
+            self._remove_locked(c, volumes)
+
+    def rename(self, ref: str, new_name: str) -> None:
+        cid = self.resolve(ref)
+        if not new_name:
+            raise InvalidParameter("Neither old nor new names may be empty")
+        name = naming.validate(new_name)
+        with self._lock(cid):
+            c = self._load(cid)
+            old = c["Name"]
+            if old == name:
+                raise InvalidParameter("Renaming a container with the same name as its current name")
+            self.store.rename(c, name)
+            self._event(c, "rename", oldName=old)
+
+    def prune(self, filters: Filters | None = None) -> dict[str, Any]:
+        """`docker container prune`: remove stopped containers matching label/label!/until."""
+        filters = (filters or Filters()).validate({"label", "label!", "until"})
+        until = filters.times("until")
+        deleted, reclaimed = [], 0
+        for rec in self.all_records():
+            if ContainerState.of(rec["State"]) in (ContainerState.RUNNING, ContainerState.PAUSED,
+                                                   ContainerState.RESTARTING):
+                continue
+            labels = rec["Config"].get("Labels")
+            if not (filters.labels("label", labels) and filters.no_labels("label!", labels)
+                    and all(parse_rfc3339_ns(rec["Created"]) < u for u in until)):
+                continue
+            try:
+                rec = self._load(rec["Id"])
+                reclaimed += dir_bytes(os.path.join(self.dir(rec["Id"]), "upper"))
+                with self._lock(rec["Id"]):
+                    self._remove_locked(rec, volumes=False)
+                deleted.append(rec["Id"])
+            except EngineError:
+                continue
+        self.events.publish("container", "prune", "", {"reclaimed": str(reclaimed)})
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}

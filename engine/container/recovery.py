@@ -1,0 +1,87 @@
+"""Recovery at daemon start: every record made true again against its monitor and runc, then restart policies."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from engine.container.lifecycle import Lifecycle
+from engine.errors import EngineError
+from engine.linux.mounts import is_mountpoint, umount
+from engine.timeutil import ZERO_TIME, rfc3339_ns
+
+
+class Recovery(Lifecycle):
+    # ---- daemon restart ----------------------------------------------
+    def restore(self) -> None:
+        """Make every record true again after a daemon restart, then apply restart policies.
+
+        The previous daemon may have died anywhere in a start, so the record
+        is checked against the shim and runc: a container that really runs is
+        adopted whatever its record says, and every other one loses what a
+        start left behind (process, runc state, shim, mount, network).
+        """
+        stopped = []  # rolled back after every adoption, so volumes.detach sees who runs
+        for c in self.all_records():
+            cid = c["Id"]
+            if c.get("_intermediate"):
+                stopped.append(c)
+            elif c["State"]["Running"]:
+                if self.runtime.alive(cid):
+                    self._monitor(cid)
+                    continue
+                result = self.runtime.read_exit(cid) or {"ExitCode": 255, "FinishedAt": rfc3339_ns()}
+                self._on_exit(cid, result)
+            elif not self._adopt_started(c):
+                stopped.append(c)
+        for c in stopped:
+            cid = c["Id"]
+            self._roll_back_start(c)
+            # A build's RUN container went with the daemon that ran the build; a
+            # stopped --rm container is removed at boot, as dockerd does.
+            if c.get("_intermediate") or c["HostConfig"]["AutoRemove"]:
+                c["State"]["Running"] = False
+                with self._lock(cid):
+                    self._remove_locked(c, volumes=True)
+                continue
+            if c["State"]["Restarting"] or self._restart_on_boot(c):
+                with self._lock(cid):
+                    c["State"]["Restarting"] = False
+                    try:
+                        self._start_locked(c)
+                    except EngineError:
+                        pass
+
+    def _adopt_started(self, c: dict[str, Any]) -> bool:
+        """A container the previous daemon started but died before recording: it runs, so it is Running."""
+        cid = c["Id"]
+        if not self.runtime.alive(cid):
+            return False
+        status, pid = self.runtime.status(cid)
+        if status != "running":
+            return False
+        c["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
+                          Dead=False, Pid=pid, ExitCode=0, Error="", StartedAt=rfc3339_ns(),
+                          FinishedAt=ZERO_TIME)
+        c["_manual_stop"] = False
+        self._save(c)
+        self._event(c, "start")
+        self._monitor(cid)
+        return True
+
+    def _roll_back_start(self, c: dict[str, Any]) -> None:
+        """Remove what an interrupted start left of a container that does not run; its record stays."""
+        cid = c["Id"]
+        merged = os.path.join(self.dir(cid), "merged")
+        started = os.path.exists(self.runtime.state_dir(cid)) or is_mountpoint(merged)
+        self.runtime.abandon(cid)
+        self.network.teardown(cid)
+        if started:
+            self.volumes.detach(c)
+        umount(merged)
+
+    @staticmethod
+    def _restart_on_boot(c: dict[str, Any]) -> bool:
+        policy = c["HostConfig"]["RestartPolicy"]["Name"]
+        if c["State"]["StartedAt"] == ZERO_TIME:
+            return False
+        return policy == "always" or (policy == "unless-stopped" and not c["_manual_stop"])

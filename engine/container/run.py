@@ -1,0 +1,233 @@
+"""Run: start a container under its monitor, and handle its exit (state, cleanup, auto-remove, restart policy).
+
+Start and exit handling live together because each needs the other: the
+monitor's exit may restart the container, and a failed start removes an
+auto-remove container as an exit would.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal as _signal
+import threading
+import time
+from typing import Any
+
+from engine.container.create import Creating
+from engine.container.state import Op, check
+from engine.errors import EngineError
+from engine.linux.fsutil import resolve_user, secure_join
+from engine.linux.mounts import is_mountpoint, mount_overlay, umount
+from engine.runtime import resources, security
+from engine.runtime.runc import crash_point
+from engine.runtime.spec import SpecOptions, build_spec, container_env
+from engine.timeutil import ZERO_TIME, rfc3339_ns
+
+
+def _write_start_file(path: str, data: bytes, mode: int) -> None:
+    """Write a file every start rebuilds before runc reads it.
+
+    Neither fsync nor rename is needed: nothing reads it while it is written,
+    and a crash can only lose what the next start writes again.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(fd, mode)
+        f.write(data)
+
+
+def _console_size(host: dict[str, Any]) -> tuple[int, int] | None:
+    size = host.get("ConsoleSize")
+    if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
+        return (size[0], size[1])
+    return None
+
+
+class Running(Creating):
+    # ---- start --------------------------------------------------------
+    def start(self, ref: str) -> None:
+        cid = self.resolve(ref)
+        with self._lock(cid):
+            c = self._load(cid)
+            check(Op.START, c)
+            self._start_locked(c)
+
+    def _start_locked(self, c: dict[str, Any]) -> None:
+        cid = c["Id"]
+        cdir = self.dir(cid)
+        merged = os.path.join(cdir, "merged")
+        if not is_mountpoint(merged):
+            mount_overlay(self.layers.lower_dirs(c["_chain"]), os.path.join(cdir, "upper"),
+                          os.path.join(cdir, "work"), merged)
+        try:
+            spec = self._spec(c, merged)
+            _write_start_file(os.path.join(cdir, "config.json"), json.dumps(spec).encode(), 0o600)
+            crash_point("prepared")
+            cfg = c["Config"]
+            pid = self.runtime.launch(
+                cid, cdir, tty=cfg["Tty"], stdin=cfg["OpenStdin"], log=self.log_spec(c).to_shim(),
+                console_size=_console_size(c["HostConfig"]), cgroup_path=spec["linux"]["cgroupsPath"])
+            crash_point("created")
+            for att in self._pending.pop(cid, []):
+                self._connect_attachment(cid, att)
+            self.runtime.request(cid, {"op": "start"})
+            crash_point("started")
+        except BaseException as e:
+            self.runtime.cleanup(cid)
+            self.network.teardown(cid)
+            self.volumes.detach(c)
+            umount(merged)
+            c["State"].update(Error=getattr(e, "message", str(e)), ExitCode=127 if getattr(e, "status", 0) == 400 else 128)
+            self._save(c)
+            if c["HostConfig"]["AutoRemove"]:
+                self._remove_locked(c, volumes=True)  # as Docker: --rm also covers a failed start
+            raise
+        c["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
+                          Dead=False, Pid=pid, ExitCode=0, Error="", StartedAt=rfc3339_ns(),
+                          FinishedAt=ZERO_TIME)
+        c["_manual_stop"] = False
+        self._cancelled_restart.discard(cid)
+        self._save(c)
+        self._event(c, "start")
+        self._monitor(cid)
+
+    def _spec(self, c: dict[str, Any], rootfs: str) -> dict[str, Any]:
+        cfg, host = c["Config"], c["HostConfig"]
+        uid, gid, extra = resolve_user(rootfs, cfg["User"])
+        cwd = cfg["WorkingDir"] or "/"
+        cwd_host = secure_join(rootfs, cwd)
+        if not os.path.isdir(cwd_host):
+            os.makedirs(cwd_host, mode=0o755, exist_ok=True)
+        netns = self.network.setup(c)
+        self._write_etc_files(c)
+        mounts = self.volumes.attach(c)
+        covered = {m["destination"] for m in mounts}
+        mounts += [{"destination": f"/etc/{n}", "type": "bind", "source": os.path.join(self.dir(c["Id"]), n),
+                    "options": ["rbind", "rprivate"]} for n in ("resolv.conf", "hostname", "hosts")
+                   if f"/etc/{n}" not in covered]
+        return build_spec(SpecOptions(
+            container_id=c["Id"], rootfs=rootfs, args=[c["Path"], *c["Args"]],
+            env=container_env(cfg["Env"], [], cfg["Hostname"], cfg["Tty"]), cwd=cwd,
+            uid=uid, gid=gid, additional_gids=extra + security.group_add_gids(rootfs, host.get("GroupAdd") or []),
+            hostname=cfg["Hostname"], tty=cfg["Tty"], console_size=_console_size(host),
+            readonly_rootfs=host["ReadonlyRootfs"], extra_mounts=mounts,
+            cap_add=host.get("CapAdd") or [], cap_drop=host.get("CapDrop") or [],
+            privileged=host["Privileged"], network=netns,
+            init_path=self.cfg.init_binary if host.get("Init") else None,
+            cgroups_path=f"/{self.cfg.cgroup_parent}/{c['Id']}",
+            **resources.spec_options(host), **security.spec_options(host),
+        ))
+
+    def _write_etc_files(self, c: dict[str, Any]) -> None:
+        cdir = self.dir(c["Id"])
+        for name, text in self.network.etc_files(c).items():
+            _write_start_file(os.path.join(cdir, name), text.encode(), 0o644)
+
+    # ---- exit handling ------------------------------------------------
+    def _monitor(self, cid: str) -> None:
+        threading.Thread(target=self._watch, args=(cid,), name=f"monitor-{cid[:12]}", daemon=True).start()
+
+    def _watch(self, cid: str) -> None:
+        result: dict[str, Any] | None = None
+        try:
+            with self.runtime.connect(cid, {"op": "wait"}, timeout=None) as sock:
+                result = self.runtime.read_line(sock)
+        except OSError:
+            pass
+        if result is None:  # connected too late: the shim wrote exit.json before closing its socket
+            result = self.runtime.read_exit(cid) or {"ExitCode": 255, "FinishedAt": rfc3339_ns(), "OOMKilled": False}
+        self._on_exit(cid, result)
+
+    def _on_exit(self, cid: str, result: dict[str, Any]) -> None:
+        with self._lock(cid):
+            try:
+                c = self._load(cid)
+            except EngineError:
+                return
+            if not c["State"]["Running"]:
+                return
+            code = int(result.get("ExitCode", 255))
+            c["State"].update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code,
+                              OOMKilled=bool(result.get("OOMKilled")),
+                              FinishedAt=result.get("FinishedAt") or rfc3339_ns())
+            self.runtime.cleanup(cid)
+            self.network.teardown(cid)
+            self.volumes.detach(c)
+            umount(os.path.join(self.dir(cid), "merged"))
+            self._save(c)
+            self._event(c, "die", exitCode=str(code))
+            if c["_manual_stop"]:
+                self._event(c, "stop")
+            with self._cond:
+                self._exits.setdefault(cid, []).append(code)
+                self._cond.notify_all()
+            if c["HostConfig"]["AutoRemove"]:
+                self._remove_locked(c, volumes=True)
+                return
+            if self._should_restart(c, code):
+                c["State"]["Restarting"] = True
+                c["State"]["Status"] = "restarting"
+                self._save(c)
+                delay = min(0.1 * (2 ** c["RestartCount"]), 60.0)
+                threading.Timer(delay, self._auto_restart, args=(cid,)).start()
+
+    def _should_restart(self, c: dict[str, Any], code: int) -> bool:
+        if c["_manual_stop"] or c["Id"] in self._cancelled_restart:
+            return False
+        policy = c["HostConfig"]["RestartPolicy"]
+        name = policy["Name"]
+        if name in ("always", "unless-stopped"):
+            return True
+        if name == "on-failure":
+            limit = policy["MaximumRetryCount"]
+            return code != 0 and (limit == 0 or c["RestartCount"] < limit)
+        return False
+
+    def _auto_restart(self, cid: str) -> None:
+        with self._lock(cid):
+            try:
+                c = self._load(cid)
+            except EngineError:
+                return
+            if c["State"]["Running"] or not c["State"]["Restarting"] or cid in self._cancelled_restart:
+                return
+            c["RestartCount"] += 1
+            try:
+                self._start_locked(c)
+            except EngineError:
+                c = self._load(cid)
+                c["State"].update(Restarting=False, Status="exited")
+                self._save(c)
+
+    def _wait_exit_count(self, cid: str, n: int, timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while len(self._exits.get(cid, [])) <= n:
+                if cid in self._removed:
+                    return True
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(None if left is None else min(left, threading.TIMEOUT_MAX))
+        return True
+
+    def _remove_locked(self, c: dict[str, Any], volumes: bool) -> None:
+        cid = c["Id"]
+        if c["State"]["Running"]:
+            self.runtime.kill(cid, _signal.SIGKILL)
+        self.runtime.cleanup(cid)
+        self.network.forget(cid)
+        umount(os.path.join(self.dir(cid), "merged"))
+        self.store.delete(cid)
+        for att in self._pending.pop(cid, []):
+            att.error = "container removed"
+            att.ready.set()
+        self._event(c, "destroy")
+        self.volumes.release(c, volumes)
+        with self._cond:
+            self._removed.add(cid)
+            self._cond.notify_all()
+        # Without its row the directory is garbage (the boot-time sweep collects it
+        # too), so `wait?condition=removed` need not wait for the disk to let go.
+        shutil.rmtree(self.dir(cid), ignore_errors=True)
