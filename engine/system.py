@@ -109,7 +109,7 @@ class SystemService:
         return {"InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": mirrors}
 
     def df(self) -> dict[str, Any]:
-        images = self.images.list(all_=True)
+        images = self.images.summaries(all_=True)
         shared = self._shared_sizes()
         for i in images:
             i["Containers"] = sum(len(x) for x in self.images.usage(i["Id"]))

@@ -228,7 +228,7 @@ class ApiHandler(tornado.web.RequestHandler, Generic[B]):
                         if cancel.is_set() or not put(item):
                             return
                     put(done)
-            except BaseException as e:  # forwarded to the handler
+            except BaseException as e:  # noqa: BLE001 - forwarded to the handler, which re-raises it
                 put(e)
 
         threading.Thread(target=worker, daemon=True, name="pydock-stream").start()
@@ -284,7 +284,7 @@ class ApiHandler(tornado.web.RequestHandler, Generic[B]):
                 with self.engine.streams.track(stream) if stream is not None else contextlib.nullcontext():
                     res = fn(*args)
                 loop.call_soon_threadsafe(_settle, fut, res, None)
-            except BaseException as e:
+            except BaseException as e:  # noqa: BLE001 - re-raised by the awaiting handler
                 loop.call_soon_threadsafe(_settle, fut, None, e)
 
         threading.Thread(target=worker, daemon=True, name="pydock-wait").start()

@@ -11,7 +11,7 @@ from engine.errors import InvalidParameter
 
 class ImageListHandler(ApiHandler):
     async def get(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.images.list, self.q_bool("all"), self.q_filters_dict()))
+        self.send_json(await self.run(self.engine.images.summaries, self.q_bool("all"), self.q_filters()))
 
 
 class ImageCreateHandler(ProgressStream, UploadHandler):
@@ -61,7 +61,7 @@ class ImageDeleteHandler(ApiHandler):
 
 class ImagePruneHandler(ApiHandler):
     async def post(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.images.prune, self.q_filters_dict()))
+        self.send_json(await self.run(self.engine.images.prune, self.q_filters()))
 
 
 ROUTES = [

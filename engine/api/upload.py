@@ -25,7 +25,8 @@ class UploadHandler(ApiHandler):
         if self._finished:
             return
         self.request.connection.set_max_body_size(MAX_UPLOAD)  # type: ignore[union-attr]
-        self.upload = tempfile.TemporaryFile(dir=self.engine.cfg.tmp_dir, prefix="upload-")
+        # lives across data_received calls; on_finish closes it
+        self.upload = tempfile.TemporaryFile(dir=self.engine.cfg.tmp_dir, prefix="upload-")  # noqa: SIM115
 
     def data_received(self, chunk: bytes) -> None:
         self.upload.write(chunk)

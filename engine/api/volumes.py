@@ -33,12 +33,12 @@ class VolumePruneHandler(VolumeHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         # before API 1.42, prune took every unused volume, not only anonymous ones
         before_1_42 = bool(version) and version_tuple(version or "") < (1, 42)
-        self.send_json(await self.in_thread(self.engine.volumes.prune, self.q_filters_dict(), before_1_42))
+        self.send_json(await self.in_thread(self.engine.volumes.prune, self.q_filters(), before_1_42))
 
 
 class VolumeListHandler(ApiHandler):
     async def get(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.volumes.list, self.q_filters_dict()))
+        self.send_json(await self.run(self.engine.volumes.listing, self.q_filters()))
 
 
 ROUTES: list[tuple[str, Any]] = [

@@ -8,22 +8,27 @@ from __future__ import annotations
 import bz2
 import fnmatch
 import gzip
+import io
 import json
 import lzma
 import os
 import shutil
 import tempfile
 import zlib
-from typing import IO, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import IO, Any
 
 from engine.errors import Conflict, InvalidParameter, no_such_image
 from engine.events import EventBus
+from engine.filters import Filters
 from engine.image.changes import apply_change
 from engine.image.layers import LayerStore, chain_ids
 from engine.store.db import BlobStore, MetaStore
-from engine.timeutil import ZERO_TIME, parse_api_time, parse_rfc3339_ns, rfc3339_ns
+from engine.timeutil import ZERO_TIME, parse_rfc3339_ns, rfc3339_ns
 from pydock_common import reference
 
+# the keys `docker images --filter` takes (dockerd's acceptedImageFilterTags)
+IMAGE_FILTERS = frozenset({"dangling", "label", "before", "since", "reference", "until"})
 IMAGE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
     id TEXT PRIMARY KEY,            -- sha256:<config digest>
@@ -55,41 +60,41 @@ def short(image_id: str) -> str:
 def decompress_to(src: IO[bytes], dst: IO[bytes]) -> None:
     """Copy a possibly compressed tar stream (gzip, bzip2, xz, zstd) as plain tar."""
     head = src.read(6)
-    rest: IO[bytes]
+    prefixed = io.BufferedReader(_Prefixed(head, src), 1 << 20)
     if head[:2] == b"\x1f\x8b":
-        rest = gzip.GzipFile(fileobj=_Prefixed(head, src))  # type: ignore[assignment]
+        with gzip.GzipFile(fileobj=prefixed) as gz:
+            shutil.copyfileobj(gz, dst, 1 << 20)
     elif head[:3] == b"BZh":
-        rest = bz2.BZ2File(_Prefixed(head, src))  # type: ignore[assignment]
+        with bz2.BZ2File(prefixed) as bz:
+            shutil.copyfileobj(bz, dst, 1 << 20)
     elif head[:6] == b"\xfd7zXZ\x00":
-        rest = lzma.LZMAFile(_Prefixed(head, src))  # type: ignore[assignment]
+        with lzma.LZMAFile(prefixed) as xz:
+            shutil.copyfileobj(xz, dst, 1 << 20)
     elif head[:4] == b"\x28\xb5\x2f\xfd":
         import zstandard  # optional: only zstd layers need it
-        rest = zstandard.ZstdDecompressor().stream_reader(_Prefixed(head, src))
+        with zstandard.ZstdDecompressor().stream_reader(prefixed) as zst:
+            shutil.copyfileobj(zst, dst, 1 << 20)
     else:
-        dst.write(head)
-        rest = src
-    shutil.copyfileobj(rest, dst, 1 << 20)
+        shutil.copyfileobj(prefixed, dst, 1 << 20)
 
 
-class _Prefixed:
-    """A file-like object that first returns already-read bytes."""
+class _Prefixed(io.RawIOBase):
+    """A stream that first returns bytes already read from it (the sniffed magic), then the rest."""
 
     def __init__(self, head: bytes, f: IO[bytes]) -> None:
+        super().__init__()
         self.head, self.f = head, f
-
-    def read(self, n: int = -1) -> bytes:
-        if self.head:
-            if n < 0:
-                out, self.head = self.head + self.f.read(), b""
-                return out
-            out, self.head = self.head[:n], self.head[n:]
-            if len(out) < n:
-                out += self.f.read(n - len(out))
-            return out
-        return self.f.read(n)
 
     def readable(self) -> bool:
         return True
+
+    def readinto(self, buf: Any) -> int:
+        if self.head:
+            data, self.head = self.head[:len(buf)], self.head[len(buf):]
+        else:
+            data = self.f.read(len(buf))
+        buf[:len(data)] = data
+        return len(data)
 
 
 def _refs_removed_with(norm: str, refs: list[str]) -> list[str]:
@@ -123,7 +128,7 @@ class ImageService:
         """Image ID for a reference: full or short ID, name[:tag], or name@digest."""
         if not ref or len(ref) > 4096:
             raise no_such_image(ref[:200])
-        hexref = ref[7:] if ref.startswith("sha256:") else ref
+        hexref = ref.removeprefix("sha256:")
         if all(c in "0123456789abcdef" for c in hexref) and len(hexref) <= 64:
             rows = self.meta.query("SELECT id FROM images WHERE id LIKE ?", (f"sha256:{hexref}%",))
             if len(rows) == 1 and (len(hexref) == 64 or not self._is_tag(ref)):
@@ -258,11 +263,13 @@ class ImageService:
             "Metadata": {"LastTagTime": ZERO_TIME},
         }
 
-    def list(self, all_: bool = False, filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
-        filters = filters or {}
+    def summaries(self, all_: bool = False, filters: Filters | None = None) -> list[dict[str, Any]]:
+        """`docker images`: Docker's image summaries, newest first."""
+        filters = (filters or Filters()).validate(IMAGE_FILTERS)
         out = []
         rows = self.meta.query("SELECT id, config, parent, created, size FROM images ORDER BY created DESC, id")
         parents = {r["parent"] for r in rows if r["parent"]}
+        created = {r["id"]: r["created"] for r in rows}
         for row in rows:
             image_id = row["id"]
             tags = self.tags_of(image_id)
@@ -270,12 +277,12 @@ class ImageService:
             labels = (cfg.get("config") or {}).get("Labels") or {}
             if not all_ and not tags and image_id in parents:
                 continue  # intermediate build layer
-            if not _match_image_filters(filters, image_id, tags, labels, self):
+            if not self._matches(filters, image_id, row["created"], tags, labels, created):
                 continue
             digests = self.digests_of(image_id)
-            if filters.get("reference"):  # dockerd lists only the references the filter matched
-                tags = [t for t in tags if _reference_matches(t, filters["reference"])]
-                digests = [d for d in digests if _reference_matches(d.split("@", 1)[0], filters["reference"])]
+            if "reference" in filters:  # dockerd lists only the references the filter matched
+                tags = [t for t in tags if _reference_matches(t, filters.get("reference"))]
+                digests = [d for d in digests if _reference_matches(d.split("@", 1)[0], filters.get("reference"))]
             out.append({
                 "Id": image_id, "ParentId": row["parent"], "RepoTags": tags,
                 "RepoDigests": digests, "Created": row["created"],
@@ -283,6 +290,22 @@ class ImageService:
                 "Labels": labels or None, "Containers": -1,
             })
         return out
+
+    def _matches(self, filters: Filters, image_id: str, created: int, tags: list[str], labels: dict[str, str],
+                 all_created: dict[str, int]) -> bool:
+        """dockerd's image filters (daemon/images/images.go) on one image."""
+        if "dangling" in filters and filters.boolean("dangling", False) != (not tags):
+            return False
+        if not (filters.labels("label", labels) and filters.no_labels("label!", labels)):
+            return False
+        if "reference" in filters and not any(_reference_matches(t, filters.get("reference")) for t in tags):
+            return False
+        for key, newer in (("before", False), ("since", True)):
+            if key in filters:
+                pivot = all_created.get(self.resolve(filters.get(key)[0]))
+                if pivot is None or not (created > pivot if newer else created < pivot):
+                    return False
+        return all(created * 1_000_000_000 < until for until in filters.times("until"))
 
     def history(self, ref: str) -> list[dict[str, Any]]:
         image_id = self.resolve(ref)
@@ -335,10 +358,9 @@ class ImageService:
             if len({reference.parse(t).repository for t in tags}) > 1 and not force:
                 raise Conflict(f"conflict: unable to delete {short(image_id)} (must be forced) - "
                                "image is referenced in multiple repositories")
-        if self.meta.query_one("SELECT 1 FROM images WHERE parent=?", (image_id,)):
-            if by_id or len(tags) <= 1:
-                raise Conflict(f"conflict: unable to delete {short(image_id)} (cannot be forced) - "
-                               "image has dependent child images")
+        if self.meta.query_one("SELECT 1 FROM images WHERE parent=?", (image_id,)) and (by_id or len(tags) <= 1):
+            raise Conflict(f"conflict: unable to delete {short(image_id)} (cannot be forced) - "
+                           "image has dependent child images")
         for t in tags:
             self._untag(t, image_id, result)
         if stopped:
@@ -347,7 +369,7 @@ class ImageService:
         return result
 
     def _is_id_ref(self, ref: str, image_id: str) -> bool:
-        hexref = ref[7:] if ref.startswith("sha256:") else ref
+        hexref = ref.removeprefix("sha256:")
         return image_id.startswith("sha256:" + hexref) and not self._is_tag(ref)
 
     def _untag(self, norm: str, image_id: str, result: list[dict[str, str]]) -> None:
@@ -372,13 +394,13 @@ class ImageService:
             keep.update(chain_ids(json.loads(row["config"]).get("rootfs", {}).get("diff_ids") or []))
         return self.layers.remove_unreferenced(keep)
 
-    def prune(self, filters: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    def prune(self, filters: Filters | None = None) -> dict[str, Any]:
         """Remove dangling images (or all unused with `dangling=false`)."""
-        filters = dict(filters or {})
-        dangling_only = (filters.pop("dangling", ["true"]) or ["true"])[0].lower() in ("1", "true")
+        filters = (filters or Filters()).validate({"dangling", "label", "label!", "until"})
+        dangling_only = filters.boolean("dangling", True)
         deleted: list[dict[str, str]] = []
         reclaimed = 0
-        for img in self.list(all_=True, filters=filters):
+        for img in self.summaries(all_=True, filters=filters.without("dangling")):
             image_id = img["Id"]
             if dangling_only and img["RepoTags"]:
                 continue
@@ -391,39 +413,6 @@ class ImageService:
             self._delete(image_id, deleted)
         self.events.publish("image", "prune", "", {"reclaimed": str(reclaimed)})
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
-
-
-def _match_image_filters(filters: dict[str, list[str]], image_id: str, tags: list[str],
-                         labels: dict[str, str], svc: ImageService) -> bool:
-    for key, values in filters.items():
-        if key == "dangling":
-            want = values[0].lower() in ("1", "true")
-            if want != (not tags):
-                return False
-        elif key == "label":
-            for v in values:
-                k, _, val = v.partition("=")
-                if k not in labels or (val and labels[k] != val):
-                    return False
-        elif key == "reference":
-            if not any(_reference_matches(t, values) for t in tags):
-                return False
-        elif key in ("before", "since"):
-            pivot = svc.meta.query_one("SELECT created FROM images WHERE id=?", (svc.resolve(values[0]),))
-            mine = svc.meta.query_one("SELECT created FROM images WHERE id=?", (image_id,))
-            if pivot is None or mine is None:
-                return False
-            if key == "before" and not mine["created"] < pivot["created"]:
-                return False
-            if key == "since" and not mine["created"] > pivot["created"]:
-                return False
-        elif key == "until":
-            mine = svc.meta.query_one("SELECT created FROM images WHERE id=?", (image_id,))
-            if mine is None or mine["created"] * 1_000_000_000 >= parse_api_time(values[0]):
-                return False
-        else:
-            raise InvalidParameter(f"invalid filter '{key}'")
-    return True
 
 
 def _reference_matches(tag: str, patterns: list[str]) -> bool:

@@ -104,7 +104,7 @@ class Runtime:
 
     def _runc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         proc = subprocess.run([self.cfg.runc, "--root", self.cfg.runc_root, *args],
-                              stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
         if check and proc.returncode != 0:
             msg = proc.stderr.decode(errors="replace").strip() or f"runc {args[0]} failed"
             raise OCIRuntimeError(msg)

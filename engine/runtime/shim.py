@@ -513,7 +513,7 @@ class Shim:
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         try:
             self.prepare()
-        except Exception as e:  # report any failure to the daemon, then clean up
+        except Exception as e:  # noqa: BLE001 - any failure is reported to the daemon, then cleaned up
             report(ready_fd, {"error": str(e) or type(e).__name__})
             self.runc("delete", "--force", self.id)
             listener.close()

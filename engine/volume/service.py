@@ -31,6 +31,7 @@ from engine.config import EngineConfig
 from engine.container import mountspec
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound, no_such_container
 from engine.events import EventBus
+from engine.filters import Filters
 from engine.image.layers import dir_size
 from engine.linux.fsutil import secure_join
 from engine.linux.mounts import is_mountpoint, mount, umount
@@ -188,9 +189,9 @@ class VolumeService:
     def inspect(self, name: str) -> Record:
         return self._view(self._get_row(name))
 
-    def list(self, filters: dict[str, list[str]] | None = None) -> Record:
-        filters = filters or {}
-        _check_filters(filters, LIST_FILTERS)
+    def listing(self, filters: Filters | None = None) -> Record:
+        """`docker volume ls`: {"Volumes": [...], "Warnings": null}."""
+        filters = (filters or Filters()).validate(LIST_FILTERS)
         refs = self._refs() if "dangling" in filters else {}
         out = []
         for row in self.meta.query("SELECT * FROM volumes ORDER BY name"):
@@ -236,17 +237,13 @@ class VolumeService:
         shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
         self.events.publish("volume", "destroy", name, {"driver": row["driver"]})
 
-    def prune(self, filters: dict[str, list[str]] | None = None, all_by_default: bool = False) -> Record:
+    def prune(self, filters: Filters | None = None, all_by_default: bool = False) -> Record:
         """Remove unused local volumes; only anonymous ones unless `all=true` (API >= 1.42)."""
-        filters = dict(filters or {})
-        _check_filters(filters, PRUNE_FILTERS)
-        everything = all_by_default
-        if filters.get("all"):
-            if len(filters["all"]) > 1:
-                raise InvalidParameter(f"invalid filter 'all={filters['all']}': only one value is expected")
-            everything = _parse_bool(filters["all"][0], "all")
-        if not everything:
-            filters["label"] = [*filters.get("label", []), ANONYMOUS_LABEL]
+        filters = (filters or Filters()).validate(PRUNE_FILTERS)
+        if len(filters.get("all")) > 1:
+            raise InvalidParameter(f"invalid filter 'all={filters.get('all')}': only one value is expected")
+        if not filters.boolean("all", all_by_default):
+            filters = Filters({**filters.to_dict(), "label": [*filters.get("label"), ANONYMOUS_LABEL]})
         with self._lock:
             if self._prune_running:
                 raise Conflict("a prune operation is already running")
@@ -258,7 +255,7 @@ class VolumeService:
         self.events.publish("volume", "prune", "", {"reclaimed": str(reclaimed)})
         return {"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}
 
-    def _prune(self, filters: dict[str, list[str]]) -> tuple[list[str], int]:
+    def _prune(self, filters: Filters) -> tuple[list[str], int]:
         deleted, reclaimed = [], 0
         for row in self.meta.query("SELECT * FROM volumes WHERE driver='local' ORDER BY name"):
             vol = self._view(dict(row))
@@ -461,45 +458,12 @@ def _tmpfs_map(host: Record) -> dict[str, str]:
     return {mountspec.destination(k): v for k, v in tmpfs.items()}
 
 
-def _check_filters(filters: dict[str, list[str]], accepted: set[str]) -> None:
-    for key in filters:
-        if key not in accepted:
-            raise InvalidParameter(f"invalid filter '{key}'")
-
-
-def _parse_bool(value: str, key: str) -> bool:
-    low = value.lower()
-    if low in ("1", "t", "true"):
-        return True
-    if low in ("0", "f", "false"):
-        return False
-    raise InvalidParameter(f"invalid filter '{key}={value}'")
-
-
-def _matches(vol: Record, filters: dict[str, list[str]], used: bool) -> bool:
-    labels = vol["Labels"] or {}
-
-    def has(spec: str) -> bool:
-        key, sep, value = spec.partition("=")
-        return key in labels and (not sep or labels[key] == value)
-
-    if filters.get("driver") and vol["Driver"] not in filters["driver"]:
-        return False
-    if filters.get("name") and not any(_search(p, vol["Name"]) for p in filters["name"]):
-        return False
-    if not all(has(s) for s in filters.get("label", [])) or any(has(s) for s in filters.get("label!", [])):
-        return False
-    for value in filters.get("dangling", []):
-        if _parse_bool(value, "dangling") == used:
-            return False
-    return True
-
-
-def _search(pattern: str, text: str) -> bool:
-    try:
-        return re.search(pattern, text) is not None
-    except re.error:
-        return False
+def _matches(vol: Record, filters: Filters, used: bool) -> bool:
+    """dockerd's volume filters on one volume (`dangling` means: used by no container)."""
+    labels = vol["Labels"]
+    return (filters.exact("driver", vol["Driver"]) and filters.search("name", vol["Name"])
+            and filters.labels("label", labels) and filters.no_labels("label!", labels)
+            and ("dangling" not in filters or filters.boolean("dangling", False) != used))
 
 
 # ---- copy-up ------------------------------------------------------------------
