@@ -321,7 +321,7 @@ class ContainerService:
             self.network.teardown(cid)
             self.volumes.detach(c)
             umount(merged)
-            c["State"].update(Error=getattr(e, "message", str(e)), ExitCode=127 if getattr(e, "status", 0) == 400 else 128)
+            c["State"].update(Error=getattr(e, "message", str(e)), ExitCode=127 if isinstance(e, InvalidParameter) else 128)
             self._save(c)
             if c["HostConfig"]["AutoRemove"]:
                 self._remove_locked(c, volumes=True)  # as Docker: --rm also covers a failed start

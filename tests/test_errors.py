@@ -1,0 +1,51 @@
+"""Unit tests of the error kinds and the one table that maps them to HTTP statuses (no daemon)."""
+from __future__ import annotations
+
+import pytest
+
+from engine import errors
+from engine.api.errors import status_of
+from engine.distribution.registry import AuthFailed, RegistryError
+from engine.openstreams import ShuttingDown
+from engine.runtime.runc import CommandNotExecutable, CommandNotFound, OCIRuntimeError, classify_runc_error
+from pydock_common import errdefs
+
+KIND_STATUS = {
+    errors.NotModified: 304, errors.InvalidParameter: 400, errors.Unauthorized: 401, errors.Forbidden: 403,
+    errors.NotFound: 404, errors.Conflict: 409, errors.InternalError: 500, errors.Unsupported: 501,
+    errors.Unavailable: 503,
+}
+
+
+@pytest.mark.parametrize("kind,status", KIND_STATUS.items(), ids=lambda v: getattr(v, "__name__", str(v)))
+def test_each_kind_has_dockers_status(kind: type[errors.EngineError], status: int) -> None:
+    assert status_of(kind("x")) == status
+
+
+def test_kinds_know_nothing_about_http() -> None:
+    """Domain code cannot read a status off an error: only engine/api/errors.py knows them."""
+    kinds = [getattr(errdefs, name) for name in errdefs.__all__]
+    assert set(kinds) == {errors.EngineError, *KIND_STATUS}
+    assert not [k.__name__ for k in kinds if hasattr(k, "status")]
+
+
+@pytest.mark.parametrize("exc,status", [
+    (errors.EngineError("untagged"), 500), (RegistryError("registry said no"), 500),
+    (AuthFailed("unauthorized"), 500), (ShuttingDown("closing"), 503), (ValueError("a bug"), 500),
+])
+def test_untagged_and_specific_errors(exc: BaseException, status: int) -> None:
+    assert status_of(exc) == status
+
+
+@pytest.mark.parametrize("message,kind,code,status", [
+    ('exec: "nosuchcmd": executable file not found in $PATH', CommandNotFound, 127, 400),
+    ('exec: "/nope": stat /nope: no such file or directory', CommandNotFound, 127, 400),
+    ('exec: "/etc/passwd": permission denied', CommandNotExecutable, 126, 400),
+    ("mount /x to rootfs: not a directory", CommandNotFound, 127, 400),
+    ("cgroup: write /sys/fs/cgroup/cpuset.cpus: invalid argument", OCIRuntimeError, 128, 500),
+])
+def test_runc_start_errors_tell_missing_from_not_executable(message: str, kind: type, code: int,
+                                                            status: int) -> None:
+    err = classify_runc_error(message)
+    assert type(err) is kind and err.exit_code == code and status_of(err) == status
+    assert err.message == f"OCI runtime create failed: {message}: unknown"
