@@ -1,7 +1,11 @@
-"""Unit tests of the error kinds and the one table that maps them to HTTP statuses (no daemon)."""
+"""The error kinds, the one table that maps them to HTTP statuses, and the bodies the daemon writes."""
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
+from test_hostile_input import _UnixConnection
 
 from engine import errors
 from engine.api.errors import status_of
@@ -49,3 +53,28 @@ def test_runc_start_errors_tell_missing_from_not_executable(message: str, kind: 
     err = classify_runc_error(message)
     assert type(err) is kind and err.exit_code == code and status_of(err) == status
     assert err.message == f"OCI runtime create failed: {message}: unknown"
+
+
+def _raw(daemon: Any, method: str, url: str) -> tuple[int, str, bytes]:
+    conn = _UnixConnection(daemon.socket)
+    try:
+        conn.request(method, url)
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("Content-Type") or "", resp.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("url,status,message", [
+    ("/v9.99/version", 400, "client version 9.99 is too new. Maximum supported API version is 1.47"),
+    ("/v1.12/version", 400, ("client version 1.12 is too old. Minimum supported API version is 1.24, "
+                             "please upgrade your client to a newer version")),
+    ("/v1.47/containers/nosuch-errors/json", 404, "No such container: nosuch-errors"),
+    ("/v1.47/build?remote=https://example.com/x.git", 501,
+     ("building from a remote context (git or URL) is not supported by this pydock daemon; "
+      "send the context as a tar archive")),
+])
+def test_error_body_is_dockers(daemon: Any, url: str, status: int, message: str) -> None:
+    got_status, content_type, body = _raw(daemon, "POST" if "/build" in url else "GET", url)
+    assert (got_status, content_type, json.loads(body)) == (status, "application/json", {"message": message})
+    assert body.endswith(b"}\n")

@@ -98,14 +98,11 @@ class ApiHandler(tornado.web.RequestHandler, Generic[B]):
             except ValueError:
                 raise InvalidParameter(f"invalid API version {version[:20]}") from None
             if vt > version_tuple(API_VERSION):
-                self._error(400, f"client version {version} is too new. Maximum supported API version is {API_VERSION}")
-            elif vt < version_tuple(MIN_API_VERSION):
-                self._error(400, f"client version {version} is too old. Minimum supported API version is "
-                                 f"{MIN_API_VERSION}, please upgrade your client to a newer version")
-
-    def _error(self, status: int, message: str) -> None:
-        self.clear()
-        write_error(self, status, message)
+                raise InvalidParameter(f"client version {version} is too new. Maximum supported API version is "
+                                       f"{API_VERSION}")
+            if vt < version_tuple(MIN_API_VERSION):
+                raise InvalidParameter(f"client version {version} is too old. Minimum supported API version is "
+                                       f"{MIN_API_VERSION}, please upgrade your client to a newer version")
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]

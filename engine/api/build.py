@@ -41,10 +41,10 @@ class BuildHandler(UploadHandler):
     def _options(self) -> BuildOptions:
         if self.q_str("remote"):
             raise Unsupported("building from a remote context (git or URL) is not supported by this pydock "
-                                    "daemon; send the context as a tar archive")
+                              "daemon; send the context as a tar archive")
         if self.q_str("version") == "2":
             raise Unsupported("BuildKit is not supported by this pydock daemon; use the classic builder "
-                                    "(DOCKER_BUILDKIT=0)")
+                              "(DOCKER_BUILDKIT=0)")
         build_args = self._json_query("buildargs", dict)
         labels = self._json_query("labels", dict)
         cache_from = self._json_query("cachefrom", list)

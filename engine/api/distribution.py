@@ -76,7 +76,7 @@ class AuthHandler(ApiHandler):
 class SearchHandler(ApiHandler):
     def get(self, version: str | None = None) -> None:
         raise Unsupported("searching registries is not supported by this pydock daemon; "
-                                "registries implementing only the v2 distribution API have no search")
+                          "registries implementing only the v2 distribution API have no search")
 
 
 ROUTES = [
