@@ -34,7 +34,7 @@ from engine.linux.fsutil import resolve_user, secure_join
 from engine.linux.mounts import is_mountpoint, mount_overlay, umount
 from engine.network.service import NetworkService
 from engine.runtime import resources, security
-from engine.runtime.runc import OCIRuntimeError, Runtime, crash_point
+from engine.runtime.runc import OCIRuntimeError, Runtime, UnusableCommand, crash_point
 from engine.runtime.spec import SpecOptions, build_spec, container_env, merge_env, normalize_caps
 from engine.store.db import MetaStore
 from engine.timeutil import ZERO_TIME, parse_rfc3339_ns, rfc3339_ns
@@ -321,7 +321,7 @@ class ContainerService:
             self.network.teardown(cid)
             self.volumes.detach(c)
             umount(merged)
-            c["State"].update(Error=getattr(e, "message", str(e)), ExitCode=127 if isinstance(e, InvalidParameter) else 128)
+            c["State"].update(Error=getattr(e, "message", str(e)), ExitCode=_start_exit_code(e))
             self._save(c)
             if c["HostConfig"]["AutoRemove"]:
                 self._remove_locked(c, volumes=True)  # as Docker: --rm also covers a failed start
@@ -882,6 +882,12 @@ def status_text(state: dict[str, Any]) -> str:
         return "Created"
     ago = now - parse_rfc3339_ns(state["FinishedAt"]) / 1e9
     return f"Exited ({state['ExitCode']}) {human_duration(ago)} ago"
+
+
+def _start_exit_code(e: BaseException) -> int:
+    """What Docker records as the exit code of a container that failed to start: 127 for a missing
+    command, 126 for one that cannot run, 128 for any other failure."""
+    return e.exit_code if isinstance(e, UnusableCommand) else 128
 
 
 def _write_start_file(path: str, data: bytes, mode: int) -> None:

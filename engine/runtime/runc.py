@@ -39,19 +39,23 @@ def crash_point(step: str) -> None:
 
 
 class OCIRuntimeError(InternalError):
-    """runc refused or failed; `exit_code` is what Docker records for a process that could not start."""
-
-    exit_code = 128
+    """runc refused or failed."""
 
 
-class CommandNotFound(InvalidParameter, OCIRuntimeError):
-    """The command (or a path it needs) does not exist: a bad request, and exit code 127 as a shell's."""
+class UnusableCommand(InvalidParameter, OCIRuntimeError):
+    """runc could not run the container's command: the client's mistake, so a 400 and a shell's exit code."""
+
+    exit_code: int  # what Docker records for the process, as a shell would exit
+
+
+class CommandNotFound(UnusableCommand):
+    """The command (or a path it needs) does not exist."""
 
     exit_code = 127
 
 
-class CommandNotExecutable(InvalidParameter, OCIRuntimeError):
-    """The command exists but may not be run (not executable, a directory): exit code 126 as a shell's."""
+class CommandNotExecutable(UnusableCommand):
+    """The command exists but may not be run (not executable, a directory)."""
 
     exit_code = 126
 
@@ -122,7 +126,7 @@ class Runtime:
 
     def _runc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         proc = subprocess.run([self.cfg.runc, "--root", self.cfg.runc_root, *args],
-                              stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
         if check and proc.returncode != 0:
             msg = proc.stderr.decode(errors="replace").strip() or f"runc {args[0]} failed"
             raise OCIRuntimeError(msg)
