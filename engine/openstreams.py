@@ -11,11 +11,11 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from engine.errors import EngineError
+from engine.errors import Unavailable
 
 
-class ShuttingDown(EngineError):
-    status = 503
+class ShuttingDown(Unavailable):
+    """A stream asked to start while the engine is closing its store."""
 
 
 class OpenStreams:

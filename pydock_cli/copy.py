@@ -246,8 +246,10 @@ def _extract(content: _Counted, src: CopyInfo, dst_path: str) -> None:
         with contextlib.closing(_rebased(content, rebase)) as stream:
             untar(stream, root_fd, Options(scope=Scope.IN_ROOT, dest=os.path.abspath(dst_dir).lstrip("/"),
                                            owner=(os.getuid(), os.getgid()), no_overwrite_dir_non_dir=True))
-    except (EngineError, OSError) as e:
-        raise CliError(getattr(e, "message", None) or str(e)) from None
+    except EngineError as e:
+        raise CliError.from_kind(e) from None
+    except OSError as e:
+        raise CliError(str(e)) from None
     finally:
         os.close(root_fd)
 

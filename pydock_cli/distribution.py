@@ -77,7 +77,7 @@ def parse_ref(name: str) -> reference.Reference:
     try:
         return reference.parse(name, default_tag=False)
     except InvalidParameter as e:
-        raise CliError(e.message) from None
+        raise CliError.from_kind(e) from None
 
 
 # ---- pull / push ----------------------------------------------------------

@@ -91,7 +91,8 @@ def _check_reference(ref: str) -> reference.Reference:
     try:
         return reference.parse(ref)
     except InvalidParameter as e:
-        raise CliError(f'Error parsing reference: "{ref}" is not a valid repository/tag: {e.message}') from None
+        message = f'Error parsing reference: "{ref}" is not a valid repository/tag: {e.message}'
+        raise CliError.from_kind(e, message) from None
 
 
 def tag(s: Session, opts: dict[str, Any], args: list[str]) -> int:

@@ -8,6 +8,11 @@ from typing import Any
 
 from pydock_cli.client import Client, DaemonError
 from pydock_cli.streams import Out
+from pydock_common.errdefs import EngineError
+
+# The exit code for an error the CLI finds itself before asking the daemon (a
+# bad reference, an unsafe archive): the docker CLI exits 1 whatever its kind.
+LOCAL_ERROR_EXIT = 1
 
 
 class CliError(Exception):
@@ -16,6 +21,11 @@ class CliError(Exception):
     def __init__(self, message: str, status: int = 1) -> None:
         super().__init__(message)
         self.status = status
+
+    @classmethod
+    def from_kind(cls, e: EngineError, message: str | None = None) -> CliError:
+        """A local error of one of the shared kinds; `message` rewords it as docker does for the command."""
+        return cls(e.message if message is None else message, LOCAL_ERROR_EXIT)
 
 
 @dataclass

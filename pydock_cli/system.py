@@ -185,7 +185,7 @@ def commit(s: Session, opts: dict[str, Any], args: list[str]) -> int:
         try:
             ref = reference.parse(args[1])
         except InvalidParameter as e:
-            raise CliError(e.message) from None
+            raise CliError.from_kind(e) from None
         if ref.digest:
             raise CliError("refusing to create a tag with a digest reference")
         repo, tag = ref.repository, ref.tag

@@ -1,17 +1,20 @@
 """Error kinds shared by the daemon and the client: what went wrong, in Docker's categories.
 
 Like moby's errdefs, the kinds are one small list both sides use: the engine
-raises them, the API maps them to a status, and the client raises the same
-kinds for problems it finds before sending anything (a bad image reference,
-an unsafe archive). Add a kind only when callers must tell it apart.
+raises them, the API layer (engine/api/errors.py) maps each kind to an HTTP
+status, and the client raises the same kinds for problems it finds before
+sending anything (a bad image reference, an unsafe archive). The kinds know
+nothing about HTTP, so domain code never decides by status code.
+Add a kind only when callers must tell it apart; prefer an existing one.
 """
 from __future__ import annotations
 
+__all__ = ["Conflict", "EngineError", "Forbidden", "InternalError", "InvalidParameter", "NotFound",
+           "NotModified", "Unauthorized", "Unavailable", "Unsupported"]
+
 
 class EngineError(Exception):
-    """Base class; `status` is the HTTP code the Docker API uses for it."""
-
-    status = 500
+    """Base of every kind; `message` is the text Docker's clients show. Untagged, it is an internal error."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -19,34 +22,36 @@ class EngineError(Exception):
 
 
 class InvalidParameter(EngineError):
-    status = 400
+    """The request itself is wrong (bad value, malformed body, unusable command)."""
 
 
 class Unauthorized(EngineError):
     """Registry credentials missing or rejected (`docker login`, pull, push)."""
 
-    status = 401
-
 
 class Forbidden(EngineError):
-    status = 403
+    """Allowed in general, refused here (host policy, protected object)."""
 
 
 class NotFound(EngineError):
-    status = 404
+    """The named object (container, image, network, volume, exec) does not exist."""
 
 
 class Conflict(EngineError):
-    status = 409
+    """The object's current state or a name already taken forbids the operation."""
 
 
 class NotModified(EngineError):
-    """Docker answers 304 when e.g. a running container is started again."""
-
-    status = 304
+    """Nothing to do: the object is already as asked (e.g. starting a running container)."""
 
 
-class NotImplementedYet(EngineError):
-    """For API features that pydock deliberately does not offer."""
+class Unavailable(EngineError):
+    """The engine cannot serve this right now (shutting down, swarm not active)."""
 
-    status = 501
+
+class Unsupported(EngineError):
+    """An API feature that pydock deliberately does not offer."""
+
+
+class InternalError(EngineError):
+    """The engine or something under it (runc, the kernel, the store) failed."""

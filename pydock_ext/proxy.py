@@ -18,6 +18,7 @@ import urllib.parse
 from typing import Any
 
 from engine.api import check_forwarded
+from engine.api.errors import status_of, write_error
 from engine.api.streams import splice
 from engine.errors import EngineError
 from engine.hostpolicy import HostPolicy
@@ -53,9 +54,7 @@ class ProxyHandler(JupyterAuthenticated):
             await loop.run_in_executor(None, check_forwarded, self.policy, self.request.method or "", path,
                                        self.request.query, self.request.body, self._inspect)
         except EngineError as e:  # refused here, as the in-process API would: nothing reaches pydockd
-            self.set_status(e.status)
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps({"message": e.message}) + "\n")
+            write_error(self, status_of(e), e.message)
             return
         upstream = await asyncio.get_running_loop().run_in_executor(None, _connect, self.daemon_socket)
         query = self.request.query

@@ -58,6 +58,23 @@ def test_command_not_found_exit_127_and_rm_cleans(daemon, busybox):
     assert daemon.docker("ps", "-aq").stdout == before
 
 
+@pytest.mark.parametrize("cmd,code,message", [
+    ("nosuchcmd", 127, "executable file not found"),
+    ("/etc/passwd", 126, "permission denied"),
+])
+def test_failed_start_records_dockers_exit_code(daemon, busybox, cmd, code, message):
+    """dockerd records 127 for a missing command and 126 for one that cannot run, in State and as the CLI's exit."""
+    n = name()
+    try:
+        out = daemon.docker("run", "--name", n, "busybox", cmd)
+        assert out.returncode == code and message in out.stderr, out.stderr
+        state = inspect(daemon, n)["State"]
+        assert (state["Status"], state["ExitCode"]) == ("created", code)
+        assert message in state["Error"]
+    finally:
+        daemon.docker("rm", "-f", n)
+
+
 def test_run_options_env_workdir_user_hostname_entrypoint(daemon, busybox):
     out = daemon.docker("run", "--rm", "-e", "FOO=bar", "-w", "/work/dir", "-u", "user", "-h", "myhost",
                         "--entrypoint", "sh", "busybox", "-c", 'echo $FOO $(pwd) $(id -u):$(id -g) $(hostname)')

@@ -232,7 +232,8 @@ def test_import_tag_rmi(daemon, busybox, busybox_tar) -> None:
     ("rename", "cli-nosuch", "x"),
     ("run", "--bogus", "busybox"), ("ps", "-z"), ("ps", "extra"), ("ps", "-n", "x"), ("run",), ("logs",),
     ("tag", "x"), ("create", "--name"), ("nosuchcommand",), ("image", "nosuch"),
-    ("ps", "--format", "{{.Nope}}"), ("ps", "--format", "{{.Names"), ("tag", "busybox", "BAD:x"),
+    ("ps", "--format", "{{.Nope}}"), ("ps", "--format", "{{.Names"), ("tag", "busybox", "BAD:x"), ("pull", "BAD:x"),
+    ("commit", "cli-nosuch", "BAD:x"),
 ])
 def test_errors_match_docker(daemon, busybox, args) -> None:
     theirs = daemon.docker(*args)

@@ -153,10 +153,10 @@ def start_registry(root: str, auth_yaml: str = "", addr: str = "127.0.0.1", tls:
         try:
             socket.create_connection((addr, port), timeout=1).close()
             break
-        except OSError:
+        except OSError as e:
             if proc.poll() is not None or time.time() > deadline:
                 with open(log_path) as f:
-                    raise RuntimeError("registry did not start: " + f.read()[-2000:])
+                    raise RuntimeError("registry did not start: " + f.read()[-2000:]) from e
             time.sleep(0.1)
     return Registry(f"{addr}:{port}", storage, proc, scheme=scheme)
 

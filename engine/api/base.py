@@ -1,9 +1,10 @@
 """Shared plumbing for Docker Engine API handlers.
 
 Handlers parse and validate the request, then call one engine method off the
-IO loop. Errors become Docker's `{"message": ...}` bodies with the engine
-error's status. The Jupyter extension reuses these classes behind its own
-authentication by mixing them into its handler base (see `make_routes`).
+IO loop. Errors become Docker's `{"message": ...}` bodies with the status
+engine/api/errors.py gives the error's kind. The Jupyter extension reuses
+these classes behind its own authentication by mixing them into its handler
+base (see `make_routes`).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import tornado.iostream
 import tornado.web
 
 from engine import validate
+from engine.api.errors import message_of, status_of, write_error
 from engine.errors import EngineError, InvalidParameter
 from engine.filters import Filters
 from engine.hostpolicy import OPEN, HostPolicy
@@ -96,31 +98,15 @@ class ApiHandler(tornado.web.RequestHandler, Generic[B]):
             except ValueError:
                 raise InvalidParameter(f"invalid API version {version[:20]}") from None
             if vt > version_tuple(API_VERSION):
-                self._error(400, f"client version {version} is too new. Maximum supported API version is {API_VERSION}")
-            elif vt < version_tuple(MIN_API_VERSION):
-                self._error(400, f"client version {version} is too old. Minimum supported API version is "
-                                 f"{MIN_API_VERSION}, please upgrade your client to a newer version")
-
-    def _error(self, status: int, message: str) -> None:
-        self.clear()
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"message": message}) + "\n")
+                raise InvalidParameter(f"client version {version} is too new. Maximum supported API version is "
+                                       f"{API_VERSION}")
+            if vt < version_tuple(MIN_API_VERSION):
+                raise InvalidParameter(f"client version {version} is too old. Minimum supported API version is "
+                                       f"{MIN_API_VERSION}, please upgrade your client to a newer version")
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, EngineError):
-            status_code, message = exc.status, exc.message
-        elif isinstance(exc, tornado.web.HTTPError):
-            message = exc.log_message or self._reason
-        else:
-            message = f"{type(exc).__name__}: {exc}" if exc else self._reason
-        self.set_status(status_code)
-        self.set_header("Content-Type", "application/json")
-        if status_code == 304:
-            self.finish()
-            return
-        self.finish(json.dumps({"message": message}) + "\n")
+        write_error(self, status_of(exc, status_code), message_of(exc, self._reason))
 
     def _handle_request_exception(self, e: BaseException) -> None:
         if isinstance(e, EngineError):
@@ -130,12 +116,12 @@ class ApiHandler(tornado.web.RequestHandler, Generic[B]):
                 # a stream already started: all we can do is end it
                 self.request.connection.close()  # type: ignore[union-attr]
                 return
-            self.send_error(e.status, exc_info=(type(e), e, e.__traceback__))
+            self.send_error(status_of(e), exc_info=(type(e), e, e.__traceback__))
             return
         super()._handle_request_exception(e)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, EngineError) and value.status < 500:
+        if isinstance(value, EngineError) and status_of(value) < 500:
             return
         super().log_exception(typ, value, tb)
 

@@ -10,7 +10,7 @@ import tornado.iostream
 from engine.api.base import ApiHandler, route
 from engine.api.upload import UploadHandler
 from engine.build.builder import BuildError, BuildOptions
-from engine.errors import EngineError, InvalidParameter, NotImplementedYet
+from engine.errors import EngineError, InvalidParameter, Unsupported
 from pydock_common import reference
 
 
@@ -40,11 +40,11 @@ class BuildHandler(UploadHandler):
 
     def _options(self) -> BuildOptions:
         if self.q_str("remote"):
-            raise NotImplementedYet("building from a remote context (git or URL) is not supported by this pydock "
-                                    "daemon; send the context as a tar archive")
+            raise Unsupported("building from a remote context (git or URL) is not supported by this pydock "
+                              "daemon; send the context as a tar archive")
         if self.q_str("version") == "2":
-            raise NotImplementedYet("BuildKit is not supported by this pydock daemon; use the classic builder "
-                                    "(DOCKER_BUILDKIT=0)")
+            raise Unsupported("BuildKit is not supported by this pydock daemon; use the classic builder "
+                              "(DOCKER_BUILDKIT=0)")
         build_args = self._json_query("buildargs", dict)
         labels = self._json_query("labels", dict)
         cache_from = self._json_query("cachefrom", list)
@@ -52,7 +52,7 @@ class BuildHandler(UploadHandler):
             raise InvalidParameter("invalid buildargs: values must be strings")
         network = self.q_str("networkmode", "default")
         if network not in ("default", "bridge", "host", "none"):
-            raise NotImplementedYet(f"network mode {network!r} is not supported for builds yet")
+            raise Unsupported(f"network mode {network!r} is not supported for builds yet")
         return BuildOptions(
             tags=[t for t in self.get_query_arguments("t") if t],
             dockerfile=self.q_str("dockerfile", "Dockerfile"),

@@ -16,7 +16,7 @@ from typing import Any
 from engine.api.base import NAME, ApiHandler, route
 from engine.distribution.registry import AuthConfig
 from engine.distribution.service import Platform
-from engine.errors import EngineError, InvalidParameter, NotImplementedYet
+from engine.errors import EngineError, InvalidParameter, Unsupported
 from pydock_common import reference
 
 Messages = Callable[[threading.Event], Iterator[dict[str, Any]]]
@@ -75,8 +75,8 @@ class AuthHandler(ApiHandler):
 
 class SearchHandler(ApiHandler):
     def get(self, version: str | None = None) -> None:
-        raise NotImplementedYet("searching registries is not supported by this pydock daemon; "
-                                "registries implementing only the v2 distribution API have no search")
+        raise Unsupported("searching registries is not supported by this pydock daemon; "
+                          "registries implementing only the v2 distribution API have no search")
 
 
 ROUTES = [

@@ -36,7 +36,7 @@ class _Handler(ApiHandler[Backend]):
     pass
 from engine.container.core import Attachment
 from engine.container.logs import LogEntry, read_log_batches
-from engine.errors import EngineError, InvalidParameter, NotImplementedYet
+from engine.errors import EngineError, InvalidParameter, Unsupported
 from engine.openstreams import OpenStreams, ShuttingDown
 from engine.timeutil import parse_api_time
 from pydock_common.stdcopy import MUX, RAW, STDERR, STDOUT, frame
@@ -277,7 +277,7 @@ class LogsHandler(_Handler):
         containers = self.engine.containers
         log_path = containers.log_spec(c).path
         if not log_path:
-            raise NotImplementedYet("configured logging driver does not support reading")
+            raise Unsupported("configured logging driver does not support reading")
 
         def is_running() -> bool:
             try:

@@ -24,7 +24,7 @@ from engine.container.state import Op, check
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.events import EventBus
 from engine.linux.fsutil import resolve_user
-from engine.runtime.runc import Runtime
+from engine.runtime.runc import Runtime, UnusableCommand
 from engine.runtime.security import group_add_gids
 from engine.runtime.spec import container_env, host_caps, merge_env
 
@@ -191,8 +191,8 @@ class ExecService:
         except (EngineError, OSError) as e:
             if att is not None and att.sock is not None:
                 att.sock.close()
-            # Docker records 126 when an exec fails to start without a more telling code
-            self._exited(ec, getattr(e, "exit_code", 126))
+            # Docker records 126 when an exec fails to start, unless the command is missing (127)
+            self._exited(ec, e.exit_code if isinstance(e, UnusableCommand) else 126)
             if isinstance(e, EngineError):
                 raise
             raise EngineError(str(e)) from e

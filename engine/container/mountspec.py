@@ -17,7 +17,7 @@ import os
 import posixpath
 from typing import Any
 
-from engine.errors import InvalidParameter, NotImplementedYet
+from engine.errors import InvalidParameter, Unsupported
 
 PUBLIC_KEYS = ("Type", "Name", "Source", "Destination", "Driver", "Mode", "RW", "Propagation")
 RW_MODES = {"rw", "ro", "ro-non-recursive", "ro-force-recursive", "rro"}
@@ -132,7 +132,7 @@ def parse_mount(m: Any) -> dict[str, Any]:
         if opts.get("Subpath"):
             if not source:
                 raise fail("must not set Subpath when using anonymous volumes")
-            raise NotImplementedYet("VolumeOptions.Subpath is not supported yet")
+            raise Unsupported("VolumeOptions.Subpath is not supported yet")
         driver = ((opts.get("DriverConfig") or {}).get("Name") or "local")
         return mount_point("volume", dest, Name=source, Driver=driver, Mode="z", RW=not ro, Anonymous=not source,
                            CopyData=not opts.get("NoCopy"), VolumeOptions=opts)
@@ -145,7 +145,7 @@ def parse_mount(m: Any) -> dict[str, Any]:
             raise fail(str(e)) from None
         return mount_point("tmpfs", dest, RW=not ro, TmpfsData=data)
     if type_ in ("image", "npipe", "cluster"):
-        raise NotImplementedYet(f"mount type {type_!r} is not supported yet")
+        raise Unsupported(f"mount type {type_!r} is not supported yet")
     raise fail("mount type unknown")
 
 

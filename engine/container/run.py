@@ -20,9 +20,15 @@ from engine.errors import EngineError
 from engine.linux.fsutil import resolve_user, secure_join
 from engine.linux.mounts import is_mountpoint, mount_overlay, umount
 from engine.runtime import resources, security
-from engine.runtime.runc import crash_point
+from engine.runtime.runc import UnusableCommand, crash_point
 from engine.runtime.spec import SpecOptions, build_spec, container_env
 from engine.timeutil import ZERO_TIME, rfc3339_ns
+
+
+def _start_exit_code(e: BaseException) -> int:
+    """What Docker records as the exit code of a container that failed to start: 127 for a missing
+    command, 126 for one that cannot run, 128 for any other failure."""
+    return e.exit_code if isinstance(e, UnusableCommand) else 128
 
 
 def _write_start_file(path: str, data: bytes, mode: int) -> None:
@@ -78,7 +84,7 @@ class Running(Creating):
             self.network.teardown(cid)
             self.volumes.detach(c)
             umount(merged)
-            c["State"].update(Error=getattr(e, "message", str(e)), ExitCode=127 if getattr(e, "status", 0) == 400 else 128)
+            c["State"].update(Error=getattr(e, "message", str(e)), ExitCode=_start_exit_code(e))
             self._save(c)
             if c["HostConfig"]["AutoRemove"]:
                 self._remove_locked(c, volumes=True)  # as Docker: --rm also covers a failed start

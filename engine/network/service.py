@@ -32,7 +32,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from engine.config import EngineConfig
-from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, NotImplementedYet
+from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, NotFound, Unsupported
 from engine.events import EventBus
 from engine.network import firewall as netfw
 from engine.network import ipam, netns
@@ -320,11 +320,11 @@ class NetworkService:
             raise InvalidParameter(f'invalid network name "{name[:255]}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
         driver = body.get("Driver") or "bridge"
         if driver in DOCKER_DRIVERS:
-            raise NotImplementedYet(f"network driver {driver} is not supported by pydock; use bridge")
+            raise Unsupported(f"network driver {driver} is not supported by pydock; use bridge")
         if driver != "bridge":
             raise NotFound(f'plugin "{driver}" not found')
         if body.get("EnableIPv6"):
-            raise NotImplementedYet("IPv6 networks are not supported")
+            raise Unsupported("IPv6 networks are not supported")
         options = body.get("Options") or {}
         _check_mtu(options)
         labels = body.get("Labels") or {}
@@ -539,7 +539,7 @@ class NetworkService:
         for d in host.get("Dns") or []:
             ipam.parse_address(d, "IP address in DNS server")
         if host.get("Links"):
-            raise NotImplementedYet("HostConfig.Links is not supported yet")
+            raise Unsupported("HostConfig.Links is not supported yet")
         return {"network": net, "endpoint": endpoint}
 
     def _plan_shared(self, body: dict[str, Any], host: dict[str, Any], ref: str) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.config import EngineConfig
-from engine.errors import Conflict, EngineError
+from engine.errors import Conflict, InternalError, InvalidParameter
 
 ABANDON_TIMEOUT = 10.0  # seconds a shim gets to see its killed container exit
 # What runc says when the container it was asked to act on has exited or been deleted.
@@ -38,27 +38,49 @@ def crash_point(step: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-class OCIRuntimeError(EngineError):
-    """runc refused: Docker reports these as 500 unless they are about the command."""
+class OCIRuntimeError(InternalError):
+    """runc refused or failed."""
 
-    exit_code = 128  # what Docker records as the process's exit code when it cannot start
+
+class UnusableCommand(InvalidParameter, OCIRuntimeError):
+    """runc could not run the container's command: the client's mistake, so a 400 and a shell's exit code."""
+
+    exit_code: int  # what Docker records for the process, as a shell would exit
+
+
+class CommandNotFound(UnusableCommand):
+    """The command (or a path it needs) does not exist."""
+
+    exit_code = 127
+
+
+class CommandNotExecutable(UnusableCommand):
+    """The command exists but may not be run (not executable, a directory)."""
+
+    exit_code = 126
+
+
+# What runc's message says, in Docker's order of checks (moby's translateContainerdStartErr):
+# a later match overrides an earlier one.
+_COMMAND_ERRORS: tuple[tuple[tuple[str, ...], type[OCIRuntimeError]], ...] = (
+    (("executable file not found", "no such file or directory"), CommandNotFound),
+    (("permission denied",), CommandNotExecutable),
+    (("not a directory",), CommandNotFound),
+)
 
 
 def classify_runc_error(message: str, action: str = "create") -> OCIRuntimeError:
-    """Docker answers 400 for a missing/non-executable command so the CLI can exit 127/126.
+    """The error for runc's failure to create or exec a process, as dockerd words and classifies it.
 
-    The exit code follows Docker's setExitCodeFromError.
+    An unusable command is the client's mistake (Docker answers 400, and the
+    CLI exits 127/126); anything else is the runtime's.
     """
-    text = f"OCI runtime {action} failed: {message}: unknown"
-    err = OCIRuntimeError(text)
     low = message.lower()
-    if "permission denied" in low:
-        err.exit_code = 126
-    elif any(s in low for s in ("executable file not found", "no such file or directory", "not a directory")):
-        err.exit_code = 127
-    if err.exit_code != 128:
-        err.status = 400
-    return err
+    kind: type[OCIRuntimeError] = OCIRuntimeError
+    for needles, matched in _COMMAND_ERRORS:
+        if any(s in low for s in needles):
+            kind = matched
+    return kind(f"OCI runtime {action} failed: {message}: unknown")
 
 
 def _schedule(pid: int, idle: bool) -> bool:
