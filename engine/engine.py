@@ -95,12 +95,11 @@ class Engine:
         them, so files without a row are garbage and rows never dangle.
         """
         self.images.gc_layers()
-        known_layers = {r["cache_id"] for r in self.meta.query("SELECT cache_id FROM layers")}
+        known_layers = self.layers.cache_ids()
         for name in os.listdir(self.cfg.layers_dir):
             if name not in known_layers and name != "empty":
                 shutil.rmtree(os.path.join(self.cfg.layers_dir, name), ignore_errors=True)
-        referenced = {r["id"] for r in self.meta.query("SELECT id FROM images")}
-        referenced |= {r["diff_id"] for r in self.meta.query("SELECT diff_id FROM layers")}
+        referenced = set(self.images.ids()) | self.layers.diff_ids()
         for digest in self.blobs.digests():
             if digest not in referenced:
                 self.blobs.delete(digest)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import collections
-import json
 import os
 import platform
 import subprocess
@@ -74,7 +73,7 @@ class SystemService:
         return {
             "ID": self.daemon_id, "Containers": len(states), "ContainersRunning": running,
             "ContainersPaused": paused, "ContainersStopped": len(states) - running - paused,
-            "Images": len(self.meta.query("SELECT id FROM images")),
+            "Images": len(self.images.ids()),
             "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]],
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": None,
                         "Log": ["json-file"]},
@@ -114,7 +113,7 @@ class SystemService:
         for i in images:
             i["Containers"] = sum(len(x) for x in self.images.usage(i["Id"]))
             i["SharedSize"] = shared.get(i["Id"], 0)
-        layers_size = sum(r["size"] for r in self.meta.query("SELECT size FROM layers"))
+        layers_size = sum(self.images.layers.sizes().values())
         return {"LayersSize": layers_size, "Images": images,
                 "Containers": self.containers.summaries(all_=True, size=True),
                 "Volumes": self.containers.volumes.df(), "BuildCache": []}
@@ -124,8 +123,7 @@ class SystemService:
 
         The CLI needs it to compute what removing unused images would reclaim.
         """
-        sizes = {r["chain_id"]: r["size"] for r in self.meta.query("SELECT chain_id, size FROM layers")}
-        chains = {r["id"]: chain_ids(json.loads(r["config"]).get("rootfs", {}).get("diff_ids") or [])
-                  for r in self.meta.query("SELECT id, config FROM images")}
+        sizes = self.images.layers.sizes()
+        chains = {i: chain_ids(cfg.get("rootfs", {}).get("diff_ids") or []) for i, cfg in self.images.configs().items()}
         users = collections.Counter(c for cs in chains.values() for c in set(cs))
         return {i: sum(sizes.get(c, 0) for c in cs if users[c] > 1) for i, cs in chains.items()}

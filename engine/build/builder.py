@@ -30,7 +30,7 @@ import struct
 import tarfile
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -136,7 +136,7 @@ def _go_quote_list(items: list[str]) -> str:
 
 
 def _env_dict(env: list[str] | None) -> dict[str, str]:
-    return dict(e.split("=", 1) if "=" in e else (e, "") for e in env or [])
+    return {key: value for key, _, value in (e.partition("=") for e in env or [])}
 
 
 def _set_env(env: list[str] | None, key: str, value: str) -> list[str]:
@@ -212,11 +212,12 @@ class BuilderService:
 
     # ---- cache ------------------------------------------------------------
     def cache_lookup(self, parent: str, key: str, allowed: set[str] | None) -> str | None:
-        row = self.meta.query_one("SELECT b.image_id FROM build_cache b JOIN images i ON i.id = b.image_id "
-                                  "WHERE b.parent_id=? AND b.key=?", (parent, key))
-        if row is None or (allowed is not None and row["image_id"] not in allowed):
+        row = self.meta.query_one("SELECT image_id FROM build_cache WHERE parent_id=? AND key=?", (parent, key))
+        if row is None or not self.images.exists(row["image_id"]):
             return None
-        return row["image_id"]
+        if allowed is not None and row["image_id"] not in allowed:
+            return None
+        return str(row["image_id"])
 
     def cache_store(self, parent: str, key: str, image_id: str) -> None:
         with self.meta.transaction() as db:
@@ -239,8 +240,7 @@ class BuilderService:
         out: set[str] = set()
         while image_id and image_id not in out:
             out.add(image_id)
-            row = self.meta.query_one("SELECT parent FROM images WHERE id=?", (image_id,))
-            image_id = row["parent"] if row else ""
+            image_id = self.images.parent(image_id)
         return out
 
     def lowers(self, config: dict[str, Any]) -> list[str]:
@@ -382,7 +382,7 @@ class _Job:
                 self.meta_env.pop(name, None)
 
     # ---- FROM -------------------------------------------------------------
-    def _from(self, stage: Stage) -> Iterator[Message]:
+    def _from(self, stage: Stage) -> Generator[Message, None, StageState]:
         base = self.lex.word(stage.base, self.meta_env)
         platform = self.lex.word(stage.platform, self.meta_env) if stage.platform else self.opts.platform
         if not base:
@@ -404,7 +404,7 @@ class _Job:
                 yield from self._dispatch(st, dockerfile.trigger_instruction(trigger, stage.source.line))
         return st
 
-    def _base_image(self, ref: str, platform: str) -> Iterator[Message]:
+    def _base_image(self, ref: str, platform: str) -> Generator[Message, None, str]:
         local = self._resolve_local(ref)
         if local and not self.opts.pull:
             return local
@@ -462,7 +462,7 @@ class _Job:
     def _cache_key(self, created_by: str, extra: Any = None) -> str:
         return hashlib.sha256(json.dumps([created_by, extra]).encode()).hexdigest()
 
-    def _probe(self, st: StageState, key: str) -> Iterator[Message]:
+    def _probe(self, st: StageState, key: str) -> Generator[Message, None, bool]:
         """Use a cached image for this step if there is one; returns whether it did."""
         if self.opts.no_cache:
             return False
@@ -781,7 +781,7 @@ class _Job:
         diff_id = yield from self._run_container(st, cmd, self._run_env(st, history=False))
         self._adopt(st, key, self._commit(st, created_by, copy.deepcopy(st.run), diff_id))
 
-    def _run_container(self, st: StageState, cmd: list[str], env: list[str]) -> Iterator[Message]:
+    def _run_container(self, st: StageState, cmd: list[str], env: list[str]) -> Generator[Message, None, str | None]:
         containers = self.svc.containers
         keep = not self.opts.remove and not self.opts.force_remove
         created = containers.create({"Image": st.image_id, "Entrypoint": [], "Cmd": cmd, "Env": env,

@@ -176,7 +176,7 @@ def resolve_sources(root: str, src: str, instruction: str) -> list[str]:
         return [path]
     matches = [root]
     for part in rel.split("/"):
-        nxt = []
+        nxt: list[str] = []
         for base in matches:
             if not os.path.isdir(base) or os.path.islink(base):
                 continue

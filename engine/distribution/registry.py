@@ -27,8 +27,9 @@ import ssl
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import IO, Any, Callable, Iterable
+from typing import IO, Any
 
 import requests
 import requests.adapters

@@ -453,7 +453,7 @@ class DistributionService:
             config_raw = plan.registry.read_blob(ref.path, config_desc.get("digest", ""))
             config = json.loads(config_raw)
             image_id = "sha256:" + hashlib.sha256(config_raw).hexdigest()
-            if not self.meta.query_one("SELECT 1 FROM images WHERE id=?", (image_id,)):
+            if not self.images.exists(image_id):
                 yield from self._pull_layers(plan, config, cancel)
                 image_id = self.images.create(config, raw=config_raw)
             updated = self._record_pull(plan, image_id)
@@ -468,13 +468,13 @@ class DistributionService:
         ref = plan.ref
         norm = str(ref)
         digest_ref = f"{ref.repository}@{plan.digest}"
-        with self.meta.transaction() as db:
-            row = db.execute("SELECT image_id FROM tags WHERE ref=?", (norm,)).fetchone()
-            db.execute("INSERT OR REPLACE INTO tags(ref, image_id) VALUES (?, ?)", (digest_ref, image_id))
+        with self.meta.transaction():
+            previous = self.images.tagged_image(norm)
+            self.images.set_tag(image_id, digest_ref)
             if ref.tag:
-                db.execute("INSERT OR REPLACE INTO tags(ref, image_id) VALUES (?, ?)", (norm, image_id))
+                self.images.set_tag(image_id, norm)
         self.events.publish("image", "pull", ref.familiar(), {"name": ref.familiar_repository})
-        return row is None or row["image_id"] != image_id
+        return previous != image_id
 
     def _pull_layers(self, plan: PullPlan, config: dict[str, Any], cancel: threading.Event) -> Iterator[Message]:
         descs = plan.manifest.get("layers") or []
@@ -604,10 +604,9 @@ class DistributionService:
             except NotFound:
                 tags = []
         else:
-            rows = self.meta.query("SELECT ref, image_id FROM tags WHERE ref LIKE ? ORDER BY ref",
-                                   (repo.repository + ":%",))
-            tags = [(r["ref"][len(repo.repository) + 1:], r["image_id"]) for r in rows
-                    if "/" not in r["ref"][len(repo.repository) + 1:]]
+            tags = [(norm[len(repo.repository) + 1:], image_id)
+                    for norm, image_id in self.images.repository_tags(repo.repository)
+                    if "/" not in norm[len(repo.repository) + 1:]]
         if not tags:
             raise NotFound(f"An image does not exist locally with the tag: {repo.familiar()}")
         return PushPlan(repo, self.registry(ref.domain, auth), tags)
@@ -649,9 +648,7 @@ class DistributionService:
                     "layers": layers}
         raw = json.dumps(manifest, indent=3).encode()
         digest = plan.registry.put_manifest(path, tag, raw, MEDIA_DOCKER_MANIFEST)
-        with self.meta.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO tags(ref, image_id) VALUES (?, ?)",
-                       (f"{plan.repo.repository}@{digest}", image_id))
+        self.images.set_tag(image_id, f"{plan.repo.repository}@{digest}")
         self.events.publish("image", "push", f"{plan.repo.familiar()}:{tag}", {"name": plan.repo.familiar()})
         yield status(f"{tag}: digest: {digest} size: {len(raw)}")
         yield {"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": len(raw)}}
@@ -706,8 +703,7 @@ class DistributionService:
         try:
             with os.fdopen(fd, "wb") as out, self.blobs.open(diff_id) as src:
                 writer = _HashWriter(out)
-                with gzip.GzipFile(filename="", fileobj=writer, mode="wb", compresslevel=6,  # type: ignore[arg-type]
-                                   mtime=0) as gz:
+                with gzip.GzipFile(filename="", fileobj=writer, mode="wb", compresslevel=6, mtime=0) as gz:
                     while chunk := src.read(CHUNK):
                         gz.write(chunk)
             return tmp, writer.digest, writer.size

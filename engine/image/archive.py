@@ -80,10 +80,9 @@ def plan_save(images: ImageService, names: list[str]) -> list[SavedImage]:
         for image_id, ref in _select(images, name):
             item = plan.get(image_id)
             if item is None:
-                raw = images.meta.query_one("SELECT config FROM images WHERE id=?", (image_id,))
-                if raw is None:
+                if not images.exists(image_id):
                     raise NotFound(f"No such image: {name}")
-                item = plan[image_id] = SavedImage(image_id, bytes(raw["config"]))
+                item = plan[image_id] = SavedImage(image_id, images.raw_config(image_id))
             if ref is not None and ref not in item.refs:
                 item.refs.append(ref)
     return list(plan.values())
@@ -95,16 +94,13 @@ def _select(images: ImageService, name: str) -> list[tuple[str, Reference | None
     except InvalidParameter:
         return [(images.resolve(name), None)]
     if not ref.tag and not ref.digest:
-        prefix = ref.repository + ":"
-        rows = images.meta.query("SELECT ref, image_id FROM tags WHERE substr(ref, 1, ?) = ? ORDER BY ref",
-                                 (len(prefix), prefix))
-        tagged = [(r["image_id"], reference.parse(r["ref"])) for r in rows if "@" not in r["ref"]]
+        tagged: list[tuple[str, Reference | None]] = [
+            (image_id, reference.parse(norm)) for norm, image_id in images.repository_tags(ref.repository)]
         return tagged or [(images.resolve(name), None)]
     image_id = images.resolve(name)
     # `sha256:<hex>` parses as a tag too; only a real tag row makes it one
-    tagged = ref.tag and not ref.digest and images.meta.query_one(
-        "SELECT 1 FROM tags WHERE ref=? AND image_id=?", (str(ref), image_id))
-    return [(image_id, ref if tagged else None)]
+    is_tag = bool(ref.tag) and not ref.digest and images.has_tag(str(ref), image_id)
+    return [(image_id, ref if is_tag else None)]
 
 
 def iter_save(images: ImageService, plan: list[SavedImage]) -> Iterator[bytes]:
@@ -498,8 +494,7 @@ class _Loader:
 
     def _discard(self, chains: list[str]) -> None:
         if chains:
-            rows = self.images.meta.query("SELECT chain_id FROM layers")
-            self.images.layers.remove_unreferenced({r["chain_id"] for r in rows} - set(chains))
+            self.images.layers.remove_unreferenced(set(self.images.layers.chain_ids()) - set(chains))
 
     def _tag(self, item: _LoadItem, image_id: str) -> None:
         for ref in item.refs:
@@ -510,7 +505,7 @@ class _Loader:
             if previous != image_id:
                 self._say(f"The image {ref.familiar()} already exists, renaming the old one with ID {previous} "
                           "to empty string\n")
-            self.images._set_tag(image_id, str(ref))
+            self.images.set_tag(image_id, str(ref))
             self._say(f"Loaded image: {ref.familiar()}\n")
         if not item.refs:
             self._say(f"Loaded image ID: {image_id}\n")

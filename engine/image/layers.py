@@ -227,6 +227,21 @@ class LayerStore:
             chain = layer.parent
         return dirs or [self.empty_dir]
 
+    def chain_ids(self) -> list[str]:
+        """Every registered layer's chain ID."""
+        return [r["chain_id"] for r in self.meta.query("SELECT chain_id FROM layers")]
+
+    def sizes(self) -> dict[str, int]:
+        """Unpacked size of every registered layer, by chain ID."""
+        return {r["chain_id"]: r["size"] for r in self.meta.query("SELECT chain_id, size FROM layers")}
+
+    def cache_ids(self) -> set[str]:
+        """Directory names under the layer root that registered layers use."""
+        return {r["cache_id"] for r in self.meta.query("SELECT cache_id FROM layers")}
+
+    def diff_ids(self) -> set[str]:
+        return {r["diff_id"] for r in self.meta.query("SELECT diff_id FROM layers")}
+
     def remove_unreferenced(self, keep: set[str]) -> int:
         """Delete layers no image chain references; `keep` holds every referenced chain ID."""
         removed = 0

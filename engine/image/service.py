@@ -190,13 +190,50 @@ class ImageService:
     def tag(self, image_ref: str, repo: str, tag: str = "") -> str:
         image_id = self.resolve(image_ref)
         ref = reference.with_tag(repo, tag)
-        self._set_tag(image_id, str(ref))
+        self.set_tag(image_id, str(ref))
         self.events.publish("image", "tag", image_id, {"name": ref.familiar()})
         return image_id
 
-    def _set_tag(self, image_id: str, norm_ref: str) -> None:
+    def set_tag(self, image_id: str, norm_ref: str) -> None:
+        """Point the normalized reference `norm_ref` (repo:tag or repo@digest) at `image_id`, silently."""
         with self.meta.transaction() as db:
             db.execute("INSERT OR REPLACE INTO tags(ref, image_id) VALUES (?, ?)", (norm_ref, image_id))
+
+    def tagged_image(self, norm_ref: str) -> str | None:
+        """The image a normalized reference points at, if it is a stored tag or digest."""
+        row = self.meta.query_one("SELECT image_id FROM tags WHERE ref=?", (norm_ref,))
+        return row["image_id"] if row else None
+
+    def exists(self, image_id: str) -> bool:
+        return self.meta.query_one("SELECT 1 FROM images WHERE id=?", (image_id,)) is not None
+
+    def raw_config(self, image_id: str) -> bytes:
+        """The config exactly as stored (its sha256 is the image ID)."""
+        row = self.meta.query_one("SELECT config FROM images WHERE id=?", (image_id,))
+        if row is None:
+            raise no_such_image(image_id)
+        return bytes(row["config"])
+
+    def parent(self, image_id: str) -> str:
+        row = self.meta.query_one("SELECT parent FROM images WHERE id=?", (image_id,))
+        return row["parent"] if row else ""
+
+    def ids(self) -> list[str]:
+        return [r["id"] for r in self.meta.query("SELECT id FROM images")]
+
+    def configs(self) -> dict[str, dict[str, Any]]:
+        """Every image's config by ID."""
+        return {r["id"]: json.loads(r["config"]) for r in self.meta.query("SELECT id, config FROM images")}
+
+    def repository_tags(self, repository: str) -> list[tuple[str, str]]:
+        """(normalized ref, image ID) of every tag of `repository` (digests excluded), by ref."""
+        prefix = repository + ":"
+        rows = self.meta.query("SELECT ref, image_id FROM tags WHERE substr(ref, 1, ?) = ? ORDER BY ref",
+                               (len(prefix), prefix))
+        return [(r["ref"], r["image_id"]) for r in rows if "@" not in r["ref"]]
+
+    def has_tag(self, norm_ref: str, image_id: str) -> bool:
+        return self.meta.query_one("SELECT 1 FROM tags WHERE ref=? AND image_id=?", (norm_ref, image_id)) is not None
 
     def import_tar(self, src: IO[bytes], repo: str = "", tag: str = "", changes: Iterable[str] = (),
                    message: str = "", platform: str = "") -> str:
@@ -228,7 +265,7 @@ class ImageService:
         image_id = self.create(config)
         self.events.publish("image", "import", image_id, {"name": image_id})
         if ref:
-            self._set_tag(image_id, str(ref))
+            self.set_tag(image_id, str(ref))
             self.events.publish("image", "tag", image_id, {"name": ref.familiar()})
         return image_id
 
