@@ -21,9 +21,9 @@ import posixpath
 from collections.abc import Callable
 from typing import Any
 
-from engine.container import mountspec
 from engine.errors import Forbidden, InvalidParameter
 from engine.runtime.spec import DEFAULT_CAPS, normalize_caps
+from engine.volume import mountspec
 
 NAMESPACE_MODES = ("PidMode", "IpcMode", "NetworkMode", "UsernsMode", "UTSMode")
 DEVICE_FIELDS = ("Devices", "DeviceRequests", "DeviceCgroupRules")

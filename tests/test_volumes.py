@@ -13,8 +13,8 @@ import uuid
 import docker.errors
 import pytest
 
-from engine.container import mountspec
 from engine.errors import InvalidParameter
+from engine.volume import mountspec
 
 
 def uniq(prefix: str = "v") -> str:

@@ -44,7 +44,7 @@ from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.image.layers import LayerStore, chain_ids
 from engine.image.service import ARCH, ImageService, decompress_to, short
 from engine.linux.fsutil import resolve_user
-from engine.linux.mounts import umount
+from engine.linux.mounts import readonly_root, umount, writable_root
 from engine.runtime.spec import DEFAULT_PATH
 from engine.store.db import MetaStore
 from engine.timeutil import rfc3339_ns
@@ -664,7 +664,7 @@ class _Job:
         """Apply `change(root)` in an overlay of the current image; the upperdir becomes the step's layer."""
         lowers = self.svc.lowers(st.config)
         chains = chain_ids(st.config.get("rootfs", {}).get("diff_ids") or [])
-        with buildfs.writable_root(lowers, self.build.root) as (merged, upper):
+        with writable_root(lowers, self.build.root) as (merged, upper):
             change(merged)
         return buildfs.layer_from_upper(upper, self.svc.layers, self.svc.cfg.tmp_dir, chains[-1] if chains else "")
 
@@ -751,7 +751,7 @@ class _Job:
     def _source_root(self, config: dict[str, Any] | None) -> Any:
         if config is None:
             return contextlib.nullcontext(self.build.context)
-        return buildfs.readonly_root(self.svc.lowers(config), self.build.root)
+        return readonly_root(self.svc.lowers(config), self.build.root)
 
     # ---- RUN ------------------------------------------------------------------
     def _run_env(self, st: StageState, history: bool) -> list[str]:

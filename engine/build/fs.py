@@ -27,7 +27,6 @@ from engine.image.layers import OPAQUE_XATTR, LayerStore, write_diff_tar
 from engine.linux.mounts import mount, mount_overlay, umount
 from pydock_common.untar import Options, Scope, untar
 
-MS_RDONLY = 1
 GLOB_CHARS = "*?["
 # mountpoints runc creates in a RUN container's upperdir; Docker keeps them in
 # a per-container init layer, so they never reach a committed layer
@@ -93,36 +92,6 @@ def extract_context(tar_path: str, dest: str, dockerfile: str) -> bytes:
     untar(tar_path, dest, Options(scope=Scope.BENEATH, select=lambda rel: not ignore.excluded(rel),
                                   what="build context"))
     return data
-
-
-# ---- image root views -------------------------------------------------------
-@contextmanager
-def readonly_root(lowers: list[str], workdir: str) -> Iterator[str]:
-    """An image's merged rootfs, read-only; a one-layer image is its layer directory itself."""
-    if len(lowers) == 1:
-        yield lowers[0]
-        return
-    target = tempfile.mkdtemp(dir=workdir, prefix="ro-")
-    mount("overlay", target, "overlay", MS_RDONLY, "lowerdir=" + ":".join(lowers))
-    try:
-        yield target
-    finally:
-        umount(target)
-        os.rmdir(target)
-
-
-@contextmanager
-def writable_root(lowers: list[str], workdir: str) -> Iterator[tuple[str, str]]:
-    """(merged, upper): an overlay on the image whose upperdir collects one step's changes."""
-    base = tempfile.mkdtemp(dir=workdir, prefix="rw-")
-    upper, work, merged = (os.path.join(base, d) for d in ("upper", "work", "merged"))
-    for d in (upper, work, merged):
-        os.mkdir(d)
-    mount_overlay(lowers, upper, work, merged)
-    try:
-        yield merged, upper
-    finally:
-        umount(merged)
 
 
 def layer_from_upper(upper: str, layers: LayerStore, tmp_dir: str, parent_chain: str) -> str | None:

@@ -26,16 +26,15 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from engine.build.fs import readonly_root
 from engine.config import EngineConfig
-from engine.container import mountspec
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound, no_such_container
 from engine.events import EventBus
 from engine.filters import Filters
 from engine.image.layers import dir_size
 from engine.linux.fsutil import secure_join
-from engine.linux.mounts import is_mountpoint, mount, umount
+from engine.linux.mounts import is_mountpoint, mount, readonly_root, umount
 from engine.store.db import MetaStore
+from engine.volume import mountspec
 
 VOLUME_SCHEMA = """
 CREATE TABLE IF NOT EXISTS volumes (
