@@ -58,9 +58,11 @@ class Engine:
         self.images = ImageService(self.meta, self.blobs, self.layers, self.events, cfg.tmp_dir)
         self.distribution = DistributionService(cfg, self.meta, self.blobs, self.layers, self.images, self.events)
         self.runtime = Runtime(cfg)
-        self.containers = ContainerService(cfg, self.meta, self.images, self.layers, self.runtime, self.events)
-        self.network = NetworkService(cfg, self.meta, self.events)
-        self.containers.network, self.network.containers = self.network, self.containers
+        # networking and containers need each other: the network service is built first and reaches the
+        # container service through a callable it calls only when an operation runs
+        self.network = NetworkService(cfg, self.meta, self.events, lambda: self.containers)
+        self.containers = ContainerService(cfg, self.meta, self.images, self.layers, self.runtime, self.events,
+                                           self.network)
         self.volumes = VolumeService(cfg, self.meta, self.events)
         self.containers.volumes, self.volumes.users = self.volumes, self.containers.all_records
         self.system = SystemService(cfg, self.meta, self.images, self.containers, self.events)

@@ -85,7 +85,7 @@ class Attachment:
 
 class ContainerService:
     def __init__(self, cfg: EngineConfig, meta: MetaStore, images: ImageService, layers: LayerStore,
-                 runtime: Runtime, events: EventBus) -> None:
+                 runtime: Runtime, events: EventBus, network: NetworkService) -> None:
         self.cfg = cfg
         self.meta = meta
         self.store = ContainerStore(meta)
@@ -101,7 +101,7 @@ class ContainerService:
         self._pending: dict[str, list[Attachment]] = {}
         self._cancelled_restart: set[str] = set()
         images.usage = self.image_usage
-        self.network: NetworkService  # wired by the composition root (it needs this service too)
+        self.network = network
         self.volumes: VolumeService  # wired by the composition root (it reads our records)
 
     # ---- records ------------------------------------------------------

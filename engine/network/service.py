@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -37,6 +37,7 @@ from engine.events import EventBus
 from engine.network import firewall as netfw
 from engine.network import ipam, netns
 from engine.network.dns import DnsServer, host_nameservers
+from engine.network.peers import ContainerLookup, ContainersRef
 from engine.store.db import MetaStore
 from engine.timeutil import parse_api_time, parse_rfc3339_ns, rfc3339_ns
 
@@ -59,10 +60,6 @@ CREATE TABLE IF NOT EXISTS sandboxes (
     data TEXT NOT NULL              -- JSON: netns path, published port rules
 );
 """
-
-
-if TYPE_CHECKING:
-    from engine.container.service import ContainerService
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +97,13 @@ def _check_aux_addresses(network: str, subnet: IPv4Network, aux: dict[str, str])
 
 
 class NetworkService:
-    def __init__(self, cfg: EngineConfig, meta: MetaStore, events: EventBus) -> None:
+    def __init__(self, cfg: EngineConfig, meta: MetaStore, events: EventBus, containers: ContainersRef) -> None:
+        """`containers` returns the container service, which is built after this one (see peers.py)."""
         self.cfg = cfg
         self.meta = meta
         meta.ensure_schema(NETWORK_SCHEMA)
         self.events = events
-        self.containers: ContainerService | None = None  # set by the composition root
+        self._containers_ref = containers
         default = os.path.realpath(cfg.data_root) == DEFAULT_ROOT
         tag = hashlib.sha256(os.path.realpath(cfg.data_root).encode()).hexdigest()[:4]
         self.table = "pydock" if default else f"pydock_{tag}"
@@ -490,16 +488,20 @@ class NetworkService:
         with self._guard:
             return self._locks.setdefault(cid, threading.RLock())
 
+    @property
+    def containers(self) -> ContainerLookup:
+        return self._containers_ref()
+
     def _name(self, ep: dict[str, Any]) -> str:
         """The endpoint's container name now (a rename shows at once, as in Docker's DNS)."""
         try:
-            return self.containers.get(ep["container_id"])["Name"].lstrip("/") if self.containers else ep["data"]["Name"]
+            return self.containers.get(ep["container_id"])["Name"].lstrip("/")
         except EngineError:
             return ep["data"]["Name"]
 
     def _running(self, cid: str) -> bool:
         try:
-            return bool(self.containers and self.containers.get(cid)["State"]["Running"])
+            return bool(self.containers.get(cid)["State"]["Running"])
         except EngineError:
             return False
 
@@ -555,14 +557,12 @@ class NetworkService:
         for value, what in conflicts:
             if value:
                 raise InvalidParameter(f"conflicting options: {what}")
-        if self.containers is None:
-            raise EngineError("networking is not initialised")
         return "container:" + self.containers.resolve(ref)
 
     def _shared_with(self, c: dict[str, Any]) -> dict[str, Any] | None:
         """The running container whose network namespace a `container:<id>` container joins."""
         mode = c["HostConfig"]["NetworkMode"]
-        if not mode.startswith("container:") or self.containers is None:
+        if not mode.startswith("container:"):
             return None
         other = self.containers.get(mode[len("container:"):])
         if not other["State"]["Running"]:
@@ -871,8 +871,7 @@ class NetworkService:
                 if self.resolve(ep["network_id"])["Name"] not in PREDEFINED]  # "bridge" has no names
         upstream: list[str] = []
         try:
-            upstream = (self.containers.get(me["container_id"])["HostConfig"].get("Dns") or []) \
-                if self.containers else []
+            upstream = self.containers.get(me["container_id"])["HostConfig"].get("Dns") or []
         except EngineError:
             pass
         found = []
@@ -887,8 +886,6 @@ class NetworkService:
 
     # ---- connect / disconnect -------------------------------------------------
     def connect(self, net_ref: str, container_ref: str, config: dict[str, Any]) -> None:
-        if self.containers is None:
-            raise EngineError("networking is not initialised")
         net = self.resolve(net_ref)
         c = self.containers.get(container_ref)
         if not isinstance(config, dict):
@@ -922,8 +919,6 @@ class NetworkService:
         return next(f"eth{i}" for i in range(1000) if f"eth{i}" not in names)
 
     def disconnect(self, net_ref: str, container_ref: str, force: bool = False) -> None:
-        if self.containers is None:
-            raise EngineError("networking is not initialised")
         net = self.resolve(net_ref)
         try:
             c = self.containers.get(container_ref)
