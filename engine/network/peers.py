@@ -29,3 +29,9 @@ class ContainerLookup(Protocol):
 # network service in its constructor), so networking gets a callable that
 # returns it, called only when an operation runs, never during construction.
 ContainersRef = Callable[[], ContainerLookup]
+
+
+def own_namespace(c: dict[str, Any]) -> bool:
+    """Whether the container has a network namespace of its own that pydock wires (bridge networks)."""
+    mode = c["HostConfig"]["NetworkMode"]
+    return mode not in ("host", "none") and not mode.startswith("container:")

@@ -1,0 +1,184 @@
+"""The networks, endpoints and sandboxes tables: the only SQL on them.
+
+The tables are the truth the kernel objects are derived from (see
+engine.network.service), so every read and write of them goes through this
+one class; the checks that must be atomic with a write (a name taken, a
+network still in use, an address taken) run inside the same transaction.
+
+- networks: one row per network; `data` is Docker's inspect document plus
+  private keys (`_device` the bridge, `_auto` a pool pydock picked).
+- endpoints: a container's membership of a network; `ip` is set while the
+  container's network is up, `data` keeps aliases, the requested address,
+  endpoint ID, MAC and the container's name at the time.
+- sandboxes: a container whose network namespace exists; `data` keeps the
+  namespace path and its published port rules.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from engine.errors import Conflict, Forbidden, InvalidParameter, NotFound
+from engine.store.db import MetaStore
+
+NETWORK_SCHEMA = """
+CREATE TABLE IF NOT EXISTS networks (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    data TEXT NOT NULL              -- JSON: Docker's network inspect document (+ _device)
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    network_id TEXT NOT NULL,
+    container_id TEXT NOT NULL,
+    ip TEXT,                        -- allocated address while the container's network is up, else NULL
+    data TEXT NOT NULL,             -- JSON: aliases, requested address, endpoint id, MAC, container name
+    PRIMARY KEY (network_id, container_id),
+    UNIQUE (network_id, ip)
+);
+CREATE TABLE IF NOT EXISTS sandboxes (
+    container_id TEXT PRIMARY KEY,  -- a container whose network namespace exists
+    data TEXT NOT NULL              -- JSON: netns path, published port rules
+);
+"""
+
+# An endpoint row: network_id, container_id, ip (str or None) and data (its JSON).
+EndpointRow = dict[str, Any]
+
+
+class NetworkStore:
+    def __init__(self, meta: MetaStore) -> None:
+        self.meta = meta
+        meta.ensure_schema(NETWORK_SCHEMA)
+
+    # ---- networks --------------------------------------------------------
+    def networks(self) -> list[dict[str, Any]]:
+        """Every network, by name."""
+        return [json.loads(r["data"]) for r in self.meta.query("SELECT data FROM networks ORDER BY name")]
+
+    def resolve(self, ref: str) -> dict[str, Any]:
+        """Docker's lookup order: full ID, exact name, then unique ID prefix."""
+        if not isinstance(ref, str) or not ref or len(ref) > 300:
+            raise NotFound(f"network {str(ref)[:300]} not found")
+        row = self.meta.query_one("SELECT data FROM networks WHERE id=?", (ref,)) or \
+            self.meta.query_one("SELECT data FROM networks WHERE name=?", (ref,))
+        if row is None and all(c in "0123456789abcdef" for c in ref):
+            rows = self.meta.query("SELECT data FROM networks WHERE id LIKE ?", (ref + "%",))
+            if len(rows) > 1:
+                raise InvalidParameter(f"network {ref} is ambiguous ({len(rows)} matches found based on ID prefix)")
+            row = rows[0] if rows else None
+        if row is None:
+            raise NotFound(f"network {ref} not found")
+        return json.loads(row["data"])
+
+    def insert_network(self, net: dict[str, Any]) -> None:
+        with self.meta.transaction() as db:
+            if db.execute("SELECT 1 FROM networks WHERE name=?", (net["Name"],)).fetchone():
+                raise Conflict(f"network with name {net['Name']} already exists")
+            db.execute("INSERT INTO networks(id, name, data) VALUES (?,?,?)", (net["Id"], net["Name"], json.dumps(net)))
+
+    def update_network(self, net: dict[str, Any]) -> None:
+        with self.meta.transaction() as db:
+            db.execute("UPDATE networks SET data=? WHERE id=?", (json.dumps(net), net["Id"]))
+
+    def delete_network(self, net: dict[str, Any]) -> None:
+        """Delete an unused network; the check and the delete are one step against concurrent connects."""
+        with self.meta.transaction() as db:
+            users = db.execute("SELECT container_id, data FROM endpoints WHERE network_id=?", (net["Id"],)).fetchall()
+            if users:
+                eps = ", ".join(f'name:"{json.loads(u["data"])["Name"]}" id:"{u["container_id"][:12]}"'
+                                for u in users)
+                raise Forbidden(f"error while removing network: network {net['Name']} has active endpoints ({eps})")
+            db.execute("DELETE FROM networks WHERE id=?", (net["Id"],))
+
+    # ---- endpoints -------------------------------------------------------
+    def endpoints(self, network_id: str | None = None, container_id: str | None = None) -> list[EndpointRow]:
+        """Endpoints in creation order, of one network and/or one container."""
+        sql, args = "SELECT network_id, container_id, ip, data FROM endpoints WHERE 1=1", list[str]()
+        if network_id:
+            sql, args = sql + " AND network_id=?", [*args, network_id]
+        if container_id:
+            sql, args = sql + " AND container_id=?", [*args, container_id]
+        rows = self.meta.query(sql + " ORDER BY rowid", tuple(args))
+        return [{"network_id": r["network_id"], "container_id": r["container_id"], "ip": r["ip"],
+                 "data": json.loads(r["data"])} for r in rows]
+
+    def endpoint(self, network_id: str, container_id: str) -> EndpointRow | None:
+        return next(iter(self.endpoints(network_id, container_id)), None)
+
+    def in_use(self, network_id: str) -> bool:
+        return self.meta.query_one("SELECT 1 FROM endpoints WHERE network_id=?", (network_id,)) is not None
+
+    def address_owner(self, network_id: str, ip: str) -> str | None:
+        """The container holding `ip` on a network (the embedded DNS's querier), if any."""
+        row = self.meta.query_one("SELECT container_id FROM endpoints WHERE network_id=? AND ip=?", (network_id, ip))
+        return row["container_id"] if row else None
+
+    def add_endpoint(self, net: dict[str, Any], cid: str, data: dict[str, Any]) -> None:
+        with self.meta.transaction() as db:
+            if db.execute("SELECT 1 FROM endpoints WHERE network_id=? AND container_id=?",
+                          (net["Id"], cid)).fetchone():
+                raise Forbidden(f"endpoint with name {data['Name']} already exists in network {net['Name']}")
+            db.execute("INSERT INTO endpoints(network_id, container_id, ip, data) VALUES (?,?,NULL,?)",
+                       (net["Id"], cid, json.dumps(data)))
+
+    def assign_address(self, network_id: str, cid: str,
+                       pick: Callable[[set[str]], tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+        """Give an endpoint the address (and data) `pick` chooses from the network's taken ones, atomically."""
+        with self.meta.transaction() as db:
+            taken = {r["ip"] for r in db.execute("SELECT ip FROM endpoints WHERE network_id=? AND ip IS NOT NULL",
+                                                  (network_id,)).fetchall()}
+            ip, data = pick(taken)
+            db.execute("UPDATE endpoints SET ip=?, data=? WHERE network_id=? AND container_id=?",
+                       (ip, json.dumps(data), network_id, cid))
+        return ip, data
+
+    def delete_endpoint(self, network_id: str, cid: str) -> None:
+        with self.meta.transaction() as db:
+            db.execute("DELETE FROM endpoints WHERE network_id=? AND container_id=?", (network_id, cid))
+
+    def delete_endpoints_of_prefix(self, network_id: str, cid_prefix: str) -> None:
+        """A forced disconnect of a container that is gone: whatever endpoint its ID prefix names."""
+        with self.meta.transaction() as db:
+            db.execute("DELETE FROM endpoints WHERE network_id=? AND container_id LIKE ?",
+                       (network_id, cid_prefix + "%"))
+
+    def delete_container_endpoints(self, cid: str) -> None:
+        with self.meta.transaction() as db:
+            db.execute("DELETE FROM endpoints WHERE container_id=?", (cid,))
+
+    # ---- sandboxes -------------------------------------------------------
+    def sandbox(self, cid: str) -> dict[str, Any] | None:
+        """A container's sandbox data ({"path", "ports"}), or None when its namespace does not exist."""
+        row = self.meta.query_one("SELECT data FROM sandboxes WHERE container_id=?", (cid,))
+        return json.loads(row["data"]) if row else None
+
+    def sandbox_ids(self) -> set[str]:
+        return {r["container_id"] for r in self.meta.query("SELECT container_id FROM sandboxes")}
+
+    def any_sandbox(self) -> bool:
+        return self.meta.query_one("SELECT container_id FROM sandboxes") is not None
+
+    def add_sandbox(self, cid: str, path: str) -> None:
+        with self.meta.transaction() as db:
+            db.execute("INSERT INTO sandboxes(container_id, data) VALUES (?,?)",
+                       (cid, json.dumps({"path": path, "ports": []})))
+
+    def port_rules(self) -> list[dict[str, Any]]:
+        """Every sandbox's published port rules (engine.network.firewall.PortRule fields)."""
+        return [p for r in self.meta.query("SELECT data FROM sandboxes") for p in json.loads(r["data"])["ports"]]
+
+    def set_ports(self, cid: str, rules: list[dict[str, Any]]) -> None:
+        with self.meta.transaction() as db:
+            row = db.execute("SELECT data FROM sandboxes WHERE container_id=?", (cid,)).fetchone()
+            data = dict(json.loads(row["data"]), ports=rules)
+            db.execute("UPDATE sandboxes SET data=? WHERE container_id=?", (json.dumps(data), cid))
+
+    def release_sandbox(self, cid: str, endpoints: list[EndpointRow]) -> None:
+        """The namespace is gone: its endpoints lose their addresses and the sandbox row goes, in one step."""
+        with self.meta.transaction() as db:
+            for ep in endpoints:
+                data = dict(ep["data"], EndpointID="", MacAddress="")
+                db.execute("UPDATE endpoints SET ip=NULL, data=? WHERE network_id=? AND container_id=?",
+                           (json.dumps(data), ep["network_id"], cid))
+            db.execute("DELETE FROM sandboxes WHERE container_id=?", (cid,))
