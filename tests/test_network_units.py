@@ -97,10 +97,10 @@ def test_create_request_parsed_in_one_place() -> None:
 def test_network_json_hides_private_keys_and_lists_shown_endpoints() -> None:
     from engine.network.types import network_json, new_network
     net = new_network("n1", "bridge", ipaddress.IPv4Network("10.9.0.0/24"), "", "pd0", {}, {}, False)
-    net["_auto"] = True
-    eps = [{"network_id": net["Id"], "container_id": "c" * 64, "ip": "10.9.0.2",
+    net.auto = True
+    eps = [{"network_id": net.id, "container_id": "c" * 64, "ip": "10.9.0.2",
             "data": {"EndpointID": "e", "MacAddress": "m", "Name": "old"}},
-           {"network_id": net["Id"], "container_id": "d" * 64, "ip": None,
+           {"network_id": net.id, "container_id": "d" * 64, "ip": None,
             "data": {"EndpointID": "", "MacAddress": "", "Name": "down"}}]
     out = network_json(net, eps, lambda ep: bool(ep["ip"]), lambda ep: "web")
     assert not [k for k in out if k.startswith("_")]
@@ -118,3 +118,15 @@ def test_etc_files_render_without_kernel_objects() -> None:
     assert files["hosts"].endswith("172.29.0.1\tgw\n10.9.0.2\th1\n")
     assert files["resolv.conf"].startswith("nameserver 10.9.0.1\n")
     assert "options ndots:0" in files["resolv.conf"]
+
+
+def test_stored_network_document_round_trips() -> None:
+    """Data roots hold Docker's inspect document plus _device/_auto; loading and saving keeps it as it was."""
+    from engine.network.types import Network, new_network
+    net = new_network("n1", "bridge", ipaddress.IPv4Network("10.9.0.0/24"), "10.9.0.254", "pd0",
+                      {"o": "1"}, {"l": "2"}, True)
+    net.pool.ip_range = "10.9.0.128/25"
+    doc = net.to_stored()
+    assert doc["IPAM"]["Config"] == [{"Subnet": "10.9.0.0/24", "Gateway": "10.9.0.254", "IPRange": "10.9.0.128/25"}]
+    assert Network.from_stored(doc) == net
+    assert "Containers" not in doc and doc["_device"] == "pd0"

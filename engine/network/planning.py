@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Network
 from typing import Any
 
 from engine.errors import InvalidParameter, NotFound, NotImplementedYet
@@ -18,18 +17,18 @@ from engine.network import ipam
 from engine.network.etcfiles import parse_extra_host
 from engine.network.peers import ContainerLookup
 from engine.network.ports import exposed, port_bindings
-from engine.network.types import PREDEFINED
+from engine.network.types import Network
 
 
 @dataclass
 class Plan:
     """What a container create stores: the network joined at create (None: none, or not there yet)."""
 
-    network: dict[str, Any] | None = None
+    network: Network | None = None
     endpoint: dict[str, Any] | None = None
 
 
-def plan(body: dict[str, Any], host: dict[str, Any], resolve: Callable[[str], dict[str, Any]],
+def plan(body: dict[str, Any], host: dict[str, Any], resolve: Callable[[str], Network],
          containers: ContainerLookup) -> Plan:
     """Validate a create request's networking; normalizes `host["NetworkMode"]`."""
     mode = host.get("NetworkMode") or "default"
@@ -42,7 +41,7 @@ def plan(body: dict[str, Any], host: dict[str, Any], resolve: Callable[[str], di
         return Plan()
     host["NetworkMode"] = mode
     try:
-        net: dict[str, Any] | None = resolve(mode)
+        net: Network | None = resolve(mode)
     except NotFound:
         net = None  # as Docker: a missing network fails the start, not the create
     nc = body.get("NetworkingConfig") or {}
@@ -54,7 +53,7 @@ def plan(body: dict[str, Any], host: dict[str, Any], resolve: Callable[[str], di
         raise InvalidParameter("Container cannot be connected to network endpoints: " + ", ".join(eps))
     cfg = next(iter(eps.values()), None) or {}
     first = next(iter(eps), "")
-    if net and eps and resolve("bridge" if first == "default" else first)["Id"] != net["Id"]:
+    if net and eps and resolve("bridge" if first == "default" else first).id != net.id:
         raise InvalidParameter("Container cannot be connected to network endpoints other than its NetworkMode")
     endpoint = endpoint_config(net, cfg) if net else None
     port_bindings(host.get("PortBindings"))
@@ -84,20 +83,20 @@ def _plan_shared(body: dict[str, Any], host: dict[str, Any], ref: str, container
     return "container:" + containers.resolve(ref)
 
 
-def endpoint_config(net: dict[str, Any], cfg: dict[str, Any]) -> dict[str, Any]:
+def endpoint_config(net: Network, cfg: dict[str, Any]) -> dict[str, Any]:
     """An EndpointSettings request checked against its network; returns the endpoint data to store."""
     ipam_cfg = cfg.get("IPAMConfig") or {}
     if not isinstance(ipam_cfg, dict):
         raise InvalidParameter("invalid IPAMConfig")
     requested = ipam_cfg.get("IPv4Address") or ""
     if requested:
-        if net["Name"] in PREDEFINED:
+        if net.predefined:
             raise InvalidParameter("user specified IP address is supported on user defined networks only")
         addr = ipam.parse_address(str(requested))
-        if addr not in IPv4Network(net["IPAM"]["Config"][0]["Subnet"]):
+        if addr not in net.pool.subnet:
             raise InvalidParameter(f"no configured subnet or ip-range contain the IP address {requested}")
     aliases = cfg.get("Aliases") or []
-    if aliases and net["Name"] in PREDEFINED:
+    if aliases and net.predefined:
         raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
     return {"IPAMConfig": {"IPv4Address": str(requested)} if requested else None, "Aliases": aliases or None,
             "EndpointID": "", "MacAddress": "", "Name": ""}

@@ -45,7 +45,7 @@ from engine.network.peers import ContainerLookup, ContainersRef, own_namespace
 from engine.network.planning import Plan
 from engine.network.ports import PortPublisher, exposed
 from engine.network.store import EndpointRow, NetworkStore
-from engine.network.types import PREDEFINED, CreateRequest
+from engine.network.types import PREDEFINED, CreateRequest, Network, Pool
 from engine.store.db import MetaStore
 
 log = logging.getLogger(__name__)
@@ -86,22 +86,22 @@ class NetworkService:
         netfw.set_sysctl("net/ipv4/ip_forward", "1")
         self.dns = DnsServer(self._dns_lookup)
         for net in self.store.networks():
-            if net["Driver"] == "bridge":
+            if net.driver == "bridge":
                 self._ensure_bridge(self._repool_if_taken(net))
         self._apply_firewall()
 
-    def _repool_if_taken(self, net: dict[str, Any]) -> dict[str, Any]:
+    def _repool_if_taken(self, net: Network) -> Network:
         """An automatically chosen pool that another daemon took while our bridge was down is chosen anew."""
-        if not net.get("_auto") or self.driver.exists(net["_device"]):
+        if not net.auto or self.driver.exists(net.device):
             return net
-        mine = IPv4Network(net["IPAM"]["Config"][0]["Subnet"])
-        used = self._used_subnets(exclude=net["Id"])
+        mine = net.pool.subnet
+        used = self._used_subnets(exclude=net.id)
         if not any(mine.overlaps(u) for u in used):
             return net
         subnet = ipam.pick_subnet(used)
-        net["IPAM"]["Config"] = [{"Subnet": str(subnet), "Gateway": str(ipam.gateway_for(subnet))}]
+        net.pools = [Pool(subnet, str(ipam.gateway_for(subnet)))]
         self.store.update_network(net)
-        log.warning("network %s: pool %s is in use on this host now, moved to %s", net["Name"], mine, subnet)
+        log.warning("network %s: pool %s is in use on this host now, moved to %s", net.name, mine, subnet)
         return net
 
     def reconcile(self) -> None:
@@ -134,12 +134,12 @@ class NetworkService:
 
     def _delete_bridges(self) -> None:
         for net in self.store.networks():
-            if net.get("_device"):
-                self.driver.delete(net["_device"])
+            if net.device:
+                self.driver.delete(net.device)
 
     # ---- networks ----------------------------------------------------
     def _ensure_predefined(self) -> None:
-        have = {n["Name"] for n in self.store.networks()}
+        have = {n.name for n in self.store.networks()}
         for name in PREDEFINED:
             if name in have:
                 continue
@@ -155,7 +155,7 @@ class NetworkService:
                     "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
                     "com.docker.network.bridge.name": device,
                     "com.docker.network.driver.mtu": "1500"}, {}, False)
-                net["_auto"] = not gateway
+                net.auto = not gateway
             else:
                 net = wire.new_network(name, "host" if name == "host" else "null", None, "", "", {}, {}, False)
             self.store.insert_network(net)
@@ -175,23 +175,22 @@ class NetworkService:
         """A changed --bip moves the default bridge, unless a running container is on it."""
         subnet, gateway = self._bip()
         net = self.resolve("bridge")
-        want = [{"Subnet": str(subnet), "Gateway": gateway}]
-        if subnet is None or net["IPAM"]["Config"] == want:
+        if subnet is None or net.pools == [Pool(subnet, gateway)]:
             return
-        if any(ep["ip"] for ep in self.store.endpoints(network_id=net["Id"])):
+        if any(ep["ip"] for ep in self.store.endpoints(network_id=net.id)):
             log.warning("--bip %s not applied: containers are running on the default bridge", self.cfg.bip)
             return
-        self.driver.delete(net["_device"])  # its old route must not count as a clash
-        ipam.check_overlap(subnet, self._used_subnets(exclude=net["Id"]))
-        net["IPAM"]["Config"], net["_auto"] = want, False
+        self.driver.delete(net.device)  # its old route must not count as a clash
+        ipam.check_overlap(subnet, self._used_subnets(exclude=net.id))
+        net.pools, net.auto = [Pool(subnet, gateway)], False
         self.store.update_network(net)
 
     def _used_subnets(self, exclude: str = "") -> list[IPv4Network]:
         """Pools of our networks and the host's routes (other daemons' bridges included)."""
-        ours = [n for n in self.store.networks() if n["Id"] != exclude]
-        return [IPv4Network(c["Subnet"]) for n in ours for c in n["IPAM"]["Config"]] + self.driver.host_routes()
+        ours = [n for n in self.store.networks() if n.id != exclude]
+        return [p.subnet for n in ours for p in n.pools] + self.driver.host_routes()
 
-    def resolve(self, ref: str) -> dict[str, Any]:
+    def resolve(self, ref: str) -> Network:
         """A network's stored document by full ID, exact name or unique ID prefix (Docker's order)."""
         return self.store.resolve(ref)
 
@@ -207,14 +206,13 @@ class NetworkService:
                 ipam.check_overlap(subnet, used)
             net = wire.new_network(req.name, "bridge", subnet, pool.gateway, "", req.options, req.labels,
                                    req.internal)
-            net.update(Attachable=req.attachable, _auto=not pool.subnet)
+            net.attachable, net.auto = req.attachable, not pool.subnet
             req.check_pool(subnet)
-            if pool.ip_range:
-                net["IPAM"]["Config"][0]["IPRange"] = pool.ip_range
-            device = req.options.get(wire.BRIDGE_NAME_OPTION) or self.driver.bridge_name(net["Id"])
+            net.pool.ip_range = pool.ip_range
+            device = req.options.get(wire.BRIDGE_NAME_OPTION) or self.driver.bridge_name(net.id)
             if len(device) > 15 or not wire.NAME_RE.match(device):
                 raise InvalidParameter(f"invalid bridge name {device}")
-            net["_device"] = device
+            net.device = device
             self.store.insert_network(net)
         try:
             self._ensure_bridge(net)
@@ -222,31 +220,32 @@ class NetworkService:
         except BaseException:
             self._delete_network(net)
             raise
-        self.events.publish("network", "create", net["Id"], {"name": req.name, "type": "bridge"})
-        return {"Id": net["Id"], "Warning": ""}
+        self.events.publish("network", "create", net.id, {"name": req.name, "type": "bridge"})
+        return {"Id": net.id, "Warning": ""}
 
     def remove(self, ref: str) -> None:
         net = self.resolve(ref)
-        if net["Name"] in PREDEFINED:
-            raise Forbidden(f"{net['Name']} is a pre-defined network and cannot be removed")
+        if net.predefined:
+            raise Forbidden(f"{net.name} is a pre-defined network and cannot be removed")
         self._delete_network(net)
-        self.events.publish("network", "destroy", net["Id"], {"name": net["Name"], "type": "bridge"})
+        self.events.publish("network", "destroy", net.id, {"name": net.name, "type": "bridge"})
 
-    def _delete_network(self, net: dict[str, Any]) -> None:
+    def _delete_network(self, net: Network) -> None:
         self.store.delete_network(net)
         if self.dns is not None:
-            self.dns.forget(net["Id"])
-        self.driver.delete(net["_device"])
+            self.dns.forget(net.id)
+        self.driver.delete(net.device)
         self._apply_firewall()
 
     def prune(self, filters: Filters | None = None) -> dict[str, Any]:
         deleted = []
-        for net in self.summaries(filters):
-            if net["Name"] in PREDEFINED:
+        wanted = filters.to_dict() if filters else {}
+        for net in self.store.networks():
+            if not wire.matches(net, wanted, self.store.in_use) or net.predefined:
                 continue
             try:
-                self.remove(net["Id"])
-                deleted.append(net["Name"])
+                self.remove(net.id)
+                deleted.append(net.name)
             except EngineError:
                 continue
         self.events.publish("network", "prune", "", {})
@@ -262,19 +261,18 @@ class NetworkService:
         net = self.resolve(ref)
 
         def shown(ep: EndpointRow) -> bool:
-            return bool(ep["ip"]) or (net["Driver"] != "bridge" and self._running(ep["container_id"]))
-        return wire.network_json(net, self.store.endpoints(net["Id"]), shown, self._name)
+            return bool(ep["ip"]) or (net.driver != "bridge" and self._running(ep["container_id"]))
+        return wire.network_json(net, self.store.endpoints(net.id), shown, self._name)
 
     # ---- kernel objects ------------------------------------------------
-    def _ensure_bridge(self, net: dict[str, Any]) -> None:
-        cfg = net["IPAM"]["Config"][0]
-        self.driver.ensure_bridge(net["_device"], cfg["Gateway"], int(cfg["Subnet"].split("/")[1]))
-        if self.dns is not None and net["Name"] != "bridge":
-            self.dns.listen(net["Id"], cfg["Gateway"])
+    def _ensure_bridge(self, net: Network) -> None:
+        self.driver.ensure_bridge(net.device, net.pool.gateway, net.pool.subnet.prefixlen)
+        if self.dns is not None and net.name != "bridge":
+            self.dns.listen(net.id, net.pool.gateway)
 
     def _apply_firewall(self) -> None:
-        bridges = [netfw.Bridge(n["_device"], n["IPAM"]["Config"][0]["Subnet"], not n["Internal"])
-                   for n in self.store.networks() if n["Driver"] == "bridge"]
+        bridges = [netfw.Bridge(n.device, str(n.pool.subnet), not n.internal)
+                   for n in self.store.networks() if n.driver == "bridge"]
         ports = [netfw.PortRule(**p) for p in self.store.port_rules()]
         with self._fw:
             netfw.apply(self.driver.table, bridges, ports)
@@ -306,7 +304,7 @@ class NetworkService:
         if plan.network is not None and plan.endpoint is not None:
             self._add_endpoint(plan.network, cid, name, plan.endpoint)
 
-    def _add_endpoint(self, net: dict[str, Any], cid: str, name: str, endpoint: dict[str, Any]) -> None:
+    def _add_endpoint(self, net: Network, cid: str, name: str, endpoint: dict[str, Any]) -> None:
         self.store.add_endpoint(net, cid, dict(endpoint, Name=name.lstrip("/")))
 
     def forget(self, cid: str) -> None:
@@ -343,7 +341,7 @@ class NetworkService:
                 netns.run_in(path, lambda: [step() for step in steps])
                 first = next((e for e in self.store.endpoints(container_id=cid) if e["ip"]), None)
                 if first is not None:
-                    self.ports.publish(c, first["ip"], self.resolve(first["network_id"])["_device"])
+                    self.ports.publish(c, first["ip"], self.resolve(first["network_id"]).device)
             except BaseException:
                 self.teardown(cid)
                 raise
@@ -366,23 +364,23 @@ class NetworkService:
         batch them into one visit.
         """
         net = self.resolve(ep["network_id"])
-        if net["Driver"] != "bridge":
+        if net.driver != "bridge":
             return []
-        cfg = net["IPAM"]["Config"][0]
-        subnet = IPv4Network(cfg["Subnet"])
+        cfg = net.pool
+        subnet = cfg.subnet
         requested = (ep["data"].get("IPAMConfig") or {}).get("IPv4Address") or ""
 
         def pick(taken: set[str]) -> tuple[str, dict[str, Any]]:
-            pool = IPv4Network(cfg["IPRange"]) if cfg.get("IPRange") else subnet
-            ip = ipam.allocate(subnet, IPv4Address(cfg["Gateway"]), taken, requested, pool)
+            pool = IPv4Network(cfg.ip_range) if cfg.ip_range else subnet
+            ip = ipam.allocate(subnet, IPv4Address(cfg.gateway), taken, requested, pool)
             return ip, dict(ep["data"], EndpointID=secrets.token_hex(32), Name=c["Name"].lstrip("/"),
                             MacAddress=ipam.mac_for(ip))
-        ip, data = self.store.assign_address(net["Id"], c["Id"], pick)
-        if not self.driver.exists(net["_device"]):
+        ip, data = self.store.assign_address(net.id, c["Id"], pick)
+        if not self.driver.exists(net.device):
             self._ensure_bridge(net)
-        self.driver.plug(self.driver.veth(data["EndpointID"]), ifname, path, data["MacAddress"], net["_device"])
-        gateway = cfg["Gateway"] if default_route and not net["Internal"] else ""
-        self.events.publish("network", "connect", net["Id"], {"container": c["Id"], "name": net["Name"],
+        self.driver.plug(self.driver.veth(data["EndpointID"]), ifname, path, data["MacAddress"], net.device)
+        gateway = cfg.gateway if default_route and not net.internal else ""
+        self.events.publish("network", "connect", net.id, {"container": c["Id"], "name": net.name,
                                                                "type": "bridge"})
         return [lambda: configure(ifname, ip, subnet.prefixlen, gateway)]
 
@@ -426,7 +424,7 @@ class NetworkService:
                 net = self.resolve(ep["network_id"])
             except NotFound:
                 continue
-            networks[net["Name"]] = wire.endpoint_json(net, ep, c)
+            networks[net.name] = wire.endpoint_json(net, ep, c)
         return wire.settings_json(c, self.store.sandbox(c["Id"]), ports, networks)
 
     def ports_list(self, c: dict[str, Any]) -> list[dict[str, Any]]:
@@ -443,13 +441,13 @@ class NetworkService:
         return render_etc_files(c, address, self._bridge_gateway, self._embedded_dns(c["Id"]))
 
     def _bridge_gateway(self) -> str:
-        return str(self.resolve("bridge")["IPAM"]["Config"][0]["Gateway"])
+        return self.resolve("bridge").pool.gateway
 
     def _embedded_dns(self, cid: str) -> str:
         for ep in self.store.endpoints(container_id=cid):
             net = self.resolve(ep["network_id"])
-            if net["Name"] not in PREDEFINED and ep["ip"]:
-                return str(net["IPAM"]["Config"][0]["Gateway"])
+            if not net.predefined and ep["ip"]:
+                return net.pool.gateway
         return ""
 
     def _dns_lookup(self, src: str, network_id: str, name: str) -> tuple[list[str] | None, list[str]] | None:
@@ -462,7 +460,7 @@ class NetworkService:
         if me is None:
             return None
         nets = [ep["network_id"] for ep in self.store.endpoints(container_id=me)
-                if self.resolve(ep["network_id"])["Name"] not in PREDEFINED]  # "bridge" has no names
+                if not self.resolve(ep["network_id"]).predefined]  # "bridge" has no names
         upstream: list[str] = []
         try:
             upstream = self.containers.get(me)["HostConfig"].get("Dns") or []
@@ -485,9 +483,9 @@ class NetworkService:
         if not isinstance(config, dict):
             raise InvalidParameter("invalid EndpointConfig")
         mode = c["HostConfig"]["NetworkMode"]
-        if "host" in (mode, net["Driver"]):
+        if "host" in (mode, net.driver):
             raise Forbidden("container cannot be disconnected from host network or connected to host network")
-        if not own_namespace(c) or net["Driver"] != "bridge":
+        if not own_namespace(c) or net.driver != "bridge":
             raise Forbidden("container sharing network namespace with another container or host cannot be "
                             "connected to any other network")
         endpoint = planning.endpoint_config(net, config)
@@ -497,14 +495,14 @@ class NetworkService:
             if sandbox is None:
                 return
             path = sandbox["path"]
-            ep = self.store.endpoint(net["Id"], c["Id"])
+            ep = self.store.endpoint(net.id, c["Id"])
             assert ep is not None  # added above, under the container's lock
             try:
                 steps = self._plug(c, ep, path, self.driver.free_ifname(path), default_route=False)
                 netns.run_in(path, lambda: [step() for step in steps])
             except BaseException:
-                self._unplug(self.store.endpoint(net["Id"], c["Id"]) or ep)
-                self.store.delete_endpoint(net["Id"], c["Id"])
+                self._unplug(self.store.endpoint(net.id, c["Id"]) or ep)
+                self.store.delete_endpoint(net.id, c["Id"])
                 raise
 
     def disconnect(self, net_ref: str, container_ref: str, force: bool = False) -> None:
@@ -514,18 +512,18 @@ class NetworkService:
         except NotFound:
             if not force:
                 raise
-            self.store.delete_endpoints_of_prefix(net["Id"], container_ref)
+            self.store.delete_endpoints_of_prefix(net.id, container_ref)
             return
         with self._lock(c["Id"]):
-            ep = self.store.endpoint(net["Id"], c["Id"])
+            ep = self.store.endpoint(net.id, c["Id"])
             if ep is None:
-                raise Forbidden(f"container {c['Id']} is not connected to network {net['Name']}")
-            if net["Name"] == "host":
+                raise Forbidden(f"container {c['Id']} is not connected to network {net.name}")
+            if net.name == "host":
                 raise Forbidden("container cannot be disconnected from host network or connected to host network")
             self._unplug(ep)
-            self.store.delete_endpoint(net["Id"], c["Id"])
+            self.store.delete_endpoint(net.id, c["Id"])
         if ep["ip"]:
-            self.events.publish("network", "disconnect", net["Id"], {"container": c["Id"], "name": net["Name"],
+            self.events.publish("network", "disconnect", net.id, {"container": c["Id"], "name": net.name,
                                                                       "type": "bridge"})
 
     def _unplug(self, ep: EndpointRow) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.errors import Conflict, Forbidden, InvalidParameter, NotFound
+from engine.network.types import EndpointRow, Network
 from engine.store.db import MetaStore
 
 NETWORK_SCHEMA = """
@@ -42,8 +43,6 @@ CREATE TABLE IF NOT EXISTS sandboxes (
 );
 """
 
-# An endpoint row: network_id, container_id, ip (str or None) and data (its JSON).
-EndpointRow = dict[str, Any]
 
 
 class NetworkStore:
@@ -52,11 +51,11 @@ class NetworkStore:
         meta.ensure_schema(NETWORK_SCHEMA)
 
     # ---- networks --------------------------------------------------------
-    def networks(self) -> list[dict[str, Any]]:
+    def networks(self) -> list[Network]:
         """Every network, by name."""
-        return [json.loads(r["data"]) for r in self.meta.query("SELECT data FROM networks ORDER BY name")]
+        return [Network.from_stored(json.loads(r["data"])) for r in self.meta.query("SELECT data FROM networks ORDER BY name")]
 
-    def resolve(self, ref: str) -> dict[str, Any]:
+    def resolve(self, ref: str) -> Network:
         """Docker's lookup order: full ID, exact name, then unique ID prefix."""
         if not isinstance(ref, str) or not ref or len(ref) > 300:
             raise NotFound(f"network {str(ref)[:300]} not found")
@@ -69,27 +68,28 @@ class NetworkStore:
             row = rows[0] if rows else None
         if row is None:
             raise NotFound(f"network {ref} not found")
-        return json.loads(row["data"])
+        return Network.from_stored(json.loads(row["data"]))
 
-    def insert_network(self, net: dict[str, Any]) -> None:
+    def insert_network(self, net: Network) -> None:
         with self.meta.transaction() as db:
-            if db.execute("SELECT 1 FROM networks WHERE name=?", (net["Name"],)).fetchone():
-                raise Conflict(f"network with name {net['Name']} already exists")
-            db.execute("INSERT INTO networks(id, name, data) VALUES (?,?,?)", (net["Id"], net["Name"], json.dumps(net)))
+            if db.execute("SELECT 1 FROM networks WHERE name=?", (net.name,)).fetchone():
+                raise Conflict(f"network with name {net.name} already exists")
+            db.execute("INSERT INTO networks(id, name, data) VALUES (?,?,?)",
+                       (net.id, net.name, json.dumps(net.to_stored())))
 
-    def update_network(self, net: dict[str, Any]) -> None:
+    def update_network(self, net: Network) -> None:
         with self.meta.transaction() as db:
-            db.execute("UPDATE networks SET data=? WHERE id=?", (json.dumps(net), net["Id"]))
+            db.execute("UPDATE networks SET data=? WHERE id=?", (json.dumps(net.to_stored()), net.id))
 
-    def delete_network(self, net: dict[str, Any]) -> None:
+    def delete_network(self, net: Network) -> None:
         """Delete an unused network; the check and the delete are one step against concurrent connects."""
         with self.meta.transaction() as db:
-            users = db.execute("SELECT container_id, data FROM endpoints WHERE network_id=?", (net["Id"],)).fetchall()
+            users = db.execute("SELECT container_id, data FROM endpoints WHERE network_id=?", (net.id,)).fetchall()
             if users:
                 eps = ", ".join(f'name:"{json.loads(u["data"])["Name"]}" id:"{u["container_id"][:12]}"'
                                 for u in users)
-                raise Forbidden(f"error while removing network: network {net['Name']} has active endpoints ({eps})")
-            db.execute("DELETE FROM networks WHERE id=?", (net["Id"],))
+                raise Forbidden(f"error while removing network: network {net.name} has active endpoints ({eps})")
+            db.execute("DELETE FROM networks WHERE id=?", (net.id,))
 
     # ---- endpoints -------------------------------------------------------
     def endpoints(self, network_id: str | None = None, container_id: str | None = None) -> list[EndpointRow]:
@@ -114,13 +114,12 @@ class NetworkStore:
         row = self.meta.query_one("SELECT container_id FROM endpoints WHERE network_id=? AND ip=?", (network_id, ip))
         return row["container_id"] if row else None
 
-    def add_endpoint(self, net: dict[str, Any], cid: str, data: dict[str, Any]) -> None:
+    def add_endpoint(self, net: Network, cid: str, data: dict[str, Any]) -> None:
         with self.meta.transaction() as db:
-            if db.execute("SELECT 1 FROM endpoints WHERE network_id=? AND container_id=?",
-                          (net["Id"], cid)).fetchone():
-                raise Forbidden(f"endpoint with name {data['Name']} already exists in network {net['Name']}")
+            if db.execute("SELECT 1 FROM endpoints WHERE network_id=? AND container_id=?", (net.id, cid)).fetchone():
+                raise Forbidden(f"endpoint with name {data['Name']} already exists in network {net.name}")
             db.execute("INSERT INTO endpoints(network_id, container_id, ip, data) VALUES (?,?,NULL,?)",
-                       (net["Id"], cid, json.dumps(data)))
+                       (net.id, cid, json.dumps(data)))
 
     def assign_address(self, network_id: str, cid: str,
                        pick: Callable[[set[str]], tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:

@@ -23,10 +23,11 @@ from typing import Any, NewType
 
 from engine.errors import EngineError, Forbidden, InvalidParameter, NotFound, NotImplementedYet
 from engine.network import ipam
-from engine.network.store import EndpointRow
 from engine.timeutil import parse_api_time, parse_rfc3339_ns, rfc3339_ns
 
 NetworkID = NewType("NetworkID", str)
+# An endpoint row of the store: network_id, container_id, ip (str or None) and data (its JSON).
+EndpointRow = dict[str, Any]
 
 PREDEFINED = ("bridge", "host", "none")
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -107,56 +108,123 @@ def _check_mtu(options: dict[str, str]) -> None:
                                f'(strconv.Atoi: parsing "{value}": invalid syntax)')
 
 
+@dataclass
+class Pool:
+    """A network's IPv4 pool (one IPAM.Config entry)."""
+
+    subnet: IPv4Network
+    gateway: str
+    ip_range: str = ""  # where addresses are allocated from, when narrower than the subnet
+
+    def to_docker(self) -> dict[str, str]:
+        out = {"Subnet": str(self.subnet), "Gateway": self.gateway}
+        if self.ip_range:
+            out["IPRange"] = self.ip_range
+        return out
+
+    @classmethod
+    def from_docker(cls, doc: dict[str, str]) -> Pool:
+        return cls(IPv4Network(doc["Subnet"]), doc["Gateway"], doc.get("IPRange") or "")
+
+
+@dataclass
+class Network:
+    """A network as the engine uses it; stored as Docker's inspect document plus `_device` and `_auto`.
+
+    `pools` is empty for host and none, and holds exactly one pool for bridge
+    networks. `device` is the bridge's name; `auto` says pydock chose the pool,
+    so it may move it when another daemon took it while the bridge was down.
+    """
+
+    id: NetworkID
+    name: str
+    driver: str
+    created: str
+    options: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    internal: bool = False
+    attachable: bool = False
+    pools: list[Pool] = field(default_factory=list)
+    device: str = ""
+    auto: bool = False
+
+    @property
+    def pool(self) -> Pool:
+        """The pool of a bridge network."""
+        return self.pools[0]
+
+    @property
+    def predefined(self) -> bool:
+        return self.name in PREDEFINED
+
+    def to_docker(self, containers: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+        """Docker's inspect document (list entries have empty Containers)."""
+        return {"Name": self.name, "Id": self.id, "Created": self.created, "Scope": "local",
+                "Driver": self.driver, "EnableIPv4": True, "EnableIPv6": False,
+                "IPAM": {"Driver": "default", "Options": None if self.predefined else {},
+                         "Config": [p.to_docker() for p in self.pools]},
+                "Internal": self.internal, "Attachable": self.attachable, "Ingress": False,
+                "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Options": self.options, "Labels": self.labels,
+                "Containers": containers or {}}
+
+    def to_stored(self) -> dict[str, Any]:
+        doc = self.to_docker()
+        del doc["Containers"]
+        return {**doc, "_device": self.device, "_auto": self.auto}
+
+    @classmethod
+    def from_stored(cls, doc: dict[str, Any]) -> Network:
+        return cls(NetworkID(doc["Id"]), doc["Name"], doc["Driver"], doc["Created"], doc.get("Options") or {},
+                   doc.get("Labels") or {}, bool(doc.get("Internal")), bool(doc.get("Attachable")),
+                   [Pool.from_docker(c) for c in doc["IPAM"]["Config"]], doc.get("_device") or "",
+                   bool(doc.get("_auto")))
+
+
 def new_network(name: str, driver: str, subnet: IPv4Network | None, gateway: str, device: str,
-                options: dict[str, str], labels: dict[str, str], internal: bool) -> dict[str, Any]:
-    """A network's stored document (Docker's inspect shape without Containers, plus `_device`)."""
-    config = [] if subnet is None else [{"Subnet": str(subnet), "Gateway": str(ipam.gateway_for(subnet, gateway))}]
-    return {"Name": name, "Id": secrets.token_hex(32), "Created": rfc3339_ns(), "Scope": "local",
-            "Driver": driver, "EnableIPv4": True, "EnableIPv6": False,
-            "IPAM": {"Driver": "default", "Options": None if name in PREDEFINED else {}, "Config": config},
-            "Internal": internal, "Attachable": False, "Ingress": False, "ConfigFrom": {"Network": ""},
-            "ConfigOnly": False, "Options": options, "Labels": labels, "_device": device}
+                options: dict[str, str], labels: dict[str, str], internal: bool) -> Network:
+    """A new network with a fresh ID; its gateway is `gateway` or the subnet's first address."""
+    pools = [] if subnet is None else [Pool(subnet, str(ipam.gateway_for(subnet, gateway)))]
+    return Network(NetworkID(secrets.token_hex(32)), name, driver, rfc3339_ns(), options, labels, internal,
+                   pools=pools, device=device)
 
 
-def network_json(net: dict[str, Any], endpoints: list[EndpointRow], shown: Callable[[EndpointRow], bool],
+def network_json(net: Network, endpoints: list[EndpointRow], shown: Callable[[EndpointRow], bool],
                  name_of: Callable[[EndpointRow], str]) -> dict[str, Any]:
     """GET /networks/{id} (and, with no endpoints, an entry of GET /networks).
 
     `shown` says which endpoints appear under Containers; `name_of` gives an
     endpoint's container name now.
     """
-    out = {k: v for k, v in net.items() if not k.startswith("_")}
-    prefix = net["IPAM"]["Config"][0]["Subnet"].split("/")[1] if net["IPAM"]["Config"] else ""
-    out["Containers"] = {
+    prefix = str(net.pool.subnet.prefixlen) if net.pools else ""
+    return net.to_docker({
         ep["container_id"]: {"Name": name_of(ep), "EndpointID": ep["data"]["EndpointID"],
                              "MacAddress": ep["data"]["MacAddress"],
                              "IPv4Address": f"{ep['ip']}/{prefix}" if ep["ip"] else "", "IPv6Address": ""}
-        for ep in endpoints if shown(ep)}
-    return out
+        for ep in endpoints if shown(ep)})
 
 
-def matches(net: dict[str, Any], filters: dict[str, list[str]], in_use: Callable[[str], bool]) -> bool:
+def matches(net: Network, filters: dict[str, list[str]], in_use: Callable[[str], bool]) -> bool:
     """Whether a network passes GET /networks' filters (name, id, driver, scope, type, label, dangling, until)."""
     for key, values in filters.items():
         if not values:
             continue
         if key == "name":
-            ok = any(v in net["Name"] for v in values)
+            ok = any(v in net.name for v in values)
         elif key == "id":
-            ok = any(net["Id"].startswith(v) for v in values)
+            ok = any(net.id.startswith(v) for v in values)
         elif key == "driver":
-            ok = net["Driver"] in values
+            ok = net.driver in values
         elif key == "scope":
             ok = "local" in values
         elif key == "type":
-            ok = ("builtin" if net["Name"] in PREDEFINED else "custom") in values
+            ok = ("builtin" if net.predefined else "custom") in values
         elif key == "label":
-            ok = all(_label_matches(net["Labels"], val) for val in values)
+            ok = all(_label_matches(net.labels, val) for val in values)
         elif key == "dangling":
-            dangling = not in_use(net["Id"]) and net["Name"] not in PREDEFINED
+            dangling = not in_use(net.id) and not net.predefined
             ok = any((v in ("true", "1")) == dangling for v in values)
         elif key == "until":
-            ok = all(parse_rfc3339_ns(net["Created"]) < _until_ns(v) for v in values)
+            ok = all(parse_rfc3339_ns(net.created) < _until_ns(v) for v in values)
         else:
             raise InvalidParameter(f"invalid filter '{key}'")
         if not ok:
@@ -179,18 +247,18 @@ def settings_json(c: dict[str, Any], sandbox: dict[str, Any] | None, ports: dict
     return out
 
 
-def endpoint_json(net: dict[str, Any], ep: EndpointRow, c: dict[str, Any]) -> dict[str, Any]:
+def endpoint_json(net: Network, ep: EndpointRow, c: dict[str, Any]) -> dict[str, Any]:
     """One entry of NetworkSettings.Networks (Docker's EndpointSettings)."""
     d = ep["data"]
     up = bool(ep["ip"])
-    cfg = net["IPAM"]["Config"][0] if net["IPAM"]["Config"] else {}
-    user = net["Name"] not in PREDEFINED
+    pool = net.pool if net.pools else None
+    user = not net.predefined
     dns_names = [c["Name"].lstrip("/"), c["Id"][:12], *(d.get("Aliases") or [])] if user and up else None
     return {"IPAMConfig": d.get("IPAMConfig"), "Links": None, "Aliases": d.get("Aliases"),
             "MacAddress": d["MacAddress"] if up else "", "DriverOpts": None, "GwPriority": 0,
-            "NetworkID": net["Id"], "EndpointID": d["EndpointID"] if up else "",
-            "Gateway": cfg.get("Gateway", "") if up else "", "IPAddress": ep["ip"] or "",
-            "IPPrefixLen": int(cfg["Subnet"].split("/")[1]) if up and cfg else 0,
+            "NetworkID": net.id, "EndpointID": d["EndpointID"] if up else "",
+            "Gateway": pool.gateway if up and pool else "", "IPAddress": ep["ip"] or "",
+            "IPPrefixLen": pool.subnet.prefixlen if up and pool else 0,
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": dns_names}
 
 
