@@ -95,14 +95,12 @@ def test_create_request_parsed_in_one_place() -> None:
 
 
 def test_network_json_hides_private_keys_and_lists_shown_endpoints() -> None:
-    from engine.network.types import network_json, new_network
+    from engine.network.types import Endpoint, network_json, new_network
     net = new_network("n1", "bridge", ipaddress.IPv4Network("10.9.0.0/24"), "", "pd0", {}, {}, False)
     net.auto = True
-    eps = [{"network_id": net.id, "container_id": "c" * 64, "ip": "10.9.0.2",
-            "data": {"EndpointID": "e", "MacAddress": "m", "Name": "old"}},
-           {"network_id": net.id, "container_id": "d" * 64, "ip": None,
-            "data": {"EndpointID": "", "MacAddress": "", "Name": "down"}}]
-    out = network_json(net, eps, lambda ep: bool(ep["ip"]), lambda ep: "web")
+    eps = [Endpoint(net.id, "c" * 64, "10.9.0.2", "old", endpoint_id="e", mac="m"),
+           Endpoint(net.id, "d" * 64, None, "down")]
+    out = network_json(net, eps, lambda ep: bool(ep.ip), lambda ep: "web")
     assert not [k for k in out if k.startswith("_")]
     assert out["IPAM"]["Config"] == [{"Subnet": "10.9.0.0/24", "Gateway": "10.9.0.1"}]
     assert out["Containers"] == {"c" * 64: {"Name": "web", "EndpointID": "e", "MacAddress": "m",
@@ -130,3 +128,15 @@ def test_stored_network_document_round_trips() -> None:
     assert doc["IPAM"]["Config"] == [{"Subnet": "10.9.0.0/24", "Gateway": "10.9.0.254", "IPRange": "10.9.0.128/25"}]
     assert Network.from_stored(doc) == net
     assert "Containers" not in doc and doc["_device"] == "pd0"
+
+
+def test_endpoint_row_data_round_trips() -> None:
+    """An endpoint's stored `data` keeps Docker's EndpointSettings names, as existing data roots hold them."""
+    from engine.network.types import Endpoint, NetworkID
+    data = {"IPAMConfig": {"IPv4Address": "10.9.0.7"}, "Aliases": ["db"], "EndpointID": "e1",
+            "MacAddress": "02:42:0a:09:00:07", "Name": "web"}
+    ep = Endpoint.from_row("n" * 64, "c" * 64, "10.9.0.7", data)
+    assert (ep.network_id, ep.requested_ip, ep.aliases, ep.name) == (NetworkID("n" * 64), "10.9.0.7", ["db"], "web")
+    assert ep.data_json() == data
+    bare = {"IPAMConfig": None, "Aliases": None, "EndpointID": "", "MacAddress": "", "Name": "x"}
+    assert Endpoint.from_row("n", "c", None, bare).data_json() == bare

@@ -17,7 +17,7 @@ from engine.network import ipam
 from engine.network.etcfiles import parse_extra_host
 from engine.network.peers import ContainerLookup
 from engine.network.ports import exposed, port_bindings
-from engine.network.types import Network
+from engine.network.types import Endpoint, Network
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Plan:
     """What a container create stores: the network joined at create (None: none, or not there yet)."""
 
     network: Network | None = None
-    endpoint: dict[str, Any] | None = None
+    endpoint: Endpoint | None = None
 
 
 def plan(body: dict[str, Any], host: dict[str, Any], resolve: Callable[[str], Network],
@@ -83,7 +83,7 @@ def _plan_shared(body: dict[str, Any], host: dict[str, Any], ref: str, container
     return "container:" + containers.resolve(ref)
 
 
-def endpoint_config(net: Network, cfg: dict[str, Any]) -> dict[str, Any]:
+def endpoint_config(net: Network, cfg: dict[str, Any]) -> Endpoint:
     """An EndpointSettings request checked against its network; returns the endpoint data to store."""
     ipam_cfg = cfg.get("IPAMConfig") or {}
     if not isinstance(ipam_cfg, dict):
@@ -98,5 +98,4 @@ def endpoint_config(net: Network, cfg: dict[str, Any]) -> dict[str, Any]:
     aliases = cfg.get("Aliases") or []
     if aliases and net.predefined:
         raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
-    return {"IPAMConfig": {"IPv4Address": str(requested)} if requested else None, "Aliases": aliases or None,
-            "EndpointID": "", "MacAddress": "", "Name": ""}
+    return Endpoint(net.id, "", aliases=aliases or None, requested_ip=str(requested))

@@ -20,6 +20,7 @@ before the process does and survive a daemon restart unchanged.
 """
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import os
@@ -44,8 +45,8 @@ from engine.network.etcfiles import render as render_etc_files
 from engine.network.peers import ContainerLookup, ContainersRef, own_namespace
 from engine.network.planning import Plan
 from engine.network.ports import PortPublisher, exposed
-from engine.network.store import EndpointRow, NetworkStore
-from engine.network.types import PREDEFINED, CreateRequest, Network, Pool
+from engine.network.store import NetworkStore
+from engine.network.types import PREDEFINED, CreateRequest, Endpoint, Network, Pool
 from engine.store.db import MetaStore
 
 log = logging.getLogger(__name__)
@@ -112,8 +113,8 @@ class NetworkService:
         for cid in self.store.sandbox_ids():
             if not self._running(cid):
                 self.teardown(cid)
-        self.driver.delete_stray_veths({self.driver.veth(ep["data"]["EndpointID"])
-                                        for ep in self.store.endpoints() if ep["ip"]})
+        self.driver.delete_stray_veths({self.driver.veth(ep.endpoint_id)
+                                        for ep in self.store.endpoints() if ep.ip})
         kept = self.store.sandbox_ids()
         for name in os.listdir(self.netns_dir):
             if name not in kept:
@@ -177,7 +178,7 @@ class NetworkService:
         net = self.resolve("bridge")
         if subnet is None or net.pools == [Pool(subnet, gateway)]:
             return
-        if any(ep["ip"] for ep in self.store.endpoints(network_id=net.id)):
+        if any(ep.ip for ep in self.store.endpoints(network_id=net.id)):
             log.warning("--bip %s not applied: containers are running on the default bridge", self.cfg.bip)
             return
         self.driver.delete(net.device)  # its old route must not count as a clash
@@ -260,8 +261,8 @@ class NetworkService:
     def inspect(self, ref: str) -> dict[str, Any]:
         net = self.resolve(ref)
 
-        def shown(ep: EndpointRow) -> bool:
-            return bool(ep["ip"]) or (net.driver != "bridge" and self._running(ep["container_id"]))
+        def shown(ep: Endpoint) -> bool:
+            return bool(ep.ip) or (net.driver != "bridge" and self._running(ep.container_id))
         return wire.network_json(net, self.store.endpoints(net.id), shown, self._name)
 
     # ---- kernel objects ------------------------------------------------
@@ -281,12 +282,12 @@ class NetworkService:
         with self._guard:
             return self._locks.setdefault(cid, threading.RLock())
 
-    def _name(self, ep: EndpointRow) -> str:
+    def _name(self, ep: Endpoint) -> str:
         """The endpoint's container name now (a rename shows at once, as in Docker's DNS)."""
         try:
-            return str(self.containers.get(ep["container_id"])["Name"]).lstrip("/")
+            return str(self.containers.get(ep.container_id)["Name"]).lstrip("/")
         except EngineError:
-            return str(ep["data"]["Name"])
+            return ep.name
 
     def _running(self, cid: str) -> bool:
         try:
@@ -304,8 +305,8 @@ class NetworkService:
         if plan.network is not None and plan.endpoint is not None:
             self._add_endpoint(plan.network, cid, name, plan.endpoint)
 
-    def _add_endpoint(self, net: Network, cid: str, name: str, endpoint: dict[str, Any]) -> None:
-        self.store.add_endpoint(net, cid, dict(endpoint, Name=name.lstrip("/")))
+    def _add_endpoint(self, net: Network, cid: str, name: str, endpoint: Endpoint) -> None:
+        self.store.add_endpoint(net, dataclasses.replace(endpoint, container_id=cid, name=name.lstrip("/")))
 
     def forget(self, cid: str) -> None:
         """A removed container's endpoints (its sandbox is already gone)."""
@@ -339,9 +340,9 @@ class NetworkService:
                     steps += self._plug(c, ep, path, f"eth{i}", default_route=i == 0)
                 # one visit inside the namespace for all of its configuration
                 netns.run_in(path, lambda: [step() for step in steps])
-                first = next((e for e in self.store.endpoints(container_id=cid) if e["ip"]), None)
+                first = next(((e.ip, e.network_id) for e in self.store.endpoints(container_id=cid) if e.ip), None)
                 if first is not None:
-                    self.ports.publish(c, first["ip"], self.resolve(first["network_id"]).device)
+                    self.ports.publish(c, first[0], self.resolve(first[1]).device)
             except BaseException:
                 self.teardown(cid)
                 raise
@@ -356,29 +357,29 @@ class NetworkService:
             raise NotFound(f"failed to set up container networking: network {mode} not found") from None
         self._add_endpoint(net, c["Id"], c["Name"], planning.endpoint_config(net, {}))
 
-    def _plug(self, c: dict[str, Any], ep: EndpointRow, path: str, ifname: str,
+    def _plug(self, c: dict[str, Any], ep: Endpoint, path: str, ifname: str,
               default_route: bool) -> list[Callable[[], None]]:
         """Allocate an address and wire a veth from the network's bridge into the sandbox.
 
         Returns the steps still to run inside the namespace, so a caller can
         batch them into one visit.
         """
-        net = self.resolve(ep["network_id"])
+        net = self.resolve(ep.network_id)
         if net.driver != "bridge":
             return []
         cfg = net.pool
         subnet = cfg.subnet
-        requested = (ep["data"].get("IPAMConfig") or {}).get("IPv4Address") or ""
 
-        def pick(taken: set[str]) -> tuple[str, dict[str, Any]]:
+        def pick(taken: set[str]) -> Endpoint:
             pool = IPv4Network(cfg.ip_range) if cfg.ip_range else subnet
-            ip = ipam.allocate(subnet, IPv4Address(cfg.gateway), taken, requested, pool)
-            return ip, dict(ep["data"], EndpointID=secrets.token_hex(32), Name=c["Name"].lstrip("/"),
-                            MacAddress=ipam.mac_for(ip))
-        ip, data = self.store.assign_address(net.id, c["Id"], pick)
+            ip = ipam.allocate(subnet, IPv4Address(cfg.gateway), taken, ep.requested_ip, pool)
+            return dataclasses.replace(ep, ip=ip, endpoint_id=secrets.token_hex(32), name=c["Name"].lstrip("/"),
+                                       mac=ipam.mac_for(ip))
+        up = self.store.assign_address(net.id, pick)
+        ip = str(up.ip)
         if not self.driver.exists(net.device):
             self._ensure_bridge(net)
-        self.driver.plug(self.driver.veth(data["EndpointID"]), ifname, path, data["MacAddress"], net.device)
+        self.driver.plug(self.driver.veth(up.endpoint_id), ifname, path, up.mac, net.device)
         gateway = cfg.gateway if default_route and not net.internal else ""
         self.events.publish("network", "connect", net.id, {"container": c["Id"], "name": net.name,
                                                                "type": "bridge"})
@@ -390,7 +391,7 @@ class NetworkService:
             sandbox = self.store.sandbox(cid)
             if sandbox is None:
                 return
-            eps = [ep for ep in self.store.endpoints(container_id=cid) if ep["ip"]]
+            eps = [ep for ep in self.store.endpoints(container_id=cid) if ep.ip]
             # No veth is deleted one by one: the container's processes are gone, so
             # unmounting its namespace destroys it, and the kernel removes every
             # veth pair with an end inside (deleting each first cost ~30 ms a run).
@@ -399,7 +400,7 @@ class NetworkService:
             if sandbox["ports"]:
                 self._apply_firewall()
             for ep in eps:
-                self.events.publish("network", "disconnect", ep["network_id"], {"container": cid, "type": "bridge"})
+                self.events.publish("network", "disconnect", ep.network_id, {"container": cid, "type": "bridge"})
 
     def _shared_with(self, c: dict[str, Any]) -> dict[str, Any] | None:
         """The running container whose network namespace a `container:<id>` container joins."""
@@ -421,7 +422,7 @@ class NetworkService:
         networks = {}
         for ep in self.store.endpoints(container_id=c["Id"]):
             try:
-                net = self.resolve(ep["network_id"])
+                net = self.resolve(ep.network_id)
             except NotFound:
                 continue
             networks[net.name] = wire.endpoint_json(net, ep, c)
@@ -436,8 +437,8 @@ class NetworkService:
         other = self._shared_with(c)
         if other is not None:
             return self.etc_files(other)  # as Docker: the namespace's owner's files
-        up = [ep for ep in self.store.endpoints(container_id=c["Id"]) if ep["ip"]]
-        address = up[0]["ip"] if up and c["HostConfig"]["NetworkMode"] != "host" else ""
+        up = [ep.ip for ep in self.store.endpoints(container_id=c["Id"]) if ep.ip]
+        address = up[0] if up and c["HostConfig"]["NetworkMode"] != "host" else ""
         return render_etc_files(c, address, self._bridge_gateway, self._embedded_dns(c["Id"]))
 
     def _bridge_gateway(self) -> str:
@@ -445,8 +446,8 @@ class NetworkService:
 
     def _embedded_dns(self, cid: str) -> str:
         for ep in self.store.endpoints(container_id=cid):
-            net = self.resolve(ep["network_id"])
-            if not net.predefined and ep["ip"]:
+            net = self.resolve(ep.network_id)
+            if not net.predefined and ep.ip:
                 return net.pool.gateway
         return ""
 
@@ -459,8 +460,8 @@ class NetworkService:
         me = self.store.address_owner(network_id, src)
         if me is None:
             return None
-        nets = [ep["network_id"] for ep in self.store.endpoints(container_id=me)
-                if not self.resolve(ep["network_id"]).predefined]  # "bridge" has no names
+        nets = [ep.network_id for ep in self.store.endpoints(container_id=me)
+                if not self.resolve(ep.network_id).predefined]  # "bridge" has no names
         upstream: list[str] = []
         try:
             upstream = self.containers.get(me)["HostConfig"].get("Dns") or []
@@ -469,11 +470,11 @@ class NetworkService:
         found = []
         for nid in nets:
             for ep in self.store.endpoints(network_id=nid):
-                if not ep["ip"]:
+                if not ep.ip:
                     continue
-                aliases = ep["data"].get("Aliases") or []
-                if name in {self._name(ep).lower(), ep["container_id"][:12], *(a.lower() for a in aliases)}:
-                    found.append(ep["ip"])
+                aliases = ep.aliases or []
+                if name in {self._name(ep).lower(), ep.container_id[:12], *(a.lower() for a in aliases)}:
+                    found.append(ep.ip)
         return (found or None), upstream
 
     # ---- connect / disconnect -------------------------------------------------
@@ -522,10 +523,10 @@ class NetworkService:
                 raise Forbidden("container cannot be disconnected from host network or connected to host network")
             self._unplug(ep)
             self.store.delete_endpoint(net.id, c["Id"])
-        if ep["ip"]:
+        if ep.ip:
             self.events.publish("network", "disconnect", net.id, {"container": c["Id"], "name": net.name,
                                                                       "type": "bridge"})
 
-    def _unplug(self, ep: EndpointRow) -> None:
-        if ep["data"].get("EndpointID"):
-            self.driver.delete(self.driver.veth(ep["data"]["EndpointID"]))
+    def _unplug(self, ep: Endpoint) -> None:
+        if ep.endpoint_id:
+            self.driver.delete(self.driver.veth(ep.endpoint_id))

@@ -15,12 +15,13 @@ network still in use, an address taken) run inside the same transaction.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
 
 from engine.errors import Conflict, Forbidden, InvalidParameter, NotFound
-from engine.network.types import EndpointRow, Network
+from engine.network.types import Endpoint, Network
 from engine.store.db import MetaStore
 
 NETWORK_SCHEMA = """
@@ -92,7 +93,7 @@ class NetworkStore:
             db.execute("DELETE FROM networks WHERE id=?", (net.id,))
 
     # ---- endpoints -------------------------------------------------------
-    def endpoints(self, network_id: str | None = None, container_id: str | None = None) -> list[EndpointRow]:
+    def endpoints(self, network_id: str | None = None, container_id: str | None = None) -> list[Endpoint]:
         """Endpoints in creation order, of one network and/or one container."""
         sql, args = "SELECT network_id, container_id, ip, data FROM endpoints WHERE 1=1", list[str]()
         if network_id:
@@ -100,10 +101,9 @@ class NetworkStore:
         if container_id:
             sql, args = sql + " AND container_id=?", [*args, container_id]
         rows = self.meta.query(sql + " ORDER BY rowid", tuple(args))
-        return [{"network_id": r["network_id"], "container_id": r["container_id"], "ip": r["ip"],
-                 "data": json.loads(r["data"])} for r in rows]
+        return [Endpoint.from_row(r["network_id"], r["container_id"], r["ip"], json.loads(r["data"])) for r in rows]
 
-    def endpoint(self, network_id: str, container_id: str) -> EndpointRow | None:
+    def endpoint(self, network_id: str, container_id: str) -> Endpoint | None:
         return next(iter(self.endpoints(network_id, container_id)), None)
 
     def in_use(self, network_id: str) -> bool:
@@ -114,23 +114,23 @@ class NetworkStore:
         row = self.meta.query_one("SELECT container_id FROM endpoints WHERE network_id=? AND ip=?", (network_id, ip))
         return row["container_id"] if row else None
 
-    def add_endpoint(self, net: Network, cid: str, data: dict[str, Any]) -> None:
+    def add_endpoint(self, net: Network, ep: Endpoint) -> None:
         with self.meta.transaction() as db:
-            if db.execute("SELECT 1 FROM endpoints WHERE network_id=? AND container_id=?", (net.id, cid)).fetchone():
-                raise Forbidden(f"endpoint with name {data['Name']} already exists in network {net.name}")
+            if db.execute("SELECT 1 FROM endpoints WHERE network_id=? AND container_id=?",
+                          (net.id, ep.container_id)).fetchone():
+                raise Forbidden(f"endpoint with name {ep.name} already exists in network {net.name}")
             db.execute("INSERT INTO endpoints(network_id, container_id, ip, data) VALUES (?,?,NULL,?)",
-                       (net.id, cid, json.dumps(data)))
+                       (net.id, ep.container_id, json.dumps(ep.data_json())))
 
-    def assign_address(self, network_id: str, cid: str,
-                       pick: Callable[[set[str]], tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
-        """Give an endpoint the address (and data) `pick` chooses from the network's taken ones, atomically."""
+    def assign_address(self, network_id: str, pick: Callable[[set[str]], Endpoint]) -> Endpoint:
+        """Save the endpoint (with its address) `pick` makes from the network's taken addresses, atomically."""
         with self.meta.transaction() as db:
             taken = {r["ip"] for r in db.execute("SELECT ip FROM endpoints WHERE network_id=? AND ip IS NOT NULL",
                                                   (network_id,)).fetchall()}
-            ip, data = pick(taken)
+            ep = pick(taken)
             db.execute("UPDATE endpoints SET ip=?, data=? WHERE network_id=? AND container_id=?",
-                       (ip, json.dumps(data), network_id, cid))
-        return ip, data
+                       (ep.ip, json.dumps(ep.data_json()), network_id, ep.container_id))
+        return ep
 
     def delete_endpoint(self, network_id: str, cid: str) -> None:
         with self.meta.transaction() as db:
@@ -173,11 +173,11 @@ class NetworkStore:
             data = dict(json.loads(row["data"]), ports=rules)
             db.execute("UPDATE sandboxes SET data=? WHERE container_id=?", (json.dumps(data), cid))
 
-    def release_sandbox(self, cid: str, endpoints: list[EndpointRow]) -> None:
+    def release_sandbox(self, cid: str, endpoints: list[Endpoint]) -> None:
         """The namespace is gone: its endpoints lose their addresses and the sandbox row goes, in one step."""
         with self.meta.transaction() as db:
             for ep in endpoints:
-                data = dict(ep["data"], EndpointID="", MacAddress="")
+                data = dataclasses.replace(ep, endpoint_id="", mac="").data_json()
                 db.execute("UPDATE endpoints SET ip=NULL, data=? WHERE network_id=? AND container_id=?",
-                           (json.dumps(data), ep["network_id"], cid))
+                           (json.dumps(data), ep.network_id, cid))
             db.execute("DELETE FROM sandboxes WHERE container_id=?", (cid,))

@@ -26,8 +26,6 @@ from engine.network import ipam
 from engine.timeutil import parse_api_time, parse_rfc3339_ns, rfc3339_ns
 
 NetworkID = NewType("NetworkID", str)
-# An endpoint row of the store: network_id, container_id, ip (str or None) and data (its JSON).
-EndpointRow = dict[str, Any]
 
 PREDEFINED = ("bridge", "host", "none")
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -180,6 +178,39 @@ class Network:
                    bool(doc.get("_auto")))
 
 
+@dataclass
+class Endpoint:
+    """A container's membership of a network, stored as a row with `data` JSON (Docker's field names).
+
+    `ip`, `endpoint_id` and `mac` are set while the container's network is up;
+    `name` is the container's name when it joined or last started (DNS asks
+    the container service for the current one).
+    """
+
+    network_id: NetworkID
+    container_id: str
+    ip: str | None = None
+    name: str = ""
+    aliases: list[str] | None = None
+    requested_ip: str = ""  # IPAMConfig.IPv4Address: the address asked for, "" for any
+    endpoint_id: str = ""
+    mac: str = ""
+
+    def data_json(self) -> dict[str, Any]:
+        """The row's `data`: the fields in Docker's EndpointSettings names."""
+        return {"IPAMConfig": self.ipam_config(), "Aliases": self.aliases, "EndpointID": self.endpoint_id,
+                "MacAddress": self.mac, "Name": self.name}
+
+    def ipam_config(self) -> dict[str, str] | None:
+        return {"IPv4Address": self.requested_ip} if self.requested_ip else None
+
+    @classmethod
+    def from_row(cls, network_id: str, container_id: str, ip: str | None, data: dict[str, Any]) -> Endpoint:
+        return cls(NetworkID(network_id), container_id, ip, data.get("Name") or "", data.get("Aliases"),
+                   (data.get("IPAMConfig") or {}).get("IPv4Address") or "", data.get("EndpointID") or "",
+                   data.get("MacAddress") or "")
+
+
 def new_network(name: str, driver: str, subnet: IPv4Network | None, gateway: str, device: str,
                 options: dict[str, str], labels: dict[str, str], internal: bool) -> Network:
     """A new network with a fresh ID; its gateway is `gateway` or the subnet's first address."""
@@ -188,8 +219,8 @@ def new_network(name: str, driver: str, subnet: IPv4Network | None, gateway: str
                    pools=pools, device=device)
 
 
-def network_json(net: Network, endpoints: list[EndpointRow], shown: Callable[[EndpointRow], bool],
-                 name_of: Callable[[EndpointRow], str]) -> dict[str, Any]:
+def network_json(net: Network, endpoints: list[Endpoint], shown: Callable[[Endpoint], bool],
+                 name_of: Callable[[Endpoint], str]) -> dict[str, Any]:
     """GET /networks/{id} (and, with no endpoints, an entry of GET /networks).
 
     `shown` says which endpoints appear under Containers; `name_of` gives an
@@ -197,9 +228,8 @@ def network_json(net: Network, endpoints: list[EndpointRow], shown: Callable[[En
     """
     prefix = str(net.pool.subnet.prefixlen) if net.pools else ""
     return net.to_docker({
-        ep["container_id"]: {"Name": name_of(ep), "EndpointID": ep["data"]["EndpointID"],
-                             "MacAddress": ep["data"]["MacAddress"],
-                             "IPv4Address": f"{ep['ip']}/{prefix}" if ep["ip"] else "", "IPv6Address": ""}
+        ep.container_id: {"Name": name_of(ep), "EndpointID": ep.endpoint_id, "MacAddress": ep.mac,
+                          "IPv4Address": f"{ep.ip}/{prefix}" if ep.ip else "", "IPv6Address": ""}
         for ep in endpoints if shown(ep)})
 
 
@@ -247,17 +277,16 @@ def settings_json(c: dict[str, Any], sandbox: dict[str, Any] | None, ports: dict
     return out
 
 
-def endpoint_json(net: Network, ep: EndpointRow, c: dict[str, Any]) -> dict[str, Any]:
+def endpoint_json(net: Network, ep: Endpoint, c: dict[str, Any]) -> dict[str, Any]:
     """One entry of NetworkSettings.Networks (Docker's EndpointSettings)."""
-    d = ep["data"]
-    up = bool(ep["ip"])
+    up = bool(ep.ip)
     pool = net.pool if net.pools else None
     user = not net.predefined
-    dns_names = [c["Name"].lstrip("/"), c["Id"][:12], *(d.get("Aliases") or [])] if user and up else None
-    return {"IPAMConfig": d.get("IPAMConfig"), "Links": None, "Aliases": d.get("Aliases"),
-            "MacAddress": d["MacAddress"] if up else "", "DriverOpts": None, "GwPriority": 0,
-            "NetworkID": net.id, "EndpointID": d["EndpointID"] if up else "",
-            "Gateway": pool.gateway if up and pool else "", "IPAddress": ep["ip"] or "",
+    dns_names = [c["Name"].lstrip("/"), c["Id"][:12], *(ep.aliases or [])] if user and up else None
+    return {"IPAMConfig": ep.ipam_config(), "Links": None, "Aliases": ep.aliases,
+            "MacAddress": ep.mac if up else "", "DriverOpts": None, "GwPriority": 0,
+            "NetworkID": net.id, "EndpointID": ep.endpoint_id if up else "",
+            "Gateway": pool.gateway if up and pool else "", "IPAddress": ep.ip or "",
             "IPPrefixLen": pool.subnet.prefixlen if up and pool else 0,
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": dns_names}
 
