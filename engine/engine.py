@@ -55,15 +55,19 @@ class Engine:
         self.events = EventBus()
         self.streams = OpenStreams()
         self.layers = LayerStore(cfg.layers_dir, self.meta, self.blobs)
-        self.images = ImageService(self.meta, self.blobs, self.layers, self.events, cfg.tmp_dir)
+        # images and volumes ask which containers use them, and containers need both: they reach the
+        # container service through callables used only once an operation runs
+        self.images = ImageService(self.meta, self.blobs, self.layers, self.events, cfg.tmp_dir,
+                                   lambda image_id: self.containers.image_usage(image_id))
+        self.volumes = VolumeService(cfg, self.meta, self.events, lambda: self.containers.all_records())
         self.distribution = DistributionService(cfg, self.meta, self.blobs, self.layers, self.images, self.events)
         self.runtime = Runtime(cfg)
-        self.containers = ContainerService(cfg, self.meta, self.images, self.layers, self.runtime, self.events)
-        self.network = NetworkService(cfg, self.meta, self.events)
-        self.containers.network, self.network.containers = self.network, self.containers
-        self.volumes = VolumeService(cfg, self.meta, self.events)
-        self.containers.volumes, self.volumes.users = self.volumes, self.containers.all_records
-        self.system = SystemService(cfg, self.meta, self.images, self.containers, self.events)
+        # networking and containers need each other: the network service is built first and reaches the
+        # container service through a callable it calls only when an operation runs
+        self.network = NetworkService(cfg, self.meta, self.events, lambda: self.containers)
+        self.containers = ContainerService(cfg, self.meta, self.images, self.layers, self.runtime, self.events,
+                                           self.network, self.volumes)
+        self.system = SystemService(cfg, self.meta, self.images, self.containers, self.volumes, self.events)
         self.stats = StatsService(self.containers, self.runtime)
         self.execs = ExecService(self.containers, self.runtime, self.events)
         self.archive = ArchiveService(cfg, self.containers, self.images, self.layers)

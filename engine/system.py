@@ -17,16 +17,18 @@ from engine.image.layers import chain_ids
 from engine.image.service import ARCH, ImageService
 from engine.store.db import MetaStore
 from engine.timeutil import rfc3339_ns
+from engine.volume.service import VolumeService
 from pydock_common.apiversion import API_VERSION, MIN_API_VERSION
 
 
 class SystemService:
     def __init__(self, cfg: EngineConfig, meta: MetaStore, images: ImageService,
-                 containers: ContainerService, events: EventBus) -> None:
+                 containers: ContainerService, volumes: VolumeService, events: EventBus) -> None:
         self.cfg = cfg
         self.meta = meta
         self.images = images
         self.containers = containers
+        self.volumes = volumes
         self.events = events
         self.daemon_id: str = meta.get_kv("daemon_id") or os.urandom(16).hex()
         meta.set_kv("daemon_id", self.daemon_id)
@@ -116,7 +118,7 @@ class SystemService:
         layers_size = sum(self.images.layers.sizes().values())
         return {"LayersSize": layers_size, "Images": images,
                 "Containers": self.containers.summaries(all_=True, size=True),
-                "Volumes": self.containers.volumes.df(), "BuildCache": []}
+                "Volumes": self.volumes.df(), "BuildCache": []}
 
     def _shared_sizes(self) -> dict[str, int]:
         """Docker's SharedSize: bytes of an image's layers that other images use too.

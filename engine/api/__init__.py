@@ -39,9 +39,9 @@ def make_routes(engine: Engine, prefix: str = "", base: type | None = None,
     ask of the host (pydockd: none, as Docker).
     """
     tables: list[list[tuple[str, type, Any]]] = [system.routes(engine), containers.routes(engine), streams.routes(engine), archive.routes(engine),
-              stats.routes(engine), update.routes(engine), exec_routes.routes(engine)]
+              stats.routes(engine), update.routes(engine), exec_routes.routes(engine), network.routes(engine)]
     tables += [[(p, h, engine) for p, h in module.ROUTES]  # routers still typed against the whole Engine
-               for module in (imagearchive, distribution, images, build, network, volumes)]
+               for module in (imagearchive, distribution, images, build, volumes)]
     out = []
     for table in tables:
         for pattern, handler, backend in table:

@@ -1,17 +1,43 @@
 """Network routes: /networks (list, inspect, create, remove, connect, disconnect, prune)."""
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from engine import validate
-from engine.api.base import ID, ApiHandler, route
+from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
 from engine.errors import InvalidParameter
+from engine.filters import Filters
+
+Json = dict[str, Any]
 
 
-class NetworkListHandler(ApiHandler):
+class Networks(Protocol):
+    """The network service as this router uses it."""
+
+    def summaries(self, filters: Filters | None = None) -> list[Json]: ...
+    def inspect(self, ref: str) -> Json: ...
+    def create(self, body: Json) -> dict[str, str]: ...
+    def remove(self, ref: str) -> None: ...
+    def connect(self, net_ref: str, container_ref: str, config: Json) -> None: ...
+    def disconnect(self, net_ref: str, container_ref: str, force: bool = False) -> None: ...
+    def prune(self, filters: Filters) -> Json: ...
+
+
+class Backend(StreamOwner, Protocol):
+    @property
+    def network(self) -> Networks: ...
+
+
+class _Handler(ApiHandler[Backend]):
+    pass
+
+
+class NetworkListHandler(_Handler):
     async def get(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.network.list, self.q_filters_dict()))
+        self.send_json(await self.run(self.engine.network.summaries, self.q_filters()))
 
 
-class NetworkHandler(ApiHandler):
+class NetworkHandler(_Handler):
     async def get(self, version: str | None = None, ref: str = "") -> None:
         self.send_json(await self.run(self.engine.network.inspect, ref))
 
@@ -21,7 +47,7 @@ class NetworkHandler(ApiHandler):
         self.finish()
 
 
-class NetworkCreateHandler(ApiHandler):
+class NetworkCreateHandler(_Handler):
     async def post(self, version: str | None = None) -> None:
         self.send_json(await self.run(self.engine.network.create, self.decoded_body(validate.NETWORK_CREATE)), 201)
 
@@ -32,7 +58,7 @@ def _container(body: object) -> str:
     return body["Container"]
 
 
-class NetworkConnectHandler(ApiHandler):
+class NetworkConnectHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         body = self.decoded_body(validate.NETWORK_CONNECT)
         container = _container(body)
@@ -41,7 +67,7 @@ class NetworkConnectHandler(ApiHandler):
         self.finish()
 
 
-class NetworkDisconnectHandler(ApiHandler):
+class NetworkDisconnectHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         body = self.decoded_body(validate.NETWORK_DISCONNECT)
         await self.run(self.engine.network.disconnect, ref, _container(body), bool(body.get("Force")))
@@ -49,12 +75,12 @@ class NetworkDisconnectHandler(ApiHandler):
         self.finish()
 
 
-class NetworkPruneHandler(ApiHandler):
+class NetworkPruneHandler(_Handler):
     async def post(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.network.prune, self.q_filters_dict()))
+        self.send_json(await self.run(self.engine.network.prune, self.q_filters()))
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     (route(r"/networks/?"), NetworkListHandler),
     (route(r"/networks/create"), NetworkCreateHandler),
     (route(r"/networks/prune"), NetworkPruneHandler),
@@ -62,3 +88,7 @@ ROUTES = [
     (route(rf"/networks/{ID}/disconnect"), NetworkDisconnectHandler),
     (route(rf"/networks/{ID}"), NetworkHandler),
 ]
+
+
+def routes(backend: Backend) -> list[tuple[str, type[ApiHandler[Any]], Backend]]:
+    return bind(ROUTES, backend)

@@ -55,7 +55,7 @@ class Attachment:
 
 class ContainerCore:
     def __init__(self, cfg: EngineConfig, meta: MetaStore, images: ImageService, layers: LayerStore,
-                 runtime: Runtime, events: EventBus) -> None:
+                 runtime: Runtime, events: EventBus, network: NetworkService, volumes: VolumeService) -> None:
         self.cfg = cfg
         self.meta = meta
         self.store = ContainerStore(meta)
@@ -70,9 +70,8 @@ class ContainerCore:
         self._removed: set[str] = set()
         self._pending: dict[str, list[Attachment]] = {}
         self._cancelled_restart: set[str] = set()
-        images.usage = self.image_usage
-        self.network: NetworkService  # wired by the composition root (it needs this service too)
-        self.volumes: VolumeService  # wired by the composition root (it reads our records)
+        self.network = network
+        self.volumes = volumes
 
     # ---- records ------------------------------------------------------
     def _lock(self, cid: str) -> threading.RLock:

@@ -114,14 +114,15 @@ def empty_container_config() -> dict[str, Any]:
 
 class ImageService:
     def __init__(self, meta: MetaStore, blobs: BlobStore, layers: LayerStore, events: EventBus,
-                 tmp_dir: str) -> None:
+                 tmp_dir: str, usage: UsageFn) -> None:
+        """`usage(image_id)` answers (running, stopped) container IDs using the image: rmi and prune refuse those."""
         self.meta = meta
         meta.ensure_schema(IMAGE_SCHEMA)
         self.blobs = blobs
         self.layers = layers
         self.events = events
         self.tmp_dir = tmp_dir
-        self.usage: UsageFn = lambda _id: ([], [])
+        self.usage = usage
 
     # ---- lookup -------------------------------------------------------
     def resolve(self, ref: str) -> str:

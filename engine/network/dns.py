@@ -16,6 +16,7 @@ import struct
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import cast
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +131,13 @@ class DnsServer:
             except (OSError, ValueError):
                 continue
             for skey, _ev in ready:
+                sock = cast(socket.socket, skey.fileobj)  # only sockets are registered
                 try:
-                    data, peer = skey.fileobj.recvfrom(4096)  # type: ignore[union-attr]
+                    data, peer = sock.recvfrom(4096)
                 except OSError:
                     continue
                 try:
-                    self._pool.submit(self._answer, skey.fileobj, skey.data, data, peer)
+                    self._pool.submit(self._answer, sock, skey.data, data, peer)
                 except RuntimeError:  # closed meanwhile
                     return
 

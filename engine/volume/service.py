@@ -75,14 +75,15 @@ def _volume_mounts(c: Record) -> list[dict[str, Any]]:
 
 
 class VolumeService:
-    def __init__(self, cfg: EngineConfig, meta: MetaStore, events: EventBus) -> None:
+    def __init__(self, cfg: EngineConfig, meta: MetaStore, events: EventBus,
+                 users: Callable[[], list[Record]]) -> None:
+        """`users()` answers every container record (the container service owns them): who mounts what."""
         self.root = os.path.join(cfg.data_root, "volumes")
         self.tmp_dir = cfg.tmp_dir
         self.meta = meta
         meta.ensure_schema(VOLUME_SCHEMA)
         self.events = events
-        # every container record; set by the container service, which owns them
-        self.users: Callable[[], list[Record]] = list
+        self.users = users
         self._lock = threading.RLock()
         self._claims: dict[str, set[str]] = {}  # volume -> containers being created with it
         self._prune_running = False

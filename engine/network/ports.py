@@ -1,0 +1,165 @@
+"""Published ports: parsing Docker's port specs, choosing host ports, and the views of what is published.
+
+Publishing is its own collaborator because it is the one part of networking
+that competes for a host-wide resource (host ports): choosing a port, checking
+it is bindable and recording the rule happen under the firewall lock, so two
+starts cannot take the same port. The rules live in the sandbox rows and the
+firewall renders them (engine.network.firewall).
+"""
+from __future__ import annotations
+
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from engine.errors import EngineError, InvalidParameter
+from engine.network import ipam
+from engine.network.peers import own_namespace
+from engine.network.store import NetworkStore
+
+PROTOS = ("tcp", "udp")
+# Docker's PortMap: "80/tcp" -> [{"HostIp": ..., "HostPort": ...}]
+PortMap = dict[str, list[dict[str, str]]]
+
+
+class PortPublisher:
+    def __init__(self, store: NetworkStore, fw_lock: threading.Lock, apply_firewall: Callable[[], None]) -> None:
+        """`fw_lock` serialises choosing ports with rendering the firewall; `apply_firewall` renders it."""
+        self.store = store
+        self._fw = fw_lock
+        self._apply_firewall = apply_firewall
+
+    def publish(self, c: dict[str, Any], container_ip: str, bridge: str) -> None:
+        """Record and apply the port rules of a container whose sandbox was just set up."""
+        host = c["HostConfig"]
+        bindings = port_bindings(host.get("PortBindings"))
+        if host.get("PublishAllPorts"):
+            for port in exposed(c["Config"].get("ExposedPorts")):
+                bindings.setdefault(port, [{"HostIp": "", "HostPort": ""}])
+        if not bindings:
+            return
+        with self._fw:
+            taken = {(p["proto"], p["host_port"]) for p in self.store.port_rules()}
+            rules = []
+            for port, binds in bindings.items():
+                cport, proto = split_port(port)
+                for b in binds:
+                    hip = b.get("HostIp") or ""
+                    if ":" in hip:
+                        continue  # IPv6 bindings: pydock publishes over IPv4 only
+                    hport = _host_port(b.get("HostPort") or "", proto, taken, hip)
+                    taken.add((proto, hport))
+                    rules.append({"proto": proto, "host_ip": hip or "0.0.0.0", "host_port": hport,
+                                  "container_ip": container_ip, "container_port": cport, "bridge": bridge})
+            self.store.set_ports(c["Id"], rules)
+        self._apply_firewall()
+
+    def port_map(self, cid: str) -> PortMap:
+        """What a container publishes, as Docker's PortMap."""
+        sandbox = self.store.sandbox(cid)
+        out: PortMap = {}
+        for p in sandbox["ports"] if sandbox else []:
+            out.setdefault(f"{p['container_port']}/{p['proto']}", []).append(
+                {"HostIp": p["host_ip"], "HostPort": str(p["host_port"])})
+        return out
+
+    def ports_summary(self, c: dict[str, Any]) -> list[dict[str, Any]]:
+        """The `Ports` of GET /containers/json (the PORTS column of `docker ps`)."""
+        if not c["State"]["Running"] or not own_namespace(c):
+            return []
+        published = self.port_map(c["Id"])
+        out: list[dict[str, Any]] = []
+        for port in sorted(set(exposed(c["Config"].get("ExposedPorts"))) | set(published)):
+            cport, proto = split_port(port)
+            binds = published.get(port)
+            if not binds:
+                out.append({"PrivatePort": cport, "Type": proto})
+            for b in binds or []:
+                out.append({"IP": b["HostIp"], "PrivatePort": cport, "PublicPort": int(b["HostPort"]), "Type": proto})
+        return out
+
+
+def split_port(spec: str) -> tuple[int, str]:
+    """"80/tcp" -> (80, "tcp"); the protocol defaults to tcp."""
+    port, _, proto = spec.partition("/")
+    proto = proto or "tcp"
+    if proto not in PROTOS:
+        raise InvalidParameter(f"invalid proto: {proto}")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidParameter(f"invalid port: {spec}")
+    return int(port), proto
+
+
+def exposed(value: Any) -> list[str]:
+    """Config.ExposedPorts as normalised "port/proto" keys."""
+    if not value:
+        return []
+    if not isinstance(value, dict):
+        raise InvalidParameter("invalid ExposedPorts: must be an object")
+    out = []
+    for spec in value:
+        port, proto = split_port(spec)
+        out.append(f"{port}/{proto}")
+    return out
+
+
+def port_bindings(value: Any) -> PortMap:
+    """HostConfig.PortBindings, checked and normalised (a null binding list means one any-port binding)."""
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidParameter("invalid PortBindings: must be an object")
+    out: PortMap = {}
+    for spec, binds in value.items():
+        port, proto = split_port(spec)
+        if binds is None:
+            binds = [{}]
+        if not isinstance(binds, list) or not all(isinstance(b, dict) for b in binds):
+            raise InvalidParameter(f"invalid PortBindings for {spec}")
+        for b in binds:
+            hip, hport = b.get("HostIp") or "", b.get("HostPort") or ""
+            if not isinstance(hip, str) or not isinstance(hport, str):
+                raise InvalidParameter(f"invalid PortBindings for {spec}")
+            if hip and ":" not in hip:
+                ipam.parse_address(hip, "host IP")
+            if hport and (not hport.isdigit() or not 0 <= int(hport) < 65536):
+                raise InvalidParameter(f"invalid port specification: \"{hport}\"")
+        out[f"{port}/{proto}"] = [{"HostIp": b.get("HostIp") or "", "HostPort": b.get("HostPort") or ""} for b in binds]
+    return out
+
+
+def _host_port(requested: str, proto: str, taken: set[tuple[str, int]], host_ip: str) -> int:
+    """The requested host port if free, else a free one from the kernel's ephemeral range, as Docker."""
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    if requested and int(requested):
+        port = int(requested)
+        if (proto, port) in taken or not _bindable(host_ip, port, kind):
+            raise EngineError(f"driver failed programming external connectivity: Bind for "
+                              f"{host_ip or '0.0.0.0'}:{port} failed: port is already allocated")
+        return port
+    lo, hi = _ephemeral_range()
+    for _ in range(200):
+        port = lo + secrets.randbelow(hi - lo + 1)
+        if (proto, port) not in taken and _bindable(host_ip, port, kind):
+            return port
+    raise EngineError("no free host port to publish")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return lo, hi
+
+
+def _bindable(host_ip: str, port: int, kind: int) -> bool:
+    with socket.socket(socket.AF_INET, kind) as s:
+        try:
+            s.bind((host_ip or "0.0.0.0", port))
+        except OSError:
+            return False
+    return True
