@@ -5,6 +5,10 @@ import ast
 import ipaddress
 import os
 
+from engine.network.pools import PoolKeeper
+from engine.network.store import NetworkStore
+from engine.store.db import MetaStore
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NETWORK_DIR = os.path.join(REPO, "engine", "network")
 
@@ -140,3 +144,47 @@ def test_endpoint_row_data_round_trips() -> None:
     assert ep.data_json() == data
     bare = {"IPAMConfig": None, "Aliases": None, "EndpointID": "", "MacAddress": "", "Name": "x"}
     assert Endpoint.from_row("n", "c", None, bare).data_json() == bare
+
+
+class _FakeDriver:
+    """The two netlink calls the pool keeper makes, without a kernel: host routes and link deletion."""
+
+    default_device = "pdtest0"
+
+    def __init__(self, routes: list[str]) -> None:
+        self.routes = [ipaddress.IPv4Network(r) for r in routes]
+        self.deleted: list[str] = []
+
+    def host_routes(self) -> list[ipaddress.IPv4Network]:
+        return self.routes
+
+    def delete(self, device: str) -> None:
+        self.deleted.append(device)
+
+
+def _keeper(tmp_path: object, bip: str, routes: list[str]) -> tuple[PoolKeeper, NetworkStore, _FakeDriver]:
+    store = NetworkStore(MetaStore(os.path.join(str(tmp_path), "meta.db")))
+    driver = _FakeDriver(routes)
+    return PoolKeeper(store, driver, bip), store, driver  # type: ignore[arg-type]
+
+
+def test_predefined_networks_avoid_host_routes_and_follow_bip(tmp_path: object) -> None:
+    keeper, store, driver = _keeper(tmp_path, "", ["172.29.0.0/16"])
+    keeper.ensure_predefined()
+    bridge = store.resolve("bridge")
+    assert [n.name for n in store.networks()] == ["bridge", "host", "none"]
+    assert bridge.auto and not bridge.pool.subnet.overlaps(driver.routes[0])
+    keeper.bip = "10.99.0.1/24"
+    keeper.apply_bip(bridge)
+    moved = store.resolve("bridge")
+    assert (str(moved.pool.subnet), moved.pool.gateway, moved.auto) == ("10.99.0.0/24", "10.99.0.1", False)
+    assert driver.deleted == ["pdtest0"]
+
+
+def test_bad_bip_is_a_clear_error(tmp_path: object) -> None:
+    import pytest
+
+    from engine.errors import InvalidParameter
+    keeper, _, _ = _keeper(tmp_path, "10.99.0.300/24", [])
+    with pytest.raises(InvalidParameter, match="--bip"):
+        keeper.ensure_predefined()

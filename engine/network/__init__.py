@@ -1,1 +1,1 @@
-"""Container networking: the network service, IPAM, the nftables firewall, network namespaces and the embedded DNS server."""
+"""Container networking: the network service (service.py) and its collaborators, one concern each (see service.py)."""

@@ -10,8 +10,9 @@ several daemons can share one host.
 
 The collaborators each own one concern: store.py the only SQL, bridge.py the
 netlink driver, ports.py published ports, etcfiles.py a container's /etc
-files, planning.py the checks of create requests, types.py the records and Docker's JSON,
-ipam.py pools and addresses, dns.py the embedded DNS server. This module
+files, planning.py the checks of create requests, pools.py the pools kept at
+daemon start (predefined networks, --bip), types.py the records and Docker's
+JSON, ipam.py address arithmetic, dns.py the embedded DNS server. This module
 holds the operations and the per-container locks that order them.
 
 A container's network namespace is a bind mount under exec_root/netns that
@@ -21,7 +22,6 @@ before the process does and survive a daemon restart unchanged.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import logging
 import os
 import secrets
@@ -44,14 +44,14 @@ from engine.network.dns import DnsServer
 from engine.network.etcfiles import render as render_etc_files
 from engine.network.peers import ContainerLookup, ContainersRef, own_namespace
 from engine.network.planning import Plan
+from engine.network.pools import PoolKeeper
 from engine.network.ports import PortPublisher, exposed
 from engine.network.store import NetworkStore
-from engine.network.types import PREDEFINED, CreateRequest, Endpoint, Network, Pool
+from engine.network.types import CreateRequest, Endpoint, Network
 from engine.store.db import MetaStore
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BRIDGE_SUBNET = "172.29.0.0/16"
 
 
 class NetworkService:
@@ -68,6 +68,7 @@ class NetworkService:
         self._fw = threading.Lock()
         self._pools = threading.Lock()
         self.ports = PortPublisher(self.store, self._fw, self._apply_firewall)
+        self.pools = PoolKeeper(self.store, self.driver, cfg.bip)
         self.dns: DnsServer | None = None
 
     @property
@@ -82,28 +83,14 @@ class NetworkService:
     def _start(self) -> None:
         os.makedirs(self.netns_dir, mode=0o711, exist_ok=True)
         self.driver.collect_stale_bridges()
-        self._ensure_predefined()
-        self._apply_bip()
+        self.pools.ensure_predefined()
+        self.pools.apply_bip(self.resolve("bridge"))
         netfw.set_sysctl("net/ipv4/ip_forward", "1")
         self.dns = DnsServer(self._dns_lookup)
         for net in self.store.networks():
             if net.driver == "bridge":
-                self._ensure_bridge(self._repool_if_taken(net))
+                self._ensure_bridge(self.pools.repool_if_taken(net))
         self._apply_firewall()
-
-    def _repool_if_taken(self, net: Network) -> Network:
-        """An automatically chosen pool that another daemon took while our bridge was down is chosen anew."""
-        if not net.auto or self.driver.exists(net.device):
-            return net
-        mine = net.pool.subnet
-        used = self._used_subnets(exclude=net.id)
-        if not any(mine.overlaps(u) for u in used):
-            return net
-        subnet = ipam.pick_subnet(used)
-        net.pools = [Pool(subnet, str(ipam.gateway_for(subnet)))]
-        self.store.update_network(net)
-        log.warning("network %s: pool %s is in use on this host now, moved to %s", net.name, mine, subnet)
-        return net
 
     def reconcile(self) -> None:
         """Drop what containers that no longer run left behind (after containers are restored)."""
@@ -139,58 +126,6 @@ class NetworkService:
                 self.driver.delete(net.device)
 
     # ---- networks ----------------------------------------------------
-    def _ensure_predefined(self) -> None:
-        have = {n.name for n in self.store.networks()}
-        for name in PREDEFINED:
-            if name in have:
-                continue
-            if name == "bridge":
-                subnet, gateway = self._bip()
-                if subnet is None:
-                    subnet = ipam.pick_subnet(self._used_subnets(), IPv4Network(DEFAULT_BRIDGE_SUBNET))
-                device = self.driver.default_device
-                net = wire.new_network("bridge", "bridge", subnet, gateway, device, {
-                    "com.docker.network.bridge.default_bridge": "true",
-                    "com.docker.network.bridge.enable_icc": "true",
-                    "com.docker.network.bridge.enable_ip_masquerade": "true",
-                    "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0",
-                    "com.docker.network.bridge.name": device,
-                    "com.docker.network.driver.mtu": "1500"}, {}, False)
-                net.auto = not gateway
-            else:
-                net = wire.new_network(name, "host" if name == "host" else "null", None, "", "", {}, {}, False)
-            self.store.insert_network(net)
-
-    def _bip(self) -> tuple[IPv4Network | None, str]:
-        """The configured default bridge pool and gateway (--bip), if any."""
-        if not self.cfg.bip:
-            return None, ""
-        try:
-            iface = ipaddress.IPv4Interface(self.cfg.bip)
-        except ValueError:
-            raise InvalidParameter(f"invalid --bip {self.cfg.bip!r}: want an address with prefix, e.g. "
-                                   "172.29.0.1/16") from None
-        return iface.network, str(iface.ip)
-
-    def _apply_bip(self) -> None:
-        """A changed --bip moves the default bridge, unless a running container is on it."""
-        subnet, gateway = self._bip()
-        net = self.resolve("bridge")
-        if subnet is None or net.pools == [Pool(subnet, gateway)]:
-            return
-        if any(ep.ip for ep in self.store.endpoints(network_id=net.id)):
-            log.warning("--bip %s not applied: containers are running on the default bridge", self.cfg.bip)
-            return
-        self.driver.delete(net.device)  # its old route must not count as a clash
-        ipam.check_overlap(subnet, self._used_subnets(exclude=net.id))
-        net.pools, net.auto = [Pool(subnet, gateway)], False
-        self.store.update_network(net)
-
-    def _used_subnets(self, exclude: str = "") -> list[IPv4Network]:
-        """Pools of our networks and the host's routes (other daemons' bridges included)."""
-        ours = [n for n in self.store.networks() if n.id != exclude]
-        return [p.subnet for n in ours for p in n.pools] + self.driver.host_routes()
-
     def resolve(self, ref: str) -> Network:
         """A network's stored document by full ID, exact name or unique ID prefix (Docker's order)."""
         return self.store.resolve(ref)
@@ -199,7 +134,7 @@ class NetworkService:
         req = CreateRequest.from_docker(body)
         pool = req.ipam or wire.IpamConfig()
         with self._pools:  # choosing a pool and recording it is one step
-            used = self._used_subnets()
+            used = self.pools.used_subnets()
             if not pool.subnet:
                 subnet = ipam.pick_subnet(used)
             else:
