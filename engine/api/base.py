@@ -157,10 +157,6 @@ class ApiHandler(tornado.web.RequestHandler, Generic[B]):
         """The `filters` query (either of Docker's JSON forms) as the one Filters type every backend takes."""
         return Filters.parse(self.query("filters", "") or "")
 
-    def q_filters_dict(self) -> dict[str, list[str]]:
-        """The `filters` query as a plain dict, for the backends not yet moved to Filters."""
-        return self.q_filters().to_dict()
-
     def json_body(self, required: bool = True) -> Any:
         body = self.request.body
         if not body:

@@ -175,7 +175,7 @@ class NetworkService:
 
     def prune(self, filters: Filters | None = None) -> dict[str, Any]:
         deleted = []
-        wanted = filters.to_dict() if filters else {}
+        wanted = (filters or Filters()).validate(wire.NETWORK_FILTERS)
         for net in self.store.networks():
             if not wire.matches(net, wanted, self.store.in_use) or net.predefined:
                 continue
@@ -189,7 +189,7 @@ class NetworkService:
 
     def summaries(self, filters: Filters | None = None) -> list[dict[str, Any]]:
         """GET /networks: the networks that pass `filters`, without their Containers."""
-        wanted = filters.to_dict() if filters else {}
+        wanted = (filters or Filters()).validate(wire.NETWORK_FILTERS)
         return [wire.network_json(net, [], bool, self._name) for net in self.store.networks()
                 if wire.matches(net, wanted, self.store.in_use)]
 

@@ -15,15 +15,15 @@ import hashlib
 import ipaddress
 import re
 import secrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from typing import Any, NewType
 
-from engine.errors import EngineError, Forbidden, InvalidParameter, NotFound, Unsupported
+from engine.errors import Forbidden, InvalidParameter, NotFound, Unsupported
+from engine.filters import Filters
 from engine.network import ipam
-from engine.timeutil import parse_api_time, parse_rfc3339_ns, rfc3339_ns
+from engine.timeutil import parse_rfc3339_ns, rfc3339_ns
 
 NetworkID = NewType("NetworkID", str)
 
@@ -233,33 +233,21 @@ def network_json(net: Network, endpoints: list[Endpoint], shown: Callable[[Endpo
         for ep in endpoints if shown(ep)})
 
 
-def matches(net: Network, filters: dict[str, list[str]], in_use: Callable[[str], bool]) -> bool:
+# the keys GET /networks takes (dockerd's acceptedFilters), plus prune's `until`
+NETWORK_FILTERS = frozenset({"dangling", "driver", "id", "label", "name", "scope", "type", "until"})
+
+
+def matches(net: Network, filters: Filters, in_use: Callable[[str], bool]) -> bool:
     """Whether a network passes GET /networks' filters (name, id, driver, scope, type, label, dangling, until)."""
-    for key, values in filters.items():
-        if not values:
-            continue
-        if key == "name":
-            ok = any(v in net.name for v in values)
-        elif key == "id":
-            ok = any(net.id.startswith(v) for v in values)
-        elif key == "driver":
-            ok = net.driver in values
-        elif key == "scope":
-            ok = "local" in values
-        elif key == "type":
-            ok = ("builtin" if net.predefined else "custom") in values
-        elif key == "label":
-            ok = all(_label_matches(net.labels, val) for val in values)
-        elif key == "dangling":
-            dangling = not in_use(net.id) and not net.predefined
-            ok = any((v in ("true", "1")) == dangling for v in values)
-        elif key == "until":
-            ok = all(parse_rfc3339_ns(net.created) < _until_ns(v) for v in values)
-        else:
-            raise InvalidParameter(f"invalid filter '{key}'")
-        if not ok:
+    if "dangling" in filters:
+        dangling = not in_use(net.id) and not net.predefined
+        if not any((v in ("true", "1")) == dangling for v in filters.get("dangling")):
             return False
-    return True
+    return (filters.contains("name", net.name) and filters.prefix("id", net.id)
+            and filters.exact("driver", net.driver) and filters.exact("scope", "local")
+            and filters.exact("type", "builtin" if net.predefined else "custom")
+            and filters.labels("label", net.labels)
+            and all(parse_rfc3339_ns(net.created) < until for until in filters.times("until")))
 
 
 def settings_json(c: dict[str, Any], sandbox: dict[str, Any] | None, ports: dict[str, Any],
@@ -289,19 +277,3 @@ def endpoint_json(net: Network, ep: Endpoint, c: dict[str, Any]) -> dict[str, An
             "Gateway": pool.gateway if up and pool else "", "IPAddress": ep.ip or "",
             "IPPrefixLen": pool.subnet.prefixlen if up and pool else 0,
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": dns_names}
-
-
-def _label_matches(labels: dict[str, str], spec: str) -> bool:
-    key, has_value, value = spec.partition("=")
-    return key in labels and (not has_value or labels[key] == value)
-
-
-def _until_ns(value: str) -> int:
-    """An `until` filter: a timestamp, or a duration before now ("24h", "90m", "30s") as Docker accepts."""
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)([hms])", value.strip())
-    if m:
-        return time.time_ns() - int(float(m.group(1)) * {"h": 3600, "m": 60, "s": 1}[m.group(2)] * 1e9)
-    try:
-        return parse_api_time(value)
-    except (ValueError, EngineError):
-        raise InvalidParameter(f"invalid filter 'until={value}'") from None
