@@ -18,13 +18,11 @@ import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 
-from pydock_common.dockerignore import IgnoreMatcher
 from engine.errors import InvalidParameter
-from engine.linux.fsutil import secure_join
 from engine.image.layers import OPAQUE_XATTR, LayerStore, write_diff_tar
-from engine.linux.mounts import mount, mount_overlay, umount
+from engine.linux.fsutil import secure_join
+from pydock_common.dockerignore import IgnoreMatcher
 from pydock_common.untar import Options, Scope, untar
 
 GLOB_CHARS = "*?["
