@@ -5,7 +5,7 @@ from typing import Any, Protocol
 
 from engine import validate
 from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
-from engine.distribution.service import Platform
+from engine.distribution.plan import Platform
 from engine.errors import InvalidParameter, NotFound
 from engine.filters import Filters
 

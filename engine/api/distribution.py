@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine.api.base import NAME, ApiHandler, route
+from engine.distribution.plan import Platform
 from engine.distribution.registry import AuthConfig
-from engine.distribution.service import Platform
 from engine.errors import EngineError, InvalidParameter, Unsupported
 from pydock_common import reference
 

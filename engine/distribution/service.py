@@ -23,20 +23,16 @@ import json
 import logging
 import os
 import queue
-import re
 import tempfile
 import threading
-import time
 import urllib.parse
-import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import IO, Any
-
-import requests
+from typing import Any
 
 from engine.config import EngineConfig
+from engine.distribution.plan import Platform, PullPlan, PushPlan
+from engine.distribution.progress import Throttle, progress, status, update
 from engine.distribution.registry import (
     CHUNK,
     DOCKER_HUB,
@@ -48,18 +44,16 @@ from engine.distribution.registry import (
     AuthConfig,
     Registry,
     RegistryError,
-    RegistryUnreachable,
-    Retrying,
     is_insecure,
     registry_host,
 )
+from engine.distribution.transfer import BlobReader, HashWriter, decompress
 from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.events import EventBus
 from engine.image.layers import LayerStore, StagedLayer, chain_ids
-from engine.image.service import ARCH, ImageService, decompress_to, short
+from engine.image.service import ImageService, short
 from engine.store.db import BlobStore, MetaStore
 from pydock_common import reference
-from pydock_common.humanize import human_size
 from pydock_common.reference import Reference
 
 BLOB_LOCATION_SCHEMA = """
@@ -78,287 +72,14 @@ MAX_DOWNLOADS = 3  # dockerd's max-concurrent-downloads
 MAX_UPLOADS = 5  # dockerd's max-concurrent-uploads
 GZIP_TYPES = (MEDIA_DOCKER_LAYER, "application/vnd.oci.image.layer.v1.tar+gzip")
 LAYER_TYPES = GZIP_TYPES + ("application/vnd.oci.image.layer.v1.tar+zstd", "application/vnd.oci.image.layer.v1.tar")
-PROGRESS_INTERVAL = 0.1
 log = logging.getLogger(__name__)
 Message = dict[str, Any]
 Report = Callable[[Message], None]
 
 
-# ---- Docker's JSON progress messages ---------------------------------
-
-
-def progress_bar(current: int, total: int) -> str:
-    """The `progress` string dockerd renders (terminal width > 110, no time estimate)."""
-    if total <= 0:
-        return f"{human_size(current):>8}"
-    pct = min(int(current / total * 100) // 2, 50)
-    bar = "[" + "=" * pct + ">" + " " * (50 - pct) + "] "
-    if current > total:
-        return bar + f"{human_size(current):>8}"
-    return bar + f"{human_size(current):>8}/{human_size(total)}"
-
-
-def status(text: str, id_: str = "") -> Message:
-    return {"status": text, "id": id_} if id_ else {"status": text}
-
-
-def update(id_: str, text: str) -> Message:
-    return {"status": text, "progressDetail": {}, "id": id_}
-
-
-def progress(id_: str, text: str, current: int, total: int) -> Message:
-    return {"status": text, "progressDetail": {"current": current, "total": total},
-            "progress": progress_bar(current, total), "id": id_}
-
-
-# ---- platforms --------------------------------------------------------
-_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm", "armel": "arm"}
-_KNOWN_OS = frozenset(("aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js", "linux",
-                       "nacl", "netbsd", "openbsd", "plan9", "solaris", "windows", "zos"))
-_KNOWN_ARCH = frozenset(("386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be", "loong64", "mips", "mipsle",
-                         "mips64", "mips64le", "mips64p32", "mips64p32le", "ppc", "ppc64", "ppc64le", "riscv",
-                         "riscv64", "s390", "s390x", "sparc", "sparc64", "wasm"))
-_PLATFORM_COMPONENT = re.compile(r"[a-z0-9_-]+", re.ASCII)
-
-
-def _go_quote(text: str) -> str:
-    """Go's %q, as containerd's platform errors quote the specifier."""
-    return json.dumps(text, ensure_ascii=True)
-
-
-@dataclass(frozen=True)
-class Platform:
-    os: str
-    arch: str
-    variant: str = ""
-
-    @classmethod
-    def parse(cls, spec: str) -> Platform:
-        """containerd's platform specifier syntax and errors (dockerd parses `?platform=` with it)."""
-        if not spec:
-            return cls("linux", ARCH)
-        parts = spec.lower().split("/")
-        for part in parts:
-            if not _PLATFORM_COMPONENT.fullmatch(part):
-                raise InvalidParameter(f"{_go_quote(part)}: is an invalid component of {_go_quote(spec)}: platform "
-                                       f'specifier component must match "^[A-Za-z0-9_-]+$": invalid argument')
-        unknown = InvalidParameter(f"{_go_quote(spec)}: unknown operating system or architecture: invalid argument")
-        if len(parts) > 3:
-            raise unknown
-        if len(parts) == 1:
-            arch = _ARCH_ALIASES.get(parts[0], parts[0])
-            if parts[0] in _KNOWN_OS:
-                return cls(parts[0], ARCH)
-            if arch not in _KNOWN_ARCH:
-                raise unknown
-            return cls("linux", arch)
-        return cls(parts[0], _ARCH_ALIASES.get(parts[1], parts[1]), parts[2] if len(parts) == 3 else "")
-
-    def matches(self, p: dict[str, Any]) -> bool:
-        if p.get("os") != self.os or _ARCH_ALIASES.get(p.get("architecture", ""), p.get("architecture")) != self.arch:
-            return False
-        if not self.variant:
-            return True
-        variant = p.get("variant", "") or ("v8" if self.arch == "arm64" else "")
-        return variant == self.variant
-
-    def __str__(self) -> str:
-        return "/".join(x for x in (self.os, self.arch, self.variant) if x)
 
 
 # ---- plans ------------------------------------------------------------
-@dataclass
-class PullPlan:
-    ref: Reference  # normalized, with a tag or a digest
-    registry: Registry
-    digest: str  # of the manifest the reference names (the index, for multi-platform images)
-    manifest: dict[str, Any]  # the single-platform image manifest
-
-
-@dataclass
-class PushPlan:
-    repo: Reference  # without tag
-    registry: Registry
-    tags: list[tuple[str, str]]  # (tag, image ID)
-
-
-class _HashWriter:
-    """A file wrapper that hashes what passes through, so nothing is read twice."""
-
-    def __init__(self, f: IO[bytes]) -> None:
-        self.f = f
-        self.h = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.h.update(data)
-        self.size += len(data)
-        return self.f.write(data)
-
-    def flush(self) -> None:
-        self.f.flush()
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + self.h.hexdigest()
-
-
-class _BlobReader:
-    """A registry blob as a file to read from: hashed and size-checked as it streams.
-
-    A dropped connection is resumed with a Range request (bounded retries);
-    a registry that answers the range with the whole blob has its first
-    bytes skipped, so the reader's consumer never notices.
-    """
-
-    def __init__(self, plan: PullPlan, digest: str, size: int, on_progress: Callable[[int], None],
-                 stopped: Callable[[], bool]) -> None:
-        self.plan, self.digest_want, self.total = plan, digest, size
-        self.on_progress, self.stopped = on_progress, stopped
-        self.h = hashlib.sha256()
-        self.size = 0
-        self.retry = Retrying()
-        self.throttle = _Throttle()
-        self.resp: requests.Response | None = None
-        self.chunks: Iterator[bytes] = iter(())
-        self.pending = b""
-        self.pos = 0  # of the first unread byte in `pending`
-        self.skip = 0  # bytes of a restarted (non-range) answer that we already have
-        self.done = False
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + self.h.hexdigest()
-
-    def read(self, n: int = -1) -> bytes:
-        if self.pos >= len(self.pending):
-            self.pending, self.pos = self._next(), 0
-        if self.pos == 0 and (n < 0 or n >= len(self.pending)):
-            self.pos = len(self.pending)
-            return self.pending
-        end = len(self.pending) if n < 0 else self.pos + n
-        out = self.pending[self.pos:end]
-        self.pos += len(out)
-        return out
-
-    def peek(self) -> bytes:
-        """Some of the next bytes, without consuming them."""
-        if self.pos >= len(self.pending):
-            self.pending, self.pos = self._next(), 0
-        return self.pending[self.pos:]
-
-    def drain(self) -> None:
-        """Read to the end, so the digest covers the whole blob even if the decompressor stopped early."""
-        self.pending, self.pos = b"", 0
-        while self._next():
-            pass
-
-    def _next(self) -> bytes:
-        while not self.done:
-            if self.stopped():
-                raise RegistryError("context canceled")
-            try:
-                if self.resp is None:
-                    self._open()
-                chunk = next(self.chunks, b"")
-            except (requests.RequestException, RegistryUnreachable) as e:
-                self._retry(e)
-                continue
-            if chunk:
-                chunk = self._take(chunk)
-                if chunk:
-                    return chunk
-                continue
-            if self.total < 0 or self.size >= self.total:
-                self._close()
-                self.done = True
-                self.on_progress(self.size)
-            else:
-                self._retry(RegistryError(f"short read: expected {self.total} bytes but got {self.size}"))
-        return b""
-
-    def _open(self) -> None:
-        resp = self.plan.registry.open_blob(self.plan.ref.path, self.digest_want, self.size)
-        self.resp, self.chunks = resp, resp.iter_content(CHUNK)
-        self.skip = self.size if self.size and resp.status_code == 200 else 0  # no range support
-
-    def _take(self, chunk: bytes) -> bytes:
-        """Hash and count a received chunk; what a restarted answer repeats is dropped (b"" if all)."""
-        if self.skip:
-            cut = min(self.skip, len(chunk))
-            self.skip -= cut
-            chunk = chunk[cut:]
-        self.h.update(chunk)
-        self.size += len(chunk)
-        if self.total >= 0 and self.size > self.total:
-            raise RegistryError(f"filesystem layer verification failed for digest {self.digest_want}")
-        if self.throttle.due():
-            self.on_progress(self.size)
-        return chunk
-
-    def _retry(self, error: Exception) -> None:
-        self._close()
-        if self.stopped() or not self.retry.again():
-            raise RegistryError(f"failed to download layer {self.digest_want}: {error}")
-
-    def _close(self) -> None:
-        if self.resp is not None:
-            self.resp.close()
-        self.resp, self.chunks = None, iter(())
-
-
-def _decompress(src: _BlobReader, dst: _HashWriter) -> str:
-    """Decompress into `dst`; an invalid stream is returned as text, to be reported after the digest check.
-
-    The format is sniffed, as dockerd does, not taken from the media type.
-    """
-    try:
-        if src.peek()[:2] == b"\x1f\x8b":
-            _gunzip(src, dst)
-        else:
-            decompress_to(src, dst)  # type: ignore[arg-type]
-    except EngineError:
-        raise  # the download itself failed
-    except Exception as e:  # noqa: BLE001 -- each decompressor (zlib, bz2, lzma, zstd) has its own errors
-        return str(e) or type(e).__name__
-    return ""
-
-
-def _gunzip(src: _BlobReader, dst: _HashWriter) -> None:
-    """gzip members back to back (as Go's reader accepts them), in 1 MB steps.
-
-    Most layers are gzip; GzipFile would read the stream 8 kB at a time,
-    which costs a pull more than hashing does. Output is bounded per step
-    so a small, highly compressible blob cannot balloon in memory.
-    """
-    member, fed, carry = zlib.decompressobj(31), False, b""
-    while True:
-        data = member.unconsumed_tail or carry or src.read(CHUNK)
-        carry = b""
-        if not data:
-            break
-        fed = True
-        dst.write(member.decompress(data, CHUNK))
-        if member.eof:
-            carry = member.unused_data
-            member, fed = zlib.decompressobj(31), False
-    dst.write(member.flush())
-    if fed:
-        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
-
-
-class _Throttle:
-    """Rate-limits progress updates as dockerd's progress reader does."""
-
-    def __init__(self) -> None:
-        self.last = 0.0
-
-    def due(self) -> bool:
-        now = time.monotonic()
-        if now - self.last >= PROGRESS_INTERVAL:
-            self.last = now
-            return True
-        return False
 
 
 class DistributionService:
@@ -546,10 +267,10 @@ class DistributionService:
         fd, tar_path = tempfile.mkstemp(dir=self.cfg.tmp_dir, prefix="pull-tar-")
         try:
             with os.fdopen(fd, "wb") as out:
-                blob = _BlobReader(plan, digest, size, lambda n: report(progress(id_, "Downloading", n, size)),
+                blob = BlobReader(plan, digest, size, lambda n: report(progress(id_, "Downloading", n, size)),
                                    stopped)
-                tar = _HashWriter(out)
-                error = _decompress(blob, tar)
+                tar = HashWriter(out)
+                error = decompress(blob, tar)
                 blob.drain()
                 report(update(id_, "Verifying Checksum"))
                 if blob.digest != digest or (size >= 0 and blob.size != size):
@@ -681,7 +402,7 @@ class DistributionService:
             if reg.blob_exists(repo.path, digest, (f"repository:{repo.path}:pull,push",)):
                 report(update(id_, "Layer already exists"))
             else:
-                throttle = _Throttle()
+                throttle = Throttle()
 
                 def on_sent(n: int) -> None:
                     if throttle.due() or n == size:
@@ -702,7 +423,7 @@ class DistributionService:
         fd, tmp = tempfile.mkstemp(dir=self.cfg.tmp_dir, prefix="push-")
         try:
             with os.fdopen(fd, "wb") as out, self.blobs.open(diff_id) as src:
-                writer = _HashWriter(out)
+                writer = HashWriter(out)
                 with gzip.GzipFile(filename="", fileobj=writer, mode="wb", compresslevel=6, mtime=0) as gz:
                     while chunk := src.read(CHUNK):
                         gz.write(chunk)
