@@ -38,10 +38,11 @@ def make_routes(engine: Engine, prefix: str = "", base: type | None = None,
     behind Jupyter's login without copies. `policy` limits what requests may
     ask of the host (pydockd: none, as Docker).
     """
-    tables: list[list[tuple[str, type, Any]]] = [system.routes(engine), containers.routes(engine), streams.routes(engine), archive.routes(engine),
-              stats.routes(engine), update.routes(engine), exec_routes.routes(engine), network.routes(engine)]
-    tables += [[(p, h, engine) for p, h in module.ROUTES]  # routers still typed against the whole Engine
-               for module in (imagearchive, distribution, images, build, volumes)]
+    tables: list[list[tuple[str, type, Any]]] = [
+        system.routes(engine), imagearchive.routes(engine), distribution.routes(engine), images.routes(engine),
+        containers.routes(engine), streams.routes(engine), archive.routes(engine), stats.routes(engine),
+        build.routes(engine), update.routes(engine), network.routes(engine), volumes.routes(engine),
+        exec_routes.routes(engine)]
     out = []
     for table in tables:
         for pattern, handler, backend in table:

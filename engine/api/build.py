@@ -3,15 +3,27 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any, Protocol
 
 import tornado.iostream
 
-from engine.api.base import ApiHandler, route
-from engine.api.upload import UploadHandler
-from engine.build.builder import BuildError, BuildOptions
+from engine.api.base import ApiHandler, Route, bind, route
+from engine.api.upload import Spooling, UploadHandler
+from engine.build.builder import Build, BuildError, BuildOptions
 from engine.errors import EngineError, InvalidParameter, Unsupported
 from pydock_common import reference
+
+
+class Builder(Protocol):
+    def prepare(self, body: IO[bytes], options: BuildOptions) -> Build: ...
+    def run(self, build: Build, cancel: threading.Event) -> Iterator[dict[str, Any]]: ...
+    def prune_cache(self) -> dict[str, Any]: ...
+
+
+class Backend(Spooling, Protocol):
+    @property
+    def builder(self) -> Builder: ...
 
 
 def error_message(e: EngineError) -> bytes:
@@ -23,7 +35,7 @@ def error_message(e: EngineError) -> bytes:
     return json.dumps({"errorDetail": detail, "error": e.message}).encode() + b"\r\n"
 
 
-class BuildHandler(UploadHandler):
+class BuildHandler(UploadHandler[Backend]):
     """A client that goes away (Ctrl-C) stops the build: the running step is killed and cleaned up."""
 
     def _json_query(self, name: str, kind: type) -> Any:
@@ -92,13 +104,17 @@ def _check_tag(tag: str) -> None:
         raise InvalidParameter(f"invalid reference format: {tag}: tags cannot contain a digest")
 
 
-class BuildPruneHandler(ApiHandler):
+class BuildPruneHandler(ApiHandler[Backend]):
     async def post(self, version: str | None = None) -> None:
         self.q_filters()  # malformed filters are a 400 even though the cache is pruned whole
         self.send_json(await self.run(self.engine.builder.prune_cache))
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     (route(r"/build"), BuildHandler),
     (route(r"/build/prune"), BuildPruneHandler),
 ]
+
+
+def routes(backend: Backend) -> list[tuple[str, type[ApiHandler[Any]], Backend]]:
+    return bind(ROUTES, backend)

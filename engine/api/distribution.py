@@ -11,22 +11,44 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from engine.api.base import NAME, ApiHandler, route
-from engine.distribution.plan import Platform
+from engine.api.base import NAME, ApiHandler, Route, bind, route
+from engine.api.upload import Spooling
+from engine.distribution.plan import Platform, PullPlan, PushPlan
 from engine.distribution.registry import AuthConfig
 from engine.errors import EngineError, InvalidParameter, Unsupported
 from pydock_common import reference
 
 Messages = Callable[[threading.Event], Iterator[dict[str, Any]]]
+Message = dict[str, Any]
 
 
-def registry_auth(handler: ApiHandler) -> AuthConfig:
+class Distribution(Protocol):
+    """The distribution service as the pull, push and login routes use it."""
+
+    def resolve_pull(self, name: str, auth: AuthConfig, platform: str = "") -> PullPlan: ...
+    def pull_all_tags(self, name: str, auth: AuthConfig, platform: str,
+                      cancel: threading.Event) -> Iterator[Message]: ...
+    def pull(self, plan: PullPlan, cancel: threading.Event) -> Iterator[Message]: ...
+    def resolve_push(self, name: str, tag: str, auth: AuthConfig) -> PushPlan: ...
+    def push(self, plan: PushPlan, cancel: threading.Event) -> Iterator[Message]: ...
+    def login(self, auth: AuthConfig) -> dict[str, str]: ...
+
+
+class Backend(Spooling, Protocol):
+    @property
+    def distribution(self) -> Distribution: ...
+
+
+P = TypeVar("P", bound=Backend)
+
+
+def registry_auth(handler: ApiHandler[Any]) -> AuthConfig:
     return AuthConfig.from_header(handler.request.headers.get("X-Registry-Auth", ""))
 
 
-class ProgressStream(ApiHandler):
+class ProgressStream(ApiHandler[P]):
     """Streams progress messages; a client that goes away cancels the transfer."""
 
     async def stream_progress(self, messages: Messages) -> None:
@@ -42,7 +64,7 @@ def progress_error(e: Exception) -> bytes:
     return json.dumps({"errorDetail": {"message": message}, "error": message}).encode() + b"\r\n"
 
 
-async def pull(handler: ProgressStream) -> None:
+async def pull(handler: ProgressStream[Any]) -> None:
     """`POST /images/create?fromImage=NAME&tag=TAG|DIGEST&platform=`."""
     name, tag = handler.q_str("fromImage"), handler.q_str("tag")
     svc = handler.engine.distribution
@@ -58,14 +80,14 @@ async def pull(handler: ProgressStream) -> None:
     await handler.stream_progress(lambda cancel: svc.pull(plan, cancel))
 
 
-class PushHandler(ProgressStream):
+class PushHandler(ProgressStream[Backend]):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         svc = self.engine.distribution
         plan = await self.run(svc.resolve_push, ref, self.q_str("tag"), registry_auth(self))
         await self.stream_progress(lambda cancel: svc.push(plan, cancel))
 
 
-class AuthHandler(ApiHandler):
+class AuthHandler(ApiHandler[Backend]):
     async def post(self, version: str | None = None) -> None:
         body = self.json_body()
         if not isinstance(body, dict):
@@ -73,14 +95,18 @@ class AuthHandler(ApiHandler):
         self.send_json(await self.run(self.engine.distribution.login, AuthConfig.from_dict(body)))
 
 
-class SearchHandler(ApiHandler):
+class SearchHandler(ApiHandler[Backend]):
     def get(self, version: str | None = None) -> None:
         raise Unsupported("searching registries is not supported by this pydock daemon; "
                           "registries implementing only the v2 distribution API have no search")
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     (route(rf"/images/{NAME}/push"), PushHandler),
     (route(r"/images/search"), SearchHandler),
     (route(r"/auth"), AuthHandler),
 ]
+
+
+def routes(backend: Backend) -> list[tuple[str, type[ApiHandler[Any]], Backend]]:
+    return bind(ROUTES, backend)

@@ -6,15 +6,24 @@ swallow `/images/get`, `/images/load` and `/images/{name}/get`.
 from __future__ import annotations
 
 import json
+from typing import Any, Protocol
 
 import tornado.iostream
 
-from engine.api.base import NAME, ApiHandler, route
-from engine.api.upload import UploadHandler
+from engine.api.base import NAME, ApiHandler, Route, bind, route
+from engine.api.upload import Spooling, UploadHandler
 from engine.image import archive as imagearchive
+from engine.image.service import ImageService
 
 
-class ImageSaveHandler(ApiHandler):
+class Backend(Spooling, Protocol):
+    """save and load work on the image store itself (configs, layers, tags), as its archive module does."""
+
+    @property
+    def images(self) -> ImageService: ...
+
+
+class ImageSaveHandler(ApiHandler[Backend]):
     """Streams the tarball from a thread; names are resolved first so an unknown one is a plain 404."""
 
 
@@ -25,7 +34,7 @@ class ImageSaveHandler(ApiHandler):
         await self.send_stream(lambda _c: imagearchive.iter_save(images, plan), "application/x-tar")
 
 
-class ImageLoadHandler(UploadHandler):
+class ImageLoadHandler(UploadHandler[Backend]):
     """The load completes before answering, so a bad archive is a plain 400 rather than an
     error inside a 200 stream; the messages still go out chunked, as the SDK expects a stream."""
 
@@ -41,8 +50,12 @@ class ImageLoadHandler(UploadHandler):
         self.finish()
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     (route(r"/images/get"), ImageSaveHandler),
     (route(r"/images/load"), ImageLoadHandler),
     (route(rf"/images/{NAME}/get"), ImageSaveHandler),
 ]
+
+
+def routes(backend: Backend) -> list[tuple[str, type[ApiHandler[Any]], Backend]]:
+    return bind(ROUTES, backend)

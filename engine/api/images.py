@@ -2,19 +2,45 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from typing import IO, Any, Protocol
 
-from engine.api.base import NAME, ApiHandler, route
+from engine.api import distribution
+from engine.api.base import NAME, ApiHandler, Route, bind, route
 from engine.api.distribution import ProgressStream, pull
 from engine.api.upload import UploadHandler
 from engine.errors import InvalidParameter
+from engine.filters import Filters
+
+Json = dict[str, Any]
 
 
-class ImageListHandler(ApiHandler):
+class Images(Protocol):
+    """The image service as the image routes use it."""
+
+    def summaries(self, all_: bool = False, filters: Filters | None = None) -> list[Json]: ...
+    def import_tar(self, src: IO[bytes], repo: str = "", tag: str = "", changes: Iterable[str] = (),
+                   message: str = "", platform: str = "") -> str: ...
+    def inspect(self, ref: str) -> Json: ...
+    def history(self, ref: str) -> list[Json]: ...
+    def tag(self, image_ref: str, repo: str, tag: str = "") -> str: ...
+    def remove(self, ref: str, force: bool = False, prune: bool = True) -> list[dict[str, str]]: ...
+    def prune(self, filters: Filters | None = None) -> Json: ...
+
+
+class Backend(distribution.Backend, Protocol):
+    """`POST /images/create` pulls, so the image routes need the distribution service too."""
+
+    @property
+    def images(self) -> Images: ...
+
+
+class ImageListHandler(ApiHandler[Backend]):
     async def get(self, version: str | None = None) -> None:
         self.send_json(await self.run(self.engine.images.summaries, self.q_bool("all"), self.q_filters()))
 
 
-class ImageCreateHandler(ProgressStream, UploadHandler):
+class ImageCreateHandler(ProgressStream[Backend], UploadHandler[Backend]):
     """`docker import` (fromSrc) and `docker pull` (fromImage)."""
 
     async def post(self, version: str | None = None) -> None:
@@ -33,17 +59,17 @@ class ImageCreateHandler(ProgressStream, UploadHandler):
         self.finish(json.dumps({"status": image_id}) + "\n")
 
 
-class ImageInspectHandler(ApiHandler):
+class ImageInspectHandler(ApiHandler[Backend]):
     async def get(self, version: str | None = None, ref: str = "") -> None:
         self.send_json(await self.run(self.engine.images.inspect, ref))
 
 
-class ImageHistoryHandler(ApiHandler):
+class ImageHistoryHandler(ApiHandler[Backend]):
     async def get(self, version: str | None = None, ref: str = "") -> None:
         self.send_json(await self.run(self.engine.images.history, ref))
 
 
-class ImageTagHandler(ApiHandler):
+class ImageTagHandler(ApiHandler[Backend]):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         repo = self.q_str("repo")
         if not repo:
@@ -53,18 +79,18 @@ class ImageTagHandler(ApiHandler):
         self.finish()
 
 
-class ImageDeleteHandler(ApiHandler):
+class ImageDeleteHandler(ApiHandler[Backend]):
     async def delete(self, version: str | None = None, ref: str = "") -> None:
         self.send_json(await self.run(self.engine.images.remove, ref, self.q_bool("force"),
                                       not self.q_bool("noprune")))
 
 
-class ImagePruneHandler(ApiHandler):
+class ImagePruneHandler(ApiHandler[Backend]):
     async def post(self, version: str | None = None) -> None:
         self.send_json(await self.run(self.engine.images.prune, self.q_filters()))
 
 
-ROUTES = [
+ROUTES: list[Route] = [
     (route(r"/images/json"), ImageListHandler),
     (route(r"/images/create"), ImageCreateHandler),
     (route(r"/images/prune"), ImagePruneHandler),
@@ -73,3 +99,7 @@ ROUTES = [
     (route(rf"/images/{NAME}/tag"), ImageTagHandler),
     (route(rf"/images/{NAME}"), ImageDeleteHandler),
 ]
+
+
+def routes(backend: Backend) -> list[tuple[str, type[ApiHandler[Any]], Backend]]:
+    return bind(ROUTES, backend)

@@ -7,17 +7,28 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import IO
+from typing import IO, Protocol, TypeVar
 
 import tornado.web
 
-from engine.api.base import ApiHandler
+from engine.api.base import ApiHandler, StreamOwner
+from engine.config import EngineConfig
+
+
+class Spooling(StreamOwner, Protocol):
+    """Uploads spool to the engine's temp directory, on the data root's filesystem."""
+
+    @property
+    def cfg(self) -> EngineConfig: ...
+
+
+U = TypeVar("U", bound=Spooling)
 
 MAX_UPLOAD = 1 << 40
 
 
 @tornado.web.stream_request_body
-class UploadHandler(ApiHandler):
+class UploadHandler(ApiHandler[U]):
     upload: IO[bytes]
 
     def prepare(self) -> None:

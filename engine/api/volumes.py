@@ -1,14 +1,31 @@
 """Volume routes: `docker volume create/ls/inspect/rm/prune`."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from engine import validate
-from engine.api.base import ID, ApiHandler, route
+from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
+from engine.filters import Filters
 from pydock_common.apiversion import version_tuple
 
+Json = dict[str, Any]
 
-class VolumeHandler(ApiHandler):
+
+class Volumes(Protocol):
+    def create(self, name: str = "", driver: str = "", opts: dict[str, str] | None = None,
+               labels: dict[str, str] | None = None) -> Json: ...
+    def inspect(self, name: str) -> Json: ...
+    def listing(self, filters: Filters | None = None) -> Json: ...
+    def remove(self, name: str, force: bool = False) -> None: ...
+    def prune(self, filters: Filters | None = None, all_by_default: bool = False) -> Json: ...
+
+
+class Backend(StreamOwner, Protocol):
+    @property
+    def volumes(self) -> Volumes: ...
+
+
+class VolumeHandler(ApiHandler[Backend]):
     async def get(self, version: str | None = None, ref: str = "") -> None:
         self.send_json(await self.run(self.engine.volumes.inspect, ref))
 
@@ -36,14 +53,18 @@ class VolumePruneHandler(VolumeHandler):
         self.send_json(await self.in_thread(self.engine.volumes.prune, self.q_filters(), before_1_42))
 
 
-class VolumeListHandler(ApiHandler):
+class VolumeListHandler(ApiHandler[Backend]):
     async def get(self, version: str | None = None) -> None:
         self.send_json(await self.run(self.engine.volumes.listing, self.q_filters()))
 
 
-ROUTES: list[tuple[str, Any]] = [
+ROUTES: list[Route] = [
     (route(r"/volumes"), VolumeListHandler),
     (route(r"/volumes/(?P<ref>create)"), VolumeCreateHandler),
     (route(r"/volumes/(?P<ref>prune)"), VolumePruneHandler),
     (route(rf"/volumes/{ID}"), VolumeHandler),
 ]
+
+
+def routes(backend: Backend) -> list[tuple[str, type[ApiHandler[Any]], Backend]]:
+    return bind(ROUTES, backend)
