@@ -10,7 +10,7 @@ setup:
 demo: setup
 	./scripts/demo.sh
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q tests
 
 lint:
