@@ -11,7 +11,7 @@ from engine import __version__
 from engine.config import EngineConfig
 from engine.container.service import ContainerService
 from engine.container.stats import cgroup_version, host_memory
-from engine.distribution.registry import DEFAULT_INSECURE_CIDRS
+from engine.distribution.tls import DEFAULT_INSECURE_CIDRS
 from engine.events import EventBus
 from engine.image.layers import chain_ids
 from engine.image.service import ARCH, ImageService

@@ -9,7 +9,7 @@ from test_hostile_input import _UnixConnection
 
 from engine import errors
 from engine.api.errors import status_of
-from engine.distribution.registry import AuthFailed, RegistryError
+from engine.distribution.errors import AuthFailed, RegistryError
 from engine.openstreams import ShuttingDown
 from engine.runtime.runc import CommandNotExecutable, CommandNotFound, OCIRuntimeError, classify_runc_error
 from pydock_common import errdefs

@@ -39,7 +39,8 @@ import requests
 import zstandard
 from conftest import Daemon, _cleanup_root
 
-from engine.distribution.registry import RegistryError, is_insecure, tls_context
+from engine.distribution.errors import RegistryError
+from engine.distribution.tls import is_insecure, tls_context
 
 REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

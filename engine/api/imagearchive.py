@@ -13,6 +13,7 @@ import tornado.iostream
 from engine.api.base import NAME, ApiHandler, Route, bind, route
 from engine.api.upload import Spooling, UploadHandler
 from engine.image import archive as imagearchive
+from engine.image import save
 from engine.image.service import ImageService
 
 
@@ -30,8 +31,8 @@ class ImageSaveHandler(ApiHandler[Backend]):
     async def get(self, version: str | None = None, ref: str | None = None) -> None:
         names = [ref] if ref is not None else self.get_query_arguments("names")
         images = self.engine.images
-        plan = await self.run(imagearchive.plan_save, images, names)
-        await self.send_stream(lambda _c: imagearchive.iter_save(images, plan), "application/x-tar")
+        plan = await self.run(save.plan_save, images, names)
+        await self.send_stream(lambda _c: save.iter_save(images, plan), "application/x-tar")
 
 
 class ImageLoadHandler(UploadHandler[Backend]):

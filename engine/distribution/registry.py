@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
-import ipaddress
 import json
-import os
 import re
-import socket
 import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -35,6 +31,8 @@ import requests
 import requests.adapters
 import urllib3
 
+from engine.distribution.errors import AuthFailed, RegistryError, RegistryUnreachable
+from engine.distribution.tls import DOCKER_HUB, HUB_ENDPOINT, TLSAdapter, tls_context
 from engine.errors import EngineError, InvalidParameter, NotFound, Unauthorized
 
 MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -47,8 +45,6 @@ MANIFEST_TYPES = (MEDIA_DOCKER_MANIFEST, MEDIA_OCI_MANIFEST)
 INDEX_TYPES = (MEDIA_DOCKER_LIST, MEDIA_OCI_INDEX)
 ACCEPT = ", ".join(MANIFEST_TYPES + INDEX_TYPES)
 
-DOCKER_HUB = "docker.io"
-HUB_ENDPOINT = "registry-1.docker.io"
 HUB_AUTH_ADDRESS = "https://index.docker.io/v1/"
 CHUNK = 1 << 20
 UPLOAD_CHUNK = 16 << 20
@@ -57,19 +53,6 @@ TIMEOUT = (15, 60)  # connect, read
 # Insecure registries are contacted with TLS verification off (and over plain
 # HTTP as a fallback); urllib3 would warn on every such request.
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-
-
-class RegistryError(EngineError):
-    """A registry answered with an error, or could not be reached."""
-
-
-class AuthFailed(RegistryError):
-    """Credentials missing or refused. dockerd answers a pull or push with 500 for this (the
-    docker CLI would otherwise prompt for a login); only `login` turns it into a 401."""
-
-
-class RegistryUnreachable(RegistryError):
-    """The connection failed or dropped: worth a retry, unlike an answer."""
 
 
 @dataclass(frozen=True)
@@ -97,115 +80,6 @@ class AuthConfig:
                    str(data.get("identitytoken") or ""), str(data.get("serveraddress") or ""))
 
 
-def registry_host(server_address: str) -> str:
-    """The reference domain named by a login server address (`https://index.docker.io/v1/` is Docker Hub)."""
-    addr = server_address.strip()
-    if not addr:
-        return DOCKER_HUB
-    if "://" in addr:
-        addr = urllib.parse.urlsplit(addr).netloc
-    addr = addr.split("/", 1)[0]
-    return DOCKER_HUB if addr in ("index.docker.io", HUB_ENDPOINT, DOCKER_HUB) else addr
-
-
-DEFAULT_INSECURE_CIDRS = ("127.0.0.0/8", "::1/128")
-
-
-def is_insecure(host: str, extra: Iterable[str] = ()) -> bool:
-    """dockerd's rule: an index name listed in insecure-registries, or an address (a name's
-    resolved addresses) inside one of the insecure CIDRs, which always include loopback."""
-    entries = list(extra)
-    if host in entries:
-        return True
-    if host == DOCKER_HUB:
-        return False  # dockerd's preset index config: Docker Hub is secure, no lookup
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    name = name.strip("[]")
-    nets = []
-    for entry in (*DEFAULT_INSECURE_CIDRS, *entries):
-        if "/" in entry:
-            try:
-                nets.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                continue
-    return any(ip in net for ip in _addresses(name) for net in nets if ip.version == net.version)
-
-
-def _addresses(name: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    try:
-        return [ipaddress.ip_address(name)]
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError):
-        return []
-    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
-
-
-def tls_context(certs_dir: str, host: str, insecure: bool) -> ssl.SSLContext:
-    """System CAs plus the host's `*.crt`, and its client certificate, as dockerd reads certs.d.
-
-    Loading the system CAs takes tens of milliseconds, so contexts are
-    shared while the host's directory stays the same (urllib3 only ever sets
-    the verify mode on them, the same for every user of one context).
-    """
-    directory = os.path.join(certs_dir, host) if certs_dir and host not in ("", ".", "..") and "/" not in host \
-        else ""
-    try:
-        names = sorted(os.listdir(directory)) if directory else []
-        listing = tuple((n, os.stat(os.path.join(directory, n)).st_mtime_ns) for n in names)
-    except (FileNotFoundError, NotADirectoryError):
-        listing = ()
-    return _tls_context(directory, listing, insecure)
-
-
-@functools.lru_cache(maxsize=32)
-def _tls_context(directory: str, listing: tuple[tuple[str, int], ...], insecure: bool) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    if insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    names = [name for name, _ in listing]
-    try:
-        for name in names:
-            path = os.path.join(directory, name)
-            if name.endswith(".crt"):
-                ctx.load_verify_locations(cafile=path)
-            elif name.endswith(".cert"):
-                key = name[:-5] + ".key"
-                if key not in names:
-                    raise RegistryError(f"missing key {key} for client certificate {name}. "
-                                        "CA certificates must use the extension .crt")
-                ctx.load_cert_chain(path, os.path.join(directory, key))
-            elif name.endswith(".key") and name[:-4] + ".cert" not in names:
-                raise RegistryError(f"missing client certificate {name[:-4]}.cert for key {name}")
-    except (ssl.SSLError, OSError) as e:
-        raise RegistryError(f"failed to load TLS certificates from {directory}: {e}") from None
-    return ctx
-
-
-class _TLSAdapter(requests.adapters.HTTPAdapter):
-    """Every HTTPS connection uses one prepared SSLContext, never requests' certifi bundle."""
-
-    def __init__(self, ctx: ssl.SSLContext) -> None:
-        self.ctx = ctx
-        super().__init__(pool_maxsize=8)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs, ssl_context=self.ctx)
-
-    def build_connection_pool_key_attributes(self, request: requests.PreparedRequest, verify: Any,
-                                             cert: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
-        for key in ("ca_certs", "ca_cert_dir", "cert_file", "key_file"):
-            pool.pop(key, None)
-        pool["ssl_context"] = self.ctx
-        return host, pool
-
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        conn.cert_reqs = "CERT_REQUIRED" if verify else "CERT_NONE"
-        conn.ca_certs = conn.ca_cert_dir = None
 
 
 _PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
@@ -252,7 +126,7 @@ class Registry:
         self.auth = auth or AuthConfig()
         self.insecure = insecure
         self.session = requests.Session()
-        self.session.mount("https://", _TLSAdapter(tls_context(certs_dir, self.endpoint, insecure)))
+        self.session.mount("https://", TLSAdapter(tls_context(certs_dir, self.endpoint, insecure)))
         self.session.headers["User-Agent"] = "pydock/0.1 (distribution)"
         self.base = ""
         self.challenge = Challenge("", {})

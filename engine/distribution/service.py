@@ -44,9 +44,8 @@ from engine.distribution.registry import (
     AuthConfig,
     Registry,
     RegistryError,
-    is_insecure,
-    registry_host,
 )
+from engine.distribution.tls import is_insecure, registry_host
 from engine.distribution.transfer import BlobReader, HashWriter, decompress
 from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.events import EventBus
