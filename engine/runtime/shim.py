@@ -9,7 +9,9 @@ leaves the container running; a restarted daemon reconnects through
 `STATE_DIR/shim.sock`.
 
 It is deliberately stdlib-only and self-contained (no engine imports): it
-runs for the container's whole life and must start in milliseconds.
+runs for the container's whole life and must start in milliseconds. That is
+also why it is one module of some 600 lines: `python3 -I -S shim.py` cannot
+import siblings.
 
 `mode: "exec"` in shim.json makes it monitor a process started in a running
 container (`docker exec`), as containerd's shim holds exec processes: the
