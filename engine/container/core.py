@@ -23,7 +23,7 @@ from engine.events import EventBus
 from engine.image.layers import LayerStore
 from engine.image.service import ImageService
 from engine.network.service import NetworkService
-from engine.runtime.runc import Runtime
+from engine.runtime.base import ContainerRuntime
 from engine.store.db import MetaStore
 from engine.volume.service import VolumeService
 
@@ -55,7 +55,7 @@ class Attachment:
 
 class ContainerCore:
     def __init__(self, cfg: EngineConfig, meta: MetaStore, images: ImageService, layers: LayerStore,
-                 runtime: Runtime, events: EventBus, network: NetworkService, volumes: VolumeService) -> None:
+                 runtime: ContainerRuntime, events: EventBus, network: NetworkService, volumes: VolumeService) -> None:
         self.cfg = cfg
         self.meta = meta
         self.store = ContainerStore(meta)

@@ -24,7 +24,8 @@ from engine.container.state import Op, check
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
 from engine.events import EventBus
 from engine.linux.fsutil import resolve_user
-from engine.runtime.runc import Runtime, UnusableCommand
+from engine.runtime.base import ContainerRuntime
+from engine.runtime.runc import UnusableCommand
 from engine.runtime.security import group_add_gids
 from engine.runtime.spec import container_env, host_caps, merge_env
 
@@ -84,7 +85,7 @@ def parse_console_size(value: Any) -> tuple[int, int] | None:
 
 
 class ExecService:
-    def __init__(self, containers: ContainerService, runtime: Runtime, events: EventBus) -> None:
+    def __init__(self, containers: ContainerService, runtime: ContainerRuntime, events: EventBus) -> None:
         self.containers = containers
         self.runtime = runtime
         self.events = events

@@ -72,7 +72,7 @@ class Recovery(Lifecycle):
         """Remove what an interrupted start left of a container that does not run; its record stays."""
         cid = c["Id"]
         merged = os.path.join(self.dir(cid), "merged")
-        started = os.path.exists(self.runtime.state_dir(cid)) or is_mountpoint(merged)
+        started = self.runtime.has_state(cid) or is_mountpoint(merged)
         self.runtime.abandon(cid)
         self.network.teardown(cid)
         if started:

@@ -21,7 +21,7 @@ from typing import Any
 from engine.container.service import ContainerService
 from engine.container.state import Op, check
 from engine.errors import EngineError, InvalidParameter, NotFound
-from engine.runtime.runc import Runtime
+from engine.runtime.base import ContainerRuntime
 from engine.timeutil import ZERO_TIME, rfc3339_ns
 
 NS_PER_SEC = 1_000_000_000
@@ -354,7 +354,7 @@ def run_ps(args: list[str], pids: list[int]) -> str:
 
 
 class StatsService:
-    def __init__(self, containers: ContainerService, runtime: Runtime) -> None:
+    def __init__(self, containers: ContainerService, runtime: ContainerRuntime) -> None:
         self.containers = containers
         self.runtime = runtime
         self.machine_memory = host_memory()

@@ -120,6 +120,9 @@ class Runtime:
         self._spare_lock = threading.Lock()
         self._closed = False
 
+    def has_state(self, cid: str) -> bool:
+        return os.path.exists(self.state_dir(cid))
+
     def state_dir(self, cid: str) -> str:
         # Short on purpose: unix socket paths inside it must stay under 108 bytes.
         return os.path.join(self.cfg.shims_dir, cid[:16])
