@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from engine.container.core import Attachment, ContainerCore
+from engine.container.state import State
 
 
 class Attaching(ContainerCore):
@@ -14,7 +15,7 @@ class Attaching(ContainerCore):
             cfg = c["Config"]
             att = Attachment(stdin=stdin and cfg["OpenStdin"], stdout=stdout, stderr=stderr,
                              close_stdin=cfg["StdinOnce"], tty=cfg["Tty"])
-            if c["State"]["Running"]:
+            if State.of_record(c).running:
                 self._connect_attachment(cid, att)
             else:
                 self._pending.setdefault(cid, []).append(att)

@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.config import EngineConfig
 from engine.container import logconfig
+from engine.container.state import State
 from engine.container.store import ContainerStore
 from engine.events import EventBus
 from engine.image.layers import LayerStore
@@ -103,7 +104,7 @@ class ContainerCore:
         stopped: list[str] = []
         for c in self.all_records():
             if c["Image"] == image_id:
-                (running if c["State"]["Running"] else stopped).append(c["Id"])
+                (running if State.of_record(c).running else stopped).append(c["Id"])
         return running, stopped
 
     def log_spec(self, c: dict[str, Any]) -> logconfig.LogSpec:
