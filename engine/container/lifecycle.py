@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.container import naming
 from engine.container.core import dir_bytes
+from engine.container.record import Config
 from engine.container.run import Running
 from engine.container.signals import parse_signal
 from engine.container.state import ContainerState, Op, State, check
@@ -53,7 +54,7 @@ class Lifecycle(Running):
         with self._lock(cid):
             c = self._load(cid)
             check(Op.KILL, c, ref)
-            stop_sig = parse_signal(c["Config"]["StopSignal"], _signal.SIGTERM)
+            stop_sig = parse_signal(Config.from_docker(c["Config"]).stop_signal, _signal.SIGTERM)
             if signum in (_signal.SIGKILL, stop_sig):
                 c["_manual_stop"] = True
                 self._cancelled_restart.add(cid)
@@ -84,10 +85,10 @@ class Lifecycle(Running):
             self._cancelled_restart.add(cid)
             self._save(c)
             n = len(self._exits.get(cid, []))
+            config = Config.from_docker(c["Config"])
             if timeout is None:
-                timeout = c["Config"].get("StopTimeout")
-                timeout = DEFAULT_STOP_TIMEOUT if timeout is None else int(timeout)
-            signum = parse_signal(sig or c["Config"]["StopSignal"], _signal.SIGTERM)
+                timeout = DEFAULT_STOP_TIMEOUT if config.stop_timeout is None else config.stop_timeout
+            signum = parse_signal(sig or config.stop_signal, _signal.SIGTERM)
             if timeout != 0:
                 self._signal(c, signum)
                 if state.paused:

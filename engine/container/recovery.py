@@ -5,6 +5,7 @@ import os
 from typing import Any
 
 from engine.container.lifecycle import Lifecycle
+from engine.container.record import Container
 from engine.container.state import State
 from engine.errors import EngineError
 from engine.linux.mounts import is_mountpoint, umount
@@ -39,7 +40,8 @@ class Recovery(Lifecycle):
             self._roll_back_start(c)
             # A build's RUN container went with the daemon that ran the build; a
             # stopped --rm container is removed at boot, as dockerd does.
-            if c.get("_intermediate") or c["HostConfig"]["AutoRemove"]:
+            view = Container.from_docker(c)
+            if view.intermediate or view.host_config.auto_remove:
                 state = State.of_record(c)
                 state.process_gone()
                 state.put(c)
@@ -83,7 +85,9 @@ class Recovery(Lifecycle):
 
     @staticmethod
     def _restart_on_boot(c: dict[str, Any]) -> bool:
-        policy = c["HostConfig"]["RestartPolicy"]["Name"]
-        if State.of_record(c).started_at == ZERO_TIME:
+        """A container that ran before: `always` starts it again, `unless-stopped` unless a client stopped it."""
+        view = Container.from_docker(c)
+        if view.state.started_at == ZERO_TIME:
             return False
-        return policy == "always" or (policy == "unless-stopped" and not c["_manual_stop"])
+        policy = view.host_config.restart_policy.name
+        return policy == "always" or (policy == "unless-stopped" and not view.manual_stop)

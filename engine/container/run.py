@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from engine.container.create import Creating
+from engine.container.record import Config, Container, ContainerID, HostConfig
 from engine.container.state import Op, State, check
 from engine.errors import EngineError
 from engine.linux.fsutil import resolve_user, secure_join
@@ -70,9 +71,9 @@ class Running(Creating):
             spec = self._spec(c, merged)
             _write_start_file(os.path.join(cdir, "config.json"), json.dumps(spec).encode(), 0o600)
             crash_point("prepared")
-            cfg = c["Config"]
+            cfg = Config.from_docker(c["Config"])
             pid = self.runtime.launch(
-                cid, cdir, tty=cfg["Tty"], stdin=cfg["OpenStdin"], log=self.log_spec(c).to_shim(),
+                cid, cdir, tty=cfg.tty, stdin=cfg.open_stdin, log=self.log_spec(c).to_shim(),
                 console_size=_console_size(c["HostConfig"]), cgroup_path=spec["linux"]["cgroupsPath"])
             crash_point("created")
             for att in self._pending.pop(cid, []):
@@ -88,7 +89,7 @@ class Running(Creating):
             state.start_failed(getattr(e, "message", str(e)), _start_exit_code(e))
             state.put(c)
             self._save(c)
-            if c["HostConfig"]["AutoRemove"]:
+            if HostConfig.from_docker(c["HostConfig"]).auto_remove:
                 self._remove_locked(c, volumes=True)  # as Docker: --rm also covers a failed start
             raise
         self._mark_started(c, pid)
@@ -145,10 +146,10 @@ class Running(Creating):
             _write_start_file(os.path.join(cdir, name), text.encode(), 0o644)
 
     # ---- exit handling ------------------------------------------------
-    def _monitor(self, cid: str) -> None:
+    def _monitor(self, cid: ContainerID) -> None:
         threading.Thread(target=self._watch, args=(cid,), name=f"monitor-{cid[:12]}", daemon=True).start()
 
-    def _watch(self, cid: str) -> None:
+    def _watch(self, cid: ContainerID) -> None:
         result: dict[str, Any] | None = None
         try:
             with self.runtime.connect(cid, {"op": "wait"}, timeout=None) as sock:
@@ -159,7 +160,7 @@ class Running(Creating):
             result = self.runtime.read_exit(cid) or {"ExitCode": 255, "FinishedAt": rfc3339_ns(), "OOMKilled": False}
         self._on_exit(cid, result)
 
-    def _on_exit(self, cid: str, result: dict[str, Any]) -> None:
+    def _on_exit(self, cid: ContainerID, result: dict[str, Any]) -> None:
         with self._lock(cid):
             try:
                 c = self._load(cid)
@@ -182,7 +183,7 @@ class Running(Creating):
             with self._cond:
                 self._exits.setdefault(cid, []).append(code)
                 self._cond.notify_all()
-            if c["HostConfig"]["AutoRemove"]:
+            if HostConfig.from_docker(c["HostConfig"]).auto_remove:
                 self._remove_locked(c, volumes=True)
                 return
             if self._should_restart(c, code):
@@ -193,18 +194,12 @@ class Running(Creating):
                 threading.Timer(delay, self._auto_restart, args=(cid,)).start()
 
     def _should_restart(self, c: dict[str, Any], code: int) -> bool:
-        if c["_manual_stop"] or c["Id"] in self._cancelled_restart:
+        view = Container.from_docker(c)
+        if view.manual_stop or view.id in self._cancelled_restart:
             return False
-        policy = c["HostConfig"]["RestartPolicy"]
-        name = policy["Name"]
-        if name in ("always", "unless-stopped"):
-            return True
-        if name == "on-failure":
-            limit = policy["MaximumRetryCount"]
-            return code != 0 and (limit == 0 or c["RestartCount"] < limit)
-        return False
+        return view.host_config.restart_policy.should_restart(code, view.restart_count)
 
-    def _auto_restart(self, cid: str) -> None:
+    def _auto_restart(self, cid: ContainerID) -> None:
         with self._lock(cid):
             try:
                 c = self._load(cid)
@@ -219,7 +214,7 @@ class Running(Creating):
             except EngineError:
                 self._cancel_restart(self._load(cid))
 
-    def _wait_exit_count(self, cid: str, n: int, timeout: float | None) -> bool:
+    def _wait_exit_count(self, cid: ContainerID, n: int, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while len(self._exits.get(cid, [])) <= n:

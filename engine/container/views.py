@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from engine.container.core import ContainerCore, dir_bytes
+from engine.container.record import Container
 from engine.container.state import ContainerState, State
 from engine.errors import EngineError, InvalidParameter
 from engine.filters import Filters
@@ -40,19 +41,20 @@ class Views(ContainerCore):
         all_ = all_ or limit > 0  # as dockerd: `ps -n N` / `ps -l` count stopped containers too
         out = []
         for c in records:
-            state = State.of_record(c)
+            view = Container.from_docker(c)
+            state = view.state
             if not all_ and not state.running and "status" not in filters and "exited" not in filters \
                     and not state.restarting:
                 continue
             if not self._match(c, filters):
                 continue
             item = {
-                "Id": c["Id"], "Names": [c["Name"]], "Image": c["Config"]["Image"], "ImageID": c["Image"],
-                "Command": " ".join([c["Path"], *c["Args"]]),
-                "Created": parse_rfc3339_ns(c["Created"]) // 1_000_000_000,
-                "Ports": self.network.ports_list(c), "Labels": c["Config"].get("Labels") or {},
+                "Id": view.id, "Names": [view.name], "Image": view.config.image, "ImageID": view.image_id,
+                "Command": " ".join(view.argv),
+                "Created": parse_rfc3339_ns(view.created) // 1_000_000_000,
+                "Ports": self.network.ports_list(c), "Labels": view.config.labels,
                 "State": state.status,
-                "Status": status_text(state), "HostConfig": {"NetworkMode": c["HostConfig"]["NetworkMode"]},
+                "Status": status_text(state), "HostConfig": {"NetworkMode": view.host_config.network_mode},
                 "NetworkSettings": {"Networks": self.network.settings(c)["Networks"]},
                 "Mounts": c.get("Mounts") or [],
             }
