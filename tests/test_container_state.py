@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from engine.container.state import ALLOWED, ContainerState, Op, check
+from engine.container.state import ALLOWED, ContainerState, Op, State, check
 from engine.errors import Conflict, NotModified
 
 CID = "c" * 64
@@ -56,3 +56,32 @@ def test_every_op_is_allowed_somewhere_and_checks_pass_there() -> None:
             flags = {"Running": state.alive, "Paused": state is ContainerState.PAUSED,
                      "Restarting": state is ContainerState.RESTARTING}
             check(op, record(Status=state.value, **flags))
+
+
+def test_state_round_trips_dockers_document() -> None:
+    doc = {"Status": "exited", "Running": False, "Paused": False, "Restarting": False, "OOMKilled": True,
+           "Dead": False, "Pid": 0, "ExitCode": 137, "Error": "", "StartedAt": "2026-01-01T00:00:00Z",
+           "FinishedAt": "2026-01-01T00:00:01Z"}
+    state = State.from_docker(doc)
+    assert (state.current, state.exit_code, state.oom_killed) == (ContainerState.EXITED, 137, True)
+    assert state.to_docker() == doc
+
+
+def test_transitions_write_the_record_and_keep_unknown_keys() -> None:
+    rec = record(Health={"Status": "none"})
+    state = State.of_record(rec)
+    state.start(pid=42)
+    state.put(rec)
+    assert ContainerState.of(rec["State"]) is ContainerState.RUNNING and rec["State"]["Pid"] == 42
+    state.pause()
+    state.put(rec)
+    assert ContainerState.of(rec["State"]) is ContainerState.PAUSED and rec["State"]["Status"] == "paused"
+    state.exit(3, oom_killed=False, finished_at="2026-01-01T00:00:01Z")
+    state.schedule_restart()
+    state.put(rec)
+    assert ContainerState.of(rec["State"]) is ContainerState.RESTARTING
+    assert (rec["State"]["ExitCode"], rec["State"]["Pid"], rec["State"]["Paused"]) == (3, 0, False)
+    state.cancel_restart()
+    state.put(rec)
+    assert ContainerState.of(rec["State"]) is ContainerState.EXITED
+    assert rec["State"]["Health"] == {"Status": "none"}

@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from engine.config import EngineConfig
 from engine.container.service import ContainerService
+from engine.container.state import State
 from engine.errors import Conflict, InvalidParameter, NotFound
 from engine.image.changes import apply_change
 from engine.image.layers import OPAQUE_XATTR, Layer, LayerStore, write_diff_tar
@@ -336,7 +337,8 @@ class ArchiveService:
         target = reference.with_tag(repo, tag) if repo else None
         with self.containers.locked(ref) as c:
             cid = c["Id"]
-            if c["State"]["Dead"]:
+            state = State.of_record(c)
+            if state.dead:
                 raise Conflict(f"You cannot commit container {cid} which is Dead")
             new_config = copy.deepcopy(config if config else c["Config"])
             for line in changes:
@@ -344,7 +346,7 @@ class ArchiveService:
             new_config = merge_config(new_config, c["Config"])
             if new_config.get("StopTimeout") is None:
                 new_config.pop("StopTimeout", None)
-            pause_now = pause and c["State"]["Running"] and not c["State"]["Paused"]
+            pause_now = pause and state.running and not state.paused
             if pause_now:
                 self.containers.pause(cid)
             try:

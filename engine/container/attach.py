@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from engine.container.core import Attachment, ContainerCore
+from engine.container.record import Config, ContainerID
+from engine.container.state import State
 
 
 class Attaching(ContainerCore):
@@ -11,10 +13,10 @@ class Attaching(ContainerCore):
         cid = self.resolve(ref)
         with self._lock(cid):
             c = self._load(cid)
-            cfg = c["Config"]
-            att = Attachment(stdin=stdin and cfg["OpenStdin"], stdout=stdout, stderr=stderr,
-                             close_stdin=cfg["StdinOnce"], tty=cfg["Tty"])
-            if c["State"]["Running"]:
+            cfg = Config.from_docker(c["Config"])
+            att = Attachment(stdin=stdin and cfg.open_stdin, stdout=stdout, stderr=stderr,
+                             close_stdin=cfg.stdin_once, tty=cfg.tty)
+            if State.of_record(c).running:
                 self._connect_attachment(cid, att)
             else:
                 self._pending.setdefault(cid, []).append(att)
@@ -27,7 +29,7 @@ class Attaching(ContainerCore):
             if att in self._pending.get(cid, []):
                 self._pending[cid].remove(att)
 
-    def _connect_attachment(self, cid: str, att: Attachment) -> None:
+    def _connect_attachment(self, cid: ContainerID, att: Attachment) -> None:
         try:
             att.sock = self.runtime.attach(cid, stdin=att.stdin, stdout=att.stdout, stderr=att.stderr,
                                            close_stdin=att.close_stdin)

@@ -18,6 +18,8 @@ from typing import Any
 
 from engine.config import EngineConfig
 from engine.container import logconfig
+from engine.container.record import Config, ContainerID
+from engine.container.state import State
 from engine.container.store import ContainerStore
 from engine.events import EventBus
 from engine.image.layers import LayerStore
@@ -66,25 +68,25 @@ class ContainerCore:
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()
         self._cond = threading.Condition()
-        self._exits: dict[str, list[int]] = {}   # exit codes seen per container, for wait(next-exit)
-        self._removed: set[str] = set()
+        self._exits: dict[ContainerID, list[int]] = {}   # exit codes seen per container, for wait(next-exit)
+        self._removed: set[ContainerID] = set()
         self._pending: dict[str, list[Attachment]] = {}
-        self._cancelled_restart: set[str] = set()
+        self._cancelled_restart: set[ContainerID] = set()
         self.network = network
         self.volumes = volumes
 
     # ---- records ------------------------------------------------------
-    def _lock(self, cid: str) -> threading.RLock:
+    def _lock(self, cid: ContainerID) -> threading.RLock:
         with self._locks_guard:
             return self._locks.setdefault(cid, threading.RLock())
 
-    def _load(self, cid: str) -> dict[str, Any]:
+    def _load(self, cid: ContainerID) -> dict[str, Any]:
         return self.store.load(cid)
 
     def _save(self, c: dict[str, Any]) -> None:
         self.store.save(c)
 
-    def resolve(self, ref: str) -> str:
+    def resolve(self, ref: str) -> ContainerID:
         """Container ID for a full ID, unique ID prefix, or name (Docker's lookup order)."""
         return self.store.resolve(ref)
 
@@ -94,7 +96,7 @@ class ContainerCore:
     def all_records(self) -> list[dict[str, Any]]:
         return self.store.records()
 
-    def ids(self) -> set[str]:
+    def ids(self) -> set[ContainerID]:
         """IDs of every container the store holds (for the start-up sweep of orphaned directories)."""
         return self.store.ids()
 
@@ -103,7 +105,7 @@ class ContainerCore:
         stopped: list[str] = []
         for c in self.all_records():
             if c["Image"] == image_id:
-                (running if c["State"]["Running"] else stopped).append(c["Id"])
+                (running if State.of_record(c).running else stopped).append(c["Id"])
         return running, stopped
 
     def log_spec(self, c: dict[str, Any]) -> logconfig.LogSpec:
@@ -116,8 +118,10 @@ class ContainerCore:
         return os.path.join(self.cfg.containers_dir, cid)
 
     def _attrs(self, c: dict[str, Any], **extra: str) -> dict[str, str]:
-        attrs = {"image": c["Config"]["Image"], "name": c["Name"].lstrip("/")}
-        attrs.update(c["Config"].get("Labels") or {})
+        """An event's attributes: Docker's image and name, the container's labels, then `extra`."""
+        config = Config.from_docker(c["Config"])
+        attrs = {"image": config.image, "name": c["Name"].lstrip("/")}
+        attrs.update(config.labels)
         attrs.update(extra)
         return attrs
 

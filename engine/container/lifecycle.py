@@ -9,9 +9,10 @@ from typing import Any
 
 from engine.container import naming
 from engine.container.core import dir_bytes
+from engine.container.record import Config
 from engine.container.run import Running
 from engine.container.signals import parse_signal
-from engine.container.state import ContainerState, Op, check
+from engine.container.state import ContainerState, Op, State, check
 from engine.errors import Conflict, EngineError, InvalidParameter
 from engine.filters import Filters
 from engine.runtime import resources
@@ -34,7 +35,7 @@ class Lifecycle(Running):
             c = self._load(cid)
             try:
                 warnings = resources.apply_update(c["HostConfig"], body)
-                if c["State"]["Running"]:
+                if State.of_record(c).running:
                     self.runtime.update(cid, resources.linux_resources(c["HostConfig"]))
             except InvalidParameter:
                 raise
@@ -53,7 +54,7 @@ class Lifecycle(Running):
         with self._lock(cid):
             c = self._load(cid)
             check(Op.KILL, c, ref)
-            stop_sig = parse_signal(c["Config"]["StopSignal"], _signal.SIGTERM)
+            stop_sig = parse_signal(Config.from_docker(c["Config"]).stop_signal, _signal.SIGTERM)
             if signum in (_signal.SIGKILL, stop_sig):
                 c["_manual_stop"] = True
                 self._cancelled_restart.add(cid)
@@ -65,7 +66,7 @@ class Lifecycle(Running):
             self.runtime.kill(c["Id"], signum)
         except Conflict:
             pass  # it exited meanwhile: the signal's work is done, as dockerd sees it
-        if c["State"]["Paused"] and signum == _signal.SIGKILL:
+        if State.of_record(c).paused and signum == _signal.SIGKILL:
             self.runtime.resume(c["Id"])
         self._event(c, "kill", signal=str(signum))
 
@@ -73,41 +74,40 @@ class Lifecycle(Running):
         cid = self.resolve(ref)
         with self._lock(cid):
             c = self._load(cid)
-            if c["State"]["Restarting"]:
+            state = State.of_record(c)
+            if state.restarting:
                 self._cancelled_restart.add(cid)
-                c["State"].update(Restarting=False, Status="exited")
                 c["_manual_stop"] = True
-                self._save(c)
+                self._cancel_restart(c)
                 return
             check(Op.STOP, c)
             c["_manual_stop"] = True
             self._cancelled_restart.add(cid)
             self._save(c)
             n = len(self._exits.get(cid, []))
+            config = Config.from_docker(c["Config"])
             if timeout is None:
-                timeout = c["Config"].get("StopTimeout")
-                timeout = DEFAULT_STOP_TIMEOUT if timeout is None else int(timeout)
-            signum = parse_signal(sig or c["Config"]["StopSignal"], _signal.SIGTERM)
+                timeout = DEFAULT_STOP_TIMEOUT if config.stop_timeout is None else config.stop_timeout
+            signum = parse_signal(sig or config.stop_signal, _signal.SIGTERM)
             if timeout != 0:
                 self._signal(c, signum)
-                if c["State"]["Paused"]:
+                if state.paused:
                     self.runtime.resume(cid)
         if timeout != 0 and self._wait_exit_count(cid, n, None if timeout < 0 else timeout):
             return
         with self._lock(cid):
             c = self._load(cid)
-            if c["State"]["Running"]:
+            if State.of_record(c).running:
                 self._signal(c, _signal.SIGKILL)
         self._wait_exit_count(cid, n, None)
 
     def restart(self, ref: str, timeout: int | None = None) -> None:
         cid = self.resolve(ref)
-        c = self._load(cid)
-        if c["State"]["Running"]:
+        if State.of_record(self._load(cid)).running:
             self.stop(cid, timeout)
         with self._lock(cid):
             c = self._load(cid)
-            if not c["State"]["Running"]:
+            if not State.of_record(c).running:
                 self._start_locked(c)
         self._event(self._load(cid), "restart")
 
@@ -117,7 +117,9 @@ class Lifecycle(Running):
             c = self._load(cid)
             check(Op.PAUSE, c)
             self.runtime.pause(cid)
-            c["State"].update(Paused=True, Status="paused")
+            state = State.of_record(c)
+            state.pause()
+            state.put(c)
             self._save(c)
             self._event(c, "pause")
 
@@ -127,7 +129,9 @@ class Lifecycle(Running):
             c = self._load(cid)
             check(Op.UNPAUSE, c)
             self.runtime.resume(cid)
-            c["State"].update(Paused=False, Status="running")
+            state = State.of_record(c)
+            state.unpause()
+            state.put(c)
             self._save(c)
             self._event(c, "unpause")
 
@@ -147,19 +151,19 @@ class Lifecycle(Running):
             c = self._load(cid)
 
         def result(cancel: threading.Event | None = None) -> dict[str, Any]:
-            state = c["State"]
-            if condition in ("", "not-running") and not state["Running"] and not state["Restarting"]:
-                return {"StatusCode": state["ExitCode"], "Error": None}
+            state = State.of_record(c)
+            if condition in ("", "not-running") and not state.running and not state.restarting:
+                return {"StatusCode": state.exit_code, "Error": None}
             with self._cond:
                 while True:
                     exits = self._exits.get(cid, [])
                     if condition == "removed":
                         if cid in self._removed:
-                            return {"StatusCode": exits[-1] if exits else state["ExitCode"], "Error": None}
+                            return {"StatusCode": exits[-1] if exits else state.exit_code, "Error": None}
                     elif len(exits) > seen:
                         return {"StatusCode": exits[seen], "Error": None}
                     elif cid in self._removed:
-                        return {"StatusCode": exits[-1] if exits else state["ExitCode"], "Error": None}
+                        return {"StatusCode": exits[-1] if exits else state.exit_code, "Error": None}
                     if cancel is not None and cancel.is_set():
                         raise EngineError("wait cancelled")
                     self._cond.wait(0.5)
@@ -173,7 +177,7 @@ class Lifecycle(Running):
             c = self._load(cid)
             if not force:
                 check(Op.REMOVE, c)
-            if c["State"]["Running"]:
+            if State.of_record(c).running:
                 c["_manual_stop"] = True
                 self._cancelled_restart.add(cid)
                 self._save(c)
@@ -210,8 +214,8 @@ class Lifecycle(Running):
         until = filters.times("until")
         deleted, reclaimed = [], 0
         for rec in self.all_records():
-            if ContainerState.of(rec["State"]) in (ContainerState.RUNNING, ContainerState.PAUSED,
-                                                   ContainerState.RESTARTING):
+            if State.of_record(rec).current in (ContainerState.RUNNING, ContainerState.PAUSED,
+                                                ContainerState.RESTARTING):
                 continue
             labels = rec["Config"].get("Labels")
             if not (filters.labels("label", labels) and filters.no_labels("label!", labels)

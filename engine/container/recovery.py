@@ -5,6 +5,8 @@ import os
 from typing import Any
 
 from engine.container.lifecycle import Lifecycle
+from engine.container.record import Container
+from engine.container.state import State
 from engine.errors import EngineError
 from engine.linux.mounts import is_mountpoint, umount
 from engine.timeutil import ZERO_TIME, rfc3339_ns
@@ -25,7 +27,7 @@ class Recovery(Lifecycle):
             cid = c["Id"]
             if c.get("_intermediate"):
                 stopped.append(c)
-            elif c["State"]["Running"]:
+            elif State.of_record(c).running:
                 if self.runtime.alive(cid):
                     self._monitor(cid)
                     continue
@@ -38,14 +40,19 @@ class Recovery(Lifecycle):
             self._roll_back_start(c)
             # A build's RUN container went with the daemon that ran the build; a
             # stopped --rm container is removed at boot, as dockerd does.
-            if c.get("_intermediate") or c["HostConfig"]["AutoRemove"]:
-                c["State"]["Running"] = False
+            view = Container.from_docker(c)
+            if view.intermediate or view.host_config.auto_remove:
+                state = State.of_record(c)
+                state.process_gone()
+                state.put(c)
                 with self._lock(cid):
                     self._remove_locked(c, volumes=True)
                 continue
-            if c["State"]["Restarting"] or self._restart_on_boot(c):
+            state = State.of_record(c)
+            if state.restarting or self._restart_on_boot(c):
                 with self._lock(cid):
-                    c["State"]["Restarting"] = False
+                    state.restart_due()
+                    state.put(c)
                     try:
                         self._start_locked(c)
                     except EngineError:
@@ -59,10 +66,7 @@ class Recovery(Lifecycle):
         status, pid = self.runtime.status(cid)
         if status != "running":
             return False
-        c["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
-                          Dead=False, Pid=pid, ExitCode=0, Error="", StartedAt=rfc3339_ns(),
-                          FinishedAt=ZERO_TIME)
-        c["_manual_stop"] = False
+        self._mark_started(c, pid)
         self._save(c)
         self._event(c, "start")
         self._monitor(cid)
@@ -81,7 +85,9 @@ class Recovery(Lifecycle):
 
     @staticmethod
     def _restart_on_boot(c: dict[str, Any]) -> bool:
-        policy = c["HostConfig"]["RestartPolicy"]["Name"]
-        if c["State"]["StartedAt"] == ZERO_TIME:
+        """A container that ran before: `always` starts it again, `unless-stopped` unless a client stopped it."""
+        view = Container.from_docker(c)
+        if view.state.started_at == ZERO_TIME:
             return False
-        return policy == "always" or (policy == "unless-stopped" and not c["_manual_stop"])
+        policy = view.host_config.restart_policy.name
+        return policy == "always" or (policy == "unless-stopped" and not view.manual_stop)

@@ -15,14 +15,15 @@ import time
 from typing import Any
 
 from engine.container.create import Creating
-from engine.container.state import Op, check
+from engine.container.record import Config, Container, ContainerID, HostConfig
+from engine.container.state import Op, State, check
 from engine.errors import EngineError
 from engine.linux.fsutil import resolve_user, secure_join
 from engine.linux.mounts import is_mountpoint, mount_overlay, umount
 from engine.runtime import resources, security
 from engine.runtime.runc import UnusableCommand, crash_point
 from engine.runtime.spec import SpecOptions, build_spec, container_env
-from engine.timeutil import ZERO_TIME, rfc3339_ns
+from engine.timeutil import rfc3339_ns
 
 
 def _start_exit_code(e: BaseException) -> int:
@@ -70,9 +71,9 @@ class Running(Creating):
             spec = self._spec(c, merged)
             _write_start_file(os.path.join(cdir, "config.json"), json.dumps(spec).encode(), 0o600)
             crash_point("prepared")
-            cfg = c["Config"]
+            cfg = Config.from_docker(c["Config"])
             pid = self.runtime.launch(
-                cid, cdir, tty=cfg["Tty"], stdin=cfg["OpenStdin"], log=self.log_spec(c).to_shim(),
+                cid, cdir, tty=cfg.tty, stdin=cfg.open_stdin, log=self.log_spec(c).to_shim(),
                 console_size=_console_size(c["HostConfig"]), cgroup_path=spec["linux"]["cgroupsPath"])
             crash_point("created")
             for att in self._pending.pop(cid, []):
@@ -84,19 +85,33 @@ class Running(Creating):
             self.network.teardown(cid)
             self.volumes.detach(c)
             umount(merged)
-            c["State"].update(Error=getattr(e, "message", str(e)), ExitCode=_start_exit_code(e))
+            state = State.of_record(c)
+            state.start_failed(getattr(e, "message", str(e)), _start_exit_code(e))
+            state.put(c)
             self._save(c)
-            if c["HostConfig"]["AutoRemove"]:
+            if HostConfig.from_docker(c["HostConfig"]).auto_remove:
                 self._remove_locked(c, volumes=True)  # as Docker: --rm also covers a failed start
             raise
-        c["State"].update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
-                          Dead=False, Pid=pid, ExitCode=0, Error="", StartedAt=rfc3339_ns(),
-                          FinishedAt=ZERO_TIME)
-        c["_manual_stop"] = False
+        self._mark_started(c, pid)
         self._cancelled_restart.discard(cid)
         self._save(c)
         self._event(c, "start")
         self._monitor(cid)
+
+    @staticmethod
+    def _mark_started(c: dict[str, Any], pid: int) -> None:
+        """`c` runs as `pid` (not yet saved): its state, and a clean slate for the restart policy."""
+        state = State.of_record(c)
+        state.start(pid)
+        state.put(c)
+        c["_manual_stop"] = False
+
+    def _cancel_restart(self, c: dict[str, Any]) -> None:
+        """restarting -> exited, saved: stopped while a restart was pending, or the restart failed."""
+        state = State.of_record(c)
+        state.cancel_restart()
+        state.put(c)
+        self._save(c)
 
     def _spec(self, c: dict[str, Any], rootfs: str) -> dict[str, Any]:
         cfg, host = c["Config"], c["HostConfig"]
@@ -131,10 +146,10 @@ class Running(Creating):
             _write_start_file(os.path.join(cdir, name), text.encode(), 0o644)
 
     # ---- exit handling ------------------------------------------------
-    def _monitor(self, cid: str) -> None:
+    def _monitor(self, cid: ContainerID) -> None:
         threading.Thread(target=self._watch, args=(cid,), name=f"monitor-{cid[:12]}", daemon=True).start()
 
-    def _watch(self, cid: str) -> None:
+    def _watch(self, cid: ContainerID) -> None:
         result: dict[str, Any] | None = None
         try:
             with self.runtime.connect(cid, {"op": "wait"}, timeout=None) as sock:
@@ -145,18 +160,18 @@ class Running(Creating):
             result = self.runtime.read_exit(cid) or {"ExitCode": 255, "FinishedAt": rfc3339_ns(), "OOMKilled": False}
         self._on_exit(cid, result)
 
-    def _on_exit(self, cid: str, result: dict[str, Any]) -> None:
+    def _on_exit(self, cid: ContainerID, result: dict[str, Any]) -> None:
         with self._lock(cid):
             try:
                 c = self._load(cid)
             except EngineError:
                 return
-            if not c["State"]["Running"]:
+            state = State.of_record(c)
+            if not state.running:
                 return
             code = int(result.get("ExitCode", 255))
-            c["State"].update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code,
-                              OOMKilled=bool(result.get("OOMKilled")),
-                              FinishedAt=result.get("FinishedAt") or rfc3339_ns())
+            state.exit(code, bool(result.get("OOMKilled")), result.get("FinishedAt") or rfc3339_ns())
+            state.put(c)
             self.runtime.cleanup(cid)
             self.network.teardown(cid)
             self.volumes.detach(c)
@@ -168,45 +183,38 @@ class Running(Creating):
             with self._cond:
                 self._exits.setdefault(cid, []).append(code)
                 self._cond.notify_all()
-            if c["HostConfig"]["AutoRemove"]:
+            if HostConfig.from_docker(c["HostConfig"]).auto_remove:
                 self._remove_locked(c, volumes=True)
                 return
             if self._should_restart(c, code):
-                c["State"]["Restarting"] = True
-                c["State"]["Status"] = "restarting"
+                state.schedule_restart()
+                state.put(c)
                 self._save(c)
                 delay = min(0.1 * (2 ** c["RestartCount"]), 60.0)
                 threading.Timer(delay, self._auto_restart, args=(cid,)).start()
 
     def _should_restart(self, c: dict[str, Any], code: int) -> bool:
-        if c["_manual_stop"] or c["Id"] in self._cancelled_restart:
+        view = Container.from_docker(c)
+        if view.manual_stop or view.id in self._cancelled_restart:
             return False
-        policy = c["HostConfig"]["RestartPolicy"]
-        name = policy["Name"]
-        if name in ("always", "unless-stopped"):
-            return True
-        if name == "on-failure":
-            limit = policy["MaximumRetryCount"]
-            return code != 0 and (limit == 0 or c["RestartCount"] < limit)
-        return False
+        return view.host_config.restart_policy.should_restart(code, view.restart_count)
 
-    def _auto_restart(self, cid: str) -> None:
+    def _auto_restart(self, cid: ContainerID) -> None:
         with self._lock(cid):
             try:
                 c = self._load(cid)
             except EngineError:
                 return
-            if c["State"]["Running"] or not c["State"]["Restarting"] or cid in self._cancelled_restart:
+            state = State.of_record(c)
+            if state.running or not state.restarting or cid in self._cancelled_restart:
                 return
             c["RestartCount"] += 1
             try:
                 self._start_locked(c)
             except EngineError:
-                c = self._load(cid)
-                c["State"].update(Restarting=False, Status="exited")
-                self._save(c)
+                self._cancel_restart(self._load(cid))
 
-    def _wait_exit_count(self, cid: str, n: int, timeout: float | None) -> bool:
+    def _wait_exit_count(self, cid: ContainerID, n: int, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while len(self._exits.get(cid, [])) <= n:
@@ -220,7 +228,7 @@ class Running(Creating):
 
     def _remove_locked(self, c: dict[str, Any], volumes: bool) -> None:
         cid = c["Id"]
-        if c["State"]["Running"]:
+        if State.of_record(c).running:
             self.runtime.kill(cid, _signal.SIGKILL)
         self.runtime.cleanup(cid)
         self.network.forget(cid)

@@ -1,19 +1,23 @@
 """Container states, which operations each state allows, and how Docker words a refusal.
 
 A container's record keeps Docker's State document (Status plus the Running,
-Paused and Restarting flags) because `docker inspect` shows it as is;
-`ContainerState.of` reads the one state it means. Every lifecycle operation
-asks `check` before acting, so the rules (and dockerd's exact messages and
-status codes: 409 Conflict, or 304 for a start/stop that has nothing to do)
-live in one table instead of an `if` in each operation.
+Paused and Restarting flags) because `docker inspect` shows it as is; `State`
+is its typed form, whose methods are the only writers of those fields (one
+method per transition), and `ContainerState.of` reads the one state a
+document means. Every lifecycle operation asks `check` before acting, so the
+rules (and dockerd's exact messages and status codes: 409 Conflict, or 304
+for a start/stop that has nothing to do) live in one table instead of an `if`
+in each operation.
 """
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import Conflict, EngineError, NotModified
+from engine.timeutil import ZERO_TIME, rfc3339_ns
 
 
 class ContainerState(enum.Enum):
@@ -30,16 +34,104 @@ class ContainerState(enum.Enum):
     @classmethod
     def of(cls, state: Mapping[str, Any]) -> ContainerState:
         """The state a Docker State document means: the flags win over a stale Status."""
-        if state.get("Restarting"):
-            return cls.RESTARTING
-        if state.get("Running"):
-            return cls.PAUSED if state.get("Paused") else cls.RUNNING
-        return cls(state.get("Status") or "created")
+        return State.from_docker(state).current
 
     @property
     def alive(self) -> bool:
         """A process exists (running or paused)."""
         return self in (ContainerState.RUNNING, ContainerState.PAUSED)
+
+
+@dataclass
+class State:
+    """Docker's container State document, typed; times are RFC 3339 strings, as Docker shows them.
+
+    The record stores the document (`to_docker`), so records of existing data
+    roots read back unchanged; `put` writes a State into a record's document,
+    keeping any key this class does not know.
+    """
+
+    status: str = "created"  # Docker's Status as last written (`current` is what it means)
+    running: bool = False  # a process exists (also while paused)
+    paused: bool = False
+    restarting: bool = False  # exited, restart policy pending
+    oom_killed: bool = False
+    dead: bool = False
+    pid: int = 0
+    exit_code: int = 0
+    error: str = ""  # why the last start failed
+    started_at: str = ZERO_TIME
+    finished_at: str = ZERO_TIME
+
+    @classmethod
+    def from_docker(cls, doc: Mapping[str, Any]) -> State:
+        return cls(status=doc.get("Status") or "created", running=bool(doc.get("Running")),
+                   paused=bool(doc.get("Paused")), restarting=bool(doc.get("Restarting")),
+                   oom_killed=bool(doc.get("OOMKilled")), dead=bool(doc.get("Dead")),
+                   pid=int(doc.get("Pid") or 0), exit_code=int(doc.get("ExitCode") or 0),
+                   error=doc.get("Error") or "", started_at=doc.get("StartedAt") or ZERO_TIME,
+                   finished_at=doc.get("FinishedAt") or ZERO_TIME)
+
+    def to_docker(self) -> dict[str, Any]:
+        return {"Status": self.status, "Running": self.running, "Paused": self.paused,
+                "Restarting": self.restarting, "OOMKilled": self.oom_killed, "Dead": self.dead,
+                "Pid": self.pid, "ExitCode": self.exit_code, "Error": self.error,
+                "StartedAt": self.started_at, "FinishedAt": self.finished_at}
+
+    @classmethod
+    def of_record(cls, record: Mapping[str, Any]) -> State:
+        return cls.from_docker(record["State"])
+
+    def put(self, record: dict[str, Any]) -> None:
+        """Write this state into `record`'s State document."""
+        record["State"].update(self.to_docker())
+
+    @property
+    def current(self) -> ContainerState:
+        """The state the flags mean: they win over a stale Status."""
+        if self.restarting:
+            return ContainerState.RESTARTING
+        if self.running:
+            return ContainerState.PAUSED if self.paused else ContainerState.RUNNING
+        return ContainerState(self.status)
+
+    # ---- transitions: each sets what dockerd's State methods set ------------
+    def start(self, pid: int) -> None:
+        """created/exited/restarting -> running."""
+        self.status, self.running, self.paused, self.restarting = "running", True, False, False
+        self.oom_killed, self.dead, self.pid, self.exit_code, self.error = False, False, pid, 0, ""
+        self.started_at, self.finished_at = rfc3339_ns(), ZERO_TIME
+
+    def start_failed(self, error: str, exit_code: int) -> None:
+        """A start that failed leaves the state as it was, with the error and dockerd's exit code."""
+        self.error, self.exit_code = error, exit_code
+
+    def exit(self, exit_code: int, oom_killed: bool, finished_at: str) -> None:
+        """running/paused -> exited."""
+        self.status, self.running, self.paused, self.pid = "exited", False, False, 0
+        self.exit_code, self.oom_killed, self.finished_at = exit_code, oom_killed, finished_at
+
+    def schedule_restart(self) -> None:
+        """exited -> restarting (the restart policy starts it after a back-off)."""
+        self.restarting, self.status = True, "restarting"
+
+    def cancel_restart(self) -> None:
+        """restarting -> exited (stopped meanwhile, or the restart failed)."""
+        self.restarting, self.status = False, "exited"
+
+    def process_gone(self) -> None:
+        """At daemon start: the previous daemon's process is gone, and the record is about to go too."""
+        self.running = False
+
+    def restart_due(self) -> None:
+        """At daemon start: the pending restart (or the policy) starts it now."""
+        self.restarting = False
+
+    def pause(self) -> None:
+        self.paused, self.status = True, "paused"
+
+    def unpause(self) -> None:
+        self.paused, self.status = False, "running"
 
 
 class Op(enum.Enum):
@@ -88,10 +180,6 @@ _REFUSALS: dict[tuple[Op, ContainerState | None], tuple[type[EngineError], str]]
     (Op.TOP, _S.RESTARTING): (Conflict, "Container {id} is restarting, wait until the container is running"),
     (Op.TOP, None): (Conflict, "Container {id} is not running"),
 }
-
-
-def allows(op: Op, state: Mapping[str, Any]) -> bool:
-    return ContainerState.of(state) in ALLOWED[op]
 
 
 def check(op: Op, record: Mapping[str, Any], ref: str = "") -> None:

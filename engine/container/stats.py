@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from engine.container.service import ContainerService
-from engine.container.state import Op, check
+from engine.container.state import Op, State, check
 from engine.errors import EngineError, InvalidParameter, NotFound
 from engine.runtime.base import ContainerRuntime
 from engine.timeutil import ZERO_TIME, rfc3339_ns
@@ -386,9 +386,9 @@ class StatsService:
 
     def _sample(self, c: Json) -> Json | None:
         """Raw counters of a running container, or None once it has no cgroup (stopped, exiting)."""
-        state = c["State"]
-        pid = state["Pid"]
-        if not state["Running"] or state["Restarting"] or not pid:
+        state = State.of_record(c)
+        pid = state.pid
+        if not state.running or state.restarting or not pid:
             return None
         try:
             cg = open_cgroup(pid)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from engine.container.record import ContainerID
 from engine.errors import Conflict, InvalidParameter, no_such_container
 from engine.store.db import MetaStore
 
@@ -35,7 +36,7 @@ class ContainerStore:
         self.meta = meta
         meta.ensure_schema(SCHEMA)
 
-    def load(self, cid: str) -> Record:
+    def load(self, cid: ContainerID) -> Record:
         row = self.meta.query_one("SELECT data FROM containers WHERE id=?", (cid,))
         if row is None:
             raise no_such_container(cid)
@@ -58,7 +59,7 @@ class ContainerStore:
             c["Name"] = name
             self.save(c)
 
-    def delete(self, cid: str) -> None:
+    def delete(self, cid: ContainerID) -> None:
         with self.meta.transaction() as db:
             db.execute("DELETE FROM containers WHERE id=?", (cid,))
 
@@ -70,27 +71,27 @@ class ContainerStore:
     def names(self) -> set[str]:
         return {r["name"] for r in self.meta.query("SELECT name FROM containers")}
 
-    def ids(self) -> set[str]:
-        return {r["id"] for r in self.meta.query("SELECT id FROM containers")}
+    def ids(self) -> set[ContainerID]:
+        return {ContainerID(r["id"]) for r in self.meta.query("SELECT id FROM containers")}
 
     def records(self) -> list[Record]:
         return [json.loads(r["data"]) for r in self.meta.query("SELECT data FROM containers")]
 
-    def resolve(self, ref: str) -> str:
+    def resolve(self, ref: str) -> ContainerID:
         """Container ID for a full ID, a name, or a unique ID prefix (Docker's lookup order)."""
         if not ref or len(ref) > 300:
             raise no_such_container(ref[:300])
         row = self.meta.query_one("SELECT id FROM containers WHERE id=?", (ref,))
         if row:
-            return row["id"]
+            return ContainerID(row["id"])
         name = ref if ref.startswith("/") else "/" + ref
         row = self.meta.query_one("SELECT id FROM containers WHERE name=?", (name,))
         if row:
-            return row["id"]
+            return ContainerID(row["id"])
         if all(c in "0123456789abcdef" for c in ref):
             rows = self.meta.query("SELECT id FROM containers WHERE id LIKE ?", (ref + "%",))
             if len(rows) == 1:
-                return rows[0]["id"]
+                return ContainerID(rows[0]["id"])
             if len(rows) > 1:
                 raise InvalidParameter(f"multiple IDs found with provided prefix: {ref}")
         raise no_such_container(ref)

@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 from engine.container.core import ContainerCore, dir_bytes
-from engine.container.state import ContainerState
+from engine.container.record import Container
+from engine.container.state import ContainerState, State
 from engine.errors import EngineError, InvalidParameter
 from engine.filters import Filters
 from engine.timeutil import ZERO_TIME, parse_rfc3339_ns
@@ -40,19 +41,20 @@ class Views(ContainerCore):
         all_ = all_ or limit > 0  # as dockerd: `ps -n N` / `ps -l` count stopped containers too
         out = []
         for c in records:
-            state = c["State"]
-            if not all_ and not state["Running"] and "status" not in filters and "exited" not in filters \
-                    and not state["Restarting"]:
+            view = Container.from_docker(c)
+            state = view.state
+            if not all_ and not state.running and "status" not in filters and "exited" not in filters \
+                    and not state.restarting:
                 continue
             if not self._match(c, filters):
                 continue
             item = {
-                "Id": c["Id"], "Names": [c["Name"]], "Image": c["Config"]["Image"], "ImageID": c["Image"],
-                "Command": " ".join([c["Path"], *c["Args"]]),
-                "Created": parse_rfc3339_ns(c["Created"]) // 1_000_000_000,
-                "Ports": self.network.ports_list(c), "Labels": c["Config"].get("Labels") or {},
-                "State": state["Status"],
-                "Status": status_text(state), "HostConfig": {"NetworkMode": c["HostConfig"]["NetworkMode"]},
+                "Id": view.id, "Names": [view.name], "Image": view.config.image, "ImageID": view.image_id,
+                "Command": " ".join(view.argv),
+                "Created": parse_rfc3339_ns(view.created) // 1_000_000_000,
+                "Ports": self.network.ports_list(c), "Labels": view.config.labels,
+                "State": state.status,
+                "Status": status_text(state), "HostConfig": {"NetworkMode": view.host_config.network_mode},
                 "NetworkSettings": {"Networks": self.network.settings(c)["Networks"]},
                 "Mounts": c.get("Mounts") or [],
             }
@@ -65,14 +67,14 @@ class Views(ContainerCore):
 
     def _match(self, c: dict[str, Any], filters: Filters) -> bool:
         """dockerd's `docker ps` filters (daemon/list.go) on one record."""
-        state = c["State"]
+        state = State.of_record(c)
         if not (filters.prefix("id", c["Id"]) and filters.labels("label", c["Config"].get("Labels"))
                 and (filters.search("name", c["Name"].lstrip("/")) or filters.search("name", c["Name"]))):
             return False
-        if "status" in filters and ContainerState.of(state).value not in filters.get("status"):
+        if "status" in filters and state.current.value not in filters.get("status"):
             return False
-        if "exited" in filters and not (not state["Running"] and state["Status"] == "exited"
-                                        and str(state["ExitCode"]) in filters.get("exited")):
+        if "exited" in filters and not (not state.running and state.status == "exited"
+                                        and str(state.exit_code) in filters.get("exited")):
             return False
         if "ancestor" in filters and not any(self._descends(c, v) for v in filters.get("ancestor")):
             return False
@@ -100,17 +102,18 @@ class Views(ContainerCore):
         return bool(c["Config"]["Image"] == image)
 
 
-def status_text(state: dict[str, Any]) -> str:
+def status_text(state: State) -> str:
+    """The human Status column of `docker ps` ("Up 2 minutes", "Exited (0) 3 seconds ago")."""
     now = time.time()
-    if state["Status"] == "created":
+    if state.status == "created":
         return "Created"
-    if state["Restarting"]:
-        ago = now - parse_rfc3339_ns(state["FinishedAt"]) / 1e9
-        return f"Restarting ({state['ExitCode']}) {human_duration(ago)} ago"
-    if state["Running"]:
-        up = f"Up {human_duration(now - parse_rfc3339_ns(state['StartedAt']) / 1e9)}"
-        return up + " (Paused)" if state["Paused"] else up
-    if state["FinishedAt"] == ZERO_TIME:
+    if state.restarting:
+        ago = now - parse_rfc3339_ns(state.finished_at) / 1e9
+        return f"Restarting ({state.exit_code}) {human_duration(ago)} ago"
+    if state.running:
+        up = f"Up {human_duration(now - parse_rfc3339_ns(state.started_at) / 1e9)}"
+        return up + " (Paused)" if state.paused else up
+    if state.finished_at == ZERO_TIME:
         return "Created"
-    ago = now - parse_rfc3339_ns(state["FinishedAt"]) / 1e9
-    return f"Exited ({state['ExitCode']}) {human_duration(ago)} ago"
+    ago = now - parse_rfc3339_ns(state.finished_at) / 1e9
+    return f"Exited ({state.exit_code}) {human_duration(ago)} ago"
