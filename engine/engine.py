@@ -23,6 +23,7 @@ from engine.distribution.service import DistributionService
 from engine.events import EventBus
 from engine.image.layers import LayerStore
 from engine.image.service import ImageService
+from engine.image.store import ImageStore
 from engine.linux.mounts import is_mountpoint
 from engine.network.service import NetworkService
 from engine.openstreams import OpenStreams
@@ -57,7 +58,7 @@ class Engine:
         self.layers = LayerStore(cfg.layers_dir, self.meta, self.blobs)
         # images and volumes ask which containers use them, and containers need both: they reach the
         # container service through callables used only once an operation runs
-        self.images = ImageService(self.meta, self.blobs, self.layers, self.events, cfg.tmp_dir,
+        self.images = ImageService(ImageStore(self.meta), self.blobs, self.layers, self.events, cfg.tmp_dir,
                                    lambda image_id: self.containers.image_usage(image_id))
         self.volumes = VolumeService(cfg, self.meta, self.events, lambda: self.containers.all_records())
         self.distribution = DistributionService(cfg, self.meta, self.blobs, self.layers, self.images, self.events)
