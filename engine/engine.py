@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from engine.build.builder import BuilderService
+from engine.build.cache import BuildCache
 from engine.config import EngineConfig
 from engine.container.archive import ArchiveService
 from engine.container.exec import ExecService
@@ -72,8 +73,8 @@ class Engine:
         self.stats = StatsService(self.containers, self.runtime)
         self.execs = ExecService(self.containers, self.runtime, self.events)
         self.archive = ArchiveService(cfg, self.containers, self.images, self.layers)
-        self.builder = BuilderService(cfg, self.meta, self.images, self.layers, self.containers,
-                                      self._pull_for_build)
+        self.builder = BuilderService(cfg, BuildCache(self.meta, self.images.exists), self.images, self.layers,
+                                      self.containers, self._pull_for_build)
 
     def _pull_for_build(self, ref: str, platform: str, cancel: threading.Event) -> Iterator[dict[str, Any]]:
         """FROM of an image that is not local (or `--pull`): an anonymous registry pull."""
