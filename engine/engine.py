@@ -19,6 +19,7 @@ from engine.container.archive import ArchiveService
 from engine.container.exec import ExecService
 from engine.container.service import ContainerService
 from engine.container.stats import StatsService
+from engine.distribution.locations import BlobLocations
 from engine.distribution.registry import AuthConfig
 from engine.distribution.service import DistributionService
 from engine.events import EventBus
@@ -62,7 +63,8 @@ class Engine:
         self.images = ImageService(ImageStore(self.meta), self.blobs, self.layers, self.events, cfg.tmp_dir,
                                    lambda image_id: self.containers.image_usage(image_id))
         self.volumes = VolumeService(cfg, self.meta, self.events, lambda: self.containers.all_records())
-        self.distribution = DistributionService(cfg, self.meta, self.blobs, self.layers, self.images, self.events)
+        self.distribution = DistributionService(cfg, BlobLocations(self.meta), self.blobs, self.layers, self.images,
+                                                self.events)
         self.runtime = Runtime(cfg)
         # networking and containers need each other: the network service is built first and reaches the
         # container service through a callable it calls only when an operation runs

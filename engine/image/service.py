@@ -188,6 +188,14 @@ class ImageService:
         """Point the normalized reference `norm_ref` (repo:tag or repo@digest) at `image_id`, silently."""
         self.store.set_tag(norm_ref, image_id)
 
+    def set_tags(self, image_id: str, norm_refs: list[str]) -> dict[str, ImageID | None]:
+        """Point the normalized references at `image_id` at once, silently; returns their previous targets.
+
+        A pull moves its tag and digest reference together, and learns from the
+        previous target whether to say "Downloaded newer image".
+        """
+        return self.store.set_tags(norm_refs, image_id)
+
     def tagged_image(self, norm_ref: str) -> ImageID | None:
         """The image a normalized reference points at, if it is a stored tag or digest."""
         return self.store.tagged_image(norm_ref)

@@ -90,6 +90,14 @@ class ImageStore:
         with self.meta.transaction() as db:
             db.execute("INSERT OR REPLACE INTO tags(ref, image_id) VALUES (?, ?)", (norm_ref, image_id))
 
+    def set_tags(self, norm_refs: list[str], image_id: str) -> dict[str, ImageID | None]:
+        """Point every reference at `image_id` in one transaction; returns what each pointed at before."""
+        with self.meta.transaction() as db:
+            before = {ref: self.tagged_image(ref) for ref in norm_refs}
+            for ref in norm_refs:
+                db.execute("INSERT OR REPLACE INTO tags(ref, image_id) VALUES (?, ?)", (ref, image_id))
+        return before
+
     def untag(self, norm_ref: str) -> None:
         with self.meta.transaction() as db:
             db.execute("DELETE FROM tags WHERE ref=?", (norm_ref,))
