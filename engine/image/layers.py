@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from engine.errors import NotFound
+from engine.linux.fsutil import dir_size
 from engine.store.db import BlobStore, MetaStore, sha256_file
 from pydock_common.files import fsync_dir
 from pydock_common.untar import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, Options, Scope, untar
@@ -50,19 +51,6 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 def extract_layer(tar_path: str, dest: str) -> None:
     """Unpack one layer tar into `dest`, converting OCI whiteouts for overlayfs."""
     untar(tar_path, dest, Options(scope=Scope.BENEATH, whiteouts=True, what="layer"))
-
-
-def dir_size(path: str) -> int:
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for root, dirs, files in os.walk(path):
-        for name in files:
-            st = os.lstat(os.path.join(root, name))
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            total += st.st_size
-    return total
 
 
 def _is_whiteout(st: os.stat_result) -> bool:
