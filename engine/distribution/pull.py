@@ -40,6 +40,7 @@ from engine.distribution.registry import (
 from engine.distribution.transfer import BlobReader, HashWriter, decompress, drain, either, unlink_quietly
 from engine.errors import EngineError, NotFound
 from engine.events import EventBus
+from engine.ids import DiffID
 from engine.image.layers import LayerStore, StagedLayer, chain_ids
 from engine.image.service import ImageService, short
 from engine.store.db import BlobStore
@@ -214,7 +215,7 @@ class Puller:
         except BaseException:
             unlink_quietly(tar_path)
             raise
-        return self.layers.stage(tar_path, diff_id)
+        return self.layers.stage(tar_path, DiffID(diff_id))  # verified above
 
     def _commit(self, plan: PullPlan, staged: StagedLayer, desc: dict[str, Any], parent: str) -> Iterator[Message]:
         id_ = short(desc["digest"])
