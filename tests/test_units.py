@@ -15,9 +15,13 @@ from typing import Any
 
 import pytest
 
+from engine.build.cache import BuildCache
 from engine.container import naming
+from engine.distribution.locations import BlobLocation, BlobLocations
 from engine.errors import InvalidParameter
+from engine.ids import ImageID
 from engine.image.layers import OPAQUE_XATTR, LayerStore, extract_layer, write_diff_tar
+from engine.image.store import ImageRecord, ImageStore
 from engine.linux.fsutil import read_in_root, resolve_user, secure_join
 from engine.runtime.spec import (
     ALL_CAPS,
@@ -722,3 +726,39 @@ def test_read_in_root_refuses_fifos_and_devices(tmp_path: Any) -> None:
     assert read_in_root(str(tmp_path), "/missing/file") == ""
     os.symlink("/etc/loop", tmp_path / "etc" / "loop")
     assert read_in_root(str(tmp_path), "/etc/loop") == ""
+
+
+def test_image_store_set_tags_moves_references_together_and_reports_previous(tmp_path: Any) -> None:
+    meta = MetaStore(str(tmp_path / "db.sqlite"))
+    images = ImageStore(meta)
+    old, new = ImageID("sha256:" + "a" * 64), ImageID("sha256:" + "b" * 64)
+    for image_id in (old, new):
+        images.add(ImageRecord(image_id, b"{}", "", 0, 0))
+    images.set_tag("docker.io/library/x:1", old)
+    before = images.set_tags(["docker.io/library/x@sha256:" + "c" * 64, "docker.io/library/x:1"], new)
+    assert before == {"docker.io/library/x@sha256:" + "c" * 64: None, "docker.io/library/x:1": old}
+    assert images.refs_of(new) == ["docker.io/library/x:1", "docker.io/library/x@sha256:" + "c" * 64]
+    assert images.refs_of(old) == []
+    images.delete(new)
+    assert images.tagged_image("docker.io/library/x:1") is None and images.get(new) is None
+
+
+def test_blob_locations_filter_by_media_type_and_ignore_duplicates(tmp_path: Any) -> None:
+    locations = BlobLocations(MetaStore(str(tmp_path / "db.sqlite")))
+    gz = BlobLocation("sha256:" + "1" * 64, "application/vnd.docker.image.rootfs.diff.tar.gzip", 10, "r.io/a")
+    zst = BlobLocation("sha256:" + "2" * 64, "application/vnd.oci.image.layer.v1.tar+zstd", 9, "r.io/a")
+    for loc in (gz, zst, gz):
+        locations.remember("sha256:" + "d" * 64, loc)
+    assert locations.known("sha256:" + "d" * 64, [gz.media_type]) == [gz]
+    assert locations.known("sha256:" + "e" * 64, [gz.media_type, zst.media_type]) == []
+
+
+def test_build_cache_misses_removed_images_and_images_outside_cache_from(tmp_path: Any) -> None:
+    existing = {"sha256:i1"}
+    cache = BuildCache(MetaStore(str(tmp_path / "db.sqlite")), lambda image_id: image_id in existing)
+    cache.store("sha256:p", "k1", "sha256:i1")
+    cache.store("sha256:p", "k2", "sha256:gone")
+    assert cache.lookup("sha256:p", "k1", None) == "sha256:i1"
+    assert cache.lookup("sha256:p", "k1", {"sha256:other"}) is None
+    assert cache.lookup("sha256:p", "k2", None) is None
+    assert cache.prune()["CachesDeleted"] is not None and cache.lookup("sha256:p", "k1", None) is None
