@@ -23,6 +23,7 @@ from engine.distribution.locations import BlobLocations
 from engine.distribution.registry import AuthConfig
 from engine.distribution.service import DistributionService
 from engine.events import EventBus
+from engine.image.archive import ImageArchive
 from engine.image.layers import LayerStore
 from engine.image.service import ImageService
 from engine.image.store import ImageStore
@@ -62,6 +63,7 @@ class Engine:
         # container service through callables used only once an operation runs
         self.images = ImageService(ImageStore(self.meta), self.blobs, self.layers, self.events, cfg.tmp_dir,
                                    lambda image_id: self.containers.image_usage(image_id))
+        self.image_archive = ImageArchive(self.images, self.layers, self.blobs, self.events, cfg.tmp_dir)
         self.volumes = VolumeService(cfg, self.meta, self.events, lambda: self.containers.all_records())
         self.distribution = DistributionService(cfg, BlobLocations(self.meta), self.blobs, self.layers, self.images,
                                                 self.events)
@@ -71,7 +73,8 @@ class Engine:
         self.network = NetworkService(cfg, self.meta, self.events, lambda: self.containers)
         self.containers = ContainerService(cfg, self.meta, self.images, self.layers, self.runtime, self.events,
                                            self.network, self.volumes)
-        self.system = SystemService(cfg, self.meta, self.images, self.containers, self.volumes, self.events)
+        self.system = SystemService(cfg, self.meta, self.images, self.layers, self.containers, self.volumes,
+                                    self.events)
         self.stats = StatsService(self.containers, self.runtime)
         self.execs = ExecService(self.containers, self.runtime, self.events)
         self.archive = ArchiveService(cfg, self.containers, self.images, self.layers)

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from engine.errors import EngineError, InvalidParameter, NotFound
-from engine.image.layers import chain_ids
+from engine.events import EventBus
+from engine.image.layers import LayerStore, chain_ids
 from engine.image.service import ARCH, ImageService, decompress_to
-from engine.store.db import check_digest
+from engine.store.db import BlobStore, check_digest
 from pydock_common import reference
 from pydock_common.humanize import human_size
 from pydock_common.reference import Reference
@@ -103,20 +104,46 @@ def _select(images: ImageService, name: str) -> list[tuple[str, Reference | None
     return [(image_id, ref if is_tag else None)]
 
 
-def iter_save(images: ImageService, plan: list[SavedImage]) -> Iterator[bytes]:
+class ImageArchive:
+    """`docker save` and `docker load`: image tarballs in both Docker's and the OCI layout."""
+
+    def __init__(self, images: ImageService, layers: LayerStore, blobs: BlobStore, events: EventBus,
+                 tmp_dir: str) -> None:
+        self.images = images
+        self.layers = layers
+        self.blobs = blobs
+        self.events = events
+        self.tmp_dir = tmp_dir
+
+    def plan_save(self, names: list[str]) -> list[SavedImage]:
+        """Resolve the names before any byte is sent, so an unknown one is a plain 404."""
+        return plan_save(self.images, names)
+
+    def iter_save(self, plan: list[SavedImage]) -> Iterator[bytes]:
+        return iter_save(self.blobs, self.events, plan)
+
+    def load(self, src: IO[bytes], quiet: bool = True) -> list[dict[str, Any]]:
+        """`docker load`; returns the JSON-stream messages Docker prints."""
+        with tempfile.TemporaryFile(dir=self.tmp_dir, prefix="load-") as spool, _open_tar(src, spool) as tar:
+            archive = _Archive(tar)
+            items = _docker_items(archive) if archive.has("manifest.json") else _oci_items(archive)
+            return _Loader(self, archive, quiet).run(items)
+
+
+def iter_save(blobs: BlobStore, events: EventBus, plan: list[SavedImage]) -> Iterator[bytes]:
     """The tarball as chunks, streamed from the blob store (never whole in memory)."""
-    blobs: dict[str, bytes | str] = {}  # hex -> content, or path of a layer tar in the blob store
+    contents: dict[str, bytes | str] = {}  # hex -> content, or path of a layer tar in the blob store
     manifest: list[dict[str, Any]] = []
     index: list[dict[str, Any]] = []
     repositories: dict[str, dict[str, str]] = {}
     for img in plan:
-        _describe(images, img, blobs, manifest, index, repositories)
+        _describe(blobs, img, contents, manifest, index, repositories)
     for img in plan:
-        images.events.publish("image", "save", img.image_id, {"name": img.image_id})
+        events.publish("image", "save", img.image_id, {"name": img.image_id})
     yield from _tar_dir("blobs/")
     yield from _tar_dir("blobs/sha256/")
-    for hexpart in sorted(blobs):
-        yield from _tar_blob(f"blobs/sha256/{hexpart}", blobs[hexpart])
+    for hexpart in sorted(contents):
+        yield from _tar_blob(f"blobs/sha256/{hexpart}", contents[hexpart])
     yield from _tar_bytes("index.json", _dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": index}))
     yield from _tar_bytes("manifest.json", _dumps(manifest) + b"\n")
     yield from _tar_bytes("oci-layout", OCI_LAYOUT)
@@ -125,7 +152,7 @@ def iter_save(images: ImageService, plan: list[SavedImage]) -> Iterator[bytes]:
     yield b"\0" * 1024
 
 
-def _describe(images: ImageService, img: SavedImage, blobs: dict[str, bytes | str],
+def _describe(store: BlobStore, img: SavedImage, blobs: dict[str, bytes | str],
               manifest: list[dict[str, Any]], index: list[dict[str, Any]],
               repositories: dict[str, dict[str, str]]) -> None:
     """Add one image's blobs and its entries in manifest.json, index.json and repositories."""
@@ -133,7 +160,7 @@ def _describe(images: ImageService, img: SavedImage, blobs: dict[str, bytes | st
     diff_ids: list[str] = (config.get("rootfs") or {}).get("diff_ids") or []
     layers = []
     for diff_id in diff_ids:
-        path = images.blobs.path(diff_id)
+        path = store.path(diff_id)
         try:
             size = os.stat(path).st_size
         except FileNotFoundError:
@@ -305,14 +332,6 @@ def _parse_json(raw: bytes, what: str) -> Any:
         raise InvalidParameter(f"invalid archive: {what} is not valid JSON: {e}") from None
 
 
-def load(images: ImageService, src: IO[bytes], quiet: bool = True) -> list[dict[str, Any]]:
-    """`docker load`; returns the JSON-stream messages Docker prints."""
-    with tempfile.TemporaryFile(dir=images.tmp_dir, prefix="load-") as spool, _open_tar(src, spool) as tar:
-        archive = _Archive(tar)
-        items = _docker_items(archive) if archive.has("manifest.json") else _oci_items(archive)
-        return _Loader(images, archive, quiet).run(items)
-
-
 def _open_tar(src: IO[bytes], spool: IO[bytes]) -> tarfile.TarFile:
     """A random-access tar: `src` itself when it is a seekable plain tar, else decompressed to `spool`."""
     try:
@@ -431,8 +450,11 @@ class _Loader:
     this load added are removed again.
     """
 
-    def __init__(self, images: ImageService, archive: _Archive, quiet: bool) -> None:
-        self.images = images
+    def __init__(self, owner: ImageArchive, archive: _Archive, quiet: bool) -> None:
+        self.images = owner.images
+        self.layers = owner.layers
+        self.events = owner.events
+        self.tmp_dir = owner.tmp_dir
         self.archive = archive
         self.quiet = quiet
         self.staged: dict[str, str] = {}  # chain ID -> verified uncompressed tar
@@ -459,11 +481,11 @@ class _Loader:
 
     def _stage(self, item: _LoadItem) -> None:
         for i, (chain, layer) in enumerate(zip(chain_ids(item.diff_ids), item.layers)):
-            if chain not in self.staged and not self.images.layers.exists(chain):
+            if chain not in self.staged and not self.layers.exists(chain):
                 self.staged[chain] = self._verified_layer(layer, item.diff_ids[i], i)
 
     def _verified_layer(self, layer: _LayerRef, diff_id: str, index: int) -> str:
-        fd, path = tempfile.mkstemp(dir=self.images.tmp_dir, prefix="load-layer-")
+        fd, path = tempfile.mkstemp(dir=self.tmp_dir, prefix="load-layer-")
         try:
             with os.fdopen(fd, "wb") as out, self.archive.open(layer.path) as raw:
                 src, dst = _Hashing(raw), _Hashing(out)
@@ -488,13 +510,13 @@ class _Loader:
         for chain in chain_ids(item.diff_ids):
             tar_path = self.staged.pop(chain, None)
             if tar_path is not None:
-                self.images.layers.register(tar_path, parent)
+                self.layers.register(tar_path, parent)
                 added.append(chain)
             parent = chain
 
     def _discard(self, chains: list[str]) -> None:
         if chains:
-            self.images.layers.remove_unreferenced(set(self.images.layers.chain_ids()) - set(chains))
+            self.layers.remove_unreferenced(set(self.layers.chain_ids()) - set(chains))
 
     def _tag(self, item: _LoadItem, image_id: str) -> None:
         for ref in item.refs:
@@ -509,7 +531,7 @@ class _Loader:
             self._say(f"Loaded image: {ref.familiar()}\n")
         if not item.refs:
             self._say(f"Loaded image ID: {image_id}\n")
-        self.images.events.publish("image", "load", image_id, {"name": image_id})
+        self.events.publish("image", "load", image_id, {"name": image_id})
 
     def _say(self, line: str) -> None:
         self.messages.append({"stream": line})
