@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sqlite3
 import stat
 import tarfile
@@ -762,3 +763,31 @@ def test_build_cache_misses_removed_images_and_images_outside_cache_from(tmp_pat
     assert cache.lookup("sha256:p", "k1", {"sha256:other"}) is None
     assert cache.lookup("sha256:p", "k2", None) is None
     assert cache.prune()["CachesDeleted"] is not None and cache.lookup("sha256:p", "k1", None) is None
+
+
+# each image/build/volume/distribution table and the one module allowed to run SQL on it (issue 12)
+TABLE_OWNERS = {
+    "images": "engine/image/store.py",
+    "tags": "engine/image/store.py",
+    "layers": "engine/image/layers.py",
+    "layer_blobs": "engine/distribution/locations.py",
+    "build_cache": "engine/build/cache.py",
+    "volumes": "engine/volume/service.py",
+}
+
+
+def test_only_the_owning_module_runs_sql_on_a_table() -> None:
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sql = r"(?:FROM|INTO|UPDATE|TABLE IF NOT EXISTS)\s+{}\b"
+    offenders = []
+    for root, _, files in os.walk(os.path.join(repo, "engine")):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, repo)
+            with open(path) as f:
+                text = f.read()
+            offenders += [f"{rel}: {table}" for table, owner in TABLE_OWNERS.items()
+                          if rel != owner and re.search(sql.format(table), text)]
+    assert offenders == []
