@@ -791,3 +791,26 @@ def test_only_the_owning_module_runs_sql_on_a_table() -> None:
             offenders += [f"{rel}: {table}" for table, owner in TABLE_OWNERS.items()
                           if rel != owner and re.search(sql.format(table), text)]
     assert offenders == []
+
+
+def _package_imports(repo: str) -> dict[str, set[str]]:
+    """engine package -> the other engine packages its modules import."""
+    deps: dict[str, set[str]] = {}
+    for root, _, files in os.walk(os.path.join(repo, "engine")):
+        rel = os.path.relpath(root, os.path.join(repo, "engine"))
+        if rel == "." or "__pycache__" in rel:
+            continue
+        package = rel.split(os.sep)[0]
+        for name in (f for f in files if f.endswith(".py")):
+            with open(os.path.join(root, name)) as f:
+                found = re.findall(r"^\s*(?:from|import) engine\.(\w+)", f.read(), re.MULTILINE)
+            deps.setdefault(package, set()).update(p for p in found if p != package)
+    return deps
+
+
+def test_storage_packages_have_no_import_cycles_and_volume_stays_below_containers() -> None:
+    deps = _package_imports(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert not deps["volume"] & {"container", "build", "image", "distribution"}
+    for a in ("image", "distribution", "build", "volume"):
+        for b in deps.get(a, set()):
+            assert a not in deps.get(b, set()), f"engine.{a} and engine.{b} import each other"
