@@ -13,16 +13,20 @@ from collections.abc import Iterator
 from typing import Any
 
 from engine.build.builder import BuilderService
+from engine.build.cache import BuildCache
 from engine.config import EngineConfig
 from engine.container.archive import ArchiveService
 from engine.container.exec import ExecService
 from engine.container.service import ContainerService
 from engine.container.stats import StatsService
+from engine.distribution.locations import BlobLocations
 from engine.distribution.registry import AuthConfig
 from engine.distribution.service import DistributionService
 from engine.events import EventBus
+from engine.image.archive import ImageArchive
 from engine.image.layers import LayerStore
 from engine.image.service import ImageService
+from engine.image.store import ImageStore
 from engine.linux.mounts import is_mountpoint
 from engine.network.service import NetworkService
 from engine.openstreams import OpenStreams
@@ -57,22 +61,25 @@ class Engine:
         self.layers = LayerStore(cfg.layers_dir, self.meta, self.blobs)
         # images and volumes ask which containers use them, and containers need both: they reach the
         # container service through callables used only once an operation runs
-        self.images = ImageService(self.meta, self.blobs, self.layers, self.events, cfg.tmp_dir,
+        self.images = ImageService(ImageStore(self.meta), self.blobs, self.layers, self.events, cfg.tmp_dir,
                                    lambda image_id: self.containers.image_usage(image_id))
+        self.image_archive = ImageArchive(self.images, self.layers, self.blobs, self.events, cfg.tmp_dir)
         self.volumes = VolumeService(cfg, self.meta, self.events, lambda: self.containers.all_records())
-        self.distribution = DistributionService(cfg, self.meta, self.blobs, self.layers, self.images, self.events)
+        self.distribution = DistributionService(cfg, BlobLocations(self.meta), self.blobs, self.layers, self.images,
+                                                self.events)
         self.runtime = Runtime(cfg)
         # networking and containers need each other: the network service is built first and reaches the
         # container service through a callable it calls only when an operation runs
         self.network = NetworkService(cfg, self.meta, self.events, lambda: self.containers)
         self.containers = ContainerService(cfg, self.meta, self.images, self.layers, self.runtime, self.events,
                                            self.network, self.volumes)
-        self.system = SystemService(cfg, self.meta, self.images, self.containers, self.volumes, self.events)
+        self.system = SystemService(cfg, self.meta, self.images, self.layers, self.containers, self.volumes,
+                                    self.events)
         self.stats = StatsService(self.containers, self.runtime)
         self.execs = ExecService(self.containers, self.runtime, self.events)
         self.archive = ArchiveService(cfg, self.containers, self.images, self.layers)
-        self.builder = BuilderService(cfg, self.meta, self.images, self.layers, self.containers,
-                                      self._pull_for_build)
+        self.builder = BuilderService(cfg, BuildCache(self.meta, self.images.exists), self.images, self.layers,
+                                      self.containers, self._pull_for_build)
 
     def _pull_for_build(self, ref: str, platform: str, cancel: threading.Event) -> Iterator[dict[str, Any]]:
         """FROM of an image that is not local (or `--pull`): an anonymous registry pull."""

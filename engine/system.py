@@ -13,7 +13,7 @@ from engine.container.service import ContainerService
 from engine.container.stats import cgroup_version, host_memory
 from engine.distribution.tls import DEFAULT_INSECURE_CIDRS
 from engine.events import EventBus
-from engine.image.layers import chain_ids
+from engine.image.layers import LayerStore, chain_ids
 from engine.image.service import ARCH, ImageService
 from engine.store.db import MetaStore
 from engine.timeutil import rfc3339_ns
@@ -22,11 +22,12 @@ from pydock_common.apiversion import API_VERSION, MIN_API_VERSION
 
 
 class SystemService:
-    def __init__(self, cfg: EngineConfig, meta: MetaStore, images: ImageService,
+    def __init__(self, cfg: EngineConfig, meta: MetaStore, images: ImageService, layers: LayerStore,
                  containers: ContainerService, volumes: VolumeService, events: EventBus) -> None:
         self.cfg = cfg
         self.meta = meta
         self.images = images
+        self.layers = layers
         self.containers = containers
         self.volumes = volumes
         self.events = events
@@ -113,9 +114,9 @@ class SystemService:
         images = self.images.summaries(all_=True)
         shared = self._shared_sizes()
         for i in images:
-            i["Containers"] = sum(len(x) for x in self.images.usage(i["Id"]))
+            i["Containers"] = sum(len(x) for x in self.containers.image_usage(i["Id"]))
             i["SharedSize"] = shared.get(i["Id"], 0)
-        layers_size = sum(self.images.layers.sizes().values())
+        layers_size = sum(self.layers.sizes().values())
         return {"LayersSize": layers_size, "Images": images,
                 "Containers": self.containers.summaries(all_=True, size=True),
                 "Volumes": self.volumes.df(), "BuildCache": []}
@@ -125,7 +126,7 @@ class SystemService:
 
         The CLI needs it to compute what removing unused images would reclaim.
         """
-        sizes = self.images.layers.sizes()
+        sizes = self.layers.sizes()
         chains = {i: chain_ids(cfg.get("rootfs", {}).get("diff_ids") or []) for i, cfg in self.images.configs().items()}
         users = collections.Counter(c for cs in chains.values() for c in set(cs))
         return {i: sum(sizes.get(c, 0) for c in cs if users[c] > 1) for i, cs in chains.items()}

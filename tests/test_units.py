@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sqlite3
 import stat
 import tarfile
@@ -15,9 +16,13 @@ from typing import Any
 
 import pytest
 
+from engine.build.cache import BuildCache
 from engine.container import naming
+from engine.distribution.locations import BlobLocation, BlobLocations
 from engine.errors import InvalidParameter
+from engine.ids import ImageID
 from engine.image.layers import OPAQUE_XATTR, LayerStore, extract_layer, write_diff_tar
+from engine.image.store import ImageRecord, ImageStore
 from engine.linux.fsutil import read_in_root, resolve_user, secure_join
 from engine.runtime.spec import (
     ALL_CAPS,
@@ -722,3 +727,90 @@ def test_read_in_root_refuses_fifos_and_devices(tmp_path: Any) -> None:
     assert read_in_root(str(tmp_path), "/missing/file") == ""
     os.symlink("/etc/loop", tmp_path / "etc" / "loop")
     assert read_in_root(str(tmp_path), "/etc/loop") == ""
+
+
+def test_image_store_set_tags_moves_references_together_and_reports_previous(tmp_path: Any) -> None:
+    meta = MetaStore(str(tmp_path / "db.sqlite"))
+    images = ImageStore(meta)
+    old, new = ImageID("sha256:" + "a" * 64), ImageID("sha256:" + "b" * 64)
+    for image_id in (old, new):
+        images.add(ImageRecord(image_id, b"{}", "", 0, 0))
+    images.set_tag("docker.io/library/x:1", old)
+    before = images.set_tags(["docker.io/library/x@sha256:" + "c" * 64, "docker.io/library/x:1"], new)
+    assert before == {"docker.io/library/x@sha256:" + "c" * 64: None, "docker.io/library/x:1": old}
+    assert images.refs_of(new) == ["docker.io/library/x:1", "docker.io/library/x@sha256:" + "c" * 64]
+    assert images.refs_of(old) == []
+    images.delete(new)
+    assert images.tagged_image("docker.io/library/x:1") is None and images.get(new) is None
+
+
+def test_blob_locations_filter_by_media_type_and_ignore_duplicates(tmp_path: Any) -> None:
+    locations = BlobLocations(MetaStore(str(tmp_path / "db.sqlite")))
+    gz = BlobLocation("sha256:" + "1" * 64, "application/vnd.docker.image.rootfs.diff.tar.gzip", 10, "r.io/a")
+    zst = BlobLocation("sha256:" + "2" * 64, "application/vnd.oci.image.layer.v1.tar+zstd", 9, "r.io/a")
+    for loc in (gz, zst, gz):
+        locations.remember("sha256:" + "d" * 64, loc)
+    assert locations.known("sha256:" + "d" * 64, [gz.media_type]) == [gz]
+    assert locations.known("sha256:" + "e" * 64, [gz.media_type, zst.media_type]) == []
+
+
+def test_build_cache_misses_removed_images_and_images_outside_cache_from(tmp_path: Any) -> None:
+    existing = {"sha256:i1"}
+    cache = BuildCache(MetaStore(str(tmp_path / "db.sqlite")), lambda image_id: image_id in existing)
+    cache.store("sha256:p", "k1", "sha256:i1")
+    cache.store("sha256:p", "k2", "sha256:gone")
+    assert cache.lookup("sha256:p", "k1", None) == "sha256:i1"
+    assert cache.lookup("sha256:p", "k1", {"sha256:other"}) is None
+    assert cache.lookup("sha256:p", "k2", None) is None
+    assert cache.prune()["CachesDeleted"] is not None and cache.lookup("sha256:p", "k1", None) is None
+
+
+# each image/build/volume/distribution table and the one module allowed to run SQL on it (issue 12)
+TABLE_OWNERS = {
+    "images": "engine/image/store.py",
+    "tags": "engine/image/store.py",
+    "layers": "engine/image/layers.py",
+    "layer_blobs": "engine/distribution/locations.py",
+    "build_cache": "engine/build/cache.py",
+    "volumes": "engine/volume/service.py",
+}
+
+
+def test_only_the_owning_module_runs_sql_on_a_table() -> None:
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sql = r"(?:FROM|INTO|UPDATE|TABLE IF NOT EXISTS)\s+{}\b"
+    offenders = []
+    for root, _, files in os.walk(os.path.join(repo, "engine")):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, repo)
+            with open(path) as f:
+                text = f.read()
+            offenders += [f"{rel}: {table}" for table, owner in TABLE_OWNERS.items()
+                          if rel != owner and re.search(sql.format(table), text)]
+    assert offenders == []
+
+
+def _package_imports(repo: str) -> dict[str, set[str]]:
+    """engine package -> the other engine packages its modules import."""
+    deps: dict[str, set[str]] = {}
+    for root, _, files in os.walk(os.path.join(repo, "engine")):
+        rel = os.path.relpath(root, os.path.join(repo, "engine"))
+        if rel == "." or "__pycache__" in rel:
+            continue
+        package = rel.split(os.sep)[0]
+        for name in (f for f in files if f.endswith(".py")):
+            with open(os.path.join(root, name)) as f:
+                found = re.findall(r"^\s*(?:from|import) engine\.(\w+)", f.read(), re.MULTILINE)
+            deps.setdefault(package, set()).update(p for p in found if p != package)
+    return deps
+
+
+def test_storage_packages_have_no_import_cycles_and_volume_stays_below_containers() -> None:
+    deps = _package_imports(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert not deps["volume"] & {"container", "build", "image", "distribution"}
+    for a in ("image", "distribution", "build", "volume"):
+        for b in deps.get(a, set()):
+            assert a not in deps.get(b, set()), f"engine.{a} and engine.{b} import each other"

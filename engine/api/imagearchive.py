@@ -6,22 +6,25 @@ swallow `/images/get`, `/images/load` and `/images/{name}/get`.
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+from collections.abc import Iterator
+from typing import IO, Any, Protocol
 
 import tornado.iostream
 
 from engine.api.base import NAME, ApiHandler, Route, bind, route
 from engine.api.upload import Spooling, UploadHandler
-from engine.image import archive as imagearchive
-from engine.image import save
-from engine.image.service import ImageService
+from engine.image.archive import SavedImage
+
+
+class ImageArchive(Protocol):
+    def plan_save(self, names: list[str]) -> list[SavedImage]: ...
+    def iter_save(self, plan: list[SavedImage]) -> Iterator[bytes]: ...
+    def load(self, src: IO[bytes], quiet: bool = True) -> list[dict[str, Any]]: ...
 
 
 class Backend(Spooling, Protocol):
-    """save and load work on the image store itself (configs, layers, tags), as its archive module does."""
-
     @property
-    def images(self) -> ImageService: ...
+    def image_archive(self) -> ImageArchive: ...
 
 
 class ImageSaveHandler(ApiHandler[Backend]):
@@ -30,9 +33,9 @@ class ImageSaveHandler(ApiHandler[Backend]):
 
     async def get(self, version: str | None = None, ref: str | None = None) -> None:
         names = [ref] if ref is not None else self.get_query_arguments("names")
-        images = self.engine.images
-        plan = await self.run(save.plan_save, images, names)
-        await self.send_stream(lambda _c: save.iter_save(images, plan), "application/x-tar")
+        archive = self.engine.image_archive
+        plan = await self.run(archive.plan_save, names)
+        await self.send_stream(lambda _c: archive.iter_save(plan), "application/x-tar")
 
 
 class ImageLoadHandler(UploadHandler[Backend]):
@@ -40,8 +43,7 @@ class ImageLoadHandler(UploadHandler[Backend]):
     error inside a 200 stream; the messages still go out chunked, as the SDK expects a stream."""
 
     async def post(self, version: str | None = None) -> None:
-        messages = await self.in_thread(imagearchive.load, self.engine.images, self.body_file(),
-                                        self.q_bool("quiet"))
+        messages = await self.in_thread(self.engine.image_archive.load, self.body_file(), self.q_bool("quiet"))
         self.set_header("Content-Type", "application/json")
         self.write("".join(json.dumps(m) + "\n" for m in messages))
         try:

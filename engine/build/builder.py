@@ -16,9 +16,9 @@ files in an overlay of the parent image without any container (buildfs).
 Only the target stage and the stages it depends on are built.
 
 The work is split by concern: state.py (options, stage state, messages),
-job.py (a build run: stages, FROM, commit and cache), metadata.py, files.py
-and run.py (the instructions), and this module (the service and its cache
-table, and `Job`, which joins the instruction handlers into one table).
+job.py (a build run: stages, FROM, commit), cache.py (the step cache),
+metadata.py, files.py and run.py (the instructions), and this module (the
+service, and `Job`, which joins the instruction handlers into one table).
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from typing import IO, Any, ClassVar
 
 from engine.build import dockerfile
 from engine.build import fs as buildfs
+from engine.build.cache import BuildCache
 from engine.build.files import FileSteps
 from engine.build.metadata import MetadataSteps
 from engine.build.run import RunSteps
@@ -42,26 +43,16 @@ from engine.errors import InvalidParameter
 from engine.image.layers import LayerStore, chain_ids
 from engine.image.service import ImageService, decompress_to
 from engine.linux.mounts import umount
-from engine.store.db import MetaStore
 
 __all__ = ["Build", "BuildError", "BuildOptions", "BuilderService", "Job"]
 
-BUILD_CACHE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS build_cache (
-    parent_id TEXT NOT NULL,        -- image a build step started from ('' for FROM scratch)
-    key TEXT NOT NULL,              -- sha256 of the step: expanded instruction, build args, content hash
-    image_id TEXT NOT NULL,         -- the image that step produced
-    PRIMARY KEY (parent_id, key)
-);
-"""
-
 
 class BuilderService:
-    def __init__(self, cfg: EngineConfig, meta: MetaStore, images: ImageService, layers: LayerStore,
-                 containers: ContainerService, pull: PullFn | None = None) -> None:
+    def __init__(self, cfg: EngineConfig, cache: BuildCache, images: ImageService, layers: LayerStore,
+                 containers: ContainerService, pull: PullFn) -> None:
+        """`pull` fetches a FROM image that is not local (or every FROM image with `--pull`)."""
         self.cfg = cfg
-        self.meta = meta
-        meta.ensure_schema(BUILD_CACHE_SCHEMA)
+        self.cache = cache
         self.images = images
         self.layers = layers
         self.containers = containers
@@ -118,31 +109,9 @@ class BuilderService:
         for target in sorted((t for t in targets if t.startswith(prefix)), reverse=True):
             umount(target)
 
-    # ---- cache ------------------------------------------------------------
-    def cache_lookup(self, parent: str, key: str, allowed: set[str] | None) -> str | None:
-        row = self.meta.query_one("SELECT image_id FROM build_cache WHERE parent_id=? AND key=?", (parent, key))
-        if row is None or not self.images.exists(row["image_id"]):
-            return None
-        if allowed is not None and row["image_id"] not in allowed:
-            return None
-        return str(row["image_id"])
-
-    def cache_store(self, parent: str, key: str, image_id: str) -> None:
-        with self.meta.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO build_cache(parent_id, key, image_id) VALUES (?,?,?)",
-                       (parent, key, image_id))
-
     def prune_cache(self) -> dict[str, Any]:
-        """`docker builder prune`: forget every cached step, so the next build runs them all.
-
-        The cached results are intermediate images; their disk space is
-        reclaimed by `docker image prune` once nothing refers to them, which is
-        also how dockerd's classic builder behaves.
-        """
-        with self.meta.transaction() as db:
-            ids = [r["image_id"] for r in db.execute("SELECT DISTINCT image_id FROM build_cache").fetchall()]
-            db.execute("DELETE FROM build_cache")
-        return {"CachesDeleted": ids or None, "SpaceReclaimed": 0}
+        """`docker builder prune`."""
+        return self.cache.prune()
 
     def ancestors(self, image_id: str) -> set[str]:
         out: set[str] = set()

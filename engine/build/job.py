@@ -197,11 +197,6 @@ class JobCore:
         local = self._resolve_local(ref)
         if local and not self.opts.pull:
             return local
-        if self.svc.pull is None:
-            if local:
-                return local
-            raise BuildError(f"pull access denied for {ref}, repository does not exist or may require "
-                             "'docker login'")
         try:
             yield from self.svc.pull(ref, platform, self.cancel)
         except EngineError as e:
@@ -255,7 +250,7 @@ class JobCore:
         """Use a cached image for this step if there is one; returns whether it did."""
         if self.opts.no_cache:
             return False
-        cached = self.svc.cache_lookup(st.image_id, key, self.cache_allowed)
+        cached = self.svc.cache.lookup(st.image_id, key, self.cache_allowed)
         if cached is None:
             return False
         st.image_id = cached
@@ -264,7 +259,7 @@ class JobCore:
         return True
 
     def _adopt(self, st: StageState, key: str, image_id: str) -> None:
-        self.svc.cache_store(st.image_id, key, image_id)
+        self.svc.cache.store(st.image_id, key, image_id)
         st.image_id = image_id
         st.config = self.svc.images.config(image_id)
 

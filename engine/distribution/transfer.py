@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import queue
+import threading
 import zlib
 from collections.abc import Callable, Iterator
-from typing import IO
+from concurrent.futures import Future
+from typing import IO, Any
 
 import requests
 
 from engine.distribution.plan import PullPlan
-from engine.distribution.progress import Throttle
+from engine.distribution.progress import Message, Throttle
 from engine.distribution.registry import (
     CHUNK,
     RegistryError,
@@ -183,3 +187,32 @@ def _gunzip(src: BlobReader, dst: HashWriter) -> None:
     dst.write(member.flush())
     if fed:
         raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+
+
+def either(a: threading.Event, b: threading.Event) -> Callable[[], bool]:
+    """A stop test for the workers: the transfer's own stop or the client's cancel."""
+    return lambda: a.is_set() or b.is_set()
+
+
+def drain(job: Future[Any], reports: queue.Queue[Message], cancel: threading.Event) -> Iterator[Message]:
+    """Forward the workers' progress until `job` is done; its error is raised here, in the streaming thread."""
+    while True:
+        try:
+            yield reports.get(timeout=0.05)
+            continue
+        except queue.Empty:
+            pass
+        if cancel.is_set():
+            raise RegistryError("context canceled")
+        if job.done():
+            job.result()  # re-raises the worker's error
+            while not reports.empty():
+                yield reports.get_nowait()
+            return
+
+
+def unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,4 +1,4 @@
-"""Image tarballs: `docker load` (save.py writes them).
+"""Image tarballs: `docker save` / `docker load` (the save side is in save.py).
 
 A saved tarball is what Docker 25+ writes, a docker-archive (`manifest.json`,
 `repositories`) and an OCI image layout (`oci-layout`, `index.json`) sharing
@@ -22,19 +22,21 @@ import posixpath
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 from engine.errors import InvalidParameter, NotFound
-from engine.image.layers import chain_ids
+from engine.events import EventBus
+from engine.image.layers import LayerStore, chain_ids
 from engine.image.oci import DOCKER_LIST, IMAGE_NAME, INDEX, REF_NAME
+from engine.image.save import SavedImage, iter_save, plan_save
 from engine.image.service import ARCH, ImageService, decompress_to
-from engine.store.db import check_digest
+from engine.store.db import BlobStore, check_digest
 from pydock_common import reference
 from pydock_common.humanize import human_size
 from pydock_common.reference import Reference
 
-CHUNK = 128 << 10
 MAX_JSON = 16 << 20  # manifests and configs are small; refuse to buffer anything huge
 MAX_LINKS = 8
 # what a corrupt (not merely unreadable) layer or archive raises while being read; zstd
@@ -46,6 +48,32 @@ try:
     _CORRUPT += (zstandard.ZstdError,)
 except ImportError:
     pass
+
+
+class ImageArchive:
+    """`docker save` and `docker load`: image tarballs in both Docker's and the OCI layout."""
+
+    def __init__(self, images: ImageService, layers: LayerStore, blobs: BlobStore, events: EventBus,
+                 tmp_dir: str) -> None:
+        self.images = images
+        self.layers = layers
+        self.blobs = blobs
+        self.events = events
+        self.tmp_dir = tmp_dir
+
+    def plan_save(self, names: list[str]) -> list[SavedImage]:
+        """Resolve the names before any byte is sent, so an unknown one is a plain 404."""
+        return plan_save(self.images, names)
+
+    def iter_save(self, plan: list[SavedImage]) -> Iterator[bytes]:
+        return iter_save(self.blobs, self.events, plan)
+
+    def load(self, src: IO[bytes], quiet: bool = True) -> list[dict[str, Any]]:
+        """`docker load`; returns the JSON-stream messages Docker prints."""
+        with tempfile.TemporaryFile(dir=self.tmp_dir, prefix="load-") as spool, _open_tar(src, spool) as tar:
+            archive = _Archive(tar)
+            items = _docker_items(archive) if archive.has("manifest.json") else _oci_items(archive)
+            return _Loader(self, archive, quiet).run(items)
 
 
 @dataclass
@@ -149,14 +177,6 @@ def _parse_json(raw: bytes, what: str) -> Any:
         return json.loads(raw)
     except (ValueError, RecursionError) as e:
         raise InvalidParameter(f"invalid archive: {what} is not valid JSON: {e}") from None
-
-
-def load(images: ImageService, src: IO[bytes], quiet: bool = True) -> list[dict[str, Any]]:
-    """`docker load`; returns the JSON-stream messages Docker prints."""
-    with tempfile.TemporaryFile(dir=images.tmp_dir, prefix="load-") as spool, _open_tar(src, spool) as tar:
-        archive = _Archive(tar)
-        items = _docker_items(archive) if archive.has("manifest.json") else _oci_items(archive)
-        return _Loader(images, archive, quiet).run(items)
 
 
 def _open_tar(src: IO[bytes], spool: IO[bytes]) -> tarfile.TarFile:
@@ -277,8 +297,11 @@ class _Loader:
     this load added are removed again.
     """
 
-    def __init__(self, images: ImageService, archive: _Archive, quiet: bool) -> None:
-        self.images = images
+    def __init__(self, owner: ImageArchive, archive: _Archive, quiet: bool) -> None:
+        self.images = owner.images
+        self.layers = owner.layers
+        self.events = owner.events
+        self.tmp_dir = owner.tmp_dir
         self.archive = archive
         self.quiet = quiet
         self.staged: dict[str, str] = {}  # chain ID -> verified uncompressed tar
@@ -305,11 +328,11 @@ class _Loader:
 
     def _stage(self, item: _LoadItem) -> None:
         for i, (chain, layer) in enumerate(zip(chain_ids(item.diff_ids), item.layers)):
-            if chain not in self.staged and not self.images.layers.exists(chain):
+            if chain not in self.staged and not self.layers.exists(chain):
                 self.staged[chain] = self._verified_layer(layer, item.diff_ids[i], i)
 
     def _verified_layer(self, layer: _LayerRef, diff_id: str, index: int) -> str:
-        fd, path = tempfile.mkstemp(dir=self.images.tmp_dir, prefix="load-layer-")
+        fd, path = tempfile.mkstemp(dir=self.tmp_dir, prefix="load-layer-")
         try:
             with os.fdopen(fd, "wb") as out, self.archive.open(layer.path) as raw:
                 src, dst = _Hashing(raw), _Hashing(out)
@@ -334,13 +357,13 @@ class _Loader:
         for chain in chain_ids(item.diff_ids):
             tar_path = self.staged.pop(chain, None)
             if tar_path is not None:
-                self.images.layers.register(tar_path, parent)
+                self.layers.register(tar_path, parent)
                 added.append(chain)
             parent = chain
 
     def _discard(self, chains: list[str]) -> None:
         if chains:
-            self.images.layers.remove_unreferenced(set(self.images.layers.chain_ids()) - set(chains))
+            self.layers.remove_unreferenced(set(self.layers.chain_ids()) - set(chains))
 
     def _tag(self, item: _LoadItem, image_id: str) -> None:
         for ref in item.refs:
@@ -355,7 +378,7 @@ class _Loader:
             self._say(f"Loaded image: {ref.familiar()}\n")
         if not item.refs:
             self._say(f"Loaded image ID: {image_id}\n")
-        self.images.events.publish("image", "load", image_id, {"name": image_id})
+        self.events.publish("image", "load", image_id, {"name": image_id})
 
     def _say(self, line: str) -> None:
         self.messages.append({"stream": line})

@@ -15,10 +15,13 @@ import stat
 import tarfile
 import uuid
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import IO
 
 from engine.errors import NotFound
+from engine.ids import ChainID, DiffID
+from engine.linux.fsutil import dir_size
 from engine.store.db import BlobStore, MetaStore, sha256_file
 from pydock_common.files import fsync_dir
 from pydock_common.untar import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, Options, Scope, untar
@@ -34,14 +37,16 @@ CREATE TABLE IF NOT EXISTS layers (
 """
 
 
-def chain_id(parent: str, diff_id: str) -> str:
+def chain_id(parent: str, diff_id: str) -> ChainID:
+    """The bottom layer's chain ID is its diff ID; above it, the hash of the parent's chain ID and the diff ID."""
     if not parent:
-        return diff_id
-    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest()
+        return ChainID(diff_id)
+    return ChainID("sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest())
 
 
-def chain_ids(diff_ids: list[str]) -> list[str]:
-    out: list[str] = []
+def chain_ids(diff_ids: list[str]) -> list[ChainID]:
+    """The chain ID of each layer of an image, bottom first, from its config's `rootfs.diff_ids`."""
+    out: list[ChainID] = []
     for d in diff_ids:
         out.append(chain_id(out[-1] if out else "", d))
     return out
@@ -50,19 +55,6 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
 def extract_layer(tar_path: str, dest: str) -> None:
     """Unpack one layer tar into `dest`, converting OCI whiteouts for overlayfs."""
     untar(tar_path, dest, Options(scope=Scope.BENEATH, whiteouts=True, what="layer"))
-
-
-def dir_size(path: str) -> int:
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for root, dirs, files in os.walk(path):
-        for name in files:
-            st = os.lstat(os.path.join(root, name))
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            total += st.st_size
-    return total
 
 
 def _is_whiteout(st: os.stat_result) -> bool:
@@ -114,20 +106,20 @@ def _iter_tree(root: str) -> Iterator[str]:
     return walk("")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Layer:
-    chain_id: str
-    diff_id: str
-    parent: str
-    cache_id: str
-    size: int
+    chain_id: ChainID
+    diff_id: DiffID
+    parent: str      # the parent layer's chain ID, "" for a bottom layer
+    cache_id: str    # its directory under the layer root
+    size: int        # unpacked bytes
 
 
 @dataclass
 class StagedLayer:
     """A layer extracted into a private directory, not yet part of the store."""
     tar_path: str
-    diff_id: str
+    diff_id: DiffID
     cache_id: str
     staging: str
     size: int = 0
@@ -146,7 +138,7 @@ class LayerStore:
         row = self.meta.query_one("SELECT * FROM layers WHERE chain_id=?", (chain,))
         if row is None:
             raise NotFound(f"layer {chain} not found")
-        return Layer(row["chain_id"], row["diff_id"], row["parent"], row["cache_id"], row["size"])
+        return Layer(ChainID(row["chain_id"]), DiffID(row["diff_id"]), row["parent"], row["cache_id"], row["size"])
 
     def exists(self, chain: str) -> bool:
         return self.meta.query_one("SELECT 1 FROM layers WHERE chain_id=?", (chain,)) is not None
@@ -161,14 +153,14 @@ class LayerStore:
         only when complete, then the row is committed; a failure at any step
         removes what was written.
         """
-        diff_id = sha256_file(tar_path)
+        diff_id = DiffID(sha256_file(tar_path))
         chain = chain_id(parent_chain, diff_id)
         if self.exists(chain):
             os.unlink(tar_path)
             return self.get(chain)
         return self.commit(self.stage(tar_path, diff_id), parent_chain)
 
-    def stage(self, tar_path: str, diff_id: str) -> StagedLayer:
+    def stage(self, tar_path: str, diff_id: DiffID) -> StagedLayer:
         """Extract a layer tar whose digest the caller has computed into a private directory.
 
         Nothing is visible until `commit`, so staging can run ahead of the
@@ -227,22 +219,23 @@ class LayerStore:
             chain = layer.parent
         return dirs or [self.empty_dir]
 
-    def chain_ids(self) -> list[str]:
+    def chain_ids(self) -> list[ChainID]:
         """Every registered layer's chain ID."""
-        return [r["chain_id"] for r in self.meta.query("SELECT chain_id FROM layers")]
+        return [ChainID(r["chain_id"]) for r in self.meta.query("SELECT chain_id FROM layers")]
 
-    def sizes(self) -> dict[str, int]:
+    def sizes(self) -> dict[ChainID, int]:
         """Unpacked size of every registered layer, by chain ID."""
-        return {r["chain_id"]: r["size"] for r in self.meta.query("SELECT chain_id, size FROM layers")}
+        return {ChainID(r["chain_id"]): r["size"] for r in self.meta.query("SELECT chain_id, size FROM layers")}
 
     def cache_ids(self) -> set[str]:
         """Directory names under the layer root that registered layers use."""
         return {r["cache_id"] for r in self.meta.query("SELECT cache_id FROM layers")}
 
-    def diff_ids(self) -> set[str]:
-        return {r["diff_id"] for r in self.meta.query("SELECT diff_id FROM layers")}
+    def diff_ids(self) -> set[DiffID]:
+        """Every registered layer's diff ID (their tars are the blobs the start-up GC keeps)."""
+        return {DiffID(r["diff_id"]) for r in self.meta.query("SELECT diff_id FROM layers")}
 
-    def remove_unreferenced(self, keep: set[str]) -> int:
+    def remove_unreferenced(self, keep: AbstractSet[str]) -> int:
         """Delete layers no image chain references; `keep` holds every referenced chain ID."""
         removed = 0
         for row in self.meta.query("SELECT chain_id, diff_id, cache_id FROM layers"):

@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import EngineError, InvalidParameter, NotFound
+from engine.events import EventBus
 from engine.image.oci import CONFIG, IMAGE_NAME, INDEX, LAYER_TAR, MANIFEST, OCI_LAYOUT, REF_NAME
 from engine.image.service import ImageService
+from engine.store.db import BlobStore
 from pydock_common import reference
 from pydock_common.reference import Reference
 
@@ -63,20 +65,20 @@ def _select(images: ImageService, name: str) -> list[tuple[str, Reference | None
     return [(image_id, ref if is_tag else None)]
 
 
-def iter_save(images: ImageService, plan: list[SavedImage]) -> Iterator[bytes]:
+def iter_save(blobs: BlobStore, events: EventBus, plan: list[SavedImage]) -> Iterator[bytes]:
     """The tarball as chunks, streamed from the blob store (never whole in memory)."""
-    blobs: dict[str, bytes | str] = {}  # hex -> content, or path of a layer tar in the blob store
+    contents: dict[str, bytes | str] = {}  # hex -> content, or path of a layer tar in the blob store
     manifest: list[dict[str, Any]] = []
     index: list[dict[str, Any]] = []
     repositories: dict[str, dict[str, str]] = {}
     for img in plan:
-        _describe(images, img, blobs, manifest, index, repositories)
+        _describe(blobs, img, contents, manifest, index, repositories)
     for img in plan:
-        images.events.publish("image", "save", img.image_id, {"name": img.image_id})
+        events.publish("image", "save", img.image_id, {"name": img.image_id})
     yield from _tar_dir("blobs/")
     yield from _tar_dir("blobs/sha256/")
-    for hexpart in sorted(blobs):
-        yield from _tar_blob(f"blobs/sha256/{hexpart}", blobs[hexpart])
+    for hexpart in sorted(contents):
+        yield from _tar_blob(f"blobs/sha256/{hexpart}", contents[hexpart])
     yield from _tar_bytes("index.json", _dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": index}))
     yield from _tar_bytes("manifest.json", _dumps(manifest) + b"\n")
     yield from _tar_bytes("oci-layout", OCI_LAYOUT)
@@ -85,7 +87,7 @@ def iter_save(images: ImageService, plan: list[SavedImage]) -> Iterator[bytes]:
     yield b"\0" * 1024
 
 
-def _describe(images: ImageService, img: SavedImage, blobs: dict[str, bytes | str],
+def _describe(store: BlobStore, img: SavedImage, blobs: dict[str, bytes | str],
               manifest: list[dict[str, Any]], index: list[dict[str, Any]],
               repositories: dict[str, dict[str, str]]) -> None:
     """Add one image's blobs and its entries in manifest.json, index.json and repositories."""
@@ -93,7 +95,7 @@ def _describe(images: ImageService, img: SavedImage, blobs: dict[str, bytes | st
     diff_ids: list[str] = (config.get("rootfs") or {}).get("diff_ids") or []
     layers = []
     for diff_id in diff_ids:
-        path = images.blobs.path(diff_id)
+        path = store.path(diff_id)
         try:
             size = os.stat(path).st_size
         except FileNotFoundError:

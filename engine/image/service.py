@@ -1,7 +1,9 @@
-"""Image service: the local image store (configs, tags, layer chains).
+"""Image service: the image operations (tag, import, rmi, prune, the API views).
 
 An image is its config blob; its ID is the config's sha256, so identical
 content always has the same ID. Tags map normalized references to IDs.
+The rows live in the image store (store.py), the layers in layers.py; other
+services reach both only through this service's public methods.
 """
 from __future__ import annotations
 
@@ -21,27 +23,16 @@ from typing import IO, Any
 from engine.errors import Conflict, InvalidParameter, no_such_image
 from engine.events import EventBus
 from engine.filters import Filters
+from engine.ids import ImageID
 from engine.image.changes import apply_change
 from engine.image.layers import LayerStore, chain_ids
-from engine.store.db import BlobStore, MetaStore
+from engine.image.store import ImageRecord, ImageStore
+from engine.store.db import BlobStore
 from engine.timeutil import ZERO_TIME, parse_rfc3339_ns, rfc3339_ns
 from pydock_common import reference
 
 # the keys `docker images --filter` takes (dockerd's acceptedImageFilterTags)
 IMAGE_FILTERS = frozenset({"dangling", "label", "before", "since", "reference", "until"})
-IMAGE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS images (
-    id TEXT PRIMARY KEY,            -- sha256:<config digest>
-    config BLOB NOT NULL,           -- raw image config JSON, hashed into id
-    parent TEXT NOT NULL DEFAULT '',
-    created INTEGER NOT NULL,
-    size INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tags (
-    ref TEXT PRIMARY KEY,           -- normalized repo:tag or repo@digest
-    image_id TEXT NOT NULL REFERENCES images(id)
-);
-"""
 
 
 ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(os.uname().machine, os.uname().machine)
@@ -113,11 +104,10 @@ def empty_container_config() -> dict[str, Any]:
 
 
 class ImageService:
-    def __init__(self, meta: MetaStore, blobs: BlobStore, layers: LayerStore, events: EventBus,
+    def __init__(self, store: ImageStore, blobs: BlobStore, layers: LayerStore, events: EventBus,
                  tmp_dir: str, usage: UsageFn) -> None:
         """`usage(image_id)` answers (running, stopped) container IDs using the image: rmi and prune refuse those."""
-        self.meta = meta
-        meta.ensure_schema(IMAGE_SCHEMA)
+        self.store = store
         self.blobs = blobs
         self.layers = layers
         self.events = events
@@ -131,41 +121,42 @@ class ImageService:
             raise no_such_image(ref[:200])
         hexref = ref.removeprefix("sha256:")
         if all(c in "0123456789abcdef" for c in hexref) and len(hexref) <= 64:
-            rows = self.meta.query("SELECT id FROM images WHERE id LIKE ?", (f"sha256:{hexref}%",))
-            if len(rows) == 1 and (len(hexref) == 64 or not self._is_tag(ref)):
-                return rows[0]["id"]
+            matches = self.store.ids_with_prefix(hexref)
+            if len(matches) == 1 and (len(hexref) == 64 or not self._is_tag(ref)):
+                return matches[0]
         try:
             norm = str(reference.parse(ref))
         except InvalidParameter:
             raise no_such_image(ref[:200]) from None
-        row = self.meta.query_one("SELECT image_id FROM tags WHERE ref=?", (norm,))
-        if row is None:
+        image_id = self.store.tagged_image(norm)
+        if image_id is None:
             raise no_such_image(ref[:200])
-        return row["image_id"]
+        return image_id
 
     def _is_tag(self, ref: str) -> bool:
         try:
-            return self.meta.query_one("SELECT 1 FROM tags WHERE ref=?", (str(reference.parse(ref)),)) is not None
+            return self.store.tagged_image(str(reference.parse(ref))) is not None
         except InvalidParameter:
             return False
 
-    def config(self, image_id: str) -> dict[str, Any]:
-        row = self.meta.query_one("SELECT config FROM images WHERE id=?", (image_id,))
-        if row is None:
+    def record(self, image_id: str) -> ImageRecord:
+        record = self.store.get(image_id)
+        if record is None:
             raise no_such_image(image_id)
-        return json.loads(row["config"])
+        return record
+
+    def config(self, image_id: str) -> dict[str, Any]:
+        return self.record(image_id).config()
 
     def top_chain(self, image_id: str) -> str:
         ids = chain_ids(self.config(image_id).get("rootfs", {}).get("diff_ids") or [])
         return ids[-1] if ids else ""
 
     def tags_of(self, image_id: str) -> list[str]:
-        rows = self.meta.query("SELECT ref FROM tags WHERE image_id=? ORDER BY ref", (image_id,))
-        return [reference.parse(r["ref"]).familiar() for r in rows if "@" not in r["ref"]]
+        return [reference.parse(r).familiar() for r in self.store.refs_of(image_id) if "@" not in r]
 
     def digests_of(self, image_id: str) -> list[str]:
-        rows = self.meta.query("SELECT ref FROM tags WHERE image_id=? ORDER BY ref", (image_id,))
-        return [reference.parse(r["ref"]).familiar() for r in rows if "@" in r["ref"]]
+        return [reference.parse(r).familiar() for r in self.store.refs_of(image_id) if "@" in r]
 
     # ---- creation -----------------------------------------------------
     def create(self, config: dict[str, Any], parent: str = "", raw: bytes | None = None) -> str:
@@ -180,12 +171,10 @@ class ImageService:
             self.layers.get(c)
         if raw is None:
             raw = json.dumps(config, separators=(",", ":"), sort_keys=False).encode()
-        image_id = self.blobs.put_bytes(raw)
+        image_id = ImageID(self.blobs.put_bytes(raw))
         size = sum(self.layers.get(c).size for c in chains)
         created = parse_rfc3339_ns(config.get("created", "")) // 1_000_000_000
-        with self.meta.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO images(id, config, parent, created, size) VALUES (?,?,?,?,?)",
-                       (image_id, raw, parent, created, size))
+        self.store.add(ImageRecord(image_id, raw, parent, created, size))
         return image_id
 
     def tag(self, image_ref: str, repo: str, tag: str = "") -> str:
@@ -197,44 +186,44 @@ class ImageService:
 
     def set_tag(self, image_id: str, norm_ref: str) -> None:
         """Point the normalized reference `norm_ref` (repo:tag or repo@digest) at `image_id`, silently."""
-        with self.meta.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO tags(ref, image_id) VALUES (?, ?)", (norm_ref, image_id))
+        self.store.set_tag(norm_ref, image_id)
 
-    def tagged_image(self, norm_ref: str) -> str | None:
+    def set_tags(self, image_id: str, norm_refs: list[str]) -> dict[str, ImageID | None]:
+        """Point the normalized references at `image_id` at once, silently; returns their previous targets.
+
+        A pull moves its tag and digest reference together, and learns from the
+        previous target whether to say "Downloaded newer image".
+        """
+        return self.store.set_tags(norm_refs, image_id)
+
+    def tagged_image(self, norm_ref: str) -> ImageID | None:
         """The image a normalized reference points at, if it is a stored tag or digest."""
-        row = self.meta.query_one("SELECT image_id FROM tags WHERE ref=?", (norm_ref,))
-        return row["image_id"] if row else None
+        return self.store.tagged_image(norm_ref)
 
     def exists(self, image_id: str) -> bool:
-        return self.meta.query_one("SELECT 1 FROM images WHERE id=?", (image_id,)) is not None
+        return self.store.get(image_id) is not None
 
     def raw_config(self, image_id: str) -> bytes:
         """The config exactly as stored (its sha256 is the image ID)."""
-        row = self.meta.query_one("SELECT config FROM images WHERE id=?", (image_id,))
-        if row is None:
-            raise no_such_image(image_id)
-        return bytes(row["config"])
+        return self.record(image_id).raw_config
 
     def parent(self, image_id: str) -> str:
-        row = self.meta.query_one("SELECT parent FROM images WHERE id=?", (image_id,))
-        return row["parent"] if row else ""
+        record = self.store.get(image_id)
+        return record.parent if record else ""
 
-    def ids(self) -> list[str]:
-        return [r["id"] for r in self.meta.query("SELECT id FROM images")]
+    def ids(self) -> list[ImageID]:
+        return self.store.ids()
 
-    def configs(self) -> dict[str, dict[str, Any]]:
+    def configs(self) -> dict[ImageID, dict[str, Any]]:
         """Every image's config by ID."""
-        return {r["id"]: json.loads(r["config"]) for r in self.meta.query("SELECT id, config FROM images")}
+        return {r.id: r.config() for r in self.store.records()}
 
-    def repository_tags(self, repository: str) -> list[tuple[str, str]]:
+    def repository_tags(self, repository: str) -> list[tuple[str, ImageID]]:
         """(normalized ref, image ID) of every tag of `repository` (digests excluded), by ref."""
-        prefix = repository + ":"
-        rows = self.meta.query("SELECT ref, image_id FROM tags WHERE substr(ref, 1, ?) = ? ORDER BY ref",
-                               (len(prefix), prefix))
-        return [(r["ref"], r["image_id"]) for r in rows if "@" not in r["ref"]]
+        return self.store.repository_tags(repository)
 
     def has_tag(self, norm_ref: str, image_id: str) -> bool:
-        return self.meta.query_one("SELECT 1 FROM tags WHERE ref=? AND image_id=?", (norm_ref, image_id)) is not None
+        return self.store.tagged_image(norm_ref) == image_id
 
     def import_tar(self, src: IO[bytes], repo: str = "", tag: str = "", changes: Iterable[str] = (),
                    message: str = "", platform: str = "") -> str:
@@ -273,9 +262,8 @@ class ImageService:
     # ---- views --------------------------------------------------------
     def inspect(self, ref: str) -> dict[str, Any]:
         image_id = self.resolve(ref)
-        row = self.meta.query_one("SELECT * FROM images WHERE id=?", (image_id,))
-        assert row is not None
-        cfg = json.loads(row["config"])
+        record = self.record(image_id)
+        cfg = record.config()
         ccfg = empty_container_config()
         ccfg.update({k: v for k, v in (cfg.get("config") or {}).items()})
         chains = chain_ids(cfg.get("rootfs", {}).get("diff_ids") or [])
@@ -284,7 +272,7 @@ class ImageService:
             "Id": image_id,
             "RepoTags": self.tags_of(image_id),
             "RepoDigests": self.digests_of(image_id),
-            "Parent": row["parent"],
+            "Parent": record.parent,
             "Comment": (cfg.get("history") or [{}])[-1].get("comment", ""),
             "Created": cfg.get("created", ""),
             "DockerVersion": cfg.get("docker_version", ""),
@@ -293,7 +281,7 @@ class ImageService:
             "Architecture": cfg.get("architecture", ""),
             "Variant": cfg.get("variant", ""),
             "Os": cfg.get("os", ""),
-            "Size": row["size"],
+            "Size": record.size,
             "GraphDriver": {"Name": "overlay2", "Data": {
                 "LowerDir": ":".join(lowers[1:]), "UpperDir": lowers[0], "WorkDir": "",
                 "MergedDir": ""} if lowers else {}},
@@ -305,26 +293,25 @@ class ImageService:
         """`docker images`: Docker's image summaries, newest first."""
         filters = (filters or Filters()).validate(IMAGE_FILTERS)
         out = []
-        rows = self.meta.query("SELECT id, config, parent, created, size FROM images ORDER BY created DESC, id")
-        parents = {r["parent"] for r in rows if r["parent"]}
-        created = {r["id"]: r["created"] for r in rows}
-        for row in rows:
-            image_id = row["id"]
+        records = self.store.records()
+        parents = {r.parent for r in records if r.parent}
+        created: dict[str, int] = {r.id: r.created for r in records}
+        for record in records:
+            image_id = record.id
             tags = self.tags_of(image_id)
-            cfg = json.loads(row["config"])
-            labels = (cfg.get("config") or {}).get("Labels") or {}
+            labels = (record.config().get("config") or {}).get("Labels") or {}
             if not all_ and not tags and image_id in parents:
                 continue  # intermediate build layer
-            if not self._matches(filters, image_id, row["created"], tags, labels, created):
+            if not self._matches(filters, image_id, record.created, tags, labels, created):
                 continue
             digests = self.digests_of(image_id)
             if "reference" in filters:  # dockerd lists only the references the filter matched
                 tags = [t for t in tags if _reference_matches(t, filters.get("reference"))]
                 digests = [d for d in digests if _reference_matches(d.split("@", 1)[0], filters.get("reference"))]
             out.append({
-                "Id": image_id, "ParentId": row["parent"], "RepoTags": tags,
-                "RepoDigests": digests, "Created": row["created"],
-                "Size": row["size"], "SharedSize": -1, "VirtualSize": row["size"],
+                "Id": image_id, "ParentId": record.parent, "RepoTags": tags,
+                "RepoDigests": digests, "Created": record.created,
+                "Size": record.size, "SharedSize": -1, "VirtualSize": record.size,
                 "Labels": labels or None, "Containers": -1,
             })
         return out
@@ -373,7 +360,7 @@ class ImageService:
         image_id = self.resolve(ref)
         by_id = self._is_id_ref(ref, image_id)
         running, stopped = self.usage(image_id)
-        tags = [r["ref"] for r in self.meta.query("SELECT ref FROM tags WHERE image_id=?", (image_id,))]
+        tags = self.store.refs_of(image_id)
         result: list[dict[str, str]] = []
         if not by_id:
             norm = str(reference.parse(ref))
@@ -396,7 +383,7 @@ class ImageService:
             if len({reference.parse(t).repository for t in tags}) > 1 and not force:
                 raise Conflict(f"conflict: unable to delete {short(image_id)} (must be forced) - "
                                "image is referenced in multiple repositories")
-        if self.meta.query_one("SELECT 1 FROM images WHERE parent=?", (image_id,)) and (by_id or len(tags) <= 1):
+        if self.store.has_children(image_id) and (by_id or len(tags) <= 1):
             raise Conflict(f"conflict: unable to delete {short(image_id)} (cannot be forced) - "
                            "image has dependent child images")
         for t in tags:
@@ -411,25 +398,23 @@ class ImageService:
         return image_id.startswith("sha256:" + hexref) and not self._is_tag(ref)
 
     def _untag(self, norm: str, image_id: str, result: list[dict[str, str]]) -> None:
-        with self.meta.transaction() as db:
-            db.execute("DELETE FROM tags WHERE ref=?", (norm,))
+        self.store.untag(norm)
         name = reference.parse(norm).familiar()
         result.append({"Untagged": name})
         self.events.publish("image", "untag", image_id, {"name": name})
 
     def _delete(self, image_id: str, result: list[dict[str, str]]) -> None:
-        with self.meta.transaction() as db:
-            db.execute("DELETE FROM tags WHERE image_id=?", (image_id,))
-            db.execute("DELETE FROM images WHERE id=?", (image_id,))
+        self.store.delete(image_id)
         self.blobs.delete(image_id)
         result.append({"Deleted": image_id})
         self.events.publish("image", "delete", image_id, {"name": image_id})
         self.gc_layers()
 
     def gc_layers(self) -> int:
+        """Remove the layers no image uses any more; returns how many went."""
         keep: set[str] = set()
-        for row in self.meta.query("SELECT config FROM images"):
-            keep.update(chain_ids(json.loads(row["config"]).get("rootfs", {}).get("diff_ids") or []))
+        for record in self.store.records():
+            keep.update(chain_ids(record.config().get("rootfs", {}).get("diff_ids") or []))
         return self.layers.remove_unreferenced(keep)
 
     def prune(self, filters: Filters | None = None) -> dict[str, Any]:
@@ -443,9 +428,9 @@ class ImageService:
             if dangling_only and img["RepoTags"]:
                 continue
             running, stopped = self.usage(image_id)
-            if running or stopped or self.meta.query_one("SELECT 1 FROM images WHERE parent=?", (image_id,)):
+            if running or stopped or self.store.has_children(image_id):
                 continue
-            for t in [r["ref"] for r in self.meta.query("SELECT ref FROM tags WHERE image_id=?", (image_id,))]:
+            for t in self.store.refs_of(image_id):
                 self._untag(t, image_id, deleted)
             reclaimed += img["Size"]
             self._delete(image_id, deleted)

@@ -118,3 +118,17 @@ def resolve_user(root: str, user: str) -> tuple[int, int, list[int]]:
     extra = sorted({int(e[2]) for e in groups if username and username in e[3].split(",")}
                    - {gid}) if not group else []
     return uid, int(gid or 0), extra
+
+
+def dir_size(path: str) -> int:
+    """Bytes of the files under `path`, each hard-linked file counted once (as `du` does)."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in files:
+            st = os.lstat(os.path.join(root, name))
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_size
+    return total

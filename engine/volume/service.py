@@ -29,8 +29,7 @@ from engine.config import EngineConfig
 from engine.errors import Conflict, EngineError, InvalidParameter, NotFound, no_such_container
 from engine.events import EventBus
 from engine.filters import Filters
-from engine.image.layers import dir_size
-from engine.linux.fsutil import secure_join
+from engine.linux.fsutil import dir_size, secure_join
 from engine.linux.mounts import is_mountpoint, mount, readonly_root, umount
 from engine.store.db import MetaStore
 from engine.volume import mountspec
