@@ -26,6 +26,7 @@ from engine.image.service import ImageService
 from engine.linux.mounts import is_mountpoint
 from engine.network.service import NetworkService
 from engine.openstreams import OpenStreams
+from engine.runtime.base import ContainerRuntime
 from engine.runtime.runc import Runtime
 from engine.store.db import BlobStore, MetaStore
 from engine.store.rootlock import DataRootLock
@@ -38,16 +39,19 @@ STREAMS_GRACE = 5.0
 
 
 class Engine:
-    def __init__(self, cfg: EngineConfig, program: str = "pydock") -> None:
-        """`program` names this engine's host in the data root's lock, for the error a second engine gets."""
+    def __init__(self, cfg: EngineConfig, program: str = "pydock", runtime: ContainerRuntime | None = None) -> None:
+        """`program` names this engine's host in the data root's lock, for the error a second engine gets.
+
+        `runtime` replaces runc (tests pass `engine.runtime.fake.FakeRuntime`); None means runc.
+        """
         self.root_lock = DataRootLock(cfg.data_root, program)
         try:
-            self._build(cfg)
+            self._build(cfg, runtime or Runtime(cfg))
         except BaseException:
             self.root_lock.release()
             raise
 
-    def _build(self, cfg: EngineConfig) -> None:
+    def _build(self, cfg: EngineConfig, runtime: ContainerRuntime) -> None:
         cfg.ensure_dirs()
         self.cfg = cfg
         self.meta = MetaStore(cfg.db_path)
@@ -61,7 +65,7 @@ class Engine:
                                    lambda image_id: self.containers.image_usage(image_id))
         self.volumes = VolumeService(cfg, self.meta, self.events, lambda: self.containers.all_records())
         self.distribution = DistributionService(cfg, self.meta, self.blobs, self.layers, self.images, self.events)
-        self.runtime = Runtime(cfg)
+        self.runtime = runtime
         # networking and containers need each other: the network service is built first and reaches the
         # container service through a callable it calls only when an operation runs
         self.network = NetworkService(cfg, self.meta, self.events, lambda: self.containers)

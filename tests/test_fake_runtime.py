@@ -89,3 +89,17 @@ def test_exec_streams_multiplexed_output(tmp_path: Path) -> None:
     while chunk := attach.recv(4096):
         data += chunk
     assert data == struct.pack(">BxxxL", 1, 2) + b"x\n"
+
+
+def test_engine_uses_the_runtime_it_is_given(tmp_path: Path) -> None:
+    from engine.config import EngineConfig
+    from engine.engine import Engine
+
+    fake = FakeRuntime()
+    engine = Engine(EngineConfig(data_root=str(tmp_path / "data"), exec_root=str(tmp_path / "exec")), runtime=fake)
+    try:
+        assert engine.runtime is fake
+        assert engine.execs.runtime is fake
+        assert engine.stats.runtime is fake
+    finally:
+        engine.close()
