@@ -1,0 +1,104 @@
+"""The API routes and services in-process on the in-memory runtime: no daemon, runc or root, in seconds.
+
+Tornado's test client talks to `make_app` over an Engine built with
+`FakeRuntime`; the black-box suites (real pydockd, real runc) stay the
+end-to-end layer.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.testing import AsyncHTTPTestCase
+
+from engine.api import make_app
+from engine.config import EngineConfig
+from engine.engine import Engine
+from engine.runtime.fake import FakeRuntime
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def tiny_image_tar(tag: str = "tiny:latest") -> bytes:
+    """A `docker save` archive of a one-layer image holding a single file."""
+    layer = _tar({"hello.txt": b"hello\n"})
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["echo", "hi"]},
+                         "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [tag], "Layers": ["l1/layer.tar"]}]).encode()
+    return _tar({"manifest.json": manifest, config_name: config, "l1/layer.tar": layer})
+
+
+class InProcessApi(AsyncHTTPTestCase):
+    tmp: Path
+
+    @pytest.fixture(autouse=True)
+    def _tmp(self, tmp_path: Path) -> Iterator[None]:
+        type(self).tmp = tmp_path
+        yield
+
+    def get_app(self) -> Any:
+        cfg = EngineConfig(data_root=str(self.tmp / "data"), exec_root=str(self.tmp / "exec"))
+        self.engine = Engine(cfg, runtime=FakeRuntime())
+        return make_app(self.engine)
+
+    def tearDown(self) -> None:
+        super().tearDown()
+        self.engine.close()
+
+    def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if data is None and method in ("POST", "PUT"):
+            data = b""
+        headers = {"Content-Type": "application/x-tar" if raw is not None else "application/json"}
+        resp = self.fetch(path, method=method, body=data, headers=headers, raise_error=False)
+        text = resp.body.decode() if resp.body else ""
+        try:
+            return resp.code, json.loads(text) if text else None
+        except ValueError:
+            return resp.code, text
+
+    def test_ping_and_version(self) -> None:
+        assert self.call("GET", "/_ping") == (200, "OK")
+        code, version = self.call("GET", "/v1.41/version")
+        assert code == 200 and version["ApiVersion"]
+
+    def test_volumes(self) -> None:
+        assert self.call("POST", "/v1.41/volumes/create", {"Name": "v1"})[0] == 201
+        code, listing = self.call("GET", "/v1.41/volumes")
+        assert code == 200 and [v["Name"] for v in listing["Volumes"]] == ["v1"]
+        assert self.call("GET", "/v1.41/volumes/nope")[0] == 404
+        assert self.call("DELETE", "/v1.41/volumes/v1")[0] == 204
+        assert self.call("GET", "/v1.41/volumes/v1")[0] == 404
+
+    def test_image_load_and_container_records(self) -> None:
+        code, _ = self.call("POST", "/v1.41/images/load?quiet=1", raw=tiny_image_tar())
+        assert code == 200
+        assert self.call("GET", "/v1.41/images/tiny:latest/json")[0] == 200
+        code, created = self.call("POST", "/v1.41/containers/create?name=c1", {"Image": "tiny"})
+        assert code == 201, created
+        assert self.call("POST", "/v1.41/containers/create?name=c1", {"Image": "tiny"})[0] == 409
+        assert self.call("POST", "/v1.41/containers/create", {"Image": "missing"})[0] == 404
+        assert self.call("POST", "/v1.41/containers/create?name=bad%2Fname", {"Image": "tiny"})[0] == 400
+        code, info = self.call("GET", "/v1.41/containers/c1/json")
+        assert code == 200 and info["Id"] == created["Id"] and info["State"]["Status"] == "created"
+        code, listing = self.call("GET", "/v1.41/containers/json?all=1")
+        assert code == 200 and [c["Names"] for c in listing] == [["/c1"]]
+        assert self.call("GET", "/v1.41/containers/nope/json")[0] == 404
+        assert self.call("DELETE", "/v1.41/containers/c1")[0] == 204
+        assert self.call("GET", "/v1.41/containers/c1/json")[0] == 404
