@@ -27,6 +27,7 @@ from engine.linux.mounts import is_mountpoint
 from engine.network.service import NetworkService
 from engine.openstreams import OpenStreams
 from engine.runtime.base import ContainerRuntime
+from engine.runtime.rootfs import OverlayRootFS, RootFS
 from engine.runtime.runc import Runtime
 from engine.store.db import BlobStore, MetaStore
 from engine.store.rootlock import DataRootLock
@@ -39,19 +40,21 @@ STREAMS_GRACE = 5.0
 
 
 class Engine:
-    def __init__(self, cfg: EngineConfig, program: str = "pydock", runtime: ContainerRuntime | None = None) -> None:
+    def __init__(self, cfg: EngineConfig, program: str = "pydock", runtime: ContainerRuntime | None = None,
+                 rootfs: RootFS | None = None) -> None:
         """`program` names this engine's host in the data root's lock, for the error a second engine gets.
 
-        `runtime` replaces runc (tests pass `engine.runtime.fake.FakeRuntime`); None means runc.
+        `runtime` and `rootfs` replace runc and overlayfs: tests without root pass
+        `engine.runtime.fake.FakeRuntime` and `engine.runtime.rootfs.CopiedRootFS`; None means the real ones.
         """
         self.root_lock = DataRootLock(cfg.data_root, program)
         try:
-            self._build(cfg, runtime or Runtime(cfg))
+            self._build(cfg, runtime or Runtime(cfg), rootfs or OverlayRootFS())
         except BaseException:
             self.root_lock.release()
             raise
 
-    def _build(self, cfg: EngineConfig, runtime: ContainerRuntime) -> None:
+    def _build(self, cfg: EngineConfig, runtime: ContainerRuntime, rootfs: RootFS) -> None:
         cfg.ensure_dirs()
         self.cfg = cfg
         self.meta = MetaStore(cfg.db_path)
@@ -70,7 +73,7 @@ class Engine:
         # container service through a callable it calls only when an operation runs
         self.network = NetworkService(cfg, self.meta, self.events, lambda: self.containers)
         self.containers = ContainerService(cfg, self.meta, self.images, self.layers, self.runtime, self.events,
-                                           self.network, self.volumes)
+                                           self.network, self.volumes, rootfs)
         self.system = SystemService(cfg, self.meta, self.images, self.containers, self.volumes, self.events)
         self.stats = StatsService(self.containers, self.runtime)
         self.execs = ExecService(self.containers, self.runtime, self.events)

@@ -21,6 +21,7 @@ from engine.api import make_app
 from engine.config import EngineConfig
 from engine.engine import Engine
 from engine.runtime.fake import FakeRuntime
+from engine.runtime.rootfs import CopiedRootFS
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
@@ -54,7 +55,7 @@ class InProcessApi(AsyncHTTPTestCase):
 
     def get_app(self) -> Any:
         cfg = EngineConfig(data_root=str(self.tmp / "data"), exec_root=str(self.tmp / "exec"))
-        self.engine = Engine(cfg, runtime=FakeRuntime())
+        self.engine = Engine(cfg, runtime=FakeRuntime(), rootfs=CopiedRootFS())
         return make_app(self.engine)
 
     def tearDown(self) -> None:
@@ -102,3 +103,38 @@ class InProcessApi(AsyncHTTPTestCase):
         assert self.call("GET", "/v1.41/containers/nope/json")[0] == 404
         assert self.call("DELETE", "/v1.41/containers/c1")[0] == 204
         assert self.call("GET", "/v1.41/containers/c1/json")[0] == 404
+
+    def _container(self, cmd: list[str]) -> str:
+        assert self.call("POST", "/v1.41/images/load?quiet=1", raw=tiny_image_tar())[0] == 200
+        code, created = self.call("POST", "/v1.41/containers/create",
+                                  {"Image": "tiny", "Cmd": cmd, "HostConfig": {"NetworkMode": "none"}})
+        assert code == 201, created
+        return str(created["Id"])
+
+    def test_run_logs_wait(self) -> None:
+        cid = self._container(["echo", "hi"])
+        assert self.call("POST", f"/v1.41/containers/{cid}/start")[0] == 204
+        code, waited = self.call("POST", f"/v1.41/containers/{cid}/wait")
+        assert (code, waited["StatusCode"]) == (200, 0)
+        resp = self.fetch(f"/v1.41/containers/{cid}/logs?stdout=1", raise_error=False)
+        assert resp.code == 200 and resp.body.endswith(b"hi\n")
+        code, info = self.call("GET", f"/v1.41/containers/{cid}/json")
+        assert info["State"]["Status"] == "exited" and info["State"]["ExitCode"] == 0
+        assert self.call("DELETE", f"/v1.41/containers/{cid}")[0] == 204
+
+    def test_stop_exec_and_conflicts(self) -> None:
+        cid = self._container(["sleep", "30"])
+        assert self.call("POST", f"/v1.41/containers/{cid}/start")[0] == 204
+        assert self.call("POST", f"/v1.41/containers/{cid}/start")[0] == 304
+        assert self.call("DELETE", f"/v1.41/containers/{cid}")[0] == 409
+        code, ex = self.call("POST", f"/v1.41/containers/{cid}/exec", {"Cmd": ["sh", "-c", "exit 3"]})
+        assert code == 201, ex
+        assert self.call("POST", f"/v1.41/exec/{ex['Id']}/start", {"Detach": False})[0] == 200
+        code, exinfo = self.call("GET", f"/v1.41/exec/{ex['Id']}/json")
+        assert code == 200 and exinfo["ExitCode"] == 3 and not exinfo["Running"]
+        assert self.call("GET", "/v1.41/exec/nope/json")[0] == 404
+        assert self.call("POST", f"/v1.41/containers/{cid}/stop?t=1")[0] == 204
+        code, info = self.call("GET", f"/v1.41/containers/{cid}/json")
+        assert info["State"]["Status"] == "exited"
+        assert self.call("POST", f"/v1.41/containers/{cid}/exec", {"Cmd": ["true"]})[0] == 409
+        assert self.call("DELETE", f"/v1.41/containers/{cid}")[0] == 204
