@@ -9,8 +9,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import shutil
+import subprocess
+import sys
 import tarfile
-from collections.abc import Iterator
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +29,13 @@ from engine.runtime.rootfs import CopiedRootFS
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
+    """Entries owned by the caller: unpacking chowns to the owner, which only root may do for another user."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
+            info.uid, info.gid = os.geteuid(), os.getegid()
             tf.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
@@ -46,14 +52,8 @@ def tiny_image_tar(tag: str = "tiny:latest") -> bytes:
 
 
 class InProcessApi(AsyncHTTPTestCase):
-    tmp: Path
-
-    @pytest.fixture(autouse=True)
-    def _tmp(self, tmp_path: Path) -> Iterator[None]:
-        type(self).tmp = tmp_path
-        yield
-
     def get_app(self) -> Any:
+        self.tmp = Path(tempfile.mkdtemp(prefix="pydock-inprocess-"))
         cfg = EngineConfig(data_root=str(self.tmp / "data"), exec_root=str(self.tmp / "exec"))
         self.engine = Engine(cfg, runtime=FakeRuntime(), rootfs=CopiedRootFS())
         return make_app(self.engine)
@@ -61,6 +61,7 @@ class InProcessApi(AsyncHTTPTestCase):
     def tearDown(self) -> None:
         super().tearDown()
         self.engine.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def call(self, method: str, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
@@ -138,3 +139,57 @@ class InProcessApi(AsyncHTTPTestCase):
         assert info["State"]["Status"] == "exited"
         assert self.call("POST", f"/v1.41/containers/{cid}/exec", {"Cmd": ["true"]})[0] == 409
         assert self.call("DELETE", f"/v1.41/containers/{cid}")[0] == 204
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+# test_volumes is left out: removing a volume unmounts its _data unconditionally (engine/volume/service.py),
+# which an unprivileged user may not even try
+AS_NOBODY = ["test_ping_and_version", "test_image_load_and_container_records", "test_run_logs_wait",
+             "test_stop_exec_and_conflicts"]
+
+
+def _readable_site_packages(dest: Path) -> None:
+    """Copy the third-party packages this module has imported where user `nobody` can read them.
+
+    The interpreter's own site-packages may sit under a root-only home
+    (/root/.pyenv); the system Python of the same minor version can use the copies.
+    """
+    roots = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None) or ""
+        if "site-packages" + os.sep in path:
+            site, rest = path.split("site-packages" + os.sep, 1)
+            roots.add(os.path.join(site + "site-packages", rest.split(os.sep)[0]))
+    for root in roots:
+        target = dest / os.path.basename(root)
+        if os.path.isdir(root):
+            shutil.copytree(root, target, dirs_exist_ok=True)
+        else:
+            shutil.copy(root, target)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="already running unprivileged: the tests above prove it")
+@pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON) or not shutil.which("setpriv"), reason="needs setpriv and "
+                    + SYSTEM_PYTHON)
+def test_runs_as_nobody() -> None:
+    """The fake engine makes no root-only call (mount, runc, nft, cgroups): the tests pass as `nobody`."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" not in subprocess.run(
+            [SYSTEM_PYTHON, "--version"], check=False, capture_output=True, text=True).stdout:
+        pytest.skip("the system Python's minor version differs: the copied extension modules would not load")
+    repo = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="pydock-nobody-") as tmp:  # pytest's tmp_path is root-only
+        os.chmod(tmp, 0o755)
+        site = Path(tmp) / "site"
+        _readable_site_packages(site)
+        proc = _run_as_nobody(repo, site)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "OK" in proc.stderr
+
+
+def _run_as_nobody(repo: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", SYSTEM_PYTHON, "-m", "unittest", "-q",
+         *[f"test_inprocess_api.InProcessApi.{name}" for name in AS_NOBODY]],
+        cwd=repo / "tests", env={"PYTHONPATH": f"{site}:{repo}:{repo / 'tests'}", "PATH": "/usr/bin:/bin",
+                                 "HOME": "/tmp"},
+        check=False, capture_output=True, text=True, timeout=60)
