@@ -30,6 +30,8 @@ from engine.image.store import ImageStore
 from engine.linux.mounts import is_mountpoint
 from engine.network.service import NetworkService
 from engine.openstreams import OpenStreams
+from engine.runtime.base import ContainerRuntime
+from engine.runtime.rootfs import OverlayRootFS, RootFS
 from engine.runtime.runc import Runtime
 from engine.store.db import BlobStore, MetaStore
 from engine.store.rootlock import DataRootLock
@@ -42,16 +44,21 @@ STREAMS_GRACE = 5.0
 
 
 class Engine:
-    def __init__(self, cfg: EngineConfig, program: str = "pydock") -> None:
-        """`program` names this engine's host in the data root's lock, for the error a second engine gets."""
+    def __init__(self, cfg: EngineConfig, program: str = "pydock", runtime: ContainerRuntime | None = None,
+                 rootfs: RootFS | None = None) -> None:
+        """`program` names this engine's host in the data root's lock, for the error a second engine gets.
+
+        `runtime` and `rootfs` replace runc and overlayfs: tests without root pass
+        `engine.runtime.fake.FakeRuntime` and `engine.runtime.rootfs.CopiedRootFS`; None means the real ones.
+        """
         self.root_lock = DataRootLock(cfg.data_root, program)
         try:
-            self._build(cfg)
+            self._build(cfg, runtime or Runtime(cfg), rootfs or OverlayRootFS())
         except BaseException:
             self.root_lock.release()
             raise
 
-    def _build(self, cfg: EngineConfig) -> None:
+    def _build(self, cfg: EngineConfig, runtime: ContainerRuntime, rootfs: RootFS) -> None:
         cfg.ensure_dirs()
         self.cfg = cfg
         self.meta = MetaStore(cfg.db_path)
@@ -67,12 +74,12 @@ class Engine:
         self.volumes = VolumeService(cfg, self.meta, self.events, lambda: self.containers.all_records())
         self.distribution = DistributionService(cfg, BlobLocations(self.meta), self.blobs, self.layers, self.images,
                                                 self.events)
-        self.runtime = Runtime(cfg)
+        self.runtime = runtime
         # networking and containers need each other: the network service is built first and reaches the
         # container service through a callable it calls only when an operation runs
         self.network = NetworkService(cfg, self.meta, self.events, lambda: self.containers)
         self.containers = ContainerService(cfg, self.meta, self.images, self.layers, self.runtime, self.events,
-                                           self.network, self.volumes)
+                                           self.network, self.volumes, rootfs)
         self.system = SystemService(cfg, self.meta, self.images, self.layers, self.containers, self.volumes,
                                     self.events)
         self.stats = StatsService(self.containers, self.runtime)

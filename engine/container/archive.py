@@ -32,7 +32,6 @@ from engine.image.changes import apply_change
 from engine.image.layers import OPAQUE_XATTR, Layer, LayerStore, write_diff_tar
 from engine.image.service import ImageService
 from engine.linux.fsutil import resolve_user, secure_join
-from engine.linux.mounts import is_mountpoint, mount_overlay, umount
 from engine.timeutil import rfc3339_ns
 from pydock_common import reference
 from pydock_common.tarwrite import TarWriter, walk
@@ -223,9 +222,9 @@ class ArchiveService:
             cid = c["Id"]
             cdir = self.containers.dir(cid)
             merged = os.path.join(cdir, "merged")
-            temporary = not is_mountpoint(merged)
+            temporary = not self.containers.rootfs.mounted(merged)
             if temporary:
-                mount_overlay(self.layers.lower_dirs(c["_chain"]), os.path.join(cdir, "upper"),
+                self.containers.rootfs.mount(self.layers.lower_dirs(c["_chain"]), os.path.join(cdir, "upper"),
                               os.path.join(cdir, "work"), merged)
             try:
                 root = os.path.realpath(merged)
@@ -236,7 +235,7 @@ class ArchiveService:
                     os.close(root_fd)
             finally:
                 if temporary:
-                    umount(merged)
+                    self.containers.rootfs.unmount(merged)
 
     # ---- docker cp ------------------------------------------------------
     def _target(self, root: str, root_fd: int, ref: str, path: str) -> tuple[int, str, str, os.stat_result]:

@@ -26,6 +26,7 @@ from engine.image.layers import LayerStore
 from engine.image.service import ImageService
 from engine.network.service import NetworkService
 from engine.runtime.base import ContainerRuntime
+from engine.runtime.rootfs import RootFS
 from engine.store.db import MetaStore
 from engine.volume.service import VolumeService
 
@@ -57,13 +58,15 @@ class Attachment:
 
 class ContainerCore:
     def __init__(self, cfg: EngineConfig, meta: MetaStore, images: ImageService, layers: LayerStore,
-                 runtime: ContainerRuntime, events: EventBus, network: NetworkService, volumes: VolumeService) -> None:
+                 runtime: ContainerRuntime, events: EventBus, network: NetworkService, volumes: VolumeService,
+                 rootfs: RootFS) -> None:
         self.cfg = cfg
         self.meta = meta
         self.store = ContainerStore(meta)
         self.images = images
         self.layers = layers
         self.runtime = runtime
+        self.rootfs = rootfs
         self.events = events
         self._locks: dict[str, threading.RLock] = {}
         self._locks_guard = threading.Lock()

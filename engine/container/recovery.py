@@ -8,7 +8,6 @@ from engine.container.lifecycle import Lifecycle
 from engine.container.record import Container
 from engine.container.state import State
 from engine.errors import EngineError
-from engine.linux.mounts import is_mountpoint, umount
 from engine.timeutil import ZERO_TIME, rfc3339_ns
 
 
@@ -76,12 +75,12 @@ class Recovery(Lifecycle):
         """Remove what an interrupted start left of a container that does not run; its record stays."""
         cid = c["Id"]
         merged = os.path.join(self.dir(cid), "merged")
-        started = self.runtime.has_state(cid) or is_mountpoint(merged)
+        started = self.runtime.has_state(cid) or self.rootfs.mounted(merged)
         self.runtime.abandon(cid)
         self.network.teardown(cid)
         if started:
             self.volumes.detach(c)
-        umount(merged)
+        self.rootfs.unmount(merged)
 
     @staticmethod
     def _restart_on_boot(c: dict[str, Any]) -> bool:

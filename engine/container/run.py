@@ -19,7 +19,6 @@ from engine.container.record import Config, Container, ContainerID, HostConfig
 from engine.container.state import Op, State, check
 from engine.errors import EngineError
 from engine.linux.fsutil import resolve_user, secure_join
-from engine.linux.mounts import is_mountpoint, mount_overlay, umount
 from engine.runtime import resources, security
 from engine.runtime.runc import UnusableCommand, crash_point
 from engine.runtime.spec import SpecOptions, build_spec, container_env
@@ -64,8 +63,8 @@ class Running(Creating):
         cid = c["Id"]
         cdir = self.dir(cid)
         merged = os.path.join(cdir, "merged")
-        if not is_mountpoint(merged):
-            mount_overlay(self.layers.lower_dirs(c["_chain"]), os.path.join(cdir, "upper"),
+        if not self.rootfs.mounted(merged):
+            self.rootfs.mount(self.layers.lower_dirs(c["_chain"]), os.path.join(cdir, "upper"),
                           os.path.join(cdir, "work"), merged)
         try:
             spec = self._spec(c, merged)
@@ -84,7 +83,7 @@ class Running(Creating):
             self.runtime.cleanup(cid)
             self.network.teardown(cid)
             self.volumes.detach(c)
-            umount(merged)
+            self.rootfs.unmount(merged)
             state = State.of_record(c)
             state.start_failed(getattr(e, "message", str(e)), _start_exit_code(e))
             state.put(c)
@@ -175,7 +174,7 @@ class Running(Creating):
             self.runtime.cleanup(cid)
             self.network.teardown(cid)
             self.volumes.detach(c)
-            umount(os.path.join(self.dir(cid), "merged"))
+            self.rootfs.unmount(os.path.join(self.dir(cid), "merged"))
             self._save(c)
             self._event(c, "die", exitCode=str(code))
             if c["_manual_stop"]:
@@ -232,7 +231,7 @@ class Running(Creating):
             self.runtime.kill(cid, _signal.SIGKILL)
         self.runtime.cleanup(cid)
         self.network.forget(cid)
-        umount(os.path.join(self.dir(cid), "merged"))
+        self.rootfs.unmount(os.path.join(self.dir(cid), "merged"))
         self.store.delete(cid)
         for att in self._pending.pop(cid, []):
             att.error = "container removed"

@@ -1,0 +1,62 @@
+"""How a container's root filesystem is assembled from its image layers and its own upper directory.
+
+The one root-only step on the create/start path besides runc: an overlay
+mount. It sits behind this small boundary so the composition root can pick
+plain directories when the engine runs on the in-memory runtime (tests
+without root), while the daemon keeps overlayfs.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Protocol
+
+from engine.linux import mounts
+
+
+class RootFS(Protocol):
+    def mounted(self, target: str) -> bool:
+        """Whether `target` holds an assembled root filesystem."""
+        ...
+
+    def mount(self, lowers: list[str], upper: str, work: str, target: str) -> None:
+        """Assemble `lowers` (top first) under `upper` at `target`."""
+        ...
+
+    def unmount(self, target: str) -> None:
+        """Undo `mount`; an unassembled target is not an error."""
+        ...
+
+
+class OverlayRootFS:
+    """The real one: overlayfs, needs root."""
+
+    def mounted(self, target: str) -> bool:
+        return mounts.is_mountpoint(target)
+
+    def mount(self, lowers: list[str], upper: str, work: str, target: str) -> None:
+        mounts.mount_overlay(lowers, upper, work, target)
+
+    def unmount(self, target: str) -> None:
+        mounts.umount(target)
+
+
+class CopiedRootFS:
+    """Plain directories for the in-memory runtime: the layers copied into `target`, bottom first."""
+
+    def __init__(self) -> None:
+        self._mounted: set[str] = set()
+
+    def mounted(self, target: str) -> bool:
+        return os.path.realpath(target) in self._mounted
+
+    def mount(self, lowers: list[str], upper: str, work: str, target: str) -> None:
+        for layer in [*reversed(lowers), upper]:
+            shutil.copytree(layer, target, symlinks=True, dirs_exist_ok=True)
+        self._mounted.add(os.path.realpath(target))
+
+    def unmount(self, target: str) -> None:
+        if os.path.realpath(target) in self._mounted:
+            self._mounted.discard(os.path.realpath(target))
+            shutil.rmtree(target, ignore_errors=True)
+            os.makedirs(target, exist_ok=True)
