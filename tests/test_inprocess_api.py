@@ -142,9 +142,7 @@ class InProcessApi(AsyncHTTPTestCase):
 
 
 SYSTEM_PYTHON = "/usr/bin/python3"
-# test_volumes is left out: removing a volume unmounts its _data unconditionally (engine/volume/service.py),
-# which an unprivileged user may not even try
-AS_NOBODY = ["test_ping_and_version", "test_image_load_and_container_records", "test_run_logs_wait",
+AS_NOBODY = ["test_ping_and_version", "test_volumes", "test_image_load_and_container_records", "test_run_logs_wait",
              "test_stop_exec_and_conflicts"]
 
 

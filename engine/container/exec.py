@@ -21,7 +21,7 @@ from typing import Any
 from engine.container.core import Attachment
 from engine.container.service import ContainerService
 from engine.container.state import Op, check
-from engine.errors import Conflict, EngineError, InvalidParameter, NotFound
+from engine.errors import Conflict, EngineError, InternalError, InvalidParameter, NotFound
 from engine.events import EventBus
 from engine.linux.fsutil import resolve_user
 from engine.runtime.base import ContainerRuntime
@@ -73,7 +73,7 @@ def parse_detach_keys(keys: str) -> bytes:
         elif key.lower() in _CTRL:
             out.append(_CTRL.index(key.lower()))
         else:
-            raise EngineError(f"Invalid escape keys ({keys}) provided")
+            raise InternalError(f"Invalid escape keys ({keys}) provided")
     return bytes(out)
 
 
@@ -196,7 +196,7 @@ class ExecService:
             self._exited(ec, e.exit_code if isinstance(e, UnusableCommand) else 126)
             if isinstance(e, EngineError):
                 raise
-            raise EngineError(str(e)) from e
+            raise InternalError(str(e)) from e
         finally:
             ec.started.set()
         threading.Thread(target=self._watch, args=(ec, c, sock), name=f"exec-{eid[:12]}", daemon=True).start()
@@ -252,7 +252,7 @@ class ExecService:
     def resize(self, eid: str, h: int, w: int) -> None:
         ec = self.check(eid)
         if not ec.started.wait(READY_TIMEOUT):
-            raise EngineError("timeout waiting for exec session ready")
+            raise InternalError("timeout waiting for exec session ready")
         if not ec.pid:
             raise InvalidParameter("exec process is not started")
         try:

@@ -13,7 +13,7 @@ from engine.container.record import Config
 from engine.container.run import Running
 from engine.container.signals import parse_signal
 from engine.container.state import ContainerState, Op, State, check
-from engine.errors import Conflict, EngineError, InvalidParameter
+from engine.errors import Conflict, EngineError, InternalError, InvalidParameter
 from engine.filters import Filters
 from engine.runtime import resources
 from engine.runtime.runc import OCIRuntimeError
@@ -112,28 +112,27 @@ class Lifecycle(Running):
         self._event(self._load(cid), "restart")
 
     def pause(self, ref: str) -> None:
-        cid = self.resolve(ref)
-        with self._lock(cid):
-            c = self._load(cid)
-            check(Op.PAUSE, c)
-            self.runtime.pause(cid)
-            state = State.of_record(c)
-            state.pause()
-            state.put(c)
-            self._save(c)
-            self._event(c, "pause")
+        self._freeze(ref, Op.PAUSE)
 
     def unpause(self, ref: str) -> None:
+        self._freeze(ref, Op.UNPAUSE)
+
+    def _freeze(self, ref: str, op: Op) -> None:
+        """Pause or unpause: the cgroup freezer through the runtime, then the state and Docker's event."""
         cid = self.resolve(ref)
         with self._lock(cid):
             c = self._load(cid)
-            check(Op.UNPAUSE, c)
-            self.runtime.resume(cid)
+            check(op, c)
             state = State.of_record(c)
-            state.unpause()
+            if op is Op.PAUSE:
+                self.runtime.pause(cid)
+                state.pause()
+            else:
+                self.runtime.resume(cid)
+                state.unpause()
             state.put(c)
             self._save(c)
-            self._event(c, "unpause")
+            self._event(c, op.value)
 
     # ---- wait ---------------------------------------------------------
     def begin_wait(self, ref: str, condition: str = "not-running") -> Callable[[threading.Event | None], dict[str, Any]]:
@@ -165,7 +164,7 @@ class Lifecycle(Running):
                     elif cid in self._removed:
                         return {"StatusCode": exits[-1] if exits else state.exit_code, "Error": None}
                     if cancel is not None and cancel.is_set():
-                        raise EngineError("wait cancelled")
+                        raise InternalError("wait cancelled")
                     self._cond.wait(0.5)
 
         return result

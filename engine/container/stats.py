@@ -20,7 +20,7 @@ from typing import Any
 
 from engine.container.service import ContainerService
 from engine.container.state import Op, State, check
-from engine.errors import EngineError, InvalidParameter, NotFound
+from engine.errors import EngineError, InternalError, InvalidParameter, NotFound
 from engine.runtime.base import ContainerRuntime
 from engine.timeutil import ZERO_TIME, rfc3339_ns
 
@@ -332,7 +332,7 @@ def parse_ps(output: str, pids: set[int], pid_first: bool) -> Json:
             continue
         if fields[index] != "-":
             if not fields[index].isdigit():
-                raise EngineError(f"Unexpected pid '{fields[index]}': strconv.Atoi: parsing "
+                raise InternalError(f"Unexpected pid '{fields[index]}': strconv.Atoi: parsing "
                                   f"\"{fields[index]}\": invalid syntax")
             keep = int(fields[index]) in pids
         if keep:

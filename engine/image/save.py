@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import EngineError, InvalidParameter, NotFound
+from engine.errors import InternalError, InvalidParameter, NotFound
 from engine.events import EventBus
 from engine.image.oci import CONFIG, IMAGE_NAME, INDEX, LAYER_TAR, MANIFEST, OCI_LAYOUT, REF_NAME
 from engine.image.service import ImageService
@@ -99,7 +99,7 @@ def _describe(store: BlobStore, img: SavedImage, blobs: dict[str, bytes | str],
         try:
             size = os.stat(path).st_size
         except FileNotFoundError:
-            raise EngineError(f"layer {diff_id} of image {img.image_id} has no stored tar") from None
+            raise InternalError(f"layer {diff_id} of image {img.image_id} has no stored tar") from None
         blobs[diff_id[7:]] = path
         layers.append({"mediaType": LAYER_TAR, "digest": diff_id, "size": size})
     blobs[img.image_id[7:]] = img.raw_config
@@ -153,7 +153,7 @@ def _tar_blob(name: str, blob: bytes | str) -> Iterator[bytes]:
         while left:
             chunk = f.read(min(CHUNK, left))
             if not chunk:
-                raise EngineError(f"blob {name} shrank while being saved")
+                raise InternalError(f"blob {name} shrank while being saved")
             left -= len(chunk)
             yield chunk
     yield _padding(size)

@@ -13,7 +13,7 @@ import subprocess
 import threading
 from dataclasses import dataclass
 
-from engine.errors import EngineError
+from engine.errors import InternalError
 
 NFT = "nft"
 _LOCK = threading.Lock()
@@ -85,7 +85,7 @@ def _nft(script: str) -> None:
     with _LOCK:
         proc = subprocess.run([NFT, "-f", "-"], input=script, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise EngineError(f"applying firewall rules failed: {proc.stderr.strip()}")
+        raise InternalError(f"applying firewall rules failed: {proc.stderr.strip()}")
 
 
 def set_sysctl(path: str, value: str) -> None:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from engine.errors import EngineError, InvalidParameter
+from engine.errors import InternalError, InvalidParameter
 from engine.network import ipam
 from engine.network.peers import own_namespace
 from engine.network.store import NetworkStore
@@ -136,7 +136,7 @@ def _host_port(requested: str, proto: str, taken: set[tuple[str, int]], host_ip:
     if requested and int(requested):
         port = int(requested)
         if (proto, port) in taken or not _bindable(host_ip, port, kind):
-            raise EngineError(f"driver failed programming external connectivity: Bind for "
+            raise InternalError(f"driver failed programming external connectivity: Bind for "
                               f"{host_ip or '0.0.0.0'}:{port} failed: port is already allocated")
         return port
     lo, hi = _ephemeral_range()
@@ -144,7 +144,7 @@ def _host_port(requested: str, proto: str, taken: set[tuple[str, int]], host_ip:
         port = lo + secrets.randbelow(hi - lo + 1)
         if (proto, port) not in taken and _bindable(host_ip, port, kind):
             return port
-    raise EngineError("no free host port to publish")
+    raise InternalError("no free host port to publish")
 
 
 def _ephemeral_range() -> tuple[int, int]:

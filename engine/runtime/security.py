@@ -11,7 +11,7 @@ import stat
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import EngineError, InvalidParameter
+from engine.errors import InternalError, InvalidParameter
 from engine.linux.fsutil import read_in_root
 from engine.runtime import seccomp
 from engine.runtime.spec import MASKED_PATHS, READONLY_PATHS
@@ -140,7 +140,7 @@ def custom_devices(mappings: list[dict[str, str]]) -> list[tuple[dict[str, Any],
         found = _walk_devices(resolved, m["PathInContainer"], m["CgroupPermissions"], set()) \
             if os.path.isdir(resolved) else []
         if not found:
-            raise EngineError(f'error gathering device information while adding custom device "{host}": {reason}')
+            raise InternalError(f'error gathering device information while adding custom device "{host}": {reason}')
         out += found
     return out
 
@@ -164,7 +164,7 @@ def group_add_gids(rootfs: str, groups: list[str]) -> list[int]:
         elif g.isdigit():
             gids.append(int(g))
         else:
-            raise EngineError(f"Unable to find group {g}: no matching entries in group file")
+            raise InternalError(f"Unable to find group {g}: no matching entries in group file")
     return gids
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine.config import EngineConfig
-from engine.errors import Conflict, EngineError, InvalidParameter, NotFound, no_such_container
+from engine.errors import Conflict, InternalError, InvalidParameter, NotFound, no_such_container
 from engine.events import EventBus
 from engine.filters import Filters
 from engine.linux.fsutil import dir_size, secure_join
@@ -229,7 +229,8 @@ class VolumeService:
 
     def _destroy(self, row: Record) -> None:
         name = row["name"]
-        umount(self.data_path(name))
+        if is_mountpoint(self.data_path(name)):  # only volumes with mount options are mounted
+            umount(self.data_path(name))
         with self.meta.transaction() as db:
             db.execute("DELETE FROM volumes WHERE name=?", (name,))
         shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
@@ -404,7 +405,7 @@ class VolumeService:
                 try:
                     os.makedirs(source, mode=0o755)
                 except OSError as e:
-                    raise EngineError(f"error while creating mount source path '{source}': {e.strerror}") from None
+                    raise InternalError(f"error while creating mount source path '{source}': {e.strerror}") from None
             out.append(mountspec.oci_mount(mp, source))
         out += [mountspec.tmpfs_oci(dest, data) for dest, data in tmpfs.items()]
         return mountspec.sort_mounts(out)
@@ -422,7 +423,7 @@ class VolumeService:
             try:
                 mount(opts["device"], path, opts["type"], flags, ",".join(data))
             except OSError as e:
-                raise EngineError(f"error while mounting volume '{path}': failed to mount local volume: "
+                raise InternalError(f"error while mounting volume '{path}': failed to mount local volume: "
                                   f"mount {opts['device']}:{path}, flags: {flags:#x}, data: {','.join(data)}: "
                                   f"{os.strerror(e.errno or errno.EINVAL).lower()}") from None
         return path
