@@ -140,10 +140,35 @@ class InProcessApi(AsyncHTTPTestCase):
         assert self.call("POST", f"/v1.41/containers/{cid}/exec", {"Cmd": ["true"]})[0] == 409
         assert self.call("DELETE", f"/v1.41/containers/{cid}")[0] == 204
 
+    def test_pause_kill_restart_and_prune(self) -> None:
+        cid = self._container(["sleep", "30"])
+        assert self.call("POST", f"/v1.41/containers/{cid}/pause")[0] == 409  # not running yet
+        assert self.call("POST", f"/v1.41/containers/{cid}/start")[0] == 204
+        assert self.call("POST", f"/v1.41/containers/{cid}/pause")[0] == 204
+        code, err = self.call("POST", f"/v1.41/containers/{cid}/pause")
+        assert (code, err["message"]) == (409, f"Container {cid} is already paused")
+        code, listed = self.call("GET", '/v1.41/containers/json?filters={"status":["paused"]}')
+        assert [c["Id"] for c in listed] == [cid]
+        assert self.call("POST", f"/v1.41/containers/{cid}/unpause")[0] == 204
+        assert self.call("POST", f"/v1.41/containers/{cid}/unpause")[0] == 409
+        assert self.call("POST", f"/v1.41/containers/{cid}/restart?t=1")[0] == 204
+        code, info = self.call("GET", f"/v1.41/containers/{cid}/json")
+        assert info["State"]["Running"] and info["State"]["Status"] == "running"
+        assert self.call("POST", f"/v1.41/containers/{cid}/kill")[0] == 204
+        code, waited = self.call("POST", f"/v1.41/containers/{cid}/wait")
+        assert (code, waited["StatusCode"]) == (200, 137)
+        code, err = self.call("POST", f"/v1.41/containers/{cid}/kill")
+        assert code == 409 and "is not running" in err["message"]
+        code, err = self.call("POST", '/v1.41/containers/prune?filters={"colour":["red"]}')
+        assert (code, err["message"]) == (400, "invalid filter 'colour'")
+        code, pruned = self.call("POST", "/v1.41/containers/prune")
+        assert code == 200 and pruned["ContainersDeleted"] == [cid]
+        assert self.call("GET", f"/v1.41/containers/{cid}/json")[0] == 404
+
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 AS_NOBODY = ["test_ping_and_version", "test_volumes", "test_image_load_and_container_records", "test_run_logs_wait",
-             "test_stop_exec_and_conflicts"]
+             "test_stop_exec_and_conflicts", "test_pause_kill_restart_and_prune"]
 
 
 def _readable_site_packages(dest: Path) -> None:
