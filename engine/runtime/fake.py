@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import Conflict, NotFound
+from engine.runtime.lines import open_attach, read_line
 from engine.timeutil import rfc3339_ns
 
 Script = Callable[["FakeProcess"], int]
@@ -164,22 +165,10 @@ class FakeRuntime:
         return theirs
 
     def attach(self, sid: str, *, stdin: bool, stdout: bool, stderr: bool, close_stdin: bool) -> socket.socket:
-        sock = self.connect(sid, {"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr,
-                                  "close_stdin": close_stdin}, timeout=None)
-        if self.read_line(sock) is None:
-            sock.close()
-            raise OSError("the process closed the attach connection")
-        return sock
+        """A connection carrying the process's output streams and, if `stdin`, its input."""
+        return open_attach(self.connect, sid, stdin=stdin, stdout=stdout, stderr=stderr, close_stdin=close_stdin)
 
-    @staticmethod
-    def read_line(sock: socket.socket) -> dict[str, Any] | None:
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(1)
-            if not chunk:
-                return None
-            buf += chunk
-        return dict(json.loads(buf))
+    read_line = staticmethod(read_line)
 
     def request(self, cid: str, op: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
         try:

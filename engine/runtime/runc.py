@@ -19,6 +19,7 @@ from typing import Any
 
 from engine.config import EngineConfig
 from engine.errors import Conflict, InternalError, InvalidParameter
+from engine.runtime.lines import open_attach, read_line
 
 ABANDON_TIMEOUT = 10.0  # seconds a shim gets to see its killed container exit
 # What runc says when the container it was asked to act on has exited or been deleted.
@@ -255,22 +256,9 @@ class Runtime:
 
     def attach(self, sid: str, *, stdin: bool, stdout: bool, stderr: bool, close_stdin: bool) -> socket.socket:
         """A connection carrying the process's output streams and, if `stdin`, its input."""
-        sock = self.connect(sid, {"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr,
-                                  "close_stdin": close_stdin}, timeout=None)
-        if self.read_line(sock) is None:
-            sock.close()
-            raise OSError("shim closed the attach connection")
-        return sock
+        return open_attach(self.connect, sid, stdin=stdin, stdout=stdout, stderr=stderr, close_stdin=close_stdin)
 
-    @staticmethod
-    def read_line(sock: socket.socket) -> dict[str, Any] | None:
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = sock.recv(1)
-            if not chunk:
-                return None
-            buf += chunk
-        return json.loads(buf)
+    read_line = staticmethod(read_line)
 
     def request(self, cid: str, op: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
         try:
