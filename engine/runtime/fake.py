@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import Conflict, NotFound
-from engine.runtime.lines import open_attach, read_line
+from engine.runtime.lines import open_attach, read_line, request
 from engine.timeutil import rfc3339_ns
 
 Script = Callable[["FakeProcess"], int]
@@ -171,15 +171,7 @@ class FakeRuntime:
     read_line = staticmethod(read_line)
 
     def request(self, cid: str, op: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
-        try:
-            sock = self.connect(cid, op, timeout)
-        except OSError as e:
-            raise Conflict(f"container {cid[:12]} is not running") from e
-        with sock:
-            reply = self.read_line(sock)
-        if reply is None:
-            raise Conflict(f"container {cid[:12]} is not running")
-        return reply
+        return request(self.connect, cid, op, timeout)
 
     def alive(self, cid: str) -> bool:
         p = self._procs.get(cid)

@@ -12,6 +12,8 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from engine.errors import Conflict
+
 
 def read_line(sock: socket.socket) -> dict[str, Any] | None:
     """The next JSON line; None when the other side closed first."""
@@ -22,6 +24,19 @@ def read_line(sock: socket.socket) -> dict[str, Any] | None:
             return None
         buf += chunk
     return dict(json.loads(buf))
+
+
+def request(connect: Callable[..., socket.socket], cid: str, op: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """One request and its answer line; a monitor that is gone means the container is not running."""
+    try:
+        sock = connect(cid, op, timeout)
+    except OSError as e:
+        raise Conflict(f"container {cid[:12]} is not running") from e
+    with sock:
+        reply = read_line(sock)
+    if reply is None:
+        raise Conflict(f"container {cid[:12]} is not running")
+    return reply
 
 
 def open_attach(connect: Callable[..., socket.socket], sid: str, *, stdin: bool, stdout: bool, stderr: bool,

@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.config import EngineConfig
 from engine.errors import Conflict, InternalError, InvalidParameter
-from engine.runtime.lines import open_attach, read_line
+from engine.runtime.lines import open_attach, read_line, request
 
 ABANDON_TIMEOUT = 10.0  # seconds a shim gets to see its killed container exit
 # What runc says when the container it was asked to act on has exited or been deleted.
@@ -261,14 +261,7 @@ class Runtime:
     read_line = staticmethod(read_line)
 
     def request(self, cid: str, op: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
-        try:
-            sock = self.connect(cid, op, timeout)
-        except OSError as e:
-            raise Conflict(f"container {cid[:12]} is not running") from e
-        with sock:
-            reply = self.read_line(sock)
-        if reply is None:
-            raise Conflict(f"container {cid[:12]} is not running")
+        reply = request(self.connect, cid, op, timeout)
         if "error" in reply:
             raise classify_runc_error(reply["error"])
         return reply
