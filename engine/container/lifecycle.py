@@ -187,12 +187,11 @@ class Lifecycle(Running):
         if n >= 0:
             self._wait_exit_count(cid, n, 30)
         with self._lock(cid):
-            try:
-                c = self._load(cid)
-            except EngineError:
+            current = self.store.find(cid)
+            if current is None:
                 return  # auto-removed meanwhile
             self._cancelled_restart.add(cid)
-            self._remove_locked(c, volumes)
+            self._remove_locked(current, volumes)
 
     def rename(self, ref: str, new_name: str) -> None:
         cid = self.resolve(ref)

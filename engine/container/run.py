@@ -161,10 +161,9 @@ class Running(Creating):
 
     def _on_exit(self, cid: ContainerID, result: dict[str, Any]) -> None:
         with self._lock(cid):
-            try:
-                c = self._load(cid)
-            except EngineError:
-                return
+            c = self.store.find(cid)
+            if c is None:
+                return  # removed meanwhile
             state = State.of_record(c)
             if not state.running:
                 return
@@ -200,10 +199,9 @@ class Running(Creating):
 
     def _auto_restart(self, cid: ContainerID) -> None:
         with self._lock(cid):
-            try:
-                c = self._load(cid)
-            except EngineError:
-                return
+            c = self.store.find(cid)
+            if c is None:
+                return  # removed meanwhile
             state = State.of_record(c)
             if state.running or not state.restarting or cid in self._cancelled_restart:
                 return

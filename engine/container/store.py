@@ -37,10 +37,15 @@ class ContainerStore:
         meta.ensure_schema(SCHEMA)
 
     def load(self, cid: ContainerID) -> Record:
-        row = self.meta.query_one("SELECT data FROM containers WHERE id=?", (cid,))
-        if row is None:
+        c = self.find(cid)
+        if c is None:
             raise no_such_container(cid)
-        return json.loads(row["data"])
+        return c
+
+    def find(self, cid: ContainerID) -> Record | None:
+        """The record, or None once it is removed (for work that may race a removal)."""
+        row = self.meta.query_one("SELECT data FROM containers WHERE id=?", (cid,))
+        return None if row is None else json.loads(row["data"])
 
     def save(self, c: Record) -> None:
         with self.meta.transaction() as db:
