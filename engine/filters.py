@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 
 from engine.errors import EngineError, InvalidParameter
 from engine.timeutil import parse_api_time
@@ -57,9 +57,6 @@ class Filters:
 
     def __contains__(self, key: object) -> bool:
         return bool(self._args.get(key)) if isinstance(key, str) else False
-
-    def __iter__(self) -> Iterator[str]:
-        return (k for k, v in self._args.items() if v)
 
     def __bool__(self) -> bool:
         return any(self._args.values())
