@@ -183,6 +183,7 @@ def _readable_site_packages(dest: Path) -> None:
         if "site-packages" + os.sep in path:
             site, rest = path.split("site-packages" + os.sep, 1)
             roots.add(os.path.join(site + "site-packages", rest.split(os.sep)[0]))
+    dest.mkdir(parents=True, exist_ok=True)  # a single-file module may come first
     for root in roots:
         target = dest / os.path.basename(root)
         if os.path.isdir(root):
