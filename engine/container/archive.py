@@ -24,15 +24,17 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+from engine import wire
 from engine.config import EngineConfig
+from engine.container.record import ContainerRecord
 from engine.container.service import ContainerService
-from engine.container.state import State
 from engine.errors import Conflict, InvalidParameter, NotFound
 from engine.image.changes import apply_change
 from engine.image.layers import OPAQUE_XATTR, Layer, LayerStore, write_diff_tar
 from engine.image.service import ImageService
 from engine.linux.fsutil import resolve_user, secure_join
 from engine.timeutil import rfc3339_ns
+from engine.types.container import ContainerConfig
 from pydock_common import reference
 from pydock_common.tarwrite import TarWriter, walk
 from pydock_common.untar import Options, Scope, untar
@@ -216,15 +218,15 @@ class ArchiveService:
         self.layers = layers
 
     @contextmanager
-    def _rootfs(self, ref: str) -> Iterator[tuple[dict[str, Any], str, int]]:
+    def _rootfs(self, ref: str) -> Iterator[tuple[ContainerRecord, str, int]]:
         """The record, mounted rootfs path and an fd on it, with start/stop/remove held off."""
         with self.containers.locked(ref) as c:
-            cid = c["Id"]
+            cid = c.id
             cdir = self.containers.dir(cid)
             merged = os.path.join(cdir, "merged")
             temporary = not self.containers.rootfs.mounted(merged)
             if temporary:
-                self.containers.rootfs.mount(self.layers.lower_dirs(c["_chain"]), os.path.join(cdir, "upper"),
+                self.containers.rootfs.mount(self.layers.lower_dirs(c.chain), os.path.join(cdir, "upper"),
                               os.path.join(cdir, "work"), merged)
             try:
                 root = os.path.realpath(merged)
@@ -304,9 +306,9 @@ class ArchiveService:
                 raise NotFound(f"Could not find the file {path} in container {ref}") from None
             except NotADirectoryError:
                 raise InvalidParameter("extraction point is not a directory") from None
-            if c["HostConfig"].get("ReadonlyRootfs"):
+            if c.host_config.readonly_rootfs:
                 raise InvalidParameter("container rootfs is marked read-only")
-            owner = resolve_user(root, c["Config"]["User"])[:2] if copy_uid_gid and c["Config"]["User"] else None
+            owner = resolve_user(root, c.config.user)[:2] if copy_uid_gid and c.config.user else None
             try:
                 untar(src, root_fd, Options(scope=Scope.IN_ROOT, dest=dest, owner=owner,
                                             no_overwrite_dir_non_dir=no_overwrite_dir_non_dir))
@@ -325,35 +327,37 @@ class ArchiveService:
     def changes(self, ref: str) -> list[dict[str, Any]] | None:
         """`docker diff`; None when nothing changed, as Docker answers `null`."""
         with self.containers.locked(ref) as c:
-            cid = c["Id"]
-            found = overlay_changes(os.path.join(self.containers.dir(cid), "upper"),
-                                    self.layers.lower_dirs(c["_chain"]))
+            found = overlay_changes(os.path.join(self.containers.dir(c.id), "upper"),
+                                    self.layers.lower_dirs(c.chain))
         return found or None
 
     # ---- docker commit ----------------------------------------------------
     def commit(self, ref: str, repo: str = "", tag: str = "", comment: str = "", author: str = "",
-               pause: bool = True, changes: Iterable[str] = (), config: dict[str, Any] | None = None) -> str:
+               pause: bool = True, changes: Iterable[str] = (), config: ContainerConfig | None = None) -> str:
+        """`docker commit`; `config` (the request's) is merged with the container's, as dockerd does."""
         target = reference.with_tag(repo, tag) if repo else None
         with self.containers.locked(ref) as c:
-            cid = c["Id"]
-            state = State.of_record(c)
+            cid = c.id
+            state = c.state
             if state.dead:
                 raise Conflict(f"You cannot commit container {cid} which is Dead")
-            new_config = copy.deepcopy(config if config else c["Config"])
+            # the image config is a document of its own (content-addressed JSON): built in Docker's shape
+            container_config = wire.encode(c.config)
+            new_config = wire.encode(config) if config else copy.deepcopy(container_config)
             for line in changes:
                 apply_change(new_config, line)
-            new_config = merge_config(new_config, c["Config"])
+            new_config = merge_config(new_config, container_config)
             if new_config.get("StopTimeout") is None:
                 new_config.pop("StopTimeout", None)
             pause_now = pause and state.running and not state.paused
             if pause_now:
                 self.containers.pause(cid)
             try:
-                layer = self._commit_layer(cid, c["_chain"])
+                layer = self._commit_layer(cid, c.chain)
             finally:
                 if pause_now:
                     self.containers.unpause(cid)
-        image_id = self.images.create(self._image_config(c, new_config, layer, comment, author), parent=c["Image"])
+        image_id = self.images.create(self._image_config(c, new_config, layer, comment, author), parent=c.image_id)
         if target:
             self.images.tag(image_id, repo, tag)
         self.containers.log_event(c, "commit", comment=comment, imageID=image_id,
@@ -374,13 +378,13 @@ class ArchiveService:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
-    def _image_config(self, c: dict[str, Any], config: dict[str, Any], layer: Layer | None, comment: str,
+    def _image_config(self, c: ContainerRecord, config: dict[str, Any], layer: Layer | None, comment: str,
                       author: str) -> dict[str, Any]:
         """Docker's NewChildImage: the parent's rootfs and history plus this commit."""
-        parent = self.images.config(c["Image"])
+        parent = self.images.config(c.image_id)
         now = rfc3339_ns()
         entry: dict[str, Any] = {"created": now}
-        created_by = " ".join(c["Config"].get("Cmd") or [])
+        created_by = " ".join(c.config.cmd or [])
         for key, value in (("author", author), ("created_by", created_by), ("comment", comment),
                            ("empty_layer", layer is None)):
             if value:
