@@ -5,6 +5,7 @@ import asyncio
 import base64
 import io
 import json
+import threading
 from collections.abc import Callable, Iterable
 from typing import IO, Any, Protocol
 
@@ -58,19 +59,33 @@ class _LoopSink(io.RawIOBase):
     Each write waits until the IO loop has flushed it to the client, so a
     slow client slows the writer down and a vanished one raises in it; the
     engine then unwinds (container lock, temporary mount) in its own thread.
+
+    A write on the loop's own thread could only wait for itself: that happens
+    when the garbage collector finalizes the BufferedWriter around the sink
+    (its close flushes what a failed copy left buffered) while the loop runs,
+    and it hung the whole daemon. Such a write, and any after the client has
+    gone, fails at once instead.
     """
 
     def __init__(self, handler: ApiHandler, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self.handler = handler
         self.loop = loop
+        self.loop_thread = threading.get_ident()  # made by a handler, on the loop's thread
+        self.broken = False
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
+        if self.broken or threading.get_ident() == self.loop_thread:
+            raise BrokenPipeError("the client is gone")
         chunk = bytes(data)
-        asyncio.run_coroutine_threadsafe(self._send(chunk), self.loop).result()
+        try:
+            asyncio.run_coroutine_threadsafe(self._send(chunk), self.loop).result()
+        except BaseException:
+            self.broken = True
+            raise
         return len(chunk)
 
     async def _send(self, chunk: bytes) -> None:
