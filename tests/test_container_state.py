@@ -41,6 +41,8 @@ def test_the_flags_decide_the_state(rec: ContainerRecord, state: ContainerState)
     (Op.UNPAUSE, RUNNING, Conflict, f"Container {CID} is not paused"),
     (Op.REMOVE, PAUSED, Conflict, ('cannot remove container "/web": container is paused: '
                                    "stop the container before removing or force remove")),
+    (Op.REMOVE, RESTARTING, Conflict, ('cannot remove container "/web": container is restarting: '
+                                       "stop the container before removing or force remove")),
     (Op.EXEC, RESTARTING, Conflict, f"Container {CID} is restarting, wait until the container is running"),
     (Op.EXEC, PAUSED, Conflict, "Container web is paused, unpause the container before exec"),
     (Op.EXEC, EXITED, Conflict, f"container {CID} is not running"),

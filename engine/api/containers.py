@@ -135,7 +135,7 @@ class ContainerRestartHandler(_NoContent):
 
 class ContainerKillHandler(_NoContent):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        await self.run(self.engine.containers.kill, ref, self.q_str("signal") or None)
+        await self.in_thread(self.engine.containers.kill, ref, self.q_str("signal") or None)
         self.done()
 
 

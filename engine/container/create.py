@@ -12,11 +12,14 @@ from engine.container.record import ContainerID, ContainerRecord, GraphDriver, G
 from engine.container.signals import parse_signal
 from engine.errors import InvalidParameter, NotFound
 from engine.runtime import resources, security
-from engine.runtime.spec import merge_env, normalize_caps
+from engine.runtime.spec import normalize_caps
 from engine.timeutil import rfc3339_ns
 from engine.types.container import ContainerConfig, ContainerCreateRequest, HostConfig
 from engine.volume import mountspec
 from engine.volume.mountspec import MountPoint
+
+DEFAULT_RUNTIME = "runc"
+RUNTIMES = (DEFAULT_RUNTIME,)  # the OCI runtimes `docker info` lists under Runtimes
 
 
 class Creating(Attaching):
@@ -105,6 +108,18 @@ class Creating(Attaching):
                 raise InvalidParameter(f"invalid {key}: {e.message}") from None
         h.network_mode = h.network_mode or "default"
         h.log_config = logconfig.validate(h.log_config)
+        h.runtime = h.runtime or DEFAULT_RUNTIME
+        if h.runtime not in RUNTIMES:
+            raise InvalidParameter(f"Unknown runtime specified {h.runtime}")
+
+
+def _merge_env(env: list[str] | None, image_env: list[str] | None) -> list[str] | None:
+    """dockerd's Config.Env: the request's entries as given (a bare `K` too: it unsets K when the process
+    starts), then the image's whose key the request does not name."""
+    if not env:
+        return image_env
+    keys = {e.split("=", 1)[0] for e in env}
+    return [*env, *(e for e in image_env or [] if e.split("=", 1)[0] not in keys)]
 
 
 def _merge_image_config(body: ContainerConfig, image: ContainerConfig) -> tuple[ContainerConfig, list[str]]:
@@ -122,7 +137,7 @@ def _merge_image_config(body: ContainerConfig, image: ContainerConfig) -> tuple[
         body,
         user=body.user or image.user,
         exposed_ports={**(image.exposed_ports or {}), **(body.exposed_ports or {})} or None,
-        env=merge_env(image.env, body.env or []),
+        env=_merge_env(body.env, image.env),
         cmd=cmd if cmd is not None else (image.cmd if entrypoint is None else None),
         volumes={**(image.volumes or {}), **(body.volumes or {})} or None,
         working_dir=body.working_dir or image.working_dir,

@@ -21,6 +21,7 @@ from engine.timeutil import parse_rfc3339_ns
 from engine.types.container import UpdateConfig
 
 DEFAULT_STOP_TIMEOUT = 10
+KILL_WAIT = 10.0  # seconds a SIGKILL waits for the exit to be recorded (dockerd's wait after killing)
 
 
 class Lifecycle(Running):
@@ -51,6 +52,8 @@ class Lifecycle(Running):
 
     # ---- stop / kill --------------------------------------------------
     def kill(self, ref: str, sig: str | int | None = None) -> None:
+        """Signal the container; a SIGKILL returns once its exit is recorded, as dockerd's kill does
+        (right after `docker kill`, inspect shows it stopped, with exit code 137)."""
         cid = self.resolve(ref)
         signum = parse_signal(sig)
         with self._lock(cid):
@@ -61,7 +64,10 @@ class Lifecycle(Running):
                 c.manual_stop = True
                 self._cancelled_restart.add(cid)
                 self._save(c)
+            exits = len(self._exits.get(cid, []))
             self._signal(c, signum)
+        if signum == _signal.SIGKILL:
+            self._wait_exit_count(cid, exits, KILL_WAIT)
 
     def _signal(self, c: ContainerRecord, signum: int) -> None:
         try:
@@ -125,11 +131,16 @@ class Lifecycle(Running):
         with self._lock(cid):
             c = self._load(cid)
             check(op, c)
+            try:
+                (self.runtime.pause if op is Op.PAUSE else self.runtime.resume)(cid)
+            except OCIRuntimeError:
+                if self.runtime.alive(cid):
+                    raise
+                # exiting: its exit is not recorded yet, but there is nothing left to freeze or thaw
+                raise Conflict(f"Container {cid} is not running") from None
             if op is Op.PAUSE:
-                self.runtime.pause(cid)
                 c.state.pause()
             else:
-                self.runtime.resume(cid)
                 c.state.unpause()
             self._save(c)
             self._event(c, op.value)

@@ -130,7 +130,7 @@ ALLOWED: dict[Op, frozenset[ContainerState]] = {
     Op.PAUSE: frozenset({_S.RUNNING}),
     Op.UNPAUSE: frozenset({_S.PAUSED}),
     Op.RESIZE: _ALIVE,
-    Op.REMOVE: frozenset(_S) - _ALIVE,  # without force
+    Op.REMOVE: frozenset(_S) - _ALIVE - {_S.RESTARTING},  # without force
     Op.EXEC: frozenset({_S.RUNNING}),
     Op.TOP: _ALIVE,
 }
