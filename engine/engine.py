@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.build.builder import BuilderService
 from engine.build.cache import BuildCache
+from engine.cluster import Cluster
 from engine.config import EngineConfig
 from engine.container.archive import ArchiveService
 from engine.container.exec import ExecService
@@ -82,6 +83,7 @@ class Engine:
                                            self.network, self.volumes, rootfs)
         self.system = SystemService(cfg, self.meta, self.images, self.layers, self.containers, self.volumes,
                                     self.events)
+        self.cluster = Cluster()
         self.stats = StatsService(self.containers, self.runtime)
         self.execs = ExecService(self.containers, self.runtime, self.events)
         self.archive = ArchiveService(cfg, self.containers, self.images, self.layers)

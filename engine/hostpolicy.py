@@ -143,6 +143,8 @@ class NoHostAccess(HostPolicy):
     def check_build(self, network_mode: str) -> None:
         if network_mode == "host":
             raise self._refuse("builds with network mode host are not allowed")
+        if network_mode.startswith("container:"):  # the build cannot tell whether that container has host access
+            raise self._refuse("builds in another container's network namespace are not allowed")
 
     # ---- pieces -------------------------------------------------------
     def _check_caps(self, cap_add: list[str]) -> None:

@@ -111,21 +111,21 @@ class SystemService:
         return {"InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": mirrors}
 
     def df(self) -> dict[str, Any]:
-        """`docker system df` without its Containers, which the API adds (engine.api.container_json)."""
-        images = self.images.summaries(all_=True)
-        shared = self._shared_sizes()
+        """`docker system df` without its Containers, which the API adds (engine.api.container_json).
+
+        As dockerd counts it: the images `docker images` lists (intermediate
+        build images are part of their children), each layer counted once in
+        LayersSize however many images share it, and SharedSize the bytes of an
+        image's layers another listed image uses too; the CLI derives the
+        reclaimable space from these.
+        """
+        images = self.images.summaries()
+        sizes = self.layers.sizes()
+        configs = self.images.configs()
+        chains = {i["Id"]: chain_ids(configs.get(i["Id"], {}).get("rootfs", {}).get("diff_ids") or []) for i in images}
+        users = collections.Counter(c for cs in chains.values() for c in set(cs))
         for i in images:
             i["Containers"] = sum(len(x) for x in self.containers.image_usage(i["Id"]))
-            i["SharedSize"] = shared.get(i["Id"], 0)
-        layers_size = sum(self.layers.sizes().values())
+            i["SharedSize"] = sum(sizes.get(c, 0) for c in chains[i["Id"]] if users[c] > 1)
+        layers_size = sum(sizes.get(c, 0) for c in users)
         return {"LayersSize": layers_size, "Images": images, "Volumes": self.volumes.df(), "BuildCache": []}
-
-    def _shared_sizes(self) -> dict[str, int]:
-        """Docker's SharedSize: bytes of an image's layers that other images use too.
-
-        The CLI needs it to compute what removing unused images would reclaim.
-        """
-        sizes = self.layers.sizes()
-        chains = {i: chain_ids(cfg.get("rootfs", {}).get("diff_ids") or []) for i, cfg in self.images.configs().items()}
-        users = collections.Counter(c for cs in chains.values() for c in set(cs))
-        return {i: sum(sizes.get(c, 0) for c in cs if users[c] > 1) for i, cs in chains.items()}

@@ -43,7 +43,15 @@ def _contains(subnet: str, addr: str, is_range: bool) -> bool:
         raise CliError(f"invalid gateway address: {addr}") from None
 
 
-def _owner(subnets: list[dict[str, str]], addr: str, is_range: bool) -> dict[str, str]:
+def _holds(subnet: str, addr: str) -> bool:
+    """subnetMatches for --aux-address: an address that does not parse belongs to no subnet."""
+    try:
+        return ipaddress.ip_address(addr) in _network(subnet)
+    except ValueError:
+        return False
+
+
+def _owner(subnets: list[dict[str, Any]], addr: str, is_range: bool) -> dict[str, Any]:
     """The --subnet entry a --gateway or --ip-range belongs to (consolidateIpam)."""
     for entry in subnets:
         if _contains(entry["Subnet"], addr, is_range):
@@ -51,10 +59,11 @@ def _owner(subnets: list[dict[str, str]], addr: str, is_range: bool) -> dict[str
     raise CliError(f"no matching subnet for {'range' if is_range else 'gateway'} {addr}")
 
 
-def ipam_config(subnets: list[str], ranges: list[str], gateways: list[str]) -> list[dict[str, str]]:
-    if (ranges or gateways) and not subnets:
+def ipam_config(subnets: list[str], ranges: list[str], gateways: list[str],
+                aux_addresses: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    if (ranges or gateways or aux_addresses) and not subnets:
         raise CliError("every ip-range or gateway must have a corresponding subnet")
-    out = [{"Subnet": s} for s in subnets]
+    out: list[dict[str, Any]] = [{"Subnet": s} for s in subnets]
     for r in ranges:
         entry = _owner(out, r, True)
         if "IPRange" in entry:
@@ -67,6 +76,12 @@ def ipam_config(subnets: list[str], ranges: list[str], gateways: list[str]) -> l
             raise CliError(f"cannot configure multiple gateways ({g}, {entry['Gateway']}) for the same subnet "
                            f"({entry['Subnet']})")
         entry["Gateway"] = g
+    for host, addr in (aux_addresses or {}).items():
+        owners = [entry for entry in out if _holds(entry["Subnet"], addr)]
+        if not owners:
+            raise CliError(f"no matching subnet for aux-address {addr}")
+        for entry in owners:
+            entry.setdefault("AuxiliaryAddresses", {})[host] = addr
     return out
 
 
@@ -74,7 +89,8 @@ def create(s: Session, opts: dict[str, Any], args: list[str]) -> int:
     body = {
         "Driver": opts["driver"], "Scope": "",
         "IPAM": {"Driver": opts["ipam_driver"], "Options": labels_map(opts["ipam_opt"]),
-                 "Config": ipam_config(opts["subnet"], opts["ip_range"], opts["gateway"])},
+                 "Config": ipam_config(opts["subnet"], opts["ip_range"], opts["gateway"],
+                                       labels_map(opts["aux_address"]))},
         "Internal": opts["internal"], "Attachable": opts["attachable"], "Ingress": False, "ConfigOnly": False,
         "ConfigFrom": None, "Options": labels_map(opts["opt"]), "Labels": labels_map(opts["label"]), "Name": args[0],
     }
@@ -173,6 +189,7 @@ FORMAT = Flag("f", "format", "str", "", "Format output using a custom template")
 COMMANDS = [
     _cmd(("create",), "[OPTIONS] NETWORK", "Create a network", create, Args(1, 1), [
         Flag("", "attachable", help="Enable manual container attachment"),
+        Flag("", "aux-address", "list", help="Auxiliary IPv4 or IPv6 addresses used by Network driver"),
         Flag("d", "driver", "str", "bridge", "Driver to manage the Network"),
         Flag("", "gateway", "list", help="IPv4 or IPv6 Gateway for the master subnet"),
         Flag("", "internal", help="Restrict external access to the network"),

@@ -471,3 +471,57 @@ def test_builder_prune_forgets_the_cache(daemon: Daemon, busybox: str, tmp_path)
     assert out.returncode == 0, out.stderr
     assert "Using cache" not in build_ok(daemon, tmp_path, dockerfile, None, "-t", "prune-cache:1")
     daemon.docker("rmi", "prune-cache:1", check=True)
+
+
+# ---- RUN steps' network, hosts and stderr -----------------------------------
+def test_build_add_host_is_in_run_steps_hosts(daemon: Daemon, client, tmp_path) -> None:
+    """`--add-host` (the `extrahosts` query) reaches RUN steps' /etc/hosts; the image keeps no trace of it."""
+    dockerfile = "FROM busybox\nRUN cat /etc/hosts\n"
+    out = build_ok(daemon, tmp_path, dockerfile, None, "--no-cache", "--add-host", "myhost:10.1.2.3",
+                   "--add-host", "other.example:10.1.2.4", "-t", "addhost:1")
+    assert "10.1.2.3\tmyhost\n" in out and "10.1.2.4\tother.example\n" in out, out
+    assert "myhost" not in run(daemon, "addhost:1", "cat", "/etc/hosts")
+    ctx = write_context(str(tmp_path / "sdk"), {"Dockerfile": dockerfile})
+    _, logs = client.images.build(path=ctx, nocache=True, extra_hosts={"sdkhost": "10.9.9.9"})
+    assert "10.9.9.9\tsdkhost\n" in "".join(chunk.get("stream", "") for chunk in logs)
+    daemon.docker("rmi", "addhost:1", check=True)
+
+
+def test_build_network_for_run_steps(daemon: Daemon, busybox: str, tmp_path) -> None:
+    """`--network` takes a user network by name or ID (RUN steps reach its containers by name), none and host."""
+    import secrets
+    uid = secrets.token_hex(3)
+    net, web = f"bnet-{uid}", f"bweb-{uid}"
+    net_id = daemon.docker("network", "create", net, check=True).stdout.strip()
+    try:
+        daemon.docker("run", "-d", "--name", web, "--network", net, "busybox", "sh", "-c",
+                      f"mkdir /www && echo hello {web} > /www/index.html && exec httpd -f -p 80 -h /www", check=True)
+        dockerfile = f"FROM busybox\nRUN wget -qO- http://{web}/ && wget -qO- http://{web}/ > /fetched\n"
+        for ref in (net, net_id):
+            out = build_ok(daemon, tmp_path / ref[:6], dockerfile, None, "--no-cache", "--network", ref, "-t", "bnet:1")
+            assert f"hello {web}\n" in out, out
+        assert run(daemon, "bnet:1", "cat", "/fetched") == f"hello {web}\n"
+        # the default network has no such name
+        proc = build(daemon, write_context(str(tmp_path / "default"), {"Dockerfile": dockerfile}), "--no-cache")
+        assert proc.returncode != 0
+    finally:
+        daemon.docker("rm", "-f", web)
+        daemon.docker("network", "rm", net)
+        daemon.docker("rmi", "bnet:1")
+    interfaces = "FROM busybox\nRUN echo $(ls /sys/class/net)\n"
+    out = build_ok(daemon, tmp_path / "none", interfaces, None, "--no-cache", "--network", "none")
+    assert "\nlo\n" in out, out
+    out = build_ok(daemon, tmp_path / "host", interfaces, None, "--no-cache", "--network", "host")
+    seen = next(words for words in map(str.split, out.splitlines()) if "lo" in words and len(words) > 1)
+    # the host's own interfaces (not the veths and bridges that daemons of concurrent tests come and go with)
+    assert {i for i in os.listdir("/sys/class/net") if not i.startswith(("pv", "pd"))} <= set(seen), out
+    proc = build(daemon, write_context(str(tmp_path / "nonet"), {"Dockerfile": interfaces}), "--network", "nope")
+    assert proc.returncode != 0 and "network nope not found" in proc.stderr, proc.stderr
+
+
+def test_run_stderr_is_shown_in_red_as_dockerd_does(daemon: Daemon, busybox: str, tmp_path) -> None:
+    out = build_ok(daemon, tmp_path, "FROM busybox\nRUN echo to-out; echo to-err >&2; echo more-out\n", None,
+                   "--no-cache")
+    assert "to-out\n" in out and "more-out\n" in out
+    assert "\x1b[91mto-err\n\x1b[0m" in out, out
+    assert "\x1b[91mto-out" not in out

@@ -263,6 +263,9 @@ def test_forwarded_requests_match_pydockd_routes(policy):
     check("/containers/create", b"{not json")
     with pytest.raises(Forbidden):
         check("/v1.41/build", b"", "t=x&networkmode=host")
+    with pytest.raises(Forbidden, match="another container's network namespace"):
+        check("/build", b"", "networkmode=container:priv")
+    check("/build", b"", "networkmode=some-user-network")
     with pytest.raises(Forbidden):
         check("/containers/plain/exec", b'{"Privileged": true, "Cmd": ["sh"]}')
     check("/containers/plain/exec", b'{"Cmd": ["sh"]}')

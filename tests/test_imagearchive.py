@@ -321,18 +321,26 @@ def test_paths_escaping_the_archive_are_rejected(daemon, busybox, tmp_path, laye
     before = store_state(daemon)
     out = daemon.docker("load", "-i", make_tar(str(tmp_path / "esc.tar"), files, symlinks))
     assert out.returncode == 1
-    assert "Error response from daemon: invalid archive path" in out.stderr
+    assert out.stderr.startswith("invalid archive path"), out.stderr  # in the 200 stream, as dockerd
     assert "must be a relative path inside the archive" in out.stderr
     assert store_state(daemon) == before
 
 
-def test_load_of_garbage_is_400(client):
+def test_load_of_garbage_is_an_error_in_the_stream(daemon, client, tmp_path):
+    """dockerd answers 200 and reports the failure as an errorDetail message; nothing is stored."""
     import docker
+    before = store_state(daemon)
     for body in (b"this is not a tarball", gzip.compress(b"nor is this")):
-        with pytest.raises(docker.errors.APIError) as exc:
-            list(client.api.load_image(body))
-        assert exc.value.status_code == 400
-        assert "invalid tar archive" in str(exc.value.explanation)
+        [message] = client.api.load_image(body)
+        assert message["error"].startswith("invalid tar archive"), message
+        assert message["errorDetail"] == {"message": message["error"]}
+        with pytest.raises(docker.errors.ImageLoadError, match="invalid tar archive"):
+            client.images.load(body)
+        (tmp_path / "garbage").write_bytes(body)
+        out = daemon.docker("load", "-i", str(tmp_path / "garbage"))
+        assert (out.returncode, out.stdout) == (1, "")
+        assert out.stderr.startswith("invalid tar archive"), out.stderr
+    assert store_state(daemon) == before
 
 
 def test_save_unknown_image_is_404(daemon, busybox):

@@ -234,6 +234,65 @@ def test_user_networks_resolve_names_and_are_isolated(daemon, busybox) -> None:
                 s.recvfrom(512)
 
 
+def test_network_names_as_docker_allows_them(daemon, busybox, client) -> None:
+    """libnetwork takes any name that is not blank: spaces and other characters included."""
+    uid = _uid()
+    name, odd, c = f"test {uid} 01", f"odd:{uid}+é", f"spaced-{uid}"
+    with _cleanup(daemon, [c], [name, odd]):
+        net_id = _ok(daemon, "network", "create", name)
+        assert json.loads(_ok(daemon, "network", "inspect", name))[0]["Id"] == net_id
+        assert name in _ok(daemon, "network", "ls", "--format", "{{.Name}}").splitlines()
+        _ok(daemon, "run", "-d", "--name", c, "--network", name, "busybox", "sleep", "60")
+        assert _ip(daemon, c, name)
+        assert client.networks.create(odd).name == odd
+        for blank in ("  ", "\t"):
+            with pytest.raises(docker.errors.APIError) as err:
+                client.networks.create(blank)
+            assert (err.value.status_code, err.value.explanation) == (400, f"invalid name: {blank}")
+        assert daemon.docker("network", "create", "bridge").returncode == 1  # predefined names stay taken
+
+
+def test_ipam_auxiliary_addresses_and_options(daemon, busybox, client) -> None:
+    """Auxiliary addresses are shown and never given to a container; IPAM Options are null unless given."""
+    uid = _uid()
+    third = int(uid[:2], 16)
+    subnet = f"10.231.{third}.0/29"  # hosts .1-.6: the gateway .1, the auxiliary .2 and .3
+    net, plain, c = f"aux-{uid}", f"plain-{uid}", f"auxc-{uid}"
+    names = [f"{c}-{i}" for i in range(4)]
+    with _cleanup(daemon, names, [net, plain]):
+        _ok(daemon, "network", "create", "--subnet", subnet, "--aux-address", f"router=10.231.{third}.2",
+            "--aux-address", f"printer=10.231.{third}.3", net)
+        ipam = json.loads(_ok(daemon, "network", "inspect", net))[0]["IPAM"]
+        assert ipam["Config"] == [{"Subnet": subnet, "Gateway": f"10.231.{third}.1", "AuxiliaryAddresses": {
+            "printer": f"10.231.{third}.3", "router": f"10.231.{third}.2"}}]
+        assert ipam["Options"] == {}  # the docker CLI sends an empty map
+        ips = []
+        for name in names[:3]:
+            _ok(daemon, "run", "-d", "--name", name, "--network", net, "busybox", "sleep", "60")
+            ips.append(_ip(daemon, name, net))
+        assert ips == [f"10.231.{third}.{n}" for n in (4, 5, 6)]
+        out = daemon.docker("run", "-d", "--name", names[3], "--network", net, "--ip", f"10.231.{third}.2",
+                            "busybox", "sleep", "60")
+        assert out.returncode != 0 and f"Address already in use: 10.231.{third}.2" in out.stderr
+
+        sdk = client.networks.create(plain)
+        assert sdk.attrs["IPAM"]["Options"] is None
+        outside = f"auxiliary address: (h:10.99.0.1) must belong to the master pool: 10.231.{third}.64/26"
+        taken = f"failed to allocate secondary ip address (h:10.231.{third}.65): Address already in use"
+        for aux, message in [({"h": "10.99.0.1"}, outside), ({"h": f"10.231.{third}.65"}, taken)]:
+            pool = docker.types.IPAMPool(subnet=f"10.231.{third}.64/26", gateway=f"10.231.{third}.65",
+                                         aux_addresses=aux)
+            with pytest.raises(docker.errors.APIError) as err:
+                client.networks.create(f"bad-{uid}", ipam=docker.types.IPAMConfig(pool_configs=[pool]))
+            assert err.value.explanation == message
+        assert not client.networks.list(names=[f"bad-{uid}"])
+        opts = client.networks.create(f"opts-{uid}", ipam=docker.types.IPAMConfig(options={"k": "v"}))
+        try:
+            assert opts.attrs["IPAM"]["Options"] == {"k": "v"}
+        finally:
+            opts.remove()
+
+
 def test_connect_disconnect_and_static_ip(daemon, busybox) -> None:
     uid = _uid()
     n1, n2 = f"left-{uid}", f"right-{uid}"

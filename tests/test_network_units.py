@@ -94,8 +94,9 @@ def test_create_request_parsed_in_one_place() -> None:
                    "IPAM": {"Config": [{"Subnet": "10.9.0.0/24", "IPRange": "10.9.0.128/25"}]}})
     assert (req.name, req.labels, req.internal, req.attachable) == ("n1", {"a": "b"}, True, False)
     assert req.ipam is not None and (req.ipam.subnet, req.ipam.ip_range) == ("10.9.0.0/24", "10.9.0.128/25")
-    with pytest.raises(InvalidParameter):
-        checked({"Name": "bad name"})
+    assert checked({"Name": "test 01"}).name == "test 01"  # libnetwork refuses only blank names
+    with pytest.raises(InvalidParameter, match="invalid name:  "):
+        checked({"Name": " "})
     with pytest.raises(NotFound):
         checked({"Name": "n", "Driver": "weave"})
     with pytest.raises(Unsupported):

@@ -396,6 +396,64 @@ def test_multi_arch_index_platform(daemon: Daemon, registry: Registry) -> None:
     assert "no matching manifest for linux/s390x in the manifest list entries" in proc.stderr
 
 
+def test_distribution_inspect(daemon: Daemon, registry: Registry) -> None:
+    """`GET /distribution/{name}/json` through the SDK: a tag's manifest descriptor and platforms, nothing pulled."""
+    import docker
+    descs = {}
+    for arch in ("amd64", "arm64"):
+        plain = tar_of({"arch.txt": arch.encode()})
+        _, descs[arch] = registry.push_image("test/dist", arch, [(plain, gzip.compress(plain), OCI_GZIP)], arch)
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
+             "manifests": [{k: v for k, v in d.items() if k != "config_digest"} for d in descs.values()]}
+    index_digest = registry.put_manifest("test/dist", "multi", index)
+    ref = f"{registry.host}/test/dist"
+    client = docker.DockerClient(base_url=daemon.url, timeout=60)
+    try:
+        data = client.images.get_registry_data(f"{ref}:multi")
+        assert data.id == index_digest
+        assert data.attrs == {
+            "Descriptor": {"mediaType": OCI_INDEX, "digest": index_digest, "size": len(json.dumps(index))},
+            "Platforms": [{"architecture": "amd64", "os": "linux"}, {"architecture": "arm64", "os": "linux"}]}
+        assert data.has_platform("linux/arm64") and not data.has_platform("linux/s390x")
+
+        single = client.images.get_registry_data(f"{ref}:arm64")
+        assert single.attrs["Descriptor"] == {k: descs["arm64"][k] for k in ("mediaType", "digest", "size")}
+        assert single.attrs["Platforms"] == [{"architecture": "arm64", "os": "linux"}]
+        # by digest, the same manifest
+        assert client.images.get_registry_data(f"{ref}@{descs['arm64']['digest']}").attrs == single.attrs
+
+        with pytest.raises(docker.errors.NotFound) as err:
+            client.images.get_registry_data(f"{ref}:nothing")
+        assert err.value.explanation == "manifest unknown: manifest unknown"
+        with pytest.raises(docker.errors.APIError) as bad:
+            client.api.inspect_distribution("a" * 64)
+        assert (bad.value.status_code, bad.value.explanation) == (400, "no manifest found for full image ID")
+        with pytest.raises(docker.errors.APIError) as bad:
+            client.api.inspect_distribution("Upper/Case")
+        assert bad.value.status_code == 400
+    finally:
+        client.close()
+    assert daemon.docker("image", "inspect", f"{ref}:arm64").returncode == 1  # looked up, never pulled
+
+
+def test_distribution_inspect_with_registry_auth(daemon: Daemon, basic_registry: Registry) -> None:
+    """X-Registry-Auth as for a pull: without it the registry refuses (401), with it the descriptor comes back."""
+    import docker
+    reg = basic_registry
+    plain = tar_of({"secret.txt": b"x"})
+    digest, _ = reg.push_image("private/dist", "1", [(plain, gzip.compress(plain), OCI_GZIP)])
+    client = docker.DockerClient(base_url=daemon.url, timeout=60)
+    try:
+        with pytest.raises(docker.errors.APIError) as err:
+            client.images.get_registry_data(f"{reg.host}/private/dist:1")
+        assert err.value.status_code == 401
+        data = client.images.get_registry_data(f"{reg.host}/private/dist:1",
+                                               auth_config={"username": USER, "password": PASSWORD})
+        assert data.id == digest
+    finally:
+        client.close()
+
+
 def test_zstd_layer(daemon: Daemon, busybox_tar: str, registry: Registry) -> None:
     plain = tar_of({"hello.txt": b"hello from zstd\n"})
     registry.push_image("test/zstd", "1", [busybox_layer(busybox_tar),

@@ -62,9 +62,6 @@ class BuildHandler(UploadHandler[Backend]):
         cache_from = self._json_query("cachefrom", list)
         if not all(v is None or isinstance(v, str) for v in build_args.values()):
             raise InvalidParameter("invalid buildargs: values must be strings")
-        network = self.q_str("networkmode", "default")
-        if network not in ("default", "bridge", "host", "none"):
-            raise Unsupported(f"network mode {network!r} is not supported for builds yet")
         return BuildOptions(
             tags=[t for t in self.get_query_arguments("t") if t],
             dockerfile=self.q_str("dockerfile", "Dockerfile"),
@@ -72,7 +69,8 @@ class BuildHandler(UploadHandler[Backend]):
             target=self.q_str("target"), labels={str(k): str(v) for k, v in labels.items()},
             cache_from=[str(c) for c in cache_from], remove=self.q_bool("rm", True),
             force_remove=self.q_bool("forcerm"), quiet=self.q_bool("q"), platform=self.q_str("platform"),
-            network=network)
+            network=self.q_str("networkmode", "default"),
+            extra_hosts=[h.decode(errors="replace") for h in self.request.query_arguments.get("extrahosts", [])])
 
     async def post(self, version: str | None = None) -> None:
         self.policy.check_build(self.q_str("networkmode", "default"))

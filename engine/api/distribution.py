@@ -34,6 +34,7 @@ class Distribution(Protocol):
     def resolve_push(self, name: str, tag: str, auth: AuthConfig) -> PushPlan: ...
     def push(self, plan: PushPlan, cancel: threading.Event) -> Iterator[Message]: ...
     def login(self, auth: AuthConfig) -> dict[str, str]: ...
+    def inspect(self, name: str, auth: AuthConfig) -> dict[str, Any]: ...
 
 
 class Backend(Spooling, Protocol):
@@ -95,6 +96,15 @@ class AuthHandler(ApiHandler[Backend]):
         self.send_json(await self.run(self.engine.distribution.login, AuthConfig.from_dict(body)))
 
 
+class DistributionInspectHandler(ApiHandler[Backend]):
+    async def get(self, version: str | None = None, ref: str = "") -> None:
+        try:
+            auth = registry_auth(self)
+        except InvalidParameter:
+            auth = AuthConfig()  # dockerd looks up anonymously when the header does not decode
+        self.send_json(await self.run(self.engine.distribution.inspect, ref, auth))
+
+
 class SearchHandler(ApiHandler[Backend]):
     def get(self, version: str | None = None) -> None:
         raise Unsupported("searching registries is not supported by this pydock daemon; "
@@ -105,6 +115,7 @@ ROUTES: list[Route] = [
     (route(rf"/images/{NAME}/push"), PushHandler),
     (route(r"/images/search"), SearchHandler),
     (route(r"/auth"), AuthHandler),
+    (route(rf"/distribution/{NAME}/json"), DistributionInspectHandler),
 ]
 
 

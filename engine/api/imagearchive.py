@@ -12,7 +12,9 @@ from typing import IO, Any, Protocol
 import tornado.iostream
 
 from engine.api.base import NAME, ApiHandler, Route, bind, route
+from engine.api.distribution import progress_error
 from engine.api.upload import Spooling, UploadHandler
+from engine.errors import EngineError
 from engine.image.archive import SavedImage
 
 
@@ -39,13 +41,17 @@ class ImageSaveHandler(ApiHandler[Backend]):
 
 
 class ImageLoadHandler(UploadHandler[Backend]):
-    """The load completes before answering, so a bad archive is a plain 400 rather than an
-    error inside a 200 stream; the messages still go out chunked, as the SDK expects a stream."""
+    """As dockerd, the answer is always a 200 JSON stream: a bad archive is an `errorDetail` message in
+    it (the docker CLI prints it and exits 1), after the load has undone whatever it had stored."""
 
     async def post(self, version: str | None = None) -> None:
-        messages = await self.in_thread(self.engine.image_archive.load, self.body_file(), self.q_bool("quiet"))
         self.set_header("Content-Type", "application/json")
-        self.write("".join(json.dumps(m) + "\n" for m in messages))
+        try:
+            messages = await self.in_thread(self.engine.image_archive.load, self.body_file(), self.q_bool("quiet"))
+        except EngineError as e:
+            self.write(progress_error(e))
+        else:
+            self.write("".join(json.dumps(m) + "\n" for m in messages))
         try:
             await self.flush()
         except tornado.iostream.StreamClosedError:

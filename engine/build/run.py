@@ -26,6 +26,9 @@ from engine.errors import EngineError
 from engine.image.layers import chain_ids
 from engine.types.container import ContainerConfig, ContainerCreateRequest, HostConfig
 
+STDOUT, STDERR = 1, 2  # the stream byte of the attach stream's frame header
+STDERR_COLOUR = "\033[91m{}\033[0m"
+
 
 class RunSteps(JobCore):
     # ---- RUN ------------------------------------------------------------------
@@ -62,7 +65,8 @@ class RunSteps(JobCore):
         cid, _ = containers.create(ContainerCreateRequest(
             config=ContainerConfig(image=st.image_id, entrypoint=[], cmd=cmd, env=env, attach_stdout=True,
                                    attach_stderr=True, labels={}),
-            host_config=HostConfig(network_mode=self.opts.network or "default")), intermediate=not keep)
+            host_config=HostConfig(network_mode=self.opts.network or "default",
+                                   extra_hosts=self.opts.extra_hosts or None)), intermediate=not keep)
         try:
             yield stream(f" ---> Running in {cid[:12]}\n")
             att = containers.attach(cid, False, True, True)
@@ -94,14 +98,19 @@ class RunSteps(JobCore):
         return diff_id
 
     def _pump(self, att: Any, cid: str) -> Iterator[Message]:
-        """Relay the container's multiplexed output as stream messages until it closes or the build is cancelled."""
+        """Relay the container's multiplexed output as stream messages until it closes or the build is cancelled.
+
+        As dockerd's classic builder (streamformatter.NewStderrWriter), what the
+        step writes to stderr is wrapped in the terminal's bright red, so the
+        docker CLI shows it apart from stdout.
+        """
         while not att.ready.wait(0.5):
             if self.cancel.is_set():
                 raise BuildError("build cancelled")
         sock = att.sock
         if sock is None:
             raise BuildError(att.error or f"container {cid[:12]} could not be attached")
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        decoders = {kind: codecs.getincrementaldecoder("utf-8")("replace") for kind in (STDOUT, STDERR)}
         buf = b""
         with sock:
             while True:
@@ -119,7 +128,8 @@ class RunSteps(JobCore):
                     size = struct.unpack(">L", buf[4:8])[0]
                     if len(buf) < 8 + size:
                         break
-                    text = decoder.decode(buf[8:8 + size])
+                    kind = STDERR if buf[0] == STDERR else STDOUT
+                    text = decoders[kind].decode(buf[8:8 + size])
                     buf = buf[8 + size:]
                     if text:
-                        yield stream(text)
+                        yield stream(STDERR_COLOUR.format(text) if kind == STDERR else text)

@@ -46,7 +46,8 @@ class BuildOptions:
     force_remove: bool = False
     quiet: bool = False
     platform: str = ""
-    network: str = "default"
+    network: str = "default"  # the RUN containers' NetworkMode: default, bridge, host, none, a network, container:x
+    extra_hosts: list[str] = field(default_factory=list)  # `--add-host name:ip` for the RUN containers' /etc/hosts
 
 
 @dataclass

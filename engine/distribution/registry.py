@@ -272,6 +272,8 @@ class Registry:
             body = json.loads(raw)
         except ValueError:
             raise RegistryError(f"invalid manifest for {repo}:{reference}: not JSON") from None
+        if not isinstance(body, dict):
+            raise RegistryError(f"invalid manifest for {repo}:{reference}: not a JSON object")
         return raw, body.get("mediaType") or media, digest
 
     def put_manifest(self, repo: str, reference: str, raw: bytes, media_type: str) -> str:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import threading
 import urllib.parse
 from collections.abc import Iterator
+from typing import Any
 
 from engine.config import EngineConfig
+from engine.distribution.errors import AuthFailed
+from engine.distribution.inspect import inspect, parse_named
 from engine.distribution.locations import BlobLocations
 from engine.distribution.plan import PullPlan, PushPlan
 from engine.distribution.progress import Message
@@ -19,6 +22,7 @@ from engine.distribution.pull import Puller
 from engine.distribution.push import Pusher
 from engine.distribution.registry import AuthConfig, Registry
 from engine.distribution.tls import is_insecure, registry_host
+from engine.errors import Unauthorized
 from engine.events import EventBus
 from engine.image.layers import LayerStore
 from engine.image.service import ImageService
@@ -44,6 +48,21 @@ class DistributionService:
         finally:
             reg.close()
         return {"IdentityToken": "", "Status": "Login Succeeded"}
+
+    def inspect(self, name: str, auth: AuthConfig) -> dict[str, Any]:
+        """`GET /distribution/{name}/json`: the manifest's descriptor and platforms, nothing pulled.
+
+        Refused credentials are a 401 here (dockerd passes the registry's
+        error through), not the 500 a pull answers with.
+        """
+        ref = parse_named(name)
+        reg = self.registry(ref.domain, auth)
+        try:
+            return inspect(reg, ref)
+        except AuthFailed as e:
+            raise Unauthorized(e.message.split(": ", 1)[-1]) from None
+        finally:
+            reg.close()
 
     def resolve_pull(self, name: str, auth: AuthConfig, platform: str = "") -> PullPlan:
         """Fetch and check the manifest; every failure here is an HTTP error, before any progress."""

@@ -396,8 +396,23 @@ class ImageService:
             self._untag(t, image_id, result)
         if stopped:
             return result
+        parent = self.parent(image_id)
         self._delete(image_id, result)
+        if prune:
+            self._prune_parents(parent, result)
         return result
+
+    def _prune_parents(self, parent: str, result: list[dict[str, str]]) -> None:
+        """After a delete, its parent chain goes too while each parent is untagged, has no other child and
+        no container uses it (dockerd's imageDeleteHelper with prune): a build's intermediate images
+        would otherwise stay behind as `<none>` and keep their layers."""
+        while parent and self.exists(parent):
+            running, stopped = self.usage(parent)
+            if self.store.refs_of(parent) or self.store.has_children(parent) or running or stopped:
+                return
+            grandparent = self.parent(parent)
+            self._delete(parent, result)
+            parent = grandparent
 
     def _is_id_ref(self, ref: str, image_id: str) -> bool:
         hexref = ref.removeprefix("sha256:")
@@ -428,18 +443,22 @@ class ImageService:
         filters = (filters or Filters()).validate({"dangling", "label", "label!", "until"})
         dangling_only = filters.boolean("dangling", True)
         deleted: list[dict[str, str]] = []
-        reclaimed = 0
+        layer_sizes = self.layers.sizes()
         for img in self.summaries(all_=True, filters=filters.without("dangling")):
             image_id = img["Id"]
-            if dangling_only and img["RepoTags"]:
-                continue
+            if (dangling_only and img["RepoTags"]) or not self.exists(image_id):
+                continue  # tagged, or already gone as the untagged parent of an image pruned before it
             running, stopped = self.usage(image_id)
             if running or stopped or self.store.has_children(image_id):
                 continue
             for t in self.store.refs_of(image_id):
                 self._untag(t, image_id, deleted)
-            reclaimed += img["Size"]
+            parent = self.parent(image_id)
             self._delete(image_id, deleted)
+            self._prune_parents(parent, deleted)
+        # as dockerd: the bytes of the layers that went, each counted once however many images shared it
+        remaining = self.layers.sizes()
+        reclaimed = sum(size for chain, size in layer_sizes.items() if chain not in remaining)
         self.events.publish("image", "prune", "", {"reclaimed": str(reclaimed)})
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 

@@ -145,8 +145,7 @@ class NetworkService:
             net = wire.new_network(req.name, "bridge", subnet, pool.gateway, "", req.options, req.labels,
                                    req.internal)
             net.attachable, net.auto = req.attachable, not pool.subnet
-            req.check_pool(subnet)
-            net.pool.ip_range = pool.ip_range
+            req.apply_pool(net)
             device = req.options.get(wire.BRIDGE_NAME_OPTION) or self.driver.bridge_name(net.id)
             if len(device) > 15 or not wire.NAME_RE.match(device):
                 raise InvalidParameter(f"invalid bridge name {device}")
@@ -309,7 +308,7 @@ class NetworkService:
 
         def pick(taken: set[str]) -> Endpoint:
             pool = IPv4Network(cfg.ip_range) if cfg.ip_range else subnet
-            ip = ipam.allocate(subnet, IPv4Address(cfg.gateway), taken, ep.requested_ip, pool)
+            ip = ipam.allocate(subnet, IPv4Address(cfg.gateway), taken | cfg.reserved(), ep.requested_ip, pool)
             return dataclasses.replace(ep, ip=ip, endpoint_id=secrets.token_hex(32), name=c.name.lstrip("/"),
                                        mac=ipam.mac_for(ip))
         up = self.store.assign_address(net.id, pick)

@@ -29,7 +29,7 @@ from engine.types.network import NetworkCreateRequest
 NetworkID = NewType("NetworkID", str)
 
 PREDEFINED = ("bridge", "host", "none")
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")  # bridge device names (network names are free-form)
 DOCKER_DRIVERS = ("host", "null", "macvlan", "ipvlan", "overlay")  # Docker's other built-in drivers
 MTU_OPTION = "com.docker.network.driver.mtu"
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
@@ -55,14 +55,15 @@ class CreateRequest:
     internal: bool
     attachable: bool
     ipam: IpamConfig | None
+    ipam_options: dict[str, str] | None = None
 
     @classmethod
     def checked(cls, body: NetworkCreateRequest) -> CreateRequest:
         name = body.name
         if not name:
             raise InvalidParameter("invalid name: name is empty")
-        if not NAME_RE.match(name) or len(name) > 255:
-            raise InvalidParameter(f'invalid network name "{name[:255]}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
+        if not name.strip():  # libnetwork's IsValidName: any name with something besides white space
+            raise InvalidParameter(f"invalid name: {name}")
         driver = body.driver or "bridge"
         if driver in DOCKER_DRIVERS:
             raise Unsupported(f"network driver {driver} is not supported by pydock; use bridge")
@@ -79,22 +80,33 @@ class CreateRequest:
         if configs:
             c = configs[0]
             pool = IpamConfig(c.subnet, c.gateway, c.ip_range, c.auxiliary_addresses or {})
-        return cls(name, options, body.labels or {}, body.internal, body.attachable, pool)
+        return cls(name, options, body.labels or {}, body.internal, body.attachable, pool,
+                   body.ipam.options if body.ipam else None)
 
-    def check_pool(self, subnet: IPv4Network) -> None:
-        """The pool's auxiliary addresses and range against the chosen subnet (libnetwork's order)."""
+    def apply_pool(self, net: Network) -> None:
+        """Give the new network the request's IPAM options, range and auxiliary addresses, checked against
+        the pool chosen for it (libnetwork's order and messages)."""
+        net.ipam_options = self.ipam_options
         if self.ipam is None:
             return
+        pool = net.pool
+        taken = {str(pool.gateway)}
         for host, value in self.ipam.aux_addresses.items():
             try:
                 ip = ipaddress.ip_address(value)
             except ValueError:
                 raise InvalidParameter(f"non parsable secondary ip address ({host}:{value}) passed for network "
                                        f"{self.name}") from None
-            if ip not in subnet:
-                raise Forbidden(f"auxiliary address: ({host}:{value}) must belong to the master pool: {subnet}")
+            if ip not in pool.subnet:
+                raise Forbidden(f"auxiliary address: ({host}:{value}) must belong to the master pool: {pool.subnet}")
+            if str(ip) in taken:  # the gateway or another auxiliary address holds it already
+                raise InvalidParameter(f"failed to allocate secondary ip address ({host}:{value}): "
+                                       "Address already in use")
+            taken.add(str(ip))
         if self.ipam.ip_range:
-            ipam.check_range(subnet, self.ipam.ip_range)
+            ipam.check_range(pool.subnet, self.ipam.ip_range)
+        pool.ip_range = self.ipam.ip_range
+        pool.aux_addresses = dict(self.ipam.aux_addresses)
 
 
 def _check_mtu(options: dict[str, str]) -> None:
@@ -112,16 +124,25 @@ class Pool:
     subnet: IPv4Network
     gateway: str
     ip_range: str = ""  # where addresses are allocated from, when narrower than the subnet
+    # host name -> address kept out of allocation (for devices on the bridge that are not containers)
+    aux_addresses: dict[str, str] = field(default_factory=dict)
 
-    def to_docker(self) -> dict[str, str]:
-        out = {"Subnet": str(self.subnet), "Gateway": self.gateway}
+    def reserved(self) -> set[str]:
+        """Addresses no container gets, automatically or by request: the auxiliary ones."""
+        return {str(ipaddress.ip_address(a)) for a in self.aux_addresses.values()}
+
+    def to_docker(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"Subnet": str(self.subnet), "Gateway": self.gateway}
         if self.ip_range:
             out["IPRange"] = self.ip_range
+        if self.aux_addresses:
+            out["AuxiliaryAddresses"] = self.aux_addresses
         return out
 
     @classmethod
-    def from_docker(cls, doc: dict[str, str]) -> Pool:
-        return cls(IPv4Network(doc["Subnet"]), doc["Gateway"], doc.get("IPRange") or "")
+    def from_docker(cls, doc: dict[str, Any]) -> Pool:
+        return cls(IPv4Network(doc["Subnet"]), doc["Gateway"], doc.get("IPRange") or "",
+                   doc.get("AuxiliaryAddresses") or {})
 
 
 @dataclass
@@ -144,6 +165,7 @@ class Network:
     pools: list[Pool] = field(default_factory=list)
     device: str = ""
     auto: bool = False
+    ipam_options: dict[str, str] | None = None  # IPAM.Options as created: null when none were given
 
     @property
     def pool(self) -> Pool:
@@ -158,7 +180,7 @@ class Network:
         """Docker's inspect document (list entries have empty Containers)."""
         return {"Name": self.name, "Id": self.id, "Created": self.created, "Scope": "local",
                 "Driver": self.driver, "EnableIPv4": True, "EnableIPv6": False,
-                "IPAM": {"Driver": "default", "Options": None if self.predefined else {},
+                "IPAM": {"Driver": "default", "Options": self.ipam_options,
                          "Config": [p.to_docker() for p in self.pools]},
                 "Internal": self.internal, "Attachable": self.attachable, "Ingress": False,
                 "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Options": self.options, "Labels": self.labels,
@@ -174,7 +196,7 @@ class Network:
         return cls(NetworkID(doc["Id"]), doc["Name"], doc["Driver"], doc["Created"], doc.get("Options") or {},
                    doc.get("Labels") or {}, bool(doc.get("Internal")), bool(doc.get("Attachable")),
                    [Pool.from_docker(c) for c in doc["IPAM"]["Config"]], doc.get("_device") or "",
-                   bool(doc.get("_auto")))
+                   bool(doc.get("_auto")), doc["IPAM"].get("Options"))
 
 
 @dataclass
