@@ -19,9 +19,11 @@ Json = dict[str, Any]
 
 
 def inspect_json(c: ContainerRecord, network_settings: Json, exec_ids: list[str],
-                 sizes: tuple[int, int] | None) -> Json:
-    """GET /containers/{id}/json; `sizes` is (SizeRw, SizeRootFs) when the client asked for them."""
+                 sizes: tuple[int, int] | None, links: list[str] | None) -> Json:
+    """GET /containers/{id}/json; `sizes` is (SizeRw, SizeRootFs) when the client asked for them; `links`
+    the legacy links as dockerd shows them ("/child:/parent/alias", not as they were asked for)."""
     out = {k: v for k, v in wire.encode(c).items() if not k.startswith("_")}
+    out["HostConfig"]["Links"] = links
     out["ExecIDs"] = exec_ids or None
     out["Mounts"] = [mp.public() for mp in c.mount_points]
     out["NetworkSettings"] = network_settings

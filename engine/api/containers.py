@@ -35,13 +35,15 @@ class ContainerRecords(Protocol):
 class NetworkViews(Protocol):
     def settings(self, c: ContainerRecord) -> Json: ...
     def ports_list(self, c: ContainerRecord) -> list[Json]: ...
+    def inspect_links(self, c: ContainerRecord) -> list[str] | None: ...
 
 
 def inspect(views: ContainerViews, ref: str, size: bool) -> Json:
     """`docker inspect`: the record with what the network and exec services know live."""
     c = views.containers.get(ref)
     sizes = (views.containers.size_rw(c), views.containers.size_root_fs(c)) if size else None
-    return inspect_json(c, views.network.settings(c), views.execs.live_ids(c.id), sizes)
+    return inspect_json(c, views.network.settings(c), views.execs.live_ids(c.id), sizes,
+                        views.network.inspect_links(c))
 
 
 def summaries(views: ContainerViews, all_: bool, limit: int, size: bool, filters: Filters) -> list[Json]:

@@ -122,7 +122,8 @@ class Running(Creating):
                    if f"/etc/{n}" not in covered]
         return build_spec(SpecOptions(
             container_id=c.id, rootfs=rootfs, args=c.argv,
-            env=container_env(cfg.env, [], cfg.hostname, cfg.tty), cwd=cwd,
+            # dockerd's order: the defaults, the legacy links' variables, then Config.Env over both
+            env=container_env([*self.network.link_env(c), *(cfg.env or [])], [], cfg.hostname, cfg.tty), cwd=cwd,
             uid=uid, gid=gid, additional_gids=extra + security.group_add_gids(rootfs, host.group_add or []),
             hostname=cfg.hostname, tty=cfg.tty, console_size=_console_size(host),
             readonly_rootfs=host.readonly_rootfs, extra_mounts=mounts,

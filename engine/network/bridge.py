@@ -17,7 +17,8 @@ import hashlib
 import logging
 import os
 import socket
-from ipaddress import IPv4Network
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -29,6 +30,8 @@ from engine.network import netns
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = "/var/lib/pydock"
+IFA_F_NODAD = 0x02  # an address usable at once: no duplicate detection on a link only we address
+LINK_LOCAL_V4, LINK_LOCAL_V6 = 16, 64  # the prefix lengths libnetwork gives link-local addresses
 
 
 class BridgeDriver:
@@ -86,8 +89,20 @@ class BridgeDriver:
                     used.append(IPv4Network(f"{dst}/{r['dst_len']}", strict=False))
         return used
 
-    def ensure_bridge(self, device: str, gateway: str, prefixlen: int) -> None:
-        """The bridge exists, is up and holds the gateway address."""
+    @staticmethod
+    def host_routes6() -> list[IPv6Network]:
+        """The host's global IPv6 routes with a prefix (other daemons' bridges included): pools in use."""
+        used = []
+        with IPRoute() as ip:
+            for r in ip.get_routes(family=socket.AF_INET6, table=254):
+                dst = r.get_attr("RTA_DST")
+                if dst and r["dst_len"] and not dst.startswith("fe80:"):
+                    used.append(IPv6Network(f"{dst}/{r['dst_len']}", strict=False))
+        return used
+
+    def ensure_bridge(self, device: str, gateway: str, prefixlen: int, gateway6: str = "",
+                      prefixlen6: int = 0) -> None:
+        """The bridge exists, is up and holds the gateway addresses (IPv6's too when `gateway6` is given)."""
         with IPRoute() as ip:
             if _index(ip, device) is None:
                 ip.link("add", ifname=device, kind="bridge")
@@ -95,6 +110,11 @@ class BridgeDriver:
             have = {a.get_attr("IFA_ADDRESS") for a in ip.get_addr(index=idx, family=socket.AF_INET)}
             if gateway not in have:
                 ip.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
+            if gateway6:
+                netfw.set_sysctl(f"net/ipv6/conf/{device}/disable_ipv6", "0")
+                have6 = {a.get_attr("IFA_ADDRESS") for a in ip.get_addr(index=idx, family=socket.AF_INET6)}
+                if gateway6 not in have6:
+                    ip.addr("add", index=idx, address=gateway6, prefixlen=prefixlen6, flags=IFA_F_NODAD)
             ip.link("set", index=idx, state="up", ifalias=f"pydock {self.table} {self.data_root}")
         netfw.set_sysctl(f"net/ipv4/conf/{device}/route_localnet", "1")
 
@@ -153,14 +173,35 @@ def loopback_up() -> None:
         ns.link("set", index=1, state="up")  # lo is always index 1 in a new namespace
 
 
-def configure(ifname: str, address: str, prefixlen: int, gateway: str) -> None:
-    """Address an interface, bring it up, and add the default route when `gateway` is given."""
+@dataclass(frozen=True)
+class Addressing:
+    """What one interface inside a container gets: its addresses and, for the default routes, the gateways
+    ("" for none: not the container's first network, or an internal one)."""
+
+    address: str
+    prefixlen: int
+    gateway: str = ""
+    address6: str = ""
+    prefixlen6: int = 0
+    gateway6: str = ""
+    link_local: tuple[str, ...] = ()
+
+
+def configure(ifname: str, a: Addressing) -> None:
+    """Address an interface, bring it up, and add the default routes whose gateways are given."""
     with IPRoute() as ns:
         idx = _index(ns, ifname)
-        ns.addr("add", index=idx, address=address, prefixlen=prefixlen)
+        ns.addr("add", index=idx, address=a.address, prefixlen=a.prefixlen)
+        if a.address6:
+            ns.addr("add", index=idx, address=a.address6, prefixlen=a.prefixlen6, flags=IFA_F_NODAD)
+        for ll in a.link_local:
+            ns.addr("add", index=idx, address=ll, prefixlen=LINK_LOCAL_V6 if ":" in ll else LINK_LOCAL_V4,
+                    **({"flags": IFA_F_NODAD} if ":" in ll else {}))
         ns.link("set", index=idx, state="up")
-        if gateway:
-            ns.route("add", dst="default", gateway=gateway)
+        if a.gateway:
+            ns.route("add", dst="default", gateway=a.gateway)
+        if a.gateway6:
+            ns.route("add", dst="::/0", gateway=a.gateway6, family=socket.AF_INET6)
 
 
 def _link_names() -> set[str]:

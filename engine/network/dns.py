@@ -21,10 +21,11 @@ from typing import cast
 log = logging.getLogger(__name__)
 
 TYPE_A = 1
+TYPE_AAAA = 28
 CLASS_IN = 1
 TTL = 600
-# (querying IP, network key, lower-case name) -> (addresses, or None when the name is not ours;
-# the resolvers to relay other names to, empty for the host's), or None to ignore the querier
+# (querying IP, network key, lower-case name) -> (addresses of both families, or None when the name is
+# not ours; the resolvers to relay other names to, empty for the host's), or None to ignore the querier
 Lookup = Callable[[str, str, str], "tuple[list[str] | None, list[str]] | None"]
 
 
@@ -54,11 +55,14 @@ def parse_query(data: bytes) -> tuple[int, str, int, int] | None:
 
 
 def build_answer(query: bytes, end: int, qtype: int, addresses: list[str]) -> bytes:
-    """NOERROR answer with A records (none for other types of a name we own, as Docker does)."""
-    answers = [a for a in addresses if qtype == TYPE_A]
+    """NOERROR answer with the A or AAAA records the query asks for (none for other types of a name we
+    own, or when it has no address of that family, as Docker does)."""
+    family = {TYPE_A: socket.AF_INET, TYPE_AAAA: socket.AF_INET6}.get(qtype)
+    packed = [socket.inet_pton(family, a) for a in addresses if (":" in a) == (family == socket.AF_INET6)] \
+        if family else []
     rd = struct.unpack("!H", query[2:4])[0] & 0x0100
-    header = struct.pack("!HHHHHH", struct.unpack("!H", query[:2])[0], 0x8080 | rd, 1, len(answers), 0, 0)
-    body = b"".join(struct.pack("!HHHIH", 0xC00C, TYPE_A, CLASS_IN, TTL, 4) + socket.inet_aton(a) for a in answers)
+    header = struct.pack("!HHHHHH", struct.unpack("!H", query[:2])[0], 0x8080 | rd, 1, len(packed), 0, 0)
+    body = b"".join(struct.pack("!HHHIH", 0xC00C, qtype, CLASS_IN, TTL, len(p)) + p for p in packed)
     return header + query[12:end] + body
 
 

@@ -9,7 +9,7 @@ without any kernel objects.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from ipaddress import IPv4Address
 
 from engine.errors import InvalidParameter
@@ -22,12 +22,16 @@ HOSTS_BASE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n
 FALLBACK_DNS = ["8.8.8.8", "8.8.4.4"]
 
 
-def render(c: NetworkedContainer, address: str, bridge_gateway: Callable[[], str], embedded_dns: str) -> dict[str, str]:
-    """The files by name, for a container whose first endpoint has `address` ("" when it has none).
+def render(c: NetworkedContainer, address: str, bridge_gateway: Callable[[], str], embedded_dns: str,
+           address6: str = "", links: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
+    """The files by name, for a container whose first endpoint has `address` ("" when it has none) and
+    `address6` (its IPv6 address, if any).
 
     `bridge_gateway` gives the default bridge's gateway for `host-gateway`
     (asked only when used); `embedded_dns` is the embedded DNS server's address
-    for a container on a user-defined network, else "".
+    for a container on a user-defined network, else ""; `links` are the
+    /etc/hosts entries of its legacy links as (address, names), which come
+    after --add-host's as in libnetwork.
     """
     cfg, host = c.config, c.host_config
     mode = host.network_mode
@@ -39,8 +43,9 @@ def render(c: NetworkedContainer, address: str, bridge_gateway: Callable[[], str
         for h in host.extra_hosts or []:
             name, addr = parse_extra_host(h)
             hosts += f"{bridge_gateway() if addr == 'host-gateway' else addr}\t{name}\n"
+        hosts += "".join(f"{ip}\t{names}\n" for ip, names in links)
         fqdn = f"{hostname}.{cfg.domainname}\t" if cfg.domainname else ""
-        hosts += f"{address}\t{fqdn}{hostname}\n" if address else ""
+        hosts += "".join(f"{ip}\t{fqdn}{hostname}\n" for ip in (address, address6) if ip and address)
     return {"hostname": hostname + "\n", "hosts": hosts, "resolv.conf": _resolv_conf(host, embedded_dns)}
 
 

@@ -1,11 +1,12 @@
-"""Firewall rules (NAT, published ports, isolation) as one nftables table.
+"""Firewall rules (NAT, published ports, isolation) as one nftables table per address family.
 
-The whole table is rendered from stored state and replaced in a single
-`nft -f` transaction ("add table; delete table; table {...}"), so applying
-it is idempotent by construction: a daemon restart or crash can neither
-duplicate a rule nor leave a half-applied set, and rules of containers that
-no longer run vanish at the next render. One table per daemon instance keeps
-several daemons on one host (tests) out of each other's way.
+The whole `ip` table (and the `ip6` one for networks with IPv6) is rendered
+from stored state and replaced in a single `nft -f` transaction ("add table;
+delete table; table {...}"), so applying it is idempotent by construction: a
+daemon restart or crash can neither duplicate a rule nor leave a half-applied
+set, and rules of containers that no longer run vanish at the next render.
+One table name per daemon instance keeps several daemons on one host (tests)
+out of each other's way.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ class Bridge:
     device: str
     subnet: str
     masquerade: bool = True
+    subnet6: str = ""  # the IPv6 subnet of a network with IPv6, masqueraded as dockerd does by default
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,29 @@ def render(table: str, bridges: list[Bridge], ports: list[PortRule]) -> str:
         "  chain forward {", "    type filter hook forward priority filter; policy accept;",
         *("    " + r for r in isolation), "  }",
         "}",
+        *_render6(table, bridges),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _render6(table: str, bridges: list[Bridge]) -> list[str]:
+    """The `ip6` table: IPv6 traffic leaving a network masqueraded, and no IPv6 crossing between bridges."""
+    v6 = [b for b in bridges if b.subnet6]
+    if not v6:
+        return [f"table ip6 {table} {{}}", f"delete table ip6 {table}"]
+    devices = ", ".join(f'"{b.device}"' for b in bridges)
+    nat_out = [f'ip6 saddr {b.subnet6} oifname != "{b.device}" masquerade' for b in v6 if b.masquerade]
+    isolation = [f'iifname "{b.device}" oifname != "{b.device}" oifname {{ {devices} }} drop' for b in v6]
+    return [
+        f"table ip6 {table} {{}}",
+        f"delete table ip6 {table}",
+        f"table ip6 {table} {{",
+        "  chain postrouting {", "    type nat hook postrouting priority srcnat; policy accept;",
+        *("    " + r for r in nat_out), "  }",
+        "  chain forward {", "    type filter hook forward priority filter; policy accept;",
+        *("    " + r for r in isolation), "  }",
+        "}",
+    ]
 
 
 def apply(table: str, bridges: list[Bridge], ports: list[PortRule]) -> None:
@@ -78,7 +101,7 @@ def apply(table: str, bridges: list[Bridge], ports: list[PortRule]) -> None:
 
 
 def remove(table: str) -> None:
-    _nft(f"table ip {table} {{}}\ndelete table ip {table}\n")
+    _nft(f"table ip {table} {{}}\ndelete table ip {table}\ntable ip6 {table} {{}}\ndelete table ip6 {table}\n")
 
 
 def _nft(script: str) -> None:

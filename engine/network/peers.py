@@ -35,6 +35,10 @@ class NetworkedContainer(Protocol):
     def host_config(self) -> HostConfig: ...
     @property
     def state(self) -> RunState: ...
+    @property
+    def hosts_path(self) -> str:
+        """The container's /etc/hosts on the host (rewritten in place when a linked container moves)."""
+        ...
 
 
 class ContainerLookup(Protocol):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 from engine.errors import InvalidParameter
 from engine.network import ipam
@@ -35,6 +35,11 @@ class PoolKeeper:
         """Pools of our networks and the host's routes (other daemons' bridges included)."""
         ours = [n for n in self.store.networks() if n.id != exclude]
         return [p.subnet for n in ours for p in n.pools] + self.driver.host_routes()
+
+    def used_subnets6(self) -> list[IPv6Network]:
+        """IPv6 pools of our networks and the host's global IPv6 routes."""
+        ours = [n.pool6.subnet for n in self.store.networks() if n.pool6 is not None]
+        return ours + self.driver.host_routes6()
 
     def ensure_predefined(self) -> None:
         """bridge, host and none exist; a new default bridge gets --bip or a free pool."""

@@ -27,7 +27,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
@@ -37,11 +37,12 @@ from engine.errors import Conflict, EngineError, Forbidden, InvalidParameter, No
 from engine.events import EventBus
 from engine.filters import Filters
 from engine.network import firewall as netfw
-from engine.network import ipam, netns, planning
+from engine.network import ipam, links, netns, planning
 from engine.network import types as wire
-from engine.network.bridge import BridgeDriver, configure, loopback_up
+from engine.network.bridge import Addressing, BridgeDriver, configure, loopback_up
 from engine.network.dns import DnsServer
 from engine.network.etcfiles import render as render_etc_files
+from engine.network.links import LegacyLinks
 from engine.network.peers import ContainerLookup, ContainersRef, NetworkedContainer, own_namespace
 from engine.network.planning import Plan
 from engine.network.pools import PoolKeeper
@@ -71,6 +72,7 @@ class NetworkService:
         self._pools = threading.Lock()
         self.ports = PortPublisher(self.store, self._fw, self._apply_firewall)
         self.pools = PoolKeeper(self.store, self.driver, cfg.bip)
+        self.links = LegacyLinks(self.store, containers, lambda: self.resolve("bridge"))
         self.dns: DnsServer | None = None
 
     @property
@@ -145,6 +147,8 @@ class NetworkService:
             net = wire.new_network(req.name, "bridge", subnet, pool.gateway, "", req.options, req.labels,
                                    req.internal)
             net.attachable, net.auto = req.attachable, not pool.subnet
+            if req.enable_ipv6:
+                net.pool6, net.auto6 = self._pool6(req.ipam6 or wire.IpamConfig()), not (req.ipam6 and req.ipam6.subnet)
             req.apply_pool(net)
             device = req.options.get(wire.BRIDGE_NAME_OPTION) or self.driver.bridge_name(net.id)
             if len(device) > 15 or not wire.NAME_RE.match(device):
@@ -159,6 +163,16 @@ class NetworkService:
             raise
         self.events.publish("network", "create", net.id, {"name": req.name, "type": "bridge"})
         return {"Id": net.id, "Warning": ""}
+
+    def _pool6(self, asked: wire.IpamConfig) -> wire.Pool[IPv6Network]:
+        """A new network's IPv6 pool: the subnet asked for, or the next free /64 of the daemon's ULA prefix."""
+        used = self.pools.used_subnets6()
+        if asked.subnet:
+            subnet = ipam.parse_subnet6(asked.subnet)
+            ipam.check_overlap(subnet, used)
+        else:
+            subnet = ipam.pick_subnet6(used, ipam.ula_base(self.driver.data_root))
+        return wire.Pool(subnet, str(ipam.gateway_for(subnet, asked.gateway)))
 
     def remove(self, ref: str) -> None:
         net = self.resolve(ref)
@@ -203,12 +217,17 @@ class NetworkService:
 
     # ---- kernel objects ------------------------------------------------
     def _ensure_bridge(self, net: Network) -> None:
-        self.driver.ensure_bridge(net.device, net.pool.gateway, net.pool.subnet.prefixlen)
+        v6 = net.pool6
+        if v6 is not None:  # as dockerd: IPv6 networks route, so the host forwards IPv6
+            netfw.set_sysctl("net/ipv6/conf/all/forwarding", "1")
+        self.driver.ensure_bridge(net.device, net.pool.gateway, net.pool.subnet.prefixlen,
+                                  v6.gateway if v6 else "", v6.subnet.prefixlen if v6 else 0)
         if self.dns is not None and net.name != "bridge":
             self.dns.listen(net.id, net.pool.gateway)
 
     def _apply_firewall(self) -> None:
-        bridges = [netfw.Bridge(n.device, str(n.pool.subnet), not n.internal)
+        bridges = [netfw.Bridge(n.device, str(n.pool.subnet), not n.internal,
+                                str(n.pool6.subnet) if n.pool6 else "")
                    for n in self.store.networks() if n.driver == "bridge"]
         ports = [netfw.PortRule(**p) for p in self.store.port_rules()]
         with self._fw:
@@ -237,9 +256,11 @@ class NetworkService:
         return planning.plan(req, self.resolve, self.containers)
 
     def register(self, cid: str, name: str, plan: Plan) -> None:
-        """Store the planned endpoint (inside the caller's create transaction)."""
+        """Store the planned endpoint and links (inside the caller's create transaction)."""
         if plan.network is not None and plan.endpoint is not None:
             self._add_endpoint(plan.network, cid, name, plan.endpoint)
+        if plan.links:
+            self.store.add_links(cid, plan.links)
 
     def _add_endpoint(self, net: Network, cid: str, name: str, endpoint: Endpoint) -> None:
         self.store.add_endpoint(net, dataclasses.replace(endpoint, container_id=cid, name=name.lstrip("/")))
@@ -248,6 +269,7 @@ class NetworkService:
         """A removed container's endpoints (its sandbox is already gone)."""
         self.teardown(cid)
         self.store.delete_container_endpoints(cid)
+        self.store.delete_links(cid)
         with self._guard:
             self._locks.pop(cid, None)
 
@@ -267,13 +289,15 @@ class NetworkService:
             self.teardown(cid)  # a crashed earlier start may have left a half sandbox
             if not self.store.endpoints(container_id=cid):
                 self._join_late(c)
+            self.links.children(c, check=True)
             path = os.path.join(self.netns_dir, cid)
             self.store.add_sandbox(cid, path)
             try:
                 netns.create(path)
                 steps: list[Callable[[], None]] = [loopback_up]
                 for i, ep in enumerate(self.store.endpoints(container_id=cid)):
-                    steps += self._plug(c, ep, path, f"eth{i}", default_route=i == 0)
+                    steps += self._plug(c, ep, path, f"eth{i}", default_route=i == 0,
+                                        default_route6=not any(e.ip6 for e in self.store.endpoints(container_id=cid)))
                 # one visit inside the namespace for all of its configuration
                 netns.run_in(path, lambda: [step() for step in steps])
                 first = next(((e.ip, e.network_id) for e in self.store.endpoints(container_id=cid) if e.ip), None)
@@ -282,6 +306,8 @@ class NetworkService:
             except BaseException:
                 self.teardown(cid)
                 raise
+        for parent in self.links.running_parents(cid):  # they know this container by its old address
+            links.rewrite_hosts(parent.hosts_path, self.etc_files(parent)["hosts"])
         return path
 
     def _join_late(self, c: NetworkedContainer) -> None:
@@ -294,32 +320,41 @@ class NetworkService:
         self._add_endpoint(net, c.id, c.name, planning.endpoint_config(net, EndpointSettings()))
 
     def _plug(self, c: NetworkedContainer, ep: Endpoint, path: str, ifname: str,
-              default_route: bool) -> list[Callable[[], None]]:
-        """Allocate an address and wire a veth from the network's bridge into the sandbox.
+              default_route: bool, default_route6: bool = False) -> list[Callable[[], None]]:
+        """Allocate addresses and wire a veth from the network's bridge into the sandbox.
 
         Returns the steps still to run inside the namespace, so a caller can
-        batch them into one visit.
+        batch them into one visit. `default_route6` asks for the IPv6 default
+        route through this network, if it has IPv6.
         """
         net = self.resolve(ep.network_id)
         if net.driver != "bridge":
             return []
-        cfg = net.pool
-        subnet = cfg.subnet
+        cfg, cfg6 = net.pool, net.pool6
 
-        def pick(taken: set[str]) -> Endpoint:
-            pool = IPv4Network(cfg.ip_range) if cfg.ip_range else subnet
-            ip = ipam.allocate(subnet, IPv4Address(cfg.gateway), taken | cfg.reserved(), ep.requested_ip, pool)
-            return dataclasses.replace(ep, ip=ip, endpoint_id=secrets.token_hex(32), name=c.name.lstrip("/"),
-                                       mac=ipam.mac_for(ip))
+        def pick(taken: set[str], taken6: set[str]) -> Endpoint:
+            pool = IPv4Network(cfg.ip_range) if cfg.ip_range else cfg.subnet
+            ip = ipam.allocate(cfg.subnet, ip_address(cfg.gateway), taken | cfg.reserved(), ep.requested_ip, pool)
+            ip6 = ""
+            if cfg6 is not None:
+                pool6 = IPv6Network(cfg6.ip_range) if cfg6.ip_range else cfg6.subnet
+                ip6 = ipam.allocate(cfg6.subnet, ip_address(cfg6.gateway), taken6 | cfg6.reserved(),
+                                    ep.requested_ip6, pool6)
+            mac = planning.parse_mac(ep.settings.mac_address) if ep.settings.mac_address else ipam.mac_for(ip)
+            return dataclasses.replace(ep, ip=ip, ip6=ip6, endpoint_id=secrets.token_hex(32),
+                                       name=c.name.lstrip("/"), mac=mac)
         up = self.store.assign_address(net.id, pick)
-        ip = str(up.ip)
         if not self.driver.exists(net.device):
             self._ensure_bridge(net)
         self.driver.plug(self.driver.veth(up.endpoint_id), ifname, path, up.mac, net.device)
-        gateway = cfg.gateway if default_route and not net.internal else ""
+        routed = not net.internal
+        addressing = Addressing(
+            str(up.ip), cfg.subnet.prefixlen, cfg.gateway if default_route and routed else "",
+            up.ip6, cfg6.subnet.prefixlen if cfg6 else 0,
+            cfg6.gateway if cfg6 and default_route6 and routed else "", tuple(ep.link_local_ips))
         self.events.publish("network", "connect", net.id, {"container": c.id, "name": net.name,
                                                                "type": "bridge"})
-        return [lambda: configure(ifname, ip, subnet.prefixlen, gateway)]
+        return [lambda: configure(ifname, addressing)]
 
     def teardown(self, cid: str) -> None:
         """Undo `setup`: veths, addresses, namespace, port rules. Safe to repeat."""
@@ -361,7 +396,7 @@ class NetworkService:
                 net = self.resolve(ep.network_id)
             except NotFound:
                 continue
-            networks[net.name] = wire.endpoint_json(net, ep, c.id, c.name)
+            networks[net.name] = wire.endpoint_json(net, ep, self._dns_names(ep) if not net.predefined else None)
         return wire.settings_json(c.id, self.store.sandbox(c.id), ports, networks)
 
     def ports_list(self, c: NetworkedContainer) -> list[dict[str, Any]]:
@@ -373,9 +408,20 @@ class NetworkService:
         other = self._shared_with(c)
         if other is not None:
             return self.etc_files(other)  # as Docker: the namespace's owner's files
-        up = [ep.ip for ep in self.store.endpoints(container_id=c.id) if ep.ip]
-        address = up[0] if up and c.host_config.network_mode != "host" else ""
-        return render_etc_files(c, address, self._bridge_gateway, self._embedded_dns(c.id))
+        up = [ep for ep in self.store.endpoints(container_id=c.id) if ep.ip]
+        first = up[0] if up and c.host_config.network_mode != "host" else None
+        entries = [(ip, child.hosts_line_names()) for child in self.links.children(c)
+                   for ip in (child.ip, child.ip6) if ip]
+        return render_etc_files(c, str(first.ip) if first else "", self._bridge_gateway, self._embedded_dns(c.id),
+                                first.ip6 if first else "", entries)
+
+    def link_env(self, c: NetworkedContainer) -> list[str]:
+        """The variables of `c`'s legacy links (its process environment, before Config.Env)."""
+        return [item for child in self.links.children(c) for item in child.env()]
+
+    def inspect_links(self, c: NetworkedContainer) -> list[str] | None:
+        """HostConfig.Links as inspect shows them ("/child:/parent/alias")."""
+        return self.links.inspect(c)
 
     def _bridge_gateway(self) -> str:
         return self.resolve("bridge").pool.gateway
@@ -390,28 +436,51 @@ class NetworkService:
     def _dns_lookup(self, src: str, network_id: str, name: str) -> tuple[list[str] | None, list[str]] | None:
         """Names on the querier's user-defined networks; unknown names go to its --dns or the host's.
 
-        Only our containers get answers (None: ignore the query), so the resolver on
-        the gateway address is no open relay for whoever can route to it.
+        As libnetwork's resolver: a link alias of the querier's endpoint names
+        its target on that endpoint's network, and hides any container of the
+        same name there. Only our containers get answers (None: ignore the
+        query), so the resolver on the gateway address is no open relay for
+        whoever can route to it.
         """
         me = self.store.address_owner(network_id, src)
         if me is None:
             return None
-        nets = [ep.network_id for ep in self.store.endpoints(container_id=me)
+        mine = [ep for ep in self.store.endpoints(container_id=me)
                 if not self.resolve(ep.network_id).predefined]  # "bridge" has no names
         upstream: list[str] = []
         try:
             upstream = self.containers.get(me).host_config.dns or []
         except EngineError:
             pass
+        for ep in mine:
+            target = {alias.lower(): target for alias, target in ep.link_aliases().items()}.get(name)
+            found = self._addresses_on(ep.network_id, target.lower()) if target else []
+            if found:
+                return found, upstream
         found = []
-        for nid in nets:
-            for ep in self.store.endpoints(network_id=nid):
-                if not ep.ip:
-                    continue
-                aliases = ep.aliases or []
-                if name in {self._name(ep).lower(), ep.container_id[:12], *(a.lower() for a in aliases)}:
-                    found.append(ep.ip)
+        for ep in mine:
+            if name not in {alias.lower() for alias in ep.link_aliases()}:
+                found += self._addresses_on(ep.network_id, name)
         return (found or None), upstream
+
+    def _addresses_on(self, network_id: str, name: str) -> list[str]:
+        """The addresses (IPv4, then IPv6) of the running endpoints of a network that answer to `name`."""
+        v4, v6 = [], []
+        for ep in self.store.endpoints(network_id=network_id):
+            if ep.ip and name in {n.lower() for n in self._dns_names(ep)}:
+                v4.append(ep.ip)
+                v6 += [ep.ip6] if ep.ip6 else []
+        return v4 + v6
+
+    def _dns_names(self, ep: Endpoint) -> list[str]:
+        """What an endpoint on a user-defined network answers to (its DNSNames): the container's name
+        now, its aliases, short ID and hostname."""
+        try:
+            c = self.containers.get(ep.container_id)
+            name, hostname = c.name.lstrip("/"), c.config.hostname
+        except EngineError:
+            name, hostname = ep.name, ""
+        return list(dict.fromkeys(n for n in (name, *(ep.aliases or []), ep.container_id[:12], hostname) if n))
 
     # ---- connect / disconnect -------------------------------------------------
     def connect(self, net_ref: str, container_ref: str, config: EndpointSettings) -> None:

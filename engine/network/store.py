@@ -12,6 +12,9 @@ network still in use, an address taken) run inside the same transaction.
   endpoint ID, MAC and the container's name at the time.
 - sandboxes: a container whose network namespace exists; `data` keeps the
   namespace path and its published port rules.
+- links: dockerd's legacy links (`--link name:alias` off user-defined
+  networks): the parent knows the child by the alias; the child by its ID, so
+  a rename changes nothing and a removed child's links go with it.
 """
 from __future__ import annotations
 
@@ -41,6 +44,12 @@ CREATE TABLE IF NOT EXISTS endpoints (
 CREATE TABLE IF NOT EXISTS sandboxes (
     container_id TEXT PRIMARY KEY,  -- a container whose network namespace exists
     data TEXT NOT NULL              -- JSON: netns path, published port rules
+);
+CREATE TABLE IF NOT EXISTS links (
+    parent_id TEXT NOT NULL,        -- the linking container
+    alias TEXT NOT NULL,            -- the name the parent knows the child by
+    child_id TEXT NOT NULL,
+    PRIMARY KEY (parent_id, alias)
 );
 """
 
@@ -122,12 +131,15 @@ class NetworkStore:
             db.execute("INSERT INTO endpoints(network_id, container_id, ip, data) VALUES (?,?,NULL,?)",
                        (net.id, ep.container_id, json.dumps(ep.data_json())))
 
-    def assign_address(self, network_id: str, pick: Callable[[set[str]], Endpoint]) -> Endpoint:
-        """Save the endpoint (with its address) `pick` makes from the network's taken addresses, atomically."""
+    def assign_address(self, network_id: str, pick: Callable[[set[str], set[str]], Endpoint]) -> Endpoint:
+        """Save the endpoint (with its addresses) `pick` makes from the network's taken IPv4 and IPv6
+        addresses, atomically (transactions are serialized, so no two picks see the same taken sets)."""
         with self.meta.transaction() as db:
-            taken = {r["ip"] for r in db.execute("SELECT ip FROM endpoints WHERE network_id=? AND ip IS NOT NULL",
-                                                  (network_id,)).fetchall()}
-            ep = pick(taken)
+            rows = db.execute("SELECT ip, data FROM endpoints WHERE network_id=? AND ip IS NOT NULL",
+                              (network_id,)).fetchall()
+            taken = {r["ip"] for r in rows}
+            taken6 = {json.loads(r["data"]).get("GlobalIPv6Address") for r in rows} - {None, ""}
+            ep = pick(taken, taken6)
             db.execute("UPDATE endpoints SET ip=?, data=? WHERE network_id=? AND container_id=?",
                        (ep.ip, json.dumps(ep.data_json()), network_id, ep.container_id))
         return ep
@@ -177,7 +189,33 @@ class NetworkStore:
         """The namespace is gone: its endpoints lose their addresses and the sandbox row goes, in one step."""
         with self.meta.transaction() as db:
             for ep in endpoints:
-                data = dataclasses.replace(ep, endpoint_id="", mac="").data_json()
+                data = dataclasses.replace(ep, endpoint_id="", mac="", ip6="").data_json()
                 db.execute("UPDATE endpoints SET ip=NULL, data=? WHERE network_id=? AND container_id=?",
                            (json.dumps(data), ep.network_id, cid))
             db.execute("DELETE FROM sandboxes WHERE container_id=?", (cid,))
+
+    # ---- legacy links ----------------------------------------------------
+    def add_links(self, parent_id: str, links: list[tuple[str, str]]) -> None:
+        """(alias, child ID) pairs of a new container; a repeated alias keeps its first child, as dockerd."""
+        with self.meta.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO links(parent_id, alias, child_id) VALUES (?,?,?)",
+                           [(parent_id, alias, child) for alias, child in links])
+
+    def children(self, parent_id: str) -> list[tuple[str, str]]:
+        """A container's links as (alias, child ID), in the order they were given."""
+        rows = self.meta.query("SELECT alias, child_id FROM links WHERE parent_id=? ORDER BY rowid", (parent_id,))
+        return [(r["alias"], r["child_id"]) for r in rows]
+
+    def parents(self, child_id: str) -> list[tuple[str, str]]:
+        """The containers linking to `child_id`, as (parent ID, alias)."""
+        rows = self.meta.query("SELECT parent_id, alias FROM links WHERE child_id=? ORDER BY rowid", (child_id,))
+        return [(r["parent_id"], r["alias"]) for r in rows]
+
+    def delete_link(self, parent_id: str, alias: str) -> None:
+        with self.meta.transaction() as db:
+            db.execute("DELETE FROM links WHERE parent_id=? AND alias=?", (parent_id, alias))
+
+    def delete_links(self, cid: str) -> None:
+        """A removed container's links, as parent and as child."""
+        with self.meta.transaction() as db:
+            db.execute("DELETE FROM links WHERE parent_id=? OR child_id=?", (cid, cid))

@@ -17,14 +17,16 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
-from typing import Any, NewType
+from ipaddress import IPv4Network, IPv6Network
+from typing import Any, Generic, NewType
 
+from engine import wire
 from engine.errors import Forbidden, InvalidParameter, NotFound, Unsupported
 from engine.filters import Filters
 from engine.network import ipam
+from engine.network.ipam import Net
 from engine.timeutil import parse_rfc3339_ns, rfc3339_ns
-from engine.types.network import NetworkCreateRequest
+from engine.types.network import EndpointIPAMConfig, EndpointSettings, IPAMConfig, NetworkCreateRequest
 
 NetworkID = NewType("NetworkID", str)
 
@@ -37,12 +39,21 @@ BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 
 @dataclass
 class IpamConfig:
-    """The one IPv4 pool of a create request (empty subnet: pydock picks one)."""
+    """One pool of a create request (empty subnet: pydock picks one)."""
 
     subnet: str = ""
     gateway: str = ""
     ip_range: str = ""
     aux_addresses: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, c: IPAMConfig) -> IpamConfig:
+        return cls(c.subnet, c.gateway, c.ip_range, c.auxiliary_addresses or {})
+
+    @property
+    def ipv6(self) -> bool:
+        """Whether the entry is IPv6's: by its subnet, else by the gateway or range it names."""
+        return ":" in (self.subnet or self.gateway or self.ip_range)
 
 
 @dataclass
@@ -56,6 +67,8 @@ class CreateRequest:
     attachable: bool
     ipam: IpamConfig | None
     ipam_options: dict[str, str] | None = None
+    enable_ipv6: bool = False
+    ipam6: IpamConfig | None = None  # the IPv6 pool asked for (only with enable_ipv6)
 
     @classmethod
     def checked(cls, body: NetworkCreateRequest) -> CreateRequest:
@@ -69,29 +82,31 @@ class CreateRequest:
             raise Unsupported(f"network driver {driver} is not supported by pydock; use bridge")
         if driver != "bridge":
             raise NotFound(f'plugin "{driver}" not found')
-        if body.enable_ipv6:
-            raise Unsupported("IPv6 networks are not supported")
         options = body.options or {}
         _check_mtu(options)
-        configs = (body.ipam.config if body.ipam else None) or []
-        if len(configs) > 1:
+        configs = [IpamConfig.of(c) for c in (body.ipam.config if body.ipam else None) or []]
+        v4 = [c for c in configs if not c.ipv6]
+        # as dockerd's ValidateIPAM: IPv6 entries of a network without IPv6 are not looked at
+        v6 = [c for c in configs if c.ipv6] if body.enable_ipv6 else []
+        if len(v4) > 1:
             raise InvalidParameter("invalid IPAM config: at most one IPv4 pool is supported")
-        pool = None
-        if configs:
-            c = configs[0]
-            pool = IpamConfig(c.subnet, c.gateway, c.ip_range, c.auxiliary_addresses or {})
-        return cls(name, options, body.labels or {}, body.internal, body.attachable, pool,
-                   body.ipam.options if body.ipam else None)
+        if len(v6) > 1:
+            raise InvalidParameter("invalid IPAM config: at most one IPv6 pool is supported")
+        return cls(name, options, body.labels or {}, body.internal, body.attachable, v4[0] if v4 else None,
+                   body.ipam.options if body.ipam else None, body.enable_ipv6, v6[0] if v6 else None)
 
     def apply_pool(self, net: Network) -> None:
-        """Give the new network the request's IPAM options, range and auxiliary addresses, checked against
-        the pool chosen for it (libnetwork's order and messages)."""
+        """Give the new network the request's IPAM options, ranges and auxiliary addresses, checked against
+        the pools chosen for it (libnetwork's order and messages)."""
         net.ipam_options = self.ipam_options
-        if self.ipam is None:
-            return
-        pool = net.pool
+        if self.ipam is not None:
+            self._apply(self.ipam, net.pool)
+        if self.ipam6 is not None and net.pool6 is not None:
+            self._apply(self.ipam6, net.pool6)
+
+    def _apply(self, asked: IpamConfig, pool: Pool[Net]) -> None:
         taken = {str(pool.gateway)}
-        for host, value in self.ipam.aux_addresses.items():
+        for host, value in asked.aux_addresses.items():
             try:
                 ip = ipaddress.ip_address(value)
             except ValueError:
@@ -103,10 +118,10 @@ class CreateRequest:
                 raise InvalidParameter(f"failed to allocate secondary ip address ({host}:{value}): "
                                        "Address already in use")
             taken.add(str(ip))
-        if self.ipam.ip_range:
-            ipam.check_range(pool.subnet, self.ipam.ip_range)
-        pool.ip_range = self.ipam.ip_range
-        pool.aux_addresses = dict(self.ipam.aux_addresses)
+        if asked.ip_range:
+            ipam.check_range(pool.subnet, asked.ip_range)
+        pool.ip_range = asked.ip_range
+        pool.aux_addresses = dict(asked.aux_addresses)
 
 
 def _check_mtu(options: dict[str, str]) -> None:
@@ -118,10 +133,10 @@ def _check_mtu(options: dict[str, str]) -> None:
 
 
 @dataclass
-class Pool:
-    """A network's IPv4 pool (one IPAM.Config entry)."""
+class Pool(Generic[Net]):
+    """A network's pool of one family (one IPAM.Config entry)."""
 
-    subnet: IPv4Network
+    subnet: Net
     gateway: str
     ip_range: str = ""  # where addresses are allocated from, when narrower than the subnet
     # host name -> address kept out of allocation (for devices on the bridge that are not containers)
@@ -139,19 +154,26 @@ class Pool:
             out["AuxiliaryAddresses"] = self.aux_addresses
         return out
 
-    @classmethod
-    def from_docker(cls, doc: dict[str, Any]) -> Pool:
-        return cls(IPv4Network(doc["Subnet"]), doc["Gateway"], doc.get("IPRange") or "",
-                   doc.get("AuxiliaryAddresses") or {})
+    @staticmethod
+    def from_docker(doc: dict[str, Any]) -> Pool[IPv4Network]:
+        return Pool(IPv4Network(doc["Subnet"]), doc["Gateway"], doc.get("IPRange") or "",
+                    doc.get("AuxiliaryAddresses") or {})
+
+    @staticmethod
+    def from_docker6(doc: dict[str, Any]) -> Pool[IPv6Network]:
+        return Pool(IPv6Network(doc["Subnet"]), doc["Gateway"], doc.get("IPRange") or "",
+                    doc.get("AuxiliaryAddresses") or {})
 
 
 @dataclass
 class Network:
-    """A network as the engine uses it; stored as Docker's inspect document plus `_device` and `_auto`.
+    """A network as the engine uses it; stored as Docker's inspect document plus `_device`, `_auto`, `_auto6`.
 
-    `pools` is empty for host and none, and holds exactly one pool for bridge
-    networks. `device` is the bridge's name; `auto` says pydock chose the pool,
-    so it may move it when another daemon took it while the bridge was down.
+    `pools` is empty for host and none, and holds exactly one IPv4 pool for
+    bridge networks; `pool6` is the IPv6 pool of a network with IPv6 enabled.
+    `device` is the bridge's name; `auto` says pydock chose the IPv4 pool, so
+    it may move it when another daemon took it while the bridge was down;
+    `auto6` that it chose the IPv6 pool (no address may be asked for there).
     """
 
     id: NetworkID
@@ -162,14 +184,16 @@ class Network:
     labels: dict[str, str] = field(default_factory=dict)
     internal: bool = False
     attachable: bool = False
-    pools: list[Pool] = field(default_factory=list)
+    pools: list[Pool[IPv4Network]] = field(default_factory=list)
     device: str = ""
     auto: bool = False
     ipam_options: dict[str, str] | None = None  # IPAM.Options as created: null when none were given
+    pool6: Pool[IPv6Network] | None = None
+    auto6: bool = False
 
     @property
-    def pool(self) -> Pool:
-        """The pool of a bridge network."""
+    def pool(self) -> Pool[IPv4Network]:
+        """The IPv4 pool of a bridge network."""
         return self.pools[0]
 
     @property
@@ -179,9 +203,10 @@ class Network:
     def to_docker(self, containers: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
         """Docker's inspect document (list entries have empty Containers)."""
         return {"Name": self.name, "Id": self.id, "Created": self.created, "Scope": "local",
-                "Driver": self.driver, "EnableIPv4": True, "EnableIPv6": False,
+                "Driver": self.driver, "EnableIPv4": True, "EnableIPv6": self.pool6 is not None,
                 "IPAM": {"Driver": "default", "Options": self.ipam_options,
-                         "Config": [p.to_docker() for p in self.pools]},
+                         "Config": [*(p.to_docker() for p in self.pools),
+                                    *([self.pool6.to_docker()] if self.pool6 else [])]},
                 "Internal": self.internal, "Attachable": self.attachable, "Ingress": False,
                 "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Options": self.options, "Labels": self.labels,
                 "Containers": containers or {}}
@@ -189,47 +214,99 @@ class Network:
     def to_stored(self) -> dict[str, Any]:
         doc = self.to_docker()
         del doc["Containers"]
-        return {**doc, "_device": self.device, "_auto": self.auto}
+        return {**doc, "_device": self.device, "_auto": self.auto, **({"_auto6": True} if self.auto6 else {})}
 
     @classmethod
     def from_stored(cls, doc: dict[str, Any]) -> Network:
+        configs = doc["IPAM"]["Config"]
+        v6 = [Pool.from_docker6(c) for c in configs if ":" in c["Subnet"]]
         return cls(NetworkID(doc["Id"]), doc["Name"], doc["Driver"], doc["Created"], doc.get("Options") or {},
                    doc.get("Labels") or {}, bool(doc.get("Internal")), bool(doc.get("Attachable")),
-                   [Pool.from_docker(c) for c in doc["IPAM"]["Config"]], doc.get("_device") or "",
-                   bool(doc.get("_auto")), doc["IPAM"].get("Options"))
+                   [Pool.from_docker(c) for c in configs if ":" not in c["Subnet"]], doc.get("_device") or "",
+                   bool(doc.get("_auto")), doc["IPAM"].get("Options"), v6[0] if v6 else None,
+                   bool(doc.get("_auto6")))
 
 
 @dataclass
 class Endpoint:
     """A container's membership of a network, stored as a row with `data` JSON (Docker's field names).
 
-    `ip`, `endpoint_id` and `mac` are set while the container's network is up;
-    `name` is the container's name when it joined or last started (DNS asks
-    the container service for the current one).
+    `settings` is what the client asked for (IPAMConfig, Links, Aliases,
+    MacAddress, DriverOpts), kept as given; `ip`, `ip6`, `endpoint_id` and
+    `mac` are set while the container's network is up; `name` is the
+    container's name when it joined or last started (DNS asks the container
+    service for the current one).
     """
 
     network_id: NetworkID
     container_id: str
     ip: str | None = None
     name: str = ""
-    aliases: list[str] | None = None
-    requested_ip: str = ""  # IPAMConfig.IPv4Address: the address asked for, "" for any
+    settings: EndpointSettings = field(default_factory=EndpointSettings)
     endpoint_id: str = ""
     mac: str = ""
+    ip6: str = ""
+
+    @property
+    def aliases(self) -> list[str] | None:
+        return self.settings.aliases
+
+    @property
+    def requested_ip(self) -> str:
+        """IPAMConfig.IPv4Address: the address asked for, "" for any."""
+        return self.settings.ipam_config.ipv4_address if self.settings.ipam_config else ""
+
+    @property
+    def requested_ip6(self) -> str:
+        return self.settings.ipam_config.ipv6_address if self.settings.ipam_config else ""
+
+    @property
+    def link_local_ips(self) -> list[str]:
+        return (self.settings.ipam_config.link_local_ips if self.settings.ipam_config else None) or []
+
+    def link_aliases(self) -> dict[str, str]:
+        """Links on a user-defined network: alias -> the container name it stands for (this container only)."""
+        return {alias: name for name, alias in (parse_link(spec) for spec in self.settings.links or [])}
 
     def data_json(self) -> dict[str, Any]:
-        """The row's `data`: the fields in Docker's EndpointSettings names."""
-        return {"IPAMConfig": self.ipam_config(), "Aliases": self.aliases, "EndpointID": self.endpoint_id,
-                "MacAddress": self.mac, "Name": self.name}
+        """The row's `data`: the fields in Docker's EndpointSettings names (what older versions wrote, plus
+        the newer settings only when set, so their rows read back the same)."""
+        s = self.settings
+        out: dict[str, Any] = {"IPAMConfig": self.ipam_config(), "Aliases": s.aliases,
+                               "EndpointID": self.endpoint_id, "MacAddress": self.mac, "Name": self.name}
+        extra = {"Links": s.links, "DriverOpts": s.driver_opts, "DesiredMacAddress": s.mac_address,
+                 "GlobalIPv6Address": self.ip6}
+        out.update({k: v for k, v in extra.items() if v})
+        return out
 
-    def ipam_config(self) -> dict[str, str] | None:
-        return {"IPv4Address": self.requested_ip} if self.requested_ip else None
+    def ipam_config(self) -> dict[str, Any] | None:
+        """IPAMConfig as asked for, null when nothing was."""
+        return (wire.encode(self.settings.ipam_config) or None) if self.settings.ipam_config else None
 
     @classmethod
     def from_row(cls, network_id: str, container_id: str, ip: str | None, data: dict[str, Any]) -> Endpoint:
-        return cls(NetworkID(network_id), container_id, ip, data.get("Name") or "", data.get("Aliases"),
-                   (data.get("IPAMConfig") or {}).get("IPv4Address") or "", data.get("EndpointID") or "",
-                   data.get("MacAddress") or "")
+        asked = data.get("IPAMConfig") or {}
+        settings = EndpointSettings(
+            ipam_config=EndpointIPAMConfig(asked.get("IPv4Address") or "", asked.get("IPv6Address") or "",
+                                           asked.get("LinkLocalIPs")) if asked else None,
+            links=data.get("Links"), aliases=data.get("Aliases"), mac_address=data.get("DesiredMacAddress") or "",
+            driver_opts=data.get("DriverOpts"))
+        return cls(NetworkID(network_id), container_id, ip, data.get("Name") or "", settings,
+                   data.get("EndpointID") or "", data.get("MacAddress") or "", data.get("GlobalIPv6Address") or "")
+
+
+def parse_link(spec: str) -> tuple[str, str]:
+    """dockerd's opts.ParseLink: `name[:alias]` (or inspect's `/name:/parent/alias`) -> (name, alias)."""
+    if not spec:
+        raise InvalidParameter("empty string specified for links")
+    parts = spec.split(":")
+    if len(parts) > 2:
+        raise InvalidParameter(f"bad format for links: {spec}")
+    if len(parts) == 1:
+        return spec, spec
+    if parts[0].startswith("/"):
+        return parts[0][1:], parts[1].rsplit("/", 1)[-1]
+    return parts[0], parts[1]
 
 
 def new_network(name: str, driver: str, subnet: IPv4Network | None, gateway: str, device: str,
@@ -248,9 +325,11 @@ def network_json(net: Network, endpoints: list[Endpoint], shown: Callable[[Endpo
     endpoint's container name now.
     """
     prefix = str(net.pool.subnet.prefixlen) if net.pools else ""
+    prefix6 = str(net.pool6.subnet.prefixlen) if net.pool6 else ""
     return net.to_docker({
         ep.container_id: {"Name": name_of(ep), "EndpointID": ep.endpoint_id, "MacAddress": ep.mac,
-                          "IPv4Address": f"{ep.ip}/{prefix}" if ep.ip else "", "IPv6Address": ""}
+                          "IPv4Address": f"{ep.ip}/{prefix}" if ep.ip else "",
+                          "IPv6Address": f"{ep.ip6}/{prefix6}" if ep.ip and ep.ip6 else ""}
         for ep in endpoints if shown(ep)})
 
 
@@ -286,15 +365,18 @@ def settings_json(cid: str, sandbox: dict[str, Any] | None, ports: dict[str, Any
     return out
 
 
-def endpoint_json(net: Network, ep: Endpoint, cid: str, name: str) -> dict[str, Any]:
-    """One entry of container `cid`'s NetworkSettings.Networks (Docker's EndpointSettings)."""
+def endpoint_json(net: Network, ep: Endpoint, dns_names: list[str] | None) -> dict[str, Any]:
+    """One entry of a container's NetworkSettings.Networks (Docker's EndpointSettings); `dns_names` are the
+    names the endpoint answers to on a user-defined network."""
     up = bool(ep.ip)
     pool = net.pool if net.pools else None
-    user = not net.predefined
-    dns_names = [name.lstrip("/"), cid[:12], *(ep.aliases or [])] if user and up else None
-    return {"IPAMConfig": ep.ipam_config(), "Links": None, "Aliases": ep.aliases,
-            "MacAddress": ep.mac if up else "", "DriverOpts": None, "GwPriority": 0,
+    v6 = net.pool6 if up and ep.ip6 else None
+    s = ep.settings
+    # while the container is down, MacAddress is the one asked for (dockerd's DesiredMacAddress)
+    return {"IPAMConfig": ep.ipam_config(), "Links": s.links, "Aliases": s.aliases,
+            "MacAddress": ep.mac if up else s.mac_address, "DriverOpts": s.driver_opts, "GwPriority": 0,
             "NetworkID": net.id, "EndpointID": ep.endpoint_id if up else "",
             "Gateway": pool.gateway if up and pool else "", "IPAddress": ep.ip or "",
             "IPPrefixLen": pool.subnet.prefixlen if up and pool else 0,
-            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": dns_names}
+            "IPv6Gateway": v6.gateway if v6 else "", "GlobalIPv6Address": ep.ip6 if v6 else "",
+            "GlobalIPv6PrefixLen": v6.subnet.prefixlen if v6 else 0, "DNSNames": dns_names if up else None}

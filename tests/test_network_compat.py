@@ -1,0 +1,161 @@
+"""Networking details as dockerd has them, through the real docker CLI and SDK: IPv6 networks, legacy
+links and links on user networks, and endpoint settings (aliases, static addresses, MAC, driver options).
+
+Every test creates its own networks and containers with unique names and removes them however it
+ends. IPv4 subnets the tests pick come from 10.231.0.0/16 and IPv6 ones from fd31::/16, which
+nothing else on this machine uses.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import docker
+from test_network import _host_state, _tag
+
+
+def _uid() -> str:
+    return secrets.token_hex(3)
+
+
+def _ok(daemon, *args: str, timeout: float = 60) -> str:  # type: ignore[no-untyped-def]
+    return daemon.docker(*args, check=True, timeout=timeout).stdout.strip()
+
+
+def _fails(daemon, *args: str) -> str:  # type: ignore[no-untyped-def]
+    """The stderr of a docker command that must fail."""
+    proc = daemon.docker(*args)
+    assert proc.returncode != 0, (args, proc.stdout)
+    return proc.stderr
+
+
+@contextmanager
+def _cleanup(daemon, containers: list[str] | None = None,  # type: ignore[no-untyped-def]
+             networks: list[str] | None = None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if containers:
+            daemon.docker("rm", "-f", *containers)
+        for n in networks or []:
+            daemon.docker("network", "rm", n)
+
+
+def _endpoint(daemon, container: str, network: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    return json.loads(_ok(daemon, "inspect", "-f", "{{json .NetworkSettings.Networks}}", container))[network]
+
+
+def _subnets(uid: str) -> tuple[str, str]:
+    """An IPv4 /24 and an IPv6 /64 of this test's own."""
+    return f"10.231.{int(uid[:2], 16)}.0/24", str(ipaddress.ip_network(f"fd31:{uid[:4]}:{uid[4:]}::/64"))
+
+
+# ---- IPv6 ---------------------------------------------------------------------
+def test_ipv6_network_with_a_subnet(daemon, busybox) -> None:
+    """Addresses in both inspects, the bridge's gateway, each container's address and default route,
+    container-to-container traffic over IPv6, --ip6, /etc/hosts and the embedded DNS's AAAA answers."""
+    uid = _uid()
+    v4, v6 = _subnets(uid)
+    prefix6 = v6.split("::")[0]
+    net, c1, c2 = f"six-{uid}", f"sixa-{uid}", f"sixb-{uid}"
+    with _cleanup(daemon, [c1, c2], [net]):
+        _ok(daemon, "network", "create", "--ipv6", "--subnet", v4, "--subnet", v6, net)
+        info = json.loads(_ok(daemon, "network", "inspect", net))[0]
+        assert info["EnableIPv6"] is True
+        assert info["IPAM"]["Config"] == [{"Subnet": v4, "Gateway": v4.replace(".0/24", ".1")},
+                                          {"Subnet": v6, "Gateway": f"{prefix6}::1"}]
+        _ok(daemon, "run", "-d", "--name", c1, "--network", net, "busybox", "sh", "-c",
+            "while true; do echo pong | nc -l -p 7070; done")
+        _ok(daemon, "run", "-d", "--name", c2, "--network", net, "--ip6", f"{prefix6}::99", "busybox",
+            "sleep", "120")
+        ep1, ep2 = _endpoint(daemon, c1, net), _endpoint(daemon, c2, net)
+        assert (ep1["GlobalIPv6Address"], ep1["GlobalIPv6PrefixLen"], ep1["IPv6Gateway"]) == \
+            (f"{prefix6}::2", 64, f"{prefix6}::1")
+        assert ep2["GlobalIPv6Address"] == f"{prefix6}::99" and ep2["IPAMConfig"] == {"IPv6Address": f"{prefix6}::99"}
+        assert ep1["IPAMConfig"] is None and ep1["IPAddress"]
+        cid1 = _ok(daemon, "inspect", "-f", "{{.Id}}", c1)
+        shown = json.loads(_ok(daemon, "network", "inspect", net))[0]["Containers"][cid1]
+        assert shown["IPv6Address"] == f"{prefix6}::2/64" and shown["IPv4Address"] == f"{ep1['IPAddress']}/24"
+        assert f"inet6 {prefix6}::1/64" in subprocess.run(
+            ["ip", "-6", "addr", "show", "dev", info["Options"].get("com.docker.network.bridge.name")
+             or _bridge_of(daemon, info["Id"])], capture_output=True, text=True, check=True).stdout
+        assert f"{prefix6}::2/64" in _ok(daemon, "exec", c1, "ip", "-6", "addr", "show", "eth0")
+        assert f"default via {prefix6}::1" in _ok(daemon, "exec", c1, "ip", "-6", "route")
+        assert "1 packets received" in _ok(daemon, "exec", c2, "ping6", "-c1", "-W2", f"{prefix6}::2")
+        assert "1 packets received" in _ok(daemon, "exec", c2, "ping6", "-c1", "-W2", f"{prefix6}::1")
+        out = _ok(daemon, "exec", c2, "sh", "-c", f"echo ping | nc -w 3 {prefix6}::2 7070")
+        assert out == "pong"
+        hostname1 = _ok(daemon, "inspect", "-f", "{{.Config.Hostname}}", c1)
+        assert f"{prefix6}::2\t{hostname1}\n" in _ok(daemon, "exec", c1, "cat", "/etc/hosts") + "\n"
+        aaaa = _ok(daemon, "exec", c2, "nslookup", "-type=aaaa", c1)
+        assert f"Address: {prefix6}::2" in aaaa, aaaa
+        a = _ok(daemon, "exec", c2, "nslookup", "-type=a", c1)
+        assert f"Address: {ep1['IPAddress']}" in a and prefix6 not in a
+
+
+def _bridge_of(daemon, network_id: str) -> str:  # type: ignore[no-untyped-def]
+    """The bridge device pydockd made for a network (engine/network/bridge.py names it)."""
+    return f"pd{_tag(daemon)}-{network_id}"[:15]
+
+
+def test_ipv6_network_without_a_subnet_gets_a_ula_64(daemon, busybox, client) -> None:
+    """As current dockerd: a /64 from a ULA /48 of the daemon's own; no address may be asked for there."""
+    uid = _uid()
+    n1, n2, c = f"ula1-{uid}", f"ula2-{uid}", f"ulac-{uid}"
+    with _cleanup(daemon, [c], [n1, n2]):
+        _ok(daemon, "network", "create", "--ipv6", n1)
+        _ok(daemon, "network", "create", "--ipv6", n2)
+        pools = [json.loads(_ok(daemon, "network", "inspect", n))[0]["IPAM"]["Config"] for n in (n1, n2)]
+        six = [ipaddress.ip_network(p[1]["Subnet"]) for p in pools]
+        assert all(s.prefixlen == 64 and s.subnet_of(ipaddress.ip_network("fd00::/8")) for s in six)
+        assert six[0] != six[1] and six[0].supernet(new_prefix=48) == six[1].supernet(new_prefix=48)
+        assert pools[0][1]["Gateway"] == str(six[0].network_address + 1)
+        assert ipaddress.ip_network(pools[0][0]["Subnet"]).version == 4
+        _ok(daemon, "run", "-d", "--name", c, "--network", n1, "busybox", "sleep", "60")
+        assert _endpoint(daemon, c, n1)["GlobalIPv6Address"] == str(six[0].network_address + 2)
+        msg = "user specified IP address is supported only when connecting to networks with user configured subnets"
+        assert msg in _fails(daemon, "run", "--rm", "--network", n1, "--ip6", str(six[0].network_address + 9),
+                             "busybox", "true")
+
+
+def test_ipv6_bad_input_has_docker_errors_and_leaks_nothing(daemon, busybox, client) -> None:
+    uid = _uid()
+    _, v6 = _subnets(uid)
+    net, plain = f"sixbad-{uid}", f"plain-{uid}"
+    before = _host_state(daemon)
+    count = len(_ok(daemon, "ps", "-aq").split())
+    with _cleanup(daemon, networks=[net, plain]):
+        _ok(daemon, "network", "create", "--ipv6", "--subnet", v6, net)
+        _ok(daemon, "network", "create", plain)
+        assert "Pool overlaps with other one on this address space" in _fails(
+            daemon, "network", "create", "--ipv6", "--subnet", v6.replace("::/64", "::/80"), f"x-{uid}")
+        assert "no matching subnet for gateway fd99::1" in _fails(
+            daemon, "network", "create", "--ipv6", "--subnet", v6, "--gateway", "fd99::1", f"x-{uid}")
+        prefix6 = v6.split("::")[0]
+        msg = "user specified IP address is supported only when connecting to networks with user configured subnets"
+        assert msg in _fails(daemon, "run", "--rm", "--network", plain, "--ip6", f"{prefix6}::5", "busybox", "true")
+        assert "no configured subnet or ip-range contain the IP address fd32::5" in _fails(
+            daemon, "run", "--rm", "--network", net, "--ip6", "fd32::5", "busybox", "true")
+        api = client.api
+        for ipam, message in [({"IPv6Address": "not-an-ip"}, "invalid IPv6 address: not-an-ip"),
+                              ({"IPv6Address": "10.1.1.1"}, "invalid IPv6 address: 10.1.1.1"),
+                              ({"IPv4Address": "fd31::1"}, "invalid IPv4 address: fd31::1"),
+                              ({"LinkLocalIPs": ["nope"]}, "invalid link-local IP address: nope"),
+                              ({"LinkLocalIPs": ["10.0.0.1"]}, "invalid link local IP address: 10.0.0.1")]:
+            body = {"Image": "busybox", "Cmd": ["true"], "HostConfig": {"NetworkMode": net},
+                    "NetworkingConfig": {"EndpointsConfig": {net: {"IPAMConfig": ipam}}}}
+            resp = api._post_json(api._url("/containers/create"), data=body)
+            assert (resp.status_code, resp.json()["message"]) == (400, message), ipam
+        # IPv6 entries of a network without IPv6 are not looked at (dockerd's ValidateIPAM)
+        ipv4_only = client.networks.create(f"v4only-{uid}", ipam=docker.types.IPAMConfig(pool_configs=[
+            docker.types.IPAMPool(subnet="fd31:ffff::/64")]))
+        try:
+            assert ipv4_only.attrs["EnableIPv6"] is False and len(ipv4_only.attrs["IPAM"]["Config"]) == 1
+        finally:
+            ipv4_only.remove()
+    assert len(_ok(daemon, "ps", "-aq").split()) == count
+    assert _host_state(daemon) == before
