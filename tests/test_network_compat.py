@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import docker
+import pytest
 from test_network import _host_state, _tag
 
 
@@ -159,3 +160,139 @@ def test_ipv6_bad_input_has_docker_errors_and_leaks_nothing(daemon, busybox, cli
             ipv4_only.remove()
     assert len(_ok(daemon, "ps", "-aq").split()) == count
     assert _host_state(daemon) == before
+
+
+# ---- links ----------------------------------------------------------------------
+def test_legacy_links_on_the_default_bridge(daemon, busybox, client) -> None:
+    """/etc/hosts lines and dockerd's link variables in the parent, HostConfig.Links as dockerd shows
+    them (by the names of now), and a moved child's new address in its running parents' /etc/hosts."""
+    uid = _uid()
+    web, parent, bare, taker = f"web-{uid}", f"par-{uid}", f"bare-{uid}", f"taker-{uid}"
+    with _cleanup(daemon, [web, parent, bare, taker]):
+        _ok(daemon, "run", "-d", "--name", web, "--expose", "80", "--expose", "8080-8082/tcp", "--expose", "53/udp",
+            "-e", "SECRET=s3", "busybox", "sleep", "300")
+        ip = _ok(daemon, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", web)
+        hostname = _ok(daemon, "inspect", "-f", "{{.Config.Hostname}}", web)
+        _ok(daemon, "run", "-d", "--name", parent, "--link", f"{web}:db", "-e", "DB_NAME=mine", "busybox",
+            "sleep", "300")
+        hosts = _ok(daemon, "exec", parent, "cat", "/etc/hosts")
+        assert f"{ip}\tdb {hostname} {web}\n" in hosts + "\n"
+        env = set(_ok(daemon, "exec", parent, "env").splitlines())
+        expected = {f"DB_PORT=udp://{ip}:53", f"DB_PORT_80_TCP=tcp://{ip}:80", f"DB_PORT_80_TCP_ADDR={ip}",
+                    "DB_PORT_80_TCP_PORT=80", "DB_PORT_80_TCP_PROTO=tcp", f"DB_PORT_53_UDP=udp://{ip}:53",
+                    f"DB_PORT_8080_TCP_START=tcp://{ip}:8080", f"DB_PORT_8080_TCP_END=tcp://{ip}:8082",
+                    "DB_PORT_8080_TCP_PORT_START=8080", "DB_PORT_8080_TCP_PORT_END=8082",
+                    f"DB_PORT_8081_TCP=tcp://{ip}:8081", "DB_ENV_SECRET=s3", "DB_NAME=mine"}
+        assert expected <= env, expected - env
+        assert not [e for e in env if e.startswith(("DB_ENV_PATH=", "DB_ENV_HOME="))]
+        assert "1 packets received" in _ok(daemon, "exec", parent, "ping", "-c1", "-W2", "db")
+        links = json.loads(_ok(daemon, "inspect", "-f", "{{json .HostConfig.Links}}", parent))
+        assert links == [f"/{web}:/{parent}/db"]
+        assert client.containers.get(parent).attrs["HostConfig"]["Links"] == links
+        # a link without an alias names the child once
+        _ok(daemon, "run", "-d", "--name", bare, "--link", web, "busybox", "sleep", "300")
+        assert f"{ip}\t{web} {hostname}\n" in _ok(daemon, "exec", bare, "cat", "/etc/hosts") + "\n"
+        assert f"{web.upper().replace('-', '_')}_NAME=/{bare}/{web}" in _ok(daemon, "exec", bare, "env")
+        # renames show at once
+        _ok(daemon, "rename", web, web + "-x")
+        web += "-x"
+        assert json.loads(_ok(daemon, "inspect", "-f", "{{json .HostConfig.Links}}", parent)) == \
+            [f"/{web}:/{parent}/db"]
+        # the child comes back on another address: running parents learn it
+        _ok(daemon, "stop", "-t", "0", web)
+        _ok(daemon, "run", "-d", "--name", taker, "busybox", "sleep", "300")
+        assert _ok(daemon, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", taker) == ip
+        _ok(daemon, "start", web)
+        moved = _ok(daemon, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", web)
+        assert moved != ip
+        assert f"{moved}\tdb {hostname} {web}\n" in _ok(daemon, "exec", parent, "cat", "/etc/hosts") + "\n"
+        # a parent cannot start while its child does not run
+        _ok(daemon, "stop", "-t", "0", web, parent)
+        assert f"Cannot link to a non running container: /{web} AS /{parent}/db" in _fails(daemon, "start", parent)
+        # a removed child takes its links along
+        _ok(daemon, "rm", web)
+        assert json.loads(_ok(daemon, "inspect", "-f", "{{json .HostConfig.Links}}", parent)) is None
+        _ok(daemon, "start", parent)
+
+
+def test_links_bad_input_has_docker_errors(daemon, busybox, client) -> None:
+    uid = _uid()
+    hostnet, user, usernet, parent = f"lhost-{uid}", f"luser-{uid}", f"lnet-{uid}", f"lpar-{uid}"
+    count = len(_ok(daemon, "ps", "-aq").split())
+    with _cleanup(daemon, [hostnet, user, parent], [usernet]):
+        api = client.api
+        with pytest.raises(docker.errors.APIError) as err:
+            api.create_container("busybox", "true", host_config=api.create_host_config(links={f"nope-{uid}": "x"}))
+        assert (err.value.status_code, err.value.explanation) == (
+            400, f"could not get container for nope-{uid}: No such container: nope-{uid}")
+        _ok(daemon, "create", "--name", hostnet, "--network", "host", "busybox", "true")
+        conflict = ("conflicting options: host type networking can't be used with links. "
+                    "This would result in undefined behavior")
+        assert conflict in _fails(daemon, "run", "--rm", "--link", f"{hostnet}:h", "busybox", "true")
+        assert conflict in _fails(daemon, "run", "--rm", "--network", "host", "--link", f"{hostnet}:h", "busybox",
+                                  "true")
+        resp = api._post_json(api._url("/containers/create"), data={
+            "Image": "busybox", "Cmd": ["true"], "HostConfig": {"Links": ["a:b:c"]}})
+        assert (resp.status_code, resp.json()["message"]) == (400, "bad format for links: a:b:c")
+        # a child that is not on the default bridge refuses the parent's start
+        _ok(daemon, "network", "create", usernet)
+        _ok(daemon, "run", "-d", "--name", user, "--network", usernet, "busybox", "sleep", "60")
+        _ok(daemon, "create", "--name", parent, "--link", f"{user}:u", "busybox", "sleep", "60")
+        assert f"Cannot link to /{user}, as it does not belong to the default network" in _fails(
+            daemon, "start", parent)
+    assert len(_ok(daemon, "ps", "-aq").split()) == count
+
+
+def test_links_on_a_user_network_are_aliases_of_the_linking_endpoint(daemon, busybox, client) -> None:
+    """docker-compose's one-off containers (`run --rm`) set Links; on a user network they are DNS aliases
+    that only the linking container resolves, shown under NetworkSettings.Networks.<net>.Links."""
+    uid = _uid()
+    net, web, parent, other = f"ln-{uid}", f"lweb-{uid}", f"lp-{uid}", f"lo-{uid}"
+    with _cleanup(daemon, [web, parent, other], [net]):
+        _ok(daemon, "network", "create", net)
+        _ok(daemon, "run", "-d", "--name", web, "--network", net, "busybox", "sleep", "120")
+        ip = _ok(daemon, "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{net}").IPAddress}}}}', web)
+        _ok(daemon, "run", "-d", "--name", parent, "--network", net, "--link", f"{web}:db", "busybox", "sleep", "120")
+        _ok(daemon, "run", "-d", "--name", other, "--network", net, "busybox", "sleep", "120")
+        assert f"Address: {ip}" in _ok(daemon, "exec", parent, "nslookup", "db")
+        assert f"Address: {ip}" not in daemon.docker("exec", other, "nslookup", "db").stdout
+        assert _endpoint(daemon, parent, net)["Links"] == [f"{web}:db"]
+        assert json.loads(_ok(daemon, "inspect", "-f", "{{json .HostConfig.Links}}", parent)) is None
+        # the SDK as docker-compose uses it: HostConfig.Links and the endpoint's Links, on a user network
+        api = client.api
+        one_off = api.create_container(
+            "busybox", ["nslookup", "db"], host_config=api.create_host_config(network_mode=net, links={web: "db"}),
+            networking_config=api.create_networking_config({net: api.create_endpoint_config(links={web: "db"})}))
+        try:
+            api.start(one_off)
+            assert api.wait(one_off)["StatusCode"] == 0
+            assert f"Address: {ip}" in api.logs(one_off).decode()
+        finally:
+            api.remove_container(one_off, force=True)
+        # links and aliases given on connect
+        _ok(daemon, "network", "disconnect", net, other)
+        _ok(daemon, "network", "connect", "--link", f"{web}:cache", "--alias", "extra", net, other)
+        assert f"Address: {ip}" in _ok(daemon, "exec", other, "nslookup", "cache")
+        assert f"Address: {ip}" not in daemon.docker("exec", parent, "nslookup", "cache").stdout
+        other_ip = _ok(daemon, "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{net}").IPAddress}}}}', other)
+        assert f"Address: {other_ip}" in _ok(daemon, "exec", parent, "nslookup", "extra")
+        ep = _endpoint(daemon, other, net)
+        assert (ep["Links"], ep["Aliases"]) == ([f"{web}:cache"], ["extra"])
+
+
+def test_bridge_keeps_its_mac_as_containers_come_and_go(daemon, busybox) -> None:
+    """A bridge with an unset MAC takes its ports' lowest one: the gateway's address would change under
+    its containers' ARP caches, and their DNS queries to it would be lost for seconds."""
+    uid = _uid()
+    net, c = f"mac-{uid}", f"macc-{uid}"
+    with _cleanup(daemon, [c], [net]):
+        device = _bridge_of(daemon, _ok(daemon, "network", "create", net))
+        with open(f"/sys/class/net/{device}/address") as f:
+            before = f.read()
+        for _ in range(3):
+            _ok(daemon, "run", "-d", "--name", c, "--network", net, "busybox", "sleep", "60")
+            _ok(daemon, "rm", "-f", c)
+        with open(f"/sys/class/net/{device}/address") as f:
+            assert f.read() == before
+        with open(f"/sys/class/net/{device}/addr_assign_type") as f:
+            assert f.read().strip() == "3"  # NET_ADDR_SET

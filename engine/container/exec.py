@@ -28,7 +28,7 @@ from engine.linux.fsutil import resolve_user
 from engine.runtime.base import ContainerRuntime
 from engine.runtime.runc import UnusableCommand
 from engine.runtime.security import group_add_gids
-from engine.runtime.spec import container_env, host_caps, merge_env
+from engine.runtime.spec import host_caps, merge_env
 from engine.types.container import ExecConfig, HostConfig
 
 RETENTION = 600.0  # seconds a finished exec stays inspectable (Docker's GC: 5 to 10 minutes)
@@ -136,7 +136,7 @@ class ExecService:
         cfg = c.config
         ec = ExecInstance(
             id=secrets.token_hex(32), container_id=c.id, entrypoint=cmd[0], args=cmd[1:],
-            env=merge_env(container_env(cfg.env, [], cfg.hostname, req.tty), req.env or []),
+            env=merge_env(self.containers.process_env(c, req.tty), req.env or []),
             user=req.user or cfg.user, working_dir=req.working_dir or cfg.working_dir, tty=req.tty,
             privileged=req.privileged, open_stdin=req.attach_stdin, open_stdout=req.attach_stdout,
             open_stderr=req.attach_stderr,

@@ -122,8 +122,7 @@ class Running(Creating):
                    if f"/etc/{n}" not in covered]
         return build_spec(SpecOptions(
             container_id=c.id, rootfs=rootfs, args=c.argv,
-            # dockerd's order: the defaults, the legacy links' variables, then Config.Env over both
-            env=container_env([*self.network.link_env(c), *(cfg.env or [])], [], cfg.hostname, cfg.tty), cwd=cwd,
+            env=self.process_env(c, cfg.tty), cwd=cwd,
             uid=uid, gid=gid, additional_gids=extra + security.group_add_gids(rootfs, host.group_add or []),
             hostname=cfg.hostname, tty=cfg.tty, console_size=_console_size(host),
             readonly_rootfs=host.readonly_rootfs, extra_mounts=mounts,
@@ -133,6 +132,12 @@ class Running(Creating):
             cgroups_path=f"/{self.cfg.cgroup_parent}/{c.id}",
             **resources.spec_options(host), **security.spec_options(host),
         ))
+
+    def process_env(self, c: ContainerRecord, tty: bool) -> list[str]:
+        """The environment of the container's processes (its init and execs), as dockerd's
+        CreateDaemonEnvironment: the defaults, the legacy links' variables, then Config.Env over both."""
+        cfg = c.config
+        return container_env([*self.network.link_env(c), *(cfg.env or [])], [], cfg.hostname, tty)
 
     def _write_etc_files(self, c: ContainerRecord) -> None:
         cdir = self.dir(c.id)

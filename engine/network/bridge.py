@@ -30,6 +30,7 @@ from engine.network import netns
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = "/var/lib/pydock"
+NET_ADDR_SET = 3  # /sys/class/net/<dev>/addr_assign_type of a MAC set by hand
 IFA_F_NODAD = 0x02  # an address usable at once: no duplicate detection on a link only we address
 LINK_LOCAL_V4, LINK_LOCAL_V6 = 16, 64  # the prefix lengths libnetwork gives link-local addresses
 
@@ -107,6 +108,12 @@ class BridgeDriver:
             if _index(ip, device) is None:
                 ip.link("add", ifname=device, kind="bridge")
             idx = _index(ip, device)
+            if _addr_assign_type(device) != NET_ADDR_SET:
+                # A bridge whose address nobody set takes its ports' lowest MAC, so it would change as
+                # containers come and go and their neighbours' ARP entries for the gateway go stale
+                # (queries to the embedded DNS lost for seconds); fix it at its current value, as dockerd does.
+                mac = ip.link("get", index=idx)[0].get_attr("IFLA_ADDRESS")
+                ip.link("set", index=idx, address=mac)
             have = {a.get_attr("IFA_ADDRESS") for a in ip.get_addr(index=idx, family=socket.AF_INET)}
             if gateway not in have:
                 ip.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
@@ -146,6 +153,15 @@ class BridgeDriver:
         """The first ethN a namespace does not have yet (for `docker network connect`)."""
         names = netns.run_in(netns_path, _link_names)
         return next(f"eth{i}" for i in range(1000) if f"eth{i}" not in names)
+
+
+def _addr_assign_type(device: str) -> int:
+    """How the kernel got a link's MAC (NET_ADDR_SET: someone set it), -1 when it cannot tell."""
+    try:
+        with open(f"/sys/class/net/{device}/addr_assign_type") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return -1
 
 
 def _index(ip: IPRoute, name: str) -> int | None:

@@ -82,11 +82,14 @@ class LegacyLinks:
     def children(self, c: NetworkedContainer, check: bool = False) -> list[Child]:
         """`c`'s links when it is on the default bridge; with `check`, dockerd's refusals of a start whose
         child does not run there."""
+        linked = self.store.children(c.id)
+        if not linked:
+            return []
         bridge = self._bridge()
         if self.store.endpoint(bridge.id, c.id) is None:
             return []
         out = []
-        for alias, child_id in self.store.children(c.id):
+        for alias, child_id in linked:
             try:
                 child = self._containers().get(child_id)
             except NotFound:
