@@ -296,3 +296,78 @@ def test_bridge_keeps_its_mac_as_containers_come_and_go(daemon, busybox) -> None
             assert f.read() == before
         with open(f"/sys/class/net/{device}/addr_assign_type") as f:
             assert f.read().strip() == "3"  # NET_ADDR_SET
+
+
+# ---- endpoint settings ------------------------------------------------------------
+def test_endpoint_settings_are_kept_applied_and_shown(daemon, busybox, client) -> None:
+    """Aliases, IPAMConfig (IPv4Address, LinkLocalIPs), MacAddress and DriverOpts at create and on connect:
+    applied to the interface, shown under NetworkSettings.Networks.<net>, and kept while stopped."""
+    uid = _uid()
+    v4, _ = _subnets(uid)
+    base = v4.rsplit(".", 1)[0]
+    net, net2, c1, c2 = f"eps-{uid}", f"eps2-{uid}", f"epa-{uid}", f"epb-{uid}"
+    mac = "02:42:0a:e7:00:aa"
+    with _cleanup(daemon, [c1, c2], [net, net2]):
+        _ok(daemon, "network", "create", "--subnet", v4, net)
+        _ok(daemon, "network", "create", net2)
+        _ok(daemon, "run", "-d", "--name", c1, "--network", net, "--ip", f"{base}.10", "--mac-address", mac,
+            "--network-alias", "a1", "--link-local-ip", "169.254.7.7", "busybox", "sleep", "300")
+        ep = _endpoint(daemon, c1, net)
+        assert ep["IPAMConfig"] == {"IPv4Address": f"{base}.10", "LinkLocalIPs": ["169.254.7.7"]}
+        assert (ep["IPAddress"], ep["MacAddress"], ep["Aliases"]) == (f"{base}.10", mac, ["a1"])
+        assert mac in _ok(daemon, "exec", c1, "ip", "link", "show", "eth0")
+        assert "inet 169.254.7.7/16" in _ok(daemon, "exec", c1, "ip", "-4", "addr", "show", "eth0")
+        # DriverOpts on connect: kept and shown; the endpoint sysctls option applied to that interface
+        sysctls = "com.docker.network.endpoint.sysctls=net.ipv4.conf.IFNAME.log_martians=1"
+        _ok(daemon, "network", "connect", "--driver-opt", sysctls, "--driver-opt", "custom=x", net2, c1)
+        assert _endpoint(daemon, c1, net2)["DriverOpts"] == {
+            "com.docker.network.endpoint.sysctls": "net.ipv4.conf.IFNAME.log_martians=1", "custom": "x"}
+        assert _ok(daemon, "exec", c1, "cat", "/proc/sys/net/ipv4/conf/eth1/log_martians") == "1"
+        assert _ok(daemon, "exec", c1, "cat", "/proc/sys/net/ipv4/conf/eth0/log_martians") == "0"
+        # stopped: the settings stay, the operational data goes, MacAddress is the one asked for
+        _ok(daemon, "stop", "-t", "0", c1)
+        ep = _endpoint(daemon, c1, net)
+        assert (ep["IPAddress"], ep["EndpointID"], ep["MacAddress"]) == ("", "", mac)
+        assert ep["IPAMConfig"] == {"IPv4Address": f"{base}.10", "LinkLocalIPs": ["169.254.7.7"]}
+        # a stopped container connected with settings gets them when it starts
+        _ok(daemon, "create", "--name", c2, "--network", net2, "busybox", "sleep", "300")
+        _ok(daemon, "network", "connect", "--ip", f"{base}.20", "--alias", "b2", net, c2)
+        _ok(daemon, "start", c1, c2)
+        assert _endpoint(daemon, c2, net)["IPAddress"] == f"{base}.20"
+        assert f"Address: {base}.20" in _ok(daemon, "exec", c1, "nslookup", "b2")
+        assert mac in _ok(daemon, "exec", c1, "ip", "link", "show", "eth0")
+
+
+def test_container_wide_mac_address(daemon, busybox, client) -> None:
+    """Config.MacAddress (the SDK's mac_address) is the main network's endpoint's, as dockerd migrates it."""
+    uid = _uid()
+    net = f"cmac-{uid}"
+    mac = "02:42:0a:e7:01:bb"
+    api = client.api
+    with _cleanup(daemon, networks=[net]):
+        _ok(daemon, "network", "create", net)
+        cid = api.create_container("busybox", ["ip", "link", "show", "eth0"], mac_address=mac,
+                                   host_config=api.create_host_config(network_mode=net))["Id"]
+        try:
+            api.start(cid)
+            assert api.wait(cid)["StatusCode"] == 0
+            assert mac in api.logs(cid).decode()
+            info = api.inspect_container(cid)
+            assert info["Config"]["MacAddress"] == mac
+            assert info["NetworkSettings"]["Networks"][net]["MacAddress"] == mac
+        finally:
+            api.remove_container(cid, force=True)
+        cases = [({"MacAddress": mac, "HostConfig": {"NetworkMode": net},
+                   "NetworkingConfig": {"EndpointsConfig": {net: {"MacAddress": "02:42:0a:e7:01:cc"}}}},
+                  ("the container-wide MAC address must match the endpoint-specific MAC address for the main "
+                   "network, or be left empty")),
+                 ({"MacAddress": mac, "HostConfig": {"NetworkMode": "host"}},
+                  "conflicting options: mac-address and the network mode"),
+                 ({"MacAddress": "zz:42", "HostConfig": {"NetworkMode": net}}, "invalid MAC address zz:42"),
+                 ({"HostConfig": {"NetworkMode": net}, "NetworkingConfig": {"EndpointsConfig": {net: {
+                     "DriverOpts": {"com.docker.network.endpoint.sysctls": "kernel.ipv4.x.IFNAME.y=1"}}}}},
+                  ("unrecognised network interface sysctl 'kernel.ipv4.x.IFNAME.y=1'; represent "
+                   "'net.X.Y.ethN.Z=V' as 'net.X.Y.IFNAME.Z=V', 'X' must be 'ipv4', 'ipv6' or 'mpls'"))]
+        for extra, message in cases:
+            resp = api._post_json(api._url("/containers/create"), data={"Image": "busybox", "Cmd": ["true"], **extra})
+            assert (resp.status_code, resp.json()["message"]) == (400, message)

@@ -23,7 +23,7 @@ from ipaddress import IPv4Network, IPv6Network
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from engine.errors import EngineError
+from engine.errors import EngineError, InvalidParameter
 from engine.network import firewall as netfw
 from engine.network import netns
 
@@ -201,6 +201,7 @@ class Addressing:
     prefixlen6: int = 0
     gateway6: str = ""
     link_local: tuple[str, ...] = ()
+    sysctls: tuple[tuple[str, str], ...] = ()  # (path under /proc/sys, value) for this interface
 
 
 def configure(ifname: str, a: Addressing) -> None:
@@ -214,6 +215,13 @@ def configure(ifname: str, a: Addressing) -> None:
             ns.addr("add", index=idx, address=ll, prefixlen=LINK_LOCAL_V6 if ":" in ll else LINK_LOCAL_V4,
                     **({"flags": IFA_F_NODAD} if ":" in ll else {}))
         ns.link("set", index=idx, state="up")
+        for path, value in a.sysctls:  # /proc/sys/net is this thread's namespace's
+            try:
+                with open(f"/proc/sys/{path}", "w") as f:
+                    f.write(value)
+            except OSError as e:
+                raise InvalidParameter(f"failed to set sysctl {path.replace('/', '.')}={value}: "
+                                       f"{e.strerror}") from None
         if a.gateway:
             ns.route("add", dst="default", gateway=a.gateway)
         if a.gateway6:

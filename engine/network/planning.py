@@ -24,6 +24,8 @@ from engine.network.types import PREDEFINED, Endpoint, Network, parse_link
 from engine.types.container import ContainerCreateRequest
 from engine.types.network import EndpointIPAMConfig, EndpointSettings
 
+SYSCTLS_OPTION = "com.docker.network.endpoint.sysctls"
+
 
 @dataclass
 class Plan:
@@ -127,6 +129,7 @@ def endpoint_config(net: Network, cfg: EndpointSettings) -> Endpoint:
         parse_link(spec)
     if cfg.mac_address:
         parse_mac(cfg.mac_address)
+    endpoint_sysctls(cfg.driver_opts or {}, "IFNAME")
     settings = EndpointSettings(ipam_config=cfg.ipam_config, links=cfg.links or None, aliases=cfg.aliases or None,
                                 mac_address=cfg.mac_address, driver_opts=cfg.driver_opts or None)
     return Endpoint(net.id, "", settings=settings)
@@ -147,6 +150,24 @@ def _in_static_pool(address: str, subnet: IPv4Network | IPv6Network | None) -> N
                                "with user configured subnets")
     if ipaddress.ip_address(address) not in subnet:
         raise InvalidParameter(f"no configured subnet or ip-range contain the IP address {address}")
+
+
+def endpoint_sysctls(driver_opts: dict[str, str], ifname: str) -> list[tuple[str, str]]:
+    """DriverOpts' `com.docker.network.endpoint.sysctls` ("net.X.Y.IFNAME.Z=V,...", X ipv4, ipv6 or mpls)
+    as (/proc/sys path, value) for the interface `ifname`, with dockerd's check of each."""
+    out = []
+    for sysctl in filter(None, driver_opts.get(SYSCTLS_OPTION, "").split(",")):
+        key, _, value = sysctl.partition("=")
+        parts = key.split(".", 4)
+        # beyond dockerd's check: only names of this interface's own settings under net/, nothing a path
+        # could climb out of (/proc/sys/kernel is the host's whatever namespace the writer is in)
+        if len(parts) != 5 or parts[1] not in ("ipv4", "ipv6", "mpls") or parts[3] not in ("IFNAME", "ifname") \
+                or not re.fullmatch(r"net\.\w+\.[\w-]+\.\w+\.[\w-]+(\.[\w-]+)*", key, re.ASCII):
+            raise InvalidParameter(f"unrecognised network interface sysctl '{sysctl}'; represent 'net.X.Y.ethN.Z=V' "
+                                   "as 'net.X.Y.IFNAME.Z=V', 'X' must be 'ipv4', 'ipv6' or 'mpls'")
+        parts[3] = ifname
+        out.append(("/".join(p.replace(".", "/") for p in parts), value))
+    return out
 
 
 def parse_mac(text: str) -> str:

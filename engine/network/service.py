@@ -351,7 +351,8 @@ class NetworkService:
         addressing = Addressing(
             str(up.ip), cfg.subnet.prefixlen, cfg.gateway if default_route and routed else "",
             up.ip6, cfg6.subnet.prefixlen if cfg6 else 0,
-            cfg6.gateway if cfg6 and default_route6 and routed else "", tuple(ep.link_local_ips))
+            cfg6.gateway if cfg6 and default_route6 and routed else "", tuple(ep.link_local_ips),
+            tuple(planning.endpoint_sysctls(ep.settings.driver_opts or {}, ifname)))
         self.events.publish("network", "connect", net.id, {"container": c.id, "name": net.name,
                                                                "type": "bridge"})
         return [lambda: configure(ifname, addressing)]
