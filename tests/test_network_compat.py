@@ -62,8 +62,8 @@ def test_ipv6_network_with_a_subnet(daemon, busybox) -> None:
     uid = _uid()
     v4, v6 = _subnets(uid)
     prefix6 = v6.split("::")[0]
-    net, c1, c2 = f"six-{uid}", f"sixa-{uid}", f"sixb-{uid}"
-    with _cleanup(daemon, [c1, c2], [net]):
+    net, c1, c2, c3 = f"six-{uid}", f"sixa-{uid}", f"sixb-{uid}", f"sixc-{uid}"
+    with _cleanup(daemon, [c1, c2, c3], [net]):
         _ok(daemon, "network", "create", "--ipv6", "--subnet", v4, "--subnet", v6, net)
         info = json.loads(_ok(daemon, "network", "inspect", net))[0]
         assert info["EnableIPv6"] is True
@@ -96,6 +96,12 @@ def test_ipv6_network_with_a_subnet(daemon, busybox) -> None:
         assert f"Address: {prefix6}::2" in aaaa, aaaa
         a = _ok(daemon, "exec", c2, "nslookup", "-type=a", c1)
         assert f"Address: {ep1['IPAddress']}" in a and prefix6 not in a
+        # a running container connected later gets its IPv6 address too (no default route: not its first network)
+        _ok(daemon, "run", "-d", "--name", c3, "busybox", "sleep", "120")
+        _ok(daemon, "network", "connect", net, c3)
+        assert _endpoint(daemon, c3, net)["GlobalIPv6Address"] == f"{prefix6}::3"
+        assert "1 packets received" in _ok(daemon, "exec", c3, "ping6", "-c1", "-W2", f"{prefix6}::2")
+        assert "default" not in _ok(daemon, "exec", c3, "ip", "-6", "route")
 
 
 def _bridge_of(daemon, network_id: str) -> str:  # type: ignore[no-untyped-def]

@@ -12,8 +12,10 @@ The collaborators each own one concern: store.py the only SQL, bridge.py the
 netlink driver, ports.py published ports, etcfiles.py a container's /etc
 files, planning.py the checks of create requests, pools.py the pools kept at
 daemon start (predefined networks, --bip), types.py the records and Docker's
-JSON, ipam.py address arithmetic, dns.py the embedded DNS server. This module
-holds the operations and the per-container locks that order them.
+JSON, ipam.py address arithmetic (IPv4 and IPv6), dns.py the embedded DNS
+server and names.py which names it answers to whom, links.py dockerd's legacy
+links. This module holds the operations and the per-container locks that
+order them.
 
 A container's network namespace is a bind mount under exec_root/netns that
 the daemon creates before runc starts, so its veths and addresses exist
@@ -43,6 +45,7 @@ from engine.network.bridge import Addressing, BridgeDriver, configure, loopback_
 from engine.network.dns import DnsServer
 from engine.network.etcfiles import render as render_etc_files
 from engine.network.links import LegacyLinks
+from engine.network.names import Names
 from engine.network.peers import ContainerLookup, ContainersRef, NetworkedContainer, own_namespace
 from engine.network.planning import Plan
 from engine.network.pools import PoolKeeper
@@ -73,6 +76,7 @@ class NetworkService:
         self.ports = PortPublisher(self.store, self._fw, self._apply_firewall)
         self.pools = PoolKeeper(self.store, self.driver, cfg.bip)
         self.links = LegacyLinks(self.store, containers, lambda: self.resolve("bridge"))
+        self.names = Names(self.store, containers, self.resolve)
         self.dns: DnsServer | None = None
 
     @property
@@ -90,7 +94,7 @@ class NetworkService:
         self.pools.ensure_predefined()
         self.pools.apply_bip(self.resolve("bridge"))
         netfw.set_sysctl("net/ipv4/ip_forward", "1")
-        self.dns = DnsServer(self._dns_lookup)
+        self.dns = DnsServer(self.names.lookup)
         for net in self.store.networks():
             if net.driver == "bridge":
                 self._ensure_bridge(self.pools.repool_if_taken(net))
@@ -148,7 +152,8 @@ class NetworkService:
                                    req.internal)
             net.attachable, net.auto = req.attachable, not pool.subnet
             if req.enable_ipv6:
-                net.pool6, net.auto6 = self._pool6(req.ipam6 or wire.IpamConfig()), not (req.ipam6 and req.ipam6.subnet)
+                asked6 = req.ipam6 or wire.IpamConfig()
+                net.pool6, net.auto6 = self._pool6(asked6), not asked6.subnet
             req.apply_pool(net)
             device = req.options.get(wire.BRIDGE_NAME_OPTION) or self.driver.bridge_name(net.id)
             if len(device) > 15 or not wire.NAME_RE.match(device):
@@ -295,9 +300,12 @@ class NetworkService:
             try:
                 netns.create(path)
                 steps: list[Callable[[], None]] = [loopback_up]
+                routed6 = False  # the default routes go through the first network (of each family)
                 for i, ep in enumerate(self.store.endpoints(container_id=cid)):
+                    has6 = self.resolve(ep.network_id).pool6 is not None
                     steps += self._plug(c, ep, path, f"eth{i}", default_route=i == 0,
-                                        default_route6=not any(e.ip6 for e in self.store.endpoints(container_id=cid)))
+                                        default_route6=has6 and not routed6)
+                    routed6 = routed6 or has6
                 # one visit inside the namespace for all of its configuration
                 netns.run_in(path, lambda: [step() for step in steps])
                 first = next(((e.ip, e.network_id) for e in self.store.endpoints(container_id=cid) if e.ip), None)
@@ -397,7 +405,7 @@ class NetworkService:
                 net = self.resolve(ep.network_id)
             except NotFound:
                 continue
-            networks[net.name] = wire.endpoint_json(net, ep, self._dns_names(ep) if not net.predefined else None)
+            networks[net.name] = wire.endpoint_json(net, ep, self.names.dns_names(ep) if not net.predefined else None)
         return wire.settings_json(c.id, self.store.sandbox(c.id), ports, networks)
 
     def ports_list(self, c: NetworkedContainer) -> list[dict[str, Any]]:
@@ -433,55 +441,6 @@ class NetworkService:
             if not net.predefined and ep.ip:
                 return net.pool.gateway
         return ""
-
-    def _dns_lookup(self, src: str, network_id: str, name: str) -> tuple[list[str] | None, list[str]] | None:
-        """Names on the querier's user-defined networks; unknown names go to its --dns or the host's.
-
-        As libnetwork's resolver: a link alias of the querier's endpoint names
-        its target on that endpoint's network, and hides any container of the
-        same name there. Only our containers get answers (None: ignore the
-        query), so the resolver on the gateway address is no open relay for
-        whoever can route to it.
-        """
-        me = self.store.address_owner(network_id, src)
-        if me is None:
-            return None
-        mine = [ep for ep in self.store.endpoints(container_id=me)
-                if not self.resolve(ep.network_id).predefined]  # "bridge" has no names
-        upstream: list[str] = []
-        try:
-            upstream = self.containers.get(me).host_config.dns or []
-        except EngineError:
-            pass
-        for ep in mine:
-            target = {alias.lower(): target for alias, target in ep.link_aliases().items()}.get(name)
-            found = self._addresses_on(ep.network_id, target.lower()) if target else []
-            if found:
-                return found, upstream
-        found = []
-        for ep in mine:
-            if name not in {alias.lower() for alias in ep.link_aliases()}:
-                found += self._addresses_on(ep.network_id, name)
-        return (found or None), upstream
-
-    def _addresses_on(self, network_id: str, name: str) -> list[str]:
-        """The addresses (IPv4, then IPv6) of the running endpoints of a network that answer to `name`."""
-        v4, v6 = [], []
-        for ep in self.store.endpoints(network_id=network_id):
-            if ep.ip and name in {n.lower() for n in self._dns_names(ep)}:
-                v4.append(ep.ip)
-                v6 += [ep.ip6] if ep.ip6 else []
-        return v4 + v6
-
-    def _dns_names(self, ep: Endpoint) -> list[str]:
-        """What an endpoint on a user-defined network answers to (its DNSNames): the container's name
-        now, its aliases, short ID and hostname."""
-        try:
-            c = self.containers.get(ep.container_id)
-            name, hostname = c.name.lstrip("/"), c.config.hostname
-        except EngineError:
-            name, hostname = ep.name, ""
-        return list(dict.fromkeys(n for n in (name, *(ep.aliases or []), ep.container_id[:12], hostname) if n))
 
     # ---- connect / disconnect -------------------------------------------------
     def connect(self, net_ref: str, container_ref: str, config: EndpointSettings) -> None:
