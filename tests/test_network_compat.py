@@ -377,3 +377,40 @@ def test_container_wide_mac_address(daemon, busybox, client) -> None:
         for extra, message in cases:
             resp = api._post_json(api._url("/containers/create"), data={"Image": "busybox", "Cmd": ["true"], **extra})
             assert (resp.status_code, resp.json()["message"]) == (400, message)
+
+
+def _ip6_rules(daemon) -> int:  # type: ignore[no-untyped-def]
+    """Lines of this daemon's ip6 nftables table (0 when it has none)."""
+    table = subprocess.run(["nft", "list", "table", "ip6", f"pydock_{_tag(daemon)}"], capture_output=True, text=True,
+                           check=False).stdout
+    return len(table.splitlines())
+
+
+def test_ipv6_and_links_survive_a_daemon_crash_and_leave_nothing(daemon, busybox) -> None:
+    uid = _uid()
+    _, v6 = _subnets(uid)
+    prefix6 = v6.split("::")[0]
+    net, web, parent, peer = f"crash6-{uid}", f"cw-{uid}", f"cp-{uid}", f"cq-{uid}"
+    baseline, rules6 = _host_state(daemon), _ip6_rules(daemon)
+    with _cleanup(daemon, [parent, web, peer], [net]):
+        _ok(daemon, "network", "create", "--ipv6", "--subnet", v6, net)
+        _ok(daemon, "run", "-d", "--name", web, "busybox", "sleep", "300")
+        _ok(daemon, "run", "-d", "--name", parent, "--link", f"{web}:db", "busybox", "sleep", "300")
+        _ok(daemon, "run", "-d", "--name", peer, "--network", net, "busybox", "sleep", "300")
+        _ok(daemon, "network", "connect", net, parent)
+        assert _ip6_rules(daemon) > rules6  # the v6 pool masqueraded, bridges isolated
+        running, running6 = _host_state(daemon), _ip6_rules(daemon)
+        daemon.stop(9)
+        daemon.start()
+        assert (_host_state(daemon), _ip6_rules(daemon)) == (running, running6)
+        assert json.loads(_ok(daemon, "inspect", "-f", "{{json .HostConfig.Links}}", parent)) == \
+            [f"/{web}:/{parent}/db"]
+        assert _endpoint(daemon, parent, net)["GlobalIPv6Address"] == f"{prefix6}::3"
+        assert "1 packets received" in _ok(daemon, "exec", parent, "ping6", "-c1", "-W2", f"{prefix6}::2")
+        assert "DB_NAME=" in _ok(daemon, "exec", parent, "env")
+        # after a restart the next address is still free of the ones in use
+        _ok(daemon, "restart", "-t", "0", peer)
+        assert _endpoint(daemon, peer, net)["GlobalIPv6Address"] == f"{prefix6}::2"
+        _ok(daemon, "rm", "-f", parent, web, peer)
+        _ok(daemon, "network", "rm", net)
+    assert (_host_state(daemon), _ip6_rules(daemon)) == (baseline, rules6)
