@@ -156,7 +156,9 @@ def rm(s: Session, opts: dict[str, Any], args: list[str]) -> int:
 
 
 def connect(s: Session, opts: dict[str, Any], args: list[str]) -> int:
-    endpoint = {"IPAMConfig": {"IPv4Address": opts["ip"]} if opts["ip"] else {}, "Links": opts["link"] or None,
+    ipam = {k: v for k, v in (("IPv4Address", opts["ip"]), ("IPv6Address", opts["ip6"]),
+                              ("LinkLocalIPs", opts["link_local_ip"])) if v}
+    endpoint = {"IPAMConfig": ipam, "Links": opts["link"] or None,
                 "Aliases": opts["alias"], "MacAddress": "", "DriverOpts": labels_map(opts["driver_opt"])}
     s.client.post(f"/networks/{args[0]}/connect", body={"Container": args[1], "EndpointConfig": endpoint}).close()
     return 0
@@ -213,7 +215,9 @@ COMMANDS = [
         Flag("", "alias", "list", help="Add network-scoped alias for the container"),
         Flag("", "driver-opt", "list", help="driver options for the network"),
         Flag("", "ip", "str", "", "IPv4 address (e.g., \"172.30.100.104\")"),
+        Flag("", "ip6", "str", "", "IPv6 address (e.g., \"2001:db8::33\")"),
         Flag("", "link", "list", help="Add link to another container"),
+        Flag("", "link-local-ip", "list", help="Add a link-local address for the container"),
     ]),
     _cmd(("disconnect",), "[OPTIONS] NETWORK CONTAINER", "Disconnect a container from a network", disconnect,
          Args(2, 2), [Flag("f", "force", help="Force the container to disconnect from a network")]),

@@ -203,6 +203,10 @@ RUN_FLAGS = [
     Flag("", "expose", "list", help="Expose a port or a range of ports"),
     Flag("", "network-alias", "list", help="Add network-scoped alias for the container"),
     Flag("", "ip", "str", "", "IPv4 address (e.g., 172.30.100.104)"),
+    Flag("", "ip6", "str", "", "IPv6 address (e.g., 2001:db8::33)"),
+    Flag("", "link", "list", help="Add link to another container"),
+    Flag("", "link-local-ip", "list", help="Container IPv4/IPv6 link-local addresses"),
+    Flag("", "mac-address", "str", "", "Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
     Flag("", "add-host", "list", help="Add a custom host-to-IP mapping (host:ip)", check=extra_host),
     Flag("", "dns", "list", help="Set custom DNS servers", check=ip_address),
     Flag("", "dns-search", "list", help="Set custom DNS search domains"),
@@ -410,14 +414,20 @@ USER_NETWORK_EXCLUDED = ("default", "bridge", "host", "none")
 
 
 def _endpoint(opts: dict[str, Any]) -> dict[str, Any] | None:
-    """The network's endpoint settings, sent only when --ip or --network-alias customise it."""
-    if not opts["ip"] and not opts["network_alias"]:
-        return None
+    """The network's endpoint settings, sent only when a flag customises them (--ip, --ip6, --link-local-ip,
+    --network-alias, --mac-address, or --link on a user-defined network, where links are endpoint aliases)."""
     network = opts["network"]
-    if opts["network_alias"] and (network in USER_NETWORK_EXCLUDED or network.startswith("container:")):
+    user = not (network in USER_NETWORK_EXCLUDED or network.startswith("container:"))
+    links = opts["link"] if user else []
+    if not (opts["ip"] or opts["ip6"] or opts["link_local_ip"] or opts["network_alias"] or opts["mac_address"]
+            or links):
+        return None
+    if opts["network_alias"] and not user:
         raise ConfigError("network-scoped aliases are only supported for user-defined networks")
-    return {"IPAMConfig": {"IPv4Address": opts["ip"]} if opts["ip"] else None, "Links": None,
-            "Aliases": opts["network_alias"] or None, "MacAddress": "", "DriverOpts": None}
+    ipam = {k: v for k, v in (("IPv4Address", opts["ip"]), ("IPv6Address", opts["ip6"]),
+                              ("LinkLocalIPs", opts["link_local_ip"])) if v}
+    return {"IPAMConfig": ipam or None, "Links": links or None, "Aliases": opts["network_alias"] or None,
+            "MacAddress": opts["mac_address"], "DriverOpts": None}
 
 
 def _sorted_map(pairs: Iterable[list[str]]) -> dict[str, str] | None:
@@ -450,7 +460,7 @@ def _host_flags(opts: dict[str, Any]) -> dict[str, Any]:
         "Ulimits": sorted({u["Name"]: u for u in map(ulimit, opts["ulimit"])}.values(), key=lambda u: u["Name"]),
         "ShmSize": _size(opts["shm_size"], ram_in_bytes), "SecurityOpt": secopts or None,
         "Devices": [device(d) for d in opts["device"]], "GroupAdd": opts["group_add"] or None,
-        "Sysctls": _sorted_map(s.split("=", 1) for s in opts["sysctl"]),
+        "Sysctls": _sorted_map(s.split("=", 1) for s in opts["sysctl"]), "Links": opts["link"] or None,
     }
     if unmask:
         out["MaskedPaths"], out["ReadonlyPaths"] = [], []

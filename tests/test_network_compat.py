@@ -414,3 +414,51 @@ def test_ipv6_and_links_survive_a_daemon_crash_and_leave_nothing(daemon, busybox
         _ok(daemon, "rm", "-f", parent, web, peer)
         _ok(daemon, "network", "rm", net)
     assert (_host_state(daemon), _ip6_rules(daemon)) == (baseline, rules6)
+
+
+def test_pydock_cli_sends_what_docker_sends_for_these_flags(daemon, busybox) -> None:
+    """`pydock run`/`network connect` with --link, --ip6, --link-local-ip and --mac-address make the same
+    containers as the docker CLI (inspected HostConfig.Links and endpoint settings)."""
+    import io
+
+    from pydock_cli.main import main
+
+    uid = _uid()
+    _, v6 = _subnets(uid)
+    prefix6 = v6.split("::")[0]
+    net, web = f"pcli-{uid}", f"pweb-{uid}"
+    made = {cli: [f"{cli}a-{uid}", f"{cli}b-{uid}", f"{cli}c-{uid}"] for cli in ("docker", "pydock")}
+
+    def run(cli: str, *args: str) -> None:
+        if cli == "docker":
+            _ok(daemon, *args)
+        else:
+            err = io.StringIO()
+            assert main(["-H", daemon.url, *args], stdout=io.StringIO(), stderr=err, stdin=io.BytesIO()) == 0, \
+                err.getvalue()
+
+    with _cleanup(daemon, [web, *made["docker"], *made["pydock"]], [net]):
+        _ok(daemon, "network", "create", "--ipv6", "--subnet", v6, net)
+        _ok(daemon, "run", "-d", "--name", web, "busybox", "sleep", "120")
+        views = {}
+        for i, (cli, (a, b, c)) in enumerate(made.items()):
+            run(cli, "create", "--name", a, "--link", f"{web}:db", "--mac-address", f"02:42:0a:e7:02:0{i}", "busybox")
+            run(cli, "create", "--name", b, "--network", net, "--link", f"{web}:db", "--ip6", f"{prefix6}::{i + 40}",
+                "--link-local-ip", f"169.254.9.{i + 1}", "busybox")
+            run(cli, "create", "--name", c, "busybox")
+            run(cli, "network", "connect", "--ip6", f"{prefix6}::{i + 50}", "--link-local-ip", "fe80::99", "--link",
+                f"{web}:w", net, c)
+            views[cli] = [(json.loads(_ok(daemon, "inspect", "-f", "{{json .HostConfig.Links}}", x)),
+                           json.loads(_ok(daemon, "inspect", "-f", "{{json .NetworkSettings.Networks}}", x)))
+                          for x in (a, b, c)]
+        for (links_d, nets_d), (links_p, nets_p) in zip(views["docker"], views["pydock"], strict=True):
+            assert (links_d is None) == (links_p is None)
+            for name, ep in nets_d.items():
+                other = nets_p[name]
+                for key in ("Links", "Aliases", "DriverOpts"):
+                    assert ep[key] == other[key], key
+                assert ep["IPAMConfig"] is None or set(ep["IPAMConfig"]) == set(other["IPAMConfig"])
+                assert bool(ep["MacAddress"]) == bool(other["MacAddress"])
+        assert views["pydock"][0][1]["bridge"]["MacAddress"] == "02:42:0a:e7:02:01"
+        assert views["pydock"][1][1][net]["IPAMConfig"] == {"IPv6Address": f"{prefix6}::41",
+                                                            "LinkLocalIPs": ["169.254.9.2"]}
