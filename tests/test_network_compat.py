@@ -462,3 +462,25 @@ def test_pydock_cli_sends_what_docker_sends_for_these_flags(daemon, busybox) -> 
         assert views["pydock"][0][1]["bridge"]["MacAddress"] == "02:42:0a:e7:02:01"
         assert views["pydock"][1][1][net]["IPAMConfig"] == {"IPv6Address": f"{prefix6}::41",
                                                             "LinkLocalIPs": ["169.254.9.2"]}
+
+
+def test_endpoint_bad_input_on_connect_leaks_nothing(daemon, busybox) -> None:
+    uid = _uid()
+    v4, v6 = _subnets(uid)
+    net, c = f"cbad-{uid}", f"cbadc-{uid}"
+    prefix6 = v6.split("::")[0]
+    with _cleanup(daemon, [c], [net]):
+        _ok(daemon, "network", "create", "--ipv6", "--subnet", v4, "--subnet", v6, net)
+        _ok(daemon, "run", "-d", "--name", c, "busybox", "sleep", "120")
+        before = _host_state(daemon)
+        cases = [(["--driver-opt", "com.docker.network.endpoint.sysctls=net.ipv4.conf.IFNAME.nonexistent=1"],
+                  "failed to set sysctl net.ipv4.conf.eth1.nonexistent=1: No such file or directory"),
+                 (["--ip6", "fd32::5"], "no configured subnet or ip-range contain the IP address fd32::5"),
+                 (["--ip6", f"{prefix6}::1"], f"Address already in use: {prefix6}::1"),
+                 (["--alias", "x", "--ip", "10.0.0.300"], "invalid IPv4 address: 10.0.0.300")]
+        for flags, message in cases:
+            assert message in _fails(daemon, "network", "connect", *flags, net, c), flags
+            assert net not in json.loads(_ok(daemon, "inspect", "-f", "{{json .NetworkSettings.Networks}}", c))
+            assert _host_state(daemon) == before
+        assert "1 packets received" in _ok(daemon, "exec", c, "ping", "-c1", "-W2",
+                                           _ok(daemon, "inspect", "-f", "{{.NetworkSettings.Gateway}}", c))

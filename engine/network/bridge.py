@@ -155,6 +155,11 @@ class BridgeDriver:
         return next(f"eth{i}" for i in range(1000) if f"eth{i}" not in names)
 
 
+def ipv6_available() -> bool:
+    """Whether the host's kernel has IPv6 (not booted with ipv6.disable=1)."""
+    return os.path.exists("/proc/sys/net/ipv6/conf/all/forwarding")
+
+
 def _addr_assign_type(device: str) -> int:
     """How the kernel got a link's MAC (NET_ADDR_SET: someone set it), -1 when it cannot tell."""
     try:

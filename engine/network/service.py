@@ -41,7 +41,7 @@ from engine.filters import Filters
 from engine.network import firewall as netfw
 from engine.network import ipam, links, netns, planning
 from engine.network import types as wire
-from engine.network.bridge import Addressing, BridgeDriver, configure, loopback_up
+from engine.network.bridge import Addressing, BridgeDriver, configure, ipv6_available, loopback_up
 from engine.network.dns import DnsServer
 from engine.network.etcfiles import render as render_etc_files
 from engine.network.links import LegacyLinks
@@ -152,6 +152,8 @@ class NetworkService:
                                    req.internal)
             net.attachable, net.auto = req.attachable, not pool.subnet
             if req.enable_ipv6:
+                if not ipv6_available():
+                    raise InvalidParameter("IPv6 networks need IPv6 in the host's kernel, which is disabled here")
                 asked6 = req.ipam6 or wire.IpamConfig()
                 net.pool6, net.auto6 = self._pool6(asked6), not asked6.subnet
             req.apply_pool(net)
@@ -222,7 +224,7 @@ class NetworkService:
 
     # ---- kernel objects ------------------------------------------------
     def _ensure_bridge(self, net: Network) -> None:
-        v6 = net.pool6
+        v6 = net.pool6 if ipv6_available() else None  # a host booted without IPv6 serves the IPv4 part
         if v6 is not None:  # as dockerd: IPv6 networks route, so the host forwards IPv6
             netfw.set_sysctl("net/ipv6/conf/all/forwarding", "1")
         self.driver.ensure_bridge(net.device, net.pool.gateway, net.pool.subnet.prefixlen,
