@@ -197,3 +197,128 @@ def test_bad_bip_is_a_clear_error(tmp_path: object) -> None:
     keeper, _, _ = _keeper(tmp_path, "10.99.0.300/24", [])
     with pytest.raises(InvalidParameter, match="--bip"):
         keeper.ensure_predefined()
+
+
+def test_ipv6_pools_and_addresses() -> None:
+    import pytest
+
+    from engine.errors import Forbidden, InvalidParameter
+    from engine.network import ipam
+    base = ipam.ula_base("/var/lib/pydock")
+    assert base == ipam.ula_base("/var/lib/pydock") and base.prefixlen == 48
+    assert base.subnet_of(ipaddress.IPv6Network("fd00::/8")) and base != ipam.ula_base("/tmp/other")
+    first = ipam.pick_subnet6([], base)
+    assert first == next(base.subnets(new_prefix=64))
+    assert ipam.pick_subnet6([first, ipaddress.IPv6Network("fd00::/64")], base) == list(base.subnets(new_prefix=64))[1]
+    net = ipam.parse_subnet6("fd31:0783::/64")  # leading zeros are another spelling, not an error
+    assert str(net) == "fd31:783::/64"
+    with pytest.raises(InvalidParameter, match="it should be fd31:783::/64"):
+        ipam.parse_subnet6("fd31:783::1/64")
+    gw = ipam.gateway_for(net)
+    assert str(gw) == "fd31:783::1"
+    assert ipam.allocate(net, gw, set()) == "fd31:783::2"
+    assert ipam.allocate(net, gw, {"fd31:783::2"}, pool=ipam.check_range(net, "fd31:783::100/120")) == \
+        "fd31:783::101"
+    with pytest.raises(Forbidden, match="Address already in use"):
+        ipam.allocate(net, gw, {"fd31:783::9"}, "fd31:783::9")
+    with pytest.raises(InvalidParameter, match="within subnet"):
+        ipam.check_range(net, "10.0.0.0/24")
+    with pytest.raises(InvalidParameter, match="no matching subnet for gateway"):
+        ipam.gateway_for(net, "10.0.0.1")
+
+
+def test_ipv6_create_request_and_stored_network() -> None:
+    import pytest
+
+    from engine import wire
+    from engine.errors import InvalidParameter
+    from engine.network.types import CreateRequest, Network, Pool, new_network
+    from engine.types.network import NetworkCreateRequest
+
+    def checked(body: dict[str, object]) -> CreateRequest:
+        return CreateRequest.checked(wire.decode(NetworkCreateRequest, body))
+
+    req = checked({"Name": "n6", "EnableIPv6": True, "IPAM": {"Config": [
+        {"Subnet": "fd31::/64", "IPRange": "fd31::/80", "AuxiliaryAddresses": {"r": "fd31::5"}}]}})
+    assert req.ipam is None and req.ipam6 is not None and req.ipam6.subnet == "fd31::/64"
+    assert checked({"Name": "n4", "IPAM": {"Config": [{"Subnet": "fd31::/64"}]}}).ipam6 is None  # IPv6 off
+    with pytest.raises(InvalidParameter, match="at most one IPv6 pool"):
+        checked({"Name": "n", "EnableIPv6": True, "IPAM": {"Config": [{"Subnet": "fd31::/64"},
+                                                                       {"Subnet": "fd32::/64"}]}})
+    net = new_network("n6", "bridge", ipaddress.IPv4Network("10.9.0.0/24"), "", "pd0", {}, {}, False)
+    net.pool6 = Pool(ipaddress.IPv6Network("fd31::/64"), "fd31::1")
+    req.apply_pool(net)
+    assert net.pool6.reserved() == {"fd31::5"} and net.pool6.ip_range == "fd31::/80"
+    doc = net.to_stored()
+    assert doc["EnableIPv6"] is True and doc["IPAM"]["Config"][1] == {
+        "Subnet": "fd31::/64", "Gateway": "fd31::1", "IPRange": "fd31::/80", "AuxiliaryAddresses": {"r": "fd31::5"}}
+    assert Network.from_stored(doc) == net
+
+
+def test_endpoint_settings_round_trip_and_views() -> None:
+    from engine.network.types import Endpoint, endpoint_json, new_network
+    from engine.types.network import EndpointIPAMConfig, EndpointSettings
+    net = new_network("n1", "bridge", ipaddress.IPv4Network("10.9.0.0/24"), "", "pd0", {}, {}, False)
+    settings = EndpointSettings(ipam_config=EndpointIPAMConfig("10.9.0.7", "", ["169.254.1.1"]),
+                                links=["web:db"], aliases=["a"], mac_address="02:42:00:00:00:01",
+                                driver_opts={"k": "v"})
+    ep = Endpoint(net.id, "c" * 64, "10.9.0.7", "web", settings, "e1", "02:42:00:00:00:01")
+    again = Endpoint.from_row(net.id, "c" * 64, "10.9.0.7", ep.data_json())
+    assert again == ep and again.link_aliases() == {"db": "web"}
+    view = endpoint_json(net, ep, ["web", "a"])
+    assert view["IPAMConfig"] == {"IPv4Address": "10.9.0.7", "LinkLocalIPs": ["169.254.1.1"]}
+    assert (view["Links"], view["DriverOpts"], view["DNSNames"]) == (["web:db"], {"k": "v"}, ["web", "a"])
+    down = endpoint_json(net, Endpoint(net.id, "c" * 64, None, "web", settings), ["web"])
+    assert (down["MacAddress"], down["IPAddress"], down["DNSNames"]) == ("02:42:00:00:00:01", "", None)
+
+
+def test_link_parsing_and_dockerd_link_variables() -> None:
+    import pytest
+
+    from engine.errors import InvalidParameter
+    from engine.network.links import link_env
+    from engine.network.types import parse_link
+    assert parse_link("web") == ("web", "web") and parse_link("web:db") == ("web", "db")
+    assert parse_link("/web:/app/db") == ("web", "db")  # inspect's form, as dockerd accepts it
+    for bad, message in [("", "empty string specified for links"), ("a:b:c", "bad format for links: a:b:c")]:
+        with pytest.raises(InvalidParameter, match=message):
+            parse_link(bad)
+    env = link_env("/app/my-db", "10.0.0.2", ["PATH=/bin", "HOME=/root", "PW=x=y", "BARE"],
+                   ["5432/tcp", "6000/tcp", "6001/tcp", "6002/tcp", "53/udp"])
+    assert env[0] == "MY_DB_PORT=udp://10.0.0.2:53"  # lowest number first
+    assert "MY_DB_PORT_6000_TCP_START=tcp://10.0.0.2:6000" in env and "MY_DB_PORT_6000_TCP_END=tcp://10.0.0.2:6002" in env
+    assert "MY_DB_PORT_5432_TCP_START=tcp://10.0.0.2:5432" not in env  # a run needs three ports
+    assert ["MY_DB_PORT_5432_TCP=tcp://10.0.0.2:5432", "MY_DB_PORT_5432_TCP_ADDR=10.0.0.2",
+            "MY_DB_PORT_5432_TCP_PORT=5432", "MY_DB_PORT_5432_TCP_PROTO=tcp"] == \
+        env[env.index("MY_DB_PORT_5432_TCP=tcp://10.0.0.2:5432"):][:4]
+    assert env[-2:] == ["MY_DB_NAME=/app/my-db", "MY_DB_ENV_PW=x=y"]
+
+
+def test_mac_sysctl_and_aaaa_helpers() -> None:
+    import struct
+
+    import pytest
+
+    from engine.errors import InvalidParameter
+    from engine.network import dns
+    from engine.network.planning import endpoint_sysctls, parse_mac
+    assert parse_mac("02-42-AC-11-00-02") == parse_mac("0242.ac11.0002") == "02:42:ac:11:00:02"
+    for bad in ("01:00:5e:00:00:01", "02:42:ac:11:00", "zz:42:ac:11:00:02"):
+        with pytest.raises(InvalidParameter, match=f"invalid MAC address {bad}"):
+            parse_mac(bad)
+    opts = {"com.docker.network.endpoint.sysctls": "net.ipv6.conf.IFNAME.accept_ra=2,net.ipv4.neigh.ifname.a.b=1"}
+    assert endpoint_sysctls(opts, "eth1") == [("net/ipv6/conf/eth1/accept_ra", "2"), ("net/ipv4/neigh/eth1/a/b", "1")]
+    query = struct.pack("!HHHHHH", 9, 0x0100, 1, 0, 0, 0) + b"\x02db\x00" + struct.pack("!HH", dns.TYPE_AAAA, 1)
+    _qid, _name, qtype, end = dns.parse_query(query)  # type: ignore[misc]
+    reply = dns.build_answer(query, end, qtype, ["10.9.0.2", "fd31::2"])
+    assert struct.unpack("!H", reply[6:8])[0] == 1 and reply.endswith(ipaddress.IPv6Address("fd31::2").packed)
+
+
+def test_firewall_renders_an_ip6_table_for_ipv6_networks() -> None:
+    from engine.network import firewall as netfw
+    v4 = [netfw.Bridge("pdx0", "172.29.0.0/16")]
+    assert netfw.render("t", v4, []).endswith("table ip6 t {}\ndelete table ip6 t\n")  # none left behind
+    both = [*v4, netfw.Bridge("pdx-a", "10.231.0.0/24", True, "fd31::/64")]
+    text = netfw.render("t", both, [])
+    assert 'ip6 saddr fd31::/64 oifname != "pdx-a" masquerade' in text
+    assert 'iifname "pdx-a" oifname != "pdx-a" oifname { "pdx0", "pdx-a" } drop' in text.split("table ip6 t {\n")[1]
