@@ -26,7 +26,7 @@ from engine.filters import Filters
 from engine.network import ipam
 from engine.network.ipam import Net
 from engine.timeutil import parse_rfc3339_ns, rfc3339_ns
-from engine.types.network import EndpointIPAMConfig, EndpointSettings, IPAMConfig, NetworkCreateRequest
+from engine.types.network import EndpointSettings, IPAMConfig, NetworkCreateRequest
 
 NetworkID = NewType("NetworkID", str)
 
@@ -285,12 +285,9 @@ class Endpoint:
 
     @classmethod
     def from_row(cls, network_id: str, container_id: str, ip: str | None, data: dict[str, Any]) -> Endpoint:
-        asked = data.get("IPAMConfig") or {}
-        settings = EndpointSettings(
-            ipam_config=EndpointIPAMConfig(asked.get("IPv4Address") or "", asked.get("IPv6Address") or "",
-                                           asked.get("LinkLocalIPs")) if asked else None,
-            links=data.get("Links"), aliases=data.get("Aliases"), mac_address=data.get("DesiredMacAddress") or "",
-            driver_opts=data.get("DriverOpts"))
+        settings = wire.decode(EndpointSettings, {
+            "IPAMConfig": data.get("IPAMConfig"), "Links": data.get("Links"), "Aliases": data.get("Aliases"),
+            "MacAddress": data.get("DesiredMacAddress"), "DriverOpts": data.get("DriverOpts")})
         return cls(NetworkID(network_id), container_id, ip, data.get("Name") or "", settings,
                    data.get("EndpointID") or "", data.get("MacAddress") or "", data.get("GlobalIPv6Address") or "")
 
