@@ -484,3 +484,28 @@ def test_endpoint_bad_input_on_connect_leaks_nothing(daemon, busybox) -> None:
             assert _host_state(daemon) == before
         assert "1 packets received" in _ok(daemon, "exec", c, "ping", "-c1", "-W2",
                                            _ok(daemon, "inspect", "-f", "{{.NetworkSettings.Gateway}}", c))
+
+
+def test_connect_refusals_are_dockerds_400s(daemon, busybox, client) -> None:
+    """runconfig's validation errors: the host network is all or nothing, and so is none."""
+    uid = _uid()
+    net, onhost, onnone, plain = f"cref-{uid}", f"crh-{uid}", f"crn-{uid}", f"crp-{uid}"
+    with _cleanup(daemon, [onhost, onnone, plain], [net]):
+        _ok(daemon, "network", "create", net)
+        _ok(daemon, "create", "--name", onhost, "--network", "host", "busybox", "true")
+        _ok(daemon, "create", "--name", onnone, "--network", "none", "busybox", "true")
+        _ok(daemon, "create", "--name", plain, "busybox", "true")
+        shared = ("container sharing network namespace with another container or host cannot be connected to any "
+                  "other network")
+        private = "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+        for network, container, message in [
+                (net, onhost, shared),
+                ("host", plain, "container cannot be disconnected from host network or connected to host network"),
+                (net, onnone, private), ("none", plain, private)]:
+            with pytest.raises(docker.errors.APIError) as err:
+                client.networks.get(network).connect(container)
+            assert (err.value.status_code, err.value.explanation) == (400, message), (network, container)
+        with pytest.raises(docker.errors.APIError) as err:
+            client.networks.get("host").disconnect(onhost)
+        assert err.value.status_code == 400
+        assert set(json.loads(_ok(daemon, "inspect", "-f", "{{json .NetworkSettings.Networks}}", plain))) == {"bridge"}
