@@ -80,11 +80,10 @@ class SystemService:
             "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]],
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": None,
                         "Log": ["json-file"]},
-            "MemoryLimit": True, "SwapLimit": False, "CpuCfsPeriod": True, "CpuCfsQuota": True,
-            "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
+            **self._limits(), "IPv4Forwarding": True,
             "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
             "NGoroutines": 0, "SystemTime": rfc3339_ns(), "LoggingDriver": "json-file",
-            "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_version(),
+            "CgroupDriver": "cgroupfs" if self.cfg.cgroup_parent else "none", "CgroupVersion": cgroup_version(),
             "NEventsListener": self.events.listeners(),
             "KernelVersion": platform.release(), "OperatingSystem": osname, "OSVersion": "",
             "OSType": "linux", "Architecture": platform.machine(), "IndexServerAddress": "https://index.docker.io/v1/",
@@ -96,8 +95,30 @@ class SystemService:
                       "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "docker-init",
             "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": self.runc_version()},
-            "InitCommit": {"ID": ""}, "SecurityOptions": [], "Warnings": None,
+            "InitCommit": {"ID": ""}, "SecurityOptions": ["name=seccomp,profile=builtin",
+                                                          *(["name=rootless"] if self.cfg.rootless else [])],
+            "Warnings": self._warnings() or None,
         }
+
+    def _limits(self) -> dict[str, bool]:
+        """Which limits containers can get: all with cgroups of our own, the delegated controllers' in rootless mode."""
+        have = self.cfg.cgroup_controllers
+        if not self.cfg.cgroup_parent:
+            have = frozenset()
+
+        def has(controller: str) -> bool:
+            return have is None or controller in have
+        return {"MemoryLimit": has("memory"), "SwapLimit": False, "CpuCfsPeriod": has("cpu"),
+                "CpuCfsQuota": has("cpu"), "CPUShares": has("cpu"), "CPUSet": has("cpuset"), "PidsLimit": has("pids")}
+
+    def _warnings(self) -> list[str]:
+        """dockerd's wording for a rootless daemon without cgroups, and what setting up rootless mode found."""
+        out = [f"WARNING: {w}" for w in self.cfg.warnings]
+        if self.cfg.rootless and not self.cfg.cgroup_parent:
+            out.append("WARNING: Running in rootless-mode without cgroups. " + (
+                "To enable cgroups in rootless-mode, you need to boot the system in cgroup v2 mode."
+                if cgroup_version() == "1" else "Systemd is required to enable cgroups in rootless-mode."))
+        return out
 
     def _registry_config(self) -> dict[str, Any]:
         """As dockerd: CIDR entries (and loopback) under InsecureRegistryCIDRs, host:port entries as index configs."""

@@ -44,6 +44,8 @@ from pydock_common.errdefs import InvalidParameter
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
+USER_OPAQUE_XATTR = "user.overlay.opaque"
+_INIT_USER_NS_INODE = 0xEFFFFFFD  # the kernel's fixed inode number of the initial user namespace
 MAX_SYMLINKS = 40  # the kernel's own limit for one path walk
 
 _PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -81,6 +83,24 @@ class Options:
     whiteouts: bool = False
     no_overwrite_dir_non_dir: bool = False
     what: str = "archive"  # names the archive in error messages ("layer", "build context")
+
+
+def in_user_namespace() -> bool:
+    """Whether this process runs in a user namespace other than the host's (a rootless engine)."""
+    try:
+        return os.stat("/proc/self/ns/user").st_ino != _INIT_USER_NS_INODE
+    except OSError:
+        return False
+
+
+def opaque_xattr() -> str:
+    """overlayfs' mark of an opaque directory for this process's overlay mounts.
+
+    Setting a `trusted.*` attribute needs root of the host, so inside a user
+    namespace overlayfs is mounted with `userxattr` (engine.linux.mounts) and
+    uses the `user.overlay.*` names instead.
+    """
+    return USER_OPAQUE_XATTR if in_user_namespace() else OPAQUE_XATTR
 
 
 def clean_name(name: str, what: str = "archive") -> str:
@@ -231,7 +251,7 @@ class _Extraction:
         if name == OPAQUE_MARKER:
             fd = _real_dir(pfd)
             try:
-                os.setxattr(fd, OPAQUE_XATTR, b"y")
+                os.setxattr(fd, opaque_xattr(), b"y")
             finally:
                 os.close(fd)
             return

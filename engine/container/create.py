@@ -32,7 +32,7 @@ class Creating(Attaching):
         icfg = self.images.config(image_id).get("config") or {}
         host = self._validate_host_config(body.get("HostConfig") or {})
         net_plan = self.network.plan(body, host)
-        warnings = resources.adapt_host_config(host)
+        warnings = resources.adapt_host_config(host, self.cfg.limit_controllers, self.cfg.cgroup_limits_reason)
         security.validate_host_config(host)
         entrypoint, cmd = _str_slice(body.get("Entrypoint")), _str_slice(body.get("Cmd"))
         if entrypoint is not None and entrypoint != []:

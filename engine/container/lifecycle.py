@@ -34,8 +34,9 @@ class Lifecycle(Running):
         with self._lock(cid):
             c = self._load(cid)
             try:
-                warnings = resources.apply_update(c["HostConfig"], body)
-                if State.of_record(c).running:
+                warnings = resources.apply_update(c["HostConfig"], body, self.cfg.limit_controllers,
+                                                  self.cfg.cgroup_limits_reason)
+                if State.of_record(c).running and self.cfg.cgroup_parent:  # without a cgroup no limit was taken
                     self.runtime.update(cid, resources.linux_resources(c["HostConfig"]))
             except InvalidParameter:
                 raise

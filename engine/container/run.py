@@ -135,7 +135,8 @@ class Running(Creating):
             cap_add=host.get("CapAdd") or [], cap_drop=host.get("CapDrop") or [],
             privileged=host["Privileged"], network=netns,
             init_path=self.cfg.init_binary if host.get("Init") else None,
-            cgroups_path=f"/{self.cfg.cgroup_parent}/{c['Id']}",
+            cgroups_path=f"/{self.cfg.cgroup_parent}/{c['Id']}" if self.cfg.cgroup_parent else "",
+            rootless=self.cfg.rootless,
             **resources.spec_options(host), **security.spec_options(host),
         ))
 

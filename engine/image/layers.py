@@ -3,7 +3,8 @@
 A layer is identified by its chain ID (so the same diff on different parents
 is a different layer, as in Docker). Each layer's directory holds only its own
 diff, with OCI whiteouts converted to overlayfs' form (0/0 character devices
-and the `trusted.overlay.opaque` xattr), so a container rootfs is one overlay
+and the opaque-directory xattr, `trusted.overlay.opaque`
+or in a user namespace `user.overlay.opaque`), so a container rootfs is one overlay
 mount with the chain as lowerdirs.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from engine.ids import ChainID, DiffID
 from engine.linux.fsutil import dir_size
 from engine.store.db import BlobStore, MetaStore, sha256_file
 from pydock_common.files import fsync_dir
-from pydock_common.untar import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, Options, Scope, untar
+from pydock_common.untar import OPAQUE_MARKER, WHITEOUT_PREFIX, Options, Scope, opaque_xattr, untar
 
 LAYER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS layers (
@@ -63,7 +64,7 @@ def _is_whiteout(st: os.stat_result) -> bool:
 
 def _is_opaque(path: str) -> bool:
     try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+        return os.getxattr(path, opaque_xattr(), follow_symlinks=False) == b"y"
     except OSError:
         return False
 

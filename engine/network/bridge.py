@@ -9,6 +9,12 @@ Names are scoped by an instance tag derived from the data root, so several
 daemons (e.g. test daemons) can share one host: each bridge carries an alias
 "pydock <table> <data root>" that lets a later daemon recognise and collect
 the bridges of a daemon whose data root is gone.
+
+A rootless daemon keeps the host's network namespace (its registry traffic
+and API listeners belong there) while its bridges live in the namespace its
+holder made (engine/rootless): given that namespace's path, every call here
+runs in a thread that entered it, so the netlink sockets, `nft` and the
+sysctls all act there.
 """
 from __future__ import annotations
 
@@ -17,7 +23,9 @@ import hashlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 from ipaddress import IPv4Network
+from typing import TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -29,10 +37,13 @@ from engine.network import netns
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = "/var/lib/pydock"
+T = TypeVar("T")
 
 
 class BridgeDriver:
-    def __init__(self, data_root: str) -> None:
+    def __init__(self, data_root: str, netns_path: str = "") -> None:
+        """`netns_path`: the network namespace that holds the bridges; "" for the daemon's own."""
+        self.netns_path = netns_path
         self.data_root = os.path.realpath(data_root)
         default = self.data_root == DEFAULT_ROOT
         tag = hashlib.sha256(self.data_root.encode()).hexdigest()[:4]
@@ -41,8 +52,12 @@ class BridgeDriver:
         self.bridge_prefix = "pydock-" if default else f"pd{tag}-"
         self.veth_prefix = f"pv{tag}"
 
+    def _here(self, fn: Callable[[], T]) -> T:
+        """fn() in the bridges' network namespace."""
+        return netns.run_in(self.netns_path, fn) if self.netns_path else fn()
+
     def veth(self, endpoint_id: str) -> str:
-        """The host end of an endpoint's veth pair."""
+        """The bridge-side end of an endpoint's veth pair."""
         return self.veth_prefix + endpoint_id[:15 - len(self.veth_prefix)]
 
     def bridge_name(self, network_id: str) -> str:
@@ -54,6 +69,49 @@ class BridgeDriver:
         Each bridge's alias names its daemon's table and data root; one with no
         port attached whose data root no longer exists can serve nobody again.
         """
+        self._here(self._collect_stale_bridges)
+
+    def exists(self, device: str) -> bool:
+        return self._here(lambda: _exists(device))
+
+    def host_routes(self) -> list[IPv4Network]:
+        """The IPv4 routes with a prefix where the bridges live (other daemons' bridges included): pools in use."""
+        return self._here(_routes)
+
+    def ensure_bridge(self, device: str, gateway: str, prefixlen: int) -> None:
+        """The bridge exists, is up and holds the gateway address."""
+        self._here(lambda: self._ensure_bridge(device, gateway, prefixlen))
+
+    def delete(self, device: str) -> None:
+        """Delete a link (bridge or veth) if it exists."""
+        self._here(lambda: _delete(device))
+
+    def delete_stray_veths(self, live: set[str]) -> None:
+        """Bridge-side veth ends of ours that no live endpoint owns."""
+        self._here(lambda: self._delete_stray_veths(live))
+
+    def plug(self, veth: str, ifname: str, netns_path: str, mac: str, device: str) -> None:
+        """A veth pair: `veth` enslaved to the bridge `device`; `ifname` inside the namespace at `netns_path`."""
+        self._here(lambda: _plug(veth, ifname, netns_path, mac, device))
+
+    def enable_forwarding(self) -> None:
+        self._here(lambda: netfw.set_sysctl("net/ipv4/ip_forward", "1"))
+
+    def apply_firewall(self, bridges: list[netfw.Bridge], ports: list[netfw.PortRule]) -> None:
+        """Replace this daemon's nftables table with one rendered from `bridges` and `ports`."""
+        self._here(lambda: netfw.apply(self.table, bridges, ports))
+
+    def remove_firewall(self) -> None:
+        self._here(lambda: netfw.remove(self.table))
+
+    @staticmethod
+    def free_ifname(netns_path: str) -> str:
+        """The first ethN a namespace does not have yet (for `docker network connect`)."""
+        names = netns.run_in(netns_path, _link_names)
+        return next(f"eth{i}" for i in range(1000) if f"eth{i}" not in names)
+
+    # ---- these run in the bridges' namespace ------------------------------------
+    def _collect_stale_bridges(self) -> None:
         with IPRoute() as ip:
             links = ip.get_links()
             masters = {link.get_attr("IFLA_MASTER") for link in links}
@@ -70,24 +128,7 @@ class BridgeDriver:
                 except EngineError as e:
                     log.warning("removing stale firewall table %s: %s", parts[1], e)
 
-    @staticmethod
-    def exists(device: str) -> bool:
-        with IPRoute() as ip:
-            return _index(ip, device) is not None
-
-    @staticmethod
-    def host_routes() -> list[IPv4Network]:
-        """The host's IPv4 routes with a prefix (other daemons' bridges included): pools in use."""
-        used = []
-        with IPRoute() as ip:
-            for r in ip.get_routes(family=socket.AF_INET, table=254):
-                dst = r.get_attr("RTA_DST")
-                if dst and r["dst_len"]:
-                    used.append(IPv4Network(f"{dst}/{r['dst_len']}", strict=False))
-        return used
-
-    def ensure_bridge(self, device: str, gateway: str, prefixlen: int) -> None:
-        """The bridge exists, is up and holds the gateway address."""
+    def _ensure_bridge(self, device: str, gateway: str, prefixlen: int) -> None:
         with IPRoute() as ip:
             if _index(ip, device) is None:
                 ip.link("add", ifname=device, kind="bridge")
@@ -98,34 +139,40 @@ class BridgeDriver:
             ip.link("set", index=idx, state="up", ifalias=f"pydock {self.table} {self.data_root}")
         netfw.set_sysctl(f"net/ipv4/conf/{device}/route_localnet", "1")
 
-    @staticmethod
-    def delete(device: str) -> None:
-        """Delete a link (bridge or veth) if it exists."""
-        with IPRoute() as ip:
-            idx = _index(ip, device)
-            if idx is not None:
-                _delete_index(ip, idx)
-
-    def delete_stray_veths(self, live: set[str]) -> None:
-        """Host veth ends of ours that no live endpoint owns."""
+    def _delete_stray_veths(self, live: set[str]) -> None:
         with IPRoute() as ip:
             for link in ip.get_links():
                 name = link.get_attr("IFLA_IFNAME")
                 if name.startswith(self.veth_prefix) and name not in live:
                     _delete_index(ip, link["index"])
 
-    @staticmethod
-    def plug(veth: str, ifname: str, netns_path: str, mac: str, device: str) -> None:
-        """A veth pair: `veth` on the host, enslaved to the bridge `device`; `ifname` inside the namespace."""
-        with IPRoute() as host:
-            host.link("add", ifname=veth, kind="veth", peer={"ifname": ifname, "net_ns_fd": netns_path, "address": mac})
-            host.link("set", index=_index(host, veth), master=_index(host, device), state="up")
 
-    @staticmethod
-    def free_ifname(netns_path: str) -> str:
-        """The first ethN a namespace does not have yet (for `docker network connect`)."""
-        names = netns.run_in(netns_path, _link_names)
-        return next(f"eth{i}" for i in range(1000) if f"eth{i}" not in names)
+def _exists(device: str) -> bool:
+    with IPRoute() as ip:
+        return _index(ip, device) is not None
+
+
+def _routes() -> list[IPv4Network]:
+    used = []
+    with IPRoute() as ip:
+        for r in ip.get_routes(family=socket.AF_INET, table=254):
+            dst = r.get_attr("RTA_DST")
+            if dst and r["dst_len"]:
+                used.append(IPv4Network(f"{dst}/{r['dst_len']}", strict=False))
+    return used
+
+
+def _delete(device: str) -> None:
+    with IPRoute() as ip:
+        idx = _index(ip, device)
+        if idx is not None:
+            _delete_index(ip, idx)
+
+
+def _plug(veth: str, ifname: str, netns_path: str, mac: str, device: str) -> None:
+    with IPRoute() as ip:
+        ip.link("add", ifname=veth, kind="veth", peer={"ifname": ifname, "net_ns_fd": netns_path, "address": mac})
+        ip.link("set", index=_index(ip, veth), master=_index(ip, device), state="up")
 
 
 def _index(ip: IPRoute, name: str) -> int | None:

@@ -61,7 +61,7 @@ class NetworkService:
         self.events = events
         self._containers_ref = containers
         self.store = NetworkStore(meta)
-        self.driver = BridgeDriver(cfg.data_root)
+        self.driver = BridgeDriver(cfg.data_root, cfg.engine_netns)
         self.netns_dir = os.path.join(cfg.exec_root, "netns")
         self._guard = threading.Lock()
         self._locks: dict[str, threading.RLock] = {}
@@ -85,8 +85,8 @@ class NetworkService:
         self.driver.collect_stale_bridges()
         self.pools.ensure_predefined()
         self.pools.apply_bip(self.resolve("bridge"))
-        netfw.set_sysctl("net/ipv4/ip_forward", "1")
-        self.dns = DnsServer(self._dns_lookup)
+        self.driver.enable_forwarding()
+        self.dns = DnsServer(self._dns_lookup, self.cfg.engine_netns)
         for net in self.store.networks():
             if net.driver == "bridge":
                 self._ensure_bridge(self.pools.repool_if_taken(net))
@@ -115,7 +115,7 @@ class NetworkService:
         if self.store.any_sandbox():
             return
         try:
-            netfw.remove(self.driver.table)
+            self.driver.remove_firewall()
             netns.in_fresh_thread(self._delete_bridges)
         except (EngineError, NetlinkError, OSError) as e:
             log.warning("network cleanup at shutdown: %s", e)
@@ -211,7 +211,7 @@ class NetworkService:
                    for n in self.store.networks() if n.driver == "bridge"]
         ports = [netfw.PortRule(**p) for p in self.store.port_rules()]
         with self._fw:
-            netfw.apply(self.driver.table, bridges, ports)
+            self.driver.apply_firewall(bridges, ports)
 
     def _lock(self, cid: str) -> threading.RLock:
         with self._guard:

@@ -23,6 +23,14 @@ NAMESPACED_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel
 INT_FIELDS = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
               "BlkioWeight", "ShmSize")
 CGROUP_ROOT = "/sys/fs/cgroup"
+# each limit pydock applies: its HostConfig field, the cgroup controller it needs, the docker run flag that sets it
+LIMITS = (("Memory", "memory", "--memory"), ("MemorySwap", "memory", "--memory-swap"),
+          ("MemoryReservation", "memory", "--memory-reservation"),
+          ("MemorySwappiness", "memory", "--memory-swappiness"), ("OomKillDisable", "memory", "--oom-kill-disable"),
+          ("NanoCpus", "cpu", "--cpus"), ("CpuShares", "cpu", "--cpu-shares"), ("CpuPeriod", "cpu", "--cpu-period"),
+          ("CpuQuota", "cpu", "--cpu-quota"), ("CpusetCpus", "cpuset", "--cpuset-cpus"),
+          ("CpusetMems", "cpuset", "--cpuset-mems"), ("PidsLimit", "pids", "--pids-limit"),
+          ("BlkioWeight", "io", "--blkio-weight"))
 
 
 # ---- what the host can enforce --------------------------------------------
@@ -100,11 +108,38 @@ def _ints(h: dict[str, Any]) -> None:
             h[key] = 0
 
 
-def verify(h: dict[str, Any], update: bool = False) -> list[str]:
-    """dockerd's resource checks on `h` (a HostConfig or update body), discarding what the host lacks."""
+def _limit_set(key: str, value: Any) -> bool:
+    """Whether a (defaulted) field asks for a limit; 0, -1 and null are the CLI's "unset"/"unlimited"."""
+    if key == "OomKillDisable":
+        return value is True
+    return value not in (None, 0, -1, "")
+
+
+def refuse_unavailable(h: dict[str, Any], controllers: frozenset[str] | None, reason: str) -> None:
+    """A 400 naming every requested limit whose cgroup controller the daemon cannot use, and why.
+
+    `controllers` None means all of them (a root daemon); a rootless daemon has
+    only those of a delegated cgroup v2 subtree, none on cgroup v1. Docker would
+    drop such limits with a warning; a limit silently not applied is worse than
+    a refusal.
+    """
+    if controllers is None:
+        return
+    wanted = [flag for key, controller, flag in LIMITS if _limit_set(key, h.get(key)) and controller not in controllers]
+    if wanted:
+        raise InvalidParameter(f"cannot set {', '.join(wanted)}: {reason}")
+
+
+def verify(h: dict[str, Any], update: bool = False, controllers: frozenset[str] | None = None,
+           reason: str = "") -> list[str]:
+    """dockerd's resource checks on `h` (a HostConfig or update body), discarding what the host lacks.
+
+    `controllers` and `reason`: see `refuse_unavailable`.
+    """
     _ints(h)
     if h.get("MemorySwappiness") == -1:
         h["MemorySwappiness"] = None  # -1 is the CLI's "unset"
+    refuse_unavailable(h, controllers, reason)
     warnings: list[str] = []
     mem, swap, reservation = h["Memory"], h["MemorySwap"], h["MemoryReservation"]
     if mem and mem < MIN_MEMORY:
@@ -195,9 +230,12 @@ def _sysctls(value: Any, network_mode: str) -> dict[str, str]:
     return dict(value)
 
 
-def adapt_host_config(h: dict[str, Any]) -> list[str]:
-    """Validate a create request's limits and fill in Docker's defaults in place; returns the warnings."""
-    warnings = verify(h)
+def adapt_host_config(h: dict[str, Any], controllers: frozenset[str] | None = None, reason: str = "") -> list[str]:
+    """Validate a create request's limits and fill in Docker's defaults in place; returns the warnings.
+
+    `controllers` and `reason`: see `refuse_unavailable`.
+    """
+    warnings = verify(h, controllers=controllers, reason=reason)
     if h["Memory"] > 0 and h["MemorySwap"] == 0:
         h["MemorySwap"] = h["Memory"] * 2
     h["ShmSize"] = h["ShmSize"] or DEFAULT_SHM_SIZE
@@ -228,11 +266,15 @@ def check_restart_policy(name: str, retries: int) -> None:
         raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
 
 
-def apply_update(h: dict[str, Any], body: dict[str, Any]) -> list[str]:
-    """Merge a `POST /containers/{id}/update` body into HostConfig `h` as dockerd's UpdateContainer does."""
+def apply_update(h: dict[str, Any], body: dict[str, Any], controllers: frozenset[str] | None = None,
+                 reason: str = "") -> list[str]:
+    """Merge a `POST /containers/{id}/update` body into HostConfig `h` as dockerd's UpdateContainer does.
+
+    `controllers` and `reason`: see `refuse_unavailable`.
+    """
     upd = {k: body.get(k) for k in (*INT_FIELDS, "CpusetCpus", "CpusetMems", "PidsLimit", "MemorySwappiness")}
     upd["ShmSize"] = None  # not in Docker's UpdateConfig: ignored like any unknown field
-    warnings = verify(upd, update=True)
+    warnings = verify(upd, update=True, controllers=controllers, reason=reason)
     cur = {k: h.get(k) or 0 for k in INT_FIELDS}
     for new, old, msg in (("NanoCpus", "CpuPeriod", "Nano CPUs cannot be updated as CPU Period has already been set"),
                           ("NanoCpus", "CpuQuota", "Nano CPUs cannot be updated as CPU Quota has already been set"),
