@@ -23,6 +23,7 @@ setns(CLONE_NEWUSER) is refused to a process with more than one thread, so
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import select
 import shutil
@@ -37,6 +38,7 @@ from engine.rootless import idmap
 
 HOLDER_TAG = "pydock-holder"
 HOLDER_PID = "holder.pid"
+HOLDER_LOCK = "holder.lock"
 SLIRP_PID = "slirp4netns.pid"
 SLIRP_LOG = "slirp4netns.log"
 ENGINE_NETNS = "engine.netns"  # the holder's network namespace, bind-mounted inside the mount namespace
@@ -66,9 +68,15 @@ def enter(exec_root: str, user: str) -> Namespaces:
     `exec_root` must exist and be private to the user; `user` names it in
     /etc/subuid and /etc/subgid.
     """
-    pid = _running_holder(exec_root) or _start_holder(exec_root, user)
-    warnings = _mapping_warnings(pid)
-    warnings += ensure_slirp(exec_root, pid)
+    # two daemons starting at once must not each make a holder (the loser of the data root's lock
+    # would leave the winner's namespaces unrecorded): one of them at a time looks and starts
+    lock = os.open(os.path.join(exec_root, HOLDER_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        pid = _running_holder(exec_root) or _start_holder(exec_root, user)
+        warnings = _mapping_warnings(pid) + ensure_slirp(exec_root, pid)
+    finally:
+        os.close(lock)
     join(pid)
     netns_path = os.path.join(exec_root, ENGINE_NETNS)
     _bind_netns(pid, netns_path)

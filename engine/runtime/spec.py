@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.errors import InvalidParameter
 from engine.runtime import seccomp
+from pydock_common.userns import single_id_namespace
 
 DEFAULT_CAPS = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
@@ -191,7 +192,7 @@ def build_spec(o: SpecOptions) -> dict[str, Any]:
         linux["maskedPaths"] = MASKED_PATHS if o.masked_paths is None else o.masked_paths
         linux["readonlyPaths"] = READONLY_PATHS if o.readonly_paths is None else o.readonly_paths
     if o.rootless:
-        _to_rootless(process, linux)
+        _to_rootless(process, linux, mounts)
     return {
         "ociVersion": "1.0.2-dev",
         "process": process,
@@ -202,20 +203,25 @@ def build_spec(o: SpecOptions) -> dict[str, Any]:
     }
 
 
-def _to_rootless(process: dict[str, Any], linux: dict[str, Any]) -> None:
+def _to_rootless(process: dict[str, Any], linux: dict[str, Any], mounts: list[dict[str, Any]]) -> None:
     """What a runc that is root only in a user namespace can do (moby's specconv.ToRootless).
 
     Without a cgroup of its own the container gets no resources at all (the
     limits were refused at create; device rules need the devices cgroup,
     which a user never has: runc bind-mounts the allowed devices instead). In
     a delegated cgroup v2 subtree, device rules are an eBPF program a user
-    cannot load. An OOM score below the daemon's own would need privilege.
+    cannot load. An OOM score below the daemon's own would need privilege. A
+    namespace that maps the user alone has no tty group for devpts.
     """
     if not linux["cgroupsPath"]:
         linux.pop("resources")
     else:
         linux["resources"].pop("devices", None)
     process["oomScoreAdj"] = max(process["oomScoreAdj"], _own_oom_score_adj())
+    if single_id_namespace():  # devpts cannot give its nodes the tty group (5): no such group exists here
+        for m in mounts:
+            if m["type"] == "devpts":
+                m["options"] = [o for o in m["options"] if o != "gid=5"]
 
 
 def _own_oom_score_adj() -> int:
