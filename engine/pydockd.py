@@ -19,27 +19,16 @@ from engine.api import make_app
 from engine.config import EngineConfig
 from engine.engine import Engine
 from engine.rootless import cgroups, holder
-from engine.rootless.paths import UnsafeDirectory, UserPaths, ensure_private_dir, fallback_dir
+from engine.rootless.paths import ROOT_PATHS, UnsafeDirectory, default_paths, ensure_private_dir, rootless
 from engine.store.rootlock import DataRootInUse
+from pydock_common.userpaths import fallback_dir
 
-DEFAULT_SOCKET = "/run/pydock/pydock.sock"
+DEFAULT_SOCKET = ROOT_PATHS.socket
 
 log = logging.getLogger("engine.pydockd")
 
 
-DEFAULT_CONFIG_FILE = "/etc/pydock/daemon.json"
-ROOT_PATHS = UserPaths(data_root="/var/lib/pydock", exec_root="/run/pydock", socket=DEFAULT_SOCKET,
-                       config_file=DEFAULT_CONFIG_FILE)
-
-
-def rootless() -> bool:
-    """A daemon started by any user but root runs rootless (engine/rootless), as dockerd-rootless and Podman."""
-    return os.geteuid() != 0
-
-
-def default_paths() -> UserPaths:
-    """The system's paths for root, the user's own (XDG directories) otherwise."""
-    return UserPaths.of(os.getuid(), os.environ) if rootless() else ROOT_PATHS
+DEFAULT_CONFIG_FILE = ROOT_PATHS.config_file
 # daemon.json keys (dockerd's names) -> argparse destinations
 CONFIG_KEYS = {"data-root": "data_root", "exec-root": "exec_root", "log-level": "log_level",
                "insecure-registries": "insecure_registry", "registry-mirrors": "registry_mirror",

@@ -1,7 +1,8 @@
 """Jupyter server extension: the Docker Engine API under `<base_url>/pydock/`.
 
-The engine runs inside the Jupyter server process and its API handlers are
-the very classes pydockd serves, mixed with Jupyter's authenticated API
+The engine runs inside the Jupyter server process (a server that does not run
+as root forwards to the user's rootless pydockd instead, see userdaemon.py)
+and its API handlers are the very classes pydockd serves, mixed with Jupyter's authenticated API
 handler, so every route requires Jupyter's token or login cookie (and its
 XSRF rules) while answering exactly as Docker would.
 """
@@ -15,14 +16,17 @@ from typing import Any
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.application import ExtensionApp
 from tornado.web import HTTPError
-from traitlets import Bool, Unicode
+from traitlets import Bool, Unicode, default
 
 from engine.api import make_routes
 from engine.api.base import ApiHandler
 from engine.config import EngineConfig
 from engine.engine import Engine
 from engine.hostpolicy import OPEN, HostPolicy, NoHostAccess
+from engine.rootless.paths import default_paths, rootless
 from engine.store.rootlock import DataRootInUse
+
+from .userdaemon import DaemonStartError, ensure_user_daemon
 
 URL_PREFIX = "/pydock"
 
@@ -84,12 +88,24 @@ class PydockExtension(ExtensionApp):
     extension_url = URL_PREFIX + "/_ping"
     load_other_extensions = True
 
-    data_root = Unicode("/var/lib/pydock", config=True, help="Where the embedded engine keeps images and containers.")
-    exec_root = Unicode("/run/pydock", config=True, help="Runtime state of the embedded engine (runc, monitors).")
+    data_root = Unicode(config=True, help="Where the engine keeps images and containers (default /var/lib/pydock; "
+                                          "~/.local/share/pydock for a server that does not run as root).")
+    exec_root = Unicode(config=True, help="Runtime state of the engine: runc, monitors (default /run/pydock; "
+                                          "$XDG_RUNTIME_DIR/pydock for a server that does not run as root).")
+
+    @default("data_root")
+    def _default_data_root(self) -> str:
+        return default_paths().data_root
+
+    @default("exec_root")
+    def _default_exec_root(self) -> str:
+        return default_paths().exec_root
 
     daemon_socket = Unicode("", config=True,
                             help="Path of a running pydockd's unix socket: when set, the API is forwarded "
-                                 "there instead of running an engine inside the Jupyter server.")
+                                 "there instead of running an engine inside the Jupyter server. A server that "
+                                 "does not run as root always forwards: to the user's rootless pydockd, "
+                                 "which it starts if none answers.")
 
     allow_host_access = Bool(False, config=True,
                              help="Let the Docker API of this Jupyter server reach the host as Docker does: "
@@ -103,6 +119,13 @@ class PydockExtension(ExtensionApp):
     unavailable = ""  # why no engine is served, when the data root belongs to another engine
 
     def initialize_settings(self) -> None:
+        if not self.daemon_socket and rootless():
+            try:
+                self.daemon_socket = ensure_user_daemon(self.data_root, self.exec_root)
+            except DaemonStartError as e:
+                self.log.error("pydock: %s; the Docker API is not served by this Jupyter server", e)
+                self.unavailable = str(e)
+                return
         if self.daemon_socket:
             self.log.info("pydock: forwarding to pydockd at %s", self.daemon_socket)
             return

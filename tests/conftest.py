@@ -27,27 +27,6 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))
 from busybox_rootfs import build_busybox_tar
 
 
-def readable_site_packages(dest: Path) -> None:
-    """Copy the third-party packages imported so far where unprivileged users can read them.
-
-    The interpreter's own site-packages may sit under a root-only home
-    (/root/.pyenv); the system Python of the same minor version can use the copies.
-    """
-    roots = set()
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None) or ""
-        if "site-packages" + os.sep in path:
-            site, rest = path.split("site-packages" + os.sep, 1)
-            roots.add(os.path.join(site + "site-packages", rest.split(os.sep)[0]))
-    dest.mkdir(parents=True, exist_ok=True)  # a single-file module may come first
-    for root in roots:
-        target = dest / os.path.basename(root)
-        if os.path.isdir(root):
-            shutil.copytree(root, target, dirs_exist_ok=True)
-        else:
-            shutil.copy(root, target)
-
-
 @dataclass
 class Daemon:
     root: str

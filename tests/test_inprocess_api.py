@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import readable_site_packages
 from tornado.testing import AsyncHTTPTestCase
 
 from engine.api import make_app
@@ -172,6 +171,27 @@ AS_NOBODY = ["test_ping_and_version", "test_volumes", "test_image_load_and_conta
              "test_stop_exec_and_conflicts", "test_pause_kill_restart_and_prune"]
 
 
+def _readable_site_packages(dest: Path) -> None:
+    """Copy the third-party packages this module has imported where user `nobody` can read them.
+
+    The interpreter's own site-packages may sit under a root-only home
+    (/root/.pyenv); the system Python of the same minor version can use the copies.
+    """
+    roots = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None) or ""
+        if "site-packages" + os.sep in path:
+            site, rest = path.split("site-packages" + os.sep, 1)
+            roots.add(os.path.join(site + "site-packages", rest.split(os.sep)[0]))
+    dest.mkdir(parents=True, exist_ok=True)  # a single-file module may come first
+    for root in roots:
+        target = dest / os.path.basename(root)
+        if os.path.isdir(root):
+            shutil.copytree(root, target, dirs_exist_ok=True)
+        else:
+            shutil.copy(root, target)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="already running unprivileged: the tests above prove it")
 @pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON) or not shutil.which("setpriv"), reason="needs setpriv and "
                     + SYSTEM_PYTHON)
@@ -184,7 +204,7 @@ def test_runs_as_nobody() -> None:
     with tempfile.TemporaryDirectory(prefix="pydock-nobody-") as tmp:  # pytest's tmp_path is root-only
         os.chmod(tmp, 0o755)
         site = Path(tmp) / "site"
-        readable_site_packages(site)
+        _readable_site_packages(site)
         proc = _run_as_nobody(repo, site)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "OK" in proc.stderr

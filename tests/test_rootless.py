@@ -12,13 +12,14 @@ is killed by pid and the users are deleted afterwards.
 from __future__ import annotations
 
 import http.server
-import importlib
+import importlib.metadata
 import json
 import os
-import pkgutil
 import pwd
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import DOCKER, REPO, readable_site_packages
-
-import engine
+from conftest import DOCKER, REPO
 
 SYSTEM_PYTHON = "/usr/bin/python3"
+# what pydockd and a Jupyter server with the extension import (pyproject's dependencies that they use)
+DISTRIBUTIONS = ["tornado", "requests", "zstandard", "dockerfile-parse", "pyroute2", "jupyter_server", "docker"]
 TOOLS = ("setpriv", "useradd", "userdel", "newuidmap", "newgidmap", "slirp4netns")
 
 pytestmark = [
@@ -142,18 +143,45 @@ class User:
         return out
 
 
+def _distributions(names: list[str]) -> list[importlib.metadata.Distribution]:
+    """The installed distributions `names` need, with their requirements (extras left out), recursively."""
+    found: dict[str, importlib.metadata.Distribution] = {}
+    todo = list(names)
+    while todo:
+        name = re.sub(r"[-_.]+", "-", todo.pop()).lower()
+        if name in found:
+            continue
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # an optional requirement for another platform or Python
+        found[name] = dist
+        todo += [m.group(0) for r in dist.requires or [] if "extra ==" not in r
+                 if (m := re.match(r"[A-Za-z0-9_.\-]+", r))]
+    return list(found.values())
+
+
 def _readable_environment(root: Path) -> None:
-    """The engine's third-party packages and its own sources where the test users can read them."""
-    for module in pkgutil.walk_packages(engine.__path__, "engine."):
-        if not module.name.endswith((".shim", ".pause")):  # scripts, not modules: running them does things
-            importlib.import_module(module.name)
-    readable_site_packages(root / "site")
-    for package in ("engine", "pydock_common"):
+    """The engine's and Jupyter server's packages and the project's own sources, where the test users can read
+    them (root's interpreter and checkout may be root-only); the system Python of the same version runs them."""
+    site = root / "site"
+    for dist in _distributions(DISTRIBUTIONS):
+        base = Path(str(dist.locate_file("")))
+        for top in {f.parts[0] for f in dist.files or [] if f.parts[0] not in ("..", "__pycache__")}:
+            source = base / top
+            if source.is_dir():
+                shutil.copytree(source, site / top, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+            elif source.exists():
+                site.mkdir(parents=True, exist_ok=True)
+                shutil.copy(source, site / top)
+    for package in ("engine", "pydock_common", "pydock_cli", "pydock_ext"):
         shutil.copytree(os.path.join(REPO, package), root / "src" / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+                        ignore=shutil.ignore_patterns("__pycache__", "labextension", "node_modules"))
     for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            os.chmod(os.path.join(dirpath, name), 0o755 if name in dirnames else 0o644)
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            os.chmod(path, 0o755 if os.access(path, os.X_OK) else 0o644)
 
 
 def _add_user(name: str, subids: bool) -> None:
@@ -456,3 +484,52 @@ def test_restarted_daemon_joins_the_same_holder(users: dict[str, User]) -> None:
     assert int(Path(exec_root, "holder.pid").read_text()) == holder
     assert int(Path(exec_root, "slirp4netns.pid").read_text()) == slirp
     assert os.readlink(f"/proc/{alice.proc.pid}/ns/user") == os.readlink(f"/proc/{holder}/ns/user")
+
+
+def test_jupyter_server_as_the_user_starts_and_keeps_its_pydockd(users: dict[str, User]) -> None:
+    """A non-root Jupyter server serves the user's rootless pydockd (starting it when none runs), which, with its
+    containers, outlives the server."""
+    alice = users["alice"]
+    alice.stop()
+    token = uuid.uuid4().hex
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = Path(alice.pw.pw_dir, ".docker")
+    config.mkdir(exist_ok=True)
+    (config / "config.json").write_text(json.dumps({"HttpHeaders": {"Authorization": f"token {token}"}}))
+    subprocess.run(["chown", "-R", f"{alice.uid}:{alice.pw.pw_gid}", str(config)], check=True)
+    log_path = os.path.join(alice.env_root, "jupyter.log")
+    with open(log_path, "ab") as log:
+        server = subprocess.Popen(
+            alice.argv(SYSTEM_PYTHON, "-m", "jupyter_server", "--no-browser", f"--ServerApp.port={port}",
+                       "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+                       "--ServerApp.jpserver_extensions={'pydock_ext': True}"),
+            env=alice.env(), cwd=alice.pw.pw_dir, stdout=log, stderr=log, start_new_session=True)
+    api = f"tcp://127.0.0.1:{port}/pydock"
+    daemon_pid = 0
+    try:
+        deadline = time.time() + 90
+        while alice.docker("version", host=api).returncode != 0:
+            assert server.poll() is None and time.time() < deadline, Path(log_path).read_text()[-3000:]
+            time.sleep(0.5)
+        info = json.loads(alice.docker("info", "--format", "{{json .SecurityOptions}}", host=api, check=True).stdout)
+        assert "name=rootless" in info
+        cid = alice.docker("run", "-d", "busybox", "sleep", "300", host=api, check=True).stdout.strip()
+        lock = Path(alice.data_root, "pydock.lock").read_text()  # "pid N (pydockd)": not the server itself
+        assert lock.endswith("(pydockd)\n")
+        daemon_pid = int(lock.split()[1])
+        server.terminate()
+        server.wait(timeout=30)
+        assert alice.docker("inspect", "-f", "{{.State.Running}}", cid, check=True).stdout.strip() == "true"
+        alice.docker("rm", "-f", cid, check=True)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        if daemon_pid:
+            os.kill(daemon_pid, signal.SIGTERM)
+            while os.path.exists(f"/proc/{daemon_pid}") and \
+                    Path(f"/proc/{daemon_pid}/stat").read_text().split()[2] != "Z":
+                time.sleep(0.1)
+        alice.start()

@@ -7,7 +7,8 @@ systemd-logind makes 0700), configuration under `$XDG_CONFIG_HOME`. Without
 a runtime directory (a login that did not go through logind, `setpriv`, cron)
 both fall back to /tmp/pydock-<uid>, which must then be the user's own 0700
 directory: /tmp is shared, and another user could have made that name first
-to read or hijack the socket.
+to read or hijack the socket. Clients find the socket the same way
+(pydock_common.userpaths).
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import pwd
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from pydock_common.userpaths import private_dir, user_socket
 
 
 class UnsafeDirectory(Exception):
@@ -37,33 +40,29 @@ class UserPaths:
         home = env.get("HOME") or pwd.getpwuid(uid).pw_dir
         data_home = _absolute(env.get("XDG_DATA_HOME")) or os.path.join(home, ".local", "share")
         config_home = _absolute(env.get("XDG_CONFIG_HOME")) or os.path.join(home, ".config")
-        runtime = _runtime_dir(uid, env)
-        private = runtime or fallback_dir(uid)
         return cls(data_root=os.path.join(data_home, "pydock"),
-                   exec_root=os.path.join(private, "pydock"),
-                   socket=os.path.join(private, "pydock.sock"),
+                   exec_root=os.path.join(private_dir(uid, env), "pydock"),
+                   socket=user_socket(uid, env),
                    config_file=os.path.join(config_home, "pydock", "daemon.json"))
 
 
-def fallback_dir(uid: int) -> str:
-    """The private directory under /tmp for a user without `$XDG_RUNTIME_DIR`."""
-    return f"/tmp/pydock-{uid}"
+ROOT_PATHS = UserPaths(data_root="/var/lib/pydock", exec_root="/run/pydock", socket="/run/pydock/pydock.sock",
+                       config_file="/etc/pydock/daemon.json")
+
+
+def rootless() -> bool:
+    """An engine started by any user but root runs rootless, as dockerd-rootless and Podman do."""
+    return os.geteuid() != 0
+
+
+def default_paths() -> UserPaths:
+    """The system's paths for root, the user's own (XDG directories) otherwise."""
+    return UserPaths.of(os.getuid(), os.environ) if rootless() else ROOT_PATHS
 
 
 def _absolute(value: str | None) -> str:
     """An XDG variable counts only when absolute (the specification says to ignore relative ones)."""
     return value if value and os.path.isabs(value) else ""
-
-
-def _runtime_dir(uid: int, env: Mapping[str, str]) -> str:
-    """`$XDG_RUNTIME_DIR` when it is the user's own directory; "" otherwise (e.g. a variable inherited from
-    another user through `su`, which would point at a directory this user cannot write)."""
-    path = _absolute(env.get("XDG_RUNTIME_DIR"))
-    try:
-        st = os.stat(path) if path else None
-    except OSError:
-        return ""
-    return path if st is not None and stat.S_ISDIR(st.st_mode) and st.st_uid == uid else ""
 
 
 def ensure_private_dir(path: str, uid: int) -> None:
