@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -533,3 +534,47 @@ def test_jupyter_server_as_the_user_starts_and_keeps_its_pydockd(users: dict[str
                     Path(f"/proc/{daemon_pid}/stat").read_text().split()[2] != "Z":
                 time.sleep(0.1)
         alice.start()
+
+
+def _get(url: str, timeout: float = 10) -> str:
+    """The body at `url`, retried while the server in the container is still starting."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return str(response.read().decode())
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_published_ports_on_the_host(users: dict[str, User]) -> None:
+    """-p listens in the host's network namespace (where the user may bind) and relays into the container,
+    across a daemon restart; a port below the unprivileged range is refused with the sysctl to change."""
+    alice = users["alice"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cid = alice.docker("run", "-d", "-p", f"{port}:80", "-p", "127.0.0.1::80", "busybox", "sh", "-c",
+                       "echo hello-port > /tmp/index.html; exec httpd -f -p 80 -h /tmp", check=True).stdout.strip()
+    try:
+        assert _get(f"http://127.0.0.1:{port}/index.html") == "hello-port\n"
+        mapped = alice.docker("port", cid, "80/tcp", check=True).stdout.split()
+        assert f"0.0.0.0:{port}" in mapped
+        local = next(m for m in mapped if m.startswith("127.0.0.1:"))
+        assert _get(f"http://{local}/index.html") == "hello-port\n"
+        alice.stop()  # the relay, like the container, outlives the daemon
+        assert _get(f"http://127.0.0.1:{port}/index.html") == "hello-port\n"
+        alice.start()
+        alice.docker("stop", "-t", "1", cid, check=True)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=2)
+        alice.docker("start", cid, check=True)  # the same port again, at once
+        assert _get(f"http://127.0.0.1:{port}/index.html") == "hello-port\n"
+    finally:
+        alice.docker("rm", "-f", cid, check=True)
+    if int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text()) > 80:
+        proc = alice.docker("run", "--rm", "-p", "80:80", "busybox", "true")
+        assert proc.returncode == 125 and "cannot expose privileged port 80" in proc.stderr
+        assert "net.ipv4.ip_unprivileged_port_start=80" in proc.stderr

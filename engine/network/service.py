@@ -48,6 +48,7 @@ from engine.network.pools import PoolKeeper
 from engine.network.ports import PortPublisher, exposed
 from engine.network.store import NetworkStore
 from engine.network.types import CreateRequest, Endpoint, Network
+from engine.network.userproxy import UserlandProxy
 from engine.store.db import MetaStore
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,9 @@ class NetworkService:
         self._locks: dict[str, threading.RLock] = {}
         self._fw = threading.Lock()
         self._pools = threading.Lock()
-        self.ports = PortPublisher(self.store, self._fw, self._apply_firewall)
+        # rootless: the host's ports are not in the bridges' namespace, so a user-space relay publishes them
+        proxy = UserlandProxy(cfg.exec_root, cfg.engine_netns) if cfg.engine_netns else None
+        self.ports = PortPublisher(self.store, self._fw, self._apply_firewall, proxy)
         self.pools = PoolKeeper(self.store, self.driver, cfg.bip)
         self.dns: DnsServer | None = None
 
@@ -106,6 +109,7 @@ class NetworkService:
         for name in os.listdir(self.netns_dir):
             if name not in kept:
                 netns.remove(os.path.join(self.netns_dir, name))
+        self.ports.release_others(kept)
         self._apply_firewall()
 
     def close(self) -> None:
@@ -331,6 +335,7 @@ class NetworkService:
             # unmounting its namespace destroys it, and the kernel removes every
             # veth pair with an end inside (deleting each first cost ~30 ms a run).
             netns.remove(sandbox["path"])
+            self.ports.release(cid)
             self.store.release_sandbox(cid, eps)
             if sandbox["ports"]:
                 self._apply_firewall()
