@@ -62,9 +62,9 @@ class SystemService:
         }
 
     def info(self) -> dict[str, Any]:
-        states = [c["State"] for c in self.containers.all_records()]
-        running = sum(1 for s in states if s["Running"] and not s["Paused"])
-        paused = sum(1 for s in states if s["Paused"])
+        states = [c.state for c in self.containers.all_records()]
+        running = sum(1 for s in states if s.running and not s.paused)
+        paused = sum(1 for s in states if s.paused)
         osname = "Linux"
         try:
             with open("/etc/os-release") as f:
@@ -132,15 +132,14 @@ class SystemService:
         return {"InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": mirrors}
 
     def df(self) -> dict[str, Any]:
+        """`docker system df` without its Containers, which the API adds (engine.api.container_json)."""
         images = self.images.summaries(all_=True)
         shared = self._shared_sizes()
         for i in images:
             i["Containers"] = sum(len(x) for x in self.containers.image_usage(i["Id"]))
             i["SharedSize"] = shared.get(i["Id"], 0)
         layers_size = sum(self.layers.sizes().values())
-        return {"LayersSize": layers_size, "Images": images,
-                "Containers": self.containers.summaries(all_=True, size=True),
-                "Volumes": self.volumes.df(), "BuildCache": []}
+        return {"LayersSize": layers_size, "Images": images, "Volumes": self.volumes.df(), "BuildCache": []}
 
     def _shared_sizes(self) -> dict[str, int]:
         """Docker's SharedSize: bytes of an image's layers that other images use too.

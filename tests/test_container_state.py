@@ -5,15 +5,17 @@ from typing import Any
 
 import pytest
 
+from engine import wire
+from engine.container.record import ContainerRecord
 from engine.container.state import ALLOWED, ContainerState, Op, State, check
 from engine.errors import Conflict, NotModified
 
 CID = "c" * 64
 
 
-def record(**state: Any) -> dict[str, Any]:
+def record(**state: Any) -> ContainerRecord:
     base = {"Status": "created", "Running": False, "Paused": False, "Restarting": False}
-    return {"Id": CID, "Name": "/web", "State": {**base, **state}}
+    return wire.decode(ContainerRecord, {"Id": CID, "Name": "/web", "State": {**base, **state}})
 
 
 RUNNING = record(Status="running", Running=True)
@@ -26,8 +28,8 @@ RESTARTING = record(Status="restarting", Restarting=True)
                                        (PAUSED, ContainerState.PAUSED), (EXITED, ContainerState.EXITED),
                                        (RESTARTING, ContainerState.RESTARTING),
                                        (record(Status="running", Restarting=True), ContainerState.RESTARTING)])
-def test_the_flags_decide_the_state(rec: dict[str, Any], state: ContainerState) -> None:
-    assert ContainerState.of(rec["State"]) is state
+def test_the_flags_decide_the_state(rec: ContainerRecord, state: ContainerState) -> None:
+    assert rec.state.current is state
 
 
 @pytest.mark.parametrize("op,rec,kind,message", [
@@ -39,11 +41,13 @@ def test_the_flags_decide_the_state(rec: dict[str, Any], state: ContainerState) 
     (Op.UNPAUSE, RUNNING, Conflict, f"Container {CID} is not paused"),
     (Op.REMOVE, PAUSED, Conflict, ('cannot remove container "/web": container is paused: '
                                    "stop the container before removing or force remove")),
+    (Op.REMOVE, RESTARTING, Conflict, ('cannot remove container "/web": container is restarting: '
+                                       "stop the container before removing or force remove")),
     (Op.EXEC, RESTARTING, Conflict, f"Container {CID} is restarting, wait until the container is running"),
     (Op.EXEC, PAUSED, Conflict, "Container web is paused, unpause the container before exec"),
     (Op.EXEC, EXITED, Conflict, f"container {CID} is not running"),
 ])
-def test_refusals_carry_dockerds_kind_and_message(op: Op, rec: dict[str, Any], kind: type, message: str) -> None:
+def test_refusals_carry_dockerds_kind_and_message(op: Op, rec: ContainerRecord, kind: type, message: str) -> None:
     with pytest.raises(kind) as info:
         check(op, rec, "web")
     assert type(info.value) is kind and str(info.value) == message
@@ -62,26 +66,20 @@ def test_state_round_trips_dockers_document() -> None:
     doc = {"Status": "exited", "Running": False, "Paused": False, "Restarting": False, "OOMKilled": True,
            "Dead": False, "Pid": 0, "ExitCode": 137, "Error": "", "StartedAt": "2026-01-01T00:00:00Z",
            "FinishedAt": "2026-01-01T00:00:01Z"}
-    state = State.from_docker(doc)
+    state = wire.decode(State, doc)
     assert (state.current, state.exit_code, state.oom_killed) == (ContainerState.EXITED, 137, True)
-    assert state.to_docker() == doc
+    assert wire.encode(state) == doc
 
 
-def test_transitions_write_the_record_and_keep_unknown_keys() -> None:
-    rec = record(Health={"Status": "none"})
-    state = State.of_record(rec)
+def test_transitions_set_what_dockerd_sets() -> None:
+    state = record().state
     state.start(pid=42)
-    state.put(rec)
-    assert ContainerState.of(rec["State"]) is ContainerState.RUNNING and rec["State"]["Pid"] == 42
+    assert state.current is ContainerState.RUNNING and state.pid == 42
     state.pause()
-    state.put(rec)
-    assert ContainerState.of(rec["State"]) is ContainerState.PAUSED and rec["State"]["Status"] == "paused"
+    assert state.current is ContainerState.PAUSED and state.status == "paused"
     state.exit(3, oom_killed=False, finished_at="2026-01-01T00:00:01Z")
     state.schedule_restart()
-    state.put(rec)
-    assert ContainerState.of(rec["State"]) is ContainerState.RESTARTING
-    assert (rec["State"]["ExitCode"], rec["State"]["Pid"], rec["State"]["Paused"]) == (3, 0, False)
+    assert state.current is ContainerState.RESTARTING
+    assert (state.exit_code, state.pid, state.paused) == (3, 0, False)
     state.cancel_restart()
-    state.put(rec)
-    assert ContainerState.of(rec["State"]) is ContainerState.EXITED
-    assert rec["State"]["Health"] == {"Status": "none"}
+    assert state.current is ContainerState.EXITED

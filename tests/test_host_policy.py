@@ -196,28 +196,53 @@ def policy(tmp_path):  # type: ignore[no-untyped-def]
     return NoHostAccess(str(tmp_path / "work"), "here", "Setting")
 
 
+def _create(body):
+    """A create request as the API hands it to the policy: decoded, as the engine decodes it."""
+    from engine import wire
+    from engine.types.container import ContainerCreateRequest
+    return wire.decode(ContainerCreateRequest, body)
+
+
+def _volume(body):
+    from engine import wire
+    from engine.types.volume import VolumeCreateRequest
+    return wire.decode(VolumeCreateRequest, body)
+
+
+def _host_configs(containers):
+    """A HostConfig lookup over inspect documents by reference, as the policy gets it."""
+    from engine import wire
+    from engine.types.container import HostConfig
+    return lambda ref: wire.decode(HostConfig, containers[ref]["HostConfig"]) if ref in containers else None
+
+
 def test_policy_compares_whole_path_components(policy, tmp_path):
     from engine.errors import Forbidden
-    policy.check_container_create({"HostConfig": {"Binds": [f"{tmp_path}/work:/w", f"{tmp_path}/work/a/../b:/b"]}})
+    policy.check_container_create(_create({"HostConfig": {"Binds": [f"{tmp_path}/work:/w",
+                                                                    f"{tmp_path}/work/a/../b:/b"]}}))
     with pytest.raises(Forbidden):  # a sibling whose name starts with the root's name is outside
-        policy.check_container_create({"HostConfig": {"Binds": [f"{tmp_path}/workshop:/w"]}})
+        policy.check_container_create(_create({"HostConfig": {"Binds": [f"{tmp_path}/workshop:/w"]}}))
     with pytest.raises(Forbidden):
-        policy.check_volume_create({"DriverOpts": {"type": "none", "o": "rbind", "device": "work"}})
+        policy.check_volume_create(_volume({"DriverOpts": {"type": "none", "o": "rbind", "device": "work"}}))
     # a symlink before `..`: the engine drops `..` first (leaving the root), resolving first would stay inside
     (tmp_path / "work" / "deep" / "er").mkdir(parents=True)
     (tmp_path / "work" / "a").symlink_to(tmp_path / "work" / "deep" / "er")
     with pytest.raises(Forbidden):
-        policy.check_container_create({"HostConfig": {"Mounts": [
-            {"Type": "bind", "Source": f"{tmp_path}/work/a/../../outside", "Target": "/x"}]}})
+        policy.check_container_create(_create({"HostConfig": {"Mounts": [
+            {"Type": "bind", "Source": f"{tmp_path}/work/a/../../outside", "Target": "/x"}]}}))
 
 
 def test_policy_reads_values_as_the_engine_does(policy):
-    from engine.errors import Forbidden
+    from engine.errors import Forbidden, InvalidParameter
+    with pytest.raises(InvalidParameter):  # decoded first: the engine's 400 before the policy looks
+        _create({"HostConfig": {"Privileged": 1}})
     with pytest.raises(Forbidden, match="Privileged"):
-        policy.check_container_create({"HostConfig": {"Privileged": 1}})
-    policy.check_container_create({"HostConfig": {"CapAdd": ["chown", "CAP_NET_RAW"], "Privileged": False}})
-    policy.check_container_create({"HostConfig": {"CapAdd": ["NOT_A_CAP"], "Binds": "junk"}})  # the engine's 400
-    policy.check_volume_create({"Driver": "local", "DriverOpts": {"type": "tmpfs", "device": "tmpfs"}})
+        policy.check_container_create(_create({"hostconfig": {"privileged": True}}))  # Go folds key case
+    policy.check_container_create(_create({"HostConfig": {"CapAdd": ["chown", "CAP_NET_RAW"], "Privileged": False}}))
+    policy.check_container_create(_create({"HostConfig": {"CapAdd": ["NOT_A_CAP"]}}))  # the engine's 400
+    with pytest.raises(Forbidden, match="NET_ADMIN"):
+        policy.check_container_create(_create({"HostConfig": {"CapAdd": "net_admin"}}))  # a StrSlice string
+    policy.check_volume_create(_volume({"Driver": "local", "DriverOpts": {"type": "tmpfs", "device": "tmpfs"}}))
 
 
 def test_forwarded_requests_match_pydockd_routes(policy):
@@ -256,9 +281,10 @@ def test_sharing_is_followed_through_containers(policy):
     containers = {"a": {"HostConfig": {"NetworkMode": "container:b"}}, "b": {"HostConfig": {"NetworkMode": "host"}},
                   "loop": {"HostConfig": {"IpcMode": "container:loop"}}}
     with pytest.raises(Forbidden, match="NetworkMode host"):
-        policy.check_container_sharing({"HostConfig": {"PidMode": "container:a"}}, lambda r: containers.get(r, {}))
-    policy.check_container_sharing({"HostConfig": {"VolumesFrom": ["loop", "missing"]}},
-                                   lambda r: containers.get(r, {}))
+        policy.check_container_sharing(_create({"HostConfig": {"PidMode": "container:a"}}),
+                                       _host_configs(containers))
+    policy.check_container_sharing(_create({"HostConfig": {"VolumesFrom": ["loop", "missing"]}}),
+                                   _host_configs(containers))
 
 
 def test_containers_made_with_host_access_cannot_be_used(busybox_tar):

@@ -17,6 +17,7 @@ from engine.container import logs
 from engine.container.logconfig import validate
 from engine.errors import InvalidParameter
 from engine.runtime.shim import LogWriter
+from engine.types.container import LogConfig
 from pydock_common.humanize import from_human_size
 
 BASE_NS = 1_700_000_000_000_000_000
@@ -321,7 +322,7 @@ def test_sizes_use_dockers_decimal_units() -> None:
 
 
 def test_log_config_stored_as_given() -> None:
-    assert validate(None) == {"Type": "json-file", "Config": {}}
-    assert validate({"Type": "local", "Config": {"max-file": "3"}}) == {"Type": "local", "Config": {"max-file": "3"}}
-    with pytest.raises(InvalidParameter, match="invalid LogConfig"):
-        validate({"Type": "json-file", "Config": {"max-size": 10}})
+    assert validate(LogConfig()) == LogConfig("json-file", {})
+    assert validate(LogConfig("local", {"max-file": "3"})) == LogConfig("local", {"max-file": "3"})
+    with pytest.raises(InvalidParameter, match="invalid size: 'ten'"):
+        validate(LogConfig("json-file", {"max-size": "ten"}))

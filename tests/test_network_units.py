@@ -82,20 +82,26 @@ def test_router_types_its_backend_as_a_protocol() -> None:
 def test_create_request_parsed_in_one_place() -> None:
     import pytest
 
+    from engine import wire
     from engine.errors import InvalidParameter, NotFound, Unsupported
     from engine.network.types import CreateRequest
-    req = CreateRequest.from_docker({"Name": "n1", "Labels": {"a": "b"}, "Internal": True,
-                                     "IPAM": {"Config": [{"Subnet": "10.9.0.0/24", "IPRange": "10.9.0.128/25"}]}})
+    from engine.types.network import NetworkCreateRequest
+
+    def checked(body: dict[str, object]) -> CreateRequest:
+        return CreateRequest.checked(wire.decode(NetworkCreateRequest, body))
+
+    req = checked({"Name": "n1", "Labels": {"a": "b"}, "Internal": True,
+                   "IPAM": {"Config": [{"Subnet": "10.9.0.0/24", "IPRange": "10.9.0.128/25"}]}})
     assert (req.name, req.labels, req.internal, req.attachable) == ("n1", {"a": "b"}, True, False)
     assert req.ipam is not None and (req.ipam.subnet, req.ipam.ip_range) == ("10.9.0.0/24", "10.9.0.128/25")
     with pytest.raises(InvalidParameter):
-        CreateRequest.from_docker({"Name": "bad name"})
+        checked({"Name": "bad name"})
     with pytest.raises(NotFound):
-        CreateRequest.from_docker({"Name": "n", "Driver": "weave"})
+        checked({"Name": "n", "Driver": "weave"})
     with pytest.raises(Unsupported):
-        CreateRequest.from_docker({"Name": "n", "Driver": "overlay"})
+        checked({"Name": "n", "Driver": "overlay"})
     with pytest.raises(InvalidParameter):
-        CreateRequest.from_docker({"Name": "n", "Options": {"com.docker.network.driver.mtu": "abc"}})
+        checked({"Name": "n", "Options": {"com.docker.network.driver.mtu": "abc"}})
 
 
 def test_network_json_hides_private_keys_and_lists_shown_endpoints() -> None:
@@ -112,9 +118,11 @@ def test_network_json_hides_private_keys_and_lists_shown_endpoints() -> None:
 
 
 def test_etc_files_render_without_kernel_objects() -> None:
+    from engine import wire
+    from engine.container.record import ContainerRecord
     from engine.network.etcfiles import render
-    c = {"Config": {"Hostname": "h1", "Domainname": ""},
-         "HostConfig": {"NetworkMode": "n1", "ExtraHosts": ["gw:host-gateway"], "Dns": None}}
+    c = wire.decode(ContainerRecord, {"Config": {"Hostname": "h1", "Domainname": ""},
+                                      "HostConfig": {"NetworkMode": "n1", "ExtraHosts": ["gw:host-gateway"]}})
     files = render(c, "10.9.0.2", lambda: "172.29.0.1", "10.9.0.1")
     assert files["hostname"] == "h1\n"
     assert files["hosts"].endswith("172.29.0.1\tgw\n10.9.0.2\th1\n")

@@ -14,6 +14,7 @@ import docker.errors
 import pytest
 
 from engine.errors import InvalidParameter
+from engine.types.container import TmpfsOptions
 from engine.volume import mountspec
 
 
@@ -396,11 +397,9 @@ def test_no_stray_mounts_or_volume_dirs_left(daemon, busybox):
 # ---- parsing units -------------------------------------------------------------------------------
 def test_parse_bind_units():
     mp = mountspec.parse_bind("/src:/dst:ro,rshared")
-    assert (mp["Type"], mp["Source"], mp["Destination"], mp["RW"], mp["Propagation"]) == \
-        ("bind", "/src", "/dst", False, "rshared")
+    assert (mp.type, mp.source, mp.destination, mp.rw, mp.propagation) == ("bind", "/src", "/dst", False, "rshared")
     mp = mountspec.parse_bind("vol:/d/:nocopy")
-    assert (mp["Type"], mp["Name"], mp["Destination"], mp["CopyData"], mp["Mode"]) == \
-        ("volume", "vol", "/d", False, "nocopy")
+    assert (mp.type, mp.name, mp.destination, mp.copy_data, mp.mode) == ("volume", "vol", "/d", False, "nocopy")
     for raw, msg in (("/a:rw", "invalid volume specification: '/a:rw'"), ("/a:/b:ro,rw", "invalid mode: ro,rw"),
                      ("/a:/", "destination can't be '/'"), (":/b", "invalid volume specification"),
                      ("/a:/b:c:d", "invalid volume specification")):
@@ -413,8 +412,8 @@ def test_parse_bind_units():
 
 
 def test_tmpfs_option_units():
-    assert mountspec.tmpfs_options({"SizeBytes": 1 << 20, "Mode": 0o1777}, True) == "ro,mode=1777,size=1m"
-    assert mountspec.tmpfs_options({"SizeBytes": 1000}, False) == "size=1000"
+    assert mountspec.tmpfs_options(TmpfsOptions(size_bytes=1 << 20, mode=0o1777), True) == "ro,mode=1777,size=1m"
+    assert mountspec.tmpfs_options(TmpfsOptions(size_bytes=1000), False) == "size=1000"
     assert mountspec.tmpfs_oci("/t", "exec,size=1m")["options"] == ["nosuid", "nodev", "rprivate", "exec", "size=1m"]
     mounts = mountspec.sort_mounts([{"destination": "/a/b"}, {"destination": "/a"}, {"destination": "/c"}])
     assert [m["destination"] for m in mounts] == ["/a", "/c", "/a/b"]

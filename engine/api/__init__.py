@@ -5,10 +5,11 @@ import json
 import re
 import urllib.parse
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import tornado.web
 
+from engine import wire
 from engine.api import (
     archive,
     build,
@@ -26,7 +27,12 @@ from engine.api import (
 from engine.api import exec as exec_routes
 from engine.api.base import ID, route
 from engine.engine import Engine
-from engine.hostpolicy import OPEN, HostPolicy
+from engine.errors import InvalidParameter
+from engine.hostpolicy import OPEN, HostConfigOf, HostPolicy
+from engine.types.container import ContainerCreateRequest, ExecConfig, HostConfig
+from engine.types.volume import VolumeCreateRequest
+
+R = TypeVar("R")
 
 
 def make_routes(engine: Engine, prefix: str = "", base: type | None = None,
@@ -53,26 +59,36 @@ def make_routes(engine: Engine, prefix: str = "", base: type | None = None,
 
 # requests a host policy inspects, for a server that forwards them to pydockd instead of handling them;
 # each check gets the route's match, the body and a way to inspect a container
-_Check = Callable[[HostPolicy, "re.Match[str]", bytes, Callable[[str], dict[str, Any]]], None]
+_Check = Callable[[HostPolicy, "re.Match[str]", bytes, HostConfigOf], None]
 _FORWARDED_CHECKS: list[tuple[re.Pattern[str], _Check]] = [
     (re.compile(route(r"/containers/create")), lambda p, m, body, inspect: _check_create(p, body, inspect)),
     (re.compile(route(rf"/containers/{ID}/exec")), lambda p, m, body, inspect: _check_exec(p, m["ref"], body, inspect)),
     (re.compile(route(rf"/containers/{ID}/(?:attach|start|restart|archive)")),
-     lambda p, m, body, inspect: p.check_container_use(lambda: inspect(m["ref"]))),
+     lambda p, m, body, host_of: p.check_container_use(lambda: host_of(m["ref"]))),
     (re.compile(route(r"/volumes/create")),
-     lambda p, m, body, inspect: p.check_volume_create(_json_or_none(body))),
+     lambda p, m, body, host_of: _checked(body, VolumeCreateRequest, p.check_volume_create)),
 ]
 
 
-def _check_create(policy: HostPolicy, body: bytes, inspect: Callable[[str], dict[str, Any]]) -> None:
-    request = _json_or_none(body)
-    policy.check_container_create(request)
-    policy.check_container_sharing(request, inspect)
+def _check_create(policy: HostPolicy, body: bytes, host_of: HostConfigOf) -> None:
+    def check(req: ContainerCreateRequest) -> None:
+        policy.check_container_create(req)
+        policy.check_container_sharing(req, host_of)
+    _checked(body, ContainerCreateRequest, check)
 
 
-def _check_exec(policy: HostPolicy, ref: str, body: bytes, inspect: Callable[[str], dict[str, Any]]) -> None:
-    policy.check_exec_create(_json_or_none(body))
-    policy.check_container_use(lambda: inspect(ref))
+def _check_exec(policy: HostPolicy, ref: str, body: bytes, host_of: HostConfigOf) -> None:
+    _checked(body, ExecConfig, policy.check_exec_create)
+    policy.check_container_use(lambda: host_of(ref))
+
+
+def _checked(body: bytes, cls: type[R], check: Callable[[R], None]) -> None:
+    """Run `check` on the decoded body; one pydockd cannot decode is refused there with 400: nothing to check."""
+    try:
+        req = wire.decode(cls, json.loads(body) if body else None)
+    except (ValueError, RecursionError, InvalidParameter):
+        return
+    check(req)
 
 
 def check_forwarded(policy: HostPolicy, method: str, path: str, query: str, body: bytes,
@@ -82,6 +98,10 @@ def check_forwarded(policy: HostPolicy, method: str, path: str, query: str, body
     `inspect` answers a container's inspect data (`{}` when pydockd has no such
     container: pydockd then answers the request itself with its 404).
     """
+    def host_of(ref: str) -> HostConfig | None:
+        doc = inspect(ref)
+        return wire.decode(HostConfig, doc.get("HostConfig")) if doc else None
+
     if method not in ("POST", "PUT"):
         return
     if re.fullmatch(route(r"/build"), path):
@@ -90,16 +110,8 @@ def check_forwarded(policy: HostPolicy, method: str, path: str, query: str, body
     for pattern, check in _FORWARDED_CHECKS:
         match = pattern.fullmatch(path)
         if match:
-            check(policy, match, body, inspect)
+            check(policy, match, body, host_of)
             return
-
-
-def _json_or_none(body: bytes) -> Any:
-    """A body pydockd cannot parse is refused there with 400: nothing for the policy to look at."""
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        return None
 
 
 class NotFoundHandler(tornado.web.RequestHandler):

@@ -5,13 +5,15 @@ import asyncio
 import base64
 import io
 import json
+import threading
 from collections.abc import Callable, Iterable
 from typing import IO, Any, Protocol
 
 from tornado.iostream import StreamClosedError
 
-from engine import validate
+from engine import wire
 from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
+from engine.types.container import ContainerConfig, HostConfig
 
 
 class ContainerFiles(Protocol):
@@ -24,11 +26,11 @@ class ContainerFiles(Protocol):
     def export(self, ref: str, out: IO[bytes]) -> None: ...
     def changes(self, ref: str) -> list[dict[str, Any]] | None: ...
     def commit(self, ref: str, repo: str = "", tag: str = "", comment: str = "", author: str = "",
-               pause: bool = True, changes: Iterable[str] = (), config: dict[str, Any] | None = None) -> str: ...
+               pause: bool = True, changes: Iterable[str] = (), config: ContainerConfig | None = None) -> str: ...
 
 
 class ContainerLookup(Protocol):
-    def get(self, ref: str) -> dict[str, Any]: ...
+    def host_config_of(self, ref: str) -> HostConfig | None: ...
 
 
 class Backend(StreamOwner, Protocol):
@@ -57,19 +59,33 @@ class _LoopSink(io.RawIOBase):
     Each write waits until the IO loop has flushed it to the client, so a
     slow client slows the writer down and a vanished one raises in it; the
     engine then unwinds (container lock, temporary mount) in its own thread.
+
+    A write on the loop's own thread could only wait for itself: that happens
+    when the garbage collector finalizes the BufferedWriter around the sink
+    (its close flushes what a failed copy left buffered) while the loop runs,
+    and it hung the whole daemon. Such a write, and any after the client has
+    gone, fails at once instead.
     """
 
     def __init__(self, handler: ApiHandler, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self.handler = handler
         self.loop = loop
+        self.loop_thread = threading.get_ident()  # made by a handler, on the loop's thread
+        self.broken = False
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
+        if self.broken or threading.get_ident() == self.loop_thread:
+            raise BrokenPipeError("the client is gone")
         chunk = bytes(data)
-        asyncio.run_coroutine_threadsafe(self._send(chunk), self.loop).result()
+        try:
+            asyncio.run_coroutine_threadsafe(self._send(chunk), self.loop).result()
+        except BaseException:
+            self.broken = True
+            raise
         return len(chunk)
 
     async def _send(self, chunk: bytes) -> None:
@@ -114,7 +130,7 @@ class ArchiveHandler(UploadHandler, _TarStream):
 
     async def put(self, version: str | None = None, ref: str = "") -> None:
         # files copied into a container with host access would run with it at its next start
-        await self.run(self.policy.check_container_use, lambda: self.engine.containers.get(ref))
+        await self.run(self.policy.check_container_use, lambda: self.engine.containers.host_config_of(ref))
         await self.in_thread(self.engine.archive.put_archive, ref, self.path_arg(), self.body_file(),
                              self.q_bool("noOverwriteDirNonDir"), self.q_bool("copyUIDGID"))
         self.finish()
@@ -133,11 +149,13 @@ class ChangesHandler(_Handler):
 
 class CommitHandler(_Handler):
     async def post(self, version: str | None = None) -> None:
-        config = self.decoded_body(validate.CONTAINER_CONFIG, required=False)
+        body = self.json_body(required=False)
+        # no body, `null` or `{}`: the container's own config
+        config = None if body is None or body == {} else wire.decode(ContainerConfig, body)
         image_id = await self.in_thread(
             self.engine.archive.commit, self.q_str("container"), self.q_str("repo"), self.q_str("tag"),
             self.q_str("comment"), self.q_str("author"), self.q_bool("pause", True),
-            self.get_query_arguments("changes"), config or None)
+            self.get_query_arguments("changes"), config)
         self.send_json({"Id": image_id}, 201)
 
 

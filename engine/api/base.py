@@ -21,7 +21,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import tornado.iostream
 import tornado.web
 
-from engine import validate
+from engine import wire
 from engine.api.errors import message_of, status_of, write_error
 from engine.errors import EngineError, InvalidParameter
 from engine.filters import Filters
@@ -30,6 +30,7 @@ from engine.openstreams import OpenStreams
 from pydock_common.apiversion import API_VERSION, MIN_API_VERSION, version_tuple
 
 T = TypeVar("T")
+R = TypeVar("R")  # a request record type
 
 
 class StreamOwner(Protocol):
@@ -165,9 +166,9 @@ class ApiHandler(tornado.web.RequestHandler, Generic[B]):
             return {}
         return parse_json(body, "invalid JSON")
 
-    def decoded_body(self, t: validate.Struct, required: bool = True) -> dict[str, Any]:
-        """The JSON body checked against the Engine API type dockerd would decode it into."""
-        return validate.decode(self.json_body(required), t)
+    def decoded(self, cls: type[R], required: bool = True) -> R:
+        """The JSON body decoded into the Engine API record dockerd would decode it into (see engine/wire.py)."""
+        return wire.decode(cls, self.json_body(required))
 
     def send_json(self, data: Any, status: int = 200) -> None:
         self.set_status(status)

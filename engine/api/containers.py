@@ -3,23 +3,60 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from engine import validate
 from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
+from engine.api.container_json import inspect_json, summary_json
+from engine.container.record import ContainerID, ContainerRecord
 from engine.distribution.plan import Platform
-from engine.errors import InvalidParameter, NotFound
+from engine.errors import InvalidParameter
 from engine.filters import Filters
+from engine.types.container import ContainerCreateRequest, HostConfig
 
 Json = dict[str, Any]
 
 
-class ContainerLifecycle(Protocol):
+class ContainerViews(Protocol):
+    """What a container's JSON is built from: its record, sizes, and its network's live settings."""
+
+    @property
+    def containers(self) -> ContainerRecords: ...
+    @property
+    def network(self) -> NetworkViews: ...
+    @property
+    def execs(self) -> LiveExecs: ...
+
+
+class ContainerRecords(Protocol):
+    def get(self, ref: str) -> ContainerRecord: ...
+    def listing(self, all_: bool = False, limit: int = -1, filters: Filters | None = None) -> list[ContainerRecord]: ...
+    def size_rw(self, c: ContainerRecord) -> int: ...
+    def size_root_fs(self, c: ContainerRecord) -> int: ...
+
+
+class NetworkViews(Protocol):
+    def settings(self, c: ContainerRecord) -> Json: ...
+    def ports_list(self, c: ContainerRecord) -> list[Json]: ...
+
+
+def inspect(views: ContainerViews, ref: str, size: bool) -> Json:
+    """`docker inspect`: the record with what the network and exec services know live."""
+    c = views.containers.get(ref)
+    sizes = (views.containers.size_rw(c), views.containers.size_root_fs(c)) if size else None
+    return inspect_json(c, views.network.settings(c), views.execs.live_ids(c.id), sizes)
+
+
+def summaries(views: ContainerViews, all_: bool, limit: int, size: bool, filters: Filters) -> list[Json]:
+    """`docker ps`."""
+    return [summary_json(c, views.network.ports_list(c), views.network.settings(c)["Networks"],
+                         views.containers.size_rw(c) if size else None)
+            for c in views.containers.listing(all_, limit, filters)]
+
+
+class ContainerLifecycle(ContainerRecords, Protocol):
     """The container service as this router uses it."""
 
-    def create(self, body: Json, name: str = "", intermediate: bool = False) -> Json: ...
-    def get(self, ref: str) -> Json: ...
-    def summaries(self, all_: bool = False, limit: int = -1, size: bool = False,
-                  filters: Filters | None = None) -> list[Json]: ...
-    def inspect(self, ref: str, size: bool = False) -> Json: ...
+    def create(self, req: ContainerCreateRequest, name: str = "",
+               intermediate: bool = False) -> tuple[ContainerID, list[str]]: ...
+    def host_config_of(self, ref: str) -> HostConfig | None: ...
     def start(self, ref: str) -> None: ...
     def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None: ...
     def restart(self, ref: str, timeout: int | None = None) -> None: ...
@@ -41,6 +78,8 @@ class Backend(StreamOwner, Protocol):
     def containers(self) -> ContainerLifecycle: ...
     @property
     def execs(self) -> LiveExecs: ...
+    @property
+    def network(self) -> NetworkViews: ...
 
 
 class _Handler(ApiHandler[Backend]):
@@ -49,32 +88,23 @@ class _Handler(ApiHandler[Backend]):
 
 class ContainerCreateHandler(_Handler):
     async def post(self, version: str | None = None) -> None:
-        body = self.decoded_body(validate.CONTAINER_CREATE)
+        req = self.decoded(ContainerCreateRequest)
         Platform.parse(self.q_str("platform"))  # only checked: pydock runs its own platform's images
-        self.policy.check_container_create(body)
-        await self.run(self.policy.check_container_sharing, body, self._inspect_or_empty)
-        self.send_json(await self.run(self.engine.containers.create, body, self.q_str("name")), 201)
-
-
-    def _inspect_or_empty(self, ref: str) -> dict[str, Any]:
-        """A missing container is the engine's own error to report, not the policy's."""
-        try:
-            return self.engine.containers.get(ref)
-        except NotFound:
-            return {}
+        self.policy.check_container_create(req)
+        await self.run(self.policy.check_container_sharing, req, self.engine.containers.host_config_of)
+        cid, warnings = await self.run(self.engine.containers.create, req, self.q_str("name"))
+        self.send_json({"Id": cid, "Warnings": warnings}, 201)
 
 
 class ContainerListHandler(_Handler):
     async def get(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.containers.summaries, self.q_bool("all"), self.q_int("limit", -1),
+        self.send_json(await self.run(summaries, self.engine, self.q_bool("all"), self.q_int("limit", -1),
                                       self.q_bool("size"), self.q_filters()))
 
 
 class ContainerInspectHandler(_Handler):
     async def get(self, version: str | None = None, ref: str = "") -> None:
-        out = await self.run(self.engine.containers.inspect, ref, self.q_bool("size"))
-        out["ExecIDs"] = self.engine.execs.live_ids(out["Id"]) or None  # exec instances live in the exec service
-        self.send_json(out)
+        self.send_json(await self.run(inspect, self.engine, ref, self.q_bool("size")))
 
 
 class _NoContent(_Handler):
@@ -85,7 +115,7 @@ class _NoContent(_Handler):
 
 class ContainerStartHandler(_NoContent):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        await self.run(self.policy.check_container_use, lambda: self.engine.containers.get(ref))
+        await self.run(self.policy.check_container_use, lambda: self.engine.containers.host_config_of(ref))
         await self.run(self.engine.containers.start, ref)
         self.done()
 
@@ -98,14 +128,14 @@ class ContainerStopHandler(_NoContent):
 
 class ContainerRestartHandler(_NoContent):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        await self.run(self.policy.check_container_use, lambda: self.engine.containers.get(ref))
+        await self.run(self.policy.check_container_use, lambda: self.engine.containers.host_config_of(ref))
         await self.in_thread(self.engine.containers.restart, ref, self.q_int("t"))
         self.done()
 
 
 class ContainerKillHandler(_NoContent):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        await self.run(self.engine.containers.kill, ref, self.q_str("signal") or None)
+        await self.in_thread(self.engine.containers.kill, ref, self.q_str("signal") or None)
         self.done()
 
 

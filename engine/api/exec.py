@@ -1,27 +1,28 @@
 """Exec routes: create, start (hijacked like attach unless detached), resize, inspect."""
 from __future__ import annotations
 
+import base64
 import functools
 import socket
 import threading
 from typing import Any, Protocol
 
-from engine import validate
 from engine.api.base import ID, ApiHandler, StreamOwner, bind, route
+from engine.types.container import ExecConfig, ExecStartConfig, HostConfig
 
 
 class Execs(Protocol):
-    def create(self, ref: str, body: Any) -> dict[str, str]: ...
+    def create(self, ref: str, req: ExecConfig) -> str: ...
     def check(self, eid: str) -> ExecInstance: ...
     def start(self, eid: str, console_size: tuple[int, int] | None = None,
               attach: bool = False) -> Attachment | None: ...
     def wait(self, eid: str, timeout: float) -> None: ...
     def resize(self, eid: str, h: int, w: int) -> None: ...
-    def inspect(self, eid: str) -> dict[str, Any]: ...
+    def inspect(self, eid: str) -> ExecInstance: ...
 
 
 class ContainerLookup(Protocol):
-    def get(self, ref: str) -> dict[str, Any]: ...
+    def host_config_of(self, ref: str) -> HostConfig | None: ...
 
 
 class Backend(StreamOwner, Protocol):
@@ -36,7 +37,7 @@ class _Handler(ApiHandler[Backend]):
 from engine.api.streams import Hangup, hijack, pump, run_session
 from engine.container.core import Attachment
 from engine.container.exec import ExecInstance, parse_console_size
-from engine.errors import EngineError, InvalidParameter
+from engine.errors import EngineError
 from pydock_common.stdcopy import MUX, RAW, STDOUT, frame
 
 # How long a finished exec's stream waits for its exit to be recorded, so that
@@ -46,21 +47,19 @@ EXIT_GRACE = 5.0
 
 class ExecCreateHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        body = self.decoded_body(validate.EXEC_CREATE)
-        self.policy.check_exec_create(body)
-        await self.run(self.policy.check_container_use, lambda: self.engine.containers.get(ref))
-        self.send_json(await self.run(self.engine.execs.create, ref, body), 201)
+        req = self.decoded(ExecConfig)
+        self.policy.check_exec_create(req)
+        await self.run(self.policy.check_container_use, lambda: self.engine.containers.host_config_of(ref))
+        self.send_json({"Id": await self.run(self.engine.execs.create, ref, req)}, 201)
 
 
 class ExecStartHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        body = self.json_body(required=False)
-        if not isinstance(body, dict):
-            raise InvalidParameter("invalid exec start config")
-        console_size = parse_console_size(body.get("ConsoleSize")) if body.get("Tty") else None  # as Docker
+        req = self.decoded(ExecStartConfig, required=False)
+        console_size = parse_console_size(req.console_size) if req.tty else None  # as Docker
         execs = self.engine.execs
         ec = await self.run(execs.check, ref)  # errors before the hijack are HTTP errors
-        if body.get("Detach"):
+        if req.detach:
             await self.run(execs.start, ref, console_size)
             self.set_status(200)
             self.finish()
@@ -100,7 +99,22 @@ class ExecResizeHandler(_Handler):
 
 class ExecInspectHandler(_Handler):
     async def get(self, version: str | None = None, ref: str = "") -> None:
-        self.send_json(await self.run(self.engine.execs.inspect, ref))
+        self.send_json(exec_json(await self.run(self.engine.execs.inspect, ref)))
+
+
+def exec_json(ec: ExecInstance) -> dict[str, Any]:
+    """GET /exec/{id}/json."""
+    pc: dict[str, Any] = {"tty": ec.tty, "entrypoint": ec.entrypoint, "arguments": ec.args,
+                          "privileged": ec.privileged}
+    if ec.user:
+        pc["user"] = ec.user
+    return {
+        "ID": ec.id, "Running": ec.running, "ExitCode": ec.exit_code, "ProcessConfig": pc,
+        "OpenStdin": ec.open_stdin, "OpenStderr": ec.open_stderr, "OpenStdout": ec.open_stdout,
+        "CanRemove": False, "ContainerID": ec.container_id,
+        "DetachKeys": base64.b64encode(ec.detach_keys).decode(),  # Go marshals []byte as base64
+        "Pid": ec.pid,
+    }
 
 
 ROUTES: list[tuple[str, Any]] = [

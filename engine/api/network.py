@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from engine import validate
 from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
 from engine.errors import InvalidParameter
 from engine.filters import Filters
+from engine.types.network import EndpointSettings, NetworkConnect, NetworkCreateRequest, NetworkDisconnect
 
 Json = dict[str, Any]
 
@@ -16,9 +16,9 @@ class Networks(Protocol):
 
     def summaries(self, filters: Filters | None = None) -> list[Json]: ...
     def inspect(self, ref: str) -> Json: ...
-    def create(self, body: Json) -> dict[str, str]: ...
+    def create(self, body: NetworkCreateRequest) -> dict[str, str]: ...
     def remove(self, ref: str) -> None: ...
-    def connect(self, net_ref: str, container_ref: str, config: Json) -> None: ...
+    def connect(self, net_ref: str, container_ref: str, config: EndpointSettings) -> None: ...
     def disconnect(self, net_ref: str, container_ref: str, force: bool = False) -> None: ...
     def prune(self, filters: Filters) -> Json: ...
 
@@ -49,28 +49,28 @@ class NetworkHandler(_Handler):
 
 class NetworkCreateHandler(_Handler):
     async def post(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.network.create, self.decoded_body(validate.NETWORK_CREATE)), 201)
+        self.send_json(await self.run(self.engine.network.create, self.decoded(NetworkCreateRequest)), 201)
 
 
-def _container(body: object) -> str:
-    if not isinstance(body, dict) or not isinstance(body.get("Container"), str) or not body["Container"]:
+def _container(ref: str) -> str:
+    if not ref:
         raise InvalidParameter("Container is required")
-    return body["Container"]
+    return ref
 
 
 class NetworkConnectHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        body = self.decoded_body(validate.NETWORK_CONNECT)
-        container = _container(body)
-        await self.run(self.engine.network.connect, ref, container, body.get("EndpointConfig") or {})
+        req = self.decoded(NetworkConnect)
+        await self.run(self.engine.network.connect, ref, _container(req.container),
+                       req.endpoint_config or EndpointSettings())
         self.set_status(200)
         self.finish()
 
 
 class NetworkDisconnectHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        body = self.decoded_body(validate.NETWORK_DISCONNECT)
-        await self.run(self.engine.network.disconnect, ref, _container(body), bool(body.get("Force")))
+        req = self.decoded(NetworkDisconnect)
+        await self.run(self.engine.network.disconnect, ref, _container(req.container), req.force)
         self.set_status(200)
         self.finish()
 

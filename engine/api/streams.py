@@ -20,11 +20,11 @@ from engine.container.logconfig import LogSpec
 
 
 class ContainerStreams(Protocol):
-    def get(self, ref: str) -> dict[str, Any]: ...
+    def get(self, ref: str) -> ContainerRecord: ...
     def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> Attachment: ...
     def begin_wait(self, ref: str, condition: str = "not-running") -> Callable[[threading.Event | None],
                                                                               dict[str, Any]]: ...
-    def log_spec(self, c: dict[str, Any]) -> LogSpec: ...
+    def log_spec(self, c: ContainerRecord) -> LogSpec: ...
 
 
 class Backend(StreamOwner, Protocol):
@@ -36,6 +36,7 @@ class _Handler(ApiHandler[Backend]):
     pass
 from engine.container.core import Attachment
 from engine.container.logs import LogEntry, read_log_batches
+from engine.container.record import ContainerRecord
 from engine.errors import EngineError, InvalidParameter, Unsupported
 from engine.openstreams import OpenStreams, ShuttingDown
 from engine.timeutil import parse_api_time
@@ -205,11 +206,11 @@ class AttachHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         stdout, stderr = self.q_bool("stdout"), self.q_bool("stderr")
         c = await self.run(self.engine.containers.get, ref)
-        self.policy.check_container_use(lambda: c)
+        self.policy.check_container_use(lambda: c.host_config)
         att = None
         if self.q_bool("stream"):
             att = await self.run(self.engine.containers.attach, ref, self.q_bool("stdin"), stdout, stderr)
-        tty = c["Config"]["Tty"]
+        tty = c.config.tty
         client, leftover = await hijack(self, RAW if tty else MUX)
         log_path = self.engine.containers.log_spec(c).path
         history = log_chunks(read_log_batches(log_path, stdout=stdout, stderr=stderr), tty, False) \
@@ -272,8 +273,8 @@ class LogsHandler(_Handler):
         follow = self.q_bool("follow")
         timestamps = self.q_bool("timestamps")
         c = await self.run(self.engine.containers.get, ref)
-        tty = c["Config"]["Tty"]
-        cid = c["Id"]
+        tty = c.config.tty
+        cid = c.id
         containers = self.engine.containers
         log_path = containers.log_spec(c).path
         if not log_path:
@@ -281,7 +282,7 @@ class LogsHandler(_Handler):
 
         def is_running() -> bool:
             try:
-                return bool(containers.get(cid)["State"]["Running"])
+                return containers.get(cid).state.running
             except EngineError:
                 return False
 

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 import tornado.iostream
 
 from engine.api.base import ApiHandler, Route, StreamOwner, bind, route
+from engine.api.containers import ContainerViews, summaries
 from engine.errors import InvalidParameter
 from engine.events import Event, Subscriber, matches
 
@@ -26,7 +27,7 @@ class EventSource(Protocol):
     def unsubscribe(self, fn: Subscriber) -> None: ...
 
 
-class Backend(StreamOwner, Protocol):
+class Backend(StreamOwner, ContainerViews, Protocol):
     @property
     def system(self) -> SystemViews: ...
     @property
@@ -65,12 +66,19 @@ class InfoHandler(_Handler):
 DF_TYPES = ("container", "image", "volume", "build-cache")
 
 
+def _df(backend: Backend) -> dict[str, Any]:
+    """`docker system df`: the system service's images and volumes, and the containers as `ps -as` shows them."""
+    out = backend.system.df()
+    out["Containers"] = summaries(backend, True, -1, True, Filters())
+    return out
+
+
 class DfHandler(_Handler):
     async def get(self, version: str | None = None) -> None:
         for t in self.request.query_arguments.get("type", []):
             if t.decode(errors="replace") not in DF_TYPES:
                 raise InvalidParameter(f"unknown object type: {t.decode(errors='replace')}")
-        self.send_json(await self.run(self.engine.system.df))
+        self.send_json(await self.run(_df, self.engine))
 
 
 class EventsHandler(_Handler):

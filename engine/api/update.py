@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from engine import validate
 from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
+from engine.types.container import UpdateConfig
 
 
 class ContainerUpdater(Protocol):
-    def update(self, ref: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def update(self, ref: str, upd: UpdateConfig) -> list[str]: ...
 
 
 class Backend(StreamOwner, Protocol):
@@ -22,7 +22,8 @@ class _Handler(ApiHandler[Backend]):
 
 class ContainerUpdateHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        self.send_json(await self.run(self.engine.containers.update, ref, self.decoded_body(validate.CONTAINER_UPDATE)))
+        warnings = await self.run(self.engine.containers.update, ref, self.decoded(UpdateConfig))
+        self.send_json({"Warnings": warnings})
 
 
 ROUTES: list[Route] = [(route(rf"/containers/{ID}/update"), ContainerUpdateHandler)]

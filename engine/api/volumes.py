@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from engine import validate
 from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
 from engine.filters import Filters
+from engine.types.volume import VolumeCreateRequest
 from pydock_common.apiversion import version_tuple
 
 Json = dict[str, Any]
@@ -39,10 +39,10 @@ class VolumeCreateHandler(VolumeHandler):
     """POST creates; GET and DELETE reach a volume that happens to be named "create"."""
 
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        body = self.decoded_body(validate.VOLUME_CREATE, required=False)
-        self.policy.check_volume_create(body)
-        vol = await self.run(self.engine.volumes.create, body.get("Name") or "", body.get("Driver") or "",
-                             body.get("DriverOpts"), body.get("Labels"))  # null stays null, as in Docker
+        req = self.decoded(VolumeCreateRequest, required=False)
+        self.policy.check_volume_create(req)
+        vol = await self.run(self.engine.volumes.create, req.name, req.driver,
+                             req.driver_opts, req.labels)  # null stays null, as in Docker
         self.send_json(vol, 201)
 
 

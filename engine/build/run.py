@@ -24,6 +24,7 @@ from engine.build.state import (
 )
 from engine.errors import EngineError
 from engine.image.layers import chain_ids
+from engine.types.container import ContainerConfig, ContainerCreateRequest, HostConfig
 
 
 class RunSteps(JobCore):
@@ -58,11 +59,10 @@ class RunSteps(JobCore):
     def _run_container(self, st: StageState, cmd: list[str], env: list[str]) -> Generator[Message, None, str | None]:
         containers = self.svc.containers
         keep = not self.opts.remove and not self.opts.force_remove
-        created = containers.create({"Image": st.image_id, "Entrypoint": [], "Cmd": cmd, "Env": env,
-                                     "AttachStdout": True, "AttachStderr": True, "Labels": {},
-                                     "HostConfig": {"NetworkMode": self.opts.network or "default"}},
-                                    intermediate=not keep)
-        cid = created["Id"]
+        cid, _ = containers.create(ContainerCreateRequest(
+            config=ContainerConfig(image=st.image_id, entrypoint=[], cmd=cmd, env=env, attach_stdout=True,
+                                   attach_stderr=True, labels={}),
+            host_config=HostConfig(network_mode=self.opts.network or "default")), intermediate=not keep)
         try:
             yield stream(f" ---> Running in {cid[:12]}\n")
             att = containers.attach(cid, False, True, True)

@@ -13,6 +13,7 @@ of the operation, under the container's lock so start/stop cannot interleave.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as _dt
 import os
@@ -24,15 +25,17 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+from engine import wire
 from engine.config import EngineConfig
+from engine.container.record import ContainerRecord
 from engine.container.service import ContainerService
-from engine.container.state import State
 from engine.errors import Conflict, InvalidParameter, NotFound
 from engine.image.changes import apply_change
 from engine.image.layers import Layer, LayerStore, write_diff_tar
 from engine.image.service import ImageService
 from engine.linux.fsutil import resolve_user, secure_join
 from engine.timeutil import rfc3339_ns
+from engine.types.container import ContainerConfig
 from pydock_common import reference
 from pydock_common.tarwrite import TarWriter, walk
 from pydock_common.untar import Options, Scope, opaque_xattr, untar
@@ -185,6 +188,31 @@ def overlay_changes(upper: str, lowers: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+def _process_root(pid: int, merged: str) -> tuple[str, int] | None:
+    """`/proc/<pid>/root` and an fd on it, if `pid` is still the container's process (its root is the
+    container's root filesystem), else None. The fd is opened through the process's /proc directory, so a
+    pid reused after the container exited cannot slip in between the check and the use."""
+    try:
+        proc_fd = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        root_fd = os.open("root", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=proc_fd)
+    except OSError:
+        return None
+    finally:
+        os.close(proc_fd)
+    try:
+        st, want = os.fstat(root_fd), os.stat(merged)
+        same = (st.st_dev, st.st_ino) == (want.st_dev, want.st_ino)
+    except OSError:
+        same = False
+    if not same:
+        os.close(root_fd)
+        return None
+    return f"/proc/{pid}/root", root_fd
+
+
 def merge_config(user: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:
     """Docker's commit `merge`: what the committed config leaves unset comes from the container's."""
     out = copy.deepcopy(user)
@@ -216,26 +244,66 @@ class ArchiveService:
         self.layers = layers
 
     @contextmanager
-    def _rootfs(self, ref: str) -> Iterator[tuple[dict[str, Any], str, int]]:
-        """The record, mounted rootfs path and an fd on it, with start/stop/remove held off."""
+    def _rootfs(self, ref: str, with_mounts: bool = True) -> Iterator[tuple[ContainerRecord, str, int]]:
+        """The record, the container's root path and an fd on it, with start/stop/remove held off.
+
+        With `with_mounts` (docker cp), a running container's root is its process's
+        (`/proc/<pid>/root`), where its volumes, binds and tmpfs mounts are, and a
+        stopped one's is assembled with its volumes and binds mounted in, as dockerd
+        does; without (export), it is the root filesystem alone.
+        """
         with self.containers.locked(ref) as c:
-            cid = c["Id"]
-            cdir = self.containers.dir(cid)
-            merged = os.path.join(cdir, "merged")
+            merged = os.path.join(self.containers.dir(c.id), "merged")
+            live = _process_root(c.state.pid, merged) if c.state.running and with_mounts else None
+            if live is not None:
+                try:
+                    yield c, live[0], live[1]
+                finally:
+                    os.close(live[1])
+                return
             temporary = not self.containers.rootfs.mounted(merged)
             if temporary:
-                self.containers.rootfs.mount(self.layers.lower_dirs(c["_chain"]), os.path.join(cdir, "upper"),
-                              os.path.join(cdir, "work"), merged)
+                cdir = self.containers.dir(c.id)
+                self.containers.rootfs.mount(self.layers.lower_dirs(c.chain), os.path.join(cdir, "upper"),
+                                             os.path.join(cdir, "work"), merged)
             try:
                 root = os.path.realpath(merged)
-                root_fd = os.open(root, _DIR_FLAGS)
-                try:
-                    yield c, root, root_fd
-                finally:
-                    os.close(root_fd)
+                with self._mounts_shown(c, root) if with_mounts else contextlib.nullcontext():
+                    root_fd = os.open(root, _DIR_FLAGS)
+                    try:
+                        yield c, root, root_fd
+                    finally:
+                        os.close(root_fd)
             finally:
                 if temporary:
                     self.containers.rootfs.unmount(merged)
+
+    @contextmanager
+    def _mounts_shown(self, c: ContainerRecord, root: str) -> Iterator[None]:
+        """A stopped container's volumes and binds mounted at their destinations under `root` meanwhile
+        (tmpfs mounts hold nothing while it is stopped)."""
+        if not c.mount_points:
+            yield
+            return
+        volumes = self.containers.volumes
+        shown: list[str] = []
+        try:
+            for m in volumes.attach(c.id, c.host_config, c.mount_points):
+                if m["type"] != "bind":
+                    continue
+                target = secure_join(root, m["destination"])
+                if os.path.isdir(m["source"]):
+                    os.makedirs(target, mode=0o755, exist_ok=True)
+                elif not os.path.lexists(target):
+                    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+                    open(target, "a").close()
+                self.containers.rootfs.bind(m["source"], target, "ro" in m["options"])
+                shown.append(target)
+            yield
+        finally:
+            for target in reversed(shown):
+                self.containers.rootfs.unbind(target)
+            volumes.detach(c)
 
     # ---- docker cp ------------------------------------------------------
     def _target(self, root: str, root_fd: int, ref: str, path: str) -> tuple[int, str, str, os.stat_result]:
@@ -243,7 +311,7 @@ class ArchiveService:
         is not followed unless the path ends in "/" or "/."."""
         abs_path = docker_abs_path(path)
         dir_part, base = abs_path.rsplit("/", 1)
-        resolved = _rel(root, secure_join(root, dir_part))
+        resolved = _rel(root, secure_join(root, dir_part, root_resolved=True))
         if base in ("", "."):
             parent, _, name = resolved.rpartition("/")
             name = name or "."
@@ -267,7 +335,7 @@ class ArchiveService:
     def _path_stat(root: str, abs_path: str, st: os.stat_result) -> dict[str, Any]:
         link = ""
         if stat.S_ISLNK(st.st_mode):
-            link = "/" + _rel(root, secure_join(root, abs_path))
+            link = "/" + _rel(root, secure_join(root, abs_path, root_resolved=True))
         return {"name": _base_name(abs_path), "size": st.st_size, "mode": go_file_mode(st.st_mode),
                 "mtime": go_time(st.st_mtime_ns), "linkTarget": link}
 
@@ -297,16 +365,16 @@ class ArchiveService:
                     copy_uid_gid: bool = False) -> None:
         """PUT /containers/{id}/archive: unpack a tar into an existing directory of the container."""
         with self._rootfs(ref) as (c, root, root_fd):
-            dest = _rel(root, secure_join(root, docker_abs_path(path)))
+            dest = _rel(root, secure_join(root, docker_abs_path(path), root_resolved=True))
             try:
                 os.close(open_dir(root_fd, dest))
             except FileNotFoundError:
                 raise NotFound(f"Could not find the file {path} in container {ref}") from None
             except NotADirectoryError:
                 raise InvalidParameter("extraction point is not a directory") from None
-            if c["HostConfig"].get("ReadonlyRootfs"):
+            if c.host_config.readonly_rootfs:
                 raise InvalidParameter("container rootfs is marked read-only")
-            owner = resolve_user(root, c["Config"]["User"])[:2] if copy_uid_gid and c["Config"]["User"] else None
+            owner = resolve_user(root, c.config.user)[:2] if copy_uid_gid and c.config.user else None
             try:
                 untar(src, root_fd, Options(scope=Scope.IN_ROOT, dest=dest, owner=owner,
                                             no_overwrite_dir_non_dir=no_overwrite_dir_non_dir))
@@ -316,7 +384,7 @@ class ArchiveService:
 
     # ---- docker export / diff -------------------------------------------
     def export(self, ref: str, out: IO[bytes]) -> None:
-        with self._rootfs(ref) as (c, _root, root_fd):
+        with self._rootfs(ref, with_mounts=False) as (c, _root, root_fd):
             with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 TarWriter(tar).add_children(root_fd, "")
             out.flush()
@@ -325,35 +393,41 @@ class ArchiveService:
     def changes(self, ref: str) -> list[dict[str, Any]] | None:
         """`docker diff`; None when nothing changed, as Docker answers `null`."""
         with self.containers.locked(ref) as c:
-            cid = c["Id"]
-            found = overlay_changes(os.path.join(self.containers.dir(cid), "upper"),
-                                    self.layers.lower_dirs(c["_chain"]))
+            found = overlay_changes(os.path.join(self.containers.dir(c.id), "upper"),
+                                    self.layers.lower_dirs(c.chain))
         return found or None
 
     # ---- docker commit ----------------------------------------------------
     def commit(self, ref: str, repo: str = "", tag: str = "", comment: str = "", author: str = "",
-               pause: bool = True, changes: Iterable[str] = (), config: dict[str, Any] | None = None) -> str:
+               pause: bool = True, changes: Iterable[str] = (), config: ContainerConfig | None = None) -> str:
+        """`docker commit`; `config` (the request's) is merged with the container's, as dockerd does."""
         target = reference.with_tag(repo, tag) if repo else None
         with self.containers.locked(ref) as c:
-            cid = c["Id"]
-            state = State.of_record(c)
+            cid = c.id
+            state = c.state
             if state.dead:
                 raise Conflict(f"You cannot commit container {cid} which is Dead")
-            new_config = copy.deepcopy(config if config else c["Config"])
+            # the image config is a document of its own (content-addressed JSON): built in Docker's shape
+            container_config = wire.encode(c.config)
+            new_config = wire.encode(config) if config else copy.deepcopy(container_config)
             for line in changes:
                 apply_change(new_config, line)
-            new_config = merge_config(new_config, c["Config"])
+            new_config = merge_config(new_config, container_config)
             if new_config.get("StopTimeout") is None:
                 new_config.pop("StopTimeout", None)
             pause_now = pause and state.running and not state.paused
             if pause_now:
-                self.containers.pause(cid)
+                try:
+                    self.containers.pause(cid)
+                except Conflict:  # exiting meanwhile: nothing runs that could change its files
+                    pause_now = False
             try:
-                layer = self._commit_layer(cid, c["_chain"])
+                layer = self._commit_layer(cid, c.chain)
             finally:
                 if pause_now:
-                    self.containers.unpause(cid)
-        image_id = self.images.create(self._image_config(c, new_config, layer, comment, author), parent=c["Image"])
+                    with contextlib.suppress(Conflict):  # killed while paused: nothing to thaw
+                        self.containers.unpause(cid)
+        image_id = self.images.create(self._image_config(c, new_config, layer, comment, author), parent=c.image_id)
         if target:
             self.images.tag(image_id, repo, tag)
         self.containers.log_event(c, "commit", comment=comment, imageID=image_id,
@@ -374,13 +448,13 @@ class ArchiveService:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
-    def _image_config(self, c: dict[str, Any], config: dict[str, Any], layer: Layer | None, comment: str,
+    def _image_config(self, c: ContainerRecord, config: dict[str, Any], layer: Layer | None, comment: str,
                       author: str) -> dict[str, Any]:
         """Docker's NewChildImage: the parent's rootfs and history plus this commit."""
-        parent = self.images.config(c["Image"])
+        parent = self.images.config(c.image_id)
         now = rfc3339_ns()
         entry: dict[str, Any] = {"created": now}
-        created_by = " ".join(c["Config"].get("Cmd") or [])
+        created_by = " ".join(c.config.cmd or [])
         for key, value in (("author", author), ("created_by", created_by), ("comment", comment),
                            ("empty_layer", layer is None)):
             if value:

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 from engine.container.core import Attachment, ContainerCore
-from engine.container.record import Config, ContainerID
-from engine.container.state import State
+from engine.container.record import ContainerID
 
 
 class Attaching(ContainerCore):
@@ -13,10 +12,10 @@ class Attaching(ContainerCore):
         cid = self.resolve(ref)
         with self._lock(cid):
             c = self._load(cid)
-            cfg = Config.from_docker(c["Config"])
+            cfg = c.config
             att = Attachment(stdin=stdin and cfg.open_stdin, stdout=stdout, stderr=stderr,
                              close_stdin=cfg.stdin_once, tty=cfg.tty)
-            if State.of_record(c).running:
+            if c.state.running:
                 self._connect_attachment(cid, att)
             else:
                 self._pending.setdefault(cid, []).append(att)

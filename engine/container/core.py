@@ -14,13 +14,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from engine.config import EngineConfig
 from engine.container import logconfig
-from engine.container.record import Config, ContainerID
-from engine.container.state import State
+from engine.container.record import ContainerID, ContainerRecord
 from engine.container.store import ContainerStore
+from engine.errors import NotFound
 from engine.events import EventBus
 from engine.image.layers import LayerStore
 from engine.image.service import ImageService
@@ -28,6 +27,7 @@ from engine.network.service import NetworkService
 from engine.runtime.base import ContainerRuntime
 from engine.runtime.rootfs import RootFS
 from engine.store.db import MetaStore
+from engine.types.container import HostConfig
 from engine.volume.service import VolumeService
 
 
@@ -83,20 +83,27 @@ class ContainerCore:
         with self._locks_guard:
             return self._locks.setdefault(cid, threading.RLock())
 
-    def _load(self, cid: ContainerID) -> dict[str, Any]:
+    def _load(self, cid: ContainerID) -> ContainerRecord:
         return self.store.load(cid)
 
-    def _save(self, c: dict[str, Any]) -> None:
+    def _save(self, c: ContainerRecord) -> None:
         self.store.save(c)
 
     def resolve(self, ref: str) -> ContainerID:
         """Container ID for a full ID, unique ID prefix, or name (Docker's lookup order)."""
         return self.store.resolve(ref)
 
-    def get(self, ref: str) -> dict[str, Any]:
+    def get(self, ref: str) -> ContainerRecord:
         return self._load(self.resolve(ref))
 
-    def all_records(self) -> list[dict[str, Any]]:
+    def host_config_of(self, ref: str) -> HostConfig | None:
+        """A container's HostConfig, None when there is no such container (for the host policy)."""
+        try:
+            return self.get(ref).host_config
+        except NotFound:
+            return None
+
+    def all_records(self) -> list[ContainerRecord]:
         return self.store.records()
 
     def ids(self) -> set[ContainerID]:
@@ -107,32 +114,31 @@ class ContainerCore:
         running: list[str] = []
         stopped: list[str] = []
         for c in self.all_records():
-            if c["Image"] == image_id:
-                (running if State.of_record(c).running else stopped).append(c["Id"])
+            if c.image_id == image_id:
+                (running if c.state.running else stopped).append(c.id)
         return running, stopped
 
-    def log_spec(self, c: dict[str, Any]) -> logconfig.LogSpec:
+    def log_spec(self, c: ContainerRecord) -> logconfig.LogSpec:
         """Where a container's log is and how it rotates (records from before LogConfig was honoured
-        hold the json-file default)."""
-        return logconfig.spec(c["HostConfig"].get("LogConfig") or {"Type": logconfig.JSON_FILE},
-                              self.dir(c["Id"]))
+        hold no type: the json-file default)."""
+        return logconfig.spec(c.host_config.log_config, self.dir(c.id))
 
     def dir(self, cid: str) -> str:
         return os.path.join(self.cfg.containers_dir, cid)
 
-    def _attrs(self, c: dict[str, Any], **extra: str) -> dict[str, str]:
+    @staticmethod
+    def _attrs(c: ContainerRecord, **extra: str) -> dict[str, str]:
         """An event's attributes: Docker's image and name, the container's labels, then `extra`."""
-        config = Config.from_docker(c["Config"])
-        attrs = {"image": config.image, "name": c["Name"].lstrip("/")}
-        attrs.update(config.labels)
+        attrs = {"image": c.config.image, "name": c.short_name}
+        attrs.update(c.labels)
         attrs.update(extra)
         return attrs
 
-    def _event(self, c: dict[str, Any], action: str, **extra: str) -> None:
-        self.events.publish("container", action, c["Id"], self._attrs(c, **extra))
+    def _event(self, c: ContainerRecord, action: str, **extra: str) -> None:
+        self.events.publish("container", action, c.id, self._attrs(c, **extra))
 
     @contextmanager
-    def locked(self, ref: str) -> Iterator[dict[str, Any]]:
+    def locked(self, ref: str) -> Iterator[ContainerRecord]:
         """The record of `ref`, with start, stop, remove and other lifecycle changes held off meanwhile.
 
         For work on a container's files (cp, export, diff, commit) that must not
@@ -142,6 +148,6 @@ class ContainerCore:
         with self._lock(cid):
             yield self._load(cid)
 
-    def log_event(self, c: dict[str, Any], action: str, **extra: str) -> None:
+    def log_event(self, c: ContainerRecord, action: str, **extra: str) -> None:
         """Container events for actions other services perform (e.g. `top`), with the usual attributes."""
         self._event(c, action, **extra)

@@ -1,140 +1,147 @@
 """Create: a container's record, directories, name and network registration, validated as dockerd does."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import shutil
-from typing import Any
 
 from engine.container import logconfig, naming
 from engine.container.attach import Attaching
+from engine.container.record import ContainerID, ContainerRecord, GraphDriver, GraphDriverData
 from engine.container.signals import parse_signal
-from engine.errors import InvalidParameter
+from engine.errors import InvalidParameter, NotFound
 from engine.runtime import resources, security
-from engine.runtime.spec import merge_env, normalize_caps
-from engine.timeutil import ZERO_TIME, rfc3339_ns
+from engine.runtime.spec import normalize_caps
+from engine.timeutil import rfc3339_ns
+from engine.types.container import ContainerConfig, ContainerCreateRequest, HostConfig
+from engine.volume import mountspec
+from engine.volume.mountspec import MountPoint
 
-
-def _str_slice(value: str | list[str] | None) -> list[str] | None:
-    """Docker's StrSlice fields (Cmd, Entrypoint, CapAdd) take one string for a one-item list."""
-    return [value] if isinstance(value, str) else value
+DEFAULT_RUNTIME = "runc"
+RUNTIMES = (DEFAULT_RUNTIME,)  # the OCI runtimes `docker info` lists under Runtimes
 
 
 class Creating(Attaching):
     # ---- create -------------------------------------------------------
-    def create(self, body: dict[str, Any], name: str = "", intermediate: bool = False) -> dict[str, Any]:
-        """A new container; an `intermediate` one (a build's RUN) is removed if a daemon restart finds it."""
+    def create(self, req: ContainerCreateRequest, name: str = "",
+               intermediate: bool = False) -> tuple[ContainerID, list[str]]:
+        """A new container and the warnings; an `intermediate` one (a build's RUN) is removed if a daemon
+        restart finds it."""
         name = naming.validate(name) if name else ""
-        image_ref = body.get("Image") or ""
-        if not image_ref:
+        body, host = req.config, req.host_config
+        if not body.image:
             raise InvalidParameter("No image specified")
-        image_id = self.images.resolve(image_ref)
-        icfg = self.images.config(image_id).get("config") or {}
-        host = self._validate_host_config(body.get("HostConfig") or {})
-        net_plan = self.network.plan(body, host)
+        image_id = self.images.resolve(body.image)
+        icfg = self.images.run_config(image_id)
+        self._validate_host_config(host)
+        net_plan = self.network.plan(req)
         warnings = resources.adapt_host_config(host, self.cfg.limit_controllers, self.cfg.cgroup_limits_reason)
         security.validate_host_config(host)
-        entrypoint, cmd = _str_slice(body.get("Entrypoint")), _str_slice(body.get("Cmd"))
-        if entrypoint is not None and entrypoint != []:
-            ep, args = entrypoint, cmd or []
-        else:
-            ep = [] if entrypoint == [] else (icfg.get("Entrypoint") or [])
-            args = cmd if cmd else ([] if entrypoint is not None else (icfg.get("Cmd") or []))
-        argv = list(ep) + list(args)
+        config, argv = _merge_image_config(body, icfg)
         if not argv:
             raise InvalidParameter("no command specified")
-        cid = secrets.token_hex(32)
-        env = merge_env(icfg.get("Env"), body.get("Env") or [])
-        labels = dict(icfg.get("Labels") or {})
-        labels.update(body.get("Labels") or {})
-        config = {
-            "Hostname": body.get("Hostname") or cid[:12],
-            "Domainname": body.get("Domainname") or "",
-            "User": body.get("User") or icfg.get("User", ""),
-            "AttachStdin": bool(body.get("AttachStdin")), "AttachStdout": bool(body.get("AttachStdout")),
-            "AttachStderr": bool(body.get("AttachStderr")),
-            "ExposedPorts": {**(icfg.get("ExposedPorts") or {}), **(body.get("ExposedPorts") or {})} or None,
-            "Tty": bool(body.get("Tty")), "OpenStdin": bool(body.get("OpenStdin")),
-            "StdinOnce": bool(body.get("StdinOnce")),
-            "Env": env,
-            "Cmd": cmd if cmd is not None else (icfg.get("Cmd") if entrypoint is None else None),
-            "Image": image_ref,
-            "Volumes": {**(icfg.get("Volumes") or {}), **(body.get("Volumes") or {})} or None,
-            "WorkingDir": body.get("WorkingDir") or icfg.get("WorkingDir", ""),
-            "Entrypoint": entrypoint if entrypoint is not None else (icfg.get("Entrypoint") or None),
-            "OnBuild": None,
-            "Labels": labels,
-            "StopSignal": body.get("StopSignal") or icfg.get("StopSignal") or "",
-            "StopTimeout": body.get("StopTimeout"),
-        }
-        if config["WorkingDir"] and not config["WorkingDir"].startswith("/"):
-            raise InvalidParameter(f"the working directory '{config['WorkingDir']}' is invalid, it needs to be an absolute path")
-        if config["StopSignal"]:
-            parse_signal(config["StopSignal"])
-        if len(config["Hostname"]) > 255:
+        cid = ContainerID(secrets.token_hex(32))
+        config.hostname = config.hostname or cid[:12]
+        if config.working_dir and not config.working_dir.startswith("/"):
+            raise InvalidParameter(f"the working directory '{config.working_dir}' is invalid, it needs to be an absolute path")
+        if config.stop_signal:
+            parse_signal(config.stop_signal)
+        if len(config.hostname) > 255:
             raise InvalidParameter("invalid hostname: too long")
         cdir = self.dir(cid)
-        log_spec = logconfig.spec(host["LogConfig"], cdir)
-        record: dict[str, Any] = {
-            "Id": cid, "Created": rfc3339_ns(), "Path": argv[0], "Args": argv[1:],
-            "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
-                      "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
-                      "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME},
-            "Image": image_id,
-            "ResolvConfPath": os.path.join(cdir, "resolv.conf"),
-            "HostnamePath": os.path.join(cdir, "hostname"),
-            "HostsPath": os.path.join(cdir, "hosts"),
-            "LogPath": log_spec.path if log_spec.driver == logconfig.JSON_FILE else "",
-            "Name": name, "RestartCount": 0, "Driver": "overlay2", "Platform": "linux",
-            "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "", "ExecIDs": None,
-            "HostConfig": host,
-            "GraphDriver": {"Name": "overlay2", "Data": {
-                "LowerDir": ":".join(self.layers.lower_dirs(self.images.top_chain(image_id))),
-                "UpperDir": os.path.join(cdir, "upper"), "WorkDir": os.path.join(cdir, "work"),
-                "MergedDir": os.path.join(cdir, "merged")}},
-            "Mounts": [],
-            "Config": config,
-            "NetworkSettings": {"Bridge": "", "SandboxID": "", "Ports": {}, "SandboxKey": "",
-                                "Networks": {}},
-            "_chain": self.images.top_chain(image_id),
-            "_manual_stop": False,
-            "_intermediate": intermediate,
-        }
+        log_spec = logconfig.spec(host.log_config, cdir)
+        chain = self.images.top_chain(image_id)
+        lowers = self.layers.lower_dirs(chain)
+        record = ContainerRecord(
+            id=cid, created=rfc3339_ns(), path=argv[0], args=argv[1:], image_id=image_id,
+            resolv_conf_path=os.path.join(cdir, "resolv.conf"), hostname_path=os.path.join(cdir, "hostname"),
+            hosts_path=os.path.join(cdir, "hosts"),
+            log_path=log_spec.path if log_spec.driver == logconfig.JSON_FILE else "",
+            name=name, host_config=host, config=config, chain=chain, intermediate=intermediate,
+            graph_driver=GraphDriver(data=GraphDriverData(
+                lower_dir=":".join(lowers), upper_dir=os.path.join(cdir, "upper"),
+                work_dir=os.path.join(cdir, "work"), merged_dir=os.path.join(cdir, "merged"))))
+        inherited = self._inherited_mounts(host.volumes_from or [])
         os.makedirs(cdir, mode=0o710)
         try:
             for sub in ("upper", "work", "merged"):
                 os.mkdir(os.path.join(cdir, sub))
-            with self.volumes.claim(record, self.layers.lower_dirs(record["_chain"])), \
+            with self.volumes.claim(cid, host, list(config.volumes or {}), inherited, lowers) as points, \
                     self.meta.transaction():
+                record.mount_points = points
                 if not name:
-                    record["Name"] = name = naming.generate(self.store.names())
+                    record.name = name = naming.generate(self.store.names())
                 self.store.insert(record)
                 self.network.register(cid, name, net_plan)
         except BaseException:
             shutil.rmtree(cdir, ignore_errors=True)
             raise
         self._event(record, "create")
-        return {"Id": cid, "Warnings": warnings}
+        return cid, warnings
+
+    def _inherited_mounts(self, volumes_from: list[str]) -> list[MountPoint]:
+        """The mount points `--volumes-from` gives (read-only where asked), later sources winning."""
+        out: dict[str, MountPoint] = {}
+        for spec in volumes_from:
+            ref, rw = mountspec.parse_volumes_from(spec)
+            try:
+                source = self.get(ref)
+            except NotFound as e:
+                raise InvalidParameter(e.message) from None
+            for mp in source.mount_points:
+                out[mp.destination] = dataclasses.replace(mp, rw=mp.rw and rw, copy_data=False)
+        return list(out.values())
 
     @staticmethod
-    def _validate_host_config(h: dict[str, Any]) -> dict[str, Any]:
-        policy = h.get("RestartPolicy") or {}
-        pname = policy.get("Name") or ""
-        retries = policy.get("MaximumRetryCount") or 0
-        resources.check_restart_policy(pname or "no", retries)
-        if h.get("AutoRemove") and pname not in ("", "no"):
+    def _validate_host_config(h: HostConfig) -> None:
+        """dockerd's checks of the fields create owns, filling in its defaults in place."""
+        policy = h.restart_policy
+        resources.check_restart_policy(policy.name or "no", policy.maximum_retry_count)
+        if h.auto_remove and policy.name not in ("", "no"):
             raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
-        mode = h.get("NetworkMode") or "default"
-        out = dict(h)
-        for key in ("CapAdd", "CapDrop"):
-            out[key] = _str_slice(h.get(key))
+        policy.name = policy.name or "no"
+        for key, caps in (("CapAdd", h.cap_add), ("CapDrop", h.cap_drop)):
             try:
-                normalize_caps(out[key] or [])
+                normalize_caps(caps or [])
             except InvalidParameter as e:
                 raise InvalidParameter(f"invalid {key}: {e.message}") from None
-        out.update({"RestartPolicy": {"Name": pname or "no", "MaximumRetryCount": retries},
-                    "NetworkMode": mode, "AutoRemove": bool(h.get("AutoRemove")),
-                    "LogConfig": logconfig.validate(h.get("LogConfig")),
-                    "Privileged": bool(h.get("Privileged")), "ReadonlyRootfs": bool(h.get("ReadonlyRootfs")),
-                    "Init": h.get("Init")})
-        return out
+        h.network_mode = h.network_mode or "default"
+        h.log_config = logconfig.validate(h.log_config)
+        h.runtime = h.runtime or DEFAULT_RUNTIME
+        if h.runtime not in RUNTIMES:
+            raise InvalidParameter(f"Unknown runtime specified {h.runtime}")
+
+
+def _merge_env(env: list[str] | None, image_env: list[str] | None) -> list[str] | None:
+    """dockerd's Config.Env: the request's entries as given (a bare `K` too: it unsets K when the process
+    starts), then the image's whose key the request does not name."""
+    if not env:
+        return image_env
+    keys = {e.split("=", 1)[0] for e in env}
+    return [*env, *(e for e in image_env or [] if e.split("=", 1)[0] not in keys)]
+
+
+def _merge_image_config(body: ContainerConfig, image: ContainerConfig) -> tuple[ContainerConfig, list[str]]:
+    """The container's Config (the request's, with the image's defaults where it gave none, as dockerd
+    merges them) and the command line it runs."""
+    entrypoint, cmd = body.entrypoint, body.cmd
+    if entrypoint is not None and entrypoint != []:
+        ep, args = entrypoint, cmd or []
+    else:
+        ep = [] if entrypoint == [] else (image.entrypoint or [])
+        args = cmd if cmd else ([] if entrypoint is not None else (image.cmd or []))
+    labels = dict(image.labels or {})
+    labels.update(body.labels or {})
+    config = dataclasses.replace(
+        body,
+        user=body.user or image.user,
+        exposed_ports={**(image.exposed_ports or {}), **(body.exposed_ports or {})} or None,
+        env=_merge_env(body.env, image.env),
+        cmd=cmd if cmd is not None else (image.cmd if entrypoint is None else None),
+        volumes={**(image.volumes or {}), **(body.volumes or {})} or None,
+        working_dir=body.working_dir or image.working_dir,
+        entrypoint=entrypoint if entrypoint is not None else (image.entrypoint or None),
+        on_build=None, labels=labels,
+        stop_signal=body.stop_signal or image.stop_signal)
+    return config, [*ep, *args]

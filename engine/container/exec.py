@@ -8,7 +8,7 @@ while, like Docker's exec garbage collection allows, then is dropped.
 """
 from __future__ import annotations
 
-import base64
+import dataclasses
 import json
 import os
 import secrets
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.container.core import Attachment
+from engine.container.record import ContainerRecord
 from engine.container.service import ContainerService
 from engine.container.state import Op, check
 from engine.errors import Conflict, EngineError, InternalError, InvalidParameter, NotFound
@@ -28,6 +29,7 @@ from engine.runtime.base import ContainerRuntime
 from engine.runtime.runc import UnusableCommand
 from engine.runtime.security import group_add_gids
 from engine.runtime.spec import container_env, host_caps, merge_env
+from engine.types.container import ExecConfig, HostConfig
 
 RETENTION = 600.0  # seconds a finished exec stays inspectable (Docker's GC: 5 to 10 minutes)
 READY_TIMEOUT = 10.0  # Docker's wait for an exec to start before a resize gives up
@@ -77,9 +79,9 @@ def parse_detach_keys(keys: str) -> bytes:
     return bytes(out)
 
 
-def parse_console_size(value: Any) -> tuple[int, int] | None:
+def parse_console_size(value: list[int] | None) -> tuple[int, int] | None:
     """An API `ConsoleSize` ([height, width]); anything else means none."""
-    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and v > 0 for v in value):
+    if value is not None and len(value) == 2 and all(v > 0 for v in value):
         return value[0], value[1]
     return None
 
@@ -93,7 +95,7 @@ class ExecService:
         self._cond = threading.Condition()
 
     # ---- lookups ------------------------------------------------------
-    def _active_container(self, ref: str) -> dict[str, Any]:
+    def _active_container(self, ref: str) -> ContainerRecord:
         """Docker's getActiveContainer: exec needs a running, unpaused container."""
         c = self.containers.get(ref)
         check(Op.EXEC, c, ref)
@@ -110,7 +112,7 @@ class ExecService:
         """Docker's getExecConfig: the instance, if its container can run it now."""
         return self._checked(eid)[0]
 
-    def _checked(self, eid: str) -> tuple[ExecInstance, dict[str, Any]]:
+    def _checked(self, eid: str) -> tuple[ExecInstance, ContainerRecord]:
         ec = self._find(eid)
         try:
             return ec, self._active_container(ec.container_id)
@@ -123,42 +125,28 @@ class ExecService:
             return [e.id for e in self._execs.values() if e.container_id == cid and e.exit_code is None]
 
     # ---- create -------------------------------------------------------
-    def create(self, ref: str, body: Any) -> dict[str, str]:
-        if not isinstance(body, dict):
-            raise InvalidParameter("invalid exec config")
-        cmd = body.get("Cmd")
-        if isinstance(cmd, str):
-            cmd = [cmd]
+    def create(self, ref: str, req: ExecConfig) -> str:
+        """A new exec instance in a running container; returns its ID."""
+        cmd = req.cmd
         if not cmd:
             raise InvalidParameter("No exec command specified")
-        if not isinstance(cmd, list) or not all(isinstance(a, str) for a in cmd):
-            raise InvalidParameter("invalid Cmd: must be a list of strings")
-        env = body.get("Env") or []
-        if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
-            raise InvalidParameter("invalid Env: must be a list of strings")
-        for key in ("User", "WorkingDir", "DetachKeys"):
-            if not isinstance(body.get(key) or "", str):
-                raise InvalidParameter(f"invalid {key}: must be a string")
         c = self._active_container(ref)
-        user = body.get("User") or ""
-        if user:  # fail early, as Docker does, rather than at start
-            resolve_user(self._rootfs(c["Id"]), user)
-        keys = body.get("DetachKeys") or ""
-        cfg = c["Config"]
-        tty = bool(body.get("Tty"))
+        if req.user:  # fail early, as Docker does, rather than at start
+            resolve_user(self._rootfs(c.id), req.user)
+        cfg = c.config
         ec = ExecInstance(
-            id=secrets.token_hex(32), container_id=c["Id"], entrypoint=cmd[0], args=cmd[1:],
-            env=merge_env(container_env(cfg["Env"], [], cfg["Hostname"], tty), env),
-            user=user or cfg["User"], working_dir=body.get("WorkingDir") or cfg["WorkingDir"], tty=tty,
-            privileged=bool(body.get("Privileged")), open_stdin=bool(body.get("AttachStdin")),
-            open_stdout=bool(body.get("AttachStdout")), open_stderr=bool(body.get("AttachStderr")),
-            detach_keys=parse_detach_keys(keys) if keys else b"",
-            console_size=parse_console_size(body.get("ConsoleSize")))
+            id=secrets.token_hex(32), container_id=c.id, entrypoint=cmd[0], args=cmd[1:],
+            env=merge_env(container_env(cfg.env, [], cfg.hostname, req.tty), req.env or []),
+            user=req.user or cfg.user, working_dir=req.working_dir or cfg.working_dir, tty=req.tty,
+            privileged=req.privileged, open_stdin=req.attach_stdin, open_stdout=req.attach_stdout,
+            open_stderr=req.attach_stderr,
+            detach_keys=parse_detach_keys(req.detach_keys) if req.detach_keys else b"",
+            console_size=parse_console_size(req.console_size))
         with self._cond:
             self._collect()
             self._execs[ec.id] = ec
         self.containers.log_event(c, f"exec_create: {ec.command}", execID=ec.id)
-        return {"Id": ec.id}
+        return ec.id
 
     def _collect(self) -> None:
         """Forget instances finished long ago (caller holds the lock)."""
@@ -180,7 +168,7 @@ class ExecService:
         self.containers.log_event(c, f"exec_start: {ec.command}", execID=ec.id)
         att = None
         try:
-            process = self._process(ec, c["HostConfig"], console_size or ec.console_size)
+            process = self._process(ec, c.host_config, console_size or ec.console_size)
             self.runtime.launch_exec(ec.id, ec.container_id, process, stdin=ec.open_stdin)
             if attach:
                 att = Attachment(stdin=ec.open_stdin, stdout=ec.open_stdout, stderr=ec.open_stderr,
@@ -205,7 +193,7 @@ class ExecService:
     def _rootfs(self, cid: str) -> str:
         return os.path.join(self.containers.dir(cid), "merged")
 
-    def _process(self, ec: ExecInstance, host: dict[str, Any], console_size: tuple[int, int] | None) -> dict[str, Any]:
+    def _process(self, ec: ExecInstance, host: HostConfig, console_size: tuple[int, int] | None) -> dict[str, Any]:
         """The container's OCI process (capabilities, rlimits, ...) with the exec's command, env, cwd and user."""
         with open(os.path.join(self.containers.dir(ec.container_id), "config.json")) as f:
             p: dict[str, Any] = json.load(f)["process"]
@@ -216,14 +204,14 @@ class ExecService:
         if ec.user:
             rootfs = self._rootfs(ec.container_id)
             uid, gid, extra = resolve_user(rootfs, ec.user)
-            gids = extra + group_add_gids(rootfs, host.get("GroupAdd") or [])
+            gids = extra + group_add_gids(rootfs, host.group_add or [])
             p["user"] = {"uid": uid, "gid": gid, **({"additionalGids": gids} if gids else {})}
         if ec.privileged:
             caps = list(host_caps())
             p["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps}
         return p
 
-    def _watch(self, ec: ExecInstance, c: dict[str, Any], sock: socket.socket) -> None:
+    def _watch(self, ec: ExecInstance, c: ContainerRecord, sock: socket.socket) -> None:
         """Wait for the exit line on the start connection (see engine/runtime/shim.py)."""
         result = None
         with sock:
@@ -260,21 +248,12 @@ class ExecService:
         except Conflict:
             raise Conflict(f"exec {ec.id} is not running") from None
 
-    def inspect(self, eid: str) -> dict[str, Any]:
+    def inspect(self, eid: str) -> ExecInstance:
+        """A snapshot of the instance (its container must still exist)."""
         ec = self._find(eid)
         try:
             self.containers.resolve(ec.container_id)
         except NotFound:
             raise NotFound(f"No such exec instance: {eid}") from None
         with self._cond:
-            pc: dict[str, Any] = {"tty": ec.tty, "entrypoint": ec.entrypoint, "arguments": ec.args,
-                                  "privileged": ec.privileged}
-            if ec.user:
-                pc["user"] = ec.user
-            return {
-                "ID": ec.id, "Running": ec.running, "ExitCode": ec.exit_code, "ProcessConfig": pc,
-                "OpenStdin": ec.open_stdin, "OpenStderr": ec.open_stderr, "OpenStdout": ec.open_stdout,
-                "CanRemove": False, "ContainerID": ec.container_id,
-                "DetachKeys": base64.b64encode(ec.detach_keys).decode(),  # Go marshals []byte as base64
-                "Pid": ec.pid,
-            }
+            return dataclasses.replace(ec)

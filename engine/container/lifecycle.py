@@ -9,17 +9,19 @@ from typing import Any
 
 from engine.container import naming
 from engine.container.core import dir_bytes
-from engine.container.record import Config
+from engine.container.record import ContainerRecord
 from engine.container.run import Running
 from engine.container.signals import parse_signal
-from engine.container.state import ContainerState, Op, State, check
+from engine.container.state import ContainerState, Op, check
 from engine.errors import Conflict, EngineError, InternalError, InvalidParameter
 from engine.filters import Filters
 from engine.runtime import resources
 from engine.runtime.runc import OCIRuntimeError
 from engine.timeutil import parse_rfc3339_ns
+from engine.types.container import UpdateConfig
 
 DEFAULT_STOP_TIMEOUT = 10
+KILL_WAIT = 10.0  # seconds a SIGKILL waits for the exit to be recorded (dockerd's wait after killing)
 
 
 class Lifecycle(Running):
@@ -28,16 +30,17 @@ class Lifecycle(Running):
         check(Op.RESIZE, self._load(cid))
         self.runtime.request(cid, {"op": "resize", "h": h, "w": w})
 
-    def update(self, ref: str, body: dict[str, Any]) -> dict[str, Any]:
-        """`docker update`: new limits go into the record, and into the cgroup (runc update) if running."""
+    def update(self, ref: str, upd: UpdateConfig) -> list[str]:
+        """`docker update`: new limits go into the record, and into the cgroup (runc update) if running;
+        returns the warnings."""
         cid = self.resolve(ref)
         with self._lock(cid):
             c = self._load(cid)
             try:
-                warnings = resources.apply_update(c["HostConfig"], body, self.cfg.limit_controllers,
+                warnings = resources.apply_update(c.host_config, upd, self.cfg.limit_controllers,
                                                   self.cfg.cgroup_limits_reason)
-                if State.of_record(c).running and self.cfg.cgroup_parent:  # without a cgroup no limit was taken
-                    self.runtime.update(cid, resources.linux_resources(c["HostConfig"]))
+                if c.state.running and self.cfg.cgroup_parent:  # without a cgroup no limit was taken
+                    self.runtime.update(cid, resources.linux_resources(c.host_config.resources))
             except InvalidParameter:
                 raise
             except OCIRuntimeError as e:  # the kernel refused the values (cpuset, limit below usage, ...)
@@ -46,47 +49,52 @@ class Lifecycle(Running):
                 raise type(e)(f"Cannot update container {cid}: {e.message}") from None
             self._save(c)
         self._event(c, "update")
-        return {"Warnings": warnings}
+        return warnings
 
     # ---- stop / kill --------------------------------------------------
     def kill(self, ref: str, sig: str | int | None = None) -> None:
+        """Signal the container; a SIGKILL returns once its exit is recorded, as dockerd's kill does
+        (right after `docker kill`, inspect shows it stopped, with exit code 137)."""
         cid = self.resolve(ref)
         signum = parse_signal(sig)
         with self._lock(cid):
             c = self._load(cid)
             check(Op.KILL, c, ref)
-            stop_sig = parse_signal(Config.from_docker(c["Config"]).stop_signal, _signal.SIGTERM)
+            stop_sig = parse_signal(c.config.stop_signal, _signal.SIGTERM)
             if signum in (_signal.SIGKILL, stop_sig):
-                c["_manual_stop"] = True
+                c.manual_stop = True
                 self._cancelled_restart.add(cid)
                 self._save(c)
+            exits = len(self._exits.get(cid, []))
             self._signal(c, signum)
+        if signum == _signal.SIGKILL:
+            self._wait_exit_count(cid, exits, KILL_WAIT)
 
-    def _signal(self, c: dict[str, Any], signum: int) -> None:
+    def _signal(self, c: ContainerRecord, signum: int) -> None:
         try:
-            self.runtime.kill(c["Id"], signum)
+            self.runtime.kill(c.id, signum)
         except Conflict:
             pass  # it exited meanwhile: the signal's work is done, as dockerd sees it
-        if State.of_record(c).paused and signum == _signal.SIGKILL:
-            self.runtime.resume(c["Id"])
+        if c.state.paused and signum == _signal.SIGKILL:
+            self.runtime.resume(c.id)
         self._event(c, "kill", signal=str(signum))
 
     def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         cid = self.resolve(ref)
         with self._lock(cid):
             c = self._load(cid)
-            state = State.of_record(c)
+            state = c.state
             if state.restarting:
                 self._cancelled_restart.add(cid)
-                c["_manual_stop"] = True
+                c.manual_stop = True
                 self._cancel_restart(c)
                 return
             check(Op.STOP, c)
-            c["_manual_stop"] = True
+            c.manual_stop = True
             self._cancelled_restart.add(cid)
             self._save(c)
             n = len(self._exits.get(cid, []))
-            config = Config.from_docker(c["Config"])
+            config = c.config
             if timeout is None:
                 timeout = DEFAULT_STOP_TIMEOUT if config.stop_timeout is None else config.stop_timeout
             signum = parse_signal(sig or config.stop_signal, _signal.SIGTERM)
@@ -98,17 +106,17 @@ class Lifecycle(Running):
             return
         with self._lock(cid):
             c = self._load(cid)
-            if State.of_record(c).running:
+            if c.state.running:
                 self._signal(c, _signal.SIGKILL)
         self._wait_exit_count(cid, n, None)
 
     def restart(self, ref: str, timeout: int | None = None) -> None:
         cid = self.resolve(ref)
-        if State.of_record(self._load(cid)).running:
+        if self._load(cid).state.running:
             self.stop(cid, timeout)
         with self._lock(cid):
             c = self._load(cid)
-            if not State.of_record(c).running:
+            if not c.state.running:
                 self._start_locked(c)
         self._event(self._load(cid), "restart")
 
@@ -124,14 +132,17 @@ class Lifecycle(Running):
         with self._lock(cid):
             c = self._load(cid)
             check(op, c)
-            state = State.of_record(c)
+            try:
+                (self.runtime.pause if op is Op.PAUSE else self.runtime.resume)(cid)
+            except OCIRuntimeError:
+                if self.runtime.alive(cid):
+                    raise
+                # exiting: its exit is not recorded yet, but there is nothing left to freeze or thaw
+                raise Conflict(f"Container {cid} is not running") from None
             if op is Op.PAUSE:
-                self.runtime.pause(cid)
-                state.pause()
+                c.state.pause()
             else:
-                self.runtime.resume(cid)
-                state.unpause()
-            state.put(c)
+                c.state.unpause()
             self._save(c)
             self._event(c, op.value)
 
@@ -151,7 +162,7 @@ class Lifecycle(Running):
             c = self._load(cid)
 
         def result(cancel: threading.Event | None = None) -> dict[str, Any]:
-            state = State.of_record(c)
+            state = c.state
             if condition in ("", "not-running") and not state.running and not state.restarting:
                 return {"StatusCode": state.exit_code, "Error": None}
             with self._cond:
@@ -177,8 +188,8 @@ class Lifecycle(Running):
             c = self._load(cid)
             if not force:
                 check(Op.REMOVE, c)
-            if State.of_record(c).running:
-                c["_manual_stop"] = True
+            if c.state.running:
+                c.manual_stop = True
                 self._cancelled_restart.add(cid)
                 self._save(c)
                 n = len(self._exits.get(cid, []))
@@ -201,7 +212,7 @@ class Lifecycle(Running):
         name = naming.validate(new_name)
         with self._lock(cid):
             c = self._load(cid)
-            old = c["Name"]
+            old = c.name
             if old == name:
                 raise InvalidParameter("Renaming a container with the same name as its current name")
             self.store.rename(c, name)
@@ -213,19 +224,18 @@ class Lifecycle(Running):
         until = filters.times("until")
         deleted, reclaimed = [], 0
         for rec in self.all_records():
-            if State.of_record(rec).current in (ContainerState.RUNNING, ContainerState.PAUSED,
-                                                ContainerState.RESTARTING):
+            if rec.state.current in (ContainerState.RUNNING, ContainerState.PAUSED, ContainerState.RESTARTING):
                 continue
-            labels = rec["Config"].get("Labels")
+            labels = rec.config.labels
             if not (filters.labels("label", labels) and filters.no_labels("label!", labels)
-                    and all(parse_rfc3339_ns(rec["Created"]) < u for u in until)):
+                    and all(parse_rfc3339_ns(rec.created) < u for u in until)):
                 continue
             try:
-                rec = self._load(rec["Id"])
-                reclaimed += dir_bytes(os.path.join(self.dir(rec["Id"]), "upper"))
-                with self._lock(rec["Id"]):
+                rec = self._load(rec.id)
+                reclaimed += dir_bytes(os.path.join(self.dir(rec.id), "upper"))
+                with self._lock(rec.id):
                     self._remove_locked(rec, volumes=False)
-                deleted.append(rec["Id"])
+                deleted.append(rec.id)
             except EngineError:
                 continue
         self.events.publish("container", "prune", "", {"reclaimed": str(reclaimed)})

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import InvalidParameter
+from engine.types.container import LogConfig
 from pydock_common.humanize import from_human_size
 
 JSON_FILE, LOCAL, NONE = "json-file", "local", "none"
@@ -54,17 +55,10 @@ def _parse_bool(text: str) -> bool:
     return _BOOLS[text]
 
 
-def validate(raw: Any) -> dict[str, Any]:
+def validate(raw: LogConfig) -> LogConfig:
     """The LogConfig to store: as given, with dockerd's defaults for an empty type or config."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise InvalidParameter("invalid LogConfig")
-    driver = raw.get("Type") or JSON_FILE
-    opts = raw.get("Config") or {}
-    if not isinstance(driver, str) or not isinstance(opts, dict) \
-            or not all(isinstance(k, str) and isinstance(v, str) for k, v in opts.items()):
-        raise InvalidParameter("invalid LogConfig")
+    driver = raw.type or JSON_FILE
+    opts = raw.config or {}
     if driver != NONE:
         mode = opts.get("mode", "")
         if mode not in ("", "blocking", "non-blocking"):
@@ -78,14 +72,14 @@ def validate(raw: Any) -> dict[str, Any]:
             if key not in allowed and key not in _BUILTIN_OPTS:
                 suffix = "json-file log driver" if driver == JSON_FILE else f"log driver {driver}"
                 raise InvalidParameter(f"unknown log opt '{key}' for {suffix}")
-    config = {"Type": driver, "Config": dict(opts)}
+    config = LogConfig(driver, dict(opts))
     spec(config, "")  # value errors, as the logger would report them at start
     return config
 
 
-def spec(config: dict[str, Any], container_dir: str) -> LogSpec:
+def spec(config: LogConfig, container_dir: str) -> LogSpec:
     """Turn a validated LogConfig into rotation limits and the file the monitor writes."""
-    driver, opts = config["Type"], config.get("Config") or {}
+    driver, opts = config.type or JSON_FILE, config.config or {}
     if driver == NONE:
         return LogSpec(NONE, "", 0, 1, False)
     if driver == LOCAL:

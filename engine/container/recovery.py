@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from engine.container.lifecycle import Lifecycle
-from engine.container.record import Container
-from engine.container.state import State
+from engine.container.record import ContainerRecord
 from engine.errors import EngineError
 from engine.timeutil import ZERO_TIME, rfc3339_ns
 
@@ -23,10 +21,10 @@ class Recovery(Lifecycle):
         """
         stopped = []  # rolled back after every adoption, so volumes.detach sees who runs
         for c in self.all_records():
-            cid = c["Id"]
-            if c.get("_intermediate"):
+            cid = c.id
+            if c.intermediate:
                 stopped.append(c)
-            elif State.of_record(c).running:
+            elif c.state.running:
                 if self.runtime.alive(cid):
                     self._monitor(cid)
                     continue
@@ -35,31 +33,26 @@ class Recovery(Lifecycle):
             elif not self._adopt_started(c):
                 stopped.append(c)
         for c in stopped:
-            cid = c["Id"]
+            cid = c.id
             self._roll_back_start(c)
             # A build's RUN container went with the daemon that ran the build; a
             # stopped --rm container is removed at boot, as dockerd does.
-            view = Container.from_docker(c)
-            if view.intermediate or view.host_config.auto_remove:
-                state = State.of_record(c)
-                state.process_gone()
-                state.put(c)
+            if c.intermediate or c.host_config.auto_remove:
+                c.state.process_gone()
                 with self._lock(cid):
                     self._remove_locked(c, volumes=True)
                 continue
-            state = State.of_record(c)
-            if state.restarting or self._restart_on_boot(c):
+            if c.state.restarting or self._restart_on_boot(c):
                 with self._lock(cid):
-                    state.restart_due()
-                    state.put(c)
+                    c.state.restart_due()
                     try:
                         self._start_locked(c)
                     except EngineError:
                         pass
 
-    def _adopt_started(self, c: dict[str, Any]) -> bool:
+    def _adopt_started(self, c: ContainerRecord) -> bool:
         """A container the previous daemon started but died before recording: it runs, so it is Running."""
-        cid = c["Id"]
+        cid = c.id
         if not self.runtime.alive(cid):
             return False
         status, pid = self.runtime.status(cid)
@@ -71,9 +64,9 @@ class Recovery(Lifecycle):
         self._monitor(cid)
         return True
 
-    def _roll_back_start(self, c: dict[str, Any]) -> None:
+    def _roll_back_start(self, c: ContainerRecord) -> None:
         """Remove what an interrupted start left of a container that does not run; its record stays."""
-        cid = c["Id"]
+        cid = c.id
         merged = os.path.join(self.dir(cid), "merged")
         started = self.runtime.has_state(cid) or self.rootfs.mounted(merged)
         self.runtime.abandon(cid)
@@ -83,10 +76,9 @@ class Recovery(Lifecycle):
         self.rootfs.unmount(merged)
 
     @staticmethod
-    def _restart_on_boot(c: dict[str, Any]) -> bool:
+    def _restart_on_boot(c: ContainerRecord) -> bool:
         """A container that ran before: `always` starts it again, `unless-stopped` unless a client stopped it."""
-        view = Container.from_docker(c)
-        if view.state.started_at == ZERO_TIME:
+        if c.state.started_at == ZERO_TIME:
             return False
-        policy = view.host_config.restart_policy.name
-        return policy == "always" or (policy == "unless-stopped" and not view.manual_stop)
+        policy = c.host_config.restart_policy.name
+        return policy == "always" or (policy == "unless-stopped" and not c.manual_stop)

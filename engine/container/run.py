@@ -15,14 +15,15 @@ import time
 from typing import Any
 
 from engine.container.create import Creating
-from engine.container.record import Config, Container, ContainerID, HostConfig
-from engine.container.state import Op, State, check
+from engine.container.record import ContainerID, ContainerRecord
+from engine.container.state import Op, check
 from engine.errors import EngineError
 from engine.linux.fsutil import resolve_user, secure_join
 from engine.runtime import resources, security
 from engine.runtime.runc import UnusableCommand, crash_point
 from engine.runtime.spec import SpecOptions, build_spec, container_env
 from engine.timeutil import rfc3339_ns
+from engine.types.container import HostConfig
 
 
 def _start_exit_code(e: BaseException) -> int:
@@ -43,9 +44,9 @@ def _write_start_file(path: str, data: bytes, mode: int) -> None:
         f.write(data)
 
 
-def _console_size(host: dict[str, Any]) -> tuple[int, int] | None:
-    size = host.get("ConsoleSize")
-    if isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
+def _console_size(host: HostConfig) -> tuple[int, int] | None:
+    size = host.console_size
+    if len(size) == 2 and all(v > 0 for v in size):
         return (size[0], size[1])
     return None
 
@@ -59,21 +60,20 @@ class Running(Creating):
             check(Op.START, c)
             self._start_locked(c)
 
-    def _start_locked(self, c: dict[str, Any]) -> None:
-        cid = c["Id"]
+    def _start_locked(self, c: ContainerRecord) -> None:
+        cid = c.id
         cdir = self.dir(cid)
         merged = os.path.join(cdir, "merged")
         if not self.rootfs.mounted(merged):
-            self.rootfs.mount(self.layers.lower_dirs(c["_chain"]), os.path.join(cdir, "upper"),
+            self.rootfs.mount(self.layers.lower_dirs(c.chain), os.path.join(cdir, "upper"),
                           os.path.join(cdir, "work"), merged)
         try:
             spec = self._spec(c, merged)
             _write_start_file(os.path.join(cdir, "config.json"), json.dumps(spec).encode(), 0o600)
             crash_point("prepared")
-            cfg = Config.from_docker(c["Config"])
             pid = self.runtime.launch(
-                cid, cdir, tty=cfg.tty, stdin=cfg.open_stdin, log=self.log_spec(c).to_shim(),
-                console_size=_console_size(c["HostConfig"]), cgroup_path=spec["linux"]["cgroupsPath"])
+                cid, cdir, tty=c.config.tty, stdin=c.config.open_stdin, log=self.log_spec(c).to_shim(),
+                console_size=_console_size(c.host_config), cgroup_path=spec["linux"]["cgroupsPath"])
             crash_point("created")
             for att in self._pending.pop(cid, []):
                 self._connect_attachment(cid, att)
@@ -84,11 +84,9 @@ class Running(Creating):
             self.network.teardown(cid)
             self.volumes.detach(c)
             self.rootfs.unmount(merged)
-            state = State.of_record(c)
-            state.start_failed(getattr(e, "message", str(e)), _start_exit_code(e))
-            state.put(c)
+            c.state.start_failed(getattr(e, "message", str(e)), _start_exit_code(e))
             self._save(c)
-            if HostConfig.from_docker(c["HostConfig"]).auto_remove:
+            if c.host_config.auto_remove:
                 self._remove_locked(c, volumes=True)  # as Docker: --rm also covers a failed start
             raise
         self._mark_started(c, pid)
@@ -98,50 +96,46 @@ class Running(Creating):
         self._monitor(cid)
 
     @staticmethod
-    def _mark_started(c: dict[str, Any], pid: int) -> None:
+    def _mark_started(c: ContainerRecord, pid: int) -> None:
         """`c` runs as `pid` (not yet saved): its state, and a clean slate for the restart policy."""
-        state = State.of_record(c)
-        state.start(pid)
-        state.put(c)
-        c["_manual_stop"] = False
+        c.state.start(pid)
+        c.manual_stop = False
 
-    def _cancel_restart(self, c: dict[str, Any]) -> None:
+    def _cancel_restart(self, c: ContainerRecord) -> None:
         """restarting -> exited, saved: stopped while a restart was pending, or the restart failed."""
-        state = State.of_record(c)
-        state.cancel_restart()
-        state.put(c)
+        c.state.cancel_restart()
         self._save(c)
 
-    def _spec(self, c: dict[str, Any], rootfs: str) -> dict[str, Any]:
-        cfg, host = c["Config"], c["HostConfig"]
-        uid, gid, extra = resolve_user(rootfs, cfg["User"])
-        cwd = cfg["WorkingDir"] or "/"
+    def _spec(self, c: ContainerRecord, rootfs: str) -> dict[str, Any]:
+        cfg, host = c.config, c.host_config
+        uid, gid, extra = resolve_user(rootfs, cfg.user)
+        cwd = cfg.working_dir or "/"
         cwd_host = secure_join(rootfs, cwd)
         if not os.path.isdir(cwd_host):
             os.makedirs(cwd_host, mode=0o755, exist_ok=True)
         netns = self.network.setup(c)
         self._write_etc_files(c)
-        mounts = self.volumes.attach(c)
+        mounts = self.volumes.attach(c.id, host, c.mount_points)
         covered = {m["destination"] for m in mounts}
-        mounts += [{"destination": f"/etc/{n}", "type": "bind", "source": os.path.join(self.dir(c["Id"]), n),
+        mounts += [{"destination": f"/etc/{n}", "type": "bind", "source": os.path.join(self.dir(c.id), n),
                     "options": ["rbind", "rprivate"]} for n in ("resolv.conf", "hostname", "hosts")
                    if f"/etc/{n}" not in covered]
         return build_spec(SpecOptions(
-            container_id=c["Id"], rootfs=rootfs, args=[c["Path"], *c["Args"]],
-            env=container_env(cfg["Env"], [], cfg["Hostname"], cfg["Tty"]), cwd=cwd,
-            uid=uid, gid=gid, additional_gids=extra + security.group_add_gids(rootfs, host.get("GroupAdd") or []),
-            hostname=cfg["Hostname"], tty=cfg["Tty"], console_size=_console_size(host),
-            readonly_rootfs=host["ReadonlyRootfs"], extra_mounts=mounts,
-            cap_add=host.get("CapAdd") or [], cap_drop=host.get("CapDrop") or [],
-            privileged=host["Privileged"], network=netns,
-            init_path=self.cfg.init_binary if host.get("Init") else None,
-            cgroups_path=f"/{self.cfg.cgroup_parent}/{c['Id']}" if self.cfg.cgroup_parent else "",
+            container_id=c.id, rootfs=rootfs, args=c.argv,
+            env=container_env(cfg.env, [], cfg.hostname, cfg.tty), cwd=cwd,
+            uid=uid, gid=gid, additional_gids=extra + security.group_add_gids(rootfs, host.group_add or []),
+            hostname=cfg.hostname, tty=cfg.tty, console_size=_console_size(host),
+            readonly_rootfs=host.readonly_rootfs, extra_mounts=mounts,
+            cap_add=host.cap_add or [], cap_drop=host.cap_drop or [],
+            privileged=host.privileged, network=netns,
+            init_path=self.cfg.init_binary if host.init else None,
+            cgroups_path=f"/{self.cfg.cgroup_parent}/{c.id}" if self.cfg.cgroup_parent else "",
             rootless=self.cfg.rootless,
             **resources.spec_options(host), **security.spec_options(host),
         ))
 
-    def _write_etc_files(self, c: dict[str, Any]) -> None:
-        cdir = self.dir(c["Id"])
+    def _write_etc_files(self, c: ContainerRecord) -> None:
+        cdir = self.dir(c.id)
         for name, text in self.network.etc_files(c).items():
             _write_start_file(os.path.join(cdir, name), text.encode(), 0o644)
 
@@ -165,48 +159,44 @@ class Running(Creating):
             c = self.store.find(cid)
             if c is None:
                 return  # removed meanwhile
-            state = State.of_record(c)
+            state = c.state
             if not state.running:
                 return
             code = int(result.get("ExitCode", 255))
             state.exit(code, bool(result.get("OOMKilled")), result.get("FinishedAt") or rfc3339_ns())
-            state.put(c)
             self.runtime.cleanup(cid)
             self.network.teardown(cid)
             self.volumes.detach(c)
             self.rootfs.unmount(os.path.join(self.dir(cid), "merged"))
             self._save(c)
             self._event(c, "die", exitCode=str(code))
-            if c["_manual_stop"]:
+            if c.manual_stop:
                 self._event(c, "stop")
             with self._cond:
                 self._exits.setdefault(cid, []).append(code)
                 self._cond.notify_all()
-            if HostConfig.from_docker(c["HostConfig"]).auto_remove:
+            if c.host_config.auto_remove:
                 self._remove_locked(c, volumes=True)
                 return
             if self._should_restart(c, code):
                 state.schedule_restart()
-                state.put(c)
                 self._save(c)
-                delay = min(0.1 * (2 ** c["RestartCount"]), 60.0)
+                delay = min(0.1 * (2 ** c.restart_count), 60.0)
                 threading.Timer(delay, self._auto_restart, args=(cid,)).start()
 
-    def _should_restart(self, c: dict[str, Any], code: int) -> bool:
-        view = Container.from_docker(c)
-        if view.manual_stop or view.id in self._cancelled_restart:
+    def _should_restart(self, c: ContainerRecord, code: int) -> bool:
+        if c.manual_stop or c.id in self._cancelled_restart:
             return False
-        return view.host_config.restart_policy.should_restart(code, view.restart_count)
+        return c.host_config.restart_policy.should_restart(code, c.restart_count)
 
     def _auto_restart(self, cid: ContainerID) -> None:
         with self._lock(cid):
             c = self.store.find(cid)
             if c is None:
                 return  # removed meanwhile
-            state = State.of_record(c)
-            if state.running or not state.restarting or cid in self._cancelled_restart:
+            if c.state.running or not c.state.restarting or cid in self._cancelled_restart:
                 return
-            c["RestartCount"] += 1
+            c.restart_count += 1
             try:
                 self._start_locked(c)
             except EngineError:
@@ -224,9 +214,9 @@ class Running(Creating):
                 self._cond.wait(None if left is None else min(left, threading.TIMEOUT_MAX))
         return True
 
-    def _remove_locked(self, c: dict[str, Any], volumes: bool) -> None:
-        cid = c["Id"]
-        if State.of_record(c).running:
+    def _remove_locked(self, c: ContainerRecord, volumes: bool) -> None:
+        cid = c.id
+        if c.state.running:
             self.runtime.kill(cid, _signal.SIGKILL)
         self.runtime.cleanup(cid)
         self.network.forget(cid)

@@ -1,10 +1,9 @@
 """Container states, which operations each state allows, and how Docker words a refusal.
 
-A container's record keeps Docker's State document (Status plus the Running,
-Paused and Restarting flags) because `docker inspect` shows it as is; `State`
-is its typed form, whose methods are the only writers of those fields (one
-method per transition), and `ContainerState.of` reads the one state a
-document means. Every lifecycle operation asks `check` before acting, so the
+A container's record holds a `State` (Docker's State document, typed: Status
+plus the Running, Paused and Restarting flags, as `docker inspect` shows
+them), whose methods are the only writers of those fields (one method per
+transition), and whose `current` is the one state they mean. Every lifecycle operation asks `check` before acting, so the
 rules (and dockerd's exact messages and status codes: 409 Conflict, or 304
 for a start/stop that has nothing to do) live in one table instead of an `if`
 in each operation.
@@ -12,12 +11,15 @@ in each operation.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from engine.errors import Conflict, EngineError, NotModified
 from engine.timeutil import ZERO_TIME, rfc3339_ns
+from engine.wire import BOOL, INT, STRING, wfield
+
+if TYPE_CHECKING:
+    from engine.container.record import ContainerRecord
 
 
 class ContainerState(enum.Enum):
@@ -31,11 +33,6 @@ class ContainerState(enum.Enum):
     EXITED = "exited"  # its process ended (or it was stopped)
     DEAD = "dead"  # removal failed halfway; only `rm -f` helps
 
-    @classmethod
-    def of(cls, state: Mapping[str, Any]) -> ContainerState:
-        """The state a Docker State document means: the flags win over a stale Status."""
-        return State.from_docker(state).current
-
     @property
     def alive(self) -> bool:
         """A process exists (running or paused)."""
@@ -46,45 +43,20 @@ class ContainerState(enum.Enum):
 class State:
     """Docker's container State document, typed; times are RFC 3339 strings, as Docker shows them.
 
-    The record stores the document (`to_docker`), so records of existing data
-    roots read back unchanged; `put` writes a State into a record's document,
-    keeping any key this class does not know.
+    Its methods are the only writers of these fields, one per transition.
     """
 
-    status: str = "created"  # Docker's Status as last written (`current` is what it means)
-    running: bool = False  # a process exists (also while paused)
-    paused: bool = False
-    restarting: bool = False  # exited, restart policy pending
-    oom_killed: bool = False
-    dead: bool = False
-    pid: int = 0
-    exit_code: int = 0
-    error: str = ""  # why the last start failed
-    started_at: str = ZERO_TIME
-    finished_at: str = ZERO_TIME
-
-    @classmethod
-    def from_docker(cls, doc: Mapping[str, Any]) -> State:
-        return cls(status=doc.get("Status") or "created", running=bool(doc.get("Running")),
-                   paused=bool(doc.get("Paused")), restarting=bool(doc.get("Restarting")),
-                   oom_killed=bool(doc.get("OOMKilled")), dead=bool(doc.get("Dead")),
-                   pid=int(doc.get("Pid") or 0), exit_code=int(doc.get("ExitCode") or 0),
-                   error=doc.get("Error") or "", started_at=doc.get("StartedAt") or ZERO_TIME,
-                   finished_at=doc.get("FinishedAt") or ZERO_TIME)
-
-    def to_docker(self) -> dict[str, Any]:
-        return {"Status": self.status, "Running": self.running, "Paused": self.paused,
-                "Restarting": self.restarting, "OOMKilled": self.oom_killed, "Dead": self.dead,
-                "Pid": self.pid, "ExitCode": self.exit_code, "Error": self.error,
-                "StartedAt": self.started_at, "FinishedAt": self.finished_at}
-
-    @classmethod
-    def of_record(cls, record: Mapping[str, Any]) -> State:
-        return cls.from_docker(record["State"])
-
-    def put(self, record: dict[str, Any]) -> None:
-        """Write this state into `record`'s State document."""
-        record["State"].update(self.to_docker())
+    status: str = wfield("Status", STRING, default=lambda: "created")  # as last written (`current`: its meaning)
+    running: bool = wfield("Running", BOOL)  # a process exists (also while paused)
+    paused: bool = wfield("Paused", BOOL)
+    restarting: bool = wfield("Restarting", BOOL)  # exited, restart policy pending
+    oom_killed: bool = wfield("OOMKilled", BOOL)
+    dead: bool = wfield("Dead", BOOL)
+    pid: int = wfield("Pid", INT)
+    exit_code: int = wfield("ExitCode", INT)
+    error: str = wfield("Error", STRING)  # why the last start failed
+    started_at: str = wfield("StartedAt", STRING, default=lambda: ZERO_TIME)
+    finished_at: str = wfield("FinishedAt", STRING, default=lambda: ZERO_TIME)
 
     @property
     def current(self) -> ContainerState:
@@ -158,7 +130,7 @@ ALLOWED: dict[Op, frozenset[ContainerState]] = {
     Op.PAUSE: frozenset({_S.RUNNING}),
     Op.UNPAUSE: frozenset({_S.PAUSED}),
     Op.RESIZE: _ALIVE,
-    Op.REMOVE: frozenset(_S) - _ALIVE,  # without force
+    Op.REMOVE: frozenset(_S) - _ALIVE - {_S.RESTARTING},  # without force
     Op.EXEC: frozenset({_S.RUNNING}),
     Op.TOP: _ALIVE,
 }
@@ -182,11 +154,10 @@ _REFUSALS: dict[tuple[Op, ContainerState | None], tuple[type[EngineError], str]]
 }
 
 
-def check(op: Op, record: Mapping[str, Any], ref: str = "") -> None:
-    """Raise dockerd's refusal if `record`'s state does not allow `op` (`ref`: the name the client used)."""
-    current = ContainerState.of(record["State"])
+def check(op: Op, c: ContainerRecord, ref: str = "") -> None:
+    """Raise dockerd's refusal if `c`'s state does not allow `op` (`ref`: the name the client used)."""
+    current = c.state.current
     if current in ALLOWED[op]:
         return
     kind, message = _REFUSALS.get((op, current)) or _REFUSALS[(op, None)]
-    raise kind(message.format(id=record["Id"], ref=ref or record["Id"], name=record.get("Name", ""),
-                              state=current.value))
+    raise kind(message.format(id=c.id, ref=ref or c.id, name=c.name, state=current.value))

@@ -18,8 +18,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from engine.container.record import ContainerRecord
 from engine.container.service import ContainerService
-from engine.container.state import Op, State, check
+from engine.container.state import Op, check
 from engine.errors import EngineError, InternalError, InvalidParameter, NotFound
 from engine.runtime.base import ContainerRuntime
 from engine.timeutil import ZERO_TIME, rfc3339_ns
@@ -367,7 +368,7 @@ class StatsService:
         if first is None or one_shot:
             return self._frame(c, first, None)
         time.sleep(INTERVAL)
-        c = self.containers.get(c["Id"])
+        c = self.containers.get(c.id)
         return self._frame(c, self._sample(c), first)
 
     def stream(self, ref: str, cancel: threading.Event) -> Iterator[Json]:
@@ -384,9 +385,9 @@ class StatsService:
             prev = sample
             cancel.wait(INTERVAL)
 
-    def _sample(self, c: Json) -> Json | None:
+    def _sample(self, c: ContainerRecord) -> Json | None:
         """Raw counters of a running container, or None once it has no cgroup (stopped, exiting)."""
-        state = State.of_record(c)
+        state = c.state
         pid = state.pid
         if not state.running or state.restarting or not pid:
             return None
@@ -400,7 +401,7 @@ class StatsService:
                 cg = open_cgroup(pid)
                 cpu = cg.cpu()
                 memory, pids, blkio = cg.memory(), cg.pids(), cg.blkio()
-            networks = {} if c["HostConfig"]["NetworkMode"] == "host" else net_dev(pid)
+            networks = {} if c.host_config.network_mode == "host" else net_dev(pid)
         except (FileNotFoundError, KeyError):  # exited meanwhile: /proc entry or cgroup gone
             return None
         system, cpus = host_cpu()
@@ -417,18 +418,18 @@ class StatsService:
         }
 
     @staticmethod
-    def _frame(c: Json, sample: Json | None, prev: Json | None) -> Json:
+    def _frame(c: ContainerRecord, sample: Json | None, prev: Json | None) -> Json:
         """Docker's StatsResponse; a container that is not running gets Docker's all-zero one."""
         if sample is None:
             return {"read": ZERO_TIME, "preread": ZERO_TIME, "pids_stats": {}, "blkio_stats": _empty_blkio(),
                     "num_procs": 0, "storage_stats": {}, "cpu_stats": _empty_cpu(), "precpu_stats": _empty_cpu(),
-                    "memory_stats": {}, "name": c["Name"], "id": c["Id"]}
+                    "memory_stats": {}, "name": c.name, "id": c.id}
         frame = {
             "read": sample["read"], "preread": prev["read"] if prev else ZERO_TIME,
             "pids_stats": sample["pids_stats"], "blkio_stats": sample["blkio_stats"], "num_procs": 0,
             "storage_stats": {}, "cpu_stats": sample["cpu_stats"],
             "precpu_stats": prev["cpu_stats"] if prev else _empty_cpu(),
-            "memory_stats": sample["memory_stats"], "name": c["Name"], "id": c["Id"],
+            "memory_stats": sample["memory_stats"], "name": c.name, "id": c.id,
         }
         if sample["networks"]:
             frame["networks"] = sample["networks"]
@@ -437,7 +438,7 @@ class StatsService:
     # ---- top --------------------------------------------------------
     def top(self, ref: str, ps_args: str = "") -> Json:
         c = self.containers.get(ref)
-        cid = c["Id"]
+        cid = c.id
         check(Op.TOP, c)
         pids = self.runtime.pids(cid)
         args = (ps_args or "-ef").split(" ")

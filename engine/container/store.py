@@ -1,7 +1,6 @@
 """The containers table: the only module that runs SQL on it.
 
-A row is a container's record: Docker's inspect document (what `docker
-inspect` shows, minus live fields) plus private `_`-prefixed keys, as JSON,
+A row is a container's record (record.py) as JSON through engine/wire.py,
 with the name in its own UNIQUE column so two containers can never hold one
 name. Methods join the caller's transaction when there is one (MetaStore
 transactions nest), so a create can store the record and the network's
@@ -10,9 +9,9 @@ endpoint rows atomically.
 from __future__ import annotations
 
 import json
-from typing import Any
 
-from engine.container.record import ContainerID
+from engine import wire
+from engine.container.record import ContainerID, ContainerRecord
 from engine.errors import Conflict, InvalidParameter, no_such_container
 from engine.store.db import MetaStore
 
@@ -23,7 +22,14 @@ CREATE TABLE IF NOT EXISTS containers (
     data TEXT NOT NULL              -- JSON record (config, host config, state)
 );
 """
-Record = dict[str, Any]
+
+
+def _record(data: str) -> ContainerRecord:
+    return wire.decode(ContainerRecord, json.loads(data))
+
+
+def _data(c: ContainerRecord) -> str:
+    return json.dumps(wire.encode(c))
 
 
 def name_in_use(name: str, holder: str) -> Conflict:
@@ -36,32 +42,32 @@ class ContainerStore:
         self.meta = meta
         meta.ensure_schema(SCHEMA)
 
-    def load(self, cid: ContainerID) -> Record:
+    def load(self, cid: ContainerID) -> ContainerRecord:
         c = self.find(cid)
         if c is None:
             raise no_such_container(cid)
         return c
 
-    def find(self, cid: ContainerID) -> Record | None:
+    def find(self, cid: ContainerID) -> ContainerRecord | None:
         """The record, or None once it is removed (for work that may race a removal)."""
         row = self.meta.query_one("SELECT data FROM containers WHERE id=?", (cid,))
-        return None if row is None else json.loads(row["data"])
+        return None if row is None else _record(row["data"])
 
-    def save(self, c: Record) -> None:
+    def save(self, c: ContainerRecord) -> None:
         with self.meta.transaction() as db:
-            db.execute("UPDATE containers SET data=?, name=? WHERE id=?", (json.dumps(c), c["Name"], c["Id"]))
+            db.execute("UPDATE containers SET data=?, name=? WHERE id=?", (_data(c), c.name, c.id))
 
-    def insert(self, c: Record) -> None:
+    def insert(self, c: ContainerRecord) -> None:
         """Store a new record; its name must be free."""
         with self.meta.transaction() as db:
-            self._check_free(c["Name"])
-            db.execute("INSERT INTO containers(id, name, data) VALUES (?,?,?)", (c["Id"], c["Name"], json.dumps(c)))
+            self._check_free(c.name)
+            db.execute("INSERT INTO containers(id, name, data) VALUES (?,?,?)", (c.id, c.name, _data(c)))
 
-    def rename(self, c: Record, name: str) -> None:
+    def rename(self, c: ContainerRecord, name: str) -> None:
         """Give `c` the free name `name` (the record is updated too)."""
         with self.meta.transaction():
             self._check_free(name)
-            c["Name"] = name
+            c.name = name
             self.save(c)
 
     def delete(self, cid: ContainerID) -> None:
@@ -79,8 +85,8 @@ class ContainerStore:
     def ids(self) -> set[ContainerID]:
         return {ContainerID(r["id"]) for r in self.meta.query("SELECT id FROM containers")}
 
-    def records(self) -> list[Record]:
-        return [json.loads(r["data"]) for r in self.meta.query("SELECT data FROM containers")]
+    def records(self) -> list[ContainerRecord]:
+        return [_record(r["data"]) for r in self.meta.query("SELECT data FROM containers")]
 
     def resolve(self, ref: str) -> ContainerID:
         """Container ID for a full ID, a name, or a unique ID prefix (Docker's lookup order)."""

@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
+from engine import wire
 from engine.errors import Conflict, InvalidParameter, no_such_image
 from engine.events import EventBus
 from engine.filters import Filters
@@ -29,6 +30,7 @@ from engine.image.layers import LayerStore, chain_ids
 from engine.image.store import ImageRecord, ImageStore
 from engine.store.db import BlobStore
 from engine.timeutil import ZERO_TIME, parse_rfc3339_ns, rfc3339_ns
+from engine.types.container import ContainerConfig
 from pydock_common import reference
 
 # the keys `docker images --filter` takes (dockerd's acceptedImageFilterTags)
@@ -147,6 +149,10 @@ class ImageService:
 
     def config(self, image_id: str) -> dict[str, Any]:
         return self.record(image_id).config()
+
+    def run_config(self, image_id: str) -> ContainerConfig:
+        """The image's defaults for the containers made from it (its config's `config`)."""
+        return wire.decode(ContainerConfig, self.config(image_id).get("config"))
 
     def top_chain(self, image_id: str) -> str:
         ids = chain_ids(self.config(image_id).get("rootfs", {}).get("diff_ids") or [])

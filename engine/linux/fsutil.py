@@ -14,13 +14,15 @@ from engine.errors import InvalidParameter
 MAX_SYMLINKS = 255
 
 
-def secure_join(root: str, path: str) -> str:
+def secure_join(root: str, path: str, root_resolved: bool = False) -> str:
     """Resolve `path` inside `root` following symlinks, never leaving `root`.
 
     The result may not exist yet (its last components are joined literally),
-    which is what creating files under a container path needs.
+    which is what creating files under a container path needs. `root_resolved`
+    takes `root` as given: a process's `/proc/<pid>/root`, which realpath would
+    turn into the host's "/".
     """
-    root = os.path.realpath(root)
+    root = root if root_resolved else os.path.realpath(root)
     pending = [p for p in path.split("/") if p]
     pending.reverse()
     current = ""

@@ -17,6 +17,9 @@ _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
 MNT_DETACH = 2
 MS_RDONLY = 1
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
 
 
 def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
@@ -32,6 +35,17 @@ def umount(target: str) -> None:
         if err in (errno.EINVAL, errno.ENOENT):
             return
         raise OSError(err, f"umount {target}: {os.strerror(err)}")
+
+
+def bind(source: str, target: str, readonly: bool) -> None:
+    """A recursive bind mount of `source` on `target`, read-only if asked (a second, remounting call)."""
+    mount(source, target, "", MS_BIND | MS_REC)
+    if readonly:
+        try:
+            mount("", target, "", MS_BIND | MS_REMOUNT | MS_RDONLY)
+        except OSError:
+            umount(target)
+            raise
 
 
 def is_mountpoint(path: str) -> bool:

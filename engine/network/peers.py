@@ -10,7 +10,31 @@ engine.container, and the composition root passes the container service in.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
+
+from engine.types.container import ContainerConfig, HostConfig
+
+
+class RunState(Protocol):
+    @property
+    def running(self) -> bool: ...
+    @property
+    def pid(self) -> int: ...
+
+
+class NetworkedContainer(Protocol):
+    """A container as networking reads it; met by engine.container.record.ContainerRecord."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def config(self) -> ContainerConfig: ...
+    @property
+    def host_config(self) -> HostConfig: ...
+    @property
+    def state(self) -> RunState: ...
 
 
 class ContainerLookup(Protocol):
@@ -20,8 +44,8 @@ class ContainerLookup(Protocol):
         """A container's full ID for an ID, unique ID prefix or name; NotFound otherwise."""
         ...
 
-    def get(self, ref: str) -> dict[str, Any]:
-        """A container's record (Docker's inspect document: Id, Name, State, HostConfig); NotFound otherwise."""
+    def get(self, ref: str) -> NetworkedContainer:
+        """A container's record; NotFound otherwise."""
         ...
 
 
@@ -31,7 +55,7 @@ class ContainerLookup(Protocol):
 ContainersRef = Callable[[], ContainerLookup]
 
 
-def own_namespace(c: dict[str, Any]) -> bool:
+def own_namespace(c: NetworkedContainer) -> bool:
     """Whether the container has a network namespace of its own that pydock wires (bridge networks)."""
-    mode = c["HostConfig"]["NetworkMode"]
+    mode = c.host_config.network_mode
     return mode not in ("host", "none") and not mode.startswith("container:")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from engine.errors import InvalidParameter, NotFound, Unsupported
 from engine.network import ipam
@@ -18,6 +17,8 @@ from engine.network.etcfiles import parse_extra_host
 from engine.network.peers import ContainerLookup
 from engine.network.ports import exposed, port_bindings
 from engine.network.types import Endpoint, Network
+from engine.types.container import ContainerCreateRequest
+from engine.types.network import EndpointSettings
 
 
 @dataclass
@@ -28,74 +29,66 @@ class Plan:
     endpoint: Endpoint | None = None
 
 
-def plan(body: dict[str, Any], host: dict[str, Any], resolve: Callable[[str], Network],
-         containers: ContainerLookup) -> Plan:
-    """Validate a create request's networking; normalizes `host["NetworkMode"]`."""
-    mode = host.get("NetworkMode") or "default"
-    if not isinstance(mode, str):
-        raise InvalidParameter("invalid NetworkMode")
+def plan(req: ContainerCreateRequest, resolve: Callable[[str], Network], containers: ContainerLookup) -> Plan:
+    """Validate a create request's networking; normalizes its NetworkMode."""
+    host = req.host_config
+    mode = host.network_mode or "default"
     if mode == "default":
         mode = "bridge"
     if mode.startswith("container:"):
-        host["NetworkMode"] = _plan_shared(body, host, mode[len("container:"):], containers)
+        host.network_mode = _plan_shared(req, mode[len("container:"):], containers)
         return Plan()
-    host["NetworkMode"] = mode
+    host.network_mode = mode
     try:
         net: Network | None = resolve(mode)
     except NotFound:
         net = None  # as Docker: a missing network fails the start, not the create
-    nc = body.get("NetworkingConfig") or {}
-    eps = nc.get("EndpointsConfig") if isinstance(nc, dict) else None
-    eps = eps or {}
-    if not isinstance(eps, dict) or not all(isinstance(v, dict) or v is None for v in eps.values()):
-        raise InvalidParameter("invalid NetworkingConfig")
+    eps = req.networking_config.endpoints_config or {}
     if len(eps) > 1:
         raise InvalidParameter("Container cannot be connected to network endpoints: " + ", ".join(eps))
-    cfg = next(iter(eps.values()), None) or {}
+    cfg = next(iter(eps.values()), None) or EndpointSettings()
     first = next(iter(eps), "")
     if net and eps and resolve("bridge" if first == "default" else first).id != net.id:
         raise InvalidParameter("Container cannot be connected to network endpoints other than its NetworkMode")
     endpoint = endpoint_config(net, cfg) if net else None
-    port_bindings(host.get("PortBindings"))
-    exposed(body.get("ExposedPorts"))
-    for h in host.get("ExtraHosts") or []:
+    port_bindings(host.port_bindings)
+    exposed(req.config.exposed_ports)
+    for h in host.extra_hosts or []:
         parse_extra_host(h)
-    for d in host.get("Dns") or []:
+    for d in host.dns or []:
         ipam.parse_address(d, "IP address in DNS server")
-    if host.get("Links"):
+    if host.links:
         raise Unsupported("HostConfig.Links is not supported yet")
     return Plan(net, endpoint)
 
 
-def _plan_shared(body: dict[str, Any], host: dict[str, Any], ref: str, containers: ContainerLookup) -> str:
+def _plan_shared(req: ContainerCreateRequest, ref: str, containers: ContainerLookup) -> str:
     """`--network container:<ref>`: Docker's conflicts, then the mode with the full ID."""
     if not ref:
         raise InvalidParameter("Invalid network mode: invalid container format container:<name|id>")
-    conflicts = [(body.get("Hostname"), "hostname and the network mode"),
-                 (host.get("Dns"), "dns and the network mode"),
-                 (host.get("ExtraHosts"), "custom host-to-IP mapping and the network mode"),
-                 (host.get("PortBindings") or host.get("PublishAllPorts"),
+    host = req.host_config
+    conflicts = [(req.config.hostname, "hostname and the network mode"),
+                 (host.dns, "dns and the network mode"),
+                 (host.extra_hosts, "custom host-to-IP mapping and the network mode"),
+                 (host.port_bindings or host.publish_all_ports,
                   "port publishing and the container type network mode"),
-                 (body.get("ExposedPorts"), "port exposing and the container type network mode")]
+                 (req.config.exposed_ports, "port exposing and the container type network mode")]
     for value, what in conflicts:
         if value:
             raise InvalidParameter(f"conflicting options: {what}")
     return "container:" + containers.resolve(ref)
 
 
-def endpoint_config(net: Network, cfg: dict[str, Any]) -> Endpoint:
+def endpoint_config(net: Network, cfg: EndpointSettings) -> Endpoint:
     """An EndpointSettings request checked against its network; returns the endpoint data to store."""
-    ipam_cfg = cfg.get("IPAMConfig") or {}
-    if not isinstance(ipam_cfg, dict):
-        raise InvalidParameter("invalid IPAMConfig")
-    requested = ipam_cfg.get("IPv4Address") or ""
+    requested = cfg.ipam_config.ipv4_address if cfg.ipam_config else ""
     if requested:
         if net.predefined:
             raise InvalidParameter("user specified IP address is supported on user defined networks only")
         addr = ipam.parse_address(str(requested))
         if addr not in net.pool.subnet:
             raise InvalidParameter(f"no configured subnet or ip-range contain the IP address {requested}")
-    aliases = cfg.get("Aliases") or []
+    aliases = cfg.aliases or []
     if aliases and net.predefined:
         raise InvalidParameter("network-scoped alias is supported only for containers in user defined networks")
     return Endpoint(net.id, "", aliases=aliases or None, requested_ip=str(requested))

@@ -12,14 +12,15 @@ import errno
 import secrets
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.errors import InternalError, InvalidParameter
 from engine.network import ipam
-from engine.network.peers import own_namespace
+from engine.network.peers import NetworkedContainer, own_namespace
 from engine.network.store import NetworkStore
 from engine.network.userproxy import UserlandProxy, privileged_port_error
+from engine.types.container import PortBinding
 
 PROTOS = ("tcp", "udp")
 # Docker's PortMap: "80/tcp" -> [{"HostIp": ..., "HostPort": ...}]
@@ -39,13 +40,12 @@ class PortPublisher:
         self._apply_firewall = apply_firewall
         self._proxy = proxy
 
-    def publish(self, c: dict[str, Any], container_ip: str, bridge: str) -> None:
+    def publish(self, c: NetworkedContainer, container_ip: str, bridge: str) -> None:
         """Record and apply the port rules of a container whose sandbox was just set up."""
-        host = c["HostConfig"]
-        bindings = port_bindings(host.get("PortBindings"))
-        if host.get("PublishAllPorts"):
-            for port in exposed(c["Config"].get("ExposedPorts")):
-                bindings.setdefault(port, [{"HostIp": "", "HostPort": ""}])
+        bindings = port_bindings(c.host_config.port_bindings)
+        if c.host_config.publish_all_ports:
+            for port in exposed(c.config.exposed_ports):
+                bindings.setdefault(port, [PortBinding()])
         if not bindings:
             return
         with self._fw:
@@ -54,16 +54,16 @@ class PortPublisher:
             for port, binds in bindings.items():
                 cport, proto = split_port(port)
                 for b in binds:
-                    hip = b.get("HostIp") or ""
+                    hip = b.host_ip
                     if ":" in hip:
                         continue  # IPv6 bindings: pydock publishes over IPv4 only
-                    hport = _host_port(b.get("HostPort") or "", proto, taken, hip)
+                    hport = _host_port(b.host_port, proto, taken, hip)
                     taken.add((proto, hport))
                     rules.append({"proto": proto, "host_ip": hip or "0.0.0.0", "host_port": hport,
                                   "container_ip": container_ip, "container_port": cport, "bridge": bridge})
             if self._proxy is not None:
-                self._proxy.open(c["Id"], rules)
-            self.store.set_ports(c["Id"], rules)
+                self._proxy.open(c.id, rules)
+            self.store.set_ports(c.id, rules)
         self._apply_firewall()
 
     def release(self, cid: str) -> None:
@@ -85,13 +85,13 @@ class PortPublisher:
                 {"HostIp": p["host_ip"], "HostPort": str(p["host_port"])})
         return out
 
-    def ports_summary(self, c: dict[str, Any]) -> list[dict[str, Any]]:
+    def ports_summary(self, c: NetworkedContainer) -> list[dict[str, Any]]:
         """The `Ports` of GET /containers/json (the PORTS column of `docker ps`)."""
-        if not c["State"]["Running"] or not own_namespace(c):
+        if not c.state.running or not own_namespace(c):
             return []
-        published = self.port_map(c["Id"])
+        published = self.port_map(c.id)
         out: list[dict[str, Any]] = []
-        for port in sorted(set(exposed(c["Config"].get("ExposedPorts"))) | set(published)):
+        for port in sorted(set(exposed(c.config.exposed_ports)) | set(published)):
             cport, proto = split_port(port)
             binds = published.get(port)
             if not binds:
@@ -112,41 +112,27 @@ def split_port(spec: str) -> tuple[int, str]:
     return int(port), proto
 
 
-def exposed(value: Any) -> list[str]:
+def exposed(value: Mapping[str, object] | None) -> list[str]:
     """Config.ExposedPorts as normalised "port/proto" keys."""
-    if not value:
-        return []
-    if not isinstance(value, dict):
-        raise InvalidParameter("invalid ExposedPorts: must be an object")
     out = []
-    for spec in value:
+    for spec in value or {}:
         port, proto = split_port(spec)
         out.append(f"{port}/{proto}")
     return out
 
 
-def port_bindings(value: Any) -> PortMap:
-    """HostConfig.PortBindings, checked and normalised (a null binding list means one any-port binding)."""
-    if not value:
-        return {}
-    if not isinstance(value, dict):
-        raise InvalidParameter("invalid PortBindings: must be an object")
-    out: PortMap = {}
-    for spec, binds in value.items():
+def port_bindings(value: Mapping[str, list[PortBinding] | None] | None) -> dict[str, list[PortBinding]]:
+    """HostConfig.PortBindings, checked, by normalised "port/proto" (a null list means one any-port binding)."""
+    out: dict[str, list[PortBinding]] = {}
+    for spec, binds in (value or {}).items():
         port, proto = split_port(spec)
-        if binds is None:
-            binds = [{}]
-        if not isinstance(binds, list) or not all(isinstance(b, dict) for b in binds):
-            raise InvalidParameter(f"invalid PortBindings for {spec}")
+        binds = [PortBinding()] if binds is None else binds
         for b in binds:
-            hip, hport = b.get("HostIp") or "", b.get("HostPort") or ""
-            if not isinstance(hip, str) or not isinstance(hport, str):
-                raise InvalidParameter(f"invalid PortBindings for {spec}")
-            if hip and ":" not in hip:
-                ipam.parse_address(hip, "host IP")
-            if hport and (not hport.isdigit() or not 0 <= int(hport) < 65536):
-                raise InvalidParameter(f"invalid port specification: \"{hport}\"")
-        out[f"{port}/{proto}"] = [{"HostIp": b.get("HostIp") or "", "HostPort": b.get("HostPort") or ""} for b in binds]
+            if b.host_ip and ":" not in b.host_ip:
+                ipam.parse_address(b.host_ip, "host IP")
+            if b.host_port and (not b.host_port.isdigit() or not 0 <= int(b.host_port) < 65536):
+                raise InvalidParameter(f"invalid port specification: \"{b.host_port}\"")
+        out[f"{port}/{proto}"] = binds
     return out
 
 

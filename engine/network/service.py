@@ -42,7 +42,7 @@ from engine.network import types as wire
 from engine.network.bridge import BridgeDriver, configure, loopback_up
 from engine.network.dns import DnsServer
 from engine.network.etcfiles import render as render_etc_files
-from engine.network.peers import ContainerLookup, ContainersRef, own_namespace
+from engine.network.peers import ContainerLookup, ContainersRef, NetworkedContainer, own_namespace
 from engine.network.planning import Plan
 from engine.network.pools import PoolKeeper
 from engine.network.ports import PortPublisher, exposed
@@ -50,6 +50,8 @@ from engine.network.store import NetworkStore
 from engine.network.types import CreateRequest, Endpoint, Network
 from engine.network.userproxy import UserlandProxy
 from engine.store.db import MetaStore
+from engine.types.container import ContainerCreateRequest
+from engine.types.network import EndpointSettings, NetworkCreateRequest
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +136,8 @@ class NetworkService:
         """A network's stored document by full ID, exact name or unique ID prefix (Docker's order)."""
         return self.store.resolve(ref)
 
-    def create(self, body: dict[str, Any]) -> dict[str, str]:
-        req = CreateRequest.from_docker(body)
+    def create(self, body: NetworkCreateRequest) -> dict[str, str]:
+        req = CreateRequest.checked(body)
         pool = req.ipam or wire.IpamConfig()
         with self._pools:  # choosing a pool and recording it is one step
             used = self.pools.used_subnets()
@@ -224,20 +226,20 @@ class NetworkService:
     def _name(self, ep: Endpoint) -> str:
         """The endpoint's container name now (a rename shows at once, as in Docker's DNS)."""
         try:
-            return str(self.containers.get(ep.container_id)["Name"]).lstrip("/")
+            return self.containers.get(ep.container_id).name.lstrip("/")
         except EngineError:
             return ep.name
 
     def _running(self, cid: str) -> bool:
         try:
-            return bool(self.containers.get(cid)["State"]["Running"])
+            return self.containers.get(cid).state.running
         except EngineError:
             return False
 
     # ---- container create --------------------------------------------
-    def plan(self, body: dict[str, Any], host: dict[str, Any]) -> Plan:
-        """Validate a create request's networking; returns what `register` stores. Normalizes `host`."""
-        return planning.plan(body, host, self.resolve, self.containers)
+    def plan(self, req: ContainerCreateRequest) -> Plan:
+        """Validate a create request's networking; returns what `register` stores. Normalizes its NetworkMode."""
+        return planning.plan(req, self.resolve, self.containers)
 
     def register(self, cid: str, name: str, plan: Plan) -> None:
         """Store the planned endpoint (inside the caller's create transaction)."""
@@ -255,17 +257,17 @@ class NetworkService:
             self._locks.pop(cid, None)
 
     # ---- container start / exit ----------------------------------------
-    def setup(self, c: dict[str, Any]) -> str:
+    def setup(self, c: NetworkedContainer) -> str:
         """Build the container's network before runc runs; returns SpecOptions.network."""
-        cid = c["Id"]
-        mode = c["HostConfig"]["NetworkMode"]
+        cid = c.id
+        mode = c.host_config.network_mode
         if mode == "host":
             return "host"
         if mode == "none":
             return ""
         other = self._shared_with(c)
         if other is not None:
-            return "host" if other["HostConfig"]["NetworkMode"] == "host" else f"/proc/{other['State']['Pid']}/ns/net"
+            return "host" if other.host_config.network_mode == "host" else f"/proc/{other.state.pid}/ns/net"
         with self._lock(cid):
             self.teardown(cid)  # a crashed earlier start may have left a half sandbox
             if not self.store.endpoints(container_id=cid):
@@ -287,16 +289,16 @@ class NetworkService:
                 raise
         return path
 
-    def _join_late(self, c: dict[str, Any]) -> None:
+    def _join_late(self, c: NetworkedContainer) -> None:
         """A container created before its network existed joins it now, or cannot start."""
-        mode = c["HostConfig"]["NetworkMode"]
+        mode = c.host_config.network_mode
         try:
             net = self.resolve(mode)
         except NotFound:
             raise NotFound(f"failed to set up container networking: network {mode} not found") from None
-        self._add_endpoint(net, c["Id"], c["Name"], planning.endpoint_config(net, {}))
+        self._add_endpoint(net, c.id, c.name, planning.endpoint_config(net, EndpointSettings()))
 
-    def _plug(self, c: dict[str, Any], ep: Endpoint, path: str, ifname: str,
+    def _plug(self, c: NetworkedContainer, ep: Endpoint, path: str, ifname: str,
               default_route: bool) -> list[Callable[[], None]]:
         """Allocate an address and wire a veth from the network's bridge into the sandbox.
 
@@ -312,7 +314,7 @@ class NetworkService:
         def pick(taken: set[str]) -> Endpoint:
             pool = IPv4Network(cfg.ip_range) if cfg.ip_range else subnet
             ip = ipam.allocate(subnet, IPv4Address(cfg.gateway), taken, ep.requested_ip, pool)
-            return dataclasses.replace(ep, ip=ip, endpoint_id=secrets.token_hex(32), name=c["Name"].lstrip("/"),
+            return dataclasses.replace(ep, ip=ip, endpoint_id=secrets.token_hex(32), name=c.name.lstrip("/"),
                                        mac=ipam.mac_for(ip))
         up = self.store.assign_address(net.id, pick)
         ip = str(up.ip)
@@ -320,7 +322,7 @@ class NetworkService:
             self._ensure_bridge(net)
         self.driver.plug(self.driver.veth(up.endpoint_id), ifname, path, up.mac, net.device)
         gateway = cfg.gateway if default_route and not net.internal else ""
-        self.events.publish("network", "connect", net.id, {"container": c["Id"], "name": net.name,
+        self.events.publish("network", "connect", net.id, {"container": c.id, "name": net.name,
                                                                "type": "bridge"})
         return [lambda: configure(ifname, ip, subnet.prefixlen, gateway)]
 
@@ -342,44 +344,44 @@ class NetworkService:
             for ep in eps:
                 self.events.publish("network", "disconnect", ep.network_id, {"container": cid, "type": "bridge"})
 
-    def _shared_with(self, c: dict[str, Any]) -> dict[str, Any] | None:
+    def _shared_with(self, c: NetworkedContainer) -> NetworkedContainer | None:
         """The running container whose network namespace a `container:<id>` container joins."""
-        mode = c["HostConfig"]["NetworkMode"]
+        mode = c.host_config.network_mode
         if not mode.startswith("container:"):
             return None
         other = self.containers.get(mode[len("container:"):])
-        if not other["State"]["Running"]:
-            raise Conflict(f"cannot join network of a non running container: {other['Id']}")
+        if not other.state.running:
+            raise Conflict(f"cannot join network of a non running container: {other.id}")
         return other
 
     # ---- views for container inspect / ps ---------------------------------
-    def settings(self, c: dict[str, Any]) -> dict[str, Any]:
+    def settings(self, c: NetworkedContainer) -> dict[str, Any]:
         """NetworkSettings as Docker's inspect shows it."""
         ports: dict[str, Any] = {}
-        if c["State"]["Running"] and own_namespace(c):
-            ports = {p: None for p in exposed(c["Config"].get("ExposedPorts"))}
-            ports.update(self.ports.port_map(c["Id"]))
+        if c.state.running and own_namespace(c):
+            ports = {p: None for p in exposed(c.config.exposed_ports)}
+            ports.update(self.ports.port_map(c.id))
         networks = {}
-        for ep in self.store.endpoints(container_id=c["Id"]):
+        for ep in self.store.endpoints(container_id=c.id):
             try:
                 net = self.resolve(ep.network_id)
             except NotFound:
                 continue
-            networks[net.name] = wire.endpoint_json(net, ep, c)
-        return wire.settings_json(c, self.store.sandbox(c["Id"]), ports, networks)
+            networks[net.name] = wire.endpoint_json(net, ep, c.id, c.name)
+        return wire.settings_json(c.id, self.store.sandbox(c.id), ports, networks)
 
-    def ports_list(self, c: dict[str, Any]) -> list[dict[str, Any]]:
+    def ports_list(self, c: NetworkedContainer) -> list[dict[str, Any]]:
         """The `Ports` of GET /containers/json (the PORTS column of `docker ps`)."""
         return self.ports.ports_summary(c)
 
-    def etc_files(self, c: dict[str, Any]) -> dict[str, str]:
+    def etc_files(self, c: NetworkedContainer) -> dict[str, str]:
         """hostname, hosts and resolv.conf for a container whose network is set up."""
         other = self._shared_with(c)
         if other is not None:
             return self.etc_files(other)  # as Docker: the namespace's owner's files
-        up = [ep.ip for ep in self.store.endpoints(container_id=c["Id"]) if ep.ip]
-        address = up[0] if up and c["HostConfig"]["NetworkMode"] != "host" else ""
-        return render_etc_files(c, address, self._bridge_gateway, self._embedded_dns(c["Id"]))
+        up = [ep.ip for ep in self.store.endpoints(container_id=c.id) if ep.ip]
+        address = up[0] if up and c.host_config.network_mode != "host" else ""
+        return render_etc_files(c, address, self._bridge_gateway, self._embedded_dns(c.id))
 
     def _bridge_gateway(self) -> str:
         return self.resolve("bridge").pool.gateway
@@ -404,7 +406,7 @@ class NetworkService:
                 if not self.resolve(ep.network_id).predefined]  # "bridge" has no names
         upstream: list[str] = []
         try:
-            upstream = self.containers.get(me)["HostConfig"].get("Dns") or []
+            upstream = self.containers.get(me).host_config.dns or []
         except EngineError:
             pass
         found = []
@@ -418,32 +420,30 @@ class NetworkService:
         return (found or None), upstream
 
     # ---- connect / disconnect -------------------------------------------------
-    def connect(self, net_ref: str, container_ref: str, config: dict[str, Any]) -> None:
+    def connect(self, net_ref: str, container_ref: str, config: EndpointSettings) -> None:
         net = self.resolve(net_ref)
         c = self.containers.get(container_ref)
-        if not isinstance(config, dict):
-            raise InvalidParameter("invalid EndpointConfig")
-        mode = c["HostConfig"]["NetworkMode"]
+        mode = c.host_config.network_mode
         if "host" in (mode, net.driver):
             raise Forbidden("container cannot be disconnected from host network or connected to host network")
         if not own_namespace(c) or net.driver != "bridge":
             raise Forbidden("container sharing network namespace with another container or host cannot be "
                             "connected to any other network")
         endpoint = planning.endpoint_config(net, config)
-        with self._lock(c["Id"]):
-            self._add_endpoint(net, c["Id"], c["Name"], endpoint)
-            sandbox = self.store.sandbox(c["Id"])
+        with self._lock(c.id):
+            self._add_endpoint(net, c.id, c.name, endpoint)
+            sandbox = self.store.sandbox(c.id)
             if sandbox is None:
                 return
             path = sandbox["path"]
-            ep = self.store.endpoint(net.id, c["Id"])
+            ep = self.store.endpoint(net.id, c.id)
             assert ep is not None  # added above, under the container's lock
             try:
                 steps = self._plug(c, ep, path, self.driver.free_ifname(path), default_route=False)
                 netns.run_in(path, lambda: [step() for step in steps])
             except BaseException:
-                self._unplug(self.store.endpoint(net.id, c["Id"]) or ep)
-                self.store.delete_endpoint(net.id, c["Id"])
+                self._unplug(self.store.endpoint(net.id, c.id) or ep)
+                self.store.delete_endpoint(net.id, c.id)
                 raise
 
     def disconnect(self, net_ref: str, container_ref: str, force: bool = False) -> None:
@@ -455,16 +455,16 @@ class NetworkService:
                 raise
             self.store.delete_endpoints_of_prefix(net.id, container_ref)
             return
-        with self._lock(c["Id"]):
-            ep = self.store.endpoint(net.id, c["Id"])
+        with self._lock(c.id):
+            ep = self.store.endpoint(net.id, c.id)
             if ep is None:
-                raise Forbidden(f"container {c['Id']} is not connected to network {net.name}")
+                raise Forbidden(f"container {c.id} is not connected to network {net.name}")
             if net.name == "host":
                 raise Forbidden("container cannot be disconnected from host network or connected to host network")
             self._unplug(ep)
-            self.store.delete_endpoint(net.id, c["Id"])
+            self.store.delete_endpoint(net.id, c.id)
         if ep.ip:
-            self.events.publish("network", "disconnect", net.id, {"container": c["Id"], "name": net.name,
+            self.events.publish("network", "disconnect", net.id, {"container": c.id, "name": net.name,
                                                                       "type": "bridge"})
 
     def _unplug(self, ep: Endpoint) -> None:

@@ -4,7 +4,7 @@ A stored network is Docker's inspect document plus private keys (`_device`:
 the bridge; `_auto`: pydock chose the pool, so it may move it when another
 daemon took it), kept as JSON in the networks table so existing data roots
 keep loading; `network_json` drops the private keys and adds `Containers`.
-The create request is checked in `CreateRequest.from_docker` with
+The create request is checked in `CreateRequest.checked` with
 libnetwork's messages, before anything is stored. The views the container
 routes show (inspect's NetworkSettings, EndpointSettings) are built here too,
 so every wire field name of the network area is in this one file.
@@ -24,6 +24,7 @@ from engine.errors import Forbidden, InvalidParameter, NotFound, Unsupported
 from engine.filters import Filters
 from engine.network import ipam
 from engine.timeutil import parse_rfc3339_ns, rfc3339_ns
+from engine.types.network import NetworkCreateRequest
 
 NetworkID = NewType("NetworkID", str)
 
@@ -56,31 +57,29 @@ class CreateRequest:
     ipam: IpamConfig | None
 
     @classmethod
-    def from_docker(cls, body: dict[str, Any]) -> CreateRequest:
-        name = body.get("Name") or ""
+    def checked(cls, body: NetworkCreateRequest) -> CreateRequest:
+        name = body.name
         if not name:
             raise InvalidParameter("invalid name: name is empty")
         if not NAME_RE.match(name) or len(name) > 255:
             raise InvalidParameter(f'invalid network name "{name[:255]}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
-        driver = body.get("Driver") or "bridge"
+        driver = body.driver or "bridge"
         if driver in DOCKER_DRIVERS:
             raise Unsupported(f"network driver {driver} is not supported by pydock; use bridge")
         if driver != "bridge":
             raise NotFound(f'plugin "{driver}" not found')
-        if body.get("EnableIPv6"):
+        if body.enable_ipv6:
             raise Unsupported("IPv6 networks are not supported")
-        options = body.get("Options") or {}
+        options = body.options or {}
         _check_mtu(options)
-        configs = (body.get("IPAM") or {}).get("Config") or []
+        configs = (body.ipam.config if body.ipam else None) or []
         if len(configs) > 1:
             raise InvalidParameter("invalid IPAM config: at most one IPv4 pool is supported")
         pool = None
         if configs:
             c = configs[0]
-            pool = IpamConfig(str(c.get("Subnet") or ""), str(c.get("Gateway") or ""), str(c.get("IPRange") or ""),
-                              c.get("AuxiliaryAddresses") or {})
-        return cls(name, options, body.get("Labels") or {}, bool(body.get("Internal")),
-                   bool(body.get("Attachable")), pool)
+            pool = IpamConfig(c.subnet, c.gateway, c.ip_range, c.auxiliary_addresses or {})
+        return cls(name, options, body.labels or {}, body.internal, body.attachable, pool)
 
     def check_pool(self, subnet: IPv4Network) -> None:
         """The pool's auxiliary addresses and range against the chosen subnet (libnetwork's order)."""
@@ -250,10 +249,10 @@ def matches(net: Network, filters: Filters, in_use: Callable[[str], bool]) -> bo
             and all(parse_rfc3339_ns(net.created) < until for until in filters.times("until")))
 
 
-def settings_json(c: dict[str, Any], sandbox: dict[str, Any] | None, ports: dict[str, Any],
+def settings_json(cid: str, sandbox: dict[str, Any] | None, ports: dict[str, Any],
                   networks: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """A container inspect's NetworkSettings; `networks` are endpoint_json views by network name."""
-    out = {"Bridge": "", "SandboxID": hashlib.sha256(c["Id"].encode()).hexdigest() if sandbox else "",
+    """Container `cid`'s inspect NetworkSettings; `networks` are endpoint_json views by network name."""
+    out = {"Bridge": "", "SandboxID": hashlib.sha256(cid.encode()).hexdigest() if sandbox else "",
            "SandboxKey": sandbox["path"] if sandbox else "", "HairpinMode": False,
            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": ports,
            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None}
@@ -265,12 +264,12 @@ def settings_json(c: dict[str, Any], sandbox: dict[str, Any] | None, ports: dict
     return out
 
 
-def endpoint_json(net: Network, ep: Endpoint, c: dict[str, Any]) -> dict[str, Any]:
-    """One entry of NetworkSettings.Networks (Docker's EndpointSettings)."""
+def endpoint_json(net: Network, ep: Endpoint, cid: str, name: str) -> dict[str, Any]:
+    """One entry of container `cid`'s NetworkSettings.Networks (Docker's EndpointSettings)."""
     up = bool(ep.ip)
     pool = net.pool if net.pools else None
     user = not net.predefined
-    dns_names = [c["Name"].lstrip("/"), c["Id"][:12], *(ep.aliases or [])] if user and up else None
+    dns_names = [name.lstrip("/"), cid[:12], *(ep.aliases or [])] if user and up else None
     return {"IPAMConfig": ep.ipam_config(), "Links": None, "Aliases": ep.aliases,
             "MacAddress": ep.mac if up else "", "DriverOpts": None, "GwPriority": 0,
             "NetworkID": net.id, "EndpointID": ep.endpoint_id if up else "",

@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 from engine.errors import Conflict, InvalidParameter
+from engine.types.container import HostConfig, Resources, RestartPolicy, Ulimit, UpdateConfig
 
 MIN_MEMORY = 6 * 1024 * 1024
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
@@ -20,17 +21,15 @@ RLIMITS = {"as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue",
 # sysctls the kernel scopes to a container's IPC or network namespace (Docker's list)
 NAMESPACED_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
                       "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
-INT_FIELDS = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
-              "BlkioWeight", "ShmSize")
 CGROUP_ROOT = "/sys/fs/cgroup"
-# each limit pydock applies: its HostConfig field, the cgroup controller it needs, the docker run flag that sets it
-LIMITS = (("Memory", "memory", "--memory"), ("MemorySwap", "memory", "--memory-swap"),
-          ("MemoryReservation", "memory", "--memory-reservation"),
-          ("MemorySwappiness", "memory", "--memory-swappiness"), ("OomKillDisable", "memory", "--oom-kill-disable"),
-          ("NanoCpus", "cpu", "--cpus"), ("CpuShares", "cpu", "--cpu-shares"), ("CpuPeriod", "cpu", "--cpu-period"),
-          ("CpuQuota", "cpu", "--cpu-quota"), ("CpusetCpus", "cpuset", "--cpuset-cpus"),
-          ("CpusetMems", "cpuset", "--cpuset-mems"), ("PidsLimit", "pids", "--pids-limit"),
-          ("BlkioWeight", "io", "--blkio-weight"))
+# each limit pydock applies: its Resources attribute, the cgroup controller it needs, the docker run flag that sets it
+LIMITS = (("memory", "memory", "--memory"), ("memory_swap", "memory", "--memory-swap"),
+          ("memory_reservation", "memory", "--memory-reservation"),
+          ("memory_swappiness", "memory", "--memory-swappiness"), ("oom_kill_disable", "memory", "--oom-kill-disable"),
+          ("nano_cpus", "cpu", "--cpus"), ("cpu_shares", "cpu", "--cpu-shares"), ("cpu_period", "cpu", "--cpu-period"),
+          ("cpu_quota", "cpu", "--cpu-quota"), ("cpuset_cpus", "cpuset", "--cpuset-cpus"),
+          ("cpuset_mems", "cpuset", "--cpuset-mems"), ("pids_limit", "pids", "--pids-limit"),
+          ("blkio_weight", "io", "--blkio-weight"))
 
 
 # ---- what the host can enforce --------------------------------------------
@@ -101,21 +100,14 @@ def _check_cpuset(value: str, available: str, what: str, noun: str) -> None:
 
 
 # ---- validation --------------------------------------------------------
-def _ints(h: dict[str, Any]) -> None:
-    """Go's zero for the integer fields a (type-checked, see validate.py) body left out or null."""
-    for key in INT_FIELDS:
-        if h.get(key) is None:
-            h[key] = 0
-
-
-def _limit_set(key: str, value: Any) -> bool:
-    """Whether a (defaulted) field asks for a limit; 0, -1 and null are the CLI's "unset"/"unlimited"."""
-    if key == "OomKillDisable":
+def _limit_set(attr: str, value: Any) -> bool:
+    """Whether a field asks for a limit; 0, -1 and None are the CLI's "unset"/"unlimited"."""
+    if attr == "oom_kill_disable":
         return value is True
     return value not in (None, 0, -1, "")
 
 
-def refuse_unavailable(h: dict[str, Any], controllers: frozenset[str] | None, reason: str) -> None:
+def refuse_unavailable(r: Resources, controllers: frozenset[str] | None, reason: str) -> None:
     """A 400 naming every requested limit whose cgroup controller the daemon cannot use, and why.
 
     `controllers` None means all of them (a root daemon); a rootless daemon has
@@ -125,64 +117,62 @@ def refuse_unavailable(h: dict[str, Any], controllers: frozenset[str] | None, re
     """
     if controllers is None:
         return
-    wanted = [flag for key, controller, flag in LIMITS if _limit_set(key, h.get(key)) and controller not in controllers]
+    wanted = [flag for attr, controller, flag in LIMITS
+              if _limit_set(attr, getattr(r, attr)) and controller not in controllers]
     if wanted:
         raise InvalidParameter(f"cannot set {', '.join(wanted)}: {reason}")
 
 
-def verify(h: dict[str, Any], update: bool = False, controllers: frozenset[str] | None = None,
+def verify(r: Resources, update: bool = False, controllers: frozenset[str] | None = None,
            reason: str = "") -> list[str]:
-    """dockerd's resource checks on `h` (a HostConfig or update body), discarding what the host lacks.
+    """dockerd's resource checks on `r` (a HostConfig's or an update's), discarding what the host lacks.
 
     `controllers` and `reason`: see `refuse_unavailable`.
     """
-    _ints(h)
-    if h.get("MemorySwappiness") == -1:
-        h["MemorySwappiness"] = None  # -1 is the CLI's "unset"
-    refuse_unavailable(h, controllers, reason)
+    if r.memory_swappiness == -1:
+        r.memory_swappiness = None  # -1 is the CLI's "unset"
+    refuse_unavailable(r, controllers, reason)
     warnings: list[str] = []
-    mem, swap, reservation = h["Memory"], h["MemorySwap"], h["MemoryReservation"]
+    mem, swap, reservation = r.memory, r.memory_swap, r.memory_reservation
     if mem and mem < MIN_MEMORY:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")
     if mem > 0 and swap != -1 and not swap_limit_supported():
         warnings.append("Your kernel does not support swap limit capabilities or the cgroup is not mounted. "
                         "Memory limited without swap.")
-        h["MemorySwap"] = swap = -1
+        r.memory_swap = swap = -1
     if swap < -1:  # dockerd passes these to runc, which fails; refuse them up front
         raise InvalidParameter(f"invalid MemorySwap {swap}: use -1 for unlimited swap, or a limit in bytes")
     if mem > 0 and swap > 0 and swap < mem:
         raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
     if not mem and swap > 0 and not update:
         raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
-    swappiness = h.get("MemorySwappiness")
-    if swappiness is not None and swappiness != -1 and not 0 <= swappiness <= 100:
+    swappiness = r.memory_swappiness
+    if swappiness is not None and not 0 <= swappiness <= 100:
         raise InvalidParameter(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
     if reservation and reservation < MIN_MEMORY:
         raise InvalidParameter("Minimum memory reservation allowed is 6MB")
     if mem > 0 and reservation > 0 and mem < reservation:
         raise InvalidParameter("Minimum memory limit can not be less than memory reservation limit, see usage")
-    if h.get("OomKillDisable") and cgroup_version() == "2":
+    if r.oom_kill_disable and cgroup_version() == "2":
         warnings.append("Your kernel does not support OomKillDisable. OomKillDisable discarded.")
-        h["OomKillDisable"] = False
-    elif h.get("OomKillDisable") and not mem:
+        r.oom_kill_disable = False
+    elif r.oom_kill_disable and not mem:
         warnings.append("OOM killer is disabled for the container, but no memory limit is set, this can result "
                         "in the system running out of resources.")
-    _verify_cpu(h)
-    _check_cpuset(h.get("CpusetCpus") or "", available_cpus(), "cpus", "CPUs")
-    _check_cpuset(h.get("CpusetMems") or "", available_mems(), "mems", "memory nodes")
-    weight = h["BlkioWeight"]
+    _verify_cpu(r)
+    _check_cpuset(r.cpuset_cpus, available_cpus(), "cpus", "CPUs")
+    _check_cpuset(r.cpuset_mems, available_mems(), "mems", "memory nodes")
+    weight = r.blkio_weight
     if weight and not blkio_weight_supported():
         warnings.append("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.")
-        h["BlkioWeight"] = 0
+        r.blkio_weight = 0
     elif weight and not 10 <= weight <= 1000:
         raise InvalidParameter("Range of blkio weight is from 10 to 1000")
-    if h["ShmSize"] < 0:
-        raise InvalidParameter("SHM size can not be less than 0")
     return warnings
 
 
-def _verify_cpu(h: dict[str, Any]) -> None:
-    nano, period, quota = h["NanoCpus"], h["CpuPeriod"], h["CpuQuota"]
+def _verify_cpu(r: Resources) -> None:
+    nano, period, quota = r.nano_cpus, r.cpu_period, r.cpu_quota
     if nano > 0 and period > 0:
         raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
     if nano > 0 and quota > 0:
@@ -190,7 +180,7 @@ def _verify_cpu(h: dict[str, Any]) -> None:
     ncpu = os.cpu_count() or 1
     if nano and not 0 < nano <= ncpu * 1_000_000_000:
         raise InvalidParameter(f"Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available")
-    if h["CpuShares"] < 0:
+    if r.cpu_shares < 0:
         raise InvalidParameter("shares: invalid argument")
     if period and not 1000 <= period <= 1_000_000:
         raise InvalidParameter("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
@@ -198,62 +188,49 @@ def _verify_cpu(h: dict[str, Any]) -> None:
         raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
 
 
-def _ulimits(value: Any) -> list[dict[str, Any]]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise InvalidParameter("invalid Ulimits: must be a list")
-    out = []
-    for u in value:
-        if not isinstance(u, dict) or not isinstance(u.get("Name"), str) \
-                or not all(isinstance(u.get(k), int) and not isinstance(u.get(k), bool) for k in ("Soft", "Hard")):
-            raise InvalidParameter("invalid Ulimits: each needs a Name and integer Soft and Hard limits")
-        if u["Name"] not in RLIMITS:
-            raise InvalidParameter(f"invalid ulimit type: {u['Name']}")
-        if u["Soft"] > u["Hard"] and u["Hard"] != -1:
-            raise InvalidParameter(f"ulimit soft limit must be less than or equal to hard limit: {u['Soft']} > {u['Hard']}")
-        out.append({"Name": u["Name"], "Hard": u["Hard"], "Soft": u["Soft"]})
-    return out
+def _check_ulimits(ulimits: list[Ulimit]) -> None:
+    for u in ulimits:
+        if u.name not in RLIMITS:
+            raise InvalidParameter(f"invalid ulimit type: {u.name}")
+        if u.soft > u.hard and u.hard != -1:
+            raise InvalidParameter(f"ulimit soft limit must be less than or equal to hard limit: {u.soft} > {u.hard}")
 
 
-def _sysctls(value: Any, network_mode: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidParameter("invalid Sysctls: must be a map of strings")
-    for key in value:
+def _check_sysctls(sysctls: dict[str, str], network_mode: str) -> None:
+    for key in sysctls:
         if key.startswith("net."):
             if network_mode == "host":
                 raise InvalidParameter(f"sysctl {key!r} not allowed in host network namespace")
         elif key not in NAMESPACED_SYSCTLS and not key.startswith("fs.mqueue."):
             raise InvalidParameter(f"sysctl '{key}' is not allowed")
-    return dict(value)
 
 
-def adapt_host_config(h: dict[str, Any], controllers: frozenset[str] | None = None, reason: str = "") -> list[str]:
+def adapt_host_config(h: HostConfig, controllers: frozenset[str] | None = None, reason: str = "") -> list[str]:
     """Validate a create request's limits and fill in Docker's defaults in place; returns the warnings.
 
     `controllers` and `reason`: see `refuse_unavailable`.
     """
-    warnings = verify(h, controllers=controllers, reason=reason)
-    if h["Memory"] > 0 and h["MemorySwap"] == 0:
-        h["MemorySwap"] = h["Memory"] * 2
-    h["ShmSize"] = h["ShmSize"] or DEFAULT_SHM_SIZE
-    if h.get("OomKillDisable") is None:
-        h["OomKillDisable"] = False
-    if h.get("PidsLimit") is not None and h["PidsLimit"] <= 0:
-        h["PidsLimit"] = None  # 0 and negatives mean unlimited
-    if h.get("Ulimits"):
-        h["Ulimits"] = _ulimits(h["Ulimits"])
-    if h.get("Sysctls"):
-        h["Sysctls"] = _sysctls(h["Sysctls"], h.get("NetworkMode", ""))
+    r = h.resources
+    warnings = verify(r, controllers=controllers, reason=reason)
+    if h.shm_size < 0:
+        raise InvalidParameter("SHM size can not be less than 0")
+    if r.memory > 0 and r.memory_swap == 0:
+        r.memory_swap = r.memory * 2
+    h.shm_size = h.shm_size or DEFAULT_SHM_SIZE
+    if r.oom_kill_disable is None:
+        r.oom_kill_disable = False
+    if r.pids_limit is not None and r.pids_limit <= 0:
+        r.pids_limit = None  # 0 and negatives mean unlimited
+    _check_ulimits(r.ulimits or [])
+    _check_sysctls(h.sysctls or {}, h.network_mode)
     return warnings
 
 
 # ---- update -------------------------------------------------------------
 RESTART_POLICIES = {"no", "always", "unless-stopped", "on-failure"}
-UPDATABLE = ("BlkioWeight", "CpuShares", "NanoCpus", "CpuPeriod", "CpuQuota", "CpusetCpus", "CpusetMems",
-             "MemorySwap", "MemoryReservation")
+# Resources attributes an update sets when given (non-zero)
+UPDATABLE = ("blkio_weight", "cpu_shares", "nano_cpus", "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems",
+             "memory_swap", "memory_reservation")
 
 
 def check_restart_policy(name: str, retries: int) -> None:
@@ -266,100 +243,96 @@ def check_restart_policy(name: str, retries: int) -> None:
         raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
 
 
-def apply_update(h: dict[str, Any], body: dict[str, Any], controllers: frozenset[str] | None = None,
+def apply_update(h: HostConfig, upd: UpdateConfig, controllers: frozenset[str] | None = None,
                  reason: str = "") -> list[str]:
     """Merge a `POST /containers/{id}/update` body into HostConfig `h` as dockerd's UpdateContainer does.
 
     `controllers` and `reason`: see `refuse_unavailable`.
     """
-    upd = {k: body.get(k) for k in (*INT_FIELDS, "CpusetCpus", "CpusetMems", "PidsLimit", "MemorySwappiness")}
-    upd["ShmSize"] = None  # not in Docker's UpdateConfig: ignored like any unknown field
-    warnings = verify(upd, update=True, controllers=controllers, reason=reason)
-    cur = {k: h.get(k) or 0 for k in INT_FIELDS}
-    for new, old, msg in (("NanoCpus", "CpuPeriod", "Nano CPUs cannot be updated as CPU Period has already been set"),
-                          ("NanoCpus", "CpuQuota", "Nano CPUs cannot be updated as CPU Quota has already been set"),
-                          ("CpuPeriod", "NanoCpus", "CPU Period cannot be updated as NanoCPUs has already been set"),
-                          ("CpuQuota", "NanoCpus", "CPU Quota cannot be updated as NanoCPUs has already been set")):
-        if (upd[new] or 0) > 0 and cur[old] > 0:
+    new, cur = upd.resources, h.resources
+    warnings = verify(new, update=True, controllers=controllers, reason=reason)
+    for changed, set_already, msg in (
+            (new.nano_cpus, cur.cpu_period, "Nano CPUs cannot be updated as CPU Period has already been set"),
+            (new.nano_cpus, cur.cpu_quota, "Nano CPUs cannot be updated as CPU Quota has already been set"),
+            (new.cpu_period, cur.nano_cpus, "CPU Period cannot be updated as NanoCPUs has already been set"),
+            (new.cpu_quota, cur.nano_cpus, "CPU Quota cannot be updated as NanoCPUs has already been set")):
+        if changed > 0 and set_already > 0:
             raise Conflict(f"Conflicting options: {msg}")
-    if upd["Memory"]:
-        if upd["Memory"] > cur["MemorySwap"] and not upd["MemorySwap"]:
+    if new.memory:
+        if new.memory > cur.memory_swap and not new.memory_swap:
             raise Conflict("Memory limit should be smaller than already set memoryswap limit, "
                            "update the memoryswap at the same time")
-        h["Memory"] = upd["Memory"]
-    for key in UPDATABLE:
-        if upd[key]:
-            h[key] = upd[key]
-    if upd["PidsLimit"] is not None:
-        h["PidsLimit"] = upd["PidsLimit"]
-    policy = body.get("RestartPolicy") or {}
-    if policy.get("Name"):
-        retries = policy.get("MaximumRetryCount") or 0
-        check_restart_policy(policy["Name"], retries)
-        if h.get("AutoRemove") and policy["Name"] != "no":
+        cur.memory = new.memory
+    for attr in UPDATABLE:
+        value = getattr(new, attr)
+        if value:
+            setattr(cur, attr, value)
+    if new.pids_limit is not None:
+        cur.pids_limit = new.pids_limit
+    policy = upd.restart_policy
+    if policy.name:
+        check_restart_policy(policy.name, policy.maximum_retry_count)
+        if h.auto_remove and policy.name != "no":
             raise Conflict("Restart policy cannot be updated because AutoRemove is enabled for the container")
-        h["RestartPolicy"] = {"Name": policy["Name"], "MaximumRetryCount": retries}
+        h.restart_policy = RestartPolicy(policy.name, policy.maximum_retry_count)
     return warnings
 
 
 # ---- OCI ------------------------------------------------------------------
-def linux_resources(h: dict[str, Any]) -> dict[str, Any]:
-    """OCI `linux.resources` (without devices) for a validated HostConfig; also `runc update`'s input."""
+def linux_resources(r: Resources) -> dict[str, Any]:
+    """OCI `linux.resources` (without devices) for validated limits; also `runc update`'s input."""
     out: dict[str, Any] = {}
-    memory = _memory(h)
+    memory = _memory(r)
     if memory:
         out["memory"] = memory
-    cpu = _cpu(h)
+    cpu = _cpu(r)
     if cpu:
         out["cpu"] = cpu
-    pids = h.get("PidsLimit")
-    if pids is not None:
-        out["pids"] = {"limit": pids if pids > 0 else -1}  # 0 and negatives mean unlimited, as in Docker
-    if h.get("BlkioWeight"):
-        out["blockIO"] = {"weight": h["BlkioWeight"]}
+    if r.pids_limit is not None:
+        out["pids"] = {"limit": r.pids_limit if r.pids_limit > 0 else -1}  # 0 and negatives: unlimited, as Docker
+    if r.blkio_weight:
+        out["blockIO"] = {"weight": r.blkio_weight}
     return out
 
 
-def _memory(h: dict[str, Any]) -> dict[str, Any]:
+def _memory(r: Resources) -> dict[str, Any]:
     memory: dict[str, Any] = {}
-    if h.get("Memory"):
-        memory["limit"] = h["Memory"]
-    if h.get("MemoryReservation"):
-        memory["reservation"] = h["MemoryReservation"]
-    if h.get("MemorySwap"):
-        memory["swap"] = h["MemorySwap"]
-    swappiness = h.get("MemorySwappiness")
-    if swappiness is not None and swappiness != -1:
-        memory["swappiness"] = swappiness
-    if h.get("OomKillDisable") is not None and cgroup_version() == "1":
-        memory["disableOOMKiller"] = bool(h["OomKillDisable"])
+    if r.memory:
+        memory["limit"] = r.memory
+    if r.memory_reservation:
+        memory["reservation"] = r.memory_reservation
+    if r.memory_swap:
+        memory["swap"] = r.memory_swap
+    if r.memory_swappiness is not None and r.memory_swappiness != -1:
+        memory["swappiness"] = r.memory_swappiness
+    if r.oom_kill_disable is not None and cgroup_version() == "1":
+        memory["disableOOMKiller"] = r.oom_kill_disable
     return memory
 
 
-def _cpu(h: dict[str, Any]) -> dict[str, Any]:
+def _cpu(r: Resources) -> dict[str, Any]:
     cpu: dict[str, Any] = {}
-    if h.get("CpuShares"):
-        cpu["shares"] = h["CpuShares"]
-    if h.get("NanoCpus"):
+    if r.cpu_shares:
+        cpu["shares"] = r.cpu_shares
+    if r.nano_cpus:
         cpu["period"] = CPU_PERIOD
-        cpu["quota"] = h["NanoCpus"] * CPU_PERIOD // 1_000_000_000
-    if h.get("CpuPeriod"):
-        cpu["period"] = h["CpuPeriod"]
-    if h.get("CpuQuota"):
-        cpu["quota"] = h["CpuQuota"]
-    if h.get("CpusetCpus"):
-        cpu["cpus"] = h["CpusetCpus"]
-    if h.get("CpusetMems"):
-        cpu["mems"] = h["CpusetMems"]
+        cpu["quota"] = r.nano_cpus * CPU_PERIOD // 1_000_000_000
+    if r.cpu_period:
+        cpu["period"] = r.cpu_period
+    if r.cpu_quota:
+        cpu["quota"] = r.cpu_quota
+    if r.cpuset_cpus:
+        cpu["cpus"] = r.cpuset_cpus
+    if r.cpuset_mems:
+        cpu["mems"] = r.cpuset_mems
     return cpu
 
 
-def rlimits(h: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"type": "RLIMIT_" + u["Name"].upper(), "hard": u["Hard"], "soft": u["Soft"]}
-            for u in h.get("Ulimits") or []]
+def rlimits(r: Resources) -> list[dict[str, Any]]:
+    return [{"type": "RLIMIT_" + u.name.upper(), "hard": u.hard, "soft": u.soft} for u in r.ulimits or []]
 
 
-def spec_options(h: dict[str, Any]) -> dict[str, Any]:
+def spec_options(h: HostConfig) -> dict[str, Any]:
     """The SpecOptions fields this module owns."""
-    return {"resources": linux_resources(h), "rlimits": rlimits(h), "sysctls": dict(h.get("Sysctls") or {}),
-            "shm_size": h.get("ShmSize") or DEFAULT_SHM_SIZE}
+    return {"resources": linux_resources(h.resources), "rlimits": rlimits(h.resources),
+            "sysctls": dict(h.sysctls or {}), "shm_size": h.shm_size or DEFAULT_SHM_SIZE}

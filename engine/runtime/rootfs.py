@@ -27,6 +27,15 @@ class RootFS(Protocol):
         """Undo `mount`; an unassembled target is not an error."""
         ...
 
+    def bind(self, source: str, target: str, readonly: bool) -> None:
+        """Show the host directory `source` at `target` inside an assembled root (a stopped container's
+        volumes and binds, for `docker cp`)."""
+        ...
+
+    def unbind(self, target: str) -> None:
+        """Undo `bind`."""
+        ...
+
 
 class OverlayRootFS:
     """The real one: overlayfs, needs root."""
@@ -40,12 +49,19 @@ class OverlayRootFS:
     def unmount(self, target: str) -> None:
         mounts.umount(target)
 
+    def bind(self, source: str, target: str, readonly: bool) -> None:
+        mounts.bind(source, target, readonly)
+
+    def unbind(self, target: str) -> None:
+        mounts.umount(target)
+
 
 class CopiedRootFS:
     """Plain directories for the in-memory runtime: the layers copied into `target`, bottom first."""
 
     def __init__(self) -> None:
         self._mounted: set[str] = set()
+        self._binds: dict[str, tuple[str, bool]] = {}  # target -> (source, readonly)
 
     def mounted(self, target: str) -> bool:
         return os.path.realpath(target) in self._mounted
@@ -60,3 +76,15 @@ class CopiedRootFS:
             self._mounted.discard(os.path.realpath(target))
             shutil.rmtree(target, ignore_errors=True)
             os.makedirs(target, exist_ok=True)
+
+    def bind(self, source: str, target: str, readonly: bool) -> None:
+        """A copy stands in for the bind; `unbind` copies changes back (readonly ones are dropped)."""
+        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
+        self._binds[os.path.realpath(target)] = (source, readonly)
+
+    def unbind(self, target: str) -> None:
+        source, readonly = self._binds.pop(os.path.realpath(target), ("", True))
+        if source and not readonly:
+            shutil.copytree(target, source, symlinks=True, dirs_exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        os.makedirs(target, exist_ok=True)

@@ -15,6 +15,7 @@ from engine.errors import InternalError, InvalidParameter
 from engine.linux.fsutil import read_in_root
 from engine.runtime import seccomp
 from engine.runtime.spec import MASKED_PATHS, READONLY_PATHS
+from engine.types.container import DeviceMapping, HostConfig
 
 # /dev entries a privileged container does not get from the host (Docker's HostDevices)
 _SKIP_DEV_DIRS = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"}
@@ -55,41 +56,29 @@ def parse_security_opts(opts: list[str]) -> SecurityOptions:
     return out
 
 
-def _device_mappings(value: Any) -> list[dict[str, str]]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise InvalidParameter("invalid Devices: must be a list")
-    out = []
-    for d in value:
-        if not isinstance(d, dict) or not isinstance(d.get("PathOnHost"), str) or not d["PathOnHost"]:
+def _check_devices(devices: list[DeviceMapping]) -> None:
+    """Docker's checks of --device mappings; fills in the defaults (same path inside, rwm)."""
+    for d in devices:
+        if not d.path_on_host:
             raise InvalidParameter("invalid Devices: each needs a PathOnHost")
-        perms = d.get("CgroupPermissions") or "rwm"
-        if not isinstance(perms, str) or not perms or any(c not in "rwm" for c in perms):
-            raise InvalidParameter(f"invalid device mode: {perms}")
-        inside = d.get("PathInContainer") or d["PathOnHost"]
-        if not isinstance(inside, str) or not inside.startswith("/"):
-            raise InvalidParameter(f"invalid device path: {inside}")
-        out.append({"PathOnHost": d["PathOnHost"], "PathInContainer": inside, "CgroupPermissions": perms})
-    return out
+        d.cgroup_permissions = d.cgroup_permissions or "rwm"
+        if any(c not in "rwm" for c in d.cgroup_permissions):
+            raise InvalidParameter(f"invalid device mode: {d.cgroup_permissions}")
+        d.path_in_container = d.path_in_container or d.path_on_host
+        if not d.path_in_container.startswith("/"):
+            raise InvalidParameter(f"invalid device path: {d.path_in_container}")
 
 
-def validate_host_config(h: dict[str, Any]) -> None:
-    """Check SecurityOpt, Devices and GroupAdd of a create request, normalizing Devices in place."""
-    opts = h.get("SecurityOpt")
-    if opts is not None and (not isinstance(opts, list) or not all(isinstance(o, str) for o in opts)):
-        raise InvalidParameter("invalid SecurityOpt: must be a list of strings")
-    parse_security_opts(opts or [])
-    h["Devices"] = _device_mappings(h.get("Devices"))
-    for key, default in (("MaskedPaths", MASKED_PATHS), ("ReadonlyPaths", READONLY_PATHS)):
-        paths = h.get(key)
-        if paths is not None and (not isinstance(paths, list) or not all(isinstance(p, str) for p in paths)):
-            raise InvalidParameter(f"invalid {key}: must be a list of strings")
-        if paths is None and not h.get("Privileged"):
-            h[key] = list(default)  # as dockerd: recorded at create, so inspect shows them
-    groups = h.get("GroupAdd")
-    if groups is not None and (not isinstance(groups, list) or not all(isinstance(g, str) for g in groups)):
-        raise InvalidParameter("invalid GroupAdd: must be a list of strings")
+def validate_host_config(h: HostConfig) -> None:
+    """Check SecurityOpt and Devices of a create request, filling in dockerd's defaults in place."""
+    parse_security_opts(h.security_opt or [])
+    h.resources.devices = h.resources.devices or []
+    _check_devices(h.resources.devices)
+    if not h.privileged:  # as dockerd: recorded at create, so inspect shows them
+        if h.masked_paths is None:
+            h.masked_paths = list(MASKED_PATHS)
+        if h.readonly_paths is None:
+            h.readonly_paths = list(READONLY_PATHS)
 
 
 # ---- devices ----------------------------------------------------------
@@ -123,21 +112,21 @@ def _walk_devices(root: str, inside: str, perms: str, skip: set[str]) -> list[tu
     return found
 
 
-def custom_devices(mappings: list[dict[str, str]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def custom_devices(mappings: list[DeviceMapping]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Docker's DevicesFromPath for each --device: a node, or every node under a directory."""
     out = []
     for m in mappings:
-        host = m["PathOnHost"]
+        host = m.path_on_host
         resolved = os.path.realpath(host) if os.path.islink(host) else host
         try:
-            entry = _device(resolved, m["PathInContainer"], m["CgroupPermissions"])
+            entry = _device(resolved, m.path_in_container, m.cgroup_permissions)
             reason = "not a device node"
         except OSError as e:
             entry, reason = None, os.strerror(e.errno or 0).lower()
         if entry:
             out.append(entry)
             continue
-        found = _walk_devices(resolved, m["PathInContainer"], m["CgroupPermissions"], set()) \
+        found = _walk_devices(resolved, m.path_in_container, m.cgroup_permissions, set()) \
             if os.path.isdir(resolved) else []
         if not found:
             raise InternalError(f'error gathering device information while adding custom device "{host}": {reason}')
@@ -168,12 +157,12 @@ def group_add_gids(rootfs: str, groups: list[str]) -> list[int]:
     return gids
 
 
-def spec_options(h: dict[str, Any]) -> dict[str, Any]:
+def spec_options(h: HostConfig) -> dict[str, Any]:
     """The SpecOptions fields this module owns, from a validated HostConfig."""
-    opts = parse_security_opts(h.get("SecurityOpt") or [])
-    privileged = bool(h.get("Privileged"))
+    opts = parse_security_opts(h.security_opt or [])
+    privileged = h.privileged
     devices = host_devices() if privileged else []
-    devices += custom_devices(h.get("Devices") or [])
+    devices += custom_devices(h.resources.devices or [])
     if privileged or opts.seccomp == "unconfined":
         profile = None
     elif opts.seccomp in ("", "builtin"):
@@ -181,5 +170,5 @@ def spec_options(h: dict[str, Any]) -> dict[str, Any]:
     else:
         profile = seccomp.parse_profile(opts.seccomp)
     return {"no_new_privileges": opts.no_new_privileges, "seccomp_profile": profile,
-            "masked_paths": h.get("MaskedPaths"), "readonly_paths": h.get("ReadonlyPaths"),
+            "masked_paths": h.masked_paths, "readonly_paths": h.readonly_paths,
             "devices": [d for d, _ in devices], "device_rules": [] if privileged else [r for _, r in devices]}

@@ -7,19 +7,21 @@ request (save the existence check of `--mount` bind sources), so the
 precedence and error rules are unit-tested without a daemon; the volume
 service turns the result into volumes and OCI mounts.
 
-A mount point is a dict: Type, Name, Source, Destination, Driver, Mode, RW,
-Propagation (the inspect fields) plus Anonymous, CopyData, CreateSource,
-NonRecursive, ReadOnlyNonRecursive, TmpfsData and VolumeOptions (what starting the container needs).
+A mount point is a `MountPoint`: the inspect fields plus what starting the
+container needs.
 """
 from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import InvalidParameter, Unsupported
+from engine.types.container import BindOptions, Mount, TmpfsOptions, VolumeOptions
+from engine.wire import BOOL, STRING, Ptr, wfield
 
-PUBLIC_KEYS = ("Type", "Name", "Source", "Destination", "Driver", "Mode", "RW", "Propagation")
 RW_MODES = {"rw", "ro", "ro-non-recursive", "ro-force-recursive", "rro"}
 LABEL_MODES = {"z", "Z"}
 PROPAGATIONS = {"private", "rprivate", "slave", "rslave", "shared", "rshared"}
@@ -29,18 +31,32 @@ DEFAULT_PROPAGATION = "rprivate"
 TMPFS_FLAG_OPTIONS = {"exec", "noexec"}
 
 
-def mount_point(type_: str, destination: str, **fields: Any) -> dict[str, Any]:
-    mp: dict[str, Any] = {"Type": type_, "Name": "", "Source": "", "Destination": destination, "Driver": "",
-                          "Mode": "", "RW": True, "Propagation": "", "Anonymous": False, "CopyData": False,
-                          "CreateSource": False, "NonRecursive": False, "ReadOnlyNonRecursive": False,
-                          "TmpfsData": "", "VolumeOptions": {}}
-    mp.update(fields)
-    return mp
+@dataclass
+class MountPoint:
+    """One of a container's mounts: inspect's Mounts entry, plus what mounting it needs."""
 
+    type: str = wfield("Type", STRING)  # bind, volume or tmpfs
+    name: str = wfield("Name", STRING)  # a volume's name
+    source: str = wfield("Source", STRING)  # a bind's host path (a volume's is the volume service's to know)
+    destination: str = wfield("Destination", STRING)
+    driver: str = wfield("Driver", STRING)
+    mode: str = wfield("Mode", STRING)
+    rw: bool = wfield("RW", BOOL, default=lambda: True)
+    propagation: str = wfield("Propagation", STRING)
+    anonymous: bool = wfield("Anonymous", BOOL)  # an anonymous volume: removed with `rm -v`
+    copy_data: bool = wfield("CopyData", BOOL)  # fill a new volume from the image's directory
+    create_source: bool = wfield("CreateSource", BOOL)  # create a missing bind source
+    non_recursive: bool = wfield("NonRecursive", BOOL)
+    read_only_non_recursive: bool = wfield("ReadOnlyNonRecursive", BOOL)
+    tmpfs_data: str = wfield("TmpfsData", STRING)  # tmpfs mount options
+    volume_options: VolumeOptions | None = wfield("VolumeOptions", Ptr(VolumeOptions))
 
-def public(mp: dict[str, Any]) -> dict[str, Any]:
-    """The inspect/`ps` shape (Go's MountPoint: Name and Driver are omitted when empty)."""
-    return {k: mp[k] for k in PUBLIC_KEYS if k not in ("Name", "Driver") or mp[k]}
+    def public(self) -> dict[str, Any]:
+        """The inspect/`ps` shape (Go's MountPoint: Name and Driver are omitted when empty)."""
+        out: dict[str, Any] = {"Type": self.type, "Name": self.name, "Source": self.source,
+                               "Destination": self.destination, "Driver": self.driver, "Mode": self.mode,
+                               "RW": self.rw, "Propagation": self.propagation}
+        return {k: v for k, v in out.items() if k not in ("Name", "Driver") or v}
 
 
 # ---- validation helpers ------------------------------------------------
@@ -73,7 +89,7 @@ def destination(path: str) -> str:
 
 
 # ---- Binds: "src:dst[:mode]" -------------------------------------------
-def parse_bind(raw: str) -> dict[str, Any]:
+def parse_bind(raw: str) -> MountPoint:
     invalid = f"invalid volume specification: '{raw}'"
     parts = raw.split(":", 3)
     if not parts[0] or len(parts) > 3 or len(parts) == 1:
@@ -94,27 +110,23 @@ def parse_bind(raw: str) -> dict[str, Any]:
     rw = "ro" not in opts and not any(o in ("ro-non-recursive", "ro-force-recursive", "rro") for o in opts)
     if is_bind:
         prop = next((o for o in opts if o in PROPAGATIONS), DEFAULT_PROPAGATION)
-        return mount_point("bind", dest, Source=posixpath.normpath(source), Mode=mode, RW=rw, Propagation=prop,
-                           CreateSource=True, ReadOnlyNonRecursive="ro-non-recursive" in opts)
-    return mount_point("volume", dest, Name=source, Mode=mode or "z", RW=rw, Driver="local",
-                       CopyData="nocopy" not in opts)
+        return MountPoint("bind", source=posixpath.normpath(source), destination=dest, mode=mode, rw=rw,
+                          propagation=prop, create_source=True, read_only_non_recursive="ro-non-recursive" in opts)
+    return MountPoint("volume", name=source, destination=dest, mode=mode or "z", rw=rw, driver="local",
+                      copy_data="nocopy" not in opts)
 
 
 # ---- Mounts: API mount objects -----------------------------------------
-def parse_mount(m: Any) -> dict[str, Any]:
-    if not isinstance(m, dict):
-        raise InvalidParameter("invalid Mounts: each mount must be an object")
-    type_ = m.get("Type") or ""
-    source, target = m.get("Source") or "", m.get("Target") or ""
-    if not all(isinstance(v, str) for v in (type_, source, target)):
-        raise InvalidParameter("invalid Mounts: Type, Source and Target must be strings")
+def parse_mount(m: Mount) -> MountPoint:
+    type_, source, target = m.type, m.source, m.target
 
     def fail(msg: str) -> InvalidParameter:
         return InvalidParameter(f'invalid mount config for type "{type_}": {msg}')
 
-    for key, owner in (("BindOptions", "bind"), ("VolumeOptions", "volume"), ("TmpfsOptions", "tmpfs"),
-                       ("ImageOptions", "image"), ("ClusterOptions", "cluster")):
-        if m.get(key) is not None and type_ != owner:
+    for key, value, owner in (("BindOptions", m.bind_options, "bind"), ("VolumeOptions", m.volume_options, "volume"),
+                              ("TmpfsOptions", m.tmpfs_options, "tmpfs"), ("ImageOptions", m.image_options, "image"),
+                              ("ClusterOptions", m.cluster_options, "cluster")):
+        if value is not None and type_ != owner:
             raise fail(f"field {key} must not be specified")
     if not target:
         raise fail("field Target must not be empty")
@@ -122,61 +134,56 @@ def parse_mount(m: Any) -> dict[str, Any]:
         dest = _check_destination(target)
     except ValueError as e:
         raise fail(str(e)) from None
-    ro = bool(m.get("ReadOnly"))
+    ro = m.read_only
     if type_ == "bind":
-        return _mount_bind(m, source, dest, ro, fail)
+        return _mount_bind(m.bind_options or BindOptions(), source, dest, ro, fail)
     if type_ == "volume":
-        opts = m.get("VolumeOptions") or {}
-        if not isinstance(opts, dict):
-            raise fail("invalid VolumeOptions")
-        if opts.get("Subpath"):
+        opts = m.volume_options or VolumeOptions()
+        if opts.subpath:
             if not source:
                 raise fail("must not set Subpath when using anonymous volumes")
             raise Unsupported("VolumeOptions.Subpath is not supported yet")
-        driver = ((opts.get("DriverConfig") or {}).get("Name") or "local")
-        return mount_point("volume", dest, Name=source, Driver=driver, Mode="z", RW=not ro, Anonymous=not source,
-                           CopyData=not opts.get("NoCopy"), VolumeOptions=opts)
+        driver = (opts.driver_config.name if opts.driver_config else "") or "local"
+        return MountPoint("volume", name=source, destination=dest, driver=driver, mode="z", rw=not ro,
+                          anonymous=not source, copy_data=not opts.no_copy, volume_options=opts)
     if type_ == "tmpfs":
         if source:
             raise fail("field Source must not be specified")
         try:
-            data = tmpfs_options(m.get("TmpfsOptions") or {}, ro)
+            data = tmpfs_options(m.tmpfs_options or TmpfsOptions(), ro)
         except ValueError as e:
             raise fail(str(e)) from None
-        return mount_point("tmpfs", dest, RW=not ro, TmpfsData=data)
+        return MountPoint("tmpfs", destination=dest, rw=not ro, tmpfs_data=data)
     if type_ in ("image", "npipe", "cluster"):
         raise Unsupported(f"mount type {type_!r} is not supported yet")
     raise fail("mount type unknown")
 
 
-def _mount_bind(m: dict[str, Any], source: str, dest: str, ro: bool, fail: Any) -> dict[str, Any]:
+def _mount_bind(opts: BindOptions, source: str, dest: str, ro: bool,
+                fail: Callable[[str], InvalidParameter]) -> MountPoint:
     if not source:
         raise fail("field Source must not be empty")
-    opts = m.get("BindOptions") or {}
-    if not isinstance(opts, dict):
-        raise fail("invalid BindOptions")
-    prop = opts.get("Propagation") or ""
+    prop = opts.propagation
     if prop and prop not in PROPAGATIONS:
         raise fail(f"invalid propagation mode: {prop}")
     if not source.startswith("/"):
         raise fail(f"invalid mount path: '{source}' mount path must be absolute")
-    for key in ("ReadOnlyNonRecursive", "ReadOnlyForceRecursive"):
-        if opts.get(key) and not ro:
+    for key, value in (("ReadOnlyNonRecursive", opts.read_only_non_recursive),
+                       ("ReadOnlyForceRecursive", opts.read_only_force_recursive)):
+        if value and not ro:
             raise InvalidParameter(f"mount options conflict: !ReadOnly && BindOptions.{key}")
-    create = bool(opts.get("CreateMountpoint"))
-    if not create and not os.path.lexists(source):
+    if not opts.create_mountpoint and not os.path.lexists(source):
         raise fail(f"bind source path does not exist: {source}")
-    return mount_point("bind", dest, Source=posixpath.normpath(source), RW=not ro,
-                       Propagation=prop or DEFAULT_PROPAGATION, CreateSource=create,
-                       NonRecursive=bool(opts.get("NonRecursive")),
-                       ReadOnlyNonRecursive=bool(opts.get("ReadOnlyNonRecursive")))
+    return MountPoint("bind", source=posixpath.normpath(source), destination=dest, rw=not ro,
+                      propagation=prop or DEFAULT_PROPAGATION, create_source=opts.create_mountpoint,
+                      non_recursive=opts.non_recursive, read_only_non_recursive=opts.read_only_non_recursive)
 
 
-def tmpfs_options(opts: dict[str, Any], read_only: bool) -> str:
+def tmpfs_options(opts: TmpfsOptions, read_only: bool) -> str:
     """Docker's ConvertTmpfsOptions: `ro`, `mode=<octal>`, `size=<n>[kmg]`, then exec/noexec."""
     out = ["ro"] if read_only else []
-    mode, size = opts.get("Mode") or 0, opts.get("SizeBytes") or 0
-    if not isinstance(mode, int) or not isinstance(size, int) or size < 0:
+    mode, size = opts.mode, opts.size_bytes
+    if size < 0:
         raise ValueError("invalid TmpfsOptions")
     if mode:
         out.append(f"mode={mode:o}")
@@ -187,8 +194,8 @@ def tmpfs_options(opts: dict[str, Any], read_only: bool) -> str:
                 break
         else:
             out.append(f"size={size}")
-    for opt in opts.get("Options") or []:
-        if not isinstance(opt, list) or not 1 <= len(opt) <= 2:
+    for opt in opts.options or []:
+        if not 1 <= len(opt) <= 2:
             raise ValueError("invalid option array length")
         if opt[0] not in TMPFS_FLAG_OPTIONS:
             raise ValueError(f"invalid option: {opt[0]}")
@@ -211,15 +218,15 @@ def parse_volumes_from(spec: str) -> tuple[str, bool]:
 
 
 # ---- OCI -----------------------------------------------------------------
-def oci_mount(mp: dict[str, Any], source: str) -> dict[str, Any]:
+def oci_mount(mp: MountPoint, source: str) -> dict[str, Any]:
     """One mount point as an OCI mount; `source` is the host path (a volume's data directory)."""
-    if mp["Type"] == "tmpfs":
-        return tmpfs_oci(mp["Destination"], mp["TmpfsData"])
-    opts = ["bind" if mp["NonRecursive"] else "rbind", "rw" if mp["RW"] else "ro"]
-    if not mp["RW"] and not mp["ReadOnlyNonRecursive"]:
+    if mp.type == "tmpfs":
+        return tmpfs_oci(mp.destination, mp.tmpfs_data)
+    opts = ["bind" if mp.non_recursive else "rbind", "rw" if mp.rw else "ro"]
+    if not mp.rw and not mp.read_only_non_recursive:
         opts.append("rro")  # Docker (API >= 1.44): submounts of a read-only bind are read-only too
-    opts.append(mp["Propagation"] or DEFAULT_PROPAGATION)
-    return {"destination": mp["Destination"], "type": "bind", "source": source, "options": opts}
+    opts.append(mp.propagation or DEFAULT_PROPAGATION)
+    return {"destination": mp.destination, "type": "bind", "source": source, "options": opts}
 
 
 def tmpfs_oci(destination: str, data: str) -> dict[str, Any]:

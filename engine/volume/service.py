@@ -22,18 +22,20 @@ import re
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 from engine.config import EngineConfig
-from engine.errors import Conflict, InternalError, InvalidParameter, NotFound, no_such_container
+from engine.errors import Conflict, InternalError, InvalidParameter, NotFound
 from engine.events import EventBus
 from engine.filters import Filters
 from engine.linux.fsutil import dir_size, secure_join
 from engine.linux.mounts import is_mountpoint, mount, readonly_root, umount
 from engine.store.db import MetaStore
+from engine.types.container import HostConfig
 from engine.volume import mountspec
 from engine.volume.copyup import copy_tree
+from engine.volume.mountspec import MountPoint
 
 VOLUME_SCHEMA = """
 CREATE TABLE IF NOT EXISTS volumes (
@@ -68,14 +70,30 @@ def _rfc3339(ts: float) -> str:
     return s[:-6] + "Z" if s.endswith("+00:00") else s
 
 
-def _volume_mounts(c: Record) -> list[dict[str, Any]]:
-    return [m for m in c.get("_mounts") or [] if m["Type"] == "volume"]
+class RunState(Protocol):
+    @property
+    def running(self) -> bool: ...
+
+
+class VolumeUser(Protocol):
+    """A container as volumes see it; met by engine.container.record.ContainerRecord."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def state(self) -> RunState: ...
+    @property
+    def mount_points(self) -> list[MountPoint]: ...
+
+
+def _volume_mounts(c: VolumeUser) -> list[MountPoint]:
+    return [m for m in c.mount_points if m.type == "volume"]
 
 
 class VolumeService:
     def __init__(self, cfg: EngineConfig, meta: MetaStore, events: EventBus,
-                 users: Callable[[], list[Record]]) -> None:
-        """`users()` answers every container record (the container service owns them): who mounts what."""
+                 users: Callable[[], Sequence[VolumeUser]]) -> None:
+        """`users()` answers every container (the container service owns them): who mounts what."""
         self.root = os.path.join(cfg.data_root, "volumes")
         self.tmp_dir = cfg.tmp_dir
         self.meta = meta
@@ -111,9 +129,9 @@ class VolumeService:
         refs: dict[str, list[str]] = {}
         for c in self.users():
             for m in _volume_mounts(c):
-                ids = refs.setdefault(m["Name"], [])
-                if c["Id"] not in ids:
-                    ids.append(c["Id"])
+                ids = refs.setdefault(m.name, [])
+                if c.id not in ids:
+                    ids.append(c.id)
         with self._lock:
             for name, cids in self._claims.items():
                 refs.setdefault(name, []).extend(cid for cid in cids if cid not in refs[name])
@@ -279,25 +297,25 @@ class VolumeService:
 
     # ---- containers ---------------------------------------------------------------
     @contextlib.contextmanager
-    def claim(self, record: Record, lowers: list[str]) -> Iterator[None]:
-        """Resolve a new container's mount points into record["Mounts"] and record["_mounts"].
+    def claim(self, cid: str, host: HostConfig, image_volumes: list[str], inherited: list[MountPoint],
+              lowers: list[str]) -> Iterator[list[MountPoint]]:
+        """A new container's mount points, for its record.
 
-        Volumes are created (and filled from the image) here, as Docker does at
-        create. Until the block ends, the volumes count as used by the
-        container, so a concurrent prune cannot take them before the
+        `image_volumes` are the anonymous volumes the image and config ask for,
+        `inherited` the mount points of its `--volumes-from` containers, `lowers`
+        the image's layers. Volumes are created (and filled from the image) here,
+        as Docker does at create. Until the block ends, the volumes count as used
+        by the container, so a concurrent prune cannot take them before the
         container's row exists; if the block fails, volumes it created go.
         """
-        cid = record["Id"]
-        points = self._plan(record)
+        points = self._plan(host, image_volumes, inherited)
         created: list[Record] = []
         try:
             for mp in points:
-                if mp["Type"] == "volume":
-                    self._bind_volume(cid, mp, record["HostConfig"], created)
-            self._populate(points, record["HostConfig"], lowers)
-            record["_mounts"] = points
-            record["Mounts"] = [mountspec.public(mp) for mp in points]
-            yield
+                if mp.type == "volume":
+                    self._bind_volume(cid, mp, host, created)
+            self._populate(points, lowers)
+            yield points
         except BaseException:
             self._unclaim(cid, points)
             with self._lock:
@@ -308,100 +326,81 @@ class VolumeService:
             raise
         self._unclaim(cid, points)
 
-    def _bind_volume(self, cid: str, mp: dict[str, Any], host: Record, created: list[Record]) -> None:
-        opts = mp["VolumeOptions"]
-        driver = (opts.get("DriverConfig") or {}).get("Name") or host.get("VolumeDriver") or ""
+    def _bind_volume(self, cid: str, mp: MountPoint, host: HostConfig, created: list[Record]) -> None:
+        opts = mp.volume_options
+        driver_config = opts.driver_config if opts else None
+        driver = (driver_config.name if driver_config else "") or host.volume_driver
         with self._lock:
-            row, new = self._create(mp["Name"], driver, (opts.get("DriverConfig") or {}).get("Options"),
-                                    opts.get("Labels"))
+            row, new = self._create(mp.name, driver, driver_config.options if driver_config else None,
+                                    opts.labels if opts else None)
             self._claims.setdefault(row["name"], set()).add(cid)
         if new:
             created.append(row)
-        mp.update(Name=row["name"], Source=self.data_path(row["name"]), Driver=row["driver"],
-                  Anonymous=mp["Anonymous"] or not mp["Name"])
-        mp["CopyData"] = mp["CopyData"] and not json.loads(row["options"])
+        mp.anonymous = mp.anonymous or not mp.name
+        mp.name, mp.source, mp.driver = row["name"], self.data_path(row["name"]), row["driver"]
+        mp.copy_data = mp.copy_data and not json.loads(row["options"])
 
-    def _unclaim(self, cid: str, points: list[dict[str, Any]]) -> None:
+    def _unclaim(self, cid: str, points: list[MountPoint]) -> None:
         with self._lock:
             for mp in points:
-                users = self._claims.get(mp["Name"])
+                users = self._claims.get(mp.name)
                 if users is not None:
                     users.discard(cid)
                     if not users:
-                        del self._claims[mp["Name"]]
+                        del self._claims[mp.name]
 
-    def _plan(self, record: Record) -> list[dict[str, Any]]:
+    @staticmethod
+    def _plan(host: HostConfig, image_volumes: list[str], inherited: list[MountPoint]) -> list[MountPoint]:
         """Docker's precedence: volumes-from, then Binds, then Mounts; image/config volumes fill the rest."""
-        host, config = record["HostConfig"], record["Config"]
-        tmpfs = _tmpfs_map(host)
-        points: dict[str, dict[str, Any]] = {}
-        for spec in host.get("VolumesFrom") or []:
-            points.update(self._volumes_from(spec))
+        tmpfs = tmpfs_map(host)
+        points: dict[str, MountPoint] = {mp.destination: mp for mp in inherited}
         taken: set[str] = set()
-        for raw in host.get("Binds") or []:
+        for raw in host.binds or []:
             mp = mountspec.parse_bind(raw)
-            if mp["Destination"] in taken or mp["Destination"] in tmpfs:
-                raise InvalidParameter(f"Duplicate mount point: {mp['Destination']}")
-            taken.add(mp["Destination"])
-            points[mp["Destination"]] = mp
-        mounts = host.get("Mounts") or []
-        if not isinstance(mounts, list):
-            raise InvalidParameter("invalid Mounts: must be a list")
-        for m in mounts:
+            if mp.destination in taken or mp.destination in tmpfs:
+                raise InvalidParameter(f"Duplicate mount point: {mp.destination}")
+            taken.add(mp.destination)
+            points[mp.destination] = mp
+        for m in host.mounts or []:
             mp = mountspec.parse_mount(m)
-            if mp["Destination"] in taken:
-                raise InvalidParameter(f"Duplicate mount point: {m['Target']}")
-            taken.add(mp["Destination"])
-            points[mp["Destination"]] = mp
-        for path in config.get("Volumes") or {}:
+            if mp.destination in taken:
+                raise InvalidParameter(f"Duplicate mount point: {m.target}")
+            taken.add(mp.destination)
+            points[mp.destination] = mp
+        for path in image_volumes:
             dest = mountspec.destination(path)
             if dest not in points and dest not in tmpfs:
-                points[dest] = mountspec.mount_point("volume", dest, Driver="local", Anonymous=True, CopyData=True)
+                points[dest] = MountPoint("volume", destination=dest, driver="local", anonymous=True, copy_data=True)
         return list(points.values())
 
-    def _volumes_from(self, spec: str) -> dict[str, dict[str, Any]]:
-        ref, rw = mountspec.parse_volumes_from(spec)
-        source = self._container(ref)
-        return {m["Destination"]: {**m, "RW": m["RW"] and rw, "CopyData": False}
-                for m in source.get("_mounts") or []}
-
-    def _container(self, ref: str) -> Record:
-        records = self.users()
-        for match in (lambda c: c["Id"] == ref, lambda c: c["Name"] in (ref, "/" + ref),
-                      lambda c: c["Id"].startswith(ref)):
-            found = [c for c in records if match(c)]
-            if len(found) == 1:
-                return found[0]
-        raise InvalidParameter(no_such_container(ref).message)
-
-    def _populate(self, points: list[dict[str, Any]], host: Record, lowers: list[str]) -> None:
+    def _populate(self, points: list[MountPoint], lowers: list[str]) -> None:
         """Copy the image's content at each volume's destination into the volume, if still empty."""
-        todo = [mp for mp in points if mp["Type"] == "volume" and mp["CopyData"]]
+        todo = [mp for mp in points if mp.type == "volume" and mp.copy_data]
         if not todo:
             return
         with readonly_root(lowers, self.tmp_dir) as root:
             for mp in todo:
-                image_path = secure_join(root, mp["Destination"])
-                if mp["Anonymous"] and os.path.lexists(image_path) and not os.path.isdir(image_path):
+                image_path = secure_join(root, mp.destination)
+                if mp.anonymous and os.path.lexists(image_path) and not os.path.isdir(image_path):
                     raise InvalidParameter("cannot mount volume over existing file, file exists "
                                            + image_path.replace(root, "", 1))
-                if os.path.isdir(image_path) and not os.listdir(mp["Source"]):
-                    copy_tree(image_path, mp["Source"])
+                if os.path.isdir(image_path) and not os.listdir(mp.source):
+                    copy_tree(image_path, mp.source)
 
-    def attach(self, c: Record) -> list[dict[str, Any]]:
+    def attach(self, cid: str, host: HostConfig, points: list[MountPoint]) -> list[dict[str, Any]]:
         """OCI mounts for a container that starts: bind sources made, option volumes mounted."""
-        tmpfs = _tmpfs_map(c["HostConfig"])
+        tmpfs = tmpfs_map(host)
         out = []
-        for mp in c.get("_mounts") or []:
-            if mp["Destination"] in tmpfs:
+        for mp in points:
+            if mp.destination in tmpfs:
                 continue
-            source = mp["Source"]
-            if mp["Type"] == "volume":
-                source = self._mount(self._get_row(mp["Name"]))
-                self.events.publish("volume", "mount", mp["Name"], {
-                    "driver": mp["Driver"], "container": c["Id"], "destination": mp["Destination"],
-                    "read/write": str(mp["RW"]).lower(), "propagation": mp["Propagation"]})
-            elif mp["Type"] == "bind" and mp["CreateSource"] and not os.path.lexists(source):
+            source = mp.source
+            if mp.type == "volume":
+                source = self._mount(self._get_row(mp.name))
+                self.events.publish("volume", "mount", mp.name, {
+                    "driver": mp.driver, "container": cid, "destination": mp.destination,
+                    "read/write": str(mp.rw).lower(), "propagation": mp.propagation})
+            elif mp.type == "bind" and mp.create_source and not os.path.lexists(source):
                 try:
                     os.makedirs(source, mode=0o755)
                 except OSError as e:
@@ -428,33 +427,30 @@ class VolumeService:
                                   f"{os.strerror(e.errno or errno.EINVAL).lower()}") from None
         return path
 
-    def detach(self, c: Record) -> None:
+    def detach(self, c: VolumeUser) -> None:
         """A container stopped: unmount option volumes no other running container uses."""
         mine = _volume_mounts(c)
         if not mine:
             return
-        busy = {m["Name"] for o in self.users() if o["Id"] != c["Id"] and o["State"]["Running"]
-                for m in _volume_mounts(o)}
+        busy = {m.name for o in self.users() if o.id != c.id and o.state.running for m in _volume_mounts(o)}
         for mp in mine:
-            if mp["Name"] not in busy:
-                umount(self.data_path(mp["Name"]))
-            self.events.publish("volume", "unmount", mp["Name"], {"driver": mp["Driver"], "container": c["Id"]})
+            if mp.name not in busy:
+                umount(self.data_path(mp.name))
+            self.events.publish("volume", "unmount", mp.name, {"driver": mp.driver, "container": c.id})
 
-    def release(self, c: Record, remove_anonymous: bool) -> None:
+    def release(self, c: VolumeUser, remove_anonymous: bool) -> None:
         """A container was removed (its row is gone): with `rm -v`/`--rm` its anonymous volumes go too."""
         if not remove_anonymous:
             return
         for mp in _volume_mounts(c):
-            if mp["Anonymous"]:
+            if mp.anonymous:
                 with contextlib.suppress(Conflict, NotFound):  # still used by another container: kept
-                    self.remove(mp["Name"])
+                    self.remove(mp.name)
 
 
-def _tmpfs_map(host: Record) -> dict[str, str]:
-    tmpfs = host.get("Tmpfs") or {}
-    if not isinstance(tmpfs, dict) or not all(isinstance(v, str) for v in tmpfs.values()):
-        raise InvalidParameter("invalid Tmpfs: must be a map of strings")
-    return {mountspec.destination(k): v for k, v in tmpfs.items()}
+def tmpfs_map(host: HostConfig) -> dict[str, str]:
+    """HostConfig.Tmpfs with cleaned destinations (Docker's 400 for a relative one)."""
+    return {mountspec.destination(k): v for k, v in (host.tmpfs or {}).items()}
 
 
 def _matches(vol: Record, filters: Filters, used: bool) -> bool:

@@ -1,0 +1,110 @@
+"""Container behaviours real projects rely on (issue 13), through the real docker CLI."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+
+def name() -> str:
+    return "c" + uuid.uuid4().hex[:10]
+
+
+def inspect(daemon, ref: str) -> dict:
+    return json.loads(daemon.docker("inspect", ref, check=True).stdout)[0]
+
+
+def test_kill_returns_after_the_exit_is_recorded(daemon, busybox):
+    n = name()
+    daemon.docker("run", "-d", "--name", n, "busybox", "sleep", "100", check=True)
+    daemon.docker("kill", n, check=True)
+    state = inspect(daemon, n)["State"]  # no wait in between, as dockerd guarantees
+    assert (state["Running"], state["Status"], state["ExitCode"]) == (False, "exited", 137)
+    daemon.docker("rm", n, check=True)
+
+
+def test_a_restarting_container_is_removed_only_with_force(daemon, busybox):
+    n = name()
+    daemon.docker("run", "-d", "--name", n, "--restart", "always", "busybox", "sh", "-c", "sleep 0.3; exit 1",
+                  check=True)
+    deadline = time.time() + 20
+    while not inspect(daemon, n)["State"]["Restarting"]:
+        assert time.time() < deadline, "never seen restarting"
+        time.sleep(0.02)
+    out = daemon.docker("rm", n)
+    if out.returncode != 0:  # it may have started again meanwhile: then it is running, also refused
+        assert "stop the container before removing or force remove" in out.stderr, out.stderr
+    daemon.docker("rm", "-f", n, check=True)
+
+
+def test_env_entries_without_a_value_are_kept_and_unset(daemon, busybox):
+    n = name()
+    env = {**daemon.env}
+    env.pop("UNSET_ME", None)
+    daemon.docker("create", "--name", n, "-e", "A=1", "-e", "UNSET_ME", "busybox", "env", check=True)
+    config_env = inspect(daemon, n)["Config"]["Env"]
+    assert config_env[:2] == ["A=1", "UNSET_ME"]  # the request's first, as dockerd merges them
+    daemon.docker("start", "-a", n, check=True)
+    out = daemon.docker("logs", n, check=True).stdout
+    assert "A=1" in out and "UNSET_ME" not in out
+    daemon.docker("rm", n, check=True)
+
+
+def test_runtime_is_recorded_and_unknown_ones_refused(daemon, busybox):
+    n = name()
+    daemon.docker("create", "--name", n, "busybox", "true", check=True)
+    assert inspect(daemon, n)["HostConfig"]["Runtime"] == "runc"
+    out = daemon.docker("create", "--runtime", "nosuch", "busybox", "true")
+    assert out.returncode != 0 and "Unknown runtime specified nosuch" in out.stderr
+    daemon.docker("rm", n, check=True)
+
+
+def _cp_round_trip(daemon, container: str, path: str, tmp_path, tag: str) -> None:
+    src = tmp_path / f"in-{tag}"
+    src.write_text(f"through {tag}\n")
+    daemon.docker("cp", str(src), f"{container}:{path}/f-{tag}", check=True)
+    out = tmp_path / f"out-{tag}"
+    daemon.docker("cp", f"{container}:{path}/f-{tag}", str(out), check=True)
+    assert out.read_text() == f"through {tag}\n"
+
+
+def test_cp_reaches_volumes_binds_and_tmpfs(daemon, busybox, tmp_path):
+    n, vol = name(), name()
+    bind_dir = tmp_path / "bind"
+    bind_dir.mkdir()
+    daemon.docker("run", "-d", "--name", n, "-v", f"{vol}:/vol", "-v", f"{bind_dir}:/bind",
+                  "--tmpfs", "/scratch", "busybox", "sleep", "100", check=True)
+    for path in ("/vol", "/bind", "/scratch"):
+        _cp_round_trip(daemon, n, path, tmp_path, "running" + path.replace("/", "-"))
+    # what went in is where the container sees it
+    assert daemon.docker("exec", n, "cat", "/vol/f-running-vol", "/scratch/f-running-scratch",
+                         check=True).stdout == "through running-vol\nthrough running-scratch\n"
+    assert (bind_dir / "f-running-bind").read_text() == "through running-bind\n"
+    daemon.docker("stop", "-t", "0", n, check=True)
+    for path in ("/vol", "/bind"):  # stopped: its volumes and binds are mounted in for the copy
+        _cp_round_trip(daemon, n, path, tmp_path, "stopped" + path.replace("/", "-"))
+    assert (bind_dir / "f-stopped-bind").exists()
+    daemon.docker("rm", n, check=True)
+    check = daemon.docker("run", "--rm", "-v", f"{vol}:/vol", "busybox", "cat", "/vol/f-stopped-vol", check=True)
+    assert check.stdout == "through stopped-vol\n"
+    daemon.docker("volume", "rm", vol, check=True)
+
+
+def test_commit_of_an_exiting_container_never_fails_with_runcs_text(daemon, busybox, client):
+    """Commits (with pause) racing the container's exit: each one succeeds, or is dockerd's 409."""
+    import docker.errors
+    n = name()
+    container = client.containers.run("busybox", ["sh", "-c", "echo x > /f; sleep 0.5"], name=n, detach=True)
+    images = []
+    deadline = time.time() + 3
+    while time.time() < deadline:
+        try:
+            images.append(container.commit().id)
+        except docker.errors.APIError as e:
+            assert e.status_code == 409, e
+        if container.reload() or container.status == "exited":
+            break
+    assert images
+    for image in images:
+        client.images.remove(image)
+    container.remove()
