@@ -578,3 +578,26 @@ def test_published_ports_on_the_host(users: dict[str, User]) -> None:
         proc = alice.docker("run", "--rm", "-p", "80:80", "busybox", "true")
         assert proc.returncode == 125 and "cannot expose privileged port 80" in proc.stderr
         assert "net.ipv4.ip_unprivileged_port_start=80" in proc.stderr
+
+
+def test_latency_bench_has_rootless_rows(users: dict[str, User]) -> None:
+    """bench/run_latency.py measures the user's rootless pydockd against rootless runc, interleaved with the rest,
+    and leaves neither the user's daemon nor its holder behind."""
+    alice = users["alice"]
+    before = set(alice.processes())
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "bench", "run_latency.py"), "--runs", "2", "--warmup",
+                           "0", "--rootless-user", alice.name, "--rootless-python", SYSTEM_PYTHON],
+                          env={**os.environ, "PYTHONPATH": f"{alice.env_root}/site:{alice.env_root}/src"},
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"^rl-pydockd/rl-runc ratio: \d+\.\d+x$", proc.stdout, re.MULTILINE), proc.stdout
+    assert re.search(r"^pydockd/runc ratio: \d+\.\d+x$", proc.stdout, re.MULTILINE), proc.stdout
+    assert not [pid for pid in set(alice.processes()) - before if not _zombie(pid)]
+
+
+def _zombie(pid: int) -> bool:
+    """Exited and waiting for its reaper (init here may take its time): not a process left running."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return True
