@@ -36,7 +36,7 @@ from conftest import DOCKER, REPO
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 # what pydockd and a Jupyter server with the extension import (pyproject's dependencies that they use)
-DISTRIBUTIONS = ["tornado", "requests", "zstandard", "dockerfile-parse", "pyroute2", "jupyter_server", "docker"]
+DISTRIBUTIONS = ["tornado", "requests", "zstandard", "dockerfile-parse", "pyroute2", "jupyter_server"]
 TOOLS = ("setpriv", "useradd", "userdel", "newuidmap", "newgidmap", "slirp4netns")
 
 pytestmark = [
