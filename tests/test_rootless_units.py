@@ -69,7 +69,7 @@ def _cgroup_tree(root: Path, own: str, controllers: str, writable: bool) -> Path
     service = root / own.lstrip("/").split("/app.slice")[0]
     service.mkdir(parents=True)
     (service / "cgroup.controllers").write_text(controllers + "\n")
-    if writable:  # (a file root could write whatever its mode: a subtree not delegated has none we may use)
+    if writable:  # (root writes any file whatever its mode, so the tests show "not ours" by its absence)
         (service / "cgroup.subtree_control").write_text("")
     proc = root / "self-cgroup"
     proc.write_text(f"0::{own}\n")
