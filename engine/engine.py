@@ -80,8 +80,7 @@ class Engine:
         self.network = NetworkService(cfg, self.meta, self.events, lambda: self.containers)
         self.containers = ContainerService(cfg, self.meta, self.images, self.layers, self.runtime, self.events,
                                            self.network, self.volumes, rootfs)
-        self.system = SystemService(cfg, self.meta, self.images, self.layers, self.containers, self.volumes,
-                                    self.events)
+        self.system = SystemService(cfg, self.meta, self.images, self.layers, self.containers, self.events)
         self.stats = StatsService(self.containers, self.runtime)
         self.execs = ExecService(self.containers, self.runtime, self.events)
         self.archive = ArchiveService(cfg, self.containers, self.images, self.layers)
