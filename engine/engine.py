@@ -70,7 +70,7 @@ class Engine:
         self.blobs = BlobStore(cfg.blobs_dir, cfg.tmp_dir)
         self.events = EventBus()
         self.streams = OpenStreams()
-        self.layers = LayerStore(cfg.layers_dir, self.meta, self.blobs)
+        self.layers = LayerStore(cfg.layers_dir, self.meta, self.blobs, rootfs.layer_owner)
         # images and volumes ask which containers use them, and containers need both: they reach the
         # container service through callables used only once an operation runs
         self.images = ImageService(ImageStore(self.meta), self.blobs, self.layers, self.events, cfg.tmp_dir,

@@ -40,21 +40,21 @@ from pydock_common.stdcopy import MUX, STDOUT, demux
 T = TypeVar("T")
 
 
-def _tar(files: dict[str, bytes]) -> bytes:
-    """Entries owned by the caller: unpacking chowns to the owner, which only root may do for another user."""
+def _tar(files: dict[str, bytes], owners: dict[str, tuple[int, int]] | None = None) -> bytes:
+    """Entries owned by the caller unless `owners` names others (by entry name)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
-            info.uid, info.gid = os.geteuid(), os.getegid()
+            info.uid, info.gid = (owners or {}).get(name, (os.geteuid(), os.getegid()))
             tf.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
 
-def tiny_image_tar(tag: str = "tiny:latest") -> bytes:
-    """A `docker save` archive of a one-layer image holding a single file."""
-    layer = _tar({"hello.txt": b"hello\n"})
+def tiny_image_tar(tag: str = "tiny:latest", owners: dict[str, tuple[int, int]] | None = None) -> bytes:
+    """A `docker save` archive of a one-layer image holding two files (owned by `owners`, else the caller)."""
+    layer = _tar({"hello.txt": b"hello\n", "etc/motd": b"hi\n"}, owners)
     diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
     config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["echo", "hi"]},
                          "rootfs": {"type": "layers", "diff_ids": [diff_id]}}).encode()
@@ -118,6 +118,25 @@ class InProcessApi(AsyncHTTPTestCase):
         assert self.call("GET", "/v1.41/containers/nope/json")[0] == 404
         assert self.call("DELETE", "/v1.41/containers/c1")[0] == 204
         assert self.call("GET", "/v1.41/containers/c1/json")[0] == 404
+
+    def test_image_whose_files_belong_to_other_users(self) -> None:
+        """An image's files belong to root and others; without root the copied rootfs's layers are the engine's."""
+        code, body = self.call("POST", "/v1.41/images/load?quiet=1",
+                               raw=tiny_image_tar(owners={"hello.txt": (0, 0), "etc/motd": (1234, 4321)}))
+        assert code == 200 and "error" not in str(body), body
+        code, image = self.call("GET", "/v1.41/images/tiny:latest/json")
+        assert code == 200, image
+        layers = self.engine.layers
+        diff = Path(layers.diff_dir(layers.get(image["RootFS"]["Layers"][0])))
+        owners = {name: (st.st_uid, st.st_gid) for name in ("hello.txt", "etc/motd") for st in [(diff / name).stat()]}
+        me = (os.geteuid(), os.getegid())
+        assert owners == ({"hello.txt": (0, 0), "etc/motd": (1234, 4321)} if me == (0, 0) else
+                          {"hello.txt": me, "etc/motd": me})
+        code, created = self.call("POST", "/v1.41/containers/create?name=owned", {"Image": "tiny"})
+        assert code == 201, created
+        assert self.call("POST", "/v1.41/containers/owned/start")[0] == 204
+        code, waited = self.call("POST", "/v1.41/containers/owned/wait")
+        assert (code, waited["StatusCode"]) == (200, 0)
 
     def _container(self, cmd: list[str]) -> str:
         assert self.call("POST", "/v1.41/images/load?quiet=1", raw=tiny_image_tar())[0] == 200
