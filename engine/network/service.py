@@ -2,18 +2,19 @@
 
 State lives in SQLite (store.py: networks, endpoints, sandboxes), the kernel
 objects (bridges, veths, namespaces, the nftables table, the DNS server's
-sockets) are derived from it, through the driver boundary (driver.py): every operation first records what
-should exist, then makes the kernel match, and the daemon's start reconciles
-both ways (re-creates bridges and rules, removes veths and namespaces of
-containers that no longer run). Names are scoped by an instance tag so
-several daemons can share one host.
+sockets) are derived from it through the driver (driver.py): every operation
+first records what should exist, then makes the kernel match, and the
+daemon's start reconciles both ways (re-creates bridges and rules, removes
+veths and namespaces of containers that no longer run). Names are scoped by
+an instance tag so several daemons can share one host.
 
 The collaborators each own one concern: store.py the only SQL, the driver
-the kernel (bridge.py on the host, fakedriver.py in memory), ports.py published ports, etcfiles.py a container's /etc
-files, planning.py the checks of create requests, pools.py the pools kept at
-daemon start (predefined networks, --bip), types.py the records and Docker's
-JSON, ipam.py address arithmetic, dns.py the embedded DNS server. This module
-holds the operations and the per-container locks that order them.
+the kernel (bridge.py on the host, fakedriver.py in memory), ports.py
+published ports, etcfiles.py a container's /etc files, planning.py the
+checks of create requests, pools.py the pools kept at daemon start
+(predefined networks, --bip), types.py the records and Docker's JSON,
+ipam.py address arithmetic. This module holds the operations and the
+per-container locks that order them.
 
 A container's network namespace is a bind mount under exec_root/netns that
 the daemon creates before runc starts, so its veths and addresses exist
