@@ -1,7 +1,7 @@
 """The bridge driver: the kernel side of networks (bridges, veth pairs, addresses, routes) over netlink.
 
-Everything here talks to the kernel through pyroute2 and nothing else: no
-SQL, no Docker JSON. The service decides what should exist and calls these to
+Everything here talks to the kernel (netlink through pyroute2, and the
+modules below for the rest) and nothing else: no SQL, no Docker JSON. The service decides what should exist and calls these to
 make the host match, so the netlink details (targeted lookups instead of
 dumps, links that vanish with their namespace) stay in one place.
 
@@ -9,6 +9,11 @@ Names are scoped by an instance tag derived from the data root, so several
 daemons (e.g. test daemons) can share one host: each bridge carries an alias
 "pydock <table> <data root>" that lets a later daemon recognise and collect
 the bridges of a daemon whose data root is gone.
+
+`BridgeDriver` is the daemon's `engine.network.driver.NetworkDriver`: with
+the bridges it also keeps the containers' namespaces (netns.py), the nftables
+table (firewall.py) and the embedded DNS server (dns.py), the other kernel
+objects the service asks for.
 """
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ import hashlib
 import logging
 import os
 import socket
+from collections.abc import Callable
+from functools import partial
 from ipaddress import IPv4Network
 
 from pyroute2 import IPRoute
@@ -25,6 +32,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from engine.errors import EngineError
 from engine.network import firewall as netfw
 from engine.network import netns
+from engine.network.dns import DnsServer, Lookup
+from engine.network.driver import Interface
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +135,42 @@ class BridgeDriver:
         """The first ethN a namespace does not have yet (for `docker network connect`)."""
         names = netns.run_in(netns_path, _link_names)
         return next(f"eth{i}" for i in range(1000) if f"eth{i}" not in names)
+
+    # ---- containers' namespaces -------------------------------------------
+    @staticmethod
+    def create_namespace(path: str) -> None:
+        netns.create(path)
+
+    @staticmethod
+    def remove_namespace(path: str) -> None:
+        netns.remove(path)
+
+    @staticmethod
+    def namespaces(directory: str) -> list[str]:
+        return os.listdir(directory)
+
+    @staticmethod
+    def configure(netns_path: str, interfaces: list[Interface], loopback: bool = False) -> None:
+        """One visit inside the namespace for all of its configuration."""
+        steps: list[Callable[[], None]] = [loopback_up] if loopback else []
+        steps += [partial(configure, i.name, i.address, i.prefixlen, i.gateway) for i in interfaces]
+        netns.run_in(netns_path, lambda: [step() for step in steps])
+
+    # ---- forwarding, firewall, DNS -------------------------------------------
+    @staticmethod
+    def enable_forwarding() -> None:
+        netfw.set_sysctl("net/ipv4/ip_forward", "1")
+
+    def apply_firewall(self, bridges: list[netfw.Bridge], ports: list[netfw.PortRule]) -> None:
+        """Replace this daemon's nftables table with one rendered from `bridges` and `ports`."""
+        netfw.apply(self.table, bridges, ports)
+
+    def remove_firewall(self) -> None:
+        netfw.remove(self.table)
+
+    @staticmethod
+    def start_dns(lookup: Lookup) -> DnsServer:
+        return DnsServer(lookup)
 
 
 def _index(ip: IPRoute, name: str) -> int | None:
