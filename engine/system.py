@@ -17,19 +17,17 @@ from engine.image.layers import LayerStore, chain_ids
 from engine.image.service import ARCH, ImageService
 from engine.store.db import MetaStore
 from engine.timeutil import rfc3339_ns
-from engine.volume.service import VolumeService
 from pydock_common.apiversion import API_VERSION, MIN_API_VERSION
 
 
 class SystemService:
     def __init__(self, cfg: EngineConfig, meta: MetaStore, images: ImageService, layers: LayerStore,
-                 containers: ContainerService, volumes: VolumeService, events: EventBus) -> None:
+                 containers: ContainerService, events: EventBus) -> None:
         self.cfg = cfg
         self.meta = meta
         self.images = images
         self.layers = layers
         self.containers = containers
-        self.volumes = volumes
         self.events = events
         self.daemon_id: str = meta.get_kv("daemon_id") or os.urandom(16).hex()
         meta.set_kv("daemon_id", self.daemon_id)
@@ -132,14 +130,14 @@ class SystemService:
         return {"InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": mirrors}
 
     def df(self) -> dict[str, Any]:
-        """`docker system df` without its Containers, which the API adds (engine.api.container_json)."""
+        """`docker system df` without its Containers and Volumes, which the API adds from their services."""
         images = self.images.summaries(all_=True)
         shared = self._shared_sizes()
         for i in images:
             i["Containers"] = sum(len(x) for x in self.containers.image_usage(i["Id"]))
             i["SharedSize"] = shared.get(i["Id"], 0)
         layers_size = sum(self.layers.sizes().values())
-        return {"LayersSize": layers_size, "Images": images, "Volumes": self.volumes.df(), "BuildCache": []}
+        return {"LayersSize": layers_size, "Images": images, "BuildCache": []}
 
     def _shared_sizes(self) -> dict[str, int]:
         """Docker's SharedSize: bytes of an image's layers that other images use too.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from inspect import isawaitable
 from typing import Any
 
@@ -26,6 +27,7 @@ from engine.hostpolicy import OPEN, HostPolicy, NoHostAccess
 from engine.rootless.paths import default_paths, rootless
 from engine.store.rootlock import DataRootInUse
 
+from . import kernelenv
 from .userdaemon import DaemonStartError, ensure_user_daemon
 
 URL_PREFIX = "/pydock"
@@ -115,10 +117,31 @@ class PydockExtension(ExtensionApp):
                                   "network. Off by default, because any of these makes a holder of the "
                                   "Jupyter token root on the host.")
 
+    export_docker_host = Bool(True, config=True,
+                              help="Give kernels and terminals this server starts DOCKER_HOST naming its engine "
+                                   "(a unix socket only this user can reach), so `docker`, `!docker` and "
+                                   "docker.from_env() work there with no setup.")
+
     engine: Engine | None = None
     unavailable = ""  # why no engine is served, when the data root belongs to another engine
+    engine_socket: kernelenv.EngineSocket | None = None
+    exported: dict[str, str] = {}  # noqa: RUF012 - replaced, never mutated
 
     def initialize_settings(self) -> None:
+        self._serve()
+        if self.unavailable or not self.export_docker_host:
+            return
+        if self.engine is not None:
+            assert self.serverapp is not None
+            self.engine_socket = kernelenv.EngineSocket(
+                self.engine, self.host_policy(), os.path.join(self.serverapp.runtime_dir, f"pydock-{os.getpid()}"))
+            host = f"unix://{self.engine_socket.path}"
+        else:
+            host = f"unix://{self.daemon_socket}"
+        self.exported = kernelenv.export(host)
+        self.log.info("pydock: kernels and terminals reach the engine at %s", host)
+
+    def _serve(self) -> None:
         if not self.daemon_socket and rootless():
             try:
                 self.daemon_socket = ensure_user_daemon(self.data_root, self.exec_root)
@@ -160,6 +183,9 @@ class PydockExtension(ExtensionApp):
         return NoHostAccess(self.serverapp.root_dir, "this Jupyter server", "PydockExtension.allow_host_access")
 
     async def stop_extension(self) -> None:
+        kernelenv.unexport(self.exported)
+        if self.engine_socket is not None:
+            self.engine_socket.close()
         # Containers keep running: their monitors do not belong to this process.
         # Off the loop: closing waits for open streams (logs -f, events), whose handlers need the loop to end.
         if self.engine is not None:

@@ -53,9 +53,12 @@ def chain_ids(diff_ids: list[str]) -> list[ChainID]:
     return out
 
 
-def extract_layer(tar_path: str, dest: str) -> None:
-    """Unpack one layer tar into `dest`, converting OCI whiteouts for overlayfs."""
-    untar(tar_path, dest, Options(scope=Scope.BENEATH, whiteouts=True, what="layer"))
+def extract_layer(tar_path: str, dest: str, owner: tuple[int, int] | None = None) -> None:
+    """Unpack one layer tar into `dest`, converting OCI whiteouts for overlayfs.
+
+    `owner` replaces the entries' own owners (None keeps them).
+    """
+    untar(tar_path, dest, Options(scope=Scope.BENEATH, owner=owner, whiteouts=True, what="layer"))
 
 
 def _is_whiteout(st: os.stat_result) -> bool:
@@ -127,8 +130,10 @@ class StagedLayer:
 
 
 class LayerStore:
-    def __init__(self, root: str, meta: MetaStore, blobs: BlobStore) -> None:
+    def __init__(self, root: str, meta: MetaStore, blobs: BlobStore, owner: tuple[int, int] | None = None) -> None:
+        """`owner`: who owns every unpacked file, None for the owners the layer tars name (see RootFS.layer_owner)."""
         self.root = root
+        self.owner = owner
         self.meta = meta
         meta.ensure_schema(LAYER_SCHEMA)
         self.blobs = blobs
@@ -172,7 +177,7 @@ class LayerStore:
         staged = StagedLayer(tar_path, diff_id, cache_id, os.path.join(self.root, f".tmp-{cache_id}"))
         try:
             os.makedirs(os.path.join(staged.staging, "diff"))
-            extract_layer(tar_path, os.path.join(staged.staging, "diff"))
+            extract_layer(tar_path, os.path.join(staged.staging, "diff"), self.owner)
             staged.size = dir_size(os.path.join(staged.staging, "diff"))
         except BaseException:
             self.discard(staged)

@@ -1,7 +1,7 @@
 """The bridge driver: the kernel side of networks (bridges, veth pairs, addresses, routes) over netlink.
 
-Everything here talks to the kernel through pyroute2 and nothing else: no
-SQL, no Docker JSON. The service decides what should exist and calls these to
+Everything here talks to the kernel (netlink through pyroute2, and the
+modules below for the rest) and nothing else: no SQL, no Docker JSON. The service decides what should exist and calls these to
 make the host match, so the netlink details (targeted lookups instead of
 dumps, links that vanish with their namespace) stay in one place.
 
@@ -12,9 +12,14 @@ the bridges of a daemon whose data root is gone.
 
 A rootless daemon keeps the host's network namespace (its registry traffic
 and API listeners belong there) while its bridges live in the namespace its
-holder made (engine/rootless): given that namespace's path, every call here
-runs in a thread that entered it, so the netlink sockets, `nft` and the
-sysctls all act there.
+holder made (engine/rootless): given that namespace's path, every call that
+acts on the bridges runs in a thread that entered it, so the netlink
+sockets, `nft`, the sysctls and the DNS sockets all act there.
+
+`BridgeDriver` is the daemon's `engine.network.driver.NetworkDriver`: with
+the bridges it also keeps the containers' namespaces (netns.py), the nftables
+table (firewall.py) and the embedded DNS server (dns.py), the other kernel
+objects the service asks for.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from functools import partial
 from ipaddress import IPv4Network
 from typing import TypeVar
 
@@ -33,6 +39,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from engine.errors import EngineError
 from engine.network import firewall as netfw
 from engine.network import netns
+from engine.network.dns import DnsServer, Lookup
+from engine.network.driver import Interface
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +102,6 @@ class BridgeDriver:
         """A veth pair: `veth` enslaved to the bridge `device`; `ifname` inside the namespace at `netns_path`."""
         self._here(lambda: _plug(veth, ifname, netns_path, mac, device))
 
-    def enable_forwarding(self) -> None:
-        self._here(lambda: netfw.set_sysctl("net/ipv4/ip_forward", "1"))
-
-    def apply_firewall(self, bridges: list[netfw.Bridge], ports: list[netfw.PortRule]) -> None:
-        """Replace this daemon's nftables table with one rendered from `bridges` and `ports`."""
-        self._here(lambda: netfw.apply(self.table, bridges, ports))
-
-    def remove_firewall(self) -> None:
-        self._here(lambda: netfw.remove(self.table))
-
     @staticmethod
     def free_ifname(netns_path: str) -> str:
         """The first ethN a namespace does not have yet (for `docker network connect`)."""
@@ -145,6 +143,41 @@ class BridgeDriver:
                 name = link.get_attr("IFLA_IFNAME")
                 if name.startswith(self.veth_prefix) and name not in live:
                     _delete_index(ip, link["index"])
+
+    # ---- containers' namespaces -------------------------------------------
+    @staticmethod
+    def create_namespace(path: str) -> None:
+        netns.create(path)
+
+    @staticmethod
+    def remove_namespace(path: str) -> None:
+        netns.remove(path)
+
+    @staticmethod
+    def namespaces(directory: str) -> list[str]:
+        return os.listdir(directory)
+
+    @staticmethod
+    def configure(netns_path: str, interfaces: list[Interface], loopback: bool = False) -> None:
+        """One visit inside the namespace for all of its configuration."""
+        steps: list[Callable[[], None]] = [loopback_up] if loopback else []
+        steps += [partial(configure, i.name, i.address, i.prefixlen, i.gateway) for i in interfaces]
+        netns.run_in(netns_path, lambda: [step() for step in steps])
+
+    # ---- forwarding, firewall, DNS -------------------------------------------
+    def enable_forwarding(self) -> None:
+        self._here(lambda: netfw.set_sysctl("net/ipv4/ip_forward", "1"))
+
+    def apply_firewall(self, bridges: list[netfw.Bridge], ports: list[netfw.PortRule]) -> None:
+        """Replace this daemon's nftables table with one rendered from `bridges` and `ports`."""
+        self._here(lambda: netfw.apply(self.table, bridges, ports))
+
+    def remove_firewall(self) -> None:
+        self._here(lambda: netfw.remove(self.table))
+
+    def start_dns(self, lookup: Lookup) -> DnsServer:
+        """The gateways' sockets are made where the bridges are (see dns.py)."""
+        return DnsServer(lookup, self.netns_path)
 
 
 def _exists(device: str) -> bool:

@@ -1,19 +1,20 @@
 """Container networking: the public operations, orchestrating the collaborators.
 
 State lives in SQLite (store.py: networks, endpoints, sandboxes), the kernel
-objects (bridge.py: bridges, veths; netns.py: namespaces; firewall.py: the
-nftables table) are derived from it: every operation first records what
-should exist, then makes the kernel match, and the daemon's start reconciles
-both ways (re-creates bridges and rules, removes veths and namespaces of
-containers that no longer run). Names are scoped by an instance tag so
-several daemons can share one host.
+objects (bridges, veths, namespaces, the nftables table, the DNS server's
+sockets) are derived from it through the driver (driver.py): every operation
+first records what should exist, then makes the kernel match, and the
+daemon's start reconciles both ways (re-creates bridges and rules, removes
+veths and namespaces of containers that no longer run). Names are scoped by
+an instance tag so several daemons can share one host.
 
-The collaborators each own one concern: store.py the only SQL, bridge.py the
-netlink driver, ports.py published ports, etcfiles.py a container's /etc
-files, planning.py the checks of create requests, pools.py the pools kept at
-daemon start (predefined networks, --bip), types.py the records and Docker's
-JSON, ipam.py address arithmetic, dns.py the embedded DNS server. This module
-holds the operations and the per-container locks that order them.
+The collaborators each own one concern: store.py the only SQL, the driver
+the kernel (bridge.py on the host, fakedriver.py in memory), ports.py
+published ports, etcfiles.py a container's /etc files, planning.py the
+checks of create requests, pools.py the pools kept at daemon start
+(predefined networks, --bip), types.py the records and Docker's JSON,
+ipam.py address arithmetic. This module holds the operations and the
+per-container locks that order them.
 
 A container's network namespace is a bind mount under exec_root/netns that
 the daemon creates before runc starts, so its veths and addresses exist
@@ -26,7 +27,6 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
@@ -39,8 +39,7 @@ from engine.filters import Filters
 from engine.network import firewall as netfw
 from engine.network import ipam, netns, planning
 from engine.network import types as wire
-from engine.network.bridge import BridgeDriver, configure, loopback_up
-from engine.network.dns import DnsServer
+from engine.network.driver import Interface, NetworkDriver, Resolver
 from engine.network.etcfiles import render as render_etc_files
 from engine.network.peers import ContainerLookup, ContainersRef, NetworkedContainer, own_namespace
 from engine.network.planning import Plan
@@ -58,13 +57,14 @@ log = logging.getLogger(__name__)
 
 
 class NetworkService:
-    def __init__(self, cfg: EngineConfig, meta: MetaStore, events: EventBus, containers: ContainersRef) -> None:
+    def __init__(self, cfg: EngineConfig, meta: MetaStore, events: EventBus, containers: ContainersRef,
+                 driver: NetworkDriver) -> None:
         """`containers` returns the container service, which is built after this one (see peers.py)."""
         self.cfg = cfg
         self.events = events
         self._containers_ref = containers
         self.store = NetworkStore(meta)
-        self.driver = BridgeDriver(cfg.data_root, cfg.engine_netns)
+        self.driver = driver
         self.netns_dir = os.path.join(cfg.exec_root, "netns")
         self._guard = threading.Lock()
         self._locks: dict[str, threading.RLock] = {}
@@ -74,7 +74,7 @@ class NetworkService:
         proxy = UserlandProxy(cfg.exec_root, cfg.engine_netns) if cfg.engine_netns else None
         self.ports = PortPublisher(self.store, self._fw, self._apply_firewall, proxy)
         self.pools = PoolKeeper(self.store, self.driver, cfg.bip)
-        self.dns: DnsServer | None = None
+        self.dns: Resolver | None = None
 
     @property
     def containers(self) -> ContainerLookup:
@@ -91,7 +91,7 @@ class NetworkService:
         self.pools.ensure_predefined()
         self.pools.apply_bip(self.resolve("bridge"))
         self.driver.enable_forwarding()
-        self.dns = DnsServer(self._dns_lookup, self.cfg.engine_netns)
+        self.dns = self.driver.start_dns(self._dns_lookup)
         for net in self.store.networks():
             if net.driver == "bridge":
                 self._ensure_bridge(self.pools.repool_if_taken(net))
@@ -108,9 +108,9 @@ class NetworkService:
         self.driver.delete_stray_veths({self.driver.veth(ep.endpoint_id)
                                         for ep in self.store.endpoints() if ep.ip})
         kept = self.store.sandbox_ids()
-        for name in os.listdir(self.netns_dir):
+        for name in self.driver.namespaces(self.netns_dir):
             if name not in kept:
-                netns.remove(os.path.join(self.netns_dir, name))
+                self.driver.remove_namespace(os.path.join(self.netns_dir, name))
         self.ports.release_others(kept)
         self._apply_firewall()
 
@@ -275,12 +275,10 @@ class NetworkService:
             path = os.path.join(self.netns_dir, cid)
             self.store.add_sandbox(cid, path)
             try:
-                netns.create(path)
-                steps: list[Callable[[], None]] = [loopback_up]
-                for i, ep in enumerate(self.store.endpoints(container_id=cid)):
-                    steps += self._plug(c, ep, path, f"eth{i}", default_route=i == 0)
-                # one visit inside the namespace for all of its configuration
-                netns.run_in(path, lambda: [step() for step in steps])
+                self.driver.create_namespace(path)
+                interfaces = [iface for i, ep in enumerate(self.store.endpoints(container_id=cid))
+                              for iface in self._plug(c, ep, path, f"eth{i}", default_route=i == 0)]
+                self.driver.configure(path, interfaces, loopback=True)
                 first = next(((e.ip, e.network_id) for e in self.store.endpoints(container_id=cid) if e.ip), None)
                 if first is not None:
                     self.ports.publish(c, first[0], self.resolve(first[1]).device)
@@ -299,11 +297,11 @@ class NetworkService:
         self._add_endpoint(net, c.id, c.name, planning.endpoint_config(net, EndpointSettings()))
 
     def _plug(self, c: NetworkedContainer, ep: Endpoint, path: str, ifname: str,
-              default_route: bool) -> list[Callable[[], None]]:
+              default_route: bool) -> list[Interface]:
         """Allocate an address and wire a veth from the network's bridge into the sandbox.
 
-        Returns the steps still to run inside the namespace, so a caller can
-        batch them into one visit.
+        Returns the configuration still to apply inside the namespace, so a
+        caller can batch it into one visit.
         """
         net = self.resolve(ep.network_id)
         if net.driver != "bridge":
@@ -324,7 +322,7 @@ class NetworkService:
         gateway = cfg.gateway if default_route and not net.internal else ""
         self.events.publish("network", "connect", net.id, {"container": c.id, "name": net.name,
                                                                "type": "bridge"})
-        return [lambda: configure(ifname, ip, subnet.prefixlen, gateway)]
+        return [Interface(ifname, ip, subnet.prefixlen, gateway)]
 
     def teardown(self, cid: str) -> None:
         """Undo `setup`: veths, addresses, namespace, port rules. Safe to repeat."""
@@ -336,7 +334,7 @@ class NetworkService:
             # No veth is deleted one by one: the container's processes are gone, so
             # unmounting its namespace destroys it, and the kernel removes every
             # veth pair with an end inside (deleting each first cost ~30 ms a run).
-            netns.remove(sandbox["path"])
+            self.driver.remove_namespace(sandbox["path"])
             self.ports.release(cid)
             self.store.release_sandbox(cid, eps)
             if sandbox["ports"]:
@@ -439,8 +437,8 @@ class NetworkService:
             ep = self.store.endpoint(net.id, c.id)
             assert ep is not None  # added above, under the container's lock
             try:
-                steps = self._plug(c, ep, path, self.driver.free_ifname(path), default_route=False)
-                netns.run_in(path, lambda: [step() for step in steps])
+                self.driver.configure(path, self._plug(c, ep, path, self.driver.free_ifname(path),
+                                                       default_route=False))
             except BaseException:
                 self._unplug(self.store.endpoint(net.id, c.id) or ep)
                 self.store.delete_endpoint(net.id, c.id)
