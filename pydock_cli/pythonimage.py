@@ -1,7 +1,8 @@
 """A Python base image made from this machine's own Debian packages, for engines that reach no registry.
 
 `python3 -m pydock_cli.pythonimage [-t TAG] [--ipykernel]` resolves the
-dependency closure of Debian's `python3` (plus `python3-ipykernel` when asked,
+dependency closure of Debian's `python3` and `base-files` (/etc/os-release and
+friends), plus `python3-ipykernel` when asked
 so the image can host a Jupyter kernel), downloads the packages with
 `apt-get download` (a cache directory keeps them for the next time), unpacks
 each with `dpkg-deb -x` into one root filesystem, adds busybox for a shell and
@@ -117,7 +118,7 @@ def import_image(root: str, tag: str, env: dict[str, str] | None = None) -> str:
 def make(tag: str = DEFAULT_TAG, ipykernel: bool = False, cache: str = DEFAULT_CACHE,
          env: dict[str, str] | None = None) -> str:
     """Build and import the image into the engine `env` (DOCKER_HOST, DOCKER_CONFIG) names; returns its ID."""
-    packages = closure(["python3", *(["python3-ipykernel"] if ipykernel else [])])
+    packages = closure(["base-files", "python3", *(["python3-ipykernel"] if ipykernel else [])])
     debs = download(packages, cache)
     with tempfile.TemporaryDirectory(prefix="pydock-pyimage-") as tmp:
         root = os.path.join(tmp, "rootfs")
