@@ -42,9 +42,10 @@ class EngineSocket:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def export(host: str) -> dict[str, str]:
-    """Point the environment kernels and terminals inherit at `host`; returns what was set."""
-    env = {"DOCKER_HOST": host}
+def export(host: str, proxy_url: str) -> dict[str, str]:
+    """Point the environment kernels and terminals inherit at `host` (and tell them where container web apps
+    are reached through this server, `proxy_url`); returns what was set."""
+    env = {"DOCKER_HOST": host, "PYDOCK_PROXY_URL": proxy_url}
     os.environ.update(env)
     return env
 

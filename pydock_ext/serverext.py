@@ -27,7 +27,7 @@ from engine.hostpolicy import OPEN, HostPolicy, NoHostAccess
 from engine.rootless.paths import default_paths, rootless
 from engine.store.rootlock import DataRootInUse
 
-from . import kernelenv
+from . import kernelenv, webproxy
 from .userdaemon import DaemonStartError, ensure_user_daemon
 
 URL_PREFIX = "/pydock"
@@ -131,14 +131,14 @@ class PydockExtension(ExtensionApp):
         self._serve()
         if self.unavailable or not self.export_docker_host:
             return
+        assert self.serverapp is not None
         if self.engine is not None:
-            assert self.serverapp is not None
             self.engine_socket = kernelenv.EngineSocket(
                 self.engine, self.host_policy(), os.path.join(self.serverapp.runtime_dir, f"pydock-{os.getpid()}"))
             host = f"unix://{self.engine_socket.path}"
         else:
             host = f"unix://{self.daemon_socket}"
-        self.exported = kernelenv.export(host)
+        self.exported = kernelenv.export(host, self.serverapp.base_url.rstrip("/") + URL_PREFIX + "/proxy/")
         self.log.info("pydock: kernels and terminals reach the engine at %s", host)
 
     def _serve(self) -> None:
@@ -168,6 +168,9 @@ class PydockExtension(ExtensionApp):
         if self.unavailable:
             self.handlers.append((URL_PREFIX + r"(/.*)", EngineUnavailable, {"reason": self.unavailable}))
             return
+        # container web apps, ahead of the API routes (in proxy mode those catch every path)
+        lookup = webproxy.engine_lookup(self.engine) if self.engine else webproxy.socket_lookup(self.daemon_socket)
+        self.handlers.append(webproxy.proxy_route(URL_PREFIX, lookup))
         if self.engine is None:
             from .proxy import proxy_routes
             self.handlers.extend(proxy_routes(self.daemon_socket, self.host_policy()))

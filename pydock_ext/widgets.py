@@ -7,6 +7,7 @@ polling; the log viewer follows `GET /containers/{id}/logs?follow=1`.
 from __future__ import annotations
 
 import html
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from IPython.display import display
 from .connection import Endpoint, find_endpoint
 
 LOG_LIMIT = 200_000
+PROXY_ENV = "PYDOCK_PROXY_URL"  # `<base_url>pydock/proxy/`, set by the Jupyter server that hosts the engine
 _STEP = re.compile(r"^Step (\d+)/(\d+) :", re.MULTILINE)
 
 
@@ -48,14 +50,18 @@ class _Row(w.HBox):
 
     def __init__(self, table: _EventTable, ident: str) -> None:
         self.ident = ident
-        self.labels = [_label("", width) for _, width in table.columns]
+        self.labels: list[w.Label | w.HTML] = [_label("", width) for _, width in table.columns]
+        if table.links_column:
+            self.labels.append(w.HTML("", layout=w.Layout(width="14em", overflow="hidden")))
         self.buttons = {a: w.Button(description=a, layout=w.Layout(width="auto")) for a in table.actions}
         for action, button in self.buttons.items():
             button.on_click(lambda _b, a=action: table.clicked(self, a))
         super().__init__([*self.labels, *self.buttons.values()])
         self._armed: threading.Timer | None = None
 
-    def update(self, texts: list[str], actions: set[str]) -> None:
+    def update(self, texts: list[str], actions: set[str], links: str = "") -> None:
+        if len(self.labels) > len(texts):  # the links cell (HTML) follows the text cells
+            texts = [*texts, links]
         for label, text in zip(self.labels, texts):
             if label.value != text:
                 label.value = text
@@ -109,7 +115,10 @@ class _EventTable(w.VBox):
         self.api = (endpoint or find_endpoint()).api_client()
         self.rows: dict[str, dict[str, Any]] = {}
         self._widgets: dict[str, _Row] = {}
-        self.header = w.HBox([_label(title, width) for title, width in self.columns])
+        titles = [_label(title, width) for title, width in self.columns]
+        if self.links_column:
+            titles.append(_label(self.links_column, "14em"))
+        self.header = w.HBox(titles)
         self.message = w.HTML()
         self.detail = w.VBox()
         self._lock = threading.Lock()
@@ -143,7 +152,7 @@ class _EventTable(w.VBox):
             row = self._widgets.get(ident)
             if row is None:
                 row = self._widgets[ident] = _Row(self, ident)
-            row.update(self.cells(item), self.actions_for(item))
+            row.update(self.cells(item), self.actions_for(item), self.links(item))
         for ident in [i for i in self._widgets if i not in rows]:
             self._widgets.pop(ident).close_all()
             self._gone(ident)
@@ -157,6 +166,12 @@ class _EventTable(w.VBox):
 
     def cells(self, item: dict[str, Any]) -> list[str]:
         raise NotImplementedError
+
+    links_column = ""  # the title of a last column of HTML links, if the table has one
+
+    def links(self, item: dict[str, Any]) -> str:
+        """The links cell's HTML."""
+        return ""
 
     def actions_for(self, item: dict[str, Any]) -> set[str]:
         """The buttons that fit the object's state."""
@@ -236,6 +251,23 @@ class Containers(_EventTable):
 
     def actions_for(self, item: dict[str, Any]) -> set[str]:
         return _CONTAINER_ACTIONS.get(item.get("State", ""), {"remove", "logs"})
+
+    links_column = "PORTS"
+
+    def links(self, item: dict[str, Any]) -> str:
+        """Each published TCP port, linked through Jupyter's proxy when the kernel knows its server's prefix."""
+        name = (item.get("Names") or [item["Id"]])[0].lstrip("/")
+        prefix = os.environ.get(PROXY_ENV, "")
+        out = []
+        for p in item.get("Ports") or []:
+            if not p.get("PublicPort"):
+                continue
+            text = html.escape(f"{p['PublicPort']}->{p['PrivatePort']}/{p.get('Type', 'tcp')}")
+            if prefix and p.get("Type", "tcp") == "tcp":
+                href = html.escape(f"{prefix}{name}/{p['PrivatePort']}/", quote=True)
+                text = f"<a href='{href}' target='_blank' rel='noopener'>{text}</a>"
+            out.append(text)
+        return ", ".join(out)
 
     def _action(self, action: str) -> Callable[[str], Any]:
         return {"start": self.api.start, "stop": self.api.stop, "restart": self.api.restart,

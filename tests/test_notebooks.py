@@ -143,10 +143,10 @@ def test_bang_docker_and_the_sdk_in_a_kernel_reach_the_engine(server):
         "!docker ps -a",
         "import docker\nclient = docker.from_env()\nprint(client.version()['Os'], len(client.containers.list(all=True)) >= 0)",
         "import os, stat\nd = os.path.dirname(os.environ['DOCKER_HOST'][len('unix://'):])\n"
-        "print(oct(stat.S_IMODE(os.stat(d).st_mode)))"))
+        "print(oct(stat.S_IMODE(os.stat(d).st_mode)), os.environ['PYDOCK_PROXY_URL'])"))
     assert text(nb.cells[0]).startswith("CONTAINER ID")
     assert text(nb.cells[1]) == "linux True\n"
-    assert text(nb.cells[2]) == "0o700\n"
+    assert text(nb.cells[2]) == "0o700 /jp/pydock/proxy/\n"  # and where container web apps are reached
 
 
 def test_a_terminal_reaches_the_engine(server):

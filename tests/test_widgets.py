@@ -234,3 +234,19 @@ def test_logs_button_shows_the_viewer_and_closes_it_with_the_container(container
         eventually(lambda: viewer.ended.is_set() and containers.detail.children == ())
     finally:
         daemon.docker("rm", "-f", cid)
+
+
+def test_published_ports_link_through_the_jupyter_proxy(endpoint, daemon, monkeypatch):
+    monkeypatch.setenv("PYDOCK_PROXY_URL", "/jp/pydock/proxy/")
+    table = Containers(endpoint)
+    cid = daemon.docker("run", "-d", "--name", "widget-web", "-p", "127.0.0.1::80", "busybox", "sleep", "60",
+                        check=True).stdout.strip()
+    try:
+        eventually(lambda: cid in table.rows and table.rows[cid]["State"] == "running")
+        eventually(lambda: "href" in _row(table, cid).labels[-1].value)
+        port = daemon.docker("port", cid, "80", check=True).stdout.split(":")[-1].strip()
+        assert _row(table, cid).labels[-1].value == (
+            f"<a href='/jp/pydock/proxy/widget-web/80/' target='_blank' rel='noopener'>{port}-&gt;80/tcp</a>")
+    finally:
+        table.close()
+        daemon.docker("rm", "-f", cid)
