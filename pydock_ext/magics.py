@@ -483,4 +483,6 @@ def _parse_value(text: str) -> Any:
 
 
 def register(ipython: Any) -> None:
+    from .compose import ComposeMagics
     ipython.register_magics(DockerMagics(ipython))
+    ipython.register_magics(ComposeMagics(ipython))

@@ -156,10 +156,14 @@ class _EventTable(w.VBox):
         for ident in [i for i in self._widgets if i not in rows]:
             self._widgets.pop(ident).close_all()
             self._gone(ident)
-        children = (self.header, *(self._widgets[i] for i in rows), self.message, self.detail)
+        children = (self.header, *self._body(rows), self.message, self.detail)
         if tuple(self.children) != children:
             self.children = children
         self.rows = rows
+
+    def _body(self, rows: dict[str, dict[str, Any]]) -> list[w.Widget]:
+        """The table's rows in order (a subclass may group them under titles)."""
+        return [self._widgets[i] for i in rows]
 
     def _gone(self, ident: str) -> None:
         """An object's row went away."""
@@ -217,8 +221,12 @@ _CONTAINER_ACTIONS = {
 }
 
 
+PROJECT_LABEL = "com.docker.compose.project"
+
+
 class Containers(_EventTable):
-    """All containers, each with the buttons that fit its state (removing asks for a second click)."""
+    """All containers, each with the buttons that fit its state (removing asks for a second click);
+    `group_by_project` puts docker-compose projects' containers together under the project's name."""
 
     event_type = "container"
     columns: ClassVar[list[tuple[str, str]]] = [("CONTAINER ID", "9em"), ("NAME", "12em"), ("IMAGE", "12em"),
@@ -226,6 +234,28 @@ class Containers(_EventTable):
     actions: ClassVar[list[str]] = ["start", "stop", "restart", "unpause", "remove", "logs"]
 
     viewer: LogViewer | None = None
+
+    def __init__(self, endpoint: Endpoint | None = None, group_by_project: bool = False) -> None:
+        self.group_by_project = group_by_project
+        self._titles: dict[str, w.HTML] = {}
+        super().__init__(endpoint)
+
+    def _body(self, rows: dict[str, dict[str, Any]]) -> list[w.Widget]:
+        if not self.group_by_project:
+            return super()._body(rows)
+        groups: dict[str, list[str]] = {}
+        for ident, item in rows.items():
+            groups.setdefault((item.get("Labels") or {}).get(PROJECT_LABEL, ""), []).append(ident)
+        for project in [p for p in self._titles if p not in groups]:
+            self._titles.pop(project).close()
+        out: list[w.Widget] = []
+        for project in sorted(groups, key=lambda p: (p == "", p)):  # projects by name, then the rest
+            title = self._titles.get(project)
+            if title is None:
+                text = f"<b>{html.escape(project)}</b> (compose project)" if project else "<b>other containers</b>"
+                title = self._titles[project] = w.HTML(text)
+            out += [title, *(self._widgets[i] for i in groups[project])]
+        return out
 
     def _list(self) -> list[dict[str, Any]]:
         return self.api.containers(all=True)
@@ -292,6 +322,8 @@ class Containers(_EventTable):
     def close(self) -> None:
         if self.viewer is not None:
             self.viewer.close()
+        for title in self._titles.values():
+            title.close()
         super().close()
 
 

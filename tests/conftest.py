@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,6 +134,26 @@ def busybox(daemon: Daemon, busybox_tar: str) -> str:
     """`busybox:latest` imported into the session daemon; returns the image ID."""
     out = daemon.docker("import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest", check=True)
     return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def shell(daemon: Daemon, busybox: str) -> Iterator[Any]:
+    """An in-process IPython shell with pydock_ext loaded, pointed at the session daemon."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    saved = {k: os.environ.get(k) for k in ("PYDOCK_HOST", "DOCKER_HOST")}
+    os.environ["PYDOCK_HOST"] = daemon.url
+    os.environ.pop("DOCKER_HOST", None)
+    sh = InteractiveShell.instance()
+    sh.run_line_magic("load_ext", "pydock_ext")
+    try:
+        yield sh
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @pytest.fixture(scope="session")
