@@ -22,5 +22,6 @@ bench: setup
 	$(PY) bench/build_cache.py
 	$(PY) bench/density.py
 	$(PY) bench/logs.py
+	$(PY) bench/widget_overhead.py
 	command -v skopeo >/dev/null || apt-get install -y -qq skopeo >/dev/null
 	$(PY) bench/pull_throughput.py

@@ -12,7 +12,14 @@ pydockd runs three ways: `pydockd` on the default bridge network (what
 on a user-defined bridge network (plus its embedded DNS), so the price of
 networking shows as the difference between the rows.
 
-    python3 bench/run_latency.py [--runs 25] [--warmup 3]
+With `--rootless-user USER` two more rows run as that user, interleaved with
+the others: `rl-pydockd`, the user's own (rootless) pydockd on its default
+bridge, against `rl-runc`, bare rootless `runc run` of the same rootfs (a
+`runc spec --rootless` bundle), so rootless mode gets its own ratio. The user
+needs subordinate IDs, and `--rootless-python` (with PYTHONPATH, passed on)
+must import this checkout's engine as that user.
+
+    python3 bench/run_latency.py [--runs 25] [--warmup 3] [--rootless-user USER [--rootless-python PY]]
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import argparse
 import http.client
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -31,6 +39,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import dataclass
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
@@ -120,13 +129,18 @@ def unmount_under(root: str) -> None:
         subprocess.run(["umount", "-l", m], check=False)
 
 
-def make_runc_bundle(bundle: str, rootfs_tar: str) -> None:
-    """The busybox rootfs with `runc spec`'s defaults, running `true` without a terminal."""
+def make_runc_bundle(bundle: str, rootfs_tar: str, user: RootlessUser | None = None) -> None:
+    """The busybox rootfs with `runc spec`'s defaults, running `true` without a terminal; for `user`, that
+    user's own bundle with `runc spec --rootless` (whose ID maps name the user who runs it)."""
     rootfs = os.path.join(bundle, "rootfs")
     os.makedirs(rootfs)
     with tarfile.open(rootfs_tar) as tar:
         tar.extractall(rootfs, filter="fully_trusted")  # our own tar, built just now
-    subprocess.run([RUNC, "spec"], cwd=bundle, check=True)
+    if user is None:
+        subprocess.run([RUNC, "spec"], cwd=bundle, check=True)
+    else:
+        user.own(bundle)
+        subprocess.run(user.argv(RUNC, "spec", "--rootless"), cwd=bundle, check=True)
     path = os.path.join(bundle, "config.json")
     with open(path) as f:
         spec = json.load(f)
@@ -161,12 +175,12 @@ def measure(contenders: dict[str, Callable[[], float]], runs: int, warmup: int) 
 
 def report(samples: dict[str, list[float]]) -> None:
     medians = {name: statistics.median(values) for name, values in samples.items()}
-    base = medians["runc"]
     for name, med in medians.items():
-        print(f"{name:8s} median {med * 1000:8.1f} ms  over {len(samples[name])} runs")
+        print(f"{name:10s} median {med * 1000:8.1f} ms  over {len(samples[name])} runs")
     for name, med in medians.items():
-        if name != "runc":
-            print(f"{name}/runc ratio: {med / base:.2f}x")
+        base = "rl-runc" if name.startswith("rl-") else "runc"  # rootless rows against rootless runc
+        if name != base:
+            print(f"{name}/{base} ratio: {med / medians[base]:.2f}x")
     if "dockerd" in medians:
         print(f"pydockd/dockerd ratio: {medians['pydockd'] / medians['dockerd']:.2f}x")
 
@@ -195,7 +209,70 @@ def scratch(stack: ExitStack, prefix: str = "pydock-bench-") -> tuple[str, str, 
     return root, build_busybox_tar(os.path.join(root, "busybox.tar")), os.path.join(root, "docker-config")
 
 
-def run(runs: int, warmup: int) -> None:
+@dataclass
+class RootlessUser:
+    """The user the rootless rows run as, and the Python its pydockd runs with."""
+
+    name: str
+    python: str
+
+    def argv(self, *args: str) -> list[str]:
+        pw = pwd.getpwnam(self.name)
+        return ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", *args]
+
+    def own(self, path: str) -> None:
+        pw = pwd.getpwnam(self.name)
+        subprocess.run(["chown", "-R", f"{pw.pw_uid}:{pw.pw_gid}", path], check=True)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {"HOME": pwd.getpwnam(self.name).pw_dir, "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "PYTHONPATH": os.environ.get("PYTHONPATH", REPO), **extra}
+
+
+def rootless_contenders(user: RootlessUser, rootfs_tar: str, stack: ExitStack) -> dict[str, Callable[[], float]]:
+    """rl-runc and rl-pydockd, both run by `user` in a scratch root of its own."""
+    root = tempfile.mkdtemp(prefix="pydock-bench-rl-", dir="/tmp")
+    stack.callback(shutil.rmtree, root, True)
+    user.own(root)
+    bundle = os.path.join(root, "bundle")
+    make_runc_bundle(bundle, rootfs_tar, user)
+    runc_id = f"pydock-bench-rl-{os.getpid()}"
+    runc_root = os.path.join(root, "runc")
+    stack.callback(subprocess.run, user.argv(RUNC, "--root", runc_root, "delete", "--force", runc_id),
+                   check=False, capture_output=True)
+    runc_argv = user.argv(RUNC, "--root", runc_root, "run", "--bundle", bundle, runc_id)
+    sock = os.path.join(root, "pydock.sock")
+    exec_root = os.path.join(root, "run")
+    with open(os.path.join(root, "pydockd.log"), "ab") as log:
+        proc = subprocess.Popen(user.argv(user.python, "-m", "engine.pydockd", "--data-root", os.path.join(root, "data"),
+                                          "--exec-root", exec_root, "-H", f"unix://{sock}", "--log-level", "warning"),
+                                cwd=root, env=user.env(), stdout=log, stderr=log, start_new_session=True)
+    # last in, first out: the daemon stops, then what rootless mode leaves running for the next daemon
+    stack.callback(stop_holder, exec_root)
+    stack.callback(stop_process, proc)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not docker_answers(sock):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the rootless pydockd did not start; see " + log.name)
+        time.sleep(0.05)
+    env = user.env(DOCKER_HOST=f"unix://{sock}", DOCKER_CONFIG=os.path.join(root, "docker-config"))
+    subprocess.run(user.argv(DOCKER, "import", rootfs_tar, "busybox:latest"), env=env, check=True,
+                   capture_output=True, timeout=120)
+    docker_argv = user.argv(DOCKER, "run", "--rm", "busybox:latest", "true")
+    return {"rl-runc": lambda: timed(runc_argv), "rl-pydockd": lambda: timed(docker_argv, env)}
+
+
+def stop_holder(exec_root: str) -> None:
+    """End the namespace holder and slirp4netns a rootless daemon leaves for its successor (none will come)."""
+    for name in ("slirp4netns.pid", "holder.pid"):
+        try:
+            with open(os.path.join(exec_root, name)) as f:
+                os.kill(int(f.read().strip()), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
+def run(runs: int, warmup: int, rootless: RootlessUser | None = None) -> None:
     with ExitStack() as stack:
         root, rootfs_tar, config_dir = scratch(stack)
         contenders = {"runc": runc_contender(root, rootfs_tar, stack)}
@@ -211,6 +288,10 @@ def run(runs: int, warmup: int) -> None:
             docker(denv, "import", rootfs_tar, DOCKERD_IMAGE)
             stack.callback(docker, denv, "rmi", DOCKERD_IMAGE)
             contenders["dockerd"] = docker_contender(denv, DOCKERD_IMAGE)
+        if rootless is not None:
+            os.chmod(rootfs_tar, 0o644)
+            os.chmod(root, 0o755)  # the user reads the rootfs tar from here
+            contenders.update(rootless_contenders(rootless, rootfs_tar, stack))
         report(measure(contenders, runs, warmup))
 
 
@@ -218,10 +299,14 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=25, help="measured runs per contender (default 25)")
     p.add_argument("--warmup", type=int, default=3, help="unmeasured runs per contender first (default 3)")
+    p.add_argument("--rootless-user", metavar="USER", help="also measure rootless mode, as USER")
+    p.add_argument("--rootless-python", metavar="PY", default=sys.executable,
+                   help="the Python the rootless pydockd runs with (it must import this checkout as USER)")
     args = p.parse_args(argv)
     if args.runs < 1 or args.warmup < 0:
         p.error("--runs must be >= 1 and --warmup >= 0")
-    run(args.runs, args.warmup)
+    rootless = RootlessUser(args.rootless_user, args.rootless_python) if args.rootless_user else None
+    run(args.runs, args.warmup, rootless)
 
 
 if __name__ == "__main__":

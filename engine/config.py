@@ -19,7 +19,19 @@ class EngineConfig:
     exec_root: str = "/run/pydock"
     runc: str = field(default_factory=lambda: shutil.which("runc") or "/usr/sbin/runc")
     init_binary: str = field(default_factory=lambda: shutil.which("tini-static") or "/usr/bin/tini-static")
+    # containers' cgroups go below this path of the cgroup tree; "" gives them none (rootless without
+    # delegated cgroups: runc then leaves them in the daemon's own cgroup and no limit can be applied)
     cgroup_parent: str = "pydock"
+    # the cgroup controllers containers' limits may use; None: all the host has (root mode)
+    cgroup_controllers: frozenset[str] | None = None
+    # why a limit needing a controller outside `cgroup_controllers` is refused
+    cgroup_limits_reason: str = ""
+    # rootless mode: the daemon is root only inside a user namespace of an unprivileged user (engine/rootless)
+    rootless: bool = False
+    # the network namespace that holds the bridges (rootless: the namespace holder's); "" is the daemon's own
+    engine_netns: str = ""
+    # what setting the daemon up found wrong but could live with (shown by `docker info`)
+    warnings: tuple[str, ...] = ()
     # registries that may be reached over plain HTTP (host[:port] or CIDR), besides loopback
     insecure_registries: tuple[str, ...] = ()
     # Docker Hub mirrors (URLs), tried in order before Docker Hub itself for pulls
@@ -28,6 +40,11 @@ class EngineConfig:
     certs_dir: str = "/etc/pydock/certs.d"
     # the default bridge's gateway address and prefix (dockerd's --bip); "" picks a free pool, 172.29.0.0/16 first
     bip: str = ""
+
+    @property
+    def limit_controllers(self) -> frozenset[str] | None:
+        """The cgroup controllers containers' limits may use: None for all (root), none without cgroups."""
+        return self.cgroup_controllers if self.cgroup_parent else frozenset()
 
     @property
     def db_path(self) -> str:

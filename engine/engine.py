@@ -29,6 +29,8 @@ from engine.image.layers import LayerStore
 from engine.image.service import ImageService
 from engine.image.store import ImageStore
 from engine.linux.mounts import is_mountpoint
+from engine.network.bridge import BridgeDriver
+from engine.network.driver import NetworkDriver
 from engine.network.service import NetworkService
 from engine.openstreams import OpenStreams
 from engine.runtime.base import ContainerRuntime
@@ -46,27 +48,30 @@ STREAMS_GRACE = 5.0
 
 class Engine:
     def __init__(self, cfg: EngineConfig, program: str = "pydock", runtime: ContainerRuntime | None = None,
-                 rootfs: RootFS | None = None) -> None:
+                 rootfs: RootFS | None = None, network_driver: NetworkDriver | None = None) -> None:
         """`program` names this engine's host in the data root's lock, for the error a second engine gets.
 
-        `runtime` and `rootfs` replace runc and overlayfs: tests without root pass
-        `engine.runtime.fake.FakeRuntime` and `engine.runtime.rootfs.CopiedRootFS`; None means the real ones.
+        `runtime`, `rootfs` and `network_driver` replace runc, overlayfs and the kernel's networking: tests
+        without root pass `engine.runtime.fake.FakeRuntime`, `engine.runtime.rootfs.CopiedRootFS` and
+        `engine.network.fakedriver.FakeNetworkDriver`; None means the real ones.
         """
         self.root_lock = DataRootLock(cfg.data_root, program)
         try:
-            self._build(cfg, runtime or Runtime(cfg), rootfs or OverlayRootFS())
+            self._build(cfg, runtime or Runtime(cfg), rootfs or OverlayRootFS(),
+                        network_driver or BridgeDriver(cfg.data_root, cfg.engine_netns))
         except BaseException:
             self.root_lock.release()
             raise
 
-    def _build(self, cfg: EngineConfig, runtime: ContainerRuntime, rootfs: RootFS) -> None:
+    def _build(self, cfg: EngineConfig, runtime: ContainerRuntime, rootfs: RootFS,
+               network_driver: NetworkDriver) -> None:
         cfg.ensure_dirs()
         self.cfg = cfg
         self.meta = MetaStore(cfg.db_path)
         self.blobs = BlobStore(cfg.blobs_dir, cfg.tmp_dir)
         self.events = EventBus()
         self.streams = OpenStreams()
-        self.layers = LayerStore(cfg.layers_dir, self.meta, self.blobs)
+        self.layers = LayerStore(cfg.layers_dir, self.meta, self.blobs, rootfs.layer_owner)
         # images and volumes ask which containers use them, and containers need both: they reach the
         # container service through callables used only once an operation runs
         self.images = ImageService(ImageStore(self.meta), self.blobs, self.layers, self.events, cfg.tmp_dir,
@@ -78,11 +83,10 @@ class Engine:
         self.runtime = runtime
         # networking and containers need each other: the network service is built first and reaches the
         # container service through a callable it calls only when an operation runs
-        self.network = NetworkService(cfg, self.meta, self.events, lambda: self.containers)
+        self.network = NetworkService(cfg, self.meta, self.events, lambda: self.containers, network_driver)
         self.containers = ContainerService(cfg, self.meta, self.images, self.layers, self.runtime, self.events,
                                            self.network, self.volumes, rootfs)
-        self.system = SystemService(cfg, self.meta, self.images, self.layers, self.containers, self.volumes,
-                                    self.events)
+        self.system = SystemService(cfg, self.meta, self.images, self.layers, self.containers, self.events)
         self.cluster = Cluster()
         self.stats = StatsService(self.containers, self.runtime)
         self.execs = ExecService(self.containers, self.runtime, self.events)

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
+import pwd
 import signal
 import socket
 import urllib.parse
@@ -16,14 +18,17 @@ import tornado.netutil
 from engine.api import make_app
 from engine.config import EngineConfig
 from engine.engine import Engine
+from engine.rootless import cgroups, holder
+from engine.rootless.paths import ROOT_PATHS, UnsafeDirectory, default_paths, ensure_private_dir, rootless
 from engine.store.rootlock import DataRootInUse
+from pydock_common.userpaths import fallback_dir
 
-DEFAULT_SOCKET = "/run/pydock/pydock.sock"
+DEFAULT_SOCKET = ROOT_PATHS.socket
 
 log = logging.getLogger("engine.pydockd")
 
 
-DEFAULT_CONFIG_FILE = "/etc/pydock/daemon.json"
+DEFAULT_CONFIG_FILE = ROOT_PATHS.config_file
 # daemon.json keys (dockerd's names) -> argparse destinations
 CONFIG_KEYS = {"data-root": "data_root", "exec-root": "exec_root", "log-level": "log_level",
                "insecure-registries": "insecure_registry", "registry-mirrors": "registry_mirror",
@@ -35,15 +40,17 @@ def _parser(suppress: bool = False) -> argparse.ArgumentParser:
     def default(value: object) -> object:
         return argparse.SUPPRESS if suppress else value
 
-    p = argparse.ArgumentParser(prog="pydockd", description="pydock container engine daemon")
-    p.add_argument("-H", "--host", default=default(f"unix://{DEFAULT_SOCKET}"),
-                   help="unix socket to listen on (unix:///path)")
+    paths = default_paths()
+    p = argparse.ArgumentParser(prog="pydockd", description="pydock container engine daemon"
+                                + (" (rootless mode: not started by root)" if rootless() else ""))
+    p.add_argument("-H", "--host", default=default(f"unix://{paths.socket}"),
+                   help=f"unix socket to listen on (unix:///path; default unix://{paths.socket})")
     p.add_argument("--tcp", default=default(""), metavar="ADDR:PORT",
                    help="also listen on TCP without authentication (explicit opt-in; loopback advised)")
-    p.add_argument("--config-file", default=default(DEFAULT_CONFIG_FILE),
-                   help=f"daemon.json-style configuration file (default {DEFAULT_CONFIG_FILE}, if present)")
-    p.add_argument("--data-root", default=default("/var/lib/pydock"))
-    p.add_argument("--exec-root", default=default("/run/pydock"))
+    p.add_argument("--config-file", default=default(paths.config_file),
+                   help=f"daemon.json-style configuration file (default {paths.config_file}, if present)")
+    p.add_argument("--data-root", default=default(paths.data_root), help=f"default {paths.data_root}")
+    p.add_argument("--exec-root", default=default(paths.exec_root), help=f"default {paths.exec_root}")
     p.add_argument("--log-level", default=default("info"))
     p.add_argument("--insecure-registry", action="append", default=default([]), metavar="HOST[:PORT]|CIDR",
                    help="registry that may be used over plain HTTP (repeatable; loopback always may)")
@@ -66,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         url = urllib.parse.urlsplit(mirror)
         if url.scheme not in ("http", "https") or not url.netloc or url.path not in ("", "/"):
             raise SystemExit(f'pydockd: invalid mirror: "{mirror}" must be an http or https URL without a path')
+    if not args.host.startswith("unix://"):
+        raise SystemExit("pydockd: --host must be unix:///path; use --tcp for TCP")
+    # absolute before a rootless daemon joins its mount namespace, which resets the working directory
+    args.data_root, args.exec_root, args.certs_dir = map(os.path.abspath, (args.data_root, args.exec_root,
+                                                                         args.certs_dir))
+    args.host = "unix://" + os.path.abspath(args.host[len("unix://"):])
     return args
 
 
@@ -104,18 +117,46 @@ def listen_unix(path: str) -> socket.socket:
     return sock
 
 
-async def serve(args: argparse.Namespace) -> None:
+def enter_rootless(args: argparse.Namespace) -> tuple[holder.Namespaces, cgroups.CgroupAccess]:
+    """Make this process root in the user's namespaces (engine/rootless); returns them and the cgroups it may use.
+
+    Runs before anything starts a thread (setns into a user namespace needs a
+    single-threaded process) and before the socket is bound. A directory under
+    the /tmp fallback must be the user's own, private one: another user could
+    have made it first.
+    """
+    uid = os.getuid()
+    fallback = fallback_dir(uid)
     try:
-        engine = Engine(EngineConfig(data_root=args.data_root, exec_root=args.exec_root,
-                                     insecure_registries=tuple(args.insecure_registry),
-                                     registry_mirrors=tuple(args.registry_mirror), certs_dir=args.certs_dir,
-                                     bip=args.bip), program="pydockd")
+        if any(p == fallback or p.startswith(fallback + "/")
+               for p in (args.exec_root, os.path.dirname(args.host[len("unix://"):]))):
+            ensure_private_dir(fallback, uid)
+        os.makedirs(args.exec_root, mode=0o700, exist_ok=True)
+        ns = holder.enter(args.exec_root, pwd.getpwuid(uid).pw_name)
+    except (UnsafeDirectory, holder.RootlessSetupError) as e:
+        raise SystemExit(f"pydockd: rootless mode: {e}") from None
+    for warning in ns.warnings:
+        log.warning("%s", warning)
+    log.info("rootless mode: joined the namespaces of holder %d", ns.holder_pid)
+    return ns, cgroups.rootless_access(uid=uid)
+
+
+async def serve(args: argparse.Namespace,
+                rootless_mode: tuple[holder.Namespaces, cgroups.CgroupAccess] | None = None) -> None:
+    cfg = EngineConfig(data_root=args.data_root, exec_root=args.exec_root,
+                       insecure_registries=tuple(args.insecure_registry),
+                       registry_mirrors=tuple(args.registry_mirror), certs_dir=args.certs_dir, bip=args.bip)
+    if rootless_mode is not None:
+        ns, access = rootless_mode
+        cfg = dataclasses.replace(cfg, rootless=True, engine_netns=ns.engine_netns, cgroup_parent=access.parent,
+                                  cgroup_controllers=access.controllers, cgroup_limits_reason=access.reason,
+                                  warnings=tuple(ns.warnings))
+    try:
+        engine = Engine(cfg, program="pydockd")
     except DataRootInUse as e:
         raise SystemExit(f"pydockd: {e.message}") from None
     await asyncio.get_running_loop().run_in_executor(None, engine.start)
     server = tornado.httpserver.HTTPServer(make_app(engine), max_body_size=1 << 40, idle_connection_timeout=None)
-    if not args.host.startswith("unix://"):
-        raise SystemExit("pydockd: --host must be unix:///path; use --tcp for TCP")
     server.add_socket(listen_unix(args.host[len("unix://"):]))
     if args.tcp:
         addr, _, port = args.tcp.rpartition(":")
@@ -134,7 +175,7 @@ async def serve(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve(args))
+    asyncio.run(serve(args, enter_rootless(args) if rootless() else None))
 
 
 if __name__ == "__main__":

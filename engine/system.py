@@ -17,19 +17,17 @@ from engine.image.layers import LayerStore, chain_ids
 from engine.image.service import ARCH, ImageService
 from engine.store.db import MetaStore
 from engine.timeutil import rfc3339_ns
-from engine.volume.service import VolumeService
 from pydock_common.apiversion import API_VERSION, MIN_API_VERSION
 
 
 class SystemService:
     def __init__(self, cfg: EngineConfig, meta: MetaStore, images: ImageService, layers: LayerStore,
-                 containers: ContainerService, volumes: VolumeService, events: EventBus) -> None:
+                 containers: ContainerService, events: EventBus) -> None:
         self.cfg = cfg
         self.meta = meta
         self.images = images
         self.layers = layers
         self.containers = containers
-        self.volumes = volumes
         self.events = events
         self.daemon_id: str = meta.get_kv("daemon_id") or os.urandom(16).hex()
         meta.set_kv("daemon_id", self.daemon_id)
@@ -80,11 +78,10 @@ class SystemService:
             "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]],
             "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": None,
                         "Log": ["json-file"]},
-            "MemoryLimit": True, "SwapLimit": False, "CpuCfsPeriod": True, "CpuCfsQuota": True,
-            "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
+            **self._limits(), "IPv4Forwarding": True,
             "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
             "NGoroutines": 0, "SystemTime": rfc3339_ns(), "LoggingDriver": "json-file",
-            "CgroupDriver": "cgroupfs", "CgroupVersion": cgroup_version(),
+            "CgroupDriver": "cgroupfs" if self.cfg.cgroup_parent else "none", "CgroupVersion": cgroup_version(),
             "NEventsListener": self.events.listeners(),
             "KernelVersion": platform.release(), "OperatingSystem": osname, "OSVersion": "",
             "OSType": "linux", "Architecture": platform.machine(), "IndexServerAddress": "https://index.docker.io/v1/",
@@ -96,8 +93,30 @@ class SystemService:
                       "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "docker-init",
             "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": self.runc_version()},
-            "InitCommit": {"ID": ""}, "SecurityOptions": [], "Warnings": None,
+            "InitCommit": {"ID": ""}, "SecurityOptions": ["name=seccomp,profile=builtin",
+                                                          *(["name=rootless"] if self.cfg.rootless else [])],
+            "Warnings": self._warnings() or None,
         }
+
+    def _limits(self) -> dict[str, bool]:
+        """Which limits containers can get: all with cgroups of our own, the delegated controllers' in rootless mode."""
+        have = self.cfg.cgroup_controllers
+        if not self.cfg.cgroup_parent:
+            have = frozenset()
+
+        def has(controller: str) -> bool:
+            return have is None or controller in have
+        return {"MemoryLimit": has("memory"), "SwapLimit": False, "CpuCfsPeriod": has("cpu"),
+                "CpuCfsQuota": has("cpu"), "CPUShares": has("cpu"), "CPUSet": has("cpuset"), "PidsLimit": has("pids")}
+
+    def _warnings(self) -> list[str]:
+        """dockerd's wording for a rootless daemon without cgroups, and what setting up rootless mode found."""
+        out = [f"WARNING: {w}" for w in self.cfg.warnings]
+        if self.cfg.rootless and not self.cfg.cgroup_parent:
+            out.append("WARNING: Running in rootless-mode without cgroups. " + (
+                "To enable cgroups in rootless-mode, you need to boot the system in cgroup v2 mode."
+                if cgroup_version() == "1" else "Systemd is required to enable cgroups in rootless-mode."))
+        return out
 
     def _registry_config(self) -> dict[str, Any]:
         """As dockerd: CIDR entries (and loopback) under InsecureRegistryCIDRs, host:port entries as index configs."""
@@ -111,7 +130,7 @@ class SystemService:
         return {"InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": mirrors}
 
     def df(self) -> dict[str, Any]:
-        """`docker system df` without its Containers, which the API adds (engine.api.container_json).
+        """`docker system df` without its Containers and Volumes, which the API adds from their services.
 
         As dockerd counts it: the images `docker images` lists (intermediate
         build images are part of their children), each layer counted once in
@@ -128,4 +147,4 @@ class SystemService:
             i["Containers"] = sum(len(x) for x in self.containers.image_usage(i["Id"]))
             i["SharedSize"] = sum(sizes.get(c, 0) for c in chains[i["Id"]] if users[c] > 1)
         layers_size = sum(sizes.get(c, 0) for c in users)
-        return {"LayersSize": layers_size, "Images": images, "Volumes": self.volumes.df(), "BuildCache": []}
+        return {"LayersSize": layers_size, "Images": images, "BuildCache": []}

@@ -17,6 +17,7 @@ import docker
 import requests
 
 from pydock_common.apiversion import API_VERSION
+from pydock_common.userpaths import user_socket
 
 DEFAULT_HOST = "unix:///run/pydock/pydock.sock"
 
@@ -35,7 +36,14 @@ class ConnectError(Exception):
 
 
 def resolve_host(flag: str | None) -> str:
-    return flag or os.environ.get("PYDOCK_HOST") or os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+    return flag or os.environ.get("PYDOCK_HOST") or os.environ.get("DOCKER_HOST") or default_host()
+
+
+def default_host() -> str:
+    """root's system daemon, or for anyone else the user's own rootless one."""
+    if os.geteuid() == 0:
+        return DEFAULT_HOST
+    return "unix://" + user_socket(os.getuid(), os.environ)
 
 
 def _message(resp: requests.Response) -> str:

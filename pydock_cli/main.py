@@ -178,7 +178,22 @@ _GROUP_NAMES = {("image", "images"): ("ls", "list"), ("image", "rmi"): ("rm", "r
                 ("container", "ps"): ("ls", "list"), ("container", "rm"): ("rm", "remove")}
 
 _GROUP_SHORT = {"container": "Manage containers", "image": "Manage images", "system": "Manage Docker",
-                "network": "Manage networks", "volume": "Manage volumes"}
+                "network": "Manage networks", "volume": "Manage volumes",
+                "kernel": "Manage Jupyter kernels that run in containers"}
+
+
+def kernel_add(s: Session, opts: dict[str, Any], args: list[str]) -> int:
+    """`pydock kernel add IMAGE [RUN OPTIONS]`: a kernelspec whose kernels run in containers of IMAGE."""
+    try:
+        from pydock_ext.kernelspec import KernelSpecError, add
+    except ImportError as e:
+        raise CliError(f"pydock kernel needs the Jupyter extension's packages: {e}") from None
+    try:
+        where = add(args[0], opts["name"], opts["display_name"], args[1:], check=not opts["no_check"])
+    except KernelSpecError as e:
+        raise CliError(str(e)) from None
+    s.print(f"Installed kernelspec {os.path.basename(where)} in {os.path.dirname(where)}")
+    return 0
 
 
 def _extra_group_commands() -> list[tuple[str, Command]]:
@@ -197,6 +212,12 @@ def _extra_group_commands() -> list[tuple[str, Command]]:
                             Flag("", "filter", "list", help='Provide filter values (e.g. "label=<key>=<value>")'),
                             FORCE_PROMPT, Flag("", "volumes", help="Prune anonymous volumes")],
                            parent=f"{PROG} system")),
+        ("kernel", Command("add", "[OPTIONS] IMAGE [RUN OPTIONS...]",
+                           "Add a Jupyter kernel that runs in containers of IMAGE", kernel_add, Args(1, None),
+                           [Flag("", "name", "str", "", "Kernelspec name (default: pydock-IMAGE)"),
+                            Flag("", "display-name", "str", "", 'Name in the launcher (default: "Python (IMAGE)")'),
+                            Flag("", "no-check", help="Do not check that the image has ipykernel")],
+                           interspersed=False, parent=f"{PROG} kernel")),
         ("container", Command("prune", "[OPTIONS]", "Remove all stopped containers", c.container_prune, Args(0, 0),
                               [FILTER, FORCE_PROMPT], parent=f"{PROG} container")),
         ("container", Command("inspect", "[OPTIONS] CONTAINER [CONTAINER...]",

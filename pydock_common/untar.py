@@ -39,11 +39,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
 
-from pydock_common.errdefs import InvalidParameter
+from pydock_common.errdefs import InvalidParameter, Unsupported
+from pydock_common.userns import in_user_namespace, single_id_namespace
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
+USER_OPAQUE_XATTR = "user.overlay.opaque"
 MAX_SYMLINKS = 40  # the kernel's own limit for one path walk
 
 _PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -53,6 +55,10 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 class UnsafeArchive(InvalidParameter):
     """A tar entry that would write outside its destination, or a malformed tar."""
+
+
+class UnmappedOwner(Unsupported):
+    """An entry's owner has no ID in the (rootless) daemon's user namespace."""
 
 
 class Scope(enum.Enum):
@@ -81,6 +87,34 @@ class Options:
     whiteouts: bool = False
     no_overwrite_dir_non_dir: bool = False
     what: str = "archive"  # names the archive in error messages ("layer", "build context")
+
+
+def opaque_xattr() -> str:
+    """overlayfs' mark of an opaque directory for this process's overlay mounts.
+
+    Setting a `trusted.*` attribute needs root of the host, so inside a user
+    namespace overlayfs is mounted with `userxattr` (engine.linux.mounts) and
+    uses the `user.overlay.*` names instead.
+    """
+    return USER_OPAQUE_XATTR if in_user_namespace() else OPAQUE_XATTR
+
+
+def _chown(change: Callable[[], None], uid: int, gid: int, name: str) -> None:
+    """Give an entry its owner; an owner the user namespace cannot represent (EINVAL) is its own error.
+
+    In a namespace that maps the user alone everything stays root's, as
+    Podman's ignore_chown_errors does: there is no other owner to give.
+    """
+    try:
+        change()
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        if single_id_namespace():
+            return
+        raise UnmappedOwner(f"cannot give {name[:200]!r} the owner {uid}:{gid}: that ID is not mapped in the "
+                            "daemon's user namespace (rootless mode: too few subordinate IDs in /etc/subuid "
+                            "or /etc/subgid)") from None
 
 
 def clean_name(name: str, what: str = "archive") -> str:
@@ -231,7 +265,7 @@ class _Extraction:
         if name == OPAQUE_MARKER:
             fd = _real_dir(pfd)
             try:
-                os.setxattr(fd, OPAQUE_XATTR, b"y")
+                os.setxattr(fd, opaque_xattr(), b"y")
             finally:
                 os.close(fd)
             return
@@ -273,7 +307,7 @@ class _Extraction:
         uid, gid = self._owner(m)
         if m.issym():
             os.symlink(m.linkname, name, dir_fd=pfd)
-            os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False)
+            _chown(lambda: os.chown(name, uid, gid, dir_fd=pfd, follow_symlinks=False), uid, gid, m.name)
             os.utime(name, (m.mtime, m.mtime), dir_fd=pfd, follow_symlinks=False)
             return
         if m.islnk():
@@ -286,7 +320,7 @@ class _Extraction:
                 pass  # merging into an existing directory: only its attributes change
             fd = os.open(name, _DIR, dir_fd=pfd)
             try:
-                os.fchown(fd, uid, gid)
+                _chown(lambda: os.fchown(fd, uid, gid), uid, gid, m.name)
             finally:
                 os.close(fd)
             self.dirs.append(_Pending(posixpath.join(parent, name), m.mode & 0o7777, int(m.mtime)))
@@ -304,7 +338,7 @@ class _Extraction:
         else:
             return  # sockets and unknown types have nothing to extract
         try:
-            os.fchown(fd, uid, gid)
+            _chown(lambda: os.fchown(fd, uid, gid), uid, gid, m.name)
             os.fchmod(fd, m.mode & 0o7777)  # after chown, which clears setuid bits
             os.utime(fd, (m.mtime, m.mtime))
         finally:

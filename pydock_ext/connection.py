@@ -1,10 +1,13 @@
 """How code in a kernel reaches the engine.
 
-PYDOCK_HOST / DOCKER_HOST win, as for the CLI. Otherwise the engine is the one
-inside the Jupyter server that runs this kernel: the server is found among
-the running servers by asking each (with its token) whether it owns this
-kernel's id, and then the engine is `<server url>pydock` with the token sent
-as an `Authorization` header, which Jupyter checks on every request.
+PYDOCK_HOST / DOCKER_HOST win, as for the CLI (a pydock-hosting Jupyter
+server sets DOCKER_HOST for its kernels, see kernelenv.py). Otherwise the engine is
+the one inside the Jupyter server that runs this kernel: the server is found
+among the running servers by asking each (with its token) whether it owns
+this kernel's id, and then the engine is `<server url>pydock` with the token
+sent as an `Authorization` header, which Jupyter checks on every request.
+Failing both, a pydockd listening on its default socket; never silently some
+other engine: without one, the magics say so.
 """
 from __future__ import annotations
 
@@ -102,9 +105,24 @@ def _jupyter_endpoint() -> Endpoint | None:
     return None
 
 
+class EngineNotFound(Exception):
+    """No engine for this kernel; shown as its message alone."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
 def find_endpoint() -> Endpoint:
-    """The explicit host if set, else this kernel's Jupyter server, else the CLI's default socket."""
+    """The explicit host if set, else this kernel's Jupyter server, else pydockd's default socket if it is there."""
     explicit = os.environ.get("PYDOCK_HOST") or os.environ.get("DOCKER_HOST")
     if explicit:
         return Endpoint(explicit, config_headers(None))
-    return _jupyter_endpoint() or Endpoint(resolve_host(None))
+    found = _jupyter_endpoint()
+    if found is not None:
+        return found
+    default = resolve_host(None)
+    if default.startswith("unix://") and os.path.exists(default[len("unix://"):]):
+        return Endpoint(default)
+    raise EngineNotFound("no pydock engine for this kernel: its Jupyter server does not host pydock, DOCKER_HOST "
+                         f"is not set, and no pydockd listens at {default}; set DOCKER_HOST to the engine's "
+                         "address (e.g. unix:///run/pydock/pydock.sock)")

@@ -9,11 +9,14 @@ comes. Commands whose output *is* a value return it instead of printing it
 - `inspect` (also `image`/`container inspect`) without `--format` -> the parsed JSON list
 - `ps -q`, `images -q` -> the list of ids
 
-Everything else returns None. A failing command prints docker's error (for bad
-arguments, docker's usage error) and returns None; no traceback. In a notebook,
-`pull` and `build` draw progress widgets instead of the text. The line is
-expanded like any magic's (`$name`, `{expr}`; nothing inside single quotes),
-except docker's `{{...}}` templates, which pass through as written.
+Everything else is printed as it comes and also returned as its lines (an
+IPython SList, as `x = !cmd` gives; not shown as the cell's result). A failing
+command prints docker's error (for bad arguments, docker's usage error) and
+raises a one-line `DockerError`, so that "Run All" stops there; an interrupt
+(the stop button) is one line too. In a notebook, `pull` and `build` draw
+progress widgets instead of the text. The line is expanded like any magic's
+(`$name`, `{expr}`; nothing inside single quotes), except docker's `{{...}}`
+templates, which pass through as written.
 
 `%%container IMAGE [run options]` feeds the cell to `sh` (or `python3` with
 `--lang python`) on stdin of a fresh container, removed afterwards. `--in NAME`
@@ -41,7 +44,7 @@ from typing import IO, Any
 
 import docker
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from IPython.utils.text import DollarFormatter
+from IPython.utils.text import DollarFormatter, SList
 
 from pydock_cli.client import ConnectError, DaemonError
 from pydock_cli.containers import CONTAINER_CONFIG_FLAGS, attach_start, create_body
@@ -53,6 +56,20 @@ from pydock_cli.streams import Out
 from .connection import Endpoint, find_endpoint
 
 OUT_DIR = "/tmp/pydock-out"
+LARGE_CONTEXT = 50_000_000  # bytes of build context worth a warning
+# Python cells: how an --out variable is handed back, with a clear word for values JSON cannot carry
+_OUT_HELPER = """def _pydock_out(name, value, path):
+    try:
+        text = _j.dumps(value)
+    except (TypeError, ValueError) as e:
+        import sys
+        sys.stderr.write(f"--out {name}: a {type(value).__name__} cannot be handed back ({e}); "
+                         "--out carries JSON values (str, numbers, bools, None, lists, dicts): "
+                         "convert it first, e.g. with .tolist(), .to_dict() or str()\\n")
+        raise SystemExit(3)
+    with open(path, 'w') as f:
+        f.write(text)
+"""
 _TEMPLATE = re.compile(r"(\{\{.*?\}\})")
 LANGS = {"sh": ["sh", "-s"], "python": ["python3", "-"]}
 
@@ -66,6 +83,10 @@ class MagicError(Exception):
 
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self}"]
+
+
+class DockerError(MagicError):
+    """`%docker` exited non-zero; `exit_code` is docker's exit status."""
 
 
 class ContainerError(MagicError):
@@ -170,6 +191,28 @@ def _value(kind: str, text: str) -> Any:
     return text.split()
 
 
+class Lines(SList):
+    """What `x = %docker ...` keeps: the output's lines. Not displayed as the cell's result, since the
+    output was already printed as it came."""
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+class _Tee:
+    """A text stream writing to two others: the cell, and the capture returned as the magic's value."""
+
+    def __init__(self, shown: IO[str], kept: IO[str]) -> None:
+        self.shown, self.kept = shown, kept
+
+    def write(self, text: str) -> int:
+        self.kept.write(text)
+        return self.shown.write(text)
+
+    def flush(self) -> None:
+        self.shown.flush()
+
+
 @magics_class
 class DockerMagics(Magics):
     _endpoint: Endpoint | None = None
@@ -185,6 +228,15 @@ class DockerMagics(Magics):
         """The CLI against this kernel's engine, unless the user names a host: the token is never sent elsewhere."""
         prefix = [] if _names_host(argv) else self.endpoint.cli_args()
         return main(prefix + argv, stdout=stdout or sys.stdout, stderr=sys.stderr)
+
+    def checked_cli(self, argv: list[str], stdout: Any = None) -> None:
+        """`cli`, raising the one-line DockerError on a non-zero exit (docker printed why)."""
+        code = self.cli(argv, stdout)
+        if code == 130:
+            raise DockerError("interrupted", code)
+        if code != 0:
+            located = _locate(argv)
+            raise DockerError(f"docker {located[0].name if located else argv[0]} exited with status {code}", code)
 
     def expand(self, line: str) -> str:
         """IPython's `$var` / `{expr}` expansion, except inside docker's `{{...}}` templates, which pass untouched."""
@@ -209,16 +261,18 @@ class DockerMagics(Magics):
             return None
         if progress and located[0].name == "build":
             from .widgets import BuildProgress
-            self.cli(argv, stdout=BuildProgress.shown())
+            self.checked_cli(argv, stdout=BuildProgress.shown())
             return None
         kind = _value_kind(located)
-        if kind is None:
-            self.cli(argv)
-            return None
         captured = io.StringIO()
-        if self.cli(argv, stdout=captured) != 0:
+        if kind is None:
+            self.checked_cli(argv, stdout=_Tee(sys.stdout, captured))
+            return Lines(captured.getvalue().splitlines())
+        try:
+            self.checked_cli(argv, stdout=captured)
+        except DockerError:
             sys.stdout.write(captured.getvalue())
-            return None
+            raise
         return _value(kind, captured.getvalue())
 
     def _pull_with_progress(self, ref: str, opts: dict[str, Any]) -> None:
@@ -234,6 +288,7 @@ class DockerMagics(Magics):
             progress.fail(str(getattr(e, "explanation", None) or e))
         if progress.error:
             sys.stderr.write(f"Error response from daemon: {progress.error}\n")
+            raise DockerError("docker pull failed")
 
     @no_var_expand
     @cell_magic
@@ -248,6 +303,8 @@ class DockerMagics(Magics):
         s = self.endpoint.session(Out(sys.stdout), Out(sys.stderr), io.BytesIO(_script(opts, cell).encode()))
         try:
             self._run_cell(s, opts, image)
+        except KeyboardInterrupt:
+            raise ContainerError("interrupted: the cell's container was removed", 130) from None
         finally:
             s.close()
 
@@ -298,13 +355,16 @@ class DockerMagics(Magics):
         opts, tag = parsed
         out = self._build_output(opts["quiet"])
         image_id = ""
-        for msg in self._build(cell, tag, opts):
-            if "error" in msg:
-                sys.stderr.write(msg["error"].rstrip("\n") + "\n")
-                raise BuildError(f"building {tag} failed")
-            image_id = (msg.get("aux") or {}).get("ID", image_id)
-            if "stream" in msg:
-                out.write(msg["stream"])
+        try:
+            for msg in self._build(cell, tag, opts):
+                if "error" in msg:
+                    sys.stderr.write(msg["error"].rstrip("\n") + "\n")
+                    raise BuildError(f"building {tag} failed")
+                image_id = (msg.get("aux") or {}).get("ID", image_id)
+                if "stream" in msg:
+                    out.write(msg["stream"])
+        except KeyboardInterrupt:
+            raise BuildError(f"building {tag} interrupted", 130) from None
         for extra in opts["tag"]:
             self.endpoint.api_client().tag(image_id, *_split_ref(extra, False))
         if opts["quiet"]:
@@ -364,8 +424,11 @@ def _script(opts: dict[str, Any], cell: str) -> str:
         head = ("import json as _j, os as _o\n_o.makedirs(_o.environ['PYDOCK_OUT'], exist_ok=True)\n"
                 "globals().update(_j.loads(_o.environ.get('PYDOCK_IN', '{}')))\n")
         tail = "".join(f"_f = _o.path.join(_o.environ['PYDOCK_OUT'], {n!r})\n"
-                       f"if {n!r} in globals() and not _o.path.exists(_f):\n    _j.dump({n}, open(_f, 'w'))\n"
+                       f"if {n!r} in globals() and not _o.path.exists(_f):\n"
+                       f"    _pydock_out({n!r}, {n}, _f)\n"
                        for n in opts["out"])
+        if tail:
+            head += _OUT_HELPER
         return f"{head}exec(compile({cell!r}, '<cell>', 'exec'))\n{tail}"
     saves = "; ".join(f'[ -e "$PYDOCK_OUT/{n}" ] || [ -z "${{{n}+set}}" ] || printf %s "${n}" > "$PYDOCK_OUT/{n}"'
                       for n in opts["out"])
@@ -374,13 +437,24 @@ def _script(opts: dict[str, Any], cell: str) -> str:
 
 
 def _context(path: str, name: str, dockerfile: str) -> IO[bytes]:
-    """The build context tar of `path` minus its .dockerignore matches, plus the Dockerfile as `name`."""
+    """The build context tar of `path` minus its .dockerignore matches, plus the Dockerfile as `name`.
+
+    A large one is worth a warning: the notebook's directory often holds data the image does not need,
+    and sending it makes every build slow without saying why.
+    """
     ignore = os.path.join(path, ".dockerignore")
     exclude = []
     if os.path.exists(ignore):
         with open(ignore) as f:
             exclude = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
-    return docker.utils.tar(path, exclude=exclude, dockerfile=(name, dockerfile))
+    context: IO[bytes] = docker.utils.tar(path, exclude=exclude, dockerfile=(name, dockerfile))
+    size = context.seek(0, os.SEEK_END)
+    context.seek(0)
+    if size > LARGE_CONTEXT:
+        advice = "edit its .dockerignore" if exclude else "add a .dockerignore"
+        sys.stderr.write(f"pydock: the build context ({path}) is {size / 1e6:.0f} MB, sent on every build; "
+                         f"{advice} to leave out what the image does not need\n")
+    return context
 
 
 def _outputs(s: Session, cid: str, names: list[str]) -> dict[str, Any]:
@@ -409,4 +483,6 @@ def _parse_value(text: str) -> Any:
 
 
 def register(ipython: Any) -> None:
+    from .compose import ComposeMagics
     ipython.register_magics(DockerMagics(ipython))
+    ipython.register_magics(ComposeMagics(ipython))

@@ -1,7 +1,8 @@
 """Jupyter server extension: the Docker Engine API under `<base_url>/pydock/`.
 
-The engine runs inside the Jupyter server process and its API handlers are
-the very classes pydockd serves, mixed with Jupyter's authenticated API
+The engine runs inside the Jupyter server process (a server that does not run
+as root forwards to the user's rootless pydockd instead, see userdaemon.py)
+and its API handlers are the very classes pydockd serves, mixed with Jupyter's authenticated API
 handler, so every route requires Jupyter's token or login cookie (and its
 XSRF rules) while answering exactly as Docker would.
 """
@@ -9,20 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from inspect import isawaitable
 from typing import Any
 
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.application import ExtensionApp
 from tornado.web import HTTPError
-from traitlets import Bool, Unicode
+from traitlets import Bool, Unicode, default
 
 from engine.api import make_routes
 from engine.api.base import ApiHandler
 from engine.config import EngineConfig
 from engine.engine import Engine
 from engine.hostpolicy import OPEN, HostPolicy, NoHostAccess
+from engine.rootless.paths import default_paths, rootless
 from engine.store.rootlock import DataRootInUse
+
+from . import kernelenv, webproxy
+from .userdaemon import DaemonStartError, ensure_user_daemon
 
 URL_PREFIX = "/pydock"
 
@@ -84,12 +90,24 @@ class PydockExtension(ExtensionApp):
     extension_url = URL_PREFIX + "/_ping"
     load_other_extensions = True
 
-    data_root = Unicode("/var/lib/pydock", config=True, help="Where the embedded engine keeps images and containers.")
-    exec_root = Unicode("/run/pydock", config=True, help="Runtime state of the embedded engine (runc, monitors).")
+    data_root = Unicode(config=True, help="Where the engine keeps images and containers (default /var/lib/pydock; "
+                                          "~/.local/share/pydock for a server that does not run as root).")
+    exec_root = Unicode(config=True, help="Runtime state of the engine: runc, monitors (default /run/pydock; "
+                                          "$XDG_RUNTIME_DIR/pydock for a server that does not run as root).")
+
+    @default("data_root")
+    def _default_data_root(self) -> str:
+        return default_paths().data_root
+
+    @default("exec_root")
+    def _default_exec_root(self) -> str:
+        return default_paths().exec_root
 
     daemon_socket = Unicode("", config=True,
                             help="Path of a running pydockd's unix socket: when set, the API is forwarded "
-                                 "there instead of running an engine inside the Jupyter server.")
+                                 "there instead of running an engine inside the Jupyter server. A server that "
+                                 "does not run as root always forwards: to the user's rootless pydockd, "
+                                 "which it starts if none answers.")
 
     allow_host_access = Bool(False, config=True,
                              help="Let the Docker API of this Jupyter server reach the host as Docker does: "
@@ -99,10 +117,38 @@ class PydockExtension(ExtensionApp):
                                   "network. Off by default, because any of these makes a holder of the "
                                   "Jupyter token root on the host.")
 
+    export_docker_host = Bool(True, config=True,
+                              help="Give kernels and terminals this server starts DOCKER_HOST naming its engine "
+                                   "(a unix socket only this user can reach), so `docker`, `!docker` and "
+                                   "docker.from_env() work there with no setup.")
+
     engine: Engine | None = None
     unavailable = ""  # why no engine is served, when the data root belongs to another engine
+    engine_socket: kernelenv.EngineSocket | None = None
+    exported: dict[str, str] = {}  # noqa: RUF012 - replaced, never mutated
 
     def initialize_settings(self) -> None:
+        self._serve()
+        if self.unavailable or not self.export_docker_host:
+            return
+        assert self.serverapp is not None
+        if self.engine is not None:
+            self.engine_socket = kernelenv.EngineSocket(
+                self.engine, self.host_policy(), os.path.join(self.serverapp.runtime_dir, f"pydock-{os.getpid()}"))
+            host = f"unix://{self.engine_socket.path}"
+        else:
+            host = f"unix://{self.daemon_socket}"
+        self.exported = kernelenv.export(host, self.serverapp.base_url.rstrip("/") + URL_PREFIX + "/proxy/")
+        self.log.info("pydock: kernels and terminals reach the engine at %s", host)
+
+    def _serve(self) -> None:
+        if not self.daemon_socket and rootless():
+            try:
+                self.daemon_socket = ensure_user_daemon(self.data_root, self.exec_root)
+            except DaemonStartError as e:
+                self.log.error("pydock: %s; the Docker API is not served by this Jupyter server", e)
+                self.unavailable = str(e)
+                return
         if self.daemon_socket:
             self.log.info("pydock: forwarding to pydockd at %s", self.daemon_socket)
             return
@@ -122,6 +168,9 @@ class PydockExtension(ExtensionApp):
         if self.unavailable:
             self.handlers.append((URL_PREFIX + r"(/.*)", EngineUnavailable, {"reason": self.unavailable}))
             return
+        # container web apps, ahead of the API routes (in proxy mode those catch every path)
+        lookup = webproxy.engine_lookup(self.engine) if self.engine else webproxy.socket_lookup(self.daemon_socket)
+        self.handlers.append(webproxy.proxy_route(URL_PREFIX, lookup))
         if self.engine is None:
             from .proxy import proxy_routes
             self.handlers.extend(proxy_routes(self.daemon_socket, self.host_policy()))
@@ -137,6 +186,9 @@ class PydockExtension(ExtensionApp):
         return NoHostAccess(self.serverapp.root_dir, "this Jupyter server", "PydockExtension.allow_host_access")
 
     async def stop_extension(self) -> None:
+        kernelenv.unexport(self.exported)
+        if self.engine_socket is not None:
+            self.engine_socket.close()
         # Containers keep running: their monitors do not belong to this process.
         # Off the loop: closing waits for open streams (logs -f, events), whose handlers need the loop to end.
         if self.engine is not None:

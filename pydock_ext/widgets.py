@@ -7,6 +7,7 @@ polling; the log viewer follows `GET /containers/{id}/logs?follow=1`.
 from __future__ import annotations
 
 import html
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from IPython.display import display
 from .connection import Endpoint, find_endpoint
 
 LOG_LIMIT = 200_000
+PROXY_ENV = "PYDOCK_PROXY_URL"  # `<base_url>pydock/proxy/`, set by the Jupyter server that hosts the engine
 _STEP = re.compile(r"^Step (\d+)/(\d+) :", re.MULTILINE)
 
 
@@ -25,23 +27,100 @@ def _pre(text: str) -> str:
     return f"<pre style='margin:0;max-height:24em;overflow:auto'>{html.escape(text)}</pre>"
 
 
+def _tail_pre(text: str) -> str:
+    """A log box that stays scrolled to its end as text arrives (a reversed flex column anchors the bottom)."""
+    return ("<div style='max-height:24em;overflow:auto;display:flex;flex-direction:column-reverse'>"
+            f"<pre style='margin:0'>{html.escape(text)}</pre></div>")
+
+
 def _label(text: str, width: str) -> w.Label:
     return w.Label(text, layout=w.Layout(width=width, overflow="hidden"))
 
 
+def readable(e: BaseException) -> str:
+    """An API error as one line: the daemon's message ("No such container: x"), not the HTTP client's text."""
+    return str(getattr(e, "explanation", None) or e).splitlines()[0] if str(e) else type(e).__name__
+
+
+CONFIRM_SECONDS = 5.0  # how long a "confirm remove" button waits for the second click
+
+
+class _Row(w.HBox):
+    """One object's row, made once and updated in place: events change its labels and which buttons show."""
+
+    def __init__(self, table: _EventTable, ident: str) -> None:
+        self.ident = ident
+        self.labels: list[w.Label | w.HTML] = [_label("", width) for _, width in table.columns]
+        if table.links_column:
+            self.labels.append(w.HTML("", layout=w.Layout(width="14em", overflow="hidden")))
+        self.buttons = {a: w.Button(description=a, layout=w.Layout(width="auto")) for a in table.actions}
+        for action, button in self.buttons.items():
+            button.on_click(lambda _b, a=action: table.clicked(self, a))
+        super().__init__([*self.labels, *self.buttons.values()])
+        self._armed: threading.Timer | None = None
+
+    def update(self, texts: list[str], actions: set[str], links: str = "") -> None:
+        if len(self.labels) > len(texts):  # the links cell (HTML) follows the text cells
+            texts = [*texts, links]
+        for label, text in zip(self.labels, texts):
+            if label.value != text:
+                label.value = text
+        for action, button in self.buttons.items():
+            display_value = "" if action in actions else "none"
+            if button.layout.display != display_value:
+                button.layout.display = display_value
+
+    def arm(self, action: str) -> bool:
+        """First click of a destructive action: ask for a second one. True when this click confirms."""
+        if self._armed is not None:
+            self._disarm(action)
+            return True
+        button = self.buttons[action]
+        button.description, button.button_style = f"confirm {action}?", "danger"
+        self._armed = threading.Timer(CONFIRM_SECONDS, self._disarm, args=(action,))
+        self._armed.daemon = True
+        self._armed.start()
+        return False
+
+    def _disarm(self, action: str) -> None:
+        if self._armed is not None:
+            self._armed.cancel()
+            self._armed = None
+        button = self.buttons[action]
+        button.description, button.button_style = action, ""
+
+    def close_all(self) -> None:
+        if self._armed is not None:
+            self._armed.cancel()
+        for child in [*self.labels, *self.buttons.values()]:
+            child.close()
+        self.close()
+
+
 class _EventTable(w.VBox):
-    """A table kept current by one events stream; `rows` maps ids to the API's list entries."""
+    """A table kept current by one events stream; `rows` maps ids to the API's list entries.
+
+    Each object has one row of widgets for its lifetime, updated in place, so
+    a busy engine (every `docker run --rm` is half a dozen events) costs a few
+    attribute changes per event, not a new set of widget models.
+    """
 
     event_type = ""
     columns: ClassVar[list[tuple[str, str]]] = []
     actions: ClassVar[list[str]] = []
+    confirmed: ClassVar[set[str]] = {"remove"}
 
     def __init__(self, endpoint: Endpoint | None = None) -> None:
         super().__init__()
         self.api = (endpoint or find_endpoint()).api_client()
         self.rows: dict[str, dict[str, Any]] = {}
+        self._widgets: dict[str, _Row] = {}
+        titles = [_label(title, width) for title, width in self.columns]
+        if self.links_column:
+            titles.append(_label(self.links_column, "14em"))
+        self.header = w.HBox(titles)
         self.message = w.HTML()
-        self.detail = w.Output()
+        self.detail = w.VBox()
         self._lock = threading.Lock()
         # Subscribe before listing, so nothing that happens in between is missed.
         self._events = self.api.events(decode=True, filters={"type": [self.event_type]})
@@ -60,57 +139,123 @@ class _EventTable(w.VBox):
             for event in self._events:
                 self._on_event(event)
         except Exception as e:  # noqa: BLE001 - the stream ended (close(), engine gone); say so in the widget
-            self.message.value = f"<i>event stream ended: {html.escape(str(e))}</i>"
+            self.message.value = f"<i>event stream ended: {html.escape(readable(e))}</i>"
 
     def _reload(self) -> None:
         with self._lock:
             self._show({item["Id"]: item for item in self._list()})
 
     def _show(self, rows: dict[str, dict[str, Any]]) -> None:
-        """Draws the rows, then publishes them: whoever sees `rows` change also finds them drawn."""
-        header = w.HBox([_label(title, width) for title, width in self.columns])
-        self.children = [header, *(self._row(item) for item in rows.values()), self.message, self.detail]
+        """Updates the rows in place (new ones made, gone ones closed), then publishes `rows`: whoever sees
+        `rows` change also finds them drawn."""
+        for ident, item in rows.items():
+            row = self._widgets.get(ident)
+            if row is None:
+                row = self._widgets[ident] = _Row(self, ident)
+            row.update(self.cells(item), self.actions_for(item), self.links(item))
+        for ident in [i for i in self._widgets if i not in rows]:
+            self._widgets.pop(ident).close_all()
+            self._gone(ident)
+        children = (self.header, *self._body(rows), self.message, self.detail)
+        if tuple(self.children) != children:
+            self.children = children
         self.rows = rows
 
-    def _row(self, item: dict[str, Any]) -> w.HBox:
-        cells: list[w.Widget] = [_label(text, width) for text, (_, width) in zip(self.cells(item), self.columns)]
-        for action in self.actions:
-            button = w.Button(description=action, layout=w.Layout(width="auto"))
-            button.on_click(lambda _b, a=action, i=item["Id"]: self._in_background(a, i))
-            cells.append(button)
-        return w.HBox(cells)
+    def _body(self, rows: dict[str, dict[str, Any]]) -> list[w.Widget]:
+        """The table's rows in order (a subclass may group them under titles)."""
+        return [self._widgets[i] for i in rows]
+
+    def _gone(self, ident: str) -> None:
+        """An object's row went away."""
 
     def cells(self, item: dict[str, Any]) -> list[str]:
         raise NotImplementedError
 
-    def _in_background(self, action: str, ident: str) -> None:
-        """Button clicks arrive on the kernel's main thread; a stop may take seconds, so it runs elsewhere."""
-        threading.Thread(target=self.act, args=(action, ident), daemon=True).start()
+    links_column = ""  # the title of a last column of HTML links, if the table has one
+
+    def links(self, item: dict[str, Any]) -> str:
+        """The links cell's HTML."""
+        return ""
+
+    def actions_for(self, item: dict[str, Any]) -> set[str]:
+        """The buttons that fit the object's state."""
+        return set(self.actions)
+
+    def clicked(self, row: _Row, action: str) -> None:
+        """A button: destructive actions take a second click; clicks arrive on the kernel's main thread and a
+        stop may take seconds, so the action runs elsewhere."""
+        if action in self.confirmed and not row.arm(action):
+            return
+        threading.Thread(target=self.act, args=(action, row.ident), daemon=True).start()
 
     def act(self, action: str, ident: str) -> None:
         """Runs one row action; the table itself changes when the engine's event comes back."""
         try:
             self._action(action)(ident)
             self.message.value = ""
-        except Exception as e:  # noqa: BLE001 - shown in the widget like the CLI would print it
-            self.message.value = f"<span style='color:#c00'>{html.escape(str(e))}</span>"
+        except Exception as e:  # noqa: BLE001 - shown in the widget as one line, like the CLI would print it
+            self.message.value = f"<span style='color:#c00'>{html.escape(readable(e))}</span>"
 
     def _action(self, action: str) -> Callable[[str], Any]:
         raise NotImplementedError
 
     def close(self) -> None:
         self._events.close()
+        for row in self._widgets.values():
+            row.close_all()
+        self._widgets.clear()
+        for child in (self.header, self.message, self.detail):
+            child.close()
         self.api.close()
         super().close()
 
 
+# the actions that fit each container state (`docker ps` State)
+_CONTAINER_ACTIONS = {
+    "running": {"stop", "restart", "logs"},
+    "paused": {"unpause", "logs"},
+    "restarting": {"stop", "logs"},
+    "created": {"start", "remove", "logs"},
+    "exited": {"start", "remove", "logs"},
+    "dead": {"remove", "logs"},
+}
+
+
+PROJECT_LABEL = "com.docker.compose.project"
+
+
 class Containers(_EventTable):
-    """All containers with start/stop/restart/remove/logs buttons."""
+    """All containers, each with the buttons that fit its state (removing asks for a second click);
+    `group_by_project` puts docker-compose projects' containers together under the project's name."""
 
     event_type = "container"
     columns: ClassVar[list[tuple[str, str]]] = [("CONTAINER ID", "9em"), ("NAME", "12em"), ("IMAGE", "12em"),
                                                  ("STATUS", "16em")]
-    actions: ClassVar[list[str]] = ["start", "stop", "restart", "remove", "logs"]
+    actions: ClassVar[list[str]] = ["start", "stop", "restart", "unpause", "remove", "logs"]
+
+    viewer: LogViewer | None = None
+
+    def __init__(self, endpoint: Endpoint | None = None, group_by_project: bool = False) -> None:
+        self.group_by_project = group_by_project
+        self._titles: dict[str, w.HTML] = {}
+        super().__init__(endpoint)
+
+    def _body(self, rows: dict[str, dict[str, Any]]) -> list[w.Widget]:
+        if not self.group_by_project:
+            return super()._body(rows)
+        groups: dict[str, list[str]] = {}
+        for ident, item in rows.items():
+            groups.setdefault((item.get("Labels") or {}).get(PROJECT_LABEL, ""), []).append(ident)
+        for project in [p for p in self._titles if p not in groups]:
+            self._titles.pop(project).close()
+        out: list[w.Widget] = []
+        for project in sorted(groups, key=lambda p: (p == "", p)):  # projects by name, then the rest
+            title = self._titles.get(project)
+            if title is None:
+                text = f"<b>{html.escape(project)}</b> (compose project)" if project else "<b>other containers</b>"
+                title = self._titles[project] = w.HTML(text)
+            out += [title, *(self._widgets[i] for i in groups[project])]
+        return out
 
     def _list(self) -> list[dict[str, Any]]:
         return self.api.containers(all=True)
@@ -120,27 +265,66 @@ class Containers(_EventTable):
         cid = (event.get("Actor") or {}).get("ID") or event.get("id", "")
         found = self.api.containers(all=True, filters={"id": cid}) if cid else []
         with self._lock:
-            rows = dict(self.rows)
-            if found:
-                rows[cid] = found[0]
+            if found and cid not in self.rows:
+                rows = {cid: found[0], **self.rows}  # newest first, as `docker ps`
             else:
-                rows.pop(cid, None)
+                rows = dict(self.rows)
+                if found:
+                    rows[cid] = found[0]
+                else:
+                    rows.pop(cid, None)
             self._show(rows)
 
     def cells(self, item: dict[str, Any]) -> list[str]:
         names = [n.lstrip("/") for n in item.get("Names") or []]
         return [item["Id"][:12], ", ".join(names), item.get("Image", ""), item.get("Status", "")]
 
+    def actions_for(self, item: dict[str, Any]) -> set[str]:
+        return _CONTAINER_ACTIONS.get(item.get("State", ""), {"remove", "logs"})
+
+    links_column = "PORTS"
+
+    def links(self, item: dict[str, Any]) -> str:
+        """Each published TCP port, linked through Jupyter's proxy when the kernel knows its server's prefix."""
+        name = (item.get("Names") or [item["Id"]])[0].lstrip("/")
+        prefix = os.environ.get(PROXY_ENV, "")
+        out = []
+        for p in item.get("Ports") or []:
+            if not p.get("PublicPort"):
+                continue
+            text = html.escape(f"{p['PublicPort']}->{p['PrivatePort']}/{p.get('Type', 'tcp')}")
+            if prefix and p.get("Type", "tcp") == "tcp":
+                href = html.escape(f"{prefix}{name}/{p['PrivatePort']}/", quote=True)
+                text = f"<a href='{href}' target='_blank' rel='noopener'>{text}</a>"
+            out.append(text)
+        return ", ".join(out)
+
     def _action(self, action: str) -> Callable[[str], Any]:
         return {"start": self.api.start, "stop": self.api.stop, "restart": self.api.restart,
-                "remove": lambda cid: self.api.remove_container(cid, force=True), "logs": self.show_logs}[action]
+                "unpause": self.api.unpause, "remove": lambda cid: self.api.remove_container(cid, force=True),
+                "logs": self.show_logs}[action]
 
     def show_logs(self, cid: str) -> LogViewer:
+        """The container's logs below the table, replacing (and closing) the viewer shown before."""
         viewer = LogViewer(cid, api=self.api)
-        self.detail.clear_output()
-        with self.detail:
-            display(viewer)
+        old, self.viewer = self.viewer, viewer
+        self.detail.children = (viewer,)
+        if old is not None:
+            old.close()
         return viewer
+
+    def _gone(self, ident: str) -> None:
+        if self.viewer is not None and self.viewer.container == ident:
+            self.viewer.close()
+            self.viewer = None
+            self.detail.children = ()
+
+    def close(self) -> None:
+        if self.viewer is not None:
+            self.viewer.close()
+        for title in self._titles.values():
+            title.close()
+        super().close()
 
 
 class Images(_EventTable):
@@ -162,7 +346,8 @@ class Images(_EventTable):
 
 
 class LogViewer(w.VBox):
-    """A container's logs, followed live until the container stops or the viewer is closed."""
+    """A container's logs, followed live (the box stays at the end) until the container stops or the viewer
+    is closed, which also closes the log stream."""
 
     def __init__(self, container: str, endpoint: Endpoint | None = None, api: Any = None, tail: str = "all") -> None:
         super().__init__()
@@ -170,8 +355,9 @@ class LogViewer(w.VBox):
         self.container = container
         self.text = ""
         self.ended = threading.Event()
-        self.output = w.HTML(_pre(""))
-        self.children = [w.HTML(f"<b>logs of {html.escape(container[:12])}</b>"), self.output]
+        self.title = w.HTML(f"<b>logs of {html.escape(container[:12])}</b>")
+        self.output = w.HTML(_tail_pre(""))
+        self.children = [self.title, self.output]
         self._stream = self.api.logs(container, stream=True, follow=True, tail=tail)
         threading.Thread(target=self._follow, daemon=True, name="pydock-logs").start()
 
@@ -180,16 +366,20 @@ class LogViewer(w.VBox):
             for chunk in self._stream:
                 self.append(chunk.decode(errors="replace"))
         except Exception as e:  # noqa: BLE001 - closed or engine gone: the viewer keeps what it has
-            self.append(f"\n[log stream ended: {e}]\n")
+            if not self.ended.is_set():
+                self.append(f"\n[log stream ended: {readable(e)}]\n")
         finally:
             self.ended.set()
 
     def append(self, text: str) -> None:
         self.text = (self.text + text)[-LOG_LIMIT:]
-        self.output.value = _pre(self.text)
+        self.output.value = _tail_pre(self.text)
 
     def close(self) -> None:
+        self.ended.set()
         self._stream.close()
+        self.title.close()
+        self.output.close()
         super().close()
 
 

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -101,6 +102,9 @@ def _cleanup_root(d: Daemon) -> None:
     shutil.rmtree(d.root, ignore_errors=True)
 
 
+DEB_CACHE = "/var/cache/pydock-test-debs"  # .deb files the Python image is made of, kept between runs
+
+
 def new_daemon(prefix: str) -> Daemon:
     """A daemon on a fresh temp root, with the docker CLI pointed at it (not started)."""
     root = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
@@ -130,6 +134,36 @@ def busybox(daemon: Daemon, busybox_tar: str) -> str:
     """`busybox:latest` imported into the session daemon; returns the image ID."""
     out = daemon.docker("import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest", check=True)
     return out.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def shell(daemon: Daemon, busybox: str) -> Iterator[Any]:
+    """An in-process IPython shell with pydock_ext loaded, pointed at the session daemon."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    saved = {k: os.environ.get(k) for k in ("PYDOCK_HOST", "DOCKER_HOST")}
+    os.environ["PYDOCK_HOST"] = daemon.url
+    os.environ.pop("DOCKER_HOST", None)
+    sh = InteractiveShell.instance()
+    sh.run_line_magic("load_ext", "pydock_ext")
+    try:
+        yield sh
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def python_image(daemon: Daemon) -> str:
+    """`pydock-test/python:3` (python3 and ipykernel from this machine's Debian packages, plus busybox) in the
+    session daemon, made as users make it without a registry; returns its name."""
+    from pydock_cli import pythonimage
+    tag = "pydock-test/python:3"
+    pythonimage.make(tag, ipykernel=True, cache=DEB_CACHE, env=daemon.env)
+    return tag
 
 
 @pytest.fixture

@@ -71,3 +71,13 @@ def test_pull_throughput_reports_ratio() -> None:
     assert re.search(r"^pydock/skopeo ratio: \d+\.\d+x$", proc.stdout, re.MULTILINE), proc.stdout
     assert re.search(r"^pydock +median +\d+\.\d MB/s +over 1 runs", proc.stdout, re.MULTILINE), proc.stdout
     assert _bench_leftovers() <= before
+
+
+def test_widget_overhead_reports_ratio() -> None:
+    before = _bench_leftovers()
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "bench", "widget_overhead.py"), "--runs", "2",
+                           "--block", "1"], check=False, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^with-widget/without ratio: \d+\.\d+x \(aim: <= 1\.2x\)$", proc.stdout, re.MULTILINE), \
+        proc.stdout
+    assert _bench_leftovers() <= before

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -107,7 +108,9 @@ def test_jupyter_shutdown_ends_open_streams_first(busybox_tar):
         server.stop()
         assert time.monotonic() - started < 20
         log = _read(os.path.join(root, "jupyter.log"))
-        assert "Traceback" not in log, log[-3000:]
+        # the server's log also holds its kernels' stderr (ipykernel may trip over its own closed sockets at
+        # shutdown): what must not be there is a traceback through pydock's code
+        assert not re.search(r'File "[^"]*/(engine|pydock_ext|pydock_cli|pydock_common)/', log), log[-3000:]
         assert "closed database" not in log
         for p in followers[:3]:  # `docker stats` keeps showing the last numbers after its stream ends
             p.wait(timeout=20)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from test_registry import OCI_TAR, Registry, start_registry, stop_registry, tar_of
 
-from pydock_ext.magics import OUT_DIR, ContainerError, MagicError, _script
+from pydock_ext.magics import OUT_DIR, ContainerError, DockerError, MagicError, _script
 
 
 @pytest.fixture(scope="module")
@@ -25,38 +26,27 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     stop_registry(reg)
 
 
-@pytest.fixture(scope="module")
-def shell(daemon, busybox) -> Iterator[InteractiveShell]:
-    saved = {k: os.environ.get(k) for k in ("PYDOCK_HOST", "DOCKER_HOST")}
-    os.environ["PYDOCK_HOST"] = daemon.url
-    os.environ.pop("DOCKER_HOST", None)
-    sh = InteractiveShell.instance()
-    sh.run_line_magic("load_ext", "pydock_ext")
-    try:
-        yield sh
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def run(sh: InteractiveShell, cell: str) -> tuple[Any, str, str]:
-    """(ExecutionResult, stdout, stderr) of one cell, as a notebook would show them."""
+    """(ExecutionResult, stdout, stderr) of one cell, as a notebook would show them.
+
+    A terminal shell prints the "Out[n]: " prompt for any result, even one with nothing to display (the
+    lines `%docker` returns); a notebook shows nothing then, which is what the tests compare against.
+    """
     with capture_output() as cap:
         result = sh.run_cell(cell)
-    return result, cap.stdout, cap.stderr
+    return result, re.sub(r"Out\[\d+\]: ", "", cap.stdout), cap.stderr
 
 
 def container_ids(daemon) -> set[str]:
     return set(daemon.docker("ps", "-aq", "--no-trunc").stdout.split())
 
 
-def test_docker_prints_what_the_cli_prints(shell):
-    result, out, err = run(shell, "x = %docker run --rm busybox echo hello magic")
-    assert result.success and out == "hello magic\n" and err == ""
-    assert shell.user_ns["x"] is None
+def test_docker_prints_what_the_cli_prints_and_returns_its_lines(shell):
+    result, out, err = run(shell, "x = %docker run --rm busybox sh -c 'echo hello magic; echo two'")
+    assert result.success and out == "hello magic\ntwo\n" and err == ""
+    assert shell.user_ns["x"] == ["hello magic", "two"] and shell.user_ns["x"].s == "hello magic two"
+    result, out, _ = run(shell, "%docker run --rm busybox echo shown once")
+    assert result.success and out == "shown once\n"  # the returned lines are not displayed again
 
 
 def test_docker_returns_values(shell, daemon):
@@ -69,7 +59,7 @@ def test_docker_returns_values(shell, daemon):
         run(shell, "info = %docker inspect $cid")
         assert shell.user_ns["info"][0]["Id"] == cid and shell.user_ns["info"][0]["State"]["Running"]
         _, out, _ = run(shell, "name = %docker inspect --format '{{.State.Status}}' $cid")
-        assert out == "running\n" and shell.user_ns["name"] is None
+        assert out == "running\n" and shell.user_ns["name"] == ["running"]
     finally:
         daemon.docker("rm", "-f", cid)
 
@@ -101,18 +91,20 @@ def test_docker_streams_while_the_command_runs(shell, daemon):
 
 
 @pytest.mark.parametrize("args", ["run --bogus busybox", "ps extra", "logs", "nosuchcommand", "run"])
-def test_docker_bad_args_print_the_cli_usage_error(shell, daemon, args):
+def test_docker_bad_args_print_the_cli_usage_error_and_raise(shell, daemon, args):
+    shell.user_ns.pop("r", None)
     result, out, err = run(shell, f"r = %docker {args}")
-    assert result.success and shell.user_ns["r"] is None
+    assert isinstance(result.error_in_exec, DockerError) and "r" not in shell.user_ns
     assert "Traceback" not in out + err
     expected = daemon.docker(*args.split())
-    assert expected.returncode != 0
+    assert expected.returncode != 0 and result.error_in_exec.exit_code == expected.returncode
     assert err.splitlines()[0] == expected.stderr.splitlines()[0]
 
 
-def test_docker_daemon_error_is_printed(shell):
-    result, out, err = run(shell, "%docker rm no-such-container-here")
-    assert result.success and "Traceback" not in out
+def test_a_failing_docker_line_stops_the_cell(shell):
+    result, out, err = run(shell, "%docker rm no-such-container-here\nafter = 1")
+    assert isinstance(result.error_in_exec, DockerError) and "after" not in shell.user_ns
+    assert "Traceback" not in out and out.strip() == "DockerError: docker rm exited with status 1"
     assert err == "Error response from daemon: No such container: no-such-container-here\n"
 
 
@@ -166,6 +158,13 @@ def test_container_failure_raises_with_the_exit_code(shell, daemon):
     assert out.startswith("partial\n") and "ContainerError: the cell exited with code 3" in out
     assert "Traceback" not in out + err
     assert container_ids(daemon) == before
+
+
+def test_container_out_value_json_cannot_carry_is_explained(shell, daemon, python_image):
+    result, out, err = run(shell, f"%%container {python_image} --lang python --out s\ns = {{1, 2}}\n")
+    assert isinstance(result.error_in_exec, ContainerError) and result.error_in_exec.exit_code == 3
+    assert "--out s: a set cannot be handed back" in err and "convert it first" in err
+    assert "Traceback" not in out + err
 
 
 def test_container_missing_out_value_is_an_error(shell):
@@ -289,3 +288,39 @@ def test_dockerfile_errors(shell, tmp_path, monkeypatch, line, cell, message):
     assert message in (out + err).lower() or message in out + err
     assert "Traceback" not in out + err
 
+
+
+def _interrupt_after(seconds: float) -> None:
+    """The stop button: KeyboardInterrupt in the main thread, where the cell runs."""
+    import _thread
+    import threading
+    threading.Timer(seconds, _thread.interrupt_main).start()
+
+
+def test_an_interrupted_docker_line_is_one_line(shell, daemon):
+    _interrupt_after(1.5)
+    result, out, err = run(shell, "%docker run --rm --name magic-interrupted busybox sleep 20")
+    daemon.docker("rm", "-f", "magic-interrupted")  # the CLI left it running, as docker does without -it
+    assert isinstance(result.error_in_exec, DockerError) and result.error_in_exec.exit_code == 130
+    assert out.strip() == "DockerError: interrupted" and "Traceback" not in out + err
+
+
+def test_an_interrupted_container_cell_is_one_line_and_leaves_nothing(shell, daemon):
+    before = container_ids(daemon)
+    _interrupt_after(1.5)
+    result, out, err = run(shell, "%%container busybox\nsleep 20\n")
+    assert isinstance(result.error_in_exec, ContainerError) and result.error_in_exec.exit_code == 130
+    assert "interrupted" in out and "Traceback" not in out + err
+    assert container_ids(daemon) == before
+
+
+def test_dockerfile_warns_about_a_large_context(shell, daemon, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("pydock_ext.magics.LARGE_CONTEXT", 4096)
+    (tmp_path / "data.bin").write_bytes(os.urandom(20_000))
+    result, out, err = run(shell, "%%dockerfile magic-big:1 -q\nFROM busybox\n")
+    try:
+        assert result.success, out + err
+        assert "the build context" in err and "add a .dockerignore" in err
+    finally:
+        daemon.docker("rmi", "-f", "magic-big:1")

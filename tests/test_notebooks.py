@@ -1,8 +1,9 @@
 """The example notebooks, executed end to end on a kernel that a real Jupyter server started.
 
-The kernel gets no engine address: the magics must find the server that owns
-the kernel and talk to the engine through the server's `/pydock` API with its
-token. nbclient drives that kernel through its connection file.
+The tests give the server no engine address: the server hands its kernels
+and terminals DOCKER_HOST (a private unix socket of its engine), or (with that
+turned off) the magics find the server that owns the kernel. nbclient
+drives the kernel through its connection file.
 """
 from __future__ import annotations
 
@@ -126,25 +127,104 @@ def widget_states(nb: Any) -> list[dict[str, Any]]:
     return [m["state"] for m in models.values()]
 
 
-def test_kernel_finds_its_server(server):
+def test_kernel_gets_its_servers_engine(server):
     nb = execute(server, "probe.ipynb", code(
         "from pydock_ext.connection import find_endpoint\ne = find_endpoint()\nprint(e.host)\nprint(sorted(e.headers))",
         "%load_ext pydock_ext\n%docker version --format '{{.Server.Os}}'"))
-    assert text(nb.cells[0]) == f"{server.base}pydock\n['Authorization']\n"
+    host, headers = text(nb.cells[0]).splitlines()
+    assert host.startswith(f"unix://{server.root}/runtime/pydock-") and host.endswith("/engine.sock")
+    assert headers == "[]"  # no token: the socket's directory is the server user's alone
     assert text(nb.cells[1]) == "linux\n"
+
+
+def test_bang_docker_and_the_sdk_in_a_kernel_reach_the_engine(server):
+    """`!docker ...` and docker.from_env() with no setup (they failed with "Cannot connect to the Docker daemon")."""
+    nb = execute(server, "bang.ipynb", code(
+        "!docker ps -a",
+        "import docker\nclient = docker.from_env()\nprint(client.version()['Os'], len(client.containers.list(all=True)) >= 0)",
+        "import os, stat\nd = os.path.dirname(os.environ['DOCKER_HOST'][len('unix://'):])\n"
+        "print(oct(stat.S_IMODE(os.stat(d).st_mode)), os.environ['PYDOCK_PROXY_URL'])"))
+    assert text(nb.cells[0]).startswith("CONTAINER ID")
+    assert text(nb.cells[1]) == "linux True\n"
+    assert text(nb.cells[2]) == "0o700 /jp/pydock/proxy/\n"  # and where container web apps are reached
+
+
+def test_a_terminal_reaches_the_engine(server):
+    """`docker` typed in a Jupyter terminal, over the terminal's websocket as JupyterLab sends keys."""
+    import asyncio
+    import json as _json
+
+    import tornado.websocket
+    r = requests.post(server.base + "api/terminals", headers=AUTH, timeout=30)
+    r.raise_for_status()
+    name = r.json()["name"]
+
+    async def session() -> str:
+        url = server.base.replace("http", "ws") + f"terminals/websocket/{name}?token={TOKEN}"
+        ws = await tornado.websocket.websocket_connect(url)
+        await ws.write_message(_json.dumps(["stdin", "docker version --format 'engine-{{.Server.Os}}'\r"]))
+        seen = ""
+        while "engine-linux" not in seen:
+            msg = await asyncio.wait_for(ws.read_message(), 30)
+            assert msg is not None, seen
+            kind, *data = _json.loads(msg)
+            seen += "".join(str(d) for d in data) if kind == "stdout" else ""
+        ws.close()
+        return seen
+
+    try:
+        assert "engine-linux" in asyncio.run(session())
+    finally:
+        requests.delete(server.base + f"api/terminals/{name}", headers=AUTH, timeout=30)
+
+
+def test_kernel_finds_its_server_without_docker_host(tmp_path):
+    """With export_docker_host off, the magics find the server that owns the kernel (and its token) themselves."""
+    root = tempfile.mkdtemp(prefix="pydock-nb2-", dir="/tmp")
+    os.makedirs(os.path.join(root, "work"))
+    saved = dict(os.environ)
+    for name in ("PYDOCK_HOST", "DOCKER_HOST", "DOCKER_CONFIG"):
+        os.environ.pop(name, None)
+    os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(root, "runtime")
+    jp = JupyterServer(root, ("--PydockExtension.export_docker_host=False",))
+    try:
+        jp.start()
+        nb = execute(jp, "probe.ipynb", code(
+            "import os\nfrom pydock_ext.connection import find_endpoint\ne = find_endpoint()\n"
+            "print(e.host, 'DOCKER_HOST' in os.environ)\nprint(sorted(e.headers))",
+            "%load_ext pydock_ext\n%docker version --format '{{.Server.Os}}'"))
+        assert text(nb.cells[0]) == f"{jp.base}pydock False\n['Authorization']\n"
+        assert text(nb.cells[1]) == "linux\n"
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        jp.stop()
+        _cleanup_mounts(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_kernel_with_no_engine_says_so(tmp_path):
+    """A kernel no pydock server started (nbconvert --execute, say), with no DOCKER_HOST: one clear line."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYDOCK_HOST", "DOCKER_HOST", "DOCKER_CONFIG")}
+    env["JUPYTER_RUNTIME_DIR"] = str(tmp_path / "runtime")
+    nb = code("%load_ext pydock_ext\ntry:\n    %docker ps\nexcept Exception as e:\n    print(type(e).__name__, e)")
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}},
+                   env=env).execute()
+    out = text(nb.cells[0])
+    assert out.startswith("EngineNotFound no pydock engine for this kernel") and "set DOCKER_HOST" in out
 
 
 def test_kernel_token_is_required(server):
     """The same API without the server's token is refused, from the kernel and from the widgets alike."""
     host = server.base + "pydock"
     nb = execute(server, "noauth.ipynb", code(
-        f"%load_ext pydock_ext\nr = %docker -H {host} ps\nprint(r)",
+        f"%load_ext pydock_ext\ntry:\n    %docker -H {host} ps\nexcept Exception as e:\n    print(type(e).__name__)",
         "import docker\nfrom pydock_ext.connection import Endpoint\nfrom pydock_ext.widgets import Containers\n"
         "for headers in ({}, {'Authorization': 'token wrong'}):\n"
         f"    try:\n        Containers(Endpoint({host!r}, headers))\n"
         "    except docker.errors.APIError as e:\n        print(e.status_code)"))
     out = text(nb.cells[0])
-    assert "Error response from daemon:" in out and out.endswith("None\n")
+    assert "Error response from daemon:" in out and "DockerError\n" in out
     assert text(nb.cells[1]) == "403\n403\n"
 
 
@@ -205,12 +285,12 @@ def test_pull_shows_layer_progress(server, registry):
     registry.push_image("nb/app", "1", [(plain, gzip.compress(plain), OCI_GZIP) for plain in layers])
     executed = execute(server, "pull.ipynb", code(
         f"%load_ext pydock_ext\n%docker pull {registry.host}/nb/app:1",
-        f"%docker pull {registry.host}/nb/missing:1"))
+        f"try:\n    %docker pull {registry.host}/nb/missing:1\nexcept Exception as e:\n    print(type(e).__name__)"))
     states = widget_states(executed)
     bars = [st for st in states if st.get("_model_name") == "IntProgressModel"]
     assert len(bars) == 2 and all(b["value"] == b["max"] > 1 and b["bar_style"] == "success" for b in bars)
     assert any(f"Downloaded newer image for {registry.host}/nb/app:1" in str(st.get("value")) for st in states)
-    assert "manifest unknown" in text(executed.cells[1])
+    assert "manifest unknown" in text(executed.cells[1]) and "DockerError\n" in text(executed.cells[1])
     assert server.docker("image", "inspect", f"{registry.host}/nb/app:1").returncode == 0
 
 

@@ -21,7 +21,7 @@ from engine.container import naming
 from engine.distribution.locations import BlobLocation, BlobLocations
 from engine.errors import InvalidParameter
 from engine.ids import ImageID
-from engine.image.layers import OPAQUE_XATTR, LayerStore, extract_layer, write_diff_tar
+from engine.image.layers import LayerStore, extract_layer, write_diff_tar
 from engine.image.store import ImageRecord, ImageStore
 from engine.linux.fsutil import read_in_root, resolve_user, secure_join
 from engine.runtime.spec import (
@@ -42,7 +42,7 @@ from engine.runtime.spec import (
 from engine.store.db import BlobStore, MetaStore, check_digest, sha256_file
 from pydock_common import reference
 from pydock_common.files import atomic_write
-from pydock_common.untar import UnsafeArchive
+from pydock_common.untar import UnsafeArchive, opaque_xattr
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="layers need root (ownership, mknod, trusted xattrs)")
 
@@ -225,7 +225,7 @@ def test_extract_layer_converts_oci_whiteouts(tmp_path: Any) -> None:
     for rel in ("etc/gone", "toplevel"):
         st = os.lstat(os.path.join(dest, rel))
         assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(0, 0)
-    assert os.getxattr(os.path.join(dest, "var/lib"), OPAQUE_XATTR) == b"y"
+    assert os.getxattr(os.path.join(dest, "var/lib"), opaque_xattr()) == b"y"
     assert listing(dest) == {"etc", "etc/gone", "var", "var/lib", "var/lib/kept", "toplevel"}
 
 
@@ -238,7 +238,7 @@ def test_write_diff_tar_round_trips_whiteouts_and_opaque_dirs(tmp_path: Any) -> 
     os.symlink("file", upper / "dir" / "link")
     os.mknod(upper / "dir" / "deleted", stat.S_IFCHR, os.makedev(0, 0))
     (upper / "opaque").mkdir()
-    os.setxattr(upper / "opaque", OPAQUE_XATTR, b"y")
+    os.setxattr(upper / "opaque", opaque_xattr(), b"y")
     buf = io.BytesIO()
     write_diff_tar(str(upper), buf)
     buf.seek(0)
@@ -256,7 +256,7 @@ def test_write_diff_tar_round_trips_whiteouts_and_opaque_dirs(tmp_path: Any) -> 
     assert listing(str(dest)) == listing(str(upper))
     st = os.lstat(dest / "dir" / "deleted")
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-    assert os.getxattr(dest / "opaque", OPAQUE_XATTR) == b"y"
+    assert os.getxattr(dest / "opaque", opaque_xattr()) == b"y"
     assert stat.S_IMODE(os.lstat(dest / "dir" / "file").st_mode) == 0o4711
 
 

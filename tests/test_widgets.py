@@ -166,3 +166,87 @@ def test_event_thread_is_the_only_thread_per_table(endpoint):
         assert started == ["pydock-container-events"]
     finally:
         widget.close()
+
+
+def _row(table, ident: str):  # type: ignore[no-untyped-def]
+    return table._widgets[ident]
+
+
+def _shown(row) -> set[str]:  # type: ignore[no-untyped-def]
+    return {a for a, b in row.buttons.items() if b.layout.display != "none"}
+
+
+def test_rows_are_updated_in_place_and_widget_models_stay_bounded(containers, daemon):
+    """50 containers and 100 events: each container keeps its one row of widgets (the old table made new
+    widgets for every row on every event: 22,071 models for ten `docker run --rm`)."""
+    from ipywidgets.widgets.widget import _instances
+    ids = [daemon.docker("create", "--name", f"bounded-{i}", "busybox", "true", check=True).stdout.strip()
+           for i in range(50)]
+    try:
+        eventually(lambda: all(cid in containers.rows for cid in ids), timeout=60)
+        rows = {cid: _row(containers, cid) for cid in ids}
+        models = len(_instances)
+        for round_ in range(2):
+            for i, cid in enumerate(ids):
+                daemon.docker("rename", cid, f"bounded-{round_}-{i}", check=True)
+        eventually(lambda: containers.cells(containers.rows[ids[-1]])[1] == "bounded-1-49", timeout=60)
+        assert all(_row(containers, cid) is rows[cid] for cid in ids)
+        assert len(_instances) <= models + 5
+    finally:
+        daemon.docker("rm", "-f", *ids)
+    eventually(lambda: not any(cid in containers.rows for cid in ids), timeout=60)
+    assert len(_instances) < models - 50 * 5  # the rows' widgets were closed with their containers
+
+
+def test_buttons_fit_the_state_and_remove_asks_twice(containers, daemon):
+    cid = daemon.docker("run", "-d", "busybox", "sleep", "60", check=True).stdout.strip()
+    try:
+        eventually(lambda: cid in containers.rows and containers.rows[cid]["State"] == "running")
+        row = _row(containers, cid)
+        eventually(lambda: _shown(row) == {"stop", "restart", "logs"})
+        daemon.docker("stop", "-t", "0", cid, check=True)
+        eventually(lambda: _shown(row) == {"start", "remove", "logs"})
+        row.buttons["remove"].click()
+        assert row.buttons["remove"].description == "confirm remove?"
+        time.sleep(0.5)
+        assert cid in containers.rows  # one click removes nothing
+        row.buttons["remove"].click()
+        eventually(lambda: cid not in containers.rows)
+    finally:
+        daemon.docker("rm", "-f", cid)
+
+
+def test_errors_are_one_readable_line(containers):
+    containers.act("start", "no-such-container-anywhere")
+    assert "No such container: no-such-container-anywhere" in containers.message.value
+    assert "Client Error" not in containers.message.value and "http" not in containers.message.value
+
+
+def test_logs_button_shows_the_viewer_and_closes_it_with_the_container(containers, daemon):
+    cid = daemon.docker("run", "-d", "busybox", "sh", "-c", "echo from-the-button; sleep 60", check=True).stdout.strip()
+    try:
+        eventually(lambda: cid in containers.rows)
+        _row(containers, cid).buttons["logs"].click()  # clicks run the action off the main thread
+        eventually(lambda: containers.viewer is not None and containers.viewer.text == "from-the-button\n")
+        viewer = containers.viewer
+        assert containers.detail.children == (viewer,)
+        daemon.docker("rm", "-f", cid, check=True)
+        eventually(lambda: viewer.ended.is_set() and containers.detail.children == ())
+    finally:
+        daemon.docker("rm", "-f", cid)
+
+
+def test_published_ports_link_through_the_jupyter_proxy(endpoint, daemon, monkeypatch):
+    monkeypatch.setenv("PYDOCK_PROXY_URL", "/jp/pydock/proxy/")
+    table = Containers(endpoint)
+    cid = daemon.docker("run", "-d", "--name", "widget-web", "-p", "127.0.0.1::80", "busybox", "sleep", "60",
+                        check=True).stdout.strip()
+    try:
+        eventually(lambda: cid in table.rows and table.rows[cid]["State"] == "running")
+        eventually(lambda: "href" in _row(table, cid).labels[-1].value)
+        port = daemon.docker("port", cid, "80", check=True).stdout.split(":")[-1].strip()
+        assert _row(table, cid).labels[-1].value == (
+            f"<a href='/jp/pydock/proxy/widget-web/80/' target='_blank' rel='noopener'>{port}-&gt;80/tcp</a>")
+    finally:
+        table.close()
+        daemon.docker("rm", "-f", cid)

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import tornado.iostream
 
+from engine import wire
 from engine.api.base import ApiHandler, Route, StreamOwner, bind, route
 from engine.api.containers import ContainerViews, summaries
 from engine.errors import InvalidParameter
@@ -27,9 +28,15 @@ class EventSource(Protocol):
     def unsubscribe(self, fn: Subscriber) -> None: ...
 
 
+class VolumeUsage(Protocol):
+    def df(self) -> list[Volume]: ...
+
+
 class Backend(StreamOwner, ContainerViews, Protocol):
     @property
     def system(self) -> SystemViews: ...
+    @property
+    def volumes(self) -> VolumeUsage: ...
     @property
     def events(self) -> EventSource: ...
 
@@ -38,6 +45,7 @@ class _Handler(ApiHandler[Backend]):
     pass
 from engine.filters import Filters
 from engine.timeutil import parse_api_time
+from engine.types.volume import Volume
 
 
 class PingHandler(_Handler):
@@ -70,6 +78,7 @@ def _df(backend: Backend) -> dict[str, Any]:
     """`docker system df`: the system service's images and volumes, and the containers as `ps -as` shows them."""
     out = backend.system.df()
     out["Containers"] = summaries(backend, True, -1, True, Filters())
+    out["Volumes"] = [wire.encode(v) for v in backend.volumes.df()]
     return out
 
 

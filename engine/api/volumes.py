@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from engine import wire
 from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
 from engine.filters import Filters
-from engine.types.volume import VolumeCreateRequest
+from engine.types.volume import Volume, VolumeCreateRequest
 from pydock_common.apiversion import version_tuple
 
 Json = dict[str, Any]
@@ -13,11 +14,11 @@ Json = dict[str, Any]
 
 class Volumes(Protocol):
     def create(self, name: str = "", driver: str = "", opts: dict[str, str] | None = None,
-               labels: dict[str, str] | None = None) -> Json: ...
-    def inspect(self, name: str) -> Json: ...
-    def listing(self, filters: Filters | None = None) -> Json: ...
+               labels: dict[str, str] | None = None) -> Volume: ...
+    def inspect(self, name: str) -> Volume: ...
+    def listing(self, filters: Filters | None = None) -> list[Volume]: ...
     def remove(self, name: str, force: bool = False) -> None: ...
-    def prune(self, filters: Filters | None = None, all_by_default: bool = False) -> Json: ...
+    def prune(self, filters: Filters | None = None, all_by_default: bool = False) -> tuple[list[str], int]: ...
 
 
 class Backend(StreamOwner, Protocol):
@@ -27,7 +28,7 @@ class Backend(StreamOwner, Protocol):
 
 class VolumeHandler(ApiHandler[Backend]):
     async def get(self, version: str | None = None, ref: str = "") -> None:
-        self.send_json(await self.run(self.engine.volumes.inspect, ref))
+        self.send_json(wire.encode(await self.run(self.engine.volumes.inspect, ref)))
 
     async def delete(self, version: str | None = None, ref: str = "") -> None:
         await self.run(self.engine.volumes.remove, ref, self.q_bool("force"))
@@ -43,19 +44,21 @@ class VolumeCreateHandler(VolumeHandler):
         self.policy.check_volume_create(req)
         vol = await self.run(self.engine.volumes.create, req.name, req.driver,
                              req.driver_opts, req.labels)  # null stays null, as in Docker
-        self.send_json(vol, 201)
+        self.send_json(wire.encode(vol), 201)
 
 
 class VolumePruneHandler(VolumeHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         # before API 1.42, prune took every unused volume, not only anonymous ones
         before_1_42 = bool(version) and version_tuple(version or "") < (1, 42)
-        self.send_json(await self.in_thread(self.engine.volumes.prune, self.q_filters(), before_1_42))
+        deleted, reclaimed = await self.in_thread(self.engine.volumes.prune, self.q_filters(), before_1_42)
+        self.send_json({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed})
 
 
 class VolumeListHandler(ApiHandler[Backend]):
     async def get(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.volumes.listing, self.q_filters()))
+        volumes = await self.run(self.engine.volumes.listing, self.q_filters())
+        self.send_json({"Volumes": [wire.encode(v) for v in volumes], "Warnings": None})
 
 
 ROUTES: list[Route] = [

@@ -20,10 +20,10 @@ import tempfile
 from collections.abc import Iterator
 
 from engine.errors import InvalidParameter
-from engine.image.layers import OPAQUE_XATTR, LayerStore, write_diff_tar
+from engine.image.layers import LayerStore, write_diff_tar
 from engine.linux.fsutil import secure_join
 from pydock_common.dockerignore import IgnoreMatcher
-from pydock_common.untar import Options, Scope, untar
+from pydock_common.untar import Options, Scope, opaque_xattr, untar
 
 GLOB_CHARS = "*?["
 # mountpoints runc creates in a RUN container's upperdir; Docker keeps them in
@@ -126,7 +126,7 @@ def drop_run_artifacts(upper: str) -> None:
 
 def _opaque(path: str) -> bool:
     try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+        return os.getxattr(path, opaque_xattr(), follow_symlinks=False) == b"y"
     except OSError:
         return False
 

@@ -31,14 +31,14 @@ from engine.container.record import ContainerRecord
 from engine.container.service import ContainerService
 from engine.errors import Conflict, InvalidParameter, NotFound
 from engine.image.changes import apply_change
-from engine.image.layers import OPAQUE_XATTR, Layer, LayerStore, write_diff_tar
+from engine.image.layers import Layer, LayerStore, write_diff_tar
 from engine.image.service import ImageService
 from engine.linux.fsutil import resolve_user, secure_join
 from engine.timeutil import rfc3339_ns
 from engine.types.container import ContainerConfig
 from pydock_common import reference
 from pydock_common.tarwrite import TarWriter, walk
-from pydock_common.untar import Options, Scope, untar
+from pydock_common.untar import Options, Scope, opaque_xattr, untar
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -153,7 +153,7 @@ def _same_dir(a: os.stat_result, b: os.stat_result) -> bool:
 
 def _is_opaque(parent_fd: int, name: str) -> bool:
     try:
-        return os.getxattr(f"/proc/self/fd/{parent_fd}/{name}", OPAQUE_XATTR, follow_symlinks=False) == b"y"
+        return os.getxattr(f"/proc/self/fd/{parent_fd}/{name}", opaque_xattr(), follow_symlinks=False) == b"y"
     except OSError:
         return False
 

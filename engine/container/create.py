@@ -36,7 +36,7 @@ class Creating(Attaching):
         icfg = self.images.run_config(image_id)
         self._validate_host_config(host)
         net_plan = self.network.plan(req)
-        warnings = resources.adapt_host_config(host)
+        warnings = resources.adapt_host_config(host, self.cfg.limit_controllers, self.cfg.cgroup_limits_reason)
         security.validate_host_config(host)
         config, argv = _merge_image_config(body, icfg)
         if not argv:

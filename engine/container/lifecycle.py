@@ -37,8 +37,9 @@ class Lifecycle(Running):
         with self._lock(cid):
             c = self._load(cid)
             try:
-                warnings = resources.apply_update(c.host_config, upd)
-                if c.state.running:
+                warnings = resources.apply_update(c.host_config, upd, self.cfg.limit_controllers,
+                                                  self.cfg.cgroup_limits_reason)
+                if c.state.running and self.cfg.cgroup_parent:  # without a cgroup no limit was taken
                     self.runtime.update(cid, resources.linux_resources(c.host_config.resources))
             except InvalidParameter:
                 raise

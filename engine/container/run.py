@@ -129,7 +129,8 @@ class Running(Creating):
             cap_add=host.cap_add or [], cap_drop=host.cap_drop or [],
             privileged=host.privileged, network=netns,
             init_path=self.cfg.init_binary if host.init else None,
-            cgroups_path=f"/{self.cfg.cgroup_parent}/{c.id}",
+            cgroups_path=f"/{self.cfg.cgroup_parent}/{c.id}" if self.cfg.cgroup_parent else "",
+            rootless=self.cfg.rootless,
             **resources.spec_options(host), **security.spec_options(host),
         ))
 

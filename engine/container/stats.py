@@ -392,9 +392,15 @@ class StatsService:
         if not state.running or state.restarting or not pid:
             return None
         try:
-            cg = open_cgroup(pid)
-            cpu = cg.cpu()
-            memory, pids, blkio = cg.memory(), cg.pids(), cg.blkio()
+            if _proc_cgroups(pid) == _proc_cgroups(os.getpid()):
+                # no cgroup of its own (rootless on cgroup v1): its counters would be the whole user's
+                empty = _empty_cpu()
+                cpu = {"cpu_usage": empty["cpu_usage"], "throttling": empty["throttling_data"]}
+                memory, pids, blkio = {}, {}, _empty_blkio()
+            else:
+                cg = open_cgroup(pid)
+                cpu = cg.cpu()
+                memory, pids, blkio = cg.memory(), cg.pids(), cg.blkio()
             networks = {} if c.host_config.network_mode == "host" else net_dev(pid)
         except (FileNotFoundError, KeyError):  # exited meanwhile: /proc entry or cgroup gone
             return None

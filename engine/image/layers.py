@@ -3,7 +3,8 @@
 A layer is identified by its chain ID (so the same diff on different parents
 is a different layer, as in Docker). Each layer's directory holds only its own
 diff, with OCI whiteouts converted to overlayfs' form (0/0 character devices
-and the `trusted.overlay.opaque` xattr), so a container rootfs is one overlay
+and the opaque-directory xattr, `trusted.overlay.opaque`
+or in a user namespace `user.overlay.opaque`), so a container rootfs is one overlay
 mount with the chain as lowerdirs.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from engine.ids import ChainID, DiffID
 from engine.linux.fsutil import dir_size
 from engine.store.db import BlobStore, MetaStore, sha256_file
 from pydock_common.files import fsync_dir
-from pydock_common.untar import OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, Options, Scope, untar
+from pydock_common.untar import OPAQUE_MARKER, WHITEOUT_PREFIX, Options, Scope, opaque_xattr, untar
 
 LAYER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS layers (
@@ -52,9 +53,12 @@ def chain_ids(diff_ids: list[str]) -> list[ChainID]:
     return out
 
 
-def extract_layer(tar_path: str, dest: str) -> None:
-    """Unpack one layer tar into `dest`, converting OCI whiteouts for overlayfs."""
-    untar(tar_path, dest, Options(scope=Scope.BENEATH, whiteouts=True, what="layer"))
+def extract_layer(tar_path: str, dest: str, owner: tuple[int, int] | None = None) -> None:
+    """Unpack one layer tar into `dest`, converting OCI whiteouts for overlayfs.
+
+    `owner` replaces the entries' own owners (None keeps them).
+    """
+    untar(tar_path, dest, Options(scope=Scope.BENEATH, owner=owner, whiteouts=True, what="layer"))
 
 
 def _is_whiteout(st: os.stat_result) -> bool:
@@ -63,7 +67,7 @@ def _is_whiteout(st: os.stat_result) -> bool:
 
 def _is_opaque(path: str) -> bool:
     try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+        return os.getxattr(path, opaque_xattr(), follow_symlinks=False) == b"y"
     except OSError:
         return False
 
@@ -126,8 +130,10 @@ class StagedLayer:
 
 
 class LayerStore:
-    def __init__(self, root: str, meta: MetaStore, blobs: BlobStore) -> None:
+    def __init__(self, root: str, meta: MetaStore, blobs: BlobStore, owner: tuple[int, int] | None = None) -> None:
+        """`owner`: who owns every unpacked file, None for the owners the layer tars name (see RootFS.layer_owner)."""
         self.root = root
+        self.owner = owner
         self.meta = meta
         meta.ensure_schema(LAYER_SCHEMA)
         self.blobs = blobs
@@ -171,7 +177,7 @@ class LayerStore:
         staged = StagedLayer(tar_path, diff_id, cache_id, os.path.join(self.root, f".tmp-{cache_id}"))
         try:
             os.makedirs(os.path.join(staged.staging, "diff"))
-            extract_layer(tar_path, os.path.join(staged.staging, "diff"))
+            extract_layer(tar_path, os.path.join(staged.staging, "diff"), self.owner)
             staged.size = dir_size(os.path.join(staged.staging, "diff"))
         except BaseException:
             self.discard(staged)

@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pydock_common.userns import in_user_namespace
+
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -52,9 +54,14 @@ def is_mountpoint(path: str) -> bool:
         return any(line.split()[4] == path for line in f)
 
 
+def _overlay_options(opts: str) -> str:
+    """Inside a user namespace (rootless) overlayfs keeps its marks in user.* xattrs: trusted.* needs host root."""
+    return opts + ",userxattr" if in_user_namespace() else opts
+
+
 def mount_overlay(lowers: list[str], upper: str, work: str, target: str) -> None:
     opts = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
-    mount("overlay", target, "overlay", 0, opts)
+    mount("overlay", target, "overlay", 0, _overlay_options(opts))
 
 
 # ---- overlay views of a layer stack --------------------------------------------
@@ -65,7 +72,7 @@ def readonly_root(lowers: list[str], workdir: str) -> Iterator[str]:
         yield lowers[0]
         return
     target = tempfile.mkdtemp(dir=workdir, prefix="ro-")
-    mount("overlay", target, "overlay", MS_RDONLY, "lowerdir=" + ":".join(lowers))
+    mount("overlay", target, "overlay", MS_RDONLY, _overlay_options("lowerdir=" + ":".join(lowers)))
     try:
         yield target
     finally:

@@ -1,7 +1,7 @@
 """The bridge driver: the kernel side of networks (bridges, veth pairs, addresses, routes) over netlink.
 
-Everything here talks to the kernel through pyroute2 and nothing else: no
-SQL, no Docker JSON. The service decides what should exist and calls these to
+Everything here talks to the kernel (netlink through pyroute2, and the
+modules below for the rest) and nothing else: no SQL, no Docker JSON. The service decides what should exist and calls these to
 make the host match, so the netlink details (targeted lookups instead of
 dumps, links that vanish with their namespace) stay in one place.
 
@@ -9,6 +9,17 @@ Names are scoped by an instance tag derived from the data root, so several
 daemons (e.g. test daemons) can share one host: each bridge carries an alias
 "pydock <table> <data root>" that lets a later daemon recognise and collect
 the bridges of a daemon whose data root is gone.
+
+A rootless daemon keeps the host's network namespace (its registry traffic
+and API listeners belong there) while its bridges live in the namespace its
+holder made (engine/rootless): given that namespace's path, every call that
+acts on the bridges runs in a thread that entered it, so the netlink
+sockets, `nft`, the sysctls and the DNS sockets all act there.
+
+`BridgeDriver` is the daemon's `engine.network.driver.NetworkDriver`: with
+the bridges it also keeps the containers' namespaces (netns.py), the nftables
+table (firewall.py) and the embedded DNS server (dns.py), the other kernel
+objects the service asks for.
 """
 from __future__ import annotations
 
@@ -17,8 +28,10 @@ import hashlib
 import logging
 import os
 import socket
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import partial
 from ipaddress import IPv4Network, IPv6Network
+from typing import TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -26,6 +39,8 @@ from pyroute2.netlink.exceptions import NetlinkError
 from engine.errors import EngineError, InvalidParameter
 from engine.network import firewall as netfw
 from engine.network import netns
+from engine.network.dns import DnsServer, Lookup
+from engine.network.driver import Interface
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +48,13 @@ DEFAULT_ROOT = "/var/lib/pydock"
 NET_ADDR_SET = 3  # /sys/class/net/<dev>/addr_assign_type of a MAC set by hand
 IFA_F_NODAD = 0x02  # an address usable at once: no duplicate detection on a link only we address
 LINK_LOCAL_V4, LINK_LOCAL_V6 = 16, 64  # the prefix lengths libnetwork gives link-local addresses
+T = TypeVar("T")
 
 
 class BridgeDriver:
-    def __init__(self, data_root: str) -> None:
+    def __init__(self, data_root: str, netns_path: str = "") -> None:
+        """`netns_path`: the network namespace that holds the bridges; "" for the daemon's own."""
+        self.netns_path = netns_path
         self.data_root = os.path.realpath(data_root)
         default = self.data_root == DEFAULT_ROOT
         tag = hashlib.sha256(self.data_root.encode()).hexdigest()[:4]
@@ -45,8 +63,12 @@ class BridgeDriver:
         self.bridge_prefix = "pydock-" if default else f"pd{tag}-"
         self.veth_prefix = f"pv{tag}"
 
+    def _here(self, fn: Callable[[], T]) -> T:
+        """fn() in the bridges' network namespace."""
+        return netns.run_in(self.netns_path, fn) if self.netns_path else fn()
+
     def veth(self, endpoint_id: str) -> str:
-        """The host end of an endpoint's veth pair."""
+        """The bridge-side end of an endpoint's veth pair."""
         return self.veth_prefix + endpoint_id[:15 - len(self.veth_prefix)]
 
     def bridge_name(self, network_id: str) -> str:
@@ -58,6 +80,48 @@ class BridgeDriver:
         Each bridge's alias names its daemon's table and data root; one with no
         port attached whose data root no longer exists can serve nobody again.
         """
+        self._here(self._collect_stale_bridges)
+
+    def exists(self, device: str) -> bool:
+        return self._here(lambda: _exists(device))
+
+    def host_routes(self) -> list[IPv4Network]:
+        """The IPv4 routes with a prefix where the bridges live (other daemons' bridges included): pools in use."""
+        return self._here(_routes)
+
+    def host_routes6(self) -> list[IPv6Network]:
+        """The global IPv6 routes with a prefix where the bridges live: IPv6 pools in use."""
+        return self._here(_routes6)
+
+    def ipv6_available(self) -> bool:
+        """Whether the bridges' namespace has IPv6 (not a kernel booted with ipv6.disable=1)."""
+        return self._here(lambda: os.path.exists("/proc/sys/net/ipv6/conf/all/forwarding"))
+
+    def ensure_bridge(self, device: str, gateway: str, prefixlen: int, gateway6: str = "",
+                      prefixlen6: int = 0) -> None:
+        """The bridge exists, is up and holds the gateway addresses (IPv6's too when `gateway6` is given)."""
+        self._here(lambda: self._ensure_bridge(device, gateway, prefixlen, gateway6, prefixlen6))
+
+    def delete(self, device: str) -> None:
+        """Delete a link (bridge or veth) if it exists."""
+        self._here(lambda: _delete(device))
+
+    def delete_stray_veths(self, live: set[str]) -> None:
+        """Bridge-side veth ends of ours that no live endpoint owns."""
+        self._here(lambda: self._delete_stray_veths(live))
+
+    def plug(self, veth: str, ifname: str, netns_path: str, mac: str, device: str) -> None:
+        """A veth pair: `veth` enslaved to the bridge `device`; `ifname` inside the namespace at `netns_path`."""
+        self._here(lambda: _plug(veth, ifname, netns_path, mac, device))
+
+    @staticmethod
+    def free_ifname(netns_path: str) -> str:
+        """The first ethN a namespace does not have yet (for `docker network connect`)."""
+        names = netns.run_in(netns_path, _link_names)
+        return next(f"eth{i}" for i in range(1000) if f"eth{i}" not in names)
+
+    # ---- these run in the bridges' namespace ------------------------------------
+    def _collect_stale_bridges(self) -> None:
         with IPRoute() as ip:
             links = ip.get_links()
             masters = {link.get_attr("IFLA_MASTER") for link in links}
@@ -74,41 +138,14 @@ class BridgeDriver:
                 except EngineError as e:
                     log.warning("removing stale firewall table %s: %s", parts[1], e)
 
-    @staticmethod
-    def exists(device: str) -> bool:
-        with IPRoute() as ip:
-            return _index(ip, device) is not None
-
-    @staticmethod
-    def host_routes() -> list[IPv4Network]:
-        """The host's IPv4 routes with a prefix (other daemons' bridges included): pools in use."""
-        used = []
-        with IPRoute() as ip:
-            for r in ip.get_routes(family=socket.AF_INET, table=254):
-                dst = r.get_attr("RTA_DST")
-                if dst and r["dst_len"]:
-                    used.append(IPv4Network(f"{dst}/{r['dst_len']}", strict=False))
-        return used
-
-    @staticmethod
-    def host_routes6() -> list[IPv6Network]:
-        """The host's global IPv6 routes with a prefix (other daemons' bridges included): pools in use."""
-        used = []
-        with IPRoute() as ip:
-            for r in ip.get_routes(family=socket.AF_INET6, table=254):
-                dst = r.get_attr("RTA_DST")
-                if dst and r["dst_len"] and not dst.startswith("fe80:"):
-                    used.append(IPv6Network(f"{dst}/{r['dst_len']}", strict=False))
-        return used
-
-    def ensure_bridge(self, device: str, gateway: str, prefixlen: int, gateway6: str = "",
-                      prefixlen6: int = 0) -> None:
-        """The bridge exists, is up and holds the gateway addresses (IPv6's too when `gateway6` is given)."""
+    def _ensure_bridge(self, device: str, gateway: str, prefixlen: int, gateway6: str, prefixlen6: int) -> None:
         with IPRoute() as ip:
             if _index(ip, device) is None:
                 ip.link("add", ifname=device, kind="bridge")
             idx = _index(ip, device)
-            if _addr_assign_type(device) != NET_ADDR_SET:
+            # sysfs shows the links of the namespace it was mounted in, so in another one (rootless) the MAC
+            # is set again each time: setting a bridge's own MAC changes nothing but marks it as set
+            if self.netns_path or _addr_assign_type(device) != NET_ADDR_SET:
                 # A bridge whose address nobody set takes its ports' lowest MAC, so it would change as
                 # containers come and go and their neighbours' ARP entries for the gateway go stale
                 # (queries to the embedded DNS lost for seconds); fix it at its current value, as dockerd does.
@@ -118,6 +155,8 @@ class BridgeDriver:
             if gateway not in have:
                 ip.addr("add", index=idx, address=gateway, prefixlen=prefixlen)
             if gateway6:
+                # as dockerd: a network with IPv6 routes it, so the namespace forwards IPv6
+                netfw.set_sysctl("net/ipv6/conf/all/forwarding", "1")
                 netfw.set_sysctl(f"net/ipv6/conf/{device}/disable_ipv6", "0")
                 have6 = {a.get_attr("IFA_ADDRESS") for a in ip.get_addr(index=idx, family=socket.AF_INET6)}
                 if gateway6 not in have6:
@@ -125,39 +164,72 @@ class BridgeDriver:
             ip.link("set", index=idx, state="up", ifalias=f"pydock {self.table} {self.data_root}")
         netfw.set_sysctl(f"net/ipv4/conf/{device}/route_localnet", "1")
 
-    @staticmethod
-    def delete(device: str) -> None:
-        """Delete a link (bridge or veth) if it exists."""
-        with IPRoute() as ip:
-            idx = _index(ip, device)
-            if idx is not None:
-                _delete_index(ip, idx)
-
-    def delete_stray_veths(self, live: set[str]) -> None:
-        """Host veth ends of ours that no live endpoint owns."""
+    def _delete_stray_veths(self, live: set[str]) -> None:
         with IPRoute() as ip:
             for link in ip.get_links():
                 name = link.get_attr("IFLA_IFNAME")
                 if name.startswith(self.veth_prefix) and name not in live:
                     _delete_index(ip, link["index"])
 
+    # ---- containers' namespaces -------------------------------------------
     @staticmethod
-    def plug(veth: str, ifname: str, netns_path: str, mac: str, device: str) -> None:
-        """A veth pair: `veth` on the host, enslaved to the bridge `device`; `ifname` inside the namespace."""
-        with IPRoute() as host:
-            host.link("add", ifname=veth, kind="veth", peer={"ifname": ifname, "net_ns_fd": netns_path, "address": mac})
-            host.link("set", index=_index(host, veth), master=_index(host, device), state="up")
+    def create_namespace(path: str) -> None:
+        netns.create(path)
 
     @staticmethod
-    def free_ifname(netns_path: str) -> str:
-        """The first ethN a namespace does not have yet (for `docker network connect`)."""
-        names = netns.run_in(netns_path, _link_names)
-        return next(f"eth{i}" for i in range(1000) if f"eth{i}" not in names)
+    def remove_namespace(path: str) -> None:
+        netns.remove(path)
+
+    @staticmethod
+    def namespaces(directory: str) -> list[str]:
+        return os.listdir(directory)
+
+    @staticmethod
+    def configure(netns_path: str, interfaces: list[Interface], loopback: bool = False) -> None:
+        """One visit inside the namespace for all of its configuration."""
+        steps: list[Callable[[], None]] = [loopback_up] if loopback else []
+        steps += [partial(configure, i) for i in interfaces]
+        netns.run_in(netns_path, lambda: [step() for step in steps])
+
+    # ---- forwarding, firewall, DNS -------------------------------------------
+    def enable_forwarding(self) -> None:
+        self._here(lambda: netfw.set_sysctl("net/ipv4/ip_forward", "1"))
+
+    def apply_firewall(self, bridges: list[netfw.Bridge], ports: list[netfw.PortRule]) -> None:
+        """Replace this daemon's nftables table with one rendered from `bridges` and `ports`."""
+        self._here(lambda: netfw.apply(self.table, bridges, ports))
+
+    def remove_firewall(self) -> None:
+        self._here(lambda: netfw.remove(self.table))
+
+    def start_dns(self, lookup: Lookup) -> DnsServer:
+        """The gateways' sockets are made where the bridges are (see dns.py)."""
+        return DnsServer(lookup, self.netns_path)
 
 
-def ipv6_available() -> bool:
-    """Whether the host's kernel has IPv6 (not booted with ipv6.disable=1)."""
-    return os.path.exists("/proc/sys/net/ipv6/conf/all/forwarding")
+def _exists(device: str) -> bool:
+    with IPRoute() as ip:
+        return _index(ip, device) is not None
+
+
+def _routes() -> list[IPv4Network]:
+    used = []
+    with IPRoute() as ip:
+        for r in ip.get_routes(family=socket.AF_INET, table=254):
+            dst = r.get_attr("RTA_DST")
+            if dst and r["dst_len"]:
+                used.append(IPv4Network(f"{dst}/{r['dst_len']}", strict=False))
+    return used
+
+
+def _routes6() -> list[IPv6Network]:
+    used = []
+    with IPRoute() as ip:
+        for r in ip.get_routes(family=socket.AF_INET6, table=254):
+            dst = r.get_attr("RTA_DST")
+            if dst and r["dst_len"] and not dst.startswith("fe80:"):
+                used.append(IPv6Network(f"{dst}/{r['dst_len']}", strict=False))
+    return used
 
 
 def _addr_assign_type(device: str) -> int:
@@ -167,6 +239,19 @@ def _addr_assign_type(device: str) -> int:
             return int(f.read())
     except (OSError, ValueError):
         return -1
+
+
+def _delete(device: str) -> None:
+    with IPRoute() as ip:
+        idx = _index(ip, device)
+        if idx is not None:
+            _delete_index(ip, idx)
+
+
+def _plug(veth: str, ifname: str, netns_path: str, mac: str, device: str) -> None:
+    with IPRoute() as ip:
+        ip.link("add", ifname=veth, kind="veth", peer={"ifname": ifname, "net_ns_fd": netns_path, "address": mac})
+        ip.link("set", index=_index(ip, veth), master=_index(ip, device), state="up")
 
 
 def _index(ip: IPRoute, name: str) -> int | None:
@@ -194,43 +279,28 @@ def loopback_up() -> None:
         ns.link("set", index=1, state="up")  # lo is always index 1 in a new namespace
 
 
-@dataclass(frozen=True)
-class Addressing:
-    """What one interface inside a container gets: its addresses and, for the default routes, the gateways
-    ("" for none: not the container's first network, or an internal one)."""
-
-    address: str
-    prefixlen: int
-    gateway: str = ""
-    address6: str = ""
-    prefixlen6: int = 0
-    gateway6: str = ""
-    link_local: tuple[str, ...] = ()
-    sysctls: tuple[tuple[str, str], ...] = ()  # (path under /proc/sys, value) for this interface
-
-
-def configure(ifname: str, a: Addressing) -> None:
-    """Address an interface, bring it up, and add the default routes whose gateways are given."""
+def configure(i: Interface) -> None:
+    """Address an interface, bring it up, set its sysctls, and add the default routes whose gateways are given."""
     with IPRoute() as ns:
-        idx = _index(ns, ifname)
-        ns.addr("add", index=idx, address=a.address, prefixlen=a.prefixlen)
-        if a.address6:
-            ns.addr("add", index=idx, address=a.address6, prefixlen=a.prefixlen6, flags=IFA_F_NODAD)
-        for ll in a.link_local:
+        idx = _index(ns, i.name)
+        ns.addr("add", index=idx, address=i.address, prefixlen=i.prefixlen)
+        if i.address6:
+            ns.addr("add", index=idx, address=i.address6, prefixlen=i.prefixlen6, flags=IFA_F_NODAD)
+        for ll in i.link_local:
             ns.addr("add", index=idx, address=ll, prefixlen=LINK_LOCAL_V6 if ":" in ll else LINK_LOCAL_V4,
                     **({"flags": IFA_F_NODAD} if ":" in ll else {}))
         ns.link("set", index=idx, state="up")
-        for path, value in a.sysctls:  # /proc/sys/net is this thread's namespace's
+        for path, value in i.sysctls:  # /proc/sys/net is this thread's namespace's
             try:
                 with open(f"/proc/sys/{path}", "w") as f:
                     f.write(value)
             except OSError as e:
                 raise InvalidParameter(f"failed to set sysctl {path.replace('/', '.')}={value}: "
                                        f"{e.strerror}") from None
-        if a.gateway:
-            ns.route("add", dst="default", gateway=a.gateway)
-        if a.gateway6:
-            ns.route("add", dst="::/0", gateway=a.gateway6, family=socket.AF_INET6)
+        if i.gateway:
+            ns.route("add", dst="default", gateway=i.gateway)
+        if i.gateway6:
+            ns.route("add", dst="::/0", gateway=i.gateway6, family=socket.AF_INET6)
 
 
 def _link_names() -> set[str]:

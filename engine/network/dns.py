@@ -5,7 +5,9 @@ container; pydock listens on each user-defined network's gateway address
 instead (the container's resolv.conf points there), which needs no socket
 inside every network namespace and no per-container NAT. Names it does not
 know are relayed to the host's own resolvers, which the daemon can reach
-even when they listen on the host's loopback.
+even when they listen on the host's loopback. A rootless daemon's gateways
+live in its holder's network namespace, where the sockets are made; relaying
+still happens from the host's.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import cast
+
+from engine.network import netns
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,10 @@ def servfail(query: bytes, end: int) -> bytes:
     return struct.pack("!HHHHHH", qid, 0x8082 | (flags & 0x0100), 1, 0, 0, 0) + query[12:end]
 
 
+def _udp_socket() -> socket.socket:
+    return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+
 def host_nameservers(path: str = "/etc/resolv.conf") -> list[str]:
     try:
         with open(path) as f:
@@ -88,8 +96,10 @@ def host_nameservers(path: str = "/etc/resolv.conf") -> list[str]:
 class DnsServer:
     """One thread serving UDP sockets on several gateway addresses."""
 
-    def __init__(self, lookup: Lookup) -> None:
+    def __init__(self, lookup: Lookup, netns_path: str = "") -> None:
+        """`netns_path`: the network namespace of the gateway addresses; "" for the daemon's own."""
         self.lookup = lookup
+        self.netns_path = netns_path
         self._sel = selectors.DefaultSelector()
         self._socks: dict[str, socket.socket] = {}  # network key -> socket
         self._guard = threading.Lock()
@@ -102,7 +112,7 @@ class DnsServer:
         with self._guard:
             if key in self._socks:
                 return
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock = netns.run_in(self.netns_path, _udp_socket) if self.netns_path else _udp_socket()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((address, 53))

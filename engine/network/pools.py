@@ -15,7 +15,7 @@ from ipaddress import IPv4Network, IPv6Network
 
 from engine.errors import InvalidParameter
 from engine.network import ipam
-from engine.network.bridge import BridgeDriver
+from engine.network.driver import Links
 from engine.network.store import NetworkStore
 from engine.network.types import PREDEFINED, Network, Pool, new_network
 
@@ -25,7 +25,7 @@ DEFAULT_BRIDGE_SUBNET = "172.29.0.0/16"
 
 
 class PoolKeeper:
-    def __init__(self, store: NetworkStore, driver: BridgeDriver, bip: str) -> None:
+    def __init__(self, store: NetworkStore, driver: Links, bip: str) -> None:
         """`bip` is the daemon's --bip (address and prefix of the default bridge), "" for none."""
         self.store = store
         self.driver = driver

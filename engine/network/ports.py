@@ -8,6 +8,7 @@ firewall renders them (engine.network.firewall).
 """
 from __future__ import annotations
 
+import errno
 import secrets
 import socket
 import threading
@@ -18,6 +19,7 @@ from engine.errors import InternalError, InvalidParameter
 from engine.network import ipam
 from engine.network.peers import NetworkedContainer, own_namespace
 from engine.network.store import NetworkStore
+from engine.network.userproxy import UserlandProxy, privileged_port_error
 from engine.types.container import PortBinding
 
 PROTOS = ("tcp", "udp")
@@ -26,11 +28,17 @@ PortMap = dict[str, list[dict[str, str]]]
 
 
 class PortPublisher:
-    def __init__(self, store: NetworkStore, fw_lock: threading.Lock, apply_firewall: Callable[[], None]) -> None:
-        """`fw_lock` serialises choosing ports with rendering the firewall; `apply_firewall` renders it."""
+    def __init__(self, store: NetworkStore, fw_lock: threading.Lock, apply_firewall: Callable[[], None],
+                 proxy: UserlandProxy | None = None) -> None:
+        """`fw_lock` serialises choosing ports with rendering the firewall; `apply_firewall` renders it.
+
+        `proxy` relays the ports in user space (rootless mode, where the
+        firewall lives in another network namespace than the host's ports).
+        """
         self.store = store
         self._fw = fw_lock
         self._apply_firewall = apply_firewall
+        self._proxy = proxy
 
     def publish(self, c: NetworkedContainer, container_ip: str, bridge: str) -> None:
         """Record and apply the port rules of a container whose sandbox was just set up."""
@@ -53,8 +61,20 @@ class PortPublisher:
                     taken.add((proto, hport))
                     rules.append({"proto": proto, "host_ip": hip or "0.0.0.0", "host_port": hport,
                                   "container_ip": container_ip, "container_port": cport, "bridge": bridge})
+            if self._proxy is not None:
+                self._proxy.open(c.id, rules)
             self.store.set_ports(c.id, rules)
         self._apply_firewall()
+
+    def release(self, cid: str) -> None:
+        """The container's network is torn down: its user-space relay, if any, stops."""
+        if self._proxy is not None:
+            self._proxy.close(cid)
+
+    def release_others(self, live: set[str]) -> None:
+        """Stop the relays of every container but those in `live` (after a daemon restart)."""
+        if self._proxy is not None:
+            self._proxy.close_others(live)
 
     def port_map(self, cid: str) -> PortMap:
         """What a container publishes, as Docker's PortMap."""
@@ -121,14 +141,17 @@ def _host_port(requested: str, proto: str, taken: set[tuple[str, int]], host_ip:
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     if requested and int(requested):
         port = int(requested)
-        if (proto, port) in taken or not _bindable(host_ip, port, kind):
+        failure = errno.EADDRINUSE if (proto, port) in taken else _bind_error(host_ip, port, kind)
+        if failure == errno.EACCES:  # a user's daemon (rootless) and a port below the unprivileged range
+            raise privileged_port_error(port)
+        if failure:
             raise InternalError(f"driver failed programming external connectivity: Bind for "
                               f"{host_ip or '0.0.0.0'}:{port} failed: port is already allocated")
         return port
     lo, hi = _ephemeral_range()
     for _ in range(200):
         port = lo + secrets.randbelow(hi - lo + 1)
-        if (proto, port) not in taken and _bindable(host_ip, port, kind):
+        if (proto, port) not in taken and not _bind_error(host_ip, port, kind):
             return port
     raise InternalError("no free host port to publish")
 
@@ -142,10 +165,13 @@ def _ephemeral_range() -> tuple[int, int]:
     return lo, hi
 
 
-def _bindable(host_ip: str, port: int, kind: int) -> bool:
+def _bind_error(host_ip: str, port: int, kind: int) -> int:
+    """Why the port cannot be bound on the host (an errno), 0 if it can."""
     with socket.socket(socket.AF_INET, kind) as s:
+        if kind == socket.SOCK_STREAM:  # as the listener will: connections in TIME_WAIT do not hold the port
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host_ip or "0.0.0.0", port))
-        except OSError:
-            return False
-    return True
+        except OSError as e:
+            return e.errno or errno.EADDRINUSE
+    return 0

@@ -1,21 +1,21 @@
 """Container networking: the public operations, orchestrating the collaborators.
 
 State lives in SQLite (store.py: networks, endpoints, sandboxes), the kernel
-objects (bridge.py: bridges, veths; netns.py: namespaces; firewall.py: the
-nftables table) are derived from it: every operation first records what
-should exist, then makes the kernel match, and the daemon's start reconciles
-both ways (re-creates bridges and rules, removes veths and namespaces of
-containers that no longer run). Names are scoped by an instance tag so
-several daemons can share one host.
+objects (bridges, veths, namespaces, the nftables table, the DNS server's
+sockets) are derived from it through the driver (driver.py): every operation
+first records what should exist, then makes the kernel match, and the
+daemon's start reconciles both ways (re-creates bridges and rules, removes
+veths and namespaces of containers that no longer run). Names are scoped by
+an instance tag so several daemons can share one host.
 
-The collaborators each own one concern: store.py the only SQL, bridge.py the
-netlink driver, ports.py published ports, etcfiles.py a container's /etc
-files, planning.py the checks of create requests, pools.py the pools kept at
-daemon start (predefined networks, --bip), types.py the records and Docker's
-JSON, ipam.py address arithmetic (IPv4 and IPv6), dns.py the embedded DNS
-server and names.py which names it answers to whom, links.py dockerd's legacy
-links. This module holds the operations and the per-container locks that
-order them.
+The collaborators each own one concern: store.py the only SQL, the driver
+the kernel (bridge.py on the host, fakedriver.py in memory), ports.py
+published ports, etcfiles.py a container's /etc files, planning.py the
+checks of create requests, pools.py the pools kept at daemon start
+(predefined networks, --bip), types.py the records and Docker's JSON,
+ipam.py address arithmetic (IPv4 and IPv6), names.py which names the
+embedded DNS answers to whom, links.py dockerd's legacy links. This module
+holds the operations and the per-container locks that order them.
 
 A container's network namespace is a bind mount under exec_root/netns that
 the daemon creates before runc starts, so its veths and addresses exist
@@ -24,11 +24,11 @@ before the process does and survive a daemon restart unchanged.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
@@ -41,8 +41,7 @@ from engine.filters import Filters
 from engine.network import firewall as netfw
 from engine.network import ipam, links, netns, planning
 from engine.network import types as wire
-from engine.network.bridge import Addressing, BridgeDriver, configure, ipv6_available, loopback_up
-from engine.network.dns import DnsServer
+from engine.network.driver import Interface, NetworkDriver, Resolver
 from engine.network.etcfiles import render as render_etc_files
 from engine.network.links import LegacyLinks
 from engine.network.names import Names
@@ -52,6 +51,7 @@ from engine.network.pools import PoolKeeper
 from engine.network.ports import PortPublisher, exposed
 from engine.network.store import NetworkStore
 from engine.network.types import CreateRequest, Endpoint, Network
+from engine.network.userproxy import UserlandProxy
 from engine.store.db import MetaStore
 from engine.types.container import ContainerCreateRequest
 from engine.types.network import EndpointSettings, NetworkCreateRequest
@@ -65,23 +65,26 @@ SHARED_NETWORK = ("container sharing network namespace with another container or
 
 
 class NetworkService:
-    def __init__(self, cfg: EngineConfig, meta: MetaStore, events: EventBus, containers: ContainersRef) -> None:
+    def __init__(self, cfg: EngineConfig, meta: MetaStore, events: EventBus, containers: ContainersRef,
+                 driver: NetworkDriver) -> None:
         """`containers` returns the container service, which is built after this one (see peers.py)."""
         self.cfg = cfg
         self.events = events
         self._containers_ref = containers
         self.store = NetworkStore(meta)
-        self.driver = BridgeDriver(cfg.data_root)
+        self.driver = driver
         self.netns_dir = os.path.join(cfg.exec_root, "netns")
         self._guard = threading.Lock()
         self._locks: dict[str, threading.RLock] = {}
         self._fw = threading.Lock()
         self._pools = threading.Lock()
-        self.ports = PortPublisher(self.store, self._fw, self._apply_firewall)
+        # rootless: the host's ports are not in the bridges' namespace, so a user-space relay publishes them
+        proxy = UserlandProxy(cfg.exec_root, cfg.engine_netns) if cfg.engine_netns else None
+        self.ports = PortPublisher(self.store, self._fw, self._apply_firewall, proxy)
         self.pools = PoolKeeper(self.store, self.driver, cfg.bip)
         self.links = LegacyLinks(self.store, containers, lambda: self.resolve("bridge"))
         self.names = Names(self.store, containers, self.resolve)
-        self.dns: DnsServer | None = None
+        self.dns: Resolver | None = None
 
     @property
     def containers(self) -> ContainerLookup:
@@ -97,8 +100,8 @@ class NetworkService:
         self.driver.collect_stale_bridges()
         self.pools.ensure_predefined()
         self.pools.apply_bip(self.resolve("bridge"))
-        netfw.set_sysctl("net/ipv4/ip_forward", "1")
-        self.dns = DnsServer(self.names.lookup)
+        self.driver.enable_forwarding()
+        self.dns = self.driver.start_dns(self.names.lookup)
         for net in self.store.networks():
             if net.driver == "bridge":
                 self._ensure_bridge(self.pools.repool_if_taken(net))
@@ -115,9 +118,10 @@ class NetworkService:
         self.driver.delete_stray_veths({self.driver.veth(ep.endpoint_id)
                                         for ep in self.store.endpoints() if ep.ip})
         kept = self.store.sandbox_ids()
-        for name in os.listdir(self.netns_dir):
+        for name in self.driver.namespaces(self.netns_dir):
             if name not in kept:
-                netns.remove(os.path.join(self.netns_dir, name))
+                self.driver.remove_namespace(os.path.join(self.netns_dir, name))
+        self.ports.release_others(kept)
         self._apply_firewall()
 
     def close(self) -> None:
@@ -127,7 +131,7 @@ class NetworkService:
         if self.store.any_sandbox():
             return
         try:
-            netfw.remove(self.driver.table)
+            self.driver.remove_firewall()
             netns.in_fresh_thread(self._delete_bridges)
         except (EngineError, NetlinkError, OSError) as e:
             log.warning("network cleanup at shutdown: %s", e)
@@ -156,10 +160,10 @@ class NetworkService:
                                    req.internal)
             net.attachable, net.auto = req.attachable, not pool.subnet
             if req.enable_ipv6:
-                if not ipv6_available():
+                if not self.ipv6:
                     raise InvalidParameter("IPv6 networks need IPv6 in the host's kernel, which is disabled here")
                 asked6 = req.ipam6 or wire.IpamConfig()
-                net.pool6, net.auto6 = self._pool6(asked6), not asked6.subnet
+                net.pool6, net.auto6 = self._new_pool6(asked6), not asked6.subnet
             req.apply_pool(net)
             device = req.options.get(wire.BRIDGE_NAME_OPTION) or self.driver.bridge_name(net.id)
             if len(device) > 15 or not wire.NAME_RE.match(device):
@@ -175,14 +179,14 @@ class NetworkService:
         self.events.publish("network", "create", net.id, {"name": req.name, "type": "bridge"})
         return {"Id": net.id, "Warning": ""}
 
-    def _pool6(self, asked: wire.IpamConfig) -> wire.Pool[IPv6Network]:
+    def _new_pool6(self, asked: wire.IpamConfig) -> wire.Pool[IPv6Network]:
         """A new network's IPv6 pool: the subnet asked for, or the next free /64 of the daemon's ULA prefix."""
         used = self.pools.used_subnets6()
         if asked.subnet:
             subnet = ipam.parse_subnet6(asked.subnet)
             ipam.check_overlap(subnet, used)
         else:
-            subnet = ipam.pick_subnet6(used, ipam.ula_base(self.driver.data_root))
+            subnet = ipam.pick_subnet6(used, ipam.ula_base(os.path.realpath(self.cfg.data_root)))
         return wire.Pool(subnet, str(ipam.gateway_for(subnet, asked.gateway)))
 
     def remove(self, ref: str) -> None:
@@ -227,22 +231,28 @@ class NetworkService:
         return wire.network_json(net, self.store.endpoints(net.id), shown, self._name)
 
     # ---- kernel objects ------------------------------------------------
+    @functools.cached_property
+    def ipv6(self) -> bool:
+        """Whether the bridges' namespace has IPv6 (a kernel booted without it does not, for good)."""
+        return self.driver.ipv6_available()
+
+    def _pool6(self, net: Network) -> wire.Pool[IPv6Network] | None:
+        """The IPv6 pool the network serves: none on a host without IPv6, which serves its IPv4 part."""
+        return net.pool6 if self.ipv6 else None
+
     def _ensure_bridge(self, net: Network) -> None:
-        v6 = net.pool6 if ipv6_available() else None  # a host booted without IPv6 serves the IPv4 part
-        if v6 is not None:  # as dockerd: IPv6 networks route, so the host forwards IPv6
-            netfw.set_sysctl("net/ipv6/conf/all/forwarding", "1")
+        v6 = self._pool6(net)
         self.driver.ensure_bridge(net.device, net.pool.gateway, net.pool.subnet.prefixlen,
                                   v6.gateway if v6 else "", v6.subnet.prefixlen if v6 else 0)
         if self.dns is not None and net.name != "bridge":
             self.dns.listen(net.id, net.pool.gateway)
 
     def _apply_firewall(self) -> None:
-        bridges = [netfw.Bridge(n.device, str(n.pool.subnet), not n.internal,
-                                str(n.pool6.subnet) if n.pool6 else "")
-                   for n in self.store.networks() if n.driver == "bridge"]
+        bridges = [netfw.Bridge(n.device, str(n.pool.subnet), not n.internal, str(v6.subnet) if v6 else "")
+                   for n in self.store.networks() if n.driver == "bridge" for v6 in [self._pool6(n)]]
         ports = [netfw.PortRule(**p) for p in self.store.port_rules()]
         with self._fw:
-            netfw.apply(self.driver.table, bridges, ports)
+            self.driver.apply_firewall(bridges, ports)
 
     def _lock(self, cid: str) -> threading.RLock:
         with self._guard:
@@ -304,16 +314,15 @@ class NetworkService:
             path = os.path.join(self.netns_dir, cid)
             self.store.add_sandbox(cid, path)
             try:
-                netns.create(path)
-                steps: list[Callable[[], None]] = [loopback_up]
+                self.driver.create_namespace(path)
+                interfaces: list[Interface] = []
                 routed6 = False  # the default routes go through the first network (of each family)
                 for i, ep in enumerate(self.store.endpoints(container_id=cid)):
-                    has6 = self.resolve(ep.network_id).pool6 is not None
-                    steps += self._plug(c, ep, path, f"eth{i}", default_route=i == 0,
-                                        default_route6=has6 and not routed6)
+                    has6 = self._pool6(self.resolve(ep.network_id)) is not None
+                    interfaces += self._plug(c, ep, path, f"eth{i}", default_route=i == 0,
+                                             default_route6=has6 and not routed6)
                     routed6 = routed6 or has6
-                # one visit inside the namespace for all of its configuration
-                netns.run_in(path, lambda: [step() for step in steps])
+                self.driver.configure(path, interfaces, loopback=True)
                 first = next(((e.ip, e.network_id) for e in self.store.endpoints(container_id=cid) if e.ip), None)
                 if first is not None:
                     self.ports.publish(c, first[0], self.resolve(first[1]).device)
@@ -334,17 +343,17 @@ class NetworkService:
         self._add_endpoint(net, c.id, c.name, planning.endpoint_config(net, EndpointSettings()))
 
     def _plug(self, c: NetworkedContainer, ep: Endpoint, path: str, ifname: str,
-              default_route: bool, default_route6: bool = False) -> list[Callable[[], None]]:
+              default_route: bool, default_route6: bool = False) -> list[Interface]:
         """Allocate addresses and wire a veth from the network's bridge into the sandbox.
 
-        Returns the steps still to run inside the namespace, so a caller can
-        batch them into one visit. `default_route6` asks for the IPv6 default
-        route through this network, if it has IPv6.
+        Returns the configuration still to apply inside the namespace, so a
+        caller can batch it into one visit. `default_route6` asks for the IPv6
+        default route through this network, if it has IPv6.
         """
         net = self.resolve(ep.network_id)
         if net.driver != "bridge":
             return []
-        cfg, cfg6 = net.pool, net.pool6
+        cfg, cfg6 = net.pool, self._pool6(net)
 
         def pick(taken: set[str], taken6: set[str]) -> Endpoint:
             pool = IPv4Network(cfg.ip_range) if cfg.ip_range else cfg.subnet
@@ -362,14 +371,14 @@ class NetworkService:
             self._ensure_bridge(net)
         self.driver.plug(self.driver.veth(up.endpoint_id), ifname, path, up.mac, net.device)
         routed = not net.internal
-        addressing = Addressing(
-            str(up.ip), cfg.subnet.prefixlen, cfg.gateway if default_route and routed else "",
+        interface = Interface(
+            ifname, str(up.ip), cfg.subnet.prefixlen, cfg.gateway if default_route and routed else "",
             up.ip6, cfg6.subnet.prefixlen if cfg6 else 0,
             cfg6.gateway if cfg6 and default_route6 and routed else "", tuple(ep.link_local_ips),
             tuple(planning.endpoint_sysctls(ep.settings.driver_opts or {}, ifname)))
         self.events.publish("network", "connect", net.id, {"container": c.id, "name": net.name,
                                                                "type": "bridge"})
-        return [lambda: configure(ifname, addressing)]
+        return [interface]
 
     def teardown(self, cid: str) -> None:
         """Undo `setup`: veths, addresses, namespace, port rules. Safe to repeat."""
@@ -381,7 +390,8 @@ class NetworkService:
             # No veth is deleted one by one: the container's processes are gone, so
             # unmounting its namespace destroys it, and the kernel removes every
             # veth pair with an end inside (deleting each first cost ~30 ms a run).
-            netns.remove(sandbox["path"])
+            self.driver.remove_namespace(sandbox["path"])
+            self.ports.release(cid)
             self.store.release_sandbox(cid, eps)
             if sandbox["ports"]:
                 self._apply_firewall()
@@ -465,8 +475,8 @@ class NetworkService:
             ep = self.store.endpoint(net.id, c.id)
             assert ep is not None  # added above, under the container's lock
             try:
-                steps = self._plug(c, ep, path, self.driver.free_ifname(path), default_route=False)
-                netns.run_in(path, lambda: [step() for step in steps])
+                self.driver.configure(path, self._plug(c, ep, path, self.driver.free_ifname(path),
+                                                       default_route=False))
             except BaseException:
                 self._unplug(self.store.endpoint(net.id, c.id) or ep)
                 self.store.delete_endpoint(net.id, c.id)

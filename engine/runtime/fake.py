@@ -4,7 +4,8 @@ It exists so the services and API routes can be tested in-process, without
 root, runc or a kernel, in seconds (httpx's MockTransport plays the same part
 for its transports). A process runs a tiny script chosen by its command:
 `echo ARGS...` prints ARGS and exits 0, `sleep N` runs N seconds (or until a
-signal), `sh -c "exit N"` exits N, `true`/`false` exit 0/1, anything else
+signal), `cat` copies its stdin to stdout until stdin ends (or a signal),
+`sh -c "exit N"` exits N, `true`/`false` exit 0/1, anything else
 exits 127 like a shell that cannot find the command. Output goes to the
 container's json-file log in the monitor's exact format, so the logs service
 reads it unchanged, and streams (wait, attach, a started exec) are socket
@@ -15,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import queue
 import shlex
 import signal as _signal
 import socket
@@ -41,6 +43,12 @@ def _sleep(p: FakeProcess) -> int:
     return 128 + p.signal if signalled else 0
 
 
+def _cat(p: FakeProcess) -> int:
+    while data := p.read_stdin():
+        p.output("stdout", data.decode(errors="replace"))
+    return 128 + p.signal if p.killed.is_set() else 0
+
+
 def _sh(p: FakeProcess) -> int:
     words = shlex.split(p.args[2]) if len(p.args) > 2 and p.args[1] == "-c" else []
     if len(words) == 2 and words[0] == "exit" and words[1].isdigit():
@@ -49,7 +57,7 @@ def _sh(p: FakeProcess) -> int:
 
 
 SCRIPTS: dict[str, Script] = {
-    "echo": _echo, "sleep": _sleep, "sh": _sh, "true": lambda p: 0, "false": lambda p: 1,
+    "echo": _echo, "sleep": _sleep, "cat": _cat, "sh": _sh, "true": lambda p: 0, "false": lambda p: 1,
 }
 
 
@@ -68,6 +76,29 @@ class FakeProcess:
     waiters: list[socket.socket] = field(default_factory=list)
     attached: list[tuple[socket.socket, dict[str, Any]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # what attach connections send, b"" once stdin is closed; None: the process has no stdin (reads end at once)
+    stdin: queue.SimpleQueue[bytes] | None = None
+
+    def read_stdin(self) -> bytes:
+        """The next chunk of stdin; b"" at its end or when the process is killed."""
+        return self.stdin.get() if self.stdin is not None and not self.killed.is_set() else b""
+
+    def feed(self, sock: socket.socket, close_stdin: bool) -> None:
+        """Pass what an attach connection sends to stdin; its EOF closes stdin if `close_stdin`, as the monitor."""
+        assert self.stdin is not None
+        try:
+            while data := sock.recv(65536):
+                self.stdin.put(data)
+        except OSError:
+            return  # the process ended and closed the connection
+        if close_stdin:
+            self.stdin.put(b"")
+
+    def kill(self, signal: int) -> None:
+        self.signal = signal
+        self.killed.set()
+        if self.stdin is not None:
+            self.stdin.put(b"")  # wakes a read
 
     def output(self, stream: str, text: str) -> None:
         if self.log_path:
@@ -90,9 +121,18 @@ class FakeProcess:
                 _send(sock, self.exit)
                 sock.close()
             for sock, _ in self.attached:
-                sock.close()
+                _hang_up(sock)
             self.waiters.clear()
             self.attached.clear()
+
+
+def _hang_up(sock: socket.socket) -> None:
+    """Shut before closing: a thread blocked reading the socket (`feed`) wakes, as close alone does not wake it."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
 
 
 def _send(sock: socket.socket, msg: dict[str, Any]) -> None:
@@ -121,12 +161,14 @@ class FakeRuntime:
                console_size: tuple[int, int] | None, cgroup_path: str) -> int:
         with open(os.path.join(bundle, "config.json")) as f:
             args = json.load(f)["process"]["args"]
-        self._procs[cid] = FakeProcess(list(args), next(self._pids), tty, log.get("path", ""))
+        self._procs[cid] = FakeProcess(list(args), next(self._pids), tty, log.get("path", ""),
+                                       stdin=queue.SimpleQueue() if stdin else None)
         self._started.discard(cid)
         return self._procs[cid].pid
 
     def launch_exec(self, eid: str, cid: str, process: dict[str, Any], *, stdin: bool) -> None:
-        self._procs[eid] = FakeProcess(list(process["args"]), next(self._pids), bool(process.get("terminal")), "")
+        self._procs[eid] = FakeProcess(list(process["args"]), next(self._pids), bool(process.get("terminal")), "",
+                                       stdin=queue.SimpleQueue() if stdin else None)
 
     def start_exec(self, eid: str) -> tuple[int, socket.socket]:
         p = self._proc(eid)
@@ -142,11 +184,15 @@ class FakeRuntime:
     # ---- talking to a "monitor" ---------------------------------------
     def connect(self, cid: str, op: dict[str, Any], timeout: float | None = 10.0) -> socket.socket:
         p = self._procs.get(cid)
-        if p is None or p.exit is not None:
+        if p is None:
             raise ConnectionRefusedError(f"no monitor for {cid}")
         ours, theirs = socket.socketpair()
         theirs.settimeout(timeout)
-        with p.lock:
+        with p.lock:  # the exit is checked under the lock that `run` records it with: no waiter is left behind
+            if p.exit is not None:
+                ours.close()
+                theirs.close()
+                raise ConnectionRefusedError(f"no monitor for {cid}")
             kind = op.get("op")
             if kind == "wait":
                 p.waiters.append(ours)
@@ -154,6 +200,9 @@ class FakeRuntime:
             if kind == "attach":
                 _send(ours, {"ok": True})
                 p.attached.append((ours, op))
+                if op.get("stdin") and p.stdin is not None:
+                    threading.Thread(target=p.feed, args=(ours, bool(op.get("close_stdin"))), daemon=True,
+                                     name=f"fake-stdin-{cid[:12]}").start()
                 return theirs
         if kind == "start":
             _send(ours, {"ok": True, "pid": p.pid})
@@ -207,8 +256,7 @@ class FakeRuntime:
         p = self._procs.get(cid)
         if p is None or p.exit is not None:
             raise Conflict(f"container {cid[:12]} is not running")
-        p.signal = signal
-        p.killed.set()
+        p.kill(signal)
 
     def pause(self, cid: str) -> None:
         self._proc(cid).paused = True

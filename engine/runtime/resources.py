@@ -22,6 +22,14 @@ RLIMITS = {"as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue",
 NAMESPACED_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
                       "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
 CGROUP_ROOT = "/sys/fs/cgroup"
+# each limit pydock applies: its Resources attribute, the cgroup controller it needs, the docker run flag that sets it
+LIMITS = (("memory", "memory", "--memory"), ("memory_swap", "memory", "--memory-swap"),
+          ("memory_reservation", "memory", "--memory-reservation"),
+          ("memory_swappiness", "memory", "--memory-swappiness"), ("oom_kill_disable", "memory", "--oom-kill-disable"),
+          ("nano_cpus", "cpu", "--cpus"), ("cpu_shares", "cpu", "--cpu-shares"), ("cpu_period", "cpu", "--cpu-period"),
+          ("cpu_quota", "cpu", "--cpu-quota"), ("cpuset_cpus", "cpuset", "--cpuset-cpus"),
+          ("cpuset_mems", "cpuset", "--cpuset-mems"), ("pids_limit", "pids", "--pids-limit"),
+          ("blkio_weight", "io", "--blkio-weight"))
 
 
 # ---- what the host can enforce --------------------------------------------
@@ -92,10 +100,38 @@ def _check_cpuset(value: str, available: str, what: str, noun: str) -> None:
 
 
 # ---- validation --------------------------------------------------------
-def verify(r: Resources, update: bool = False) -> list[str]:
-    """dockerd's resource checks on `r` (a HostConfig's or an update's), discarding what the host lacks."""
+def _limit_set(attr: str, value: Any) -> bool:
+    """Whether a field asks for a limit; 0, -1 and None are the CLI's "unset"/"unlimited"."""
+    if attr == "oom_kill_disable":
+        return value is True
+    return value not in (None, 0, -1, "")
+
+
+def refuse_unavailable(r: Resources, controllers: frozenset[str] | None, reason: str) -> None:
+    """A 400 naming every requested limit whose cgroup controller the daemon cannot use, and why.
+
+    `controllers` None means all of them (a root daemon); a rootless daemon has
+    only those of a delegated cgroup v2 subtree, none on cgroup v1. Docker would
+    drop such limits with a warning; a limit silently not applied is worse than
+    a refusal.
+    """
+    if controllers is None:
+        return
+    wanted = [flag for attr, controller, flag in LIMITS
+              if _limit_set(attr, getattr(r, attr)) and controller not in controllers]
+    if wanted:
+        raise InvalidParameter(f"cannot set {', '.join(wanted)}: {reason}")
+
+
+def verify(r: Resources, update: bool = False, controllers: frozenset[str] | None = None,
+           reason: str = "") -> list[str]:
+    """dockerd's resource checks on `r` (a HostConfig's or an update's), discarding what the host lacks.
+
+    `controllers` and `reason`: see `refuse_unavailable`.
+    """
     if r.memory_swappiness == -1:
         r.memory_swappiness = None  # -1 is the CLI's "unset"
+    refuse_unavailable(r, controllers, reason)
     warnings: list[str] = []
     mem, swap, reservation = r.memory, r.memory_swap, r.memory_reservation
     if mem and mem < MIN_MEMORY:
@@ -169,10 +205,13 @@ def _check_sysctls(sysctls: dict[str, str], network_mode: str) -> None:
             raise InvalidParameter(f"sysctl '{key}' is not allowed")
 
 
-def adapt_host_config(h: HostConfig) -> list[str]:
-    """Validate a create request's limits and fill in Docker's defaults in place; returns the warnings."""
+def adapt_host_config(h: HostConfig, controllers: frozenset[str] | None = None, reason: str = "") -> list[str]:
+    """Validate a create request's limits and fill in Docker's defaults in place; returns the warnings.
+
+    `controllers` and `reason`: see `refuse_unavailable`.
+    """
     r = h.resources
-    warnings = verify(r)
+    warnings = verify(r, controllers=controllers, reason=reason)
     if h.shm_size < 0:
         raise InvalidParameter("SHM size can not be less than 0")
     if r.memory > 0 and r.memory_swap == 0:
@@ -204,10 +243,14 @@ def check_restart_policy(name: str, retries: int) -> None:
         raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
 
 
-def apply_update(h: HostConfig, upd: UpdateConfig) -> list[str]:
-    """Merge a `POST /containers/{id}/update` body into HostConfig `h` as dockerd's UpdateContainer does."""
+def apply_update(h: HostConfig, upd: UpdateConfig, controllers: frozenset[str] | None = None,
+                 reason: str = "") -> list[str]:
+    """Merge a `POST /containers/{id}/update` body into HostConfig `h` as dockerd's UpdateContainer does.
+
+    `controllers` and `reason`: see `refuse_unavailable`.
+    """
     new, cur = upd.resources, h.resources
-    warnings = verify(new, update=True)
+    warnings = verify(new, update=True, controllers=controllers, reason=reason)
     for changed, set_already, msg in (
             (new.nano_cpus, cur.cpu_period, "Nano CPUs cannot be updated as CPU Period has already been set"),
             (new.nano_cpus, cur.cpu_quota, "Nano CPUs cannot be updated as CPU Quota has already been set"),

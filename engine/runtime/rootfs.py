@@ -15,6 +15,11 @@ from engine.linux import mounts
 
 
 class RootFS(Protocol):
+    @property
+    def layer_owner(self) -> tuple[int, int] | None:
+        """Who owns the files of unpacked image layers; None: the owners their tars name, as Docker keeps them."""
+        ...
+
     def mounted(self, target: str) -> bool:
         """Whether `target` holds an assembled root filesystem."""
         ...
@@ -40,6 +45,8 @@ class RootFS(Protocol):
 class OverlayRootFS:
     """The real one: overlayfs, needs root."""
 
+    layer_owner = None
+
     def mounted(self, target: str) -> bool:
         return mounts.is_mountpoint(target)
 
@@ -60,6 +67,9 @@ class CopiedRootFS:
     """Plain directories for the in-memory runtime: the layers copied into `target`, bottom first."""
 
     def __init__(self) -> None:
+        # Without root, files cannot be given away (fchown to another user is EPERM), so an image whose files
+        # belong to root or any other user could not even load: its layers' files are the engine's own instead.
+        self.layer_owner = None if os.geteuid() == 0 else (os.geteuid(), os.getegid())
         self._mounted: set[str] = set()
         self._binds: dict[str, tuple[str, bool]] = {}  # target -> (source, readonly)
 

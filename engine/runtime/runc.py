@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.config import EngineConfig
-from engine.errors import Conflict, InternalError, InvalidParameter
+from engine.errors import Conflict, InternalError, InvalidParameter, Unsupported
 from engine.runtime.lines import open_attach, read_line, request
 
 ABANDON_TIMEOUT = 10.0  # seconds a shim gets to see its killed container exit
@@ -327,10 +327,18 @@ class Runtime:
         self._runc_on(cid, "kill", cid, str(signal))
 
     def pause(self, cid: str) -> None:
+        self._need_cgroup("pause", cid)
         self._runc_on(cid, "pause", cid)
 
     def resume(self, cid: str) -> None:
+        self._need_cgroup("unpause", cid)
         self._runc_on(cid, "resume", cid)
+
+    def _need_cgroup(self, action: str, cid: str) -> None:
+        """Pausing freezes the container's cgroup: one without a cgroup (rootless, cgroup v1) cannot be."""
+        if not self.cfg.cgroup_parent:
+            raise Unsupported(f"Cannot {action} container {cid}: it has no cgroup of its own to freeze (a rootless "
+                              "daemon gets none without a cgroup v2 subtree delegated by systemd)")
 
     def update(self, cid: str, resources: dict[str, Any]) -> None:
         """Apply new cgroup limits to a running container (`runc update --resources`)."""
@@ -340,5 +348,29 @@ class Runtime:
         self._runc_on(cid, "update", "--resources", path, cid)
 
     def pids(self, cid: str) -> list[int]:
+        if not self.cfg.cgroup_parent:  # runc lists a cgroup's processes; without one, the pid namespace's
+            _, init = self.status(cid)
+            if not init:
+                raise Conflict(f"Container {cid} is not running")
+            return namespace_pids(init)
         out = self._runc_on(cid, "ps", "--format", "json", cid).stdout
         return [int(p) for p in json.loads(out or b"[]") or []]
+
+
+def namespace_pids(init: int) -> list[int]:
+    """The processes (host pids) that share `init`'s pid namespace, from /proc."""
+    try:
+        st = os.stat(f"/proc/{init}/ns/pid")
+    except OSError:
+        return []
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            other = os.stat(f"/proc/{name}/ns/pid")
+        except OSError:  # exited meanwhile, or not ours to look at
+            continue
+        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+            out.append(int(name))
+    return sorted(out)

@@ -486,6 +486,8 @@ class Shim:
 
     def oom_killed(self) -> bool:
         cg = self.cfg.get("cgroup_path", "")
+        if not cg:  # no cgroup of its own (rootless on cgroup v1): the kernel's counters would be someone else's
+            return False
         for path, key in ((f"/sys/fs/cgroup/memory{cg}/memory.oom_control", "oom_kill"),
                           (f"/sys/fs/cgroup{cg}/memory.events", "oom_kill")):
             try:

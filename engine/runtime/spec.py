@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.errors import InvalidParameter
 from engine.runtime import seccomp
+from pydock_common.userns import single_id_namespace
 
 DEFAULT_CAPS = [
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
@@ -123,6 +124,8 @@ class SpecOptions:
     device_rules: list[dict[str, Any]] = field(default_factory=list)  # devices cgroup allow rules for them
     masked_paths: list[str] | None = None  # None: Docker's defaults (none when privileged)
     readonly_paths: list[str] | None = None
+    # rootless mode: runc runs as root of the daemon's user namespace; "" cgroups_path then means no cgroup
+    rootless: bool = False
 
 
 def default_mounts(host_network: bool, privileged: bool, shm_size: int = 64 * 1024 * 1024) -> list[dict[str, Any]]:
@@ -188,6 +191,8 @@ def build_spec(o: SpecOptions) -> dict[str, Any]:
             linux["seccomp"] = filters
         linux["maskedPaths"] = MASKED_PATHS if o.masked_paths is None else o.masked_paths
         linux["readonlyPaths"] = READONLY_PATHS if o.readonly_paths is None else o.readonly_paths
+    if o.rootless:
+        _to_rootless(process, linux, mounts)
     return {
         "ociVersion": "1.0.2-dev",
         "process": process,
@@ -196,6 +201,35 @@ def build_spec(o: SpecOptions) -> dict[str, Any]:
         "mounts": mounts,
         "linux": linux,
     }
+
+
+def _to_rootless(process: dict[str, Any], linux: dict[str, Any], mounts: list[dict[str, Any]]) -> None:
+    """What a runc that is root only in a user namespace can do (moby's specconv.ToRootless).
+
+    Without a cgroup of its own the container gets no resources at all (the
+    limits were refused at create; device rules need the devices cgroup,
+    which a user never has: runc bind-mounts the allowed devices instead). In
+    a delegated cgroup v2 subtree, device rules are an eBPF program a user
+    cannot load. An OOM score below the daemon's own would need privilege. A
+    namespace that maps the user alone has no tty group for devpts.
+    """
+    if not linux["cgroupsPath"]:
+        linux.pop("resources")
+    else:
+        linux["resources"].pop("devices", None)
+    process["oomScoreAdj"] = max(process["oomScoreAdj"], _own_oom_score_adj())
+    if single_id_namespace():  # devpts cannot give its nodes the tty group (5): no such group exists here
+        for m in mounts:
+            if m["type"] == "devpts":
+                m["options"] = [o for o in m["options"] if o != "gid=5"]
+
+
+def _own_oom_score_adj() -> int:
+    try:
+        with open("/proc/self/oom_score_adj") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 0
 
 
 def merge_env(defaults: list[str] | None, overrides: list[str] | None) -> list[str]:

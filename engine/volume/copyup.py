@@ -81,7 +81,7 @@ def _copy_meta(src_fd: int, dst_fd: int, st: os.stat_result) -> None:
     os.fchmod(dst_fd, stat.S_IMODE(st.st_mode))
     with contextlib.suppress(OSError):
         for attr in os.listxattr(src_fd):
-            if not attr.startswith("trusted.overlay."):
+            if not attr.startswith(("trusted.overlay.", "user.overlay.")):  # overlayfs' own marks
                 with contextlib.suppress(OSError):
                     os.setxattr(dst_fd, attr, os.getxattr(src_fd, attr))
     os.utime(dst_fd, ns=(st.st_atime_ns, st.st_mtime_ns))

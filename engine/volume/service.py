@@ -33,6 +33,7 @@ from engine.linux.fsutil import dir_size, secure_join
 from engine.linux.mounts import is_mountpoint, mount, readonly_root, umount
 from engine.store.db import MetaStore
 from engine.types.container import HostConfig
+from engine.types.volume import UsageData, Volume
 from engine.volume import mountspec
 from engine.volume.copyup import copy_tree
 from engine.volume.mountspec import MountPoint
@@ -119,10 +120,9 @@ class VolumeService:
             raise NotFound(f"get {str(name)[:MAX_NAME]}: no such volume")
         return row
 
-    def _view(self, row: Record) -> Record:
-        return {"CreatedAt": row["created"], "Driver": row["driver"], "Labels": json.loads(row["labels"]),
-                "Mountpoint": self.data_path(row["name"]), "Name": row["name"],
-                "Options": json.loads(row["options"]), "Scope": "local"}
+    def _view(self, row: Record) -> Volume:
+        return Volume(created_at=row["created"], driver=row["driver"], labels=json.loads(row["labels"]),
+                      mountpoint=self.data_path(row["name"]), name=row["name"], options=json.loads(row["options"]))
 
     def _refs(self) -> dict[str, list[str]]:
         """Volume name -> IDs of the containers that use it (Docker's references)."""
@@ -139,7 +139,7 @@ class VolumeService:
 
     # ---- create --------------------------------------------------------------
     def create(self, name: str = "", driver: str = "", opts: dict[str, str] | None = None,
-               labels: dict[str, str] | None = None) -> Record:
+               labels: dict[str, str] | None = None) -> Volume:
         return self._view(self._create(name, driver, opts, labels)[0])
 
     def _create(self, name: str, driver: str, opts: dict[str, str] | None,
@@ -202,33 +202,34 @@ class VolumeService:
                     raise InvalidParameter(f'create {name}: missing required option: "{other}"')
 
     # ---- read ------------------------------------------------------------------
-    def inspect(self, name: str) -> Record:
+    def inspect(self, name: str) -> Volume:
         return self._view(self._get_row(name))
 
-    def listing(self, filters: Filters | None = None) -> Record:
-        """`docker volume ls`: {"Volumes": [...], "Warnings": null}."""
+    def listing(self, filters: Filters | None = None) -> list[Volume]:
+        """`docker volume ls`, by name."""
         filters = (filters or Filters()).validate(LIST_FILTERS)
         refs = self._refs() if "dangling" in filters else {}
         out = []
         for row in self.meta.query("SELECT * FROM volumes ORDER BY name"):
             vol = self._view(dict(row))
-            if _matches(vol, filters, bool(refs.get(vol["Name"]))):
+            if _matches(vol, filters, bool(refs.get(vol.name))):
                 out.append(vol)
-        return {"Volumes": out, "Warnings": None}
+        return out
 
-    def df(self) -> list[Record]:
+    def df(self) -> list[Volume]:
         """`docker system df`: local volumes without mount options, with size and reference count."""
         refs = self._refs()
         out = []
         for row in self.meta.query("SELECT * FROM volumes ORDER BY name"):
             vol = self._view(dict(row))
-            if vol["Options"]:
+            if vol.options:
                 continue
             try:
-                size = dir_size(vol["Mountpoint"])
+                size = dir_size(vol.mountpoint)
             except OSError:
                 size = -1
-            out.append({**vol, "UsageData": {"Size": size, "RefCount": len(refs.get(vol["Name"], []))}})
+            vol.usage_data = UsageData(size, len(refs.get(vol.name, [])))
+            out.append(vol)
         return out
 
     # ---- remove ------------------------------------------------------------------
@@ -254,8 +255,9 @@ class VolumeService:
         shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
         self.events.publish("volume", "destroy", name, {"driver": row["driver"]})
 
-    def prune(self, filters: Filters | None = None, all_by_default: bool = False) -> Record:
-        """Remove unused local volumes; only anonymous ones unless `all=true` (API >= 1.42)."""
+    def prune(self, filters: Filters | None = None, all_by_default: bool = False) -> tuple[list[str], int]:
+        """Remove unused local volumes; only anonymous ones unless `all=true` (API >= 1.42).
+        Returns the names removed and the bytes they held."""
         filters = (filters or Filters()).validate(PRUNE_FILTERS)
         if len(filters.get("all")) > 1:
             raise InvalidParameter(f"invalid filter 'all={filters.get('all')}': only one value is expected")
@@ -270,20 +272,20 @@ class VolumeService:
         finally:
             self._prune_running = False
         self.events.publish("volume", "prune", "", {"reclaimed": str(reclaimed)})
-        return {"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed}
+        return deleted, reclaimed
 
     def _prune(self, filters: Filters) -> tuple[list[str], int]:
         deleted, reclaimed = [], 0
         for row in self.meta.query("SELECT * FROM volumes WHERE driver='local' ORDER BY name"):
             vol = self._view(dict(row))
-            if vol["Options"] or not _matches(vol, filters, False):
+            if vol.options or not _matches(vol, filters, False):
                 continue
             with self._lock:
-                if self._row(vol["Name"]) is None or self._refs().get(vol["Name"]):
+                if self._row(vol.name) is None or self._refs().get(vol.name):
                     continue
-                size = dir_size(vol["Mountpoint"])
+                size = dir_size(vol.mountpoint)
                 self._destroy(dict(row))
-            deleted.append(vol["Name"])
+            deleted.append(vol.name)
             reclaimed += size
         return deleted, reclaimed
 
@@ -453,10 +455,10 @@ def tmpfs_map(host: HostConfig) -> dict[str, str]:
     return {mountspec.destination(k): v for k, v in (host.tmpfs or {}).items()}
 
 
-def _matches(vol: Record, filters: Filters, used: bool) -> bool:
+def _matches(vol: Volume, filters: Filters, used: bool) -> bool:
     """dockerd's volume filters on one volume (`dangling` means: used by no container)."""
-    labels = vol["Labels"]
-    return (filters.exact("driver", vol["Driver"]) and filters.search("name", vol["Name"])
+    labels = vol.labels
+    return (filters.exact("driver", vol.driver) and filters.search("name", vol.name)
             and filters.labels("label", labels) and filters.no_labels("label!", labels)
             and ("dangling" not in filters or filters.boolean("dangling", False) != used))
 

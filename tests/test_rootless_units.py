@@ -1,0 +1,123 @@
+"""Rootless mode's pure parts: the ID map, the user's paths, cgroup delegation, the limit refusal, the OCI spec."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.errors import InvalidParameter
+from engine.rootless import cgroups, idmap
+from engine.rootless.paths import UnsafeDirectory, UserPaths, ensure_private_dir
+from engine.runtime import resources
+from engine.runtime.spec import SpecOptions, build_spec
+from engine.types.container import Resources
+from pydock_common.userpaths import user_socket
+
+
+def test_subordinate_ranges_by_name_or_id_in_file_order(tmp_path: Path) -> None:
+    table = tmp_path / "subuid"
+    table.write_text("other:100000:65536\nalice:165536:65536\n# comment\n1001:300000:10\nalice:bad:1\n"
+                     "alice:400000:0\n")
+    assert idmap.subordinate_ranges(str(table), "alice", 1001) == [idmap.IdRange(165536, 65536),
+                                                                   idmap.IdRange(300000, 10)]
+    assert idmap.subordinate_ranges(str(tmp_path / "missing"), "alice", 1001) == []
+
+
+def test_namespace_map_puts_the_user_at_zero_then_the_ranges() -> None:
+    maps = idmap.namespace_map(1001, [idmap.IdRange(165536, 65536), idmap.IdRange(300000, 10)])
+    assert idmap.helper_args(maps) == ["0", "1001", "1", "1", "165536", "65536", "65537", "300000", "10"]
+    assert not idmap.single_id(maps)
+    assert idmap.single_id(idmap.namespace_map(1001, []))
+
+
+def test_user_paths_follow_xdg_and_fall_back_to_a_private_tmp_dir(tmp_path: Path) -> None:
+    uid = os.getuid()
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    env = {"HOME": "/home/u", "XDG_RUNTIME_DIR": str(runtime), "XDG_DATA_HOME": "/data", "XDG_CONFIG_HOME": "rel"}
+    paths = UserPaths.of(uid, env)
+    assert paths == UserPaths(data_root="/data/pydock", exec_root=f"{runtime}/pydock",
+                              socket=f"{runtime}/pydock.sock",
+                              config_file="/home/u/.config/pydock/daemon.json")  # a relative XDG dir is ignored
+    # a runtime directory that is not the user's own (e.g. kept through `su`) is not used
+    other = UserPaths.of(uid + 1, env)
+    assert other.socket == f"/tmp/pydock-{uid + 1}/pydock.sock" == user_socket(uid + 1, env)
+    assert other.data_root == "/data/pydock"
+
+
+def test_private_dir_must_be_the_users_and_closed(tmp_path: Path) -> None:
+    path = tmp_path / "p"
+    ensure_private_dir(str(path), os.getuid())
+    assert (path.stat().st_mode & 0o777) == 0o700
+    ensure_private_dir(str(path), os.getuid())  # an existing one that is right is fine
+    path.chmod(0o755)
+    with pytest.raises(UnsafeDirectory, match="open to other users"):
+        ensure_private_dir(str(path), os.getuid())
+    path.chmod(0o700)
+    with pytest.raises(UnsafeDirectory, match="belongs to uid"):
+        ensure_private_dir(str(path), os.getuid() + 1)
+    link = tmp_path / "link"
+    link.symlink_to(path)
+    with pytest.raises(UnsafeDirectory, match="not a directory"):
+        ensure_private_dir(str(link), os.getuid())
+
+
+def _cgroup_tree(root: Path, own: str, controllers: str, writable: bool) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "cgroup.controllers").write_text("cpu memory pids io cpuset\n")
+    service = root / own.lstrip("/").split("/app.slice")[0]
+    service.mkdir(parents=True)
+    (service / "cgroup.controllers").write_text(controllers + "\n")
+    if writable:  # (root writes any file whatever its mode, so the tests show "not ours" by its absence)
+        (service / "cgroup.subtree_control").write_text("")
+    proc = root / "self-cgroup"
+    proc.write_text(f"0::{own}\n")
+    return proc
+
+
+def test_cgroup_access_v1_none_v2_the_delegated_subtree(tmp_path: Path) -> None:
+    v1 = cgroups.rootless_access(root=str(tmp_path / "v1"), self_cgroup="/nonexistent", uid=1001)
+    assert (v1.parent, v1.controllers, v1.reason) == ("", frozenset(), cgroups.V1_REASON)
+    own = "/user.slice/user-1001.slice/user@1001.service/app.slice/pydockd.scope"
+    proc = _cgroup_tree(tmp_path / "v2", own, "memory pids", writable=True)
+    v2 = cgroups.rootless_access(root=str(tmp_path / "v2"), self_cgroup=str(proc), uid=1001)
+    assert v2.parent == "user.slice/user-1001.slice/user@1001.service/pydock"
+    assert v2.controllers == {"memory", "pids"}
+    elsewhere = cgroups.rootless_access(root=str(tmp_path / "v2"), self_cgroup=str(proc), uid=1002)
+    assert (elsewhere.parent, elsewhere.reason) == ("", cgroups.UNDELEGATED_REASON)
+
+
+def test_cgroup_access_needs_a_writable_subtree(tmp_path: Path) -> None:
+    own = "/user.slice/user-1001.slice/user@1001.service/app.slice/pydockd.scope"
+    proc = _cgroup_tree(tmp_path, own, "memory pids", writable=False)
+    assert cgroups.rootless_access(root=str(tmp_path), self_cgroup=str(proc), uid=1001).parent == ""
+
+
+def test_limits_refused_per_missing_controller() -> None:
+    r = Resources(memory=64 << 20, nano_cpus=500_000_000, pids_limit=10, memory_swap=-1, memory_swappiness=None,
+                  oom_kill_disable=False)
+    with pytest.raises(InvalidParameter) as e:
+        resources.refuse_unavailable(r, frozenset(), cgroups.V1_REASON)
+    assert e.value.message == ("cannot set --memory, --cpus, --pids-limit: rootless mode on cgroup v1 cannot apply "
+                               "resource limits")
+    with pytest.raises(InvalidParameter, match="^cannot set --cpus: why$"):
+        resources.refuse_unavailable(r, frozenset({"memory", "pids"}), "why")
+    resources.refuse_unavailable(r, None, "")  # root: every controller
+    resources.refuse_unavailable(Resources(pids_limit=-1, memory_swap=-1), frozenset(), "unset values ask for nothing")
+
+
+def _spec(**kw: object) -> dict:  # type: ignore[type-arg]
+    return build_spec(SpecOptions(container_id="c" * 64, rootfs="/r", args=["sh"], **kw))  # type: ignore[arg-type]
+
+
+def test_rootless_spec_without_cgroup_has_no_resources() -> None:
+    rootful = _spec(cgroups_path="/pydock/c", resources={"memory": {"limit": 1 << 30}})
+    assert rootful["linux"]["resources"]["memory"] == {"limit": 1 << 30}
+    bare = _spec(rootless=True)
+    assert "resources" not in bare["linux"] and bare["linux"]["cgroupsPath"] == ""
+    delegated = _spec(rootless=True, cgroups_path="/user.slice/pydock/c", resources={"pids": {"limit": 5}})
+    assert delegated["linux"]["resources"] == {"pids": {"limit": 5}}  # device rules are not a user's to load
+    with open("/proc/self/oom_score_adj") as f:
+        own = int(f.read())
+    assert bare["process"]["oomScoreAdj"] == max(0, own)
