@@ -59,6 +59,9 @@ def test_compose_project_lifecycle(daemon, project):
     eventually(lambda: subprocess.run(["wget", "-qO-", f"http://{port}/index.html"], capture_output=True,
                                       text=True, check=False).stdout == "hello from web\n")
     assert ok("exec", "-T", "web", "cat", "/www/index.html") == "hello from web\n"
+    # a one-off container reaches its dependency by service name: compose's run creates it with links to it
+    one_off = compose(daemon, project, "run", "--rm", "client", "wget", "-qO-", "http://web/index.html")
+    assert (one_off.returncode, one_off.stdout) == (0, "hello from web\n"), one_off.stderr
     assert "httpd -f -p 80" in ok("top", "web")
     ok("restart", "web")
     ok("stop")
