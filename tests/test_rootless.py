@@ -363,6 +363,28 @@ def test_outbound_network_and_user_network_dns(users: dict[str, User]) -> None:
         alice.docker("network", "rm", "rlnet")
 
 
+def test_ipv6_links_and_endpoint_settings_in_the_holders_namespace(users: dict[str, User]) -> None:
+    """An IPv6 network (bridge gateway, addresses, routes, AAAA names, ip6 table), a chosen MAC, a
+    link-local address and a legacy link, all made in the holder's network namespace."""
+    alice = users["alice"]
+    try:
+        alice.docker("network", "create", "--ipv6", "--subnet", "fd00:5e::/64", "rl6", check=True)
+        alice.docker("run", "-d", "--name", "rl6-server", "--network", "rl6", "--mac-address", "02:42:ac:1e:00:05",
+                     "--link-local-ip", "169.254.9.9", "busybox", "sleep", "300", check=True)
+        shown = alice.docker("exec", "rl6-server", "ip", "addr", "show", "eth0", check=True).stdout
+        assert "02:42:ac:1e:00:05" in shown and "inet 169.254.9.9/16" in shown and "inet6 fd00:5e::2/64" in shown
+        out = alice.docker("run", "--rm", "--network", "rl6", "busybox", "ping", "-6", "-c1", "-W2", "rl6-server",
+                           check=True).stdout
+        assert "fd00:5e::2" in out and "1 packets received" in out
+        alice.docker("run", "-d", "--name", "rl-child", "busybox", "sleep", "300", check=True)
+        out = alice.docker("run", "--rm", "--link", "rl-child:kid", "busybox", "sh", "-c",
+                           "ping -c1 -W2 kid && echo $KID_NAME", check=True).stdout
+        assert "1 packets received" in out and out.endswith("/kid\n")
+    finally:
+        alice.docker("rm", "-f", "rl6-server", "rl-child")
+        alice.docker("network", "rm", "rl6")
+
+
 def test_volume_survives_container_removal(users: dict[str, User]) -> None:
     alice = users["alice"]
     alice.docker("volume", "create", "rlvol", check=True)
