@@ -87,11 +87,12 @@ class BridgeDriver:
 
     def host_routes(self) -> list[IPv4Network]:
         """The IPv4 routes with a prefix where the bridges live (other daemons' bridges included): pools in use."""
-        return self._here(_routes)
+        return [IPv4Network(p, strict=False) for p in self._here(lambda: _prefixes(socket.AF_INET))]
 
     def host_routes6(self) -> list[IPv6Network]:
         """The global IPv6 routes with a prefix where the bridges live: IPv6 pools in use."""
-        return self._here(_routes6)
+        return [IPv6Network(p, strict=False) for p in self._here(lambda: _prefixes(socket.AF_INET6))
+                if not p.startswith("fe80:")]
 
     def ipv6_available(self) -> bool:
         """Whether the bridges' namespace has IPv6 (not a kernel booted with ipv6.disable=1)."""
@@ -212,24 +213,11 @@ def _exists(device: str) -> bool:
         return _index(ip, device) is not None
 
 
-def _routes() -> list[IPv4Network]:
-    used = []
+def _prefixes(family: int) -> list[str]:
+    """The destinations with a prefix in the main routing table of `family`, as "address/length"."""
     with IPRoute() as ip:
-        for r in ip.get_routes(family=socket.AF_INET, table=254):
-            dst = r.get_attr("RTA_DST")
-            if dst and r["dst_len"]:
-                used.append(IPv4Network(f"{dst}/{r['dst_len']}", strict=False))
-    return used
-
-
-def _routes6() -> list[IPv6Network]:
-    used = []
-    with IPRoute() as ip:
-        for r in ip.get_routes(family=socket.AF_INET6, table=254):
-            dst = r.get_attr("RTA_DST")
-            if dst and r["dst_len"] and not dst.startswith("fe80:"):
-                used.append(IPv6Network(f"{dst}/{r['dst_len']}", strict=False))
-    return used
+        return [f"{r.get_attr('RTA_DST')}/{r['dst_len']}" for r in ip.get_routes(family=family, table=254)
+                if r.get_attr("RTA_DST") and r["dst_len"]]
 
 
 def _addr_assign_type(device: str) -> int:

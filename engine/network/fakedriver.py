@@ -200,7 +200,7 @@ class FakeNetworkDriver:
             missing = [i.name for i in interfaces if i.name not in ns.links]
             if missing:
                 raise _fail(errno.ENODEV, missing[0])
-            if not self.ipv6 and any(i.address6 or ":" in "".join(i.link_local) for i in interfaces):
+            if not self.ipv6 and any(i.address6 or any(":" in a for a in i.link_local) for i in interfaces):
                 raise _fail(errno.EAFNOSUPPORT, netns_path)
             ns.links.update((i.name, i) for i in interfaces)
             ns.loopback_up = ns.loopback_up or loopback
