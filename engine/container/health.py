@@ -63,8 +63,10 @@ class HealthChecking(ContainerCore):
             code, output = -1, e.message
         result = HealthcheckResult(start=rfc3339_ns(start), end=rfc3339_ns(), exit_code=code, output=output)
         with self._lock(cid):
+            if not watch.active:  # stopped, paused, removed or restarted meanwhile, or the engine closed
+                return None
             c = self.store.find(cid)
-            if not watch.active or c is None or c.state.health is None:
+            if c is None or c.state.health is None:
                 return None
             health = c.state.health
             changed = health.record(result, timing.retries, timing.start_period, c.state.started_at)
