@@ -273,14 +273,16 @@ class ExecService:
                 for _stream, data in demux(read):
                     output.write(data)
             except TimeoutError:
+                end = time.time_ns()
                 self._kill_probe(ec)
-                raise ProbeTimeout from None
+                raise ProbeTimeout(end) from None
             except OSError:
                 pass  # the monitor went away: its exit (255 if none) tells the rest
         self.wait(eid, max(deadline - time.monotonic(), PROBE_EXIT_WAIT))
         if ec.exit_code is None:
+            end = time.time_ns()
             self._kill_probe(ec)
-            raise ProbeTimeout
+            raise ProbeTimeout(end)
         return ec.exit_code, output.text()
 
     def _kill_probe(self, ec: ExecInstance) -> None:

@@ -55,13 +55,14 @@ class HealthChecking(ContainerCore):
             return None
         timing = Timing.of(c.config.healthcheck)
         start = time.time_ns()
+        end: int | None = None
         try:
             code, output = self._run_probe(cid, cmd, timing.timeout / 1e9)
-        except ProbeTimeout:
-            code, output = -1, f"Health check exceeded timeout ({go_duration(timing.timeout)})"
+        except ProbeTimeout as e:
+            code, output, end = -1, f"Health check exceeded timeout ({go_duration(timing.timeout)})", e.end_ns
         except EngineError as e:  # the exec could not run (dockerd logs the error as the output)
             code, output = -1, e.message
-        result = HealthcheckResult(start=rfc3339_ns(start), end=rfc3339_ns(), exit_code=code, output=output)
+        result = HealthcheckResult(start=rfc3339_ns(start), end=rfc3339_ns(end), exit_code=code, output=output)
         with self._lock(cid):
             if not watch.active:  # stopped, paused, removed or restarted meanwhile, or the engine closed
                 return None

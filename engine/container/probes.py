@@ -45,7 +45,11 @@ ProbeRunner = Callable[[str, list[str], float], tuple[int, str]]
 
 
 class ProbeTimeout(Exception):
-    """The probe still ran when its timeout passed; it has been killed."""
+    """The probe still ran when its timeout passed (at `end_ns`, the result's End); it has been killed."""
+
+    def __init__(self, end_ns: int) -> None:
+        super().__init__(f"probe timed out at {end_ns}")
+        self.end_ns = end_ns
 
 
 def probe_command(config: ContainerConfig) -> list[str] | None:
