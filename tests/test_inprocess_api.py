@@ -162,8 +162,11 @@ class InProcessApi(AsyncHTTPTestCase):
                                                                  "Retries": 2})
         hung = self._container(["sleep", "30"], Healthcheck={"Test": ["CMD", "sleep", "5"], "Interval": 20 * ms,
                                                               "Timeout": 50 * ms, "Retries": 1})
-        passing = self._container(["sleep", "30"], Healthcheck={"Test": ["CMD-SHELL", "exit 0"], "Interval": 20 * ms})
-        for cid in (failing, hung, passing):
+        # Go durations reach 292 years, beyond what Python can wait at once: the shared scheduler must live on
+        forever = self._container(["sleep", "30"], Healthcheck={"Test": ["CMD", "true"], "Interval": 2**63 - 1})
+        passing = self._container(["sleep", "30"], Healthcheck={"Test": ["CMD-SHELL", "exit 0"], "Interval": 20 * ms,
+                                                                 "Timeout": 2**63 - 1})
+        for cid in (forever, failing, hung, passing):
             assert self.call("POST", f"/v1.41/containers/{cid}/start")[0] == 204
         health = self._health_when(failing, "unhealthy")
         assert health["FailingStreak"] >= 2 and {e["ExitCode"] for e in health["Log"]} == {1}
@@ -174,7 +177,8 @@ class InProcessApi(AsyncHTTPTestCase):
         assert code == 200 and [c["Id"] for c in listed] == [passing] and listed[0]["Status"].endswith(" (healthy)")
         assert self.call("POST", f"/v1.41/containers/{passing}/kill")[0] == 204
         self._health_when(passing, "unhealthy")  # as dockerd once probing stops
-        for cid in (failing, hung, passing):
+        assert self._health_when(forever, "starting")["Log"] == []
+        for cid in (forever, failing, hung, passing):
             assert self.call("DELETE", f"/v1.41/containers/{cid}?force=1")[0] == 204
 
     def test_run_logs_wait(self) -> None:

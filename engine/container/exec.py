@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.container.core import Attachment
-from engine.container.probes import LimitedOutput, ProbeTimeout
+from engine.container.probes import MAX_WAIT, LimitedOutput, ProbeTimeout
 from engine.container.record import ContainerRecord
 from engine.container.service import ContainerService
 from engine.container.state import Op, check
@@ -262,11 +262,13 @@ class ExecService:
         sock, ec, output = att.sock, self._find(eid), LimitedOutput()
 
         def read(n: int) -> bytes:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            sock.settimeout(left)
-            return sock.recv(n)
+            while (left := deadline - time.monotonic()) > 0:
+                sock.settimeout(min(left, MAX_WAIT))
+                try:
+                    return sock.recv(n)
+                except TimeoutError:
+                    continue  # a wait cut to MAX_WAIT: the deadline decides
+            raise TimeoutError
 
         with sock:
             try:
@@ -278,7 +280,9 @@ class ExecService:
                 raise ProbeTimeout(end) from None
             except OSError:
                 pass  # the monitor went away: its exit (255 if none) tells the rest
-        self.wait(eid, max(deadline - time.monotonic(), PROBE_EXIT_WAIT))
+        exit_deadline = max(deadline, time.monotonic() + PROBE_EXIT_WAIT)
+        while ec.exit_code is None and (left := exit_deadline - time.monotonic()) > 0:
+            self.wait(eid, min(left, MAX_WAIT))
         if ec.exit_code is None:
             end = time.time_ns()
             self._kill_probe(ec)

@@ -39,6 +39,7 @@ DEFAULT_START_INTERVAL = 5 * SECOND
 DEFAULT_RETRIES = 3
 MINIMUM_DURATION = 1_000_000  # 1ms: containertypes.MinimumDuration, below which a duration is refused
 MAX_OUTPUT = 4096  # bytes of a probe's output kept (dockerd's maxOutputLen)
+MAX_WAIT = 3600.0  # longest single wait, in seconds: Go durations reach 292 years, Python's timeouts do not
 
 # runs `cmd` in the container as a probe within `timeout` seconds: (exit code, output); raises ProbeTimeout
 ProbeRunner = Callable[[str, list[str], float], tuple[int, str]]
@@ -199,7 +200,7 @@ class ProbeScheduler:
                 due, _, w = self._heap[0]
                 left = due - time.monotonic()
                 if left > 0:
-                    self._cond.wait(left)
+                    self._cond.wait(min(left, MAX_WAIT))
                     continue
                 heapq.heappop(self._heap)
                 if w.active:
