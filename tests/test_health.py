@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import textwrap
 import time
@@ -286,3 +287,64 @@ def test_probes_continue_after_daemon_restart(daemon: Daemon, busybox: str, name
     daemon.docker("exec", c, "touch", "/tmp/ready", check=True)
     wait_for(lambda: health(daemon, c)["Status"] == "healthy")
     assert health_events(daemon, c, since) == ["health_status: healthy"]
+
+
+COMPOSE_FILE = """\
+services:
+  db:
+    image: busybox
+    command: sh -c "sleep 1; touch /tmp/ready; exec sleep 1000"
+    healthcheck:
+      test: ["CMD", "test", "-e", "/tmp/ready"]
+      interval: 200ms
+      retries: 30
+  app:
+    image: busybox
+    command: sleep 1000
+    depends_on:
+      db:
+        condition: service_healthy
+  sick:
+    image: busybox
+    command: sleep 1000
+    healthcheck:
+      test: ["CMD", "false"]
+      interval: 200ms
+      retries: 1
+    profiles: [sick]
+  needs-sick:
+    image: busybox
+    command: sleep 1000
+    depends_on:
+      sick:
+        condition: service_healthy
+    profiles: [sick]
+"""
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
+def test_compose_waits_for_service_healthy(daemon: Daemon, busybox: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE_FILE)
+    project = new_name([], "hcp")
+
+    def compose(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker-compose", "--project-name", project, "--profile", "sick", *args],
+                              cwd=tmp_path, env=daemon.env, capture_output=True, text=True, timeout=120, check=False)
+
+    try:
+        since = time.time() - 1
+        up = compose("up", "-d", "app")
+        assert up.returncode == 0, up.stderr
+        assert inspect(daemon, f"{project}_app_1")["State"]["Running"]
+        # app started only once db's probe passed, which takes db a second
+        events = daemon.docker("events", "--since", str(since), "--until", str(time.time() + 0.1), "--filter",
+                               f"label=com.docker.compose.project={project}", "--filter", "event=start", "--filter",
+                               "event=health_status", "--format", "{{.Actor.Attributes.name}} {{.Action}}",
+                               check=True).stdout.splitlines()
+        assert events == [f"{project}_db_1 start", f"{project}_db_1 health_status: healthy", f"{project}_app_1 start"]
+        up = compose("up", "-d", "needs-sick")
+        assert up.returncode != 0 and "is unhealthy" in up.stderr
+        assert inspect(daemon, f"{project}_sick_1")["State"]["Health"]["Status"] == "unhealthy"
+        assert daemon.docker("inspect", f"{project}_needs-sick_1").returncode != 0  # never created
+    finally:
+        compose("down")
