@@ -174,7 +174,7 @@ def test_timeout_kills_the_probe(daemon: Daemon, busybox: str, names: list[str])
 
 def test_start_period_failures_do_not_count(daemon: Daemon, busybox: str, names: list[str]) -> None:
     c = run(daemon, names, "--health-cmd", "false", "--health-interval", "200ms", "--health-retries", "1",
-            "--health-start-period", "60s", "busybox", "sleep", "300")
+            "--health-start-period", "60s", "--health-start-interval", "200ms", "busybox", "sleep", "300")
     wait_for(lambda: len(health(daemon, c)["Log"]) >= 2)
     h = health(daemon, c)
     assert (h["Status"], h["FailingStreak"]) == ("starting", 0)
@@ -347,4 +347,4 @@ def test_compose_waits_for_service_healthy(daemon: Daemon, busybox: str, tmp_pat
         assert inspect(daemon, f"{project}_sick_1")["State"]["Health"]["Status"] == "unhealthy"
         assert daemon.docker("inspect", f"{project}_needs-sick_1").returncode != 0  # never created
     finally:
-        compose("down")
+        compose("down", "-t", "0")
