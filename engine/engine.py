@@ -84,8 +84,10 @@ class Engine:
         # networking and containers need each other: the network service is built first and reaches the
         # container service through a callable it calls only when an operation runs
         self.network = NetworkService(cfg, self.meta, self.events, lambda: self.containers, network_driver)
+        # healthcheck probes are execs, and the exec service is built on the container service
         self.containers = ContainerService(cfg, self.meta, self.images, self.layers, self.runtime, self.events,
-                                           self.network, self.volumes, rootfs)
+                                           self.network, self.volumes, rootfs,
+                                           lambda cid, cmd, timeout: self.execs.probe(cid, cmd, timeout))
         self.system = SystemService(cfg, self.meta, self.images, self.layers, self.containers, self.events)
         self.cluster = Cluster()
         self.stats = StatsService(self.containers, self.runtime)
@@ -139,6 +141,7 @@ class Engine:
         left = self.streams.end_all(STREAMS_GRACE)
         if left:
             log.warning("%d API streams still open after %.0f s; closing the store anyway", left, STREAMS_GRACE)
+        self.containers.close()
         self.network.close()
         self.runtime.close()
         self.meta.close()

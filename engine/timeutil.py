@@ -40,3 +40,31 @@ def parse_api_time(value: str) -> int:
     if m:
         return int(m.group(1)) * 1_000_000_000 + int((m.group(2) or "0").ljust(9, "0"))
     return parse_rfc3339_ns(value)
+
+
+def go_duration(ns: int) -> str:
+    """Go's time.Duration.String ("30s", "1m30s", "500ms", "1h0m0s"), which dockerd's messages print."""
+    if ns == 0:
+        return "0s"
+    sign, u = ("-" if ns < 0 else ""), abs(ns)
+    if u < 1_000:
+        return f"{sign}{u}ns"
+    if u < 1_000_000:
+        return f"{sign}{_fraction(u, 3)}µs"
+    if u < 1_000_000_000:
+        return f"{sign}{_fraction(u, 6)}ms"
+    secs = u // 1_000_000_000
+    text = f"{_fraction(secs % 60 * 1_000_000_000 + u % 1_000_000_000, 9)}s"
+    hours, minutes = secs // 3600, secs // 60 % 60
+    if hours:
+        return f"{sign}{hours}h{minutes}m{text}"
+    if minutes:
+        return f"{sign}{minutes}m{text}"
+    return sign + text
+
+
+def _fraction(value: int, digits: int) -> str:
+    """`value` / 10**digits in decimal, without trailing zeros (Go's fmtFrac and fmtInt)."""
+    whole, frac = divmod(value, 10 ** digits)
+    decimals = f"{frac:0{digits}d}".rstrip("0")
+    return f"{whole}.{decimals}" if decimals else str(whole)

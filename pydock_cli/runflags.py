@@ -77,6 +77,34 @@ def ulimit(value: str) -> dict[str, Any]:
     return {"Name": name, "Hard": hard, "Soft": soft}
 
 
+_GO_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+             "m": 60_000_000_000, "h": 3_600_000_000_000}
+_GO_PART = re.compile(r"(\d*)(\.\d*)?([^\d.]*)")
+
+
+def go_duration(value: str) -> int:
+    """Go's time.ParseDuration (pflag's duration flags), in nanoseconds: "1m30s", "1.5s", "300ms", "0"."""
+    text = value.removeprefix("-").removeprefix("+") if value[:1] in "+-" else value
+    if text == "0":
+        return 0
+    total, pos = Fraction(0), 0
+    while pos < len(text) or pos == 0:
+        m = _GO_PART.match(text, pos)
+        assert m is not None  # every group may be empty
+        whole, frac, unit = m.groups()
+        if not whole and len(frac or "") < 2:
+            raise ValueError(f'time: invalid duration "{value}"')
+        if not unit:
+            raise ValueError(f'time: missing unit in duration "{value}"')
+        if unit not in _GO_UNITS:
+            raise ValueError(f'time: unknown unit "{unit}" in duration "{value}"')
+        total += Fraction((whole or "0") + (frac if frac and len(frac) > 1 else "")) * _GO_UNITS[unit]
+        pos = m.end()
+    if total >= 1 << 63:
+        raise ValueError(f'time: invalid duration "{value}"')
+    return -int(total) if value.startswith("-") else int(total)
+
+
 def ip_address(value: str) -> str:
     try:
         return str(ipaddress.ip_address(value.strip()))
@@ -229,6 +257,17 @@ RUN_FLAGS = [
     Flag("", "device", "list", help="Add a host device to the container"),
     Flag("", "group-add", "list", help="Add additional groups to join"),
     Flag("", "sysctl", "list", help="Sysctl options", check=sysctl),
+    Flag("", "health-cmd", "str", "", "Command to run to check health"),
+    Flag("", "health-interval", "str", "", "Time between running the check (ms|s|m|h) (default 0s)", go_duration),
+    Flag("", "health-timeout", "str", "", "Maximum time to allow one check to run (ms|s|m|h) (default 0s)",
+         go_duration),
+    Flag("", "health-start-period", "str", "",
+         "Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) "
+         "(default 0s)", go_duration),
+    Flag("", "health-start-interval", "str", "",
+         "Time between running the check during the start period (ms|s|m|h) (default 0s)", go_duration),
+    Flag("", "health-retries", "int", 0, "Consecutive failures needed to report unhealthy"),
+    Flag("", "no-healthcheck", help="Disable any container-specified HEALTHCHECK"),
 ]
 
 
@@ -408,7 +447,7 @@ HOST_FIELDS: dict[str, Any] = {
     "ReadonlyPaths": None, "Init": OMIT,
 }
 CONFIG_ORDER = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "ExposedPorts",
-                "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Image", "Volumes", "WorkingDir", "Entrypoint",
+                "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck", "Image", "Volumes", "WorkingDir", "Entrypoint",
                 "OnBuild", "Labels", "StopSignal", "StopTimeout", "HostConfig", "NetworkingConfig")
 USER_NETWORK_EXCLUDED = ("default", "bridge", "host", "none")
 
@@ -438,6 +477,27 @@ def _sorted_map(pairs: Iterable[list[str]]) -> dict[str, str] | None:
 
 def _size(value: str, parse: Any) -> int:
     return parse(value) if value else 0
+
+
+_HEALTH_DURATIONS = (("Interval", "health_interval"), ("Timeout", "health_timeout"),
+                     ("StartPeriod", "health_start_period"), ("StartInterval", "health_start_interval"))
+
+
+def healthcheck(opts: dict[str, Any]) -> dict[str, Any] | None:
+    """Config.Healthcheck as the docker CLI builds it: NONE for --no-healthcheck, else the --health-* values
+    given (a zero field is left out, so the image's applies); None when no such flag is given."""
+    durations = {key: _size(opts[dest], go_duration) for key, dest in _HEALTH_DURATIONS}
+    retries = opts["health_retries"]
+    if not (opts["health_cmd"] or retries or any(durations.values())):
+        return {"Test": ["NONE"]} if opts["no_healthcheck"] else None
+    if opts["no_healthcheck"]:
+        raise ConfigError("--no-healthcheck conflicts with --health-* options")
+    for flag, value in (("interval", durations["Interval"]), ("timeout", durations["Timeout"]), ("retries", retries),
+                        ("start-period", durations["StartPeriod"]), ("start-interval", durations["StartInterval"])):
+        if value < 0:  # in the docker CLI's order
+            raise ConfigError(f"--health-{flag} cannot be negative")
+    test = {"Test": ["CMD-SHELL", opts["health_cmd"]]} if opts["health_cmd"] else {}
+    return {**test, **{k: v for k, v in durations.items() if v}, **({"Retries": retries} if retries else {})}
 
 
 def _host_flags(opts: dict[str, Any]) -> dict[str, Any]:
@@ -490,5 +550,8 @@ def apply(body: dict[str, Any], opts: dict[str, Any]) -> dict[str, Any]:
     })
     if body["ExposedPorts"] is None:
         del body["ExposedPorts"]
+    health = healthcheck(opts)
+    if health is not None:
+        body["Healthcheck"] = health
     ordered = {key: body.pop(key) for key in CONFIG_ORDER if key in body}
     return {**ordered, **body}

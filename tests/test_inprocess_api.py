@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable
 from ipaddress import ip_address, ip_network
 from pathlib import Path
@@ -139,12 +140,47 @@ class InProcessApi(AsyncHTTPTestCase):
         code, waited = self.call("POST", "/v1.41/containers/owned/wait")
         assert (code, waited["StatusCode"]) == (200, 0)
 
-    def _container(self, cmd: list[str]) -> str:
+    def _container(self, cmd: list[str], **config: Any) -> str:
         assert self.call("POST", "/v1.41/images/load?quiet=1", raw=tiny_image_tar())[0] == 200
         code, created = self.call("POST", "/v1.41/containers/create",
-                                  {"Image": "tiny", "Cmd": cmd, "HostConfig": {"NetworkMode": "none"}})
+                                  {"Image": "tiny", "Cmd": cmd, "HostConfig": {"NetworkMode": "none"}, **config})
         assert code == 201, created
         return str(created["Id"])
+
+    def _health_when(self, cid: str, status: str) -> dict[str, Any]:
+        """The container's State.Health once its status is `status` (probes run on their own threads)."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            health: dict[str, Any] = self.call("GET", f"/v1.41/containers/{cid}/json")[1]["State"]["Health"]
+            if health["Status"] == status:
+                return health
+            time.sleep(0.02)
+        raise AssertionError(f"health of {cid} never became {status}")
+
+    def test_healthchecks(self) -> None:
+        ms = 1_000_000
+        failing = self._container(["sleep", "30"], Healthcheck={"Test": ["CMD", "false"], "Interval": 20 * ms,
+                                                                 "Retries": 2})
+        hung = self._container(["sleep", "30"], Healthcheck={"Test": ["CMD", "sleep", "5"], "Interval": 20 * ms,
+                                                              "Timeout": 50 * ms, "Retries": 1})
+        # Go durations reach 292 years, beyond what Python can wait at once: the shared scheduler must live on
+        forever = self._container(["sleep", "30"], Healthcheck={"Test": ["CMD", "true"], "Interval": 2**63 - 1})
+        passing = self._container(["sleep", "30"], Healthcheck={"Test": ["CMD-SHELL", "exit 0"], "Interval": 20 * ms,
+                                                                 "Timeout": 2**63 - 1})
+        for cid in (forever, failing, hung, passing):
+            assert self.call("POST", f"/v1.41/containers/{cid}/start")[0] == 204
+        health = self._health_when(failing, "unhealthy")
+        assert health["FailingStreak"] >= 2 and {e["ExitCode"] for e in health["Log"]} == {1}
+        entry = self._health_when(hung, "unhealthy")["Log"][0]
+        assert (entry["ExitCode"], entry["Output"]) == (-1, "Health check exceeded timeout (50ms)")
+        self._health_when(passing, "healthy")
+        code, listed = self.call("GET", '/v1.41/containers/json?filters={"health":["healthy"]}')
+        assert code == 200 and [c["Id"] for c in listed] == [passing] and listed[0]["Status"].endswith(" (healthy)")
+        assert self.call("POST", f"/v1.41/containers/{passing}/kill")[0] == 204
+        self._health_when(passing, "unhealthy")  # as dockerd once probing stops
+        assert self._health_when(forever, "starting")["Log"] == []
+        for cid in (forever, failing, hung, passing):
+            assert self.call("DELETE", f"/v1.41/containers/{cid}?force=1")[0] == 204
 
     def test_run_logs_wait(self) -> None:
         cid = self._container(["echo", "hi"])

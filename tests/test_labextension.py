@@ -125,6 +125,8 @@ def test_panel_shows_and_stops_a_container(lab: JupyterServer, page) -> None:  #
         row.and_(page.locator('[data-state="running"]')).wait_for(timeout=30_000)
         assert "busybox" in row.inner_text()
         assert f"127.0.0.1:{port}->80/tcp" in row.inner_text()
+        link = row.locator("a", has_text=f"127.0.0.1:{port}->80/tcp")  # opens through Jupyter's proxy
+        assert (link.get_attribute("href") or "").endswith(f"pydock/proxy/{NAME}/80/")
         assert page.locator(".jp-PydockImage", has_text="busybox:latest").count() == 1
 
         row.get_by_title("Logs", exact=True).click()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -308,3 +309,45 @@ def test_docker_build_shows_step_progress(server, busybox_tar):
     assert any(st.get("description") == "Step 3/3" and st.get("bar_style") == "success" for st in states)
     assert any("Successfully tagged nb-cli-built:1" in str(st.get("value")) for st in states)
     assert text(executed.cells[1]) == "built\n"
+
+
+def test_kernel_in_image_notebook(server):
+    nb = cells(execute(server, "kernel_in_image.ipynb"))
+    assert "Installed kernelspec nb-python-kernel" in text(nb["add"])
+    lines = text(nb["start"]).splitlines()
+    assert lines[0].startswith("kernel host: ") and lines[1].startswith("PRETTY_NAME=")
+    assert text(nb["where"]) == "True True\n"
+    assert "nb-python-kernel:1" in text(nb["containers"])
+    assert server.docker("ps", "-aq", "--filter", "label=io.pydock.kernel").stdout == ""
+
+
+def test_database_service_notebook(server):
+    nb = cells(execute(server, "database_service.ipynb"))
+    assert text(nb["client"]) == "['OK', 'hello from a volume']\n"
+    assert text(nb["restart"]).endswith("['hello from a volume']\n")
+    assert "nb-kv" not in server.docker("ps", "-a").stdout
+
+
+def test_web_app_notebook(server):
+    nb = cells(execute(server, "web_app.ipynb"))
+    url = text(nb["link"]).splitlines()[0]
+    assert url == "/jp/pydock/proxy/nb-web/80/"
+    assert "nb-web" not in server.docker("ps", "-a").stdout  # the notebook cleans up: run the app again to fetch
+    server.docker("run", "-d", "--name", "nb-web", "-p", "127.0.0.1::80", "busybox", "sh", "-c",
+                  "mkdir -p /www && echo '<h1>Hello from a container</h1>' > /www/index.html && httpd -f -p 80 -h /www")
+    try:
+        deadline = time.time() + 30
+        while (r := requests.get(server.base.rstrip("/").rsplit("/jp", 1)[0] + url, headers=AUTH,
+                                 timeout=10)).status_code == 502 and time.time() < deadline:
+            time.sleep(0.2)
+        assert r.status_code == 200 and r.text == "<h1>Hello from a container</h1>\n"
+    finally:
+        server.docker("rm", "-f", "nb-web")
+
+
+def test_compose_app_notebook(server):
+    nb = cells(execute(server, "compose_app.ipynb"))
+    assert "Creating nbapp_web_1" in text(nb["up"])
+    assert "nbapp_client_1" in text(nb["ps"])
+    assert text(nb["peer"]) == "hello from compose\n"
+    assert "Removing nbapp_web_1" in text(nb["down"])

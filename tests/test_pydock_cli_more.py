@@ -76,6 +76,12 @@ def test_flag_value_parsers() -> None:
     assert runflags.capabilities(["net_admin", "CAP_CHOWN", "chown"], ["mknod", "net_admin"]) == (
         ["CAP_CHOWN", "CAP_NET_ADMIN"], ["CAP_MKNOD"])
     assert sorted(["v10", "v9", "a", "10", "9b"], key=natural_key) == ["9b", "10", "a", "v9", "v10"]
+    assert [runflags.go_duration(v) for v in ("0", "1m30s", "1.5s", ".5ms", "-2h", "1µs", "3ns")] == [
+        0, 90_000_000_000, 1_500_000_000, 500_000, -7_200_000_000_000, 1_000, 3]
+    for bad, reason in (("5", "missing unit"), ("5x", 'unknown unit "x"'), ("", "invalid duration"),
+                        ("2562048h", "invalid duration")):
+        with pytest.raises(ValueError, match=reason):
+            runflags.go_duration(bad)
 
 
 # --- networks -------------------------------------------------------------
@@ -289,7 +295,11 @@ def _comparable(daemon, name: str) -> dict:
     BROAD_FLAGS,
     ["--network", "host", "--privileged", "--cap-add", "ALL", "--read-only"],
     ["--network", "none", "--dns", "1.1.1.1", "-v", "/anon", "--shm-size", "1k"],
-], ids=["defaults", "broad", "host", "none"])
+    ["--health-cmd", "true", "--health-interval", "1m30s", "--health-timeout", "1.5s", "--health-start-period", "2s",
+     "--health-start-interval", "300ms", "--health-retries", "4"],
+    ["--health-interval", "1s"],
+    ["--no-healthcheck"],
+], ids=["defaults", "broad", "host", "none", "health", "health-interval", "no-healthcheck"])
 def test_create_matches_docker_inspect(daemon, busybox, flags) -> None:
     """Same flags through both CLIs: the daemon stores identical Config, HostConfig and NetworkSettings."""
     theirs, ours = unique("cmp-docker"), unique("cmp-pydock")
@@ -327,7 +337,8 @@ def test_create_on_user_network_with_ip_and_alias(daemon, busybox) -> None:
     ["-p", "x"], ["-p", "1-2:3-5"], ["-m", "lots"], ["--ulimit", "nofile"], ["--ulimit", "bogus=1"],
     ["--mount", "type=bind"], ["--mount", "src=a,dst=/b,bogus=1"], ["--cpus", "x"], ["--sysctl", "kernel.x=1"],
     ["--dns", "not-an-ip"], ["--add-host", "nohost"], ["--expose", "1-y"], ["--device", "/a:/b:rwx"],
-    ["--device", "/dev/null:rel"], ["--network-alias", "x"],
+    ["--device", "/dev/null:rel"], ["--network-alias", "x"], ["--health-interval", "5"], ["--health-timeout", "-1s"],
+    ["--health-retries", "-1"], ["--no-healthcheck", "--health-cmd", "true"], ["--health-start-period", "1y"],
 ])
 def test_bad_flag_values_match_docker(daemon, busybox, flags) -> None:
     for command in ("run", "create"):

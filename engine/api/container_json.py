@@ -11,7 +11,7 @@ from typing import Any
 
 from engine import wire
 from engine.container.record import ContainerRecord
-from engine.container.state import State
+from engine.container.state import HealthStatus, State
 from engine.timeutil import ZERO_TIME, parse_rfc3339_ns
 from pydock_common.humanize import human_duration
 
@@ -57,7 +57,12 @@ def status_text(state: State) -> str:
         return f"Restarting ({state.exit_code}) {human_duration(ago)} ago"
     if state.running:
         up = f"Up {human_duration(now - parse_rfc3339_ns(state.started_at) / 1e9)}"
-        return up + " (Paused)" if state.paused else up
+        if state.paused:
+            return up + " (Paused)"
+        if state.health is not None:  # dockerd's Health.String
+            status = state.health.status
+            return f"{up} (health: {status})" if status == HealthStatus.STARTING.value else f"{up} ({status})"
+        return up
     if state.finished_at == ZERO_TIME:
         return "Created"
     ago = now - parse_rfc3339_ns(state.finished_at) / 1e9

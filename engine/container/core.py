@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from engine.config import EngineConfig
 from engine.container import logconfig
+from engine.container.probes import ProbeRunner, ProbeScheduler
 from engine.container.record import ContainerID, ContainerRecord
 from engine.container.store import ContainerStore
 from engine.errors import NotFound
@@ -59,7 +60,8 @@ class Attachment:
 class ContainerCore:
     def __init__(self, cfg: EngineConfig, meta: MetaStore, images: ImageService, layers: LayerStore,
                  runtime: ContainerRuntime, events: EventBus, network: NetworkService, volumes: VolumeService,
-                 rootfs: RootFS) -> None:
+                 rootfs: RootFS, run_probe: ProbeRunner) -> None:
+        """`run_probe` runs a healthcheck probe as an exec (the exec service, which is built on this one)."""
         self.cfg = cfg
         self.meta = meta
         self.store = ContainerStore(meta)
@@ -77,6 +79,8 @@ class ContainerCore:
         self._cancelled_restart: set[ContainerID] = set()
         self.network = network
         self.volumes = volumes
+        self._run_probe = run_probe
+        self._probes = ProbeScheduler()
 
     # ---- records ------------------------------------------------------
     def _lock(self, cid: ContainerID) -> threading.RLock:

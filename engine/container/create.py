@@ -6,7 +6,7 @@ import os
 import secrets
 import shutil
 
-from engine.container import logconfig, naming
+from engine.container import logconfig, naming, probes
 from engine.container.attach import Attaching
 from engine.container.record import ContainerID, ContainerRecord, GraphDriver, GraphDriverData
 from engine.container.signals import parse_signal
@@ -34,6 +34,7 @@ class Creating(Attaching):
             raise InvalidParameter("No image specified")
         image_id = self.images.resolve(body.image)
         icfg = self.images.run_config(image_id)
+        probes.validate(body.healthcheck)
         self._validate_host_config(host)
         net_plan = self.network.plan(req)
         warnings = resources.adapt_host_config(host, self.cfg.limit_controllers, self.cfg.cgroup_limits_reason)
@@ -143,5 +144,6 @@ def _merge_image_config(body: ContainerConfig, image: ContainerConfig) -> tuple[
         working_dir=body.working_dir or image.working_dir,
         entrypoint=entrypoint if entrypoint is not None else (image.entrypoint or None),
         on_build=None, labels=labels,
-        stop_signal=body.stop_signal or image.stop_signal)
+        stop_signal=body.stop_signal or image.stop_signal,
+        healthcheck=probes.merge(body.healthcheck, image.healthcheck))
     return config, [*ep, *args]

@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import secrets
+import signal as _signal
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.container.core import Attachment
+from engine.container.probes import MAX_WAIT, LimitedOutput, ProbeTimeout
 from engine.container.record import ContainerRecord
 from engine.container.service import ContainerService
 from engine.container.state import Op, check
@@ -30,9 +32,11 @@ from engine.runtime.runc import UnusableCommand
 from engine.runtime.security import group_add_gids
 from engine.runtime.spec import host_caps, merge_env
 from engine.types.container import ExecConfig, HostConfig
+from pydock_common.stdcopy import demux
 
 RETENTION = 600.0  # seconds a finished exec stays inspectable (Docker's GC: 5 to 10 minutes)
 READY_TIMEOUT = 10.0  # Docker's wait for an exec to start before a resize gives up
+PROBE_EXIT_WAIT = 5.0  # seconds a probe waits for its exit once its output ended, or once it was killed
 # Docker's term.ToBytes names for control characters, by code
 _CTRL = ["ctrl-@", *(f"ctrl-{c}" for c in "abcdefghijklmnopqrstuvwxyz"), "ctrl-[", "ctrl-\\", "ctrl-]", "ctrl-^",
          "ctrl-_"]
@@ -235,6 +239,60 @@ class ExecService:
         ec = self._find(eid)
         with self._cond:
             self._cond.wait_for(lambda: ec.exit_code is not None, timeout)
+
+    # ---- healthcheck probes ---------------------------------------------
+    def probe(self, cid: str, cmd: list[str], timeout: float) -> tuple[int, str]:
+        """Run a healthcheck probe as dockerd's cmdProbe does: an exec of `cmd` (events and all) with the
+        container's user, working directory and environment, no stdin and no TTY; returns its exit code and
+        output (stdout and stderr as they came, cut as dockerd cuts them).
+
+        A probe still running after `timeout` seconds is killed, and ProbeTimeout raised once it has gone.
+        The instance is forgotten afterwards: nobody inspects a probe's exec.
+        """
+        eid = self.create(cid, ExecConfig(cmd=cmd, attach_stdout=True, attach_stderr=True))
+        try:
+            return self._run_probe(eid, time.monotonic() + timeout)
+        finally:
+            with self._cond:
+                self._execs.pop(eid, None)
+
+    def _run_probe(self, eid: str, deadline: float) -> tuple[int, str]:
+        att = self.start(eid, attach=True)
+        assert att is not None and att.sock is not None
+        sock, ec, output = att.sock, self._find(eid), LimitedOutput()
+
+        def read(n: int) -> bytes:
+            while (left := deadline - time.monotonic()) > 0:
+                sock.settimeout(min(left, MAX_WAIT))
+                try:
+                    return sock.recv(n)
+                except TimeoutError:
+                    continue  # a wait cut to MAX_WAIT: the deadline decides
+            raise TimeoutError
+
+        with sock:
+            try:
+                for _stream, data in demux(read):
+                    output.write(data)
+            except TimeoutError:
+                end = time.time_ns()
+                self._kill_probe(ec)
+                raise ProbeTimeout(end) from None
+            except OSError:
+                pass  # the monitor went away: its exit (255 if none) tells the rest
+        exit_deadline = max(deadline, time.monotonic() + PROBE_EXIT_WAIT)
+        while ec.exit_code is None and (left := exit_deadline - time.monotonic()) > 0:
+            self.wait(eid, min(left, MAX_WAIT))
+        if ec.exit_code is None:
+            end = time.time_ns()
+            self._kill_probe(ec)
+            raise ProbeTimeout(end)
+        return ec.exit_code, output.text()
+
+    def _kill_probe(self, ec: ExecInstance) -> None:
+        """SIGKILL a probe that outlived its timeout, and give it a moment to go (dockerd waits for it)."""
+        self.runtime.signal_exec(ec.id, _signal.SIGKILL)
+        self.wait(ec.id, PROBE_EXIT_WAIT)
 
     # ---- resize / inspect ----------------------------------------------
     def resize(self, eid: str, h: int, w: int) -> None:

@@ -141,8 +141,10 @@ class Lifecycle(Running):
                 raise Conflict(f"Container {cid} is not running") from None
             if op is Op.PAUSE:
                 c.state.pause()
+                self._stop_health(c)  # as dockerd: probing stops, and the status reads "unhealthy"
             else:
                 c.state.unpause()
+                self._watch_health(c)
             self._save(c)
             self._event(c, op.value)
 

@@ -27,6 +27,7 @@ class Recovery(Lifecycle):
             elif c.state.running:
                 if self.runtime.alive(cid):
                     self._monitor(cid)
+                    self._watch_health(c)
                     continue
                 result = self.runtime.read_exit(cid) or {"ExitCode": 255, "FinishedAt": rfc3339_ns()}
                 self._on_exit(cid, result)
@@ -62,6 +63,7 @@ class Recovery(Lifecycle):
         self._save(c)
         self._event(c, "start")
         self._monitor(cid)
+        self._watch_health(c)
         return True
 
     def _roll_back_start(self, c: ContainerRecord) -> None:

@@ -15,6 +15,8 @@ import time
 from typing import Any
 
 from engine.container.create import Creating
+from engine.container.health import HealthChecking
+from engine.container.probes import probe_command
 from engine.container.record import ContainerID, ContainerRecord
 from engine.container.state import Op, check
 from engine.errors import EngineError
@@ -51,7 +53,7 @@ def _console_size(host: HostConfig) -> tuple[int, int] | None:
     return None
 
 
-class Running(Creating):
+class Running(Creating, HealthChecking):
     # ---- start --------------------------------------------------------
     def start(self, ref: str) -> None:
         cid = self.resolve(ref)
@@ -94,12 +96,16 @@ class Running(Creating):
         self._save(c)
         self._event(c, "start")
         self._monitor(cid)
+        self._watch_health(c)
 
     @staticmethod
     def _mark_started(c: ContainerRecord, pid: int) -> None:
-        """`c` runs as `pid` (not yet saved): its state, and a clean slate for the restart policy."""
+        """`c` runs as `pid` (not yet saved): its state, a clean slate for the restart policy, and its health
+        "starting" if it has a healthcheck."""
         c.state.start(pid)
         c.manual_stop = False
+        if probe_command(c.config) is not None:
+            c.state.start_health()
 
     def _cancel_restart(self, c: ContainerRecord) -> None:
         """restarting -> exited, saved: stopped while a restart was pending, or the restart failed."""
@@ -170,6 +176,7 @@ class Running(Creating):
                 return
             code = int(result.get("ExitCode", 255))
             state.exit(code, bool(result.get("OOMKilled")), result.get("FinishedAt") or rfc3339_ns())
+            self._stop_health(c)
             self.runtime.cleanup(cid)
             self.network.teardown(cid)
             self.volumes.detach(c)
@@ -224,6 +231,7 @@ class Running(Creating):
         cid = c.id
         if c.state.running:
             self.runtime.kill(cid, _signal.SIGKILL)
+        self._probes.cancel(cid)
         self.runtime.cleanup(cid)
         self.network.forget(cid)
         self.rootfs.unmount(os.path.join(self.dir(cid), "merged"))

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.errors import Conflict, EngineError, NotModified
-from engine.timeutil import ZERO_TIME, rfc3339_ns
-from engine.wire import BOOL, INT, STRING, wfield
+from engine.timeutil import ZERO_TIME, parse_rfc3339_ns, rfc3339_ns
+from engine.wire import BOOL, INT, STRING, List, Ptr, wfield
 
 if TYPE_CHECKING:
     from engine.container.record import ContainerRecord
@@ -39,6 +39,63 @@ class ContainerState(enum.Enum):
         return self in (ContainerState.RUNNING, ContainerState.PAUSED)
 
 
+class HealthStatus(str, enum.Enum):
+    """A healthcheck's verdicts, as Docker names them (`docker ps --filter health=` takes these and "none")."""
+
+    STARTING = "starting"  # started, and no probe has passed yet
+    HEALTHY = "healthy"  # the last probe passed
+    UNHEALTHY = "unhealthy"  # `retries` probes in a row failed, or probing stopped (exit, pause)
+
+
+NO_HEALTHCHECK = "none"  # the `health=` filter's name for a container without State.Health
+MAX_HEALTH_LOG = 5  # probe results kept in State.Health.Log (dockerd's maxLogEntries)
+
+
+@dataclass
+class HealthcheckResult:
+    """One probe, as dockerd logs it: Go times (RFC 3339), the exit code (-1: no exit, e.g. a timeout), output."""
+
+    start: str = wfield("Start", STRING, default=lambda: ZERO_TIME)
+    end: str = wfield("End", STRING, default=lambda: ZERO_TIME)
+    exit_code: int = wfield("ExitCode", INT)
+    output: str = wfield("Output", STRING)
+
+
+@dataclass
+class Health:
+    """Docker's State.Health: present once a container with a healthcheck has started (dockerd's
+    initHealthMonitor), kept after it stops. Its methods apply dockerd's rules (daemon/health.go)."""
+
+    status: str = wfield("Status", STRING)
+    failing_streak: int = wfield("FailingStreak", INT)
+    log: list[HealthcheckResult] = wfield("Log", List(Ptr(HealthcheckResult)), default=list)  # oldest first
+
+    def restart(self) -> None:
+        """A (re)start: "starting" again with no failures counted; the log of earlier runs stays."""
+        self.status, self.failing_streak = HealthStatus.STARTING.value, 0
+
+    def stop(self) -> None:
+        """Probing stopped (exit or pause): dockerd then reports "unhealthy", for compatibility."""
+        self.status = HealthStatus.UNHEALTHY.value
+
+    def record(self, result: HealthcheckResult, retries: int, start_period_ns: int, started_at: str) -> bool:
+        """Apply one probe result (dockerd's handleProbeResult); True when the status changed.
+
+        A pass makes it healthy. A failure counts towards `retries` unless the
+        container is still starting and the probe began within the start period.
+        """
+        old = self.status
+        self.log = [*self.log[-(MAX_HEALTH_LOG - 1):], result]
+        if result.exit_code == 0:
+            self.failing_streak, self.status = 0, HealthStatus.HEALTHY.value
+        elif not (self.status == HealthStatus.STARTING.value
+                  and parse_rfc3339_ns(result.start) - parse_rfc3339_ns(started_at) < start_period_ns):
+            self.failing_streak += 1
+            if self.failing_streak >= retries:
+                self.status = HealthStatus.UNHEALTHY.value
+        return self.status != old
+
+
 @dataclass
 class State:
     """Docker's container State document, typed; times are RFC 3339 strings, as Docker shows them.
@@ -57,6 +114,7 @@ class State:
     error: str = wfield("Error", STRING)  # why the last start failed
     started_at: str = wfield("StartedAt", STRING, default=lambda: ZERO_TIME)
     finished_at: str = wfield("FinishedAt", STRING, default=lambda: ZERO_TIME)
+    health: Health | None = wfield("Health", Ptr(Health), omitempty=True)  # None: no healthcheck, or never started
 
     @property
     def current(self) -> ContainerState:
@@ -73,6 +131,12 @@ class State:
         self.status, self.running, self.paused, self.restarting = "running", True, False, False
         self.oom_killed, self.dead, self.pid, self.exit_code, self.error = False, False, pid, 0, ""
         self.started_at, self.finished_at = rfc3339_ns(), ZERO_TIME
+
+    def start_health(self) -> None:
+        """A container with a healthcheck (re)started: its Health starts over as "starting"."""
+        if self.health is None:
+            self.health = Health()
+        self.health.restart()
 
     def start_failed(self, error: str, exit_code: int) -> None:
         """A start that failed leaves the state as it was, with the error and dockerd's exit code."""

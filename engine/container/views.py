@@ -5,7 +5,7 @@ import os
 
 from engine.container.core import ContainerCore, dir_bytes
 from engine.container.record import ContainerRecord
-from engine.container.state import ContainerState
+from engine.container.state import NO_HEALTHCHECK, ContainerState, HealthStatus
 from engine.errors import EngineError, InvalidParameter
 from engine.filters import Filters
 
@@ -22,6 +22,9 @@ class Views(ContainerCore):
         for status in filters.get("status"):
             if status not in {s.value for s in ContainerState}:
                 raise InvalidParameter(f"invalid filter 'status={status}'")
+        for health in filters.get("health"):
+            if health not in {NO_HEALTHCHECK, *(h.value for h in HealthStatus)}:
+                raise InvalidParameter(f"Unrecognised filter value for health: {health}")
         records = sorted(self.all_records(), key=lambda r: r.created, reverse=True)
         all_ = all_ or limit > 0  # as dockerd: `ps -n N` / `ps -l` count stopped containers too
         out = []
@@ -65,8 +68,11 @@ class Views(ContainerCore):
         if "volume" in filters and not any(m.name in filters.get("volume") or m.destination in filters.get("volume")
                                            for m in c.mount_points):
             return False
-        # filters pydock accepts but whose subject it lacks (health, publish, ...) match nothing
-        unsupported = ("health", "publish", "expose", "isolation", "is-task")
+        if "health" in filters and (state.health.status if state.health else NO_HEALTHCHECK) \
+                not in filters.get("health"):
+            return False
+        # filters pydock accepts but whose subject it lacks (publish, ...) match nothing
+        unsupported = ("publish", "expose", "isolation", "is-task")
         if any(key in filters for key in unsupported):
             return False
         return filters.exact("network", c.host_config.network_mode)

@@ -29,6 +29,10 @@ class ContainerRuntime(Protocol):
         """Run a launched exec: its PID and the connection its exit line arrives on."""
         ...
 
+    def signal_exec(self, eid: str, signal: int) -> None:
+        """Signal a started exec's process (a healthcheck probe that timed out); nothing if it has ended."""
+        ...
+
     # ---- talking to a monitor -----------------------------------------
     def connect(self, cid: str, op: dict[str, Any], timeout: float | None = 10.0) -> socket.socket:
         """A monitor connection with `op` sent; OSError if the monitor is gone."""

@@ -177,6 +177,12 @@ class FakeRuntime:
         self._run(eid)
         return p.pid, theirs
 
+    def signal_exec(self, eid: str, signal: int) -> None:
+        p = self._procs.get(eid)
+        if p is not None and p.exit is None:
+            p.signal = signal
+            p.killed.set()
+
     def _run(self, sid: str) -> None:
         self._started.add(sid)
         threading.Thread(target=self._procs[sid].run, name=f"fake-{sid[:12]}", daemon=True).start()

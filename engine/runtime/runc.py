@@ -153,6 +153,14 @@ class Runtime:
             "console_size": [size["height"], size["width"]] if size else None,
         }, {"process.json": process}, "exec")
 
+    def signal_exec(self, eid: str, signal: int) -> None:
+        """Ask the exec's monitor, its parent, to signal it: only the monitor knows whether that PID is still
+        the exec's. A monitor that is gone had nothing left to signal."""
+        try:
+            self.request(eid, {"op": "kill", "signal": signal})
+        except Conflict:
+            pass
+
     def _launch(self, sid: str, shim_cfg: dict[str, Any], files: dict[str, Any], action: str) -> int:
         sdir = self.state_dir(sid)
         shutil.rmtree(sdir, ignore_errors=True)

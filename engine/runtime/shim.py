@@ -25,6 +25,8 @@ Socket protocol: a client sends one JSON line, then
                                    connection then answers like "wait"
   {"op": "wait"}                -> answers {"ExitCode": n, ...} when the process exits
   {"op": "resize", "h", "w"}    -> sets the TTY size, answers {"ok": true}
+  {"op": "kill", "signal"}      -> signals the process unless it has exited, answers {"ok": true}
+                                   (an exec's: a container is signalled through runc)
   {"op": "attach", "stdin", "stdout", "stderr", "close_stdin"}
                                 -> raw stream (TTY) or Docker's 8-byte-header multiplexed
                                    frames; bytes the client sends go to stdin, its EOF
@@ -448,6 +450,14 @@ class Shim:
                 c.reply({"ok": True})
             except (KeyError, ValueError, OSError) as e:
                 c.reply({"error": str(e)})
+        elif kind == "kill":
+            if self.exit_code is None and self.init_pid:  # not reaped yet: the PID is still the process's
+                try:
+                    os.kill(self.init_pid, int(op.get("signal", signal.SIGKILL)))
+                except (OSError, ValueError) as e:
+                    c.reply({"error": str(e)})
+                    return
+            c.reply({"ok": True})
         elif kind == "attach":
             c.reply({"ok": True})
         else:

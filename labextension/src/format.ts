@@ -18,6 +18,18 @@ export function formatPorts(ports: IPort[] | null | undefined): string {
   return (ports ?? []).map(formatPort).join(', ');
 }
 
+/**
+ * Where a published TCP port opens through the Jupyter server (its `pydock/proxy` route, behind
+ * Jupyter's login), or null for a port that is not published or not TCP.
+ */
+export function proxyUrl(baseUrl: string, container: string, p: IPort): string | null {
+  if (!p.PublicPort || p.Type !== 'tcp') {
+    return null;
+  }
+  const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
+  return `${base}pydock/proxy/${encodeURIComponent(container)}/${p.PrivatePort}/`;
+}
+
 /** Decimal units, as docker's `units.HumanSize` prints them. */
 export function humanSize(bytes: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];

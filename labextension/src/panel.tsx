@@ -11,9 +11,10 @@ import {
   stopIcon,
   terminalIcon
 } from '@jupyterlab/ui-components';
+import { PageConfig } from '@jupyterlab/coreutils';
 import React, { useState } from 'react';
 
-import { containerName, formatPorts, humanSize, imageTags, shortId, timeAgo } from './format';
+import { containerName, formatPort, humanSize, imageTags, proxyUrl, shortId, timeAgo } from './format';
 import { DockerModel, IContainer, IImage, IPull } from './model';
 
 /** What the panel asks of the application: dialogs, tabs and error reports. */
@@ -98,8 +99,24 @@ function ContainerRow({
   actions
 }: IViewProps & { container: IContainer }): JSX.Element {
   const running = c.State === 'running' || c.State === 'restarting' || c.State === 'paused';
-  const ports = formatPorts(c.Ports);
   const name = containerName(c);
+  const baseUrl = PageConfig.getBaseUrl();
+  const ports = (c.Ports ?? []).map((p, i) => {
+    const href = proxyUrl(baseUrl, name, p);
+    const text = formatPort(p);
+    return (
+      <React.Fragment key={i}>
+        {i > 0 && ', '}
+        {href ? (
+          <a href={href} target="_blank" rel="noopener noreferrer" title="Open through Jupyter">
+            {text}
+          </a>
+        ) : (
+          text
+        )}
+      </React.Fragment>
+    );
+  });
   return (
     <li className="jp-PydockPanel-item jp-PydockContainer" data-name={name} data-state={c.State}>
       <span className={`jp-PydockState jp-PydockState-${c.State}`} title={c.State} />
@@ -110,7 +127,7 @@ function ContainerRow({
         <div className="jp-PydockPanel-detail">
           <span className="jp-PydockContainer-image">{c.Image}</span>
           <span className="jp-PydockContainer-status">{c.Status}</span>
-          {ports && <span className="jp-PydockContainer-ports">{ports}</span>}
+          {ports.length > 0 && <span className="jp-PydockContainer-ports">{ports}</span>}
         </div>
       </div>
       <div className="jp-PydockPanel-actions">

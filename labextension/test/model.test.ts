@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { formatPorts, humanSize, timeAgo } from '../src/format';
+import { formatPorts, humanSize, proxyUrl, timeAgo } from '../src/format';
 import {
   decoderFor,
   DockerModel,
@@ -351,5 +351,17 @@ describe('format', () => {
     expect(humanSize(999)).toBe('999B');
     expect(timeAgo(1000, 1000_000 + 3 * 3600_000)).toBe('3 hours ago');
     expect(timeAgo(1000, 1000_000 + 10_000)).toBe('less than a minute ago');
+  });
+});
+
+describe('proxyUrl', () => {
+  it('links a published TCP port through the Jupyter server', () => {
+    const port = { IP: '127.0.0.1', PrivatePort: 80, PublicPort: 32768, Type: 'tcp' };
+    expect(proxyUrl('/jp/', 'web', port)).toBe('/jp/pydock/proxy/web/80/');
+    expect(proxyUrl('/user/ann', 'a b', port)).toBe('/user/ann/pydock/proxy/a%20b/80/');
+  });
+  it('has nothing for unpublished or UDP ports', () => {
+    expect(proxyUrl('/', 'web', { PrivatePort: 80, Type: 'tcp' })).toBeNull();
+    expect(proxyUrl('/', 'web', { IP: '0.0.0.0', PrivatePort: 53, PublicPort: 5353, Type: 'udp' })).toBeNull();
   });
 });
