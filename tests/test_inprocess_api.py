@@ -385,6 +385,10 @@ class InProcessApi(AsyncHTTPTestCase):
         with open(os.path.join(self.engine.containers.dir(parent["Id"]), "config.json")) as f:
             env = json.load(f)["process"]["env"]
         assert {"PET_NAME=/parent/pet", "PET_ENV_COLOUR=red", f"PET_PORT_80_TCP=tcp://{kid_ip}:80"} <= set(env)
+        for name in ("parent", "kid", "other", "app", "db"):  # no fake process may outlive the engine
+            assert self.call("DELETE", f"/v1.41/containers/{name}?force=1")[0] == 204
+        assert self.call("DELETE", "/v1.41/networks/n6")[0] == 204
+        assert device not in self.net.bridges and (self.net.netns, self.net.veths) == ({}, {})
 
     def _inspect(self, ref: str) -> dict[str, Any]:
         code, info = self.call("GET", f"/v1.41/containers/{ref}/json")
