@@ -175,3 +175,24 @@ def test_exec_start_tty_decides_the_stream_format(client):
         assert sorted(api.exec_start(raw, tty=True).split()) == [b"err", b"out"]  # one raw stream
     finally:
         c.remove(force=True)
+
+
+def test_volume_subpath_mounts_a_part_of_a_volume_and_nothing_outside_it(daemon, busybox):
+    vol = name()
+    daemon.docker("run", "--rm", "-v", f"{vol}:/v", "busybox", "sh", "-c",
+                  "mkdir -p /v/sub && echo in-sub > /v/sub/f && ln -s / /v/evil && echo top > /v/top", check=True)
+    try:
+        out = daemon.docker("run", "--rm", "--mount", f"type=volume,src={vol},dst=/x,volume-subpath=sub",
+                            "busybox", "sh", "-c", "ls /x; cat /x/f; echo written > /x/g", check=True)
+        assert out.stdout == "f\nin-sub\n"
+        check = daemon.docker("run", "--rm", "-v", f"{vol}:/v", "busybox", "cat", "/v/sub/g", check=True)
+        assert check.stdout == "written\n"  # writes land in the volume's subdirectory
+        evil = daemon.docker("run", "--rm", "--mount", f"type=volume,src={vol},dst=/x,volume-subpath=evil",
+                             "busybox", "ls", "/x")
+        assert evil.returncode != 0 and "symbolic link" in evil.stderr
+        bad = daemon.docker("create", "--mount", f"type=volume,src={vol},dst=/x,volume-subpath=../up", "busybox")
+        assert bad.returncode != 0 and "subpath must be a relative path within the volume" in bad.stderr
+        with open("/proc/self/mountinfo") as f:
+            assert "/subpaths/" not in f.read()  # the staged mounts went with the containers
+    finally:
+        daemon.docker("volume", "rm", "-f", vol)
