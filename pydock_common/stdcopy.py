@@ -44,3 +44,26 @@ def demux(read: Callable[[int], bytes]) -> Iterator[tuple[int, bytes]]:
         yield stream, payload
         if len(payload) < length:
             return
+
+
+class Deframer:
+    """Multiplexed chunks in, the payloads out (for a client that asked for a raw stream); keeps partial frames."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def __call__(self, data: bytes) -> bytes:
+        self._buf += data
+        out = []
+        while len(self._buf) >= _HEADER.size:
+            _stream, length = _HEADER.unpack_from(self._buf)
+            if len(self._buf) < _HEADER.size + length:
+                break
+            out.append(self._buf[_HEADER.size:_HEADER.size + length])
+            self._buf = self._buf[_HEADER.size + length:]
+        return b"".join(out)
+
+
+def as_stdout_frame(data: bytes) -> bytes:
+    """Raw (TTY) output for a client that asked for a multiplexed stream: all of it is stdout."""
+    return frame(STDOUT, data) if data else b""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 
@@ -108,3 +109,90 @@ def test_commit_of_an_exiting_container_never_fails_with_runcs_text(daemon, busy
     for image in images:
         client.images.remove(image)
     container.remove()
+
+
+def _attach_raw(daemon, ref: str, query: str):  # type: ignore[no-untyped-def]
+    """A hijacked attach on the daemon's socket, as the docker CLI opens one; returns the socket after the headers."""
+    import socket as _socket
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    sock.connect(daemon.url[len("unix://"):])
+    sock.sendall(f"POST /containers/{ref}/attach?{query} HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\n"
+                 "Upgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    sock.settimeout(10)
+    return sock
+
+
+def _read_until(sock, needle: bytes) -> bytes:  # type: ignore[no-untyped-def]
+    seen = b""
+    while needle not in seen:
+        chunk = sock.recv(4096)
+        assert chunk, seen
+        seen += chunk
+    return seen
+
+
+def test_detach_keys_end_an_attach_and_the_container_runs_on(daemon, busybox):
+    n = name()
+    daemon.docker("run", "-dit", "--name", n, "busybox", "cat", check=True)
+    try:
+        sock = _attach_raw(daemon, n, "stream=1&stdin=1&stdout=1&stderr=1")
+        sock.sendall(b"first-\x10-kept\n")  # a lone ctrl-p that does not complete the sequence passes on
+        _read_until(sock, b"first-\x10-kept")  # cat wrote the byte back (the terminal's echo shows it as ^P)
+        sock.sendall(b"\x10\x11")
+        rest = b""
+        while chunk := sock.recv(4096):
+            rest += chunk
+        sock.close()
+        assert inspect(daemon, n)["State"]["Running"]  # detached, not stopped
+        sock = _attach_raw(daemon, n, "stream=1&stdin=1&stdout=1&detachKeys=ctrl-a,x")
+        sock.sendall(b"second\n")
+        _read_until(sock, b"second\r\nsecond")
+        sock.sendall(b"\x01x")
+        while sock.recv(4096):
+            pass
+        sock.close()
+        assert inspect(daemon, n)["State"]["Running"]
+        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket",
+                              daemon.url[len("unix://"):], "-X", "POST",
+                              f"http://d/containers/{n}/attach?stream=1&stdin=1&detachKeys=ctrl-nope"],
+                             capture_output=True, text=True, timeout=30, check=False)
+        assert out.stdout == "400"
+    finally:
+        daemon.docker("rm", "-f", n)
+
+
+def test_exec_start_tty_decides_the_stream_format(client):
+    c = client.containers.run("busybox", ["sleep", "60"], detach=True)
+    try:
+        api = client.api
+        framed = api.exec_create(c.id, ["echo", "from a tty exec"], tty=True)["Id"]
+        assert api.exec_start(framed, tty=False) == b"from a tty exec\r\n"  # docker-py demuxes the frames
+        raw = api.exec_create(c.id, ["sh", "-c", "echo out; echo err >&2"], tty=False)["Id"]
+        assert sorted(api.exec_start(raw, tty=True).split()) == [b"err", b"out"]  # one raw stream
+    finally:
+        c.remove(force=True)
+
+
+def test_volume_subpath_mounts_a_part_of_a_volume_and_nothing_outside_it(daemon, busybox):
+    vol = name()
+    daemon.docker("run", "--rm", "-v", f"{vol}:/v", "busybox", "sh", "-c",
+                  "mkdir -p /v/sub && echo in-sub > /v/sub/f && ln -s / /v/evil && echo top > /v/top", check=True)
+    try:
+        out = daemon.docker("run", "--rm", "--mount", f"type=volume,src={vol},dst=/x,volume-subpath=sub",
+                            "busybox", "sh", "-c", "ls /x; cat /x/f; echo written > /x/g", check=True)
+        assert out.stdout == "f\nin-sub\n"
+        check = daemon.docker("run", "--rm", "-v", f"{vol}:/v", "busybox", "cat", "/v/sub/g", check=True)
+        assert check.stdout == "written\n"  # writes land in the volume's subdirectory
+        evil = daemon.docker("run", "--rm", "--mount", f"type=volume,src={vol},dst=/x,volume-subpath=evil",
+                             "busybox", "ls", "/x")
+        assert evil.returncode != 0 and "symbolic link" in evil.stderr
+        bad = daemon.docker("create", "--mount", f"type=volume,src={vol},dst=/x,volume-subpath=../up", "busybox")
+        assert bad.returncode != 0 and "subpath must be a relative path within the volume" in bad.stderr
+        with open("/proc/self/mountinfo") as f:
+            assert "/subpaths/" not in f.read()  # the staged mounts went with the containers
+    finally:
+        daemon.docker("volume", "rm", "-f", vol)

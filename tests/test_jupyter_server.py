@@ -1,6 +1,7 @@
 """The Docker API inside a real Jupyter server, behind Jupyter's authentication."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -77,6 +78,34 @@ class JupyterServer:
         env = {**os.environ, "DOCKER_HOST": self.docker_host,
                "DOCKER_CONFIG": self.docker_config if authenticated else os.path.join(self.root, "nocfg")}
         return subprocess.run([DOCKER, *args], capture_output=True, text=True, timeout=60, env=env, check=False)
+
+
+@contextlib.contextmanager
+def own_server(prefix: str, extra_args: tuple[str, ...] = (), env: dict[str, str] | None = None
+               ) -> Iterator[JupyterServer]:
+    """A started Jupyter server with an engine of its own on a fresh root, whose kernels inherit a clean
+    environment (no engine address; a private runtime dir to find the server in; plus `env`); everything it
+    made is removed afterwards."""
+    root = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.makedirs(os.path.join(root, "work"))
+    saved = dict(os.environ)
+    for name in ("PYDOCK_HOST", "DOCKER_HOST", "DOCKER_CONFIG"):
+        os.environ.pop(name, None)
+    os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(root, "runtime")
+    os.environ.update({k: v.format(root=root) for k, v in (env or {}).items()})
+    server = JupyterServer(root, extra_args)
+    try:
+        server.start()
+        yield server
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        ids = server.docker("ps", "-aq").stdout.split() if server.proc else []
+        if ids:
+            server.docker("rm", "-f", *ids)
+        server.stop()
+        _cleanup_mounts(root)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-from conftest import DEB_CACHE, _cleanup_mounts
+from conftest import DEB_CACHE
 from jupyter_client.blocking.client import BlockingKernelClient
-from test_jupyter_server import JupyterServer
+from test_jupyter_server import JupyterServer, own_server
 from test_notebooks import AUTH, Session, code, text
 
 from pydock_cli import pythonimage
@@ -32,16 +30,8 @@ KERNEL = "pyimg"
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[JupyterServer]:
-    root = tempfile.mkdtemp(prefix="pydock-kern-", dir="/tmp")
-    os.makedirs(os.path.join(root, "work"))
-    saved = dict(os.environ)
-    for name in ("PYDOCK_HOST", "DOCKER_HOST", "DOCKER_CONFIG"):
-        os.environ.pop(name, None)
-    os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(root, "runtime")
-    os.environ["JUPYTER_DATA_DIR"] = os.path.join(root, "data-dir")  # where `pydock kernel add` writes, and the server looks
-    jp = JupyterServer(root)
-    try:
-        jp.start()
+    # JUPYTER_DATA_DIR: where `pydock kernel add` writes, and where the server looks
+    with own_server("pydock-kern-", env={"JUPYTER_DATA_DIR": "{root}/data-dir"}) as jp:
         env = {**os.environ, "DOCKER_HOST": jp.docker_host, "DOCKER_CONFIG": jp.docker_config}
         pythonimage.make(IMAGE, ipykernel=True, cache=DEB_CACHE, env=env)
         add = subprocess.run([sys.executable, "-m", "pydock_cli.main", "kernel", "add", "--name", KERNEL, IMAGE,
@@ -50,15 +40,6 @@ def server() -> Iterator[JupyterServer]:
         assert add.returncode == 0, add.stderr
         assert f"Installed kernelspec {KERNEL}" in add.stdout
         yield jp
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        ids = jp.docker("ps", "-aq").stdout.split() if jp.proc else []
-        if ids:
-            jp.docker("rm", "-f", *ids)
-        jp.stop()
-        _cleanup_mounts(root)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def kernel_containers(server: JupyterServer, kernel_id: str) -> list[str]:

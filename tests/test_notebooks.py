@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,10 +16,10 @@ from typing import Any
 import nbformat
 import pytest
 import requests
-from conftest import REPO, _cleanup_mounts
+from conftest import REPO
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
-from test_jupyter_server import TOKEN, JupyterServer
+from test_jupyter_server import TOKEN, JupyterServer, own_server
 from test_registry import OCI_GZIP, Registry, start_registry, stop_registry, tar_of
 
 from pydock_cli.main import main
@@ -48,26 +47,8 @@ class ServerKernel(AsyncKernelManager):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[JupyterServer]:
-    root = tempfile.mkdtemp(prefix="pydock-nb-", dir="/tmp")
-    os.makedirs(os.path.join(root, "work"))
-    saved = dict(os.environ)
-    # The kernels inherit this environment: no engine address, and a private runtime dir to find the server in.
-    for name in ("PYDOCK_HOST", "DOCKER_HOST", "DOCKER_CONFIG"):
-        os.environ.pop(name, None)
-    os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(root, "runtime")
-    jp = JupyterServer(root)
-    try:
-        jp.start()
+    with own_server("pydock-nb-") as jp:
         yield jp
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        ids = jp.docker("ps", "-aq").stdout.split() if jp.proc else []
-        if ids:
-            jp.docker("rm", "-f", *ids)
-        jp.stop()
-        _cleanup_mounts(root)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 class Session:
@@ -181,27 +162,13 @@ def test_a_terminal_reaches_the_engine(server):
 
 def test_kernel_finds_its_server_without_docker_host(tmp_path):
     """With export_docker_host off, the magics find the server that owns the kernel (and its token) themselves."""
-    root = tempfile.mkdtemp(prefix="pydock-nb2-", dir="/tmp")
-    os.makedirs(os.path.join(root, "work"))
-    saved = dict(os.environ)
-    for name in ("PYDOCK_HOST", "DOCKER_HOST", "DOCKER_CONFIG"):
-        os.environ.pop(name, None)
-    os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(root, "runtime")
-    jp = JupyterServer(root, ("--PydockExtension.export_docker_host=False",))
-    try:
-        jp.start()
+    with own_server("pydock-nb2-", ("--PydockExtension.export_docker_host=False",)) as jp:
         nb = execute(jp, "probe.ipynb", code(
             "import os\nfrom pydock_ext.connection import find_endpoint\ne = find_endpoint()\n"
             "print(e.host, 'DOCKER_HOST' in os.environ)\nprint(sorted(e.headers))",
             "%load_ext pydock_ext\n%docker version --format '{{.Server.Os}}'"))
         assert text(nb.cells[0]) == f"{jp.base}pydock False\n['Authorization']\n"
         assert text(nb.cells[1]) == "linux\n"
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        jp.stop()
-        _cleanup_mounts(root)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_kernel_with_no_engine_says_so(tmp_path):

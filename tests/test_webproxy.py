@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 
@@ -12,8 +10,8 @@ import pytest
 import requests
 import tornado.httpclient
 import tornado.websocket
-from conftest import DEB_CACHE, _cleanup_mounts
-from test_jupyter_server import TOKEN, JupyterServer
+from conftest import DEB_CACHE
+from test_jupyter_server import TOKEN, JupyterServer, own_server
 
 from pydock_cli import pythonimage
 
@@ -34,25 +32,9 @@ tornado.ioloop.IOLoop.current().start()
 
 @pytest.fixture(scope="module")
 def server(busybox_tar: str) -> Iterator[JupyterServer]:
-    root = tempfile.mkdtemp(prefix="pydock-web-", dir="/tmp")
-    saved = dict(os.environ)
-    for name in ("PYDOCK_HOST", "DOCKER_HOST", "DOCKER_CONFIG"):
-        os.environ.pop(name, None)
-    os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(root, "runtime")
-    jp = JupyterServer(root)
-    try:
-        jp.start()
+    with own_server("pydock-web-") as jp:
         jp.docker("import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest")
         yield jp
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        ids = jp.docker("ps", "-aq").stdout.split() if jp.proc else []
-        if ids:
-            jp.docker("rm", "-f", *ids)
-        jp.stop()
-        _cleanup_mounts(root)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _wait(url: str, **kwargs: object) -> requests.Response:

@@ -5,6 +5,7 @@ import base64
 import functools
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from engine.api.base import ID, ApiHandler, StreamOwner, bind, route
@@ -34,11 +35,11 @@ class Backend(StreamOwner, Protocol):
 
 class _Handler(ApiHandler[Backend]):
     pass
-from engine.api.streams import Hangup, hijack, pump, run_session
+from engine.api.streams import DEFAULT_DETACH_KEYS, Hangup, hijack, pump, run_session
 from engine.container.core import Attachment
 from engine.container.exec import ExecInstance, parse_console_size
 from engine.errors import EngineError
-from pydock_common.stdcopy import MUX, RAW, STDOUT, frame
+from pydock_common.stdcopy import MUX, RAW, STDOUT, Deframer, as_stdout_frame, frame
 
 # How long a finished exec's stream waits for its exit to be recorded, so that
 # the client's inspect right after EOF sees the exit code.
@@ -64,14 +65,19 @@ class ExecStartHandler(_Handler):
             self.set_status(200)
             self.finish()
             return
-        client, leftover = await hijack(self, RAW if ec.tty else MUX)
-        serve = functools.partial(_session, execs, ref, console_size, ec.tty, client, leftover)
+        # the start body's Tty decides the stream's format, as in dockerd (docker-py's exec_start sends tty=False
+        # by default whatever the exec was created with); the exec's own output is reframed when they differ
+        client, leftover = await hijack(self, RAW if req.tty else MUX)
+        outbound = None if req.tty == ec.tty else (Deframer() if req.tty else as_stdout_frame)
+        keys = ec.detach_keys or DEFAULT_DETACH_KEYS
+        serve = functools.partial(_session, execs, ref, console_size, req.tty, client, leftover, keys, outbound)
         threading.Thread(target=run_session, args=(self.engine.streams, client, serve), daemon=True,
                          name="exec").start()
 
 
 def _session(execs: Execs, eid: str, console_size: tuple[int, int] | None, tty: bool,
-             client: socket.socket, leftover: bytes, hangup: Hangup) -> None:
+             client: socket.socket, leftover: bytes, detach_keys: bytes,
+             outbound: Callable[[bytes], bytes] | None, hangup: Hangup) -> None:
     """Start the exec on a hijacked connection; a start error goes into the stream, as Docker does."""
     try:
         att: Attachment | None = execs.start(eid, console_size, attach=True)
@@ -86,7 +92,8 @@ def _session(execs: Execs, eid: str, console_size: tuple[int, int] | None, tty: 
     assert att is not None
     att.ready.wait()
     hangup.add(att.sock)
-    pump(client, att, leftover, before_close=lambda: execs.wait(eid, EXIT_GRACE))
+    pump(client, att, leftover, before_close=lambda: execs.wait(eid, EXIT_GRACE), detach_keys=detach_keys,
+         outbound=outbound)
 
 
 class ExecResizeHandler(_Handler):

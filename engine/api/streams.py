@@ -35,6 +35,7 @@ class Backend(StreamOwner, Protocol):
 class _Handler(ApiHandler[Backend]):
     pass
 from engine.container.core import Attachment
+from engine.container.exec import parse_detach_keys
 from engine.container.logs import LogEntry, read_log_batches
 from engine.container.record import ContainerRecord
 from engine.errors import EngineError, InvalidParameter, Unsupported
@@ -85,23 +86,65 @@ async def _head_read(client: socket.socket) -> None:
         await asyncio.sleep(0.002)
 
 
+class EscapeFilter:
+    """Docker's detach keys (moby's escape proxy): input passes on until the key sequence arrives whole.
+
+    Bytes that may start the sequence are held back until the next ones show
+    whether it is the sequence (then the session detaches and they are never
+    sent) or not (then they go on with the rest).
+    """
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self.held = b""
+        self.detached = False
+
+    def __call__(self, data: bytes) -> bytes:
+        out = bytearray()
+        for byte in data:
+            self.held += bytes([byte])
+            if self.keys.startswith(self.held):
+                if self.held == self.keys:
+                    self.detached = True
+                    return bytes(out)
+                continue
+            out += self.held
+            self.held = b""
+        return bytes(out)
+
+
+DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p, ctrl-q
+
+
 def splice(client: socket.socket, peer: socket.socket, first: bytes = b"",
-           before_close: Callable[[], None] | None = None) -> None:
+           before_close: Callable[[], None] | None = None, detach_keys: bytes = b"",
+           outbound: Callable[[bytes], bytes] | None = None) -> None:
     """Copy bytes both ways until the peer's side ends, then close both.
 
     The client's EOF is passed on as a half-close, which is how `docker run
     -i` signals the end of piped stdin; `first` is sent to the peer before
     anything the client sends. `before_close` runs when the peer's output
-    ended (not when the client left), before the client sees EOF.
+    ended (not when the client left), before the client sees EOF. With
+    `detach_keys`, that sequence in the client's input ends the session
+    without passing anything on (the container runs on; its stdin is not
+    closed). `outbound` transforms what the peer sends (a stream format change).
     """
+    escape = EscapeFilter(detach_keys) if detach_keys else None
+
     def inbound() -> None:
         try:
             if first:
-                peer.sendall(first)
-            while data := client.recv(65536):
-                peer.sendall(data)
+                peer.sendall(escape(first) if escape else first)
+            while (escape is None or not escape.detached) and (data := client.recv(65536)):
+                data = escape(data) if escape else data
+                if data:
+                    peer.sendall(data)
         except OSError:
             pass
+        if escape is not None and escape.detached:
+            for s in (client, peer):  # both ways end now; the output loop sees it
+                _shut(s)
+            return
         try:
             peer.shutdown(socket.SHUT_WR)
         except OSError:
@@ -112,8 +155,8 @@ def splice(client: socket.socket, peer: socket.socket, first: bytes = b"",
     ended = False
     try:
         while data := peer.recv(65536):
-            client.sendall(data)
-        ended = True
+            client.sendall(outbound(data) if outbound else data)
+        ended = not (escape is not None and escape.detached)
     except OSError:
         pass
     finally:
@@ -130,10 +173,12 @@ def splice(client: socket.socket, peer: socket.socket, first: bytes = b"",
 
 
 def pump(client: socket.socket, att: Attachment, leftover: bytes = b"",
-         before_close: Callable[[], None] | None = None) -> None:
+         before_close: Callable[[], None] | None = None, detach_keys: bytes = b"",
+         outbound: Callable[[bytes], bytes] | None = None) -> None:
     """Splice a hijacked client connection with a shim attach connection until output ends.
 
-    The shim already speaks Docker's stream format, so bytes pass through untouched.
+    The shim already speaks Docker's stream format, so bytes pass through untouched (unless the client asked
+    for the other format: `outbound`). `detach_keys` apply to a TTY session's input, as in dockerd.
     """
     # An empty read here would not mean the client left: the docker CLI
     # half-closes at once when it attaches no stdin. A client that really
@@ -142,7 +187,8 @@ def pump(client: socket.socket, att: Attachment, leftover: bytes = b"",
     if att.sock is None:
         client.close()
         return
-    splice(client, att.sock, leftover if att.stdin else b"", before_close)
+    splice(client, att.sock, leftover if att.stdin else b"", before_close,
+           detach_keys if att.stdin and att.tty else b"", outbound)
 
 
 class Hangup:
@@ -205,6 +251,11 @@ def log_chunks(batches: Iterable[list[LogEntry]], tty: bool, timestamps: bool) -
 class AttachHandler(_Handler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         stdout, stderr = self.q_bool("stdout"), self.q_bool("stderr")
+        keys = self.q_str("detachKeys")
+        try:
+            detach_keys = parse_detach_keys(keys) if keys else DEFAULT_DETACH_KEYS
+        except EngineError:
+            raise InvalidParameter(f"Invalid detach keys ({keys}) provided") from None
         c = await self.run(self.engine.containers.get, ref)
         self.policy.check_container_use(lambda: c.host_config)
         att = None
@@ -215,13 +266,13 @@ class AttachHandler(_Handler):
         log_path = self.engine.containers.log_spec(c).path
         history = log_chunks(read_log_batches(log_path, stdout=stdout, stderr=stderr), tty, False) \
             if self.q_bool("logs") and log_path else iter(())
-        serve = functools.partial(self._serve, client, att, leftover, history)
+        serve = functools.partial(self._serve, client, att, leftover, history, detach_keys)
         threading.Thread(target=run_session, args=(self.engine.streams, client, serve), daemon=True,
                          name="attach").start()
 
     @staticmethod
     def _serve(client: socket.socket, att: Attachment | None, leftover: bytes, history: Iterator[bytes],
-               hangup: Hangup) -> None:
+               detach_keys: bytes, hangup: Hangup) -> None:
         """Replay the log (`logs=1`), then the live streams (`stream=1`).
 
         The live connection is made first, so output racing the replay may
@@ -238,7 +289,7 @@ class AttachHandler(_Handler):
         if att is None:
             client.close()
         else:
-            pump(client, att, leftover)
+            pump(client, att, leftover, detach_keys=detach_keys)
 
 
 class WaitHandler(_Handler):

@@ -20,6 +20,7 @@ from typing import Any
 
 from engine.errors import InvalidParameter, Unsupported
 from engine.types.container import BindOptions, Mount, TmpfsOptions, VolumeOptions
+from engine.volume import subpath
 from engine.wire import BOOL, STRING, Ptr, wfield
 
 RW_MODES = {"rw", "ro", "ro-non-recursive", "ro-force-recursive", "rro"}
@@ -142,7 +143,10 @@ def parse_mount(m: Mount) -> MountPoint:
         if opts.subpath:
             if not source:
                 raise fail("must not set Subpath when using anonymous volumes")
-            raise Unsupported("VolumeOptions.Subpath is not supported yet")
+            try:
+                subpath.check(opts.subpath)
+            except InvalidParameter as e:
+                raise fail(e.message) from None
         driver = (opts.driver_config.name if opts.driver_config else "") or "local"
         return MountPoint("volume", name=source, destination=dest, driver=driver, mode="z", rw=not ro,
                           anonymous=not source, copy_data=not opts.no_copy, volume_options=opts)

@@ -34,7 +34,7 @@ from engine.linux.mounts import is_mountpoint, mount, readonly_root, umount
 from engine.store.db import MetaStore
 from engine.types.container import HostConfig
 from engine.types.volume import UsageData, Volume
-from engine.volume import mountspec
+from engine.volume import mountspec, subpath
 from engine.volume.copyup import copy_tree
 from engine.volume.mountspec import MountPoint
 
@@ -96,6 +96,7 @@ class VolumeService:
                  users: Callable[[], Sequence[VolumeUser]]) -> None:
         """`users()` answers every container (the container service owns them): who mounts what."""
         self.root = os.path.join(cfg.data_root, "volumes")
+        self.subpaths = os.path.join(cfg.exec_root, "subpaths")  # staged VolumeOptions.Subpath mounts, per container
         self.tmp_dir = cfg.tmp_dir
         self.meta = meta
         meta.ensure_schema(VOLUME_SCHEMA)
@@ -393,12 +394,15 @@ class VolumeService:
         """OCI mounts for a container that starts: bind sources made, option volumes mounted."""
         tmpfs = tmpfs_map(host)
         out = []
-        for mp in points:
+        for index, mp in enumerate(points):
             if mp.destination in tmpfs:
                 continue
             source = mp.source
             if mp.type == "volume":
                 source = self._mount(self._get_row(mp.name))
+                if mp.volume_options is not None and mp.volume_options.subpath:
+                    source = subpath.stage(source, mp.volume_options.subpath,
+                                           os.path.join(self.subpaths, cid, str(index)), mp.name)
                 self.events.publish("volume", "mount", mp.name, {
                     "driver": mp.driver, "container": cid, "destination": mp.destination,
                     "read/write": str(mp.rw).lower(), "propagation": mp.propagation})
@@ -430,7 +434,8 @@ class VolumeService:
         return path
 
     def detach(self, c: VolumeUser) -> None:
-        """A container stopped: unmount option volumes no other running container uses."""
+        """A container stopped: its subpath mounts go, and option volumes no other running container uses."""
+        subpath.release(os.path.join(self.subpaths, c.id))
         mine = _volume_mounts(c)
         if not mine:
             return
