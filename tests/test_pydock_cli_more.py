@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from pydock_cli import runflags
+from pydock_cli import flagvalues, runflags
 from pydock_cli.main import main
 from pydock_cli.sortorder import natural_key
 
@@ -56,32 +56,32 @@ def running(daemon, busybox):
 # --- pure parsing ------------------------------------------------------------
 
 def test_flag_value_parsers() -> None:
-    assert [runflags.ram_in_bytes(v) for v in ("64m", "1g", "1.5k", "100", "2MiB")] == [
+    assert [flagvalues.ram_in_bytes(v) for v in ("64m", "1g", "1.5k", "100", "2MiB")] == [
         64 << 20, 1 << 30, 1536, 100, 2 << 20]
-    assert runflags.nano_cpus("1.5") == 1_500_000_000
+    assert flagvalues.nano_cpus("1.5") == 1_500_000_000
     with pytest.raises(ValueError, match="too precise"):
-        runflags.nano_cpus("0.0000000001")
-    assert runflags.ulimit("nofile=10") == {"Name": "nofile", "Hard": 10, "Soft": 10}
+        flagvalues.nano_cpus("0.0000000001")
+    assert flagvalues.ulimit("nofile=10") == {"Name": "nofile", "Hard": 10, "Soft": 10}
     with pytest.raises(ValueError, match="soft limit must be less"):
-        runflags.ulimit("nofile=10:5")
+        flagvalues.ulimit("nofile=10:5")
     exposed, bindings = runflags.port_bindings(["127.0.0.1:8000-8001:80-81/udp", "90", "[::1]:5000:53"])
     assert list(exposed) == ["80/udp", "81/udp", "90/tcp", "53/tcp"]
     assert bindings["81/udp"] == [{"HostIp": "127.0.0.1", "HostPort": "8001"}]
     assert bindings["90/tcp"] == [{"HostIp": "", "HostPort": ""}]
     assert bindings["53/tcp"] == [{"HostIp": "::1", "HostPort": "5000"}]
-    assert runflags.mount("type=bind,src=/a,dst=/b,ro,bind-propagation=rshared") == {
+    assert flagvalues.mount("type=bind,src=/a,dst=/b,ro,bind-propagation=rshared") == {
         "Type": "bind", "Source": "/a", "Target": "/b", "ReadOnly": True, "BindOptions": {"Propagation": "rshared"}}
     with pytest.raises(ValueError, match="cannot mix"):
-        runflags.mount("type=bind,dst=/b,volume-nocopy")
+        flagvalues.mount("type=bind,dst=/b,volume-nocopy")
     assert runflags.capabilities(["net_admin", "CAP_CHOWN", "chown"], ["mknod", "net_admin"]) == (
         ["CAP_CHOWN", "CAP_NET_ADMIN"], ["CAP_MKNOD"])
     assert sorted(["v10", "v9", "a", "10", "9b"], key=natural_key) == ["9b", "10", "a", "v9", "v10"]
-    assert [runflags.go_duration(v) for v in ("0", "1m30s", "1.5s", ".5ms", "-2h", "1µs", "3ns")] == [
+    assert [flagvalues.go_duration(v) for v in ("0", "1m30s", "1.5s", ".5ms", "-2h", "1µs", "3ns")] == [
         0, 90_000_000_000, 1_500_000_000, 500_000, -7_200_000_000_000, 1_000, 3]
     for bad, reason in (("5", "missing unit"), ("5x", 'unknown unit "x"'), ("", "invalid duration"),
                         ("2562048h", "invalid duration")):
         with pytest.raises(ValueError, match=reason):
-            runflags.go_duration(bad)
+            flagvalues.go_duration(bad)
 
 
 # --- networks -------------------------------------------------------------
