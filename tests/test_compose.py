@@ -29,6 +29,11 @@ services:
 volumes:
   data: {}
 """
+BUILT_SERVICE = """\
+  built:
+    build: ./app
+    command: sleep 1000
+"""
 
 pytestmark = pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose is not installed")
 
@@ -40,7 +45,9 @@ def compose(daemon: Any, project_dir: str, *args: str) -> subprocess.CompletedPr
 
 @pytest.fixture
 def project(daemon: Any, busybox: str, tmp_path: Any) -> Iterator[str]:
-    (tmp_path / "docker-compose.yml").write_text(COMPOSE_FILE)
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE_FILE.replace("volumes:\n", BUILT_SERVICE + "volumes:\n"))
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM busybox\nRUN echo built by compose > /built.txt\n")
     yield str(tmp_path)
     compose(daemon, str(tmp_path), "down", "-v")
 
@@ -51,7 +58,8 @@ def test_compose_project_lifecycle(daemon, project):
         assert out.returncode == 0, f"docker-compose {' '.join(args)}: {out.stderr}"
         return out.stdout + out.stderr
 
-    assert "dc_web_1" in ok("up", "-d")
+    assert "dc_web_1" in ok("up", "-d", "--build")
+    assert ok("exec", "-T", "built", "cat", "/built.txt") == "built by compose\n"
     ps = ok("ps")
     assert "dc_web_1" in ps and "dc_client_1" in ps and "Up" in ps
     port = ok("port", "web", "80").strip()
