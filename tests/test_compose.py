@@ -71,6 +71,7 @@ def test_compose_project_lifecycle(daemon, project):
     one_off = compose(daemon, project, "run", "--rm", "client", "wget", "-qO-", "http://web/index.html")
     assert (one_off.returncode, one_off.stdout) == (0, "hello from web\n"), one_off.stderr
     assert "httpd -f -p 80" in ok("top", "web")
+    assert "Attaching to dc_web_1" in ok("logs", "web")
     ok("restart", "web")
     ok("stop")
     assert "Exit" in ok("ps")
