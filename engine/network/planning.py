@@ -27,6 +27,11 @@ from engine.types.network import EndpointIPAMConfig, EndpointSettings
 SYSCTLS_OPTION = "com.docker.network.endpoint.sysctls"
 
 
+HOST_NETWORK = "container cannot be disconnected from host network or connected to host network"
+SHARED_NETWORK = ("container sharing network namespace with another container or host cannot be connected to any "
+                  "other network")
+
+
 @dataclass
 class Plan:
     """What a container create stores: the network joined at create (None: none, or not there yet), and
@@ -186,3 +191,18 @@ def parse_mac(text: str) -> str:
     if int(octets[0], 16) & 1:  # a multicast address cannot be an interface's own
         raise InvalidParameter(f"invalid MAC address {text}")
     return ":".join(o.lower() for o in octets)
+
+
+def check_joinable(mode: str, net: Network, joined: list[Network]) -> None:
+    """dockerd's updateNetworkSettings for `network connect`: the host network is all or nothing, and so is
+    none. `mode` is the container's NetworkMode, `joined` the networks it is on."""
+    if mode != "host" and net.driver == "host":
+        raise InvalidParameter(HOST_NETWORK)
+    for other in joined:
+        if other.id == net.id:
+            continue  # already there: the store's duplicate check words it
+        if "host" in (other.driver, net.driver):
+            raise InvalidParameter(SHARED_NETWORK)
+        if "none" in (other.name, net.name):
+            raise InvalidParameter("container cannot be connected to multiple networks with one of the "
+                                   "networks in private (none) mode")

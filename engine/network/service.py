@@ -58,9 +58,6 @@ from engine.types.network import EndpointSettings, NetworkCreateRequest
 
 log = logging.getLogger(__name__)
 # dockerd's runconfig validation errors (400s)
-HOST_NETWORK = "container cannot be disconnected from host network or connected to host network"
-SHARED_NETWORK = ("container sharing network namespace with another container or host cannot be connected to any "
-                  "other network")
 
 
 
@@ -463,9 +460,10 @@ class NetworkService:
         net = self.resolve(net_ref)
         c = self.containers.get(container_ref)
         if c.host_config.network_mode.startswith("container:"):
-            raise InvalidParameter(SHARED_NETWORK)
+            raise InvalidParameter(planning.SHARED_NETWORK)
         endpoint = planning.endpoint_config(net, config)
-        self._check_joinable(c, net)
+        planning.check_joinable(c.host_config.network_mode, net,
+                                [self.resolve(ep.network_id) for ep in self.store.endpoints(container_id=c.id)])
         with self._lock(c.id):
             self._add_endpoint(net, c.id, c.name, endpoint)
             sandbox = self.store.sandbox(c.id)
@@ -482,20 +480,6 @@ class NetworkService:
                 self.store.delete_endpoint(net.id, c.id)
                 raise
 
-    def _check_joinable(self, c: NetworkedContainer, net: Network) -> None:
-        """dockerd's updateNetworkSettings: the host network is all or nothing, and so is none."""
-        if c.host_config.network_mode != "host" and net.driver == "host":
-            raise InvalidParameter(HOST_NETWORK)
-        for ep in self.store.endpoints(container_id=c.id):
-            joined = self.resolve(ep.network_id)
-            if joined.id == net.id:
-                continue  # already there: the store's duplicate check words it
-            if "host" in (joined.driver, net.driver):
-                raise InvalidParameter(SHARED_NETWORK)
-            if "none" in (joined.name, net.name):
-                raise InvalidParameter("container cannot be connected to multiple networks with one of the "
-                                       "networks in private (none) mode")
-
     def disconnect(self, net_ref: str, container_ref: str, force: bool = False) -> None:
         net = self.resolve(net_ref)
         try:
@@ -510,7 +494,7 @@ class NetworkService:
             if ep is None:
                 raise Forbidden(f"container {c.id} is not connected to network {net.name}")
             if net.name == "host":
-                raise InvalidParameter(HOST_NETWORK)
+                raise InvalidParameter(planning.HOST_NETWORK)
             self._unplug(ep)
             self.store.delete_endpoint(net.id, c.id)
         if ep.ip:
