@@ -11,20 +11,14 @@ import ipaddress
 import json
 import secrets
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import docker
 import pytest
-from test_network import _host_state, _tag
+from test_network import _cleanup, _host_state, _ok, _tag
 
 
 def _uid() -> str:
     return secrets.token_hex(3)
-
-
-def _ok(daemon, *args: str, timeout: float = 60) -> str:  # type: ignore[no-untyped-def]
-    return daemon.docker(*args, check=True, timeout=timeout).stdout.strip()
 
 
 def _fails(daemon, *args: str) -> str:  # type: ignore[no-untyped-def]
@@ -32,18 +26,6 @@ def _fails(daemon, *args: str) -> str:  # type: ignore[no-untyped-def]
     proc = daemon.docker(*args)
     assert proc.returncode != 0, (args, proc.stdout)
     return proc.stderr
-
-
-@contextmanager
-def _cleanup(daemon, containers: list[str] | None = None,  # type: ignore[no-untyped-def]
-             networks: list[str] | None = None) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        if containers:
-            daemon.docker("rm", "-f", *containers)
-        for n in networks or []:
-            daemon.docker("network", "rm", n)
 
 
 def _endpoint(daemon, container: str, network: str) -> dict[str, object]:  # type: ignore[no-untyped-def]

@@ -71,6 +71,15 @@ class _Handler(ApiHandler[Backend]):
             raise InvalidParameter("got EOF while reading request body")
         return self.decoded(cls)
 
+    def check_bool_query(self, name: str) -> None:
+        """A boolean query value, when given, must parse as one (moby's strconv.ParseBool), else its 400."""
+        value = self.q_str(name)
+        if value:
+            try:
+                _parse_bool(value)
+            except InvalidParameter as e:
+                raise InvalidParameter(f"invalid value for {name}: {value}: {e.message}") from None
+
     def object_version(self, what: str, detailed: bool = True) -> None:
         """The `version` query every swarm update needs (the object's version, not the API's)."""
         raw = self.q_str("version")
@@ -142,12 +151,8 @@ class ListHandler(_Handler):
 class ServiceListHandler(_Handler):
     async def get(self, version: str | None = None) -> None:
         self.q_filters()
-        status = self.q_str("status")
-        if status and self.api_version() >= (1, 41):
-            try:
-                _parse_bool(status)
-            except InvalidParameter as e:
-                raise InvalidParameter(f"invalid value for status: {status}: {e.message}") from None
+        if self.api_version() >= (1, 41):
+            self.check_bool_query("status")
         await self.manager()
 
 
@@ -163,12 +168,7 @@ class ObjectHandler(_Handler):
 
 class ServiceHandler(ObjectHandler):
     async def get(self, version: str | None = None, ref: str = "") -> None:
-        value = self.q_str("insertDefaults")
-        if value:
-            try:
-                _parse_bool(value)
-            except InvalidParameter as e:
-                raise InvalidParameter(f"invalid value for insertDefaults: {value}: {e.message}") from None
+        self.check_bool_query("insertDefaults")
         await self.manager()
 
 
