@@ -16,6 +16,7 @@ which answers 400 with Docker's message.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 from collections.abc import Callable
@@ -197,5 +198,5 @@ class NoHostAccess(HostPolicy):
 
 
 def _docker_name(attr: str) -> str:
-    """HostConfig's JSON name of a namespace mode attribute (pid_mode -> PidMode, uts_mode -> UTSMode)."""
-    return "UTSMode" if attr == "uts_mode" else "".join(w.capitalize() for w in attr.split("_"))
+    """HostConfig's JSON name of a namespace mode attribute, as its record field declares it (pid_mode -> PidMode)."""
+    return str(next(f.metadata["json"] for f in dataclasses.fields(HostConfig) if f.name == attr))
