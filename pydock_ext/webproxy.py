@@ -29,6 +29,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from tornado.web import HTTPError
 
 from engine.api.errors import status_of
+from engine.api.network_json import port_map
 from engine.engine import Engine
 from engine.errors import EngineError
 
@@ -43,7 +44,7 @@ def engine_lookup(engine: Engine) -> PortLookup:
     def lookup(ref: str, port: int) -> tuple[str, int]:
         try:
             c = engine.containers.get(ref)
-            ports = engine.network.settings(c).get("Ports") or {}
+            ports = port_map(engine.network.networking(c))
         except EngineError as e:
             raise HTTPError(status_of(e), e.message) from e
         return _published(ports, ref, port, c.state.running)

@@ -106,12 +106,12 @@ def test_create_request_parsed_in_one_place() -> None:
 
 
 def test_network_json_hides_private_keys_and_lists_shown_endpoints() -> None:
-    from engine.network.types import Endpoint, network_json, new_network
+    from engine.api.network_json import network_json
+    from engine.network.types import Endpoint, Member, NetworkView, new_network
     net = new_network("n1", "bridge", ipaddress.IPv4Network("10.9.0.0/24"), "", "pd0", {}, {}, False)
     net.auto = True
-    eps = [Endpoint(net.id, "c" * 64, "10.9.0.2", "old", endpoint_id="e", mac="m"),
-           Endpoint(net.id, "d" * 64, None, "down")]
-    out = network_json(net, eps, lambda ep: bool(ep.ip), lambda ep: "web")
+    up = Endpoint(net.id, "c" * 64, "10.9.0.2", "old", endpoint_id="e", mac="m")
+    out = network_json(NetworkView(net, (Member(up, "web"),)))
     assert not [k for k in out if k.startswith("_")]
     assert out["IPAM"]["Config"] == [{"Subnet": "10.9.0.0/24", "Gateway": "10.9.0.1"}]
     assert out["Containers"] == {"c" * 64: {"Name": "web", "EndpointID": "e", "MacAddress": "m",
@@ -256,7 +256,8 @@ def test_ipv6_create_request_and_stored_network() -> None:
 
 
 def test_endpoint_settings_round_trip_and_views() -> None:
-    from engine.network.types import Endpoint, endpoint_json, new_network
+    from engine.api.network_json import endpoint_json
+    from engine.network.types import Attachment, Endpoint, new_network
     from engine.types.network import EndpointIPAMConfig, EndpointSettings
     net = new_network("n1", "bridge", ipaddress.IPv4Network("10.9.0.0/24"), "", "pd0", {}, {}, False)
     settings = EndpointSettings(ipam_config=EndpointIPAMConfig("10.9.0.7", "", ["169.254.1.1"]),
@@ -265,10 +266,10 @@ def test_endpoint_settings_round_trip_and_views() -> None:
     ep = Endpoint(net.id, "c" * 64, "10.9.0.7", "web", settings, "e1", "02:42:00:00:00:01")
     again = Endpoint.from_row(net.id, "c" * 64, "10.9.0.7", ep.data_json())
     assert again == ep and again.link_aliases() == {"db": "web"}
-    view = endpoint_json(net, ep, ["web", "a"])
+    view = endpoint_json(Attachment(net, ep, ["web", "a"]))
     assert view["IPAMConfig"] == {"IPv4Address": "10.9.0.7", "LinkLocalIPs": ["169.254.1.1"]}
     assert (view["Links"], view["DriverOpts"], view["DNSNames"]) == (["web:db"], {"k": "v"}, ["web", "a"])
-    down = endpoint_json(net, Endpoint(net.id, "c" * 64, None, "web", settings), ["web"])
+    down = endpoint_json(Attachment(net, Endpoint(net.id, "c" * 64, None, "web", settings), ["web"]))
     assert (down["MacAddress"], down["IPAddress"], down["DNSNames"]) == ("02:42:00:00:00:01", "", None)
 
 

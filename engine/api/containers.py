@@ -5,10 +5,12 @@ from typing import Any, Protocol
 
 from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
 from engine.api.container_json import inspect_json, summary_json
+from engine.api.network_json import networks_json, ports_summary, settings_json
 from engine.container.record import ContainerID, ContainerRecord
 from engine.distribution.plan import Platform
 from engine.errors import InvalidParameter
 from engine.filters import Filters
+from engine.network.types import Networking
 from engine.types.container import ContainerCreateRequest, HostConfig
 
 Json = dict[str, Any]
@@ -33,8 +35,7 @@ class ContainerRecords(Protocol):
 
 
 class NetworkViews(Protocol):
-    def settings(self, c: ContainerRecord) -> Json: ...
-    def ports_list(self, c: ContainerRecord) -> list[Json]: ...
+    def networking(self, c: ContainerRecord) -> Networking: ...
     def inspect_links(self, c: ContainerRecord) -> list[str] | None: ...
 
 
@@ -42,15 +43,14 @@ def inspect(views: ContainerViews, ref: str, size: bool) -> Json:
     """`docker inspect`: the record with what the network and exec services know live."""
     c = views.containers.get(ref)
     sizes = (views.containers.size_rw(c), views.containers.size_root_fs(c)) if size else None
-    return inspect_json(c, views.network.settings(c), views.execs.live_ids(c.id), sizes,
+    return inspect_json(c, settings_json(views.network.networking(c)), views.execs.live_ids(c.id), sizes,
                         views.network.inspect_links(c))
 
 
 def summaries(views: ContainerViews, all_: bool, limit: int, size: bool, filters: Filters) -> list[Json]:
     """`docker ps`."""
-    return [summary_json(c, views.network.ports_list(c), views.network.settings(c)["Networks"],
-                         views.containers.size_rw(c) if size else None)
-            for c in views.containers.listing(all_, limit, filters)]
+    return [summary_json(c, ports_summary(n), networks_json(n), views.containers.size_rw(c) if size else None)
+            for c in views.containers.listing(all_, limit, filters) for n in [views.network.networking(c)]]
 
 
 class ContainerLifecycle(ContainerRecords, Protocol):

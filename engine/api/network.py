@@ -4,8 +4,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
+from engine.api.network_json import network_json
 from engine.errors import InvalidParameter
 from engine.filters import Filters
+from engine.network.types import NetworkView
 from engine.types.network import EndpointSettings, NetworkConnect, NetworkCreateRequest, NetworkDisconnect
 
 Json = dict[str, Any]
@@ -14,8 +16,8 @@ Json = dict[str, Any]
 class Networks(Protocol):
     """The network service as this router uses it."""
 
-    def summaries(self, filters: Filters | None = None) -> list[Json]: ...
-    def inspect(self, ref: str) -> Json: ...
+    def summaries(self, filters: Filters | None = None) -> list[NetworkView]: ...
+    def inspect(self, ref: str) -> NetworkView: ...
     def create(self, body: NetworkCreateRequest) -> dict[str, str]: ...
     def remove(self, ref: str) -> None: ...
     def connect(self, net_ref: str, container_ref: str, config: EndpointSettings) -> None: ...
@@ -34,12 +36,13 @@ class _Handler(ApiHandler[Backend]):
 
 class NetworkListHandler(_Handler):
     async def get(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.network.summaries, self.q_filters()))
+        views = await self.run(self.engine.network.summaries, self.q_filters())
+        self.send_json([network_json(v) for v in views])
 
 
 class NetworkHandler(_Handler):
     async def get(self, version: str | None = None, ref: str = "") -> None:
-        self.send_json(await self.run(self.engine.network.inspect, ref))
+        self.send_json(network_json(await self.run(self.engine.network.inspect, ref)))
 
     async def delete(self, version: str | None = None, ref: str = "") -> None:
         await self.run(self.engine.network.remove, ref)

@@ -1,4 +1,4 @@
-"""Published ports: parsing Docker's port specs, choosing host ports, and the views of what is published.
+"""Published ports: parsing Docker's port specs, choosing host ports, and the record of what is published.
 
 Publishing is its own collaborator because it is the one part of networking
 that competes for a host-wide resource (host ports): choosing a port, checking
@@ -13,18 +13,16 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from engine.errors import InternalError, InvalidParameter
 from engine.network import ipam
-from engine.network.peers import NetworkedContainer, own_namespace
+from engine.network.peers import NetworkedContainer
 from engine.network.store import NetworkStore
+from engine.network.types import Published
 from engine.network.userproxy import UserlandProxy, privileged_port_error
 from engine.types.container import PortBinding
 
 PROTOS = ("tcp", "udp")
-# Docker's PortMap: "80/tcp" -> [{"HostIp": ..., "HostPort": ...}]
-PortMap = dict[str, list[dict[str, str]]]
 
 
 class PortPublisher:
@@ -76,29 +74,11 @@ class PortPublisher:
         if self._proxy is not None:
             self._proxy.close_others(live)
 
-    def port_map(self, cid: str) -> PortMap:
-        """What a container publishes, as Docker's PortMap."""
+    def published(self, cid: str) -> tuple[Published, ...]:
+        """What a container publishes, in the order the rules were made."""
         sandbox = self.store.sandbox(cid)
-        out: PortMap = {}
-        for p in sandbox["ports"] if sandbox else []:
-            out.setdefault(f"{p['container_port']}/{p['proto']}", []).append(
-                {"HostIp": p["host_ip"], "HostPort": str(p["host_port"])})
-        return out
-
-    def ports_summary(self, c: NetworkedContainer) -> list[dict[str, Any]]:
-        """The `Ports` of GET /containers/json (the PORTS column of `docker ps`)."""
-        if not c.state.running or not own_namespace(c):
-            return []
-        published = self.port_map(c.id)
-        out: list[dict[str, Any]] = []
-        for port in sorted(set(exposed(c.config.exposed_ports)) | set(published)):
-            cport, proto = split_port(port)
-            binds = published.get(port)
-            if not binds:
-                out.append({"PrivatePort": cport, "Type": proto})
-            for b in binds or []:
-                out.append({"IP": b["HostIp"], "PrivatePort": cport, "PublicPort": int(b["HostPort"]), "Type": proto})
-        return out
+        return tuple(Published(p["container_port"], p["proto"], p["host_ip"], p["host_port"])
+                     for p in (sandbox["ports"] if sandbox else []))
 
 
 def split_port(spec: str) -> tuple[int, str]:

@@ -1,17 +1,16 @@
-"""Network records and their Docker JSON: the create body parsed, and every network JSON shape built, here only.
+"""Network records: networks, pools, endpoints, the create request checked, and the views the service hands out.
 
-A stored network is Docker's inspect document plus private keys (`_device`:
-the bridge; `_auto`: pydock chose the pool, so it may move it when another
-daemon took it), kept as JSON in the networks table so existing data roots
-keep loading; `network_json` drops the private keys and adds `Containers`.
-The create request is checked in `CreateRequest.checked` with
-libnetwork's messages, before anything is stored. The views the container
-routes show (inspect's NetworkSettings, EndpointSettings) are built here too,
-so every wire field name of the network area is in this one file.
+A stored network is the inspect document older versions wrote plus private
+keys (`_device`: the bridge; `_auto`: pydock chose the pool, so it may move
+it when another daemon took it), kept as JSON in the networks table so
+existing data roots keep loading. The create request is checked in
+`CreateRequest.checked` with libnetwork's messages, before anything is
+stored. `NetworkView` and `Networking` are what inspect, list and a
+container's NetworkSettings are built from at the API edge
+(engine/api/network_json.py).
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 import secrets
@@ -146,7 +145,8 @@ class Pool(Generic[Net]):
         """Addresses no container gets, automatically or by request: the auxiliary ones."""
         return {str(ipaddress.ip_address(a)) for a in self.aux_addresses.values()}
 
-    def to_docker(self) -> dict[str, Any]:
+    def ipam_entry(self) -> dict[str, Any]:
+        """The pool as an IPAM.Config entry (the stored form, and the API's)."""
         out: dict[str, Any] = {"Subnet": str(self.subnet), "Gateway": self.gateway}
         if self.ip_range:
             out["IPRange"] = self.ip_range
@@ -155,12 +155,12 @@ class Pool(Generic[Net]):
         return out
 
     @staticmethod
-    def from_docker(doc: dict[str, Any]) -> Pool[IPv4Network]:
+    def from_entry(doc: dict[str, Any]) -> Pool[IPv4Network]:
         return Pool(IPv4Network(doc["Subnet"]), doc["Gateway"], doc.get("IPRange") or "",
                     doc.get("AuxiliaryAddresses") or {})
 
     @staticmethod
-    def from_docker6(doc: dict[str, Any]) -> Pool[IPv6Network]:
+    def from_entry6(doc: dict[str, Any]) -> Pool[IPv6Network]:
         return Pool(IPv6Network(doc["Subnet"]), doc["Gateway"], doc.get("IPRange") or "",
                     doc.get("AuxiliaryAddresses") or {})
 
@@ -200,29 +200,25 @@ class Network:
     def predefined(self) -> bool:
         return self.name in PREDEFINED
 
-    def to_docker(self, containers: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
-        """Docker's inspect document (list entries have empty Containers)."""
+    def to_stored(self) -> dict[str, Any]:
+        """The networks table's document: Docker's inspect shape of older versions (so data roots keep
+        loading) without Containers, plus the private keys."""
         return {"Name": self.name, "Id": self.id, "Created": self.created, "Scope": "local",
                 "Driver": self.driver, "EnableIPv4": True, "EnableIPv6": self.pool6 is not None,
                 "IPAM": {"Driver": "default", "Options": self.ipam_options,
-                         "Config": [*(p.to_docker() for p in self.pools),
-                                    *([self.pool6.to_docker()] if self.pool6 else [])]},
+                         "Config": [*(p.ipam_entry() for p in self.pools),
+                                    *([self.pool6.ipam_entry()] if self.pool6 else [])]},
                 "Internal": self.internal, "Attachable": self.attachable, "Ingress": False,
                 "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Options": self.options, "Labels": self.labels,
-                "Containers": containers or {}}
-
-    def to_stored(self) -> dict[str, Any]:
-        doc = self.to_docker()
-        del doc["Containers"]
-        return {**doc, "_device": self.device, "_auto": self.auto, **({"_auto6": True} if self.auto6 else {})}
+                "_device": self.device, "_auto": self.auto, **({"_auto6": True} if self.auto6 else {})}
 
     @classmethod
     def from_stored(cls, doc: dict[str, Any]) -> Network:
         configs = doc["IPAM"]["Config"]
-        v6 = [Pool.from_docker6(c) for c in configs if ":" in c["Subnet"]]
+        v6 = [Pool.from_entry6(c) for c in configs if ":" in c["Subnet"]]
         return cls(NetworkID(doc["Id"]), doc["Name"], doc["Driver"], doc["Created"], doc.get("Options") or {},
                    doc.get("Labels") or {}, bool(doc.get("Internal")), bool(doc.get("Attachable")),
-                   [Pool.from_docker(c) for c in configs if ":" not in c["Subnet"]], doc.get("_device") or "",
+                   [Pool.from_entry(c) for c in configs if ":" not in c["Subnet"]], doc.get("_device") or "",
                    bool(doc.get("_auto")), doc["IPAM"].get("Options"), v6[0] if v6 else None,
                    bool(doc.get("_auto6")))
 
@@ -314,22 +310,6 @@ def new_network(name: str, driver: str, subnet: IPv4Network | None, gateway: str
                    pools=pools, device=device)
 
 
-def network_json(net: Network, endpoints: list[Endpoint], shown: Callable[[Endpoint], bool],
-                 name_of: Callable[[Endpoint], str]) -> dict[str, Any]:
-    """GET /networks/{id} (and, with no endpoints, an entry of GET /networks).
-
-    `shown` says which endpoints appear under Containers; `name_of` gives an
-    endpoint's container name now.
-    """
-    prefix = str(net.pool.subnet.prefixlen) if net.pools else ""
-    prefix6 = str(net.pool6.subnet.prefixlen) if net.pool6 else ""
-    return net.to_docker({
-        ep.container_id: {"Name": name_of(ep), "EndpointID": ep.endpoint_id, "MacAddress": ep.mac,
-                          "IPv4Address": f"{ep.ip}/{prefix}" if ep.ip else "",
-                          "IPv6Address": f"{ep.ip6}/{prefix6}" if ep.ip and ep.ip6 else ""}
-        for ep in endpoints if shown(ep)})
-
-
 # the keys GET /networks takes (dockerd's acceptedFilters), plus prune's `until`
 NETWORK_FILTERS = frozenset({"dangling", "driver", "id", "label", "name", "scope", "type", "until"})
 
@@ -347,33 +327,51 @@ def matches(net: Network, filters: Filters, in_use: Callable[[str], bool]) -> bo
             and all(parse_rfc3339_ns(net.created) < until for until in filters.times("until")))
 
 
-def settings_json(cid: str, sandbox: dict[str, Any] | None, ports: dict[str, Any],
-                  networks: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Container `cid`'s inspect NetworkSettings; `networks` are endpoint_json views by network name."""
-    out = {"Bridge": "", "SandboxID": hashlib.sha256(cid.encode()).hexdigest() if sandbox else "",
-           "SandboxKey": sandbox["path"] if sandbox else "", "HairpinMode": False,
-           "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0, "Ports": ports,
-           "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None}
-    legacy = networks.get("bridge") or {}
-    for key in ("EndpointID", "Gateway", "GlobalIPv6Address", "GlobalIPv6PrefixLen", "IPAddress",
-                "IPPrefixLen", "IPv6Gateway", "MacAddress"):
-        out[key] = legacy.get(key, 0 if key.endswith("PrefixLen") else "")
-    out["Networks"] = networks
-    return out
+@dataclass(frozen=True)
+class Member:
+    """An endpoint GET /networks/{id} shows under Containers, with its container's name now."""
+
+    endpoint: Endpoint
+    name: str
 
 
-def endpoint_json(net: Network, ep: Endpoint, dns_names: list[str] | None) -> dict[str, Any]:
-    """One entry of a container's NetworkSettings.Networks (Docker's EndpointSettings); `dns_names` are the
-    names the endpoint answers to on a user-defined network."""
-    up = bool(ep.ip)
-    pool = net.pool if net.pools else None
-    v6 = net.pool6 if up and ep.ip6 else None
-    s = ep.settings
-    # while the container is down, MacAddress is the one asked for (dockerd's DesiredMacAddress)
-    return {"IPAMConfig": ep.ipam_config(), "Links": s.links, "Aliases": s.aliases,
-            "MacAddress": ep.mac if up else s.mac_address, "DriverOpts": s.driver_opts, "GwPriority": 0,
-            "NetworkID": net.id, "EndpointID": ep.endpoint_id if up else "",
-            "Gateway": pool.gateway if up and pool else "", "IPAddress": ep.ip or "",
-            "IPPrefixLen": pool.subnet.prefixlen if up and pool else 0,
-            "IPv6Gateway": v6.gateway if v6 else "", "GlobalIPv6Address": ep.ip6 if v6 else "",
-            "GlobalIPv6PrefixLen": v6.subnet.prefixlen if v6 else 0, "DNSNames": dns_names if up else None}
+@dataclass(frozen=True)
+class NetworkView:
+    """A network as inspect shows it: with the members shown (none in a list entry)."""
+
+    network: Network
+    members: tuple[Member, ...] = ()
+
+
+@dataclass(frozen=True)
+class Published:
+    """One published port of a running container."""
+
+    container_port: int
+    proto: str
+    host_ip: str
+    host_port: int
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A container's endpoint on a network; `dns_names` are the names it answers to on a user network."""
+
+    network: Network
+    endpoint: Endpoint
+    dns_names: list[str] | None
+
+
+@dataclass(frozen=True)
+class Networking:
+    """A container's network as inspect and `ps` show it.
+
+    `exposed` and `published` are empty unless the container runs in a
+    namespace of its own: dockerd shows no ports otherwise.
+    """
+
+    container_id: str
+    sandbox_key: str  # its network namespace, "" while it has none
+    exposed: tuple[str, ...]
+    published: tuple[Published, ...]
+    attachments: tuple[Attachment, ...]
