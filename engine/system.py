@@ -1,23 +1,21 @@
-"""`docker version`, `docker info` and `docker system df` views of the engine."""
+"""What `docker version`, `docker info` and `docker system df` show of the engine, as records (their JSON is
+built at the API edge, engine/api/system_json.py)."""
 from __future__ import annotations
 
 import collections
 import os
-import platform
 import subprocess
-from typing import Any
+from dataclasses import dataclass
 
-from engine import __version__
 from engine.config import EngineConfig
 from engine.container.service import ContainerService
-from engine.container.stats import cgroup_version, host_memory
+from engine.container.stats import cgroup_version
 from engine.distribution.tls import DEFAULT_INSECURE_CIDRS
 from engine.events import EventBus
 from engine.image.layers import LayerStore, chain_ids
-from engine.image.service import ARCH, ImageService
+from engine.image.service import ImageService
+from engine.image.views import ImageSummary
 from engine.store.db import MetaStore
-from engine.timeutil import rfc3339_ns
-from pydock_common.apiversion import API_VERSION, MIN_API_VERSION
 
 
 class SystemService:
@@ -43,26 +41,9 @@ class SystemService:
                 self._runc_version = "unknown"
         return self._runc_version
 
-    def version(self) -> dict[str, Any]:
-        return {
-            "Platform": {"Name": "pydock"},
-            "Components": [
-                {"Name": "Engine", "Version": __version__,
-                 "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
-                             "Os": "linux", "Arch": ARCH, "KernelVersion": platform.release(),
-                             "GoVersion": "python" + platform.python_version(), "GitCommit": "", "BuildTime": "",
-                             "Experimental": "false"}},
-                {"Name": "runc", "Version": self.runc_version(), "Details": {"GitCommit": ""}},
-            ],
-            "Version": __version__, "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
-            "GitCommit": "", "GoVersion": "python" + platform.python_version(), "Os": "linux", "Arch": ARCH,
-            "KernelVersion": platform.release(), "BuildTime": "",
-        }
-
-    def info(self) -> dict[str, Any]:
+    def facts(self) -> SystemFacts:
+        """What `docker info` shows that only the engine knows."""
         states = [c.state for c in self.containers.all_records()]
-        running = sum(1 for s in states if s.running and not s.paused)
-        paused = sum(1 for s in states if s.paused)
         osname = "Linux"
         try:
             with open("/etc/os-release") as f:
@@ -71,34 +52,13 @@ class SystemService:
                         osname = line.split("=", 1)[1].strip().strip('"')
         except OSError:
             pass
-        return {
-            "ID": self.daemon_id, "Containers": len(states), "ContainersRunning": running,
-            "ContainersPaused": paused, "ContainersStopped": len(states) - running - paused,
-            "Images": len(self.images.ids()),
-            "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]],
-            "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": None,
-                        "Log": ["json-file"]},
-            **self._limits(), "IPv4Forwarding": True,
-            "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
-            "NGoroutines": 0, "SystemTime": rfc3339_ns(), "LoggingDriver": "json-file",
-            "CgroupDriver": "cgroupfs" if self.cfg.cgroup_parent else "none", "CgroupVersion": cgroup_version(),
-            "NEventsListener": self.events.listeners(),
-            "KernelVersion": platform.release(), "OperatingSystem": osname, "OSVersion": "",
-            "OSType": "linux", "Architecture": platform.machine(), "IndexServerAddress": "https://index.docker.io/v1/",
-            "RegistryConfig": self._registry_config(),
-            "NCPU": os.cpu_count() or 1, "MemTotal": host_memory(), "DockerRootDir": self.cfg.data_root,
-            "Name": platform.node(), "Labels": [], "ExperimentalBuild": False, "ServerVersion": __version__,
-            "Runtimes": {"runc": {"path": self.cfg.runc}}, "DefaultRuntime": "runc",
-            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
-                      "Error": "", "RemoteManagers": None},
-            "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "docker-init",
-            "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": self.runc_version()},
-            "InitCommit": {"ID": ""}, "SecurityOptions": ["name=seccomp,profile=builtin",
-                                                          *(["name=rootless"] if self.cfg.rootless else [])],
-            "Warnings": self._warnings() or None,
-        }
+        return SystemFacts(
+            self.daemon_id, len(states), sum(1 for s in states if s.running and not s.paused),
+            sum(1 for s in states if s.paused), len(self.images.ids()), self._limits(), self.events.listeners(),
+            "cgroupfs" if self.cfg.cgroup_parent else "none", cgroup_version(), osname, self.cfg.data_root,
+            self.cfg.runc, self.runc_version(), self.cfg.rootless, self._registry_config(), self._warnings())
 
-    def _limits(self) -> dict[str, bool]:
+    def _limits(self) -> Limits:
         """Which limits containers can get: all with cgroups of our own, the delegated controllers' in rootless mode."""
         have = self.cfg.cgroup_controllers
         if not self.cfg.cgroup_parent:
@@ -106,8 +66,7 @@ class SystemService:
 
         def has(controller: str) -> bool:
             return have is None or controller in have
-        return {"MemoryLimit": has("memory"), "SwapLimit": False, "CpuCfsPeriod": has("cpu"),
-                "CpuCfsQuota": has("cpu"), "CPUShares": has("cpu"), "CPUSet": has("cpuset"), "PidsLimit": has("pids")}
+        return Limits(memory=has("memory"), cpu=has("cpu"), cpuset=has("cpuset"), pids=has("pids"))
 
     def _warnings(self) -> list[str]:
         """dockerd's wording for a rootless daemon without cgroups, and what setting up rootless mode found."""
@@ -118,19 +77,15 @@ class SystemService:
                 if cgroup_version() == "1" else "Systemd is required to enable cgroups in rootless-mode."))
         return out
 
-    def _registry_config(self) -> dict[str, Any]:
+    def _registry_config(self) -> RegistrySettings:
         """As dockerd: CIDR entries (and loopback) under InsecureRegistryCIDRs, host:port entries as index configs."""
         cidrs, hosts = list(DEFAULT_INSECURE_CIDRS), list[str]()
         for entry in self.cfg.insecure_registries:
             (cidrs if "/" in entry else hosts).append(entry)
-        mirrors = list(self.cfg.registry_mirrors)
-        index = {"docker.io": {"Name": "docker.io", "Mirrors": mirrors, "Secure": True, "Official": True}}
-        for host in hosts:
-            index[host] = {"Name": host, "Mirrors": [], "Secure": False, "Official": False}
-        return {"InsecureRegistryCIDRs": cidrs, "IndexConfigs": index, "Mirrors": mirrors}
+        return RegistrySettings(cidrs, hosts, list(self.cfg.registry_mirrors))
 
-    def df(self) -> dict[str, Any]:
-        """`docker system df` without its Containers and Volumes, which the API adds from their services.
+    def df(self) -> DiskUsage:
+        """`docker system df`'s images and layers (the API adds containers and volumes from their services).
 
         As dockerd counts it: the images `docker images` lists (intermediate
         build images are part of their children), each layer counted once in
@@ -140,11 +95,61 @@ class SystemService:
         """
         images = self.images.summaries()
         sizes = self.layers.sizes()
-        configs = self.images.configs()
-        chains = {i["Id"]: chain_ids(configs.get(i["Id"], {}).get("rootfs", {}).get("diff_ids") or []) for i in images}
+        chains = {i.record.id: chain_ids(i.record.config().get("rootfs", {}).get("diff_ids") or []) for i in images}
         users = collections.Counter(c for cs in chains.values() for c in set(cs))
-        for i in images:
-            i["Containers"] = sum(len(x) for x in self.containers.image_usage(i["Id"]))
-            i["SharedSize"] = sum(sizes.get(c, 0) for c in chains[i["Id"]] if users[c] > 1)
-        layers_size = sum(sizes.get(c, 0) for c in users)
-        return {"LayersSize": layers_size, "Images": images, "BuildCache": []}
+        return DiskUsage(sum(sizes.get(c, 0) for c in users), [
+            ImageUsage(i, sum(len(x) for x in self.containers.image_usage(i.record.id)),
+                       sum(sizes.get(c, 0) for c in chains[i.record.id] if users[c] > 1)) for i in images])
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Which limits containers can get: all with cgroups of the daemon's own, the delegated ones rootless."""
+
+    memory: bool
+    cpu: bool
+    cpuset: bool
+    pids: bool
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    """The daemon's registry options as dockerd sorts them: CIDR entries (with loopback's), insecure hosts,
+    mirrors."""
+
+    insecure_cidrs: list[str]
+    insecure_hosts: list[str]
+    mirrors: list[str]
+
+
+@dataclass(frozen=True)
+class SystemFacts:
+    daemon_id: str
+    containers: int
+    running: int
+    paused: int
+    images: int
+    limits: Limits
+    event_listeners: int
+    cgroup_driver: str
+    cgroup_version: str
+    os_name: str
+    data_root: str
+    runc_path: str
+    runc_version: str
+    rootless: bool
+    registry: RegistrySettings
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
+class ImageUsage:
+    image: ImageSummary
+    containers: int   # how many containers use it
+    shared_size: int  # bytes of its layers another listed image shares
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    layers_size: int  # every layer counted once
+    images: list[ImageUsage]

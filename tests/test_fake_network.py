@@ -150,11 +150,11 @@ def test_ipv6_networks_need_ipv6_and_avoid_the_hosts_ipv6_routes(tmp_path: Path)
                     engine.network.create(asked)
                 assert "n6" not in {n.name for n in engine.network.store.networks()}
                 continue
-            first = engine.network.resolve(engine.network.create(asked)["Id"]).pool6
+            first = engine.network.resolve(engine.network.create(asked)).pool6
             assert first is not None and first.subnet.prefixlen == 64 and first.subnet.is_private
             driver.routes6.append(first.subnet)  # the host routes it now (another daemon's bridge, say)
             engine.network.remove("n6")
-            again = engine.network.resolve(engine.network.create(asked)["Id"]).pool6
+            again = engine.network.resolve(engine.network.create(asked)).pool6
             assert again is not None and again.subnet != first.subnet  # the host's route took the first /64
         finally:
             engine.close()

@@ -762,7 +762,7 @@ def test_build_cache_misses_removed_images_and_images_outside_cache_from(tmp_pat
     assert cache.lookup("sha256:p", "k1", None) == "sha256:i1"
     assert cache.lookup("sha256:p", "k1", {"sha256:other"}) is None
     assert cache.lookup("sha256:p", "k2", None) is None
-    assert cache.prune()["CachesDeleted"] is not None and cache.lookup("sha256:p", "k1", None) is None
+    assert cache.prune().deleted and cache.lookup("sha256:p", "k1", None) is None
 
 
 # each image/build/volume/distribution table and the one module allowed to run SQL on it (issue 12)

@@ -12,13 +12,14 @@ from engine.api.base import ApiHandler, Route, bind, route
 from engine.api.upload import Spooling, UploadHandler
 from engine.build.builder import Build, BuildError, BuildOptions
 from engine.errors import EngineError, InvalidParameter, Unsupported
+from engine.types.results import Pruned
 from pydock_common import reference
 
 
 class Builder(Protocol):
     def prepare(self, body: IO[bytes], options: BuildOptions) -> Build: ...
     def run(self, build: Build, cancel: threading.Event) -> Iterator[dict[str, Any]]: ...
-    def prune_cache(self) -> dict[str, Any]: ...
+    def prune_cache(self) -> Pruned: ...
 
 
 class Backend(Spooling, Protocol):
@@ -105,7 +106,8 @@ def _check_tag(tag: str) -> None:
 class BuildPruneHandler(ApiHandler[Backend]):
     async def post(self, version: str | None = None) -> None:
         self.q_filters()  # malformed filters are a 400 even though the cache is pruned whole
-        self.send_json(await self.run(self.engine.builder.prune_cache))
+        pruned = await self.run(self.engine.builder.prune_cache)
+        self.send_json({"CachesDeleted": pruned.deleted or None, "SpaceReclaimed": pruned.reclaimed})
 
 
 ROUTES: list[Route] = [

@@ -12,6 +12,7 @@ from engine.errors import InvalidParameter
 from engine.filters import Filters
 from engine.network.types import Networking
 from engine.types.container import ContainerCreateRequest, HostConfig
+from engine.types.results import Pruned
 
 Json = dict[str, Any]
 
@@ -68,7 +69,7 @@ class ContainerLifecycle(ContainerRecords, Protocol):
     def rename(self, ref: str, new_name: str) -> None: ...
     def resize(self, ref: str, h: int, w: int) -> None: ...
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None: ...
-    def prune(self, filters: Filters | None = None) -> Json: ...
+    def prune(self, filters: Filters | None = None) -> Pruned: ...
 
 
 class LiveExecs(Protocol):
@@ -177,7 +178,8 @@ class ContainerDeleteHandler(_NoContent):
 
 class ContainerPruneHandler(_Handler):
     async def post(self, version: str | None = None) -> None:
-        self.send_json(await self.in_thread(self.engine.containers.prune, self.q_filters()))
+        pruned = await self.in_thread(self.engine.containers.prune, self.q_filters())
+        self.send_json({"ContainersDeleted": pruned.deleted or None, "SpaceReclaimed": pruned.reclaimed})
 
 
 ROUTES: list[Route] = [

@@ -8,9 +8,12 @@ from typing import IO, Any, Protocol
 from engine.api import distribution
 from engine.api.base import NAME, ApiHandler, Route, bind, route
 from engine.api.distribution import ProgressStream, pull
+from engine.api.image_json import deletion_json, history_json, inspect_json, summary_json
 from engine.api.upload import UploadHandler
 from engine.errors import InvalidParameter
 from engine.filters import Filters
+from engine.image.views import HistoryEntry, ImageDetails, ImageSummary
+from engine.types.results import ImageDeletion
 
 Json = dict[str, Any]
 
@@ -18,14 +21,14 @@ Json = dict[str, Any]
 class Images(Protocol):
     """The image service as the image routes use it."""
 
-    def summaries(self, all_: bool = False, filters: Filters | None = None) -> list[Json]: ...
+    def summaries(self, all_: bool = False, filters: Filters | None = None) -> list[ImageSummary]: ...
     def import_tar(self, src: IO[bytes], repo: str = "", tag: str = "", changes: Iterable[str] = (),
                    message: str = "", platform: str = "") -> str: ...
-    def inspect(self, ref: str) -> Json: ...
-    def history(self, ref: str) -> list[Json]: ...
+    def inspect(self, ref: str) -> ImageDetails: ...
+    def history(self, ref: str) -> list[HistoryEntry]: ...
     def tag(self, image_ref: str, repo: str, tag: str = "") -> str: ...
-    def remove(self, ref: str, force: bool = False, prune: bool = True) -> list[dict[str, str]]: ...
-    def prune(self, filters: Filters | None = None) -> Json: ...
+    def remove(self, ref: str, force: bool = False, prune: bool = True) -> list[ImageDeletion]: ...
+    def prune(self, filters: Filters | None = None) -> tuple[list[ImageDeletion], int]: ...
 
 
 class Backend(distribution.Backend, Protocol):
@@ -37,7 +40,8 @@ class Backend(distribution.Backend, Protocol):
 
 class ImageListHandler(ApiHandler[Backend]):
     async def get(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.images.summaries, self.q_bool("all"), self.q_filters()))
+        images = await self.run(self.engine.images.summaries, self.q_bool("all"), self.q_filters())
+        self.send_json([summary_json(i) for i in images])
 
 
 class ImageCreateHandler(ProgressStream[Backend], UploadHandler[Backend]):
@@ -61,12 +65,12 @@ class ImageCreateHandler(ProgressStream[Backend], UploadHandler[Backend]):
 
 class ImageInspectHandler(ApiHandler[Backend]):
     async def get(self, version: str | None = None, ref: str = "") -> None:
-        self.send_json(await self.run(self.engine.images.inspect, ref))
+        self.send_json(inspect_json(await self.run(self.engine.images.inspect, ref)))
 
 
 class ImageHistoryHandler(ApiHandler[Backend]):
     async def get(self, version: str | None = None, ref: str = "") -> None:
-        self.send_json(await self.run(self.engine.images.history, ref))
+        self.send_json([history_json(h) for h in await self.run(self.engine.images.history, ref)])
 
 
 class ImageTagHandler(ApiHandler[Backend]):
@@ -81,13 +85,14 @@ class ImageTagHandler(ApiHandler[Backend]):
 
 class ImageDeleteHandler(ApiHandler[Backend]):
     async def delete(self, version: str | None = None, ref: str = "") -> None:
-        self.send_json(await self.run(self.engine.images.remove, ref, self.q_bool("force"),
-                                      not self.q_bool("noprune")))
+        steps = await self.run(self.engine.images.remove, ref, self.q_bool("force"), not self.q_bool("noprune"))
+        self.send_json([deletion_json(d) for d in steps])
 
 
 class ImagePruneHandler(ApiHandler[Backend]):
     async def post(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.images.prune, self.q_filters()))
+        steps, reclaimed = await self.run(self.engine.images.prune, self.q_filters())
+        self.send_json({"ImagesDeleted": [deletion_json(d) for d in steps] or None, "SpaceReclaimed": reclaimed})
 
 
 ROUTES: list[Route] = [

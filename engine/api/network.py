@@ -9,6 +9,7 @@ from engine.errors import InvalidParameter
 from engine.filters import Filters
 from engine.network.types import NetworkView
 from engine.types.network import EndpointSettings, NetworkConnect, NetworkCreateRequest, NetworkDisconnect
+from engine.types.results import Pruned
 
 Json = dict[str, Any]
 
@@ -18,11 +19,11 @@ class Networks(Protocol):
 
     def summaries(self, filters: Filters | None = None) -> list[NetworkView]: ...
     def inspect(self, ref: str) -> NetworkView: ...
-    def create(self, body: NetworkCreateRequest) -> dict[str, str]: ...
+    def create(self, body: NetworkCreateRequest) -> str: ...
     def remove(self, ref: str) -> None: ...
     def connect(self, net_ref: str, container_ref: str, config: EndpointSettings) -> None: ...
     def disconnect(self, net_ref: str, container_ref: str, force: bool = False) -> None: ...
-    def prune(self, filters: Filters) -> Json: ...
+    def prune(self, filters: Filters) -> Pruned: ...
 
 
 class Backend(StreamOwner, Protocol):
@@ -52,7 +53,8 @@ class NetworkHandler(_Handler):
 
 class NetworkCreateHandler(_Handler):
     async def post(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.network.create, self.decoded(NetworkCreateRequest)), 201)
+        net_id = await self.run(self.engine.network.create, self.decoded(NetworkCreateRequest))
+        self.send_json({"Id": net_id, "Warning": ""}, 201)
 
 
 def _container(ref: str) -> str:
@@ -80,7 +82,8 @@ class NetworkDisconnectHandler(_Handler):
 
 class NetworkPruneHandler(_Handler):
     async def post(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.network.prune, self.q_filters()))
+        pruned = await self.run(self.engine.network.prune, self.q_filters())
+        self.send_json({"NetworksDeleted": pruned.deleted or None})
 
 
 ROUTES: list[Route] = [

@@ -13,14 +13,19 @@ import tornado.iostream
 from engine import wire
 from engine.api.base import ApiHandler, Route, StreamOwner, bind, route
 from engine.api.containers import ContainerViews, summaries
+from engine.api.system_json import df_images_json, info_json, version_json
 from engine.errors import InvalidParameter
 from engine.events import Event, Subscriber, matches
+from engine.filters import Filters
+from engine.system import DiskUsage, SystemFacts
+from engine.timeutil import parse_api_time
+from engine.types.volume import Volume
 
 
 class SystemViews(Protocol):
-    def version(self) -> dict[str, Any]: ...
-    def info(self) -> dict[str, Any]: ...
-    def df(self) -> dict[str, Any]: ...
+    def runc_version(self) -> str: ...
+    def facts(self) -> SystemFacts: ...
+    def df(self) -> DiskUsage: ...
 
 
 class EventSource(Protocol):
@@ -43,9 +48,6 @@ class Backend(StreamOwner, ContainerViews, Protocol):
 
 class _Handler(ApiHandler[Backend]):
     pass
-from engine.filters import Filters
-from engine.timeutil import parse_api_time
-from engine.types.volume import Volume
 
 
 class PingHandler(_Handler):
@@ -63,12 +65,12 @@ class PingHandler(_Handler):
 
 class VersionHandler(_Handler):
     async def get(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.system.version))
+        self.send_json(version_json(await self.run(self.engine.system.runc_version)))
 
 
 class InfoHandler(_Handler):
     async def get(self, version: str | None = None) -> None:
-        self.send_json(await self.run(self.engine.system.info))
+        self.send_json(info_json(await self.run(self.engine.system.facts)))
 
 
 DF_TYPES = ("container", "image", "volume", "build-cache")
@@ -76,7 +78,7 @@ DF_TYPES = ("container", "image", "volume", "build-cache")
 
 def _df(backend: Backend) -> dict[str, Any]:
     """`docker system df`: the system service's images and volumes, and the containers as `ps -as` shows them."""
-    out = backend.system.df()
+    out = df_images_json(backend.system.df())
     out["Containers"] = summaries(backend, True, -1, True, Filters())
     out["Volumes"] = [wire.encode(v) for v in backend.volumes.df()]
     return out

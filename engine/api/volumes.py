@@ -6,6 +6,7 @@ from typing import Any, Protocol
 from engine import wire
 from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
 from engine.filters import Filters
+from engine.types.results import Pruned
 from engine.types.volume import Volume, VolumeCreateRequest
 from pydock_common.apiversion import version_tuple
 
@@ -18,7 +19,7 @@ class Volumes(Protocol):
     def inspect(self, name: str) -> Volume: ...
     def listing(self, filters: Filters | None = None) -> list[Volume]: ...
     def remove(self, name: str, force: bool = False) -> None: ...
-    def prune(self, filters: Filters | None = None, all_by_default: bool = False) -> tuple[list[str], int]: ...
+    def prune(self, filters: Filters | None = None, all_by_default: bool = False) -> Pruned: ...
 
 
 class Backend(StreamOwner, Protocol):
@@ -51,8 +52,8 @@ class VolumePruneHandler(VolumeHandler):
     async def post(self, version: str | None = None, ref: str = "") -> None:
         # before API 1.42, prune took every unused volume, not only anonymous ones
         before_1_42 = bool(version) and version_tuple(version or "") < (1, 42)
-        deleted, reclaimed = await self.in_thread(self.engine.volumes.prune, self.q_filters(), before_1_42)
-        self.send_json({"VolumesDeleted": deleted, "SpaceReclaimed": reclaimed})
+        pruned = await self.in_thread(self.engine.volumes.prune, self.q_filters(), before_1_42)
+        self.send_json({"VolumesDeleted": pruned.deleted, "SpaceReclaimed": pruned.reclaimed})
 
 
 class VolumeListHandler(ApiHandler[Backend]):

@@ -43,6 +43,7 @@ from engine.errors import InvalidParameter
 from engine.image.layers import LayerStore, chain_ids
 from engine.image.service import ImageService, decompress_to
 from engine.linux.mounts import umount
+from engine.types.results import Pruned
 
 __all__ = ["Build", "BuildError", "BuildOptions", "BuilderService", "Job"]
 
@@ -109,7 +110,7 @@ class BuilderService:
         for target in sorted((t for t in targets if t.startswith(prefix)), reverse=True):
             umount(target)
 
-    def prune_cache(self) -> dict[str, Any]:
+    def prune_cache(self) -> Pruned:
         """`docker builder prune`."""
         return self.cache.prune()
 

@@ -8,9 +8,9 @@ by itself: `docker image prune` does, as with dockerd's classic builder.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from engine.store.db import MetaStore
+from engine.types.results import Pruned
 
 BUILD_CACHE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS build_cache (
@@ -43,9 +43,9 @@ class BuildCache:
             db.execute("INSERT OR REPLACE INTO build_cache(parent_id, key, image_id) VALUES (?,?,?)",
                        (parent, key, image_id))
 
-    def prune(self) -> dict[str, Any]:
+    def prune(self) -> Pruned:
         """`docker builder prune`: forget every cached step, so the next build runs them all."""
         with self.meta.transaction() as db:
             ids = [r["image_id"] for r in db.execute("SELECT DISTINCT image_id FROM build_cache").fetchall()]
             db.execute("DELETE FROM build_cache")
-        return {"CachesDeleted": ids or None, "SpaceReclaimed": 0}
+        return Pruned(ids)

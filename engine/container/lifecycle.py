@@ -19,6 +19,7 @@ from engine.runtime import resources
 from engine.runtime.runc import OCIRuntimeError
 from engine.timeutil import parse_rfc3339_ns
 from engine.types.container import UpdateConfig
+from engine.types.results import Pruned
 
 DEFAULT_STOP_TIMEOUT = 10
 KILL_WAIT = 10.0  # seconds a SIGKILL waits for the exit to be recorded (dockerd's wait after killing)
@@ -220,7 +221,7 @@ class Lifecycle(Running):
             self.store.rename(c, name)
             self._event(c, "rename", oldName=old)
 
-    def prune(self, filters: Filters | None = None) -> dict[str, Any]:
+    def prune(self, filters: Filters | None = None) -> Pruned:
         """`docker container prune`: remove stopped containers matching label/label!/until."""
         filters = (filters or Filters()).validate({"label", "label!", "until"})
         until = filters.times("until")
@@ -241,4 +242,4 @@ class Lifecycle(Running):
             except EngineError:
                 continue
         self.events.publish("container", "prune", "", {"reclaimed": str(reclaimed)})
-        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+        return Pruned(deleted, reclaimed)

@@ -46,7 +46,7 @@ class Views(ContainerCore):
 
     def size_root_fs(self, c: ContainerRecord) -> int:
         """Bytes of the writable layer plus the image (SizeRootFs)."""
-        return self.size_rw(c) + int(self.images.inspect(c.image_id)["Size"])
+        return self.size_rw(c) + self.images.record(c.image_id).size
 
     def _match(self, c: ContainerRecord, filters: Filters) -> bool:
         """dockerd's `docker ps` filters (daemon/list.go) on one record."""

@@ -8,6 +8,7 @@ services reach both only through this service's public methods.
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import fnmatch
 import gzip
 import io
@@ -28,9 +29,11 @@ from engine.ids import ImageID
 from engine.image.changes import apply_change
 from engine.image.layers import LayerStore, chain_ids
 from engine.image.store import ImageRecord, ImageStore
+from engine.image.views import HistoryEntry, ImageDetails, ImageSummary
 from engine.store.db import BlobStore
-from engine.timeutil import ZERO_TIME, parse_rfc3339_ns, rfc3339_ns
+from engine.timeutil import parse_rfc3339_ns, rfc3339_ns
 from engine.types.container import ContainerConfig
+from engine.types.results import ImageDeletion
 from pydock_common import reference
 
 # the keys `docker images --filter` takes (dockerd's acceptedImageFilterTags)
@@ -96,13 +99,6 @@ def _refs_removed_with(norm: str, refs: list[str]) -> list[str]:
     if "@" in norm or any("@" not in r and r != norm and reference.parse(r).repository == repo for r in refs):
         return [norm]
     return [norm] + [r for r in refs if "@" in r and reference.parse(r).repository == repo]
-
-
-def empty_container_config() -> dict[str, Any]:
-    return {"Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
-            "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False,
-            "Env": None, "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "",
-            "Entrypoint": None, "OnBuild": None, "Labels": None}
 
 
 class ImageService:
@@ -266,37 +262,16 @@ class ImageService:
         return image_id
 
     # ---- views --------------------------------------------------------
-    def inspect(self, ref: str) -> dict[str, Any]:
+    def inspect(self, ref: str) -> ImageDetails:
         image_id = self.resolve(ref)
         record = self.record(image_id)
         cfg = record.config()
-        ccfg = empty_container_config()
-        ccfg.update({k: v for k, v in (cfg.get("config") or {}).items()})
         chains = chain_ids(cfg.get("rootfs", {}).get("diff_ids") or [])
-        lowers = self.layers.lower_dirs(chains[-1]) if chains else []
-        return {
-            "Id": image_id,
-            "RepoTags": self.tags_of(image_id),
-            "RepoDigests": self.digests_of(image_id),
-            "Parent": record.parent,
-            "Comment": (cfg.get("history") or [{}])[-1].get("comment", ""),
-            "Created": cfg.get("created", ""),
-            "DockerVersion": cfg.get("docker_version", ""),
-            "Author": cfg.get("author", ""),
-            "Config": ccfg,
-            "Architecture": cfg.get("architecture", ""),
-            "Variant": cfg.get("variant", ""),
-            "Os": cfg.get("os", ""),
-            "Size": record.size,
-            "GraphDriver": {"Name": "overlay2", "Data": {
-                "LowerDir": ":".join(lowers[1:]), "UpperDir": lowers[0], "WorkDir": "",
-                "MergedDir": ""} if lowers else {}},
-            "RootFS": {"Type": "layers", "Layers": cfg.get("rootfs", {}).get("diff_ids") or []},
-            "Metadata": {"LastTagTime": ZERO_TIME},
-        }
+        return ImageDetails(record, cfg, self.tags_of(image_id), self.digests_of(image_id),
+                            self.layers.lower_dirs(chains[-1]) if chains else [])
 
-    def summaries(self, all_: bool = False, filters: Filters | None = None) -> list[dict[str, Any]]:
-        """`docker images`: Docker's image summaries, newest first."""
+    def summaries(self, all_: bool = False, filters: Filters | None = None) -> list[ImageSummary]:
+        """`docker images`: the images that pass `filters`, newest first."""
         filters = (filters or Filters()).validate(IMAGE_FILTERS)
         out = []
         records = self.store.records()
@@ -314,12 +289,7 @@ class ImageService:
             if "reference" in filters:  # dockerd lists only the references the filter matched
                 tags = [t for t in tags if _reference_matches(t, filters.get("reference"))]
                 digests = [d for d in digests if _reference_matches(d.split("@", 1)[0], filters.get("reference"))]
-            out.append({
-                "Id": image_id, "ParentId": record.parent, "RepoTags": tags,
-                "RepoDigests": digests, "Created": record.created,
-                "Size": record.size, "SharedSize": -1, "VirtualSize": record.size,
-                "Labels": labels or None, "Containers": -1,
-            })
+            out.append(ImageSummary(record, tags, digests, labels))
         return out
 
     def _matches(self, filters: Filters, image_id: str, created: int, tags: list[str], labels: dict[str, str],
@@ -338,36 +308,27 @@ class ImageService:
                     return False
         return all(created * 1_000_000_000 < until for until in filters.times("until"))
 
-    def history(self, ref: str) -> list[dict[str, Any]]:
+    def history(self, ref: str) -> list[HistoryEntry]:
+        """The image's build steps, newest first; only the newest names the image (the rest are "<missing>")."""
         image_id = self.resolve(ref)
         cfg = self.config(image_id)
-        diff_ids = cfg.get("rootfs", {}).get("diff_ids") or []
-        chains = chain_ids(diff_ids)
-        layer_sizes = [self.layers.get(c).size for c in chains]
-        out = []
-        li = 0
-        for h in cfg.get("history") or []:
-            size = 0
-            if not h.get("empty_layer") and li < len(layer_sizes):
-                size = layer_sizes[li]
-                li += 1
-            out.append({"Id": "<missing>", "Created": parse_rfc3339_ns(h.get("created", "")) // 1_000_000_000,
-                        "CreatedBy": h.get("created_by", ""), "Tags": None, "Size": size,
-                        "Comment": h.get("comment", "")})
+        layer_sizes = iter([self.layers.get(c).size for c in chain_ids(cfg.get("rootfs", {}).get("diff_ids") or [])])
+        out = [HistoryEntry(parse_rfc3339_ns(h.get("created", "")) // 1_000_000_000, h.get("created_by", ""),
+                            0 if h.get("empty_layer") else next(layer_sizes, 0), h.get("comment", ""))
+               for h in cfg.get("history") or []]
         out.reverse()
         if out:
-            out[0]["Id"] = image_id
-            out[0]["Tags"] = self.tags_of(image_id) or None
+            out[0] = dataclasses.replace(out[0], image_id=image_id, tags=self.tags_of(image_id))
         return out
 
     # ---- removal ------------------------------------------------------
-    def remove(self, ref: str, force: bool = False, prune: bool = True) -> list[dict[str, str]]:
+    def remove(self, ref: str, force: bool = False, prune: bool = True) -> list[ImageDeletion]:
         """`docker rmi`: untag by name; delete when the last reference goes, as Docker decides."""
         image_id = self.resolve(ref)
         by_id = self._is_id_ref(ref, image_id)
         running, stopped = self.usage(image_id)
         tags = self.store.refs_of(image_id)
-        result: list[dict[str, str]] = []
+        result: list[ImageDeletion] = []
         if not by_id:
             norm = str(reference.parse(ref))
             gone = _refs_removed_with(norm, tags)
@@ -402,7 +363,7 @@ class ImageService:
             self._prune_parents(parent, result)
         return result
 
-    def _prune_parents(self, parent: str, result: list[dict[str, str]]) -> None:
+    def _prune_parents(self, parent: str, result: list[ImageDeletion]) -> None:
         """After a delete, its parent chain goes too while each parent is untagged, has no other child and
         no container uses it (dockerd's imageDeleteHelper with prune): a build's intermediate images
         would otherwise stay behind as `<none>` and keep their layers."""
@@ -418,16 +379,16 @@ class ImageService:
         hexref = ref.removeprefix("sha256:")
         return image_id.startswith("sha256:" + hexref) and not self._is_tag(ref)
 
-    def _untag(self, norm: str, image_id: str, result: list[dict[str, str]]) -> None:
+    def _untag(self, norm: str, image_id: str, result: list[ImageDeletion]) -> None:
         self.store.untag(norm)
         name = reference.parse(norm).familiar()
-        result.append({"Untagged": name})
+        result.append(ImageDeletion(untagged=name))
         self.events.publish("image", "untag", image_id, {"name": name})
 
-    def _delete(self, image_id: str, result: list[dict[str, str]]) -> None:
+    def _delete(self, image_id: str, result: list[ImageDeletion]) -> None:
         self.store.delete(image_id)
         self.blobs.delete(image_id)
-        result.append({"Deleted": image_id})
+        result.append(ImageDeletion(deleted=image_id))
         self.events.publish("image", "delete", image_id, {"name": image_id})
         self.gc_layers()
 
@@ -438,15 +399,15 @@ class ImageService:
             keep.update(chain_ids(record.config().get("rootfs", {}).get("diff_ids") or []))
         return self.layers.remove_unreferenced(keep)
 
-    def prune(self, filters: Filters | None = None) -> dict[str, Any]:
+    def prune(self, filters: Filters | None = None) -> tuple[list[ImageDeletion], int]:
         """Remove dangling images (or all unused with `dangling=false`)."""
         filters = (filters or Filters()).validate({"dangling", "label", "label!", "until"})
         dangling_only = filters.boolean("dangling", True)
-        deleted: list[dict[str, str]] = []
+        deleted: list[ImageDeletion] = []
         layer_sizes = self.layers.sizes()
         for img in self.summaries(all_=True, filters=filters.without("dangling")):
-            image_id = img["Id"]
-            if (dangling_only and img["RepoTags"]) or not self.exists(image_id):
+            image_id = img.record.id
+            if (dangling_only and img.tags) or not self.exists(image_id):
                 continue  # tagged, or already gone as the untagged parent of an image pruned before it
             running, stopped = self.usage(image_id)
             if running or stopped or self.store.has_children(image_id):
@@ -460,7 +421,7 @@ class ImageService:
         remaining = self.layers.sizes()
         reclaimed = sum(size for chain, size in layer_sizes.items() if chain not in remaining)
         self.events.publish("image", "prune", "", {"reclaimed": str(reclaimed)})
-        return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+        return deleted, reclaimed
 
 
 def _reference_matches(tag: str, patterns: list[str]) -> bool:

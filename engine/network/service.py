@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 from ipaddress import IPv6Network
-from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -35,8 +34,18 @@ from engine.network import types as wire
 from engine.network.peers import NetworkedContainer, own_namespace
 from engine.network.ports import exposed
 from engine.network.sandbox import Sandboxes
-from engine.network.types import Attachment, CreateRequest, Endpoint, Member, Network, Networking, NetworkView
+from engine.network.types import (
+    Attachment,
+    CreateRequest,
+    Endpoint,
+    Member,
+    Network,
+    NetworkID,
+    Networking,
+    NetworkView,
+)
 from engine.types.network import NetworkCreateRequest
+from engine.types.results import Pruned
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +103,8 @@ class NetworkService(Sandboxes):
                 self.driver.delete(net.device)
 
     # ---- networks ----------------------------------------------------
-    def create(self, body: NetworkCreateRequest) -> dict[str, str]:
+    def create(self, body: NetworkCreateRequest) -> NetworkID:
+        """A new bridge network (its kernel objects made); returns its ID."""
         req = CreateRequest.checked(body)
         pool = req.ipam or wire.IpamConfig()
         with self._pools:  # choosing a pool and recording it is one step
@@ -125,7 +135,7 @@ class NetworkService(Sandboxes):
             self._delete_network(net)
             raise
         self.events.publish("network", "create", net.id, {"name": req.name, "type": "bridge"})
-        return {"Id": net.id, "Warning": ""}
+        return net.id
 
     def _new_pool6(self, asked: wire.IpamConfig) -> wire.Pool[IPv6Network]:
         """A new network's IPv6 pool: the subnet asked for, or the next free /64 of the daemon's ULA prefix."""
@@ -151,7 +161,7 @@ class NetworkService(Sandboxes):
         self.driver.delete(net.device)
         self._apply_firewall()
 
-    def prune(self, filters: Filters | None = None) -> dict[str, Any]:
+    def prune(self, filters: Filters | None = None) -> Pruned:
         deleted = []
         wanted = (filters or Filters()).validate(wire.NETWORK_FILTERS)
         for net in self.store.networks():
@@ -163,7 +173,7 @@ class NetworkService(Sandboxes):
             except EngineError:
                 continue
         self.events.publish("network", "prune", "", {})
-        return {"NetworksDeleted": deleted or None}
+        return Pruned(deleted)
 
     def summaries(self, filters: Filters | None = None) -> list[NetworkView]:
         """GET /networks: the networks that pass `filters`, without their members."""

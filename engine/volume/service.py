@@ -33,6 +33,7 @@ from engine.linux.fsutil import dir_size, secure_join
 from engine.linux.mounts import is_mountpoint, mount, readonly_root, umount
 from engine.store.db import MetaStore
 from engine.types.container import HostConfig
+from engine.types.results import Pruned
 from engine.types.volume import UsageData, Volume
 from engine.volume import mountspec, subpath
 from engine.volume.copyup import copy_tree
@@ -256,7 +257,7 @@ class VolumeService:
         shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
         self.events.publish("volume", "destroy", name, {"driver": row["driver"]})
 
-    def prune(self, filters: Filters | None = None, all_by_default: bool = False) -> tuple[list[str], int]:
+    def prune(self, filters: Filters | None = None, all_by_default: bool = False) -> Pruned:
         """Remove unused local volumes; only anonymous ones unless `all=true` (API >= 1.42).
         Returns the names removed and the bytes they held."""
         filters = (filters or Filters()).validate(PRUNE_FILTERS)
@@ -273,7 +274,7 @@ class VolumeService:
         finally:
             self._prune_running = False
         self.events.publish("volume", "prune", "", {"reclaimed": str(reclaimed)})
-        return deleted, reclaimed
+        return Pruned(deleted, reclaimed)
 
     def _prune(self, filters: Filters) -> tuple[list[str], int]:
         deleted, reclaimed = [], 0
