@@ -203,6 +203,23 @@ def test_legacy_links_on_the_default_bridge(daemon, busybox, client) -> None:
         _ok(daemon, "start", parent)
 
 
+def test_rm_link_removes_only_the_link(daemon, busybox) -> None:
+    """`docker rm --link /parent/alias`: the child stays, the running parent's /etc/hosts forgets it."""
+    uid = _uid()
+    child, parent = f"lchild-{uid}", f"lpar-{uid}"
+    with _cleanup(daemon, [child, parent]):
+        _ok(daemon, "run", "-d", "--name", child, "busybox", "sleep", "300")
+        _ok(daemon, "run", "-d", "--name", parent, "--link", f"{child}:db", "busybox", "sleep", "300")
+        assert "\tdb " in _ok(daemon, "exec", parent, "cat", "/etc/hosts")
+        assert _ok(daemon, "rm", "--link", f"/{parent}/db") == f"/{parent}/db"
+        assert json.loads(_ok(daemon, "inspect", "-f", "{{json .HostConfig.Links}}", parent)) is None
+        assert "\tdb " not in _ok(daemon, "exec", parent, "cat", "/etc/hosts")
+        assert _ok(daemon, "inspect", "-f", "{{.State.Running}}", child) == "true"
+        assert f"No such container: {parent}/db" in _fails(daemon, "rm", "--link", f"/{parent}/db")
+        assert f"No such container: nope-{uid}/db" in _fails(daemon, "rm", "--link", f"/nope-{uid}/db")
+        assert "cannot remove the default link name" in _fails(daemon, "rm", "--link", child)
+
+
 def test_links_bad_input_has_docker_errors(daemon, busybox, client) -> None:
     uid = _uid()
     hostnet, user, usernet, parent = f"lhost-{uid}", f"luser-{uid}", f"lnet-{uid}", f"lpar-{uid}"

@@ -49,7 +49,7 @@ def make_routes(engine: Engine, prefix: str = "", base: type | None = None,
         system.routes(engine), imagearchive.routes(engine), distribution.routes(engine), images.routes(engine),
         containers.routes(engine), streams.routes(engine), archive.routes(engine), stats.routes(engine),
         build.routes(engine), update.routes(engine), network.routes(engine), volumes.routes(engine),
-        exec_routes.routes(engine), swarm.routes(engine)]
+        exec_routes.routes(engine), swarm.routes(engine), containers.link_routes(engine)]
     out = []
     for table in tables:
         for pattern, handler, backend in table:

@@ -37,6 +37,7 @@ class ContainerRecords(Protocol):
 
 class NetworkViews(Protocol):
     def networking(self, c: ContainerRecord) -> Networking: ...
+    def remove_link(self, name: str) -> None: ...
     def inspect_links(self, c: ContainerRecord) -> list[str] | None: ...
 
 
@@ -172,7 +173,10 @@ class ContainerResizeHandler(_Handler):
 
 class ContainerDeleteHandler(_NoContent):
     async def delete(self, version: str | None = None, ref: str = "") -> None:
-        await self.in_thread(self.engine.containers.remove, ref, self.q_bool("force"), self.q_bool("v"))
+        if self.q_bool("link"):  # `docker rm --link /parent/alias` removes a legacy link, not a container
+            await self.run(self.engine.network.remove_link, ref)
+        else:
+            await self.in_thread(self.engine.containers.remove, ref, self.q_bool("force"), self.q_bool("v"))
         self.done()
 
 
@@ -197,7 +201,14 @@ ROUTES: list[Route] = [
     (route(rf"/containers/{ID}/resize"), ContainerResizeHandler),
     (route(rf"/containers/{ID}"), ContainerDeleteHandler),
 ]
+# a legacy link's name, "parent/alias" (`docker rm --link /parent/alias`): it would shadow every
+# /containers/{id}/<verb> route, so the app puts it after all the others
+LINK_ROUTES: list[Route] = [(route(r"/containers/(?P<ref>[^/]+/[^/]+)"), ContainerDeleteHandler)]
 
 
 def routes(backend: Backend) -> list[tuple[str, type[ApiHandler[Any]], Backend]]:
     return bind(ROUTES, backend)
+
+
+def link_routes(backend: Backend) -> list[tuple[str, type[ApiHandler[Any]], Backend]]:
+    return bind(LINK_ROUTES, backend)

@@ -115,6 +115,25 @@ class LegacyLinks:
             out.append(f"/{child.name.lstrip('/')}:/{c.name.lstrip('/')}/{alias}")
         return out or None
 
+    def remove(self, name: str) -> NetworkedContainer:
+        """`docker rm --link /parent/alias`: the parent forgets the link, the child stays (dockerd's rmLink).
+
+        Returns the parent, whose /etc/hosts no longer names the child once rewritten.
+        """
+        link_name = name if name.startswith("/") else "/" + name
+        parent_name, _, alias = link_name.rpartition("/")
+        if not parent_name:
+            self._containers().get(name)  # a missing container is a 404 before anything else, as in dockerd
+            raise Conflict("Conflict, cannot remove the default link name of the container")
+        try:
+            parent = self._containers().get(parent_name)
+        except NotFound:
+            raise NotFound(f"No such container: {name}") from None
+        if alias not in dict(self.store.children(parent.id)):
+            raise NotFound(f"No such container: {name}")
+        self.store.delete_link(parent.id, alias)
+        return parent
+
     def running_parents(self, cid: str) -> list[NetworkedContainer]:
         """The running containers that link to `cid` (their /etc/hosts names it)."""
         out = []

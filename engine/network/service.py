@@ -29,7 +29,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from engine.errors import EngineError, Forbidden, InvalidParameter, NotFound
 from engine.filters import Filters
-from engine.network import ipam, netns
+from engine.network import ipam, links, netns
 from engine.network import types as wire
 from engine.network.peers import NetworkedContainer, own_namespace
 from engine.network.ports import exposed
@@ -203,6 +203,12 @@ class NetworkService(Sandboxes):
         return Networking(c.id, sandbox["path"] if sandbox else "",
                           tuple(exposed(c.config.exposed_ports)) if live else (),
                           self.ports.published(c.id) if live else (), tuple(attachments))
+
+    def remove_link(self, name: str) -> None:
+        """`docker rm --link /parent/alias`; a running parent's /etc/hosts drops the child's line."""
+        parent = self.links.remove(name)
+        if parent.state.running:
+            links.rewrite_hosts(parent.hosts_path, self.etc_files(parent)["hosts"])
 
     def link_env(self, c: NetworkedContainer) -> list[str]:
         """The variables of `c`'s legacy links (its process environment, before Config.Env)."""
