@@ -537,12 +537,23 @@ export class DockerModel {
         return;
       }
       this.errors.set(kind, errorMessage(err));
+      if (!(err instanceof EngineError) && this.connected) {
+        // The request got no answer (the browser saw a network change) while events still flow:
+        // no event will say the list is stale, so ask again shortly. A lost engine relists on reconnect.
+        void sleep(this.reconnectDelay, this.abort.signal).then(() => {
+          if (!this._disposed) {
+            void this.refreshList(kind);
+          }
+        });
+      }
     }
     this.emit();
   }
 
+  /** A lifecycle action (start, stop, restart, remove); all but remove may be resent, see `IRequestOptions`. */
   private async call(path: string, method: string): Promise<void> {
-    await this.checked(path, { method });
+    const lifecycle = method === 'POST';
+    await checkedRequest(this.request, path, { method }, { repeatable: lifecycle, notModifiedIsDone: lifecycle });
   }
 
   private checked(path: string, init: RequestInit): Promise<Response> {
@@ -563,10 +574,48 @@ export class DockerModel {
   }
 }
 
+export interface IRequestOptions {
+  /**
+   * Whether sending the request twice does no harm (GET and HEAD are; a start, stop or restart is too,
+   * since the engine answers 304 when there is nothing left to do), so one that got no answer is resent.
+   */
+  repeatable?: boolean;
+  /** A 304 means the engine found the work already done (the container already started or stopped). */
+  notModifiedIsDone?: boolean;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD']);
+/** Attempts for a repeatable request that got no answer, and the pause between them. */
+const SEND_ATTEMPTS = 3;
+const RESEND_DELAY_MS = 300;
+
+/**
+ * Sends a request, resending a repeatable one that got no answer at all: browsers fail requests
+ * in flight when the host's network changes (`ERR_NETWORK_CHANGED`), which every container
+ * start causes on the host the engine runs on.
+ */
+async function sendRetrying(request: Requester, path: string, init: RequestInit, repeatable: boolean): Promise<Response> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await request(path, init);
+    } catch (err) {
+      if (!repeatable || attempt >= SEND_ATTEMPTS || init.signal?.aborted) {
+        throw err;
+      }
+    }
+    await new Promise(resolve => setTimeout(resolve, RESEND_DELAY_MS));
+  }
+}
+
 /** Sends a request and turns a Docker error body into an `EngineError`. */
-export async function checkedRequest(request: Requester, path: string, init: RequestInit): Promise<Response> {
-  const resp = await request(path, init);
-  if (!resp.ok) {
+export async function checkedRequest(
+  request: Requester,
+  path: string,
+  init: RequestInit,
+  options: IRequestOptions = {}
+): Promise<Response> {
+  const resp = await sendRetrying(request, path, init, options.repeatable ?? SAFE_METHODS.has(init.method ?? 'GET'));
+  if (!resp.ok && !(resp.status === 304 && options.notModifiedIsDone)) {
     let message = `${resp.status} ${resp.statusText}`;
     try {
       message = ((await resp.json()) as { message?: string }).message ?? message;

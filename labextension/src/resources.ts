@@ -7,7 +7,10 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { checkedRequest, DockerModel, enc, errorMessage, IEngineEvent, Requester } from './model';
+import { checkedRequest, DockerModel, enc, EngineError, errorMessage, IEngineEvent, Requester } from './model';
+
+/** How long a list whose request got no answer at all waits before asking again. */
+const RETRY_MS = 2000;
 
 export interface IVolume {
   Name: string;
@@ -124,6 +127,11 @@ export class SectionModel<T> {
       this.error = null;
     } catch (err) {
       this.error = errorMessage(err);
+      if (!(err instanceof EngineError) && this.docker.connected) {
+        // No answer (the browser saw a network change) while events flow: no event will say the list
+        // is stale. A lost engine relists on reconnect instead.
+        setTimeout(() => void this.refresh(), RETRY_MS);
+      }
     }
     this._changed.emit();
   }

@@ -165,6 +165,7 @@ export async function runContainer(request: Requester, form: IRunForm): Promise<
     body: JSON.stringify(body)
   });
   const id = ((await created.json()) as { Id: string }).Id;
-  await checkedRequest(request, `containers/${enc(id)}/start`, { method: 'POST' });
+  // The start may be resent (a second one answers 304); the create may not, it would make a second container.
+  await checkedRequest(request, `containers/${enc(id)}/start`, { method: 'POST' }, { repeatable: true, notModifiedIsDone: true });
   return id;
 }

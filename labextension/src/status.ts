@@ -10,7 +10,7 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { checkedRequest, enc, IContainer, Requester } from './model';
+import { checkedRequest, enc, EngineError, IContainer, Requester } from './model';
 
 /** The part of `/containers/{id}/json`'s `State` the status text is made from. */
 export interface IContainerState {
@@ -102,11 +102,14 @@ export function statusText(state: IContainerState, now: number): string {
 
 /** At most this many inspect requests at once, so a long list does not take every browser connection. */
 const CONCURRENT = 2;
+/** How long a container whose inspect got no answer waits before it is asked again. */
+const RETRY_MS = 2000;
 
 /** Each listed container's inspect `State`, fetched once and again after an event about it. */
 export class ContainerClock {
   private states = new Map<string, IContainerState>();
   private wanted: string[] = [];
+  private listed: IContainer[] = [];
   private pending = new Set<string>();
   private active = 0;
   /** Bumped by `forget`, so an answer requested before the event does not overwrite it. */
@@ -127,6 +130,7 @@ export class ContainerClock {
 
   /** Fetches the `State` of listed containers not known yet and drops those no longer listed. */
   sync(containers: IContainer[]): void {
+    this.listed = containers;
     const ids = new Set(containers.map(c => c.Id));
     for (const id of this.states.keys()) {
       if (!ids.has(id)) {
@@ -170,8 +174,12 @@ export class ContainerClock {
       }
       this.states.set(id, state);
       this._changed.emit();
-    } catch {
-      // Removed meanwhile, or the engine went away: the listing's own text stays.
+    } catch (err) {
+      // Removed meanwhile (the listing's own text stays until it drops the row), or no answer at
+      // all (the browser saw a network change): ask again shortly.
+      if (!(err instanceof EngineError)) {
+        setTimeout(() => this.sync(this.listed), RETRY_MS);
+      }
     }
   }
 }

@@ -357,3 +357,45 @@ describe('volume and network sections', () => {
     model.dispose();
   });
 });
+
+describe('requests that get no answer', () => {
+  /** Fails the first `failures` requests as a browser does when the network changes under them. */
+  function flaky(failures: number, answer: () => Response): { request: Requester; sent: string[] } {
+    const sent: string[] = [];
+    const request: Requester = async (path, init = {}) => {
+      sent.push(`${init.method ?? 'GET'} ${path}`);
+      if (sent.length <= failures) {
+        throw new TypeError('Failed to fetch');
+      }
+      return answer();
+    };
+    return { request, sent };
+  }
+
+  it('resends a GET, and a start that a second time finds already done', async () => {
+    const list = flaky(2, () => Response.json({ Volumes: [] }));
+    expect(await VOLUMES.list(list.request)).toEqual([]);
+    expect(list.sent).toEqual(['GET volumes', 'GET volumes', 'GET volumes']);
+
+    const start = flaky(1, () => new Response(null, { status: 304 }));
+    const model = new DockerModel(start.request);
+    await model.startContainer('c1');
+    expect(start.sent).toEqual(['POST containers/c1/start', 'POST containers/c1/start']);
+  });
+
+  it('never resends a create or a remove, and gives up on a GET after three tries', async () => {
+    const create = flaky(1, () => Response.json({ Id: 'x' }, { status: 201 }));
+    await expect(runContainer(create.request, { image: 'busybox', name: 'x', ports: '', env: '', volumes: '', command: '' })).rejects.toThrow(
+      'Failed to fetch'
+    );
+    expect(create.sent).toEqual(['POST containers/create?name=x']);
+
+    const remove = flaky(1, () => new Response(null, { status: 204 }));
+    await expect(new DockerModel(remove.request).removeContainer('c1')).rejects.toThrow('Failed to fetch');
+    expect(remove.sent.length).toBe(1);
+
+    const down = flaky(10, () => Response.json([]));
+    await expect(NETWORKS.list(down.request)).rejects.toThrow('Failed to fetch');
+    expect(down.sent.length).toBe(3);
+  });
+});
