@@ -14,6 +14,9 @@ import { ISectionActions, NetworkSection, VolumeSection } from './sectionview';
 import { ContainerClock } from './status';
 import { StatsPoller } from './stats';
 
+/** Container event actions that do not change its State (Docker's exec, attach, copy and inspection events). */
+const STATELESS_ACTION = /^(exec_|attach|detach|resize|top|archive-path|extract-to-dir|export|copy|commit|rename|update)/;
+
 /** What the panel asks of the application: dialogs, tabs and error reports. */
 export type IPanelActions = IContainerActions & IImageActions & ISectionActions;
 
@@ -59,9 +62,12 @@ export class ContainersPanel extends ReactWidget {
     );
   }
 
-  /** A container changed: the timestamps its status text is computed from may have too. */
+  /**
+   * A container's state may have changed: the timestamps its status text is computed from with it.
+   * Exec events (health-check probes among them, once per interval) and the like leave the state alone.
+   */
   private onEvent(_: DockerModel, event: IEngineEvent): void {
-    if (event.Type === 'container' && event.Actor?.ID) {
+    if (event.Type === 'container' && event.Actor?.ID && !STATELESS_ACTION.test(event.Action)) {
       this.clock.forget(event.Actor.ID);
     }
   }
