@@ -450,6 +450,7 @@ def test_panel_lists_filters_groups_and_acts(lab: JupyterServer, page) -> None: 
         screenshot(page, "labextension-narrow.png")
         assert panel.locator(".jp-PydockUnreachable").count() == 0
     finally:
+        lab.docker("unpause", "lab-paused")  # pydock's `rm -f` of a paused container fails ("container not paused")
         lab.docker("rm", "-f", *names)
         lab.docker("volume", "rm", "lab-run-data")
 

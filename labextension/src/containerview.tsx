@@ -116,7 +116,9 @@ export function ContainerSection({ model, clock, stats, actions }: ISectionProps
           ))}
         </div>
       </div>
-      {shown.length === 0 && <div className="jp-PydockPanel-empty">No {filter === 'all' ? '' : `${filter} `}containers match</div>}
+      {shown.length === 0 && (
+        <div className="jp-PydockPanel-empty">No {filter === 'all' ? '' : `${filter} `}containers match</div>
+      )}
       {groups.map(g => (
         <div key={g.project ?? ''} className="jp-PydockGroup" data-project={g.project ?? ''}>
           {g.project !== null && (

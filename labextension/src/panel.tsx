@@ -11,11 +11,8 @@ import { IImageActions, ImageSection } from './imageview';
 import { DockerModel, IEngineEvent } from './model';
 import { INetwork, IVolume, NETWORKS, SectionModel, VOLUMES } from './resources';
 import { ISectionActions, NetworkSection, VolumeSection } from './sectionview';
-import { ContainerClock } from './status';
+import { changesState, ContainerClock } from './status';
 import { StatsPoller } from './stats';
-
-/** Container event actions that do not change its State (Docker's exec, attach, copy and inspection events). */
-const STATELESS_ACTION = /^(exec_|attach|detach|resize|top|archive-path|extract-to-dir|export|copy|commit|rename|update)/;
 
 /** What the panel asks of the application: dialogs, tabs and error reports. */
 export type IPanelActions = IContainerActions & IImageActions & ISectionActions;
@@ -67,7 +64,7 @@ export class ContainersPanel extends ReactWidget {
    * Exec events (health-check probes among them, once per interval) and the like leave the state alone.
    */
   private onEvent(_: DockerModel, event: IEngineEvent): void {
-    if (event.Type === 'container' && event.Actor?.ID && !STATELESS_ACTION.test(event.Action)) {
+    if (event.Type === 'container' && event.Actor?.ID && changesState(event.Action)) {
       this.clock.forget(event.Actor.ID);
     }
   }

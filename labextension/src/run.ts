@@ -166,6 +166,11 @@ export async function runContainer(request: Requester, form: IRunForm): Promise<
   });
   const id = ((await created.json()) as { Id: string }).Id;
   // The start may be resent (a second one answers 304); the create may not, it would make a second container.
-  await checkedRequest(request, `containers/${enc(id)}/start`, { method: 'POST' }, { repeatable: true, notModifiedIsDone: true });
+  await checkedRequest(
+    request,
+    `containers/${enc(id)}/start`,
+    { method: 'POST' },
+    { repeatable: true, notModifiedIsDone: true }
+  );
   return id;
 }

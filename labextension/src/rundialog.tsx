@@ -32,7 +32,11 @@ function Field({ label, field, form, placeholder, multiline, options }: IFieldPr
   return (
     <label className="jp-PydockRun-field">
       <span>{label}</span>
-      {multiline ? <textarea rows={2} {...common} /> : <input {...common} list={options ? `pydock-run-${field}` : undefined} />}
+      {multiline ? (
+        <textarea rows={2} {...common} />
+      ) : (
+        <input {...common} list={options ? `pydock-run-${field}` : undefined} />
+      )}
       {options && (
         <datalist id={`pydock-run-${field}`}>
           {options.map(o => (
@@ -72,7 +76,13 @@ class RunBody extends ReactWidget implements Dialog.IBodyWidget<IRunForm> {
         <Field label="Name" field="name" form={form} placeholder="(a generated name)" />
         <Field label="Ports" field="ports" form={form} placeholder="8080:80, 127.0.0.1:9000:9000/udp" />
         <Field label="Environment" field="env" form={form} placeholder="KEY=value, one per line" multiline />
-        <Field label="Volumes" field="volumes" form={form} placeholder="volume-or-path:/in/container[:ro], one per line" multiline />
+        <Field
+          label="Volumes"
+          field="volumes"
+          form={form}
+          placeholder="volume-or-path:/in/container[:ro], one per line"
+          multiline
+        />
         <Field label="Command" field="command" form={form} placeholder="(the image's default)" />
       </div>
     );

@@ -7,9 +7,12 @@
  * tab already hold one each, so a stream per running container would leave
  * none for the panel's own requests with a handful of containers running.
  * A one-shot request holds a connection only while the engine reads the
- * cgroup files (milliseconds), whereas `stream=false` without one-shot waits
- * a full second for its second sample. The CPU baseline is the previous poll's
- * sample, kept here, instead of the engine's `precpu_stats`.
+ * cgroup files (measured through the Jupyter server: median 12 ms, at most
+ * 50 ms), whereas `stream=false` without one-shot waits for a second sample
+ * (median 1014 ms). With the 2 s interval and two requests at a time, ten
+ * visible running containers cost five 12 ms request pairs every 2 s, and a
+ * connection stays free for everything else. The CPU baseline is the previous
+ * poll's sample, kept here, instead of the engine's `precpu_stats`.
  */
 import { ISignal, Signal } from '@lumino/signaling';
 

@@ -100,6 +100,14 @@ export function statusText(state: IContainerState, now: number): string {
   return `Exited (${state.ExitCode}) ${since(state.FinishedAt, now)} ago`;
 }
 
+/** Container event actions that leave its State alone: Docker's exec (health probes too), attach, copy, inspection. */
+const STATELESS_ACTION = /^(exec_|attach|detach|resize|top|archive-path|extract-to-dir|export|copy|commit|rename|update)/;
+
+/** Whether a container event with this action may have changed the container's State. */
+export function changesState(action: string): boolean {
+  return !STATELESS_ACTION.test(action);
+}
+
 /** At most this many inspect requests at once, so a long list does not take every browser connection. */
 const CONCURRENT = 2;
 /** How long a container whose inspect got no answer waits before it is asked again. */

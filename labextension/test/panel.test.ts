@@ -10,7 +10,7 @@ import { DockerModel, IContainer, Requester } from '../src/model';
 import { NETWORKS, SectionModel, VOLUMES } from '../src/resources';
 import { buildCreateRequest, IRunForm, parsePortSpec, runContainer, splitCommand } from '../src/run';
 import { cpuPercent, memoryUsage, StatsPoller } from '../src/stats';
-import { ContainerClock, humanDuration, IContainerState, statusText } from '../src/status';
+import { changesState, ContainerClock, humanDuration, IContainerState, statusText } from '../src/status';
 
 function container(name: string, state: string, extra: Partial<IContainer> = {}): IContainer {
   return {
@@ -154,6 +154,16 @@ describe('status text', () => {
     const exited = { ...base, Status: 'exited', Running: false, ExitCode: 137, FinishedAt: '2026-12-06T10:00:00Z' };
     expect(statusText(exited, t0 + 2 * 3600_000)).toBe('Exited (137) 2 hours ago');
     expect(statusText({ ...base, Status: 'dead', Running: false }, t0)).toBe('Dead');
+  });
+
+  it('refetches a state only after events that can change it', () => {
+    for (const action of ['start', 'die', 'stop', 'kill', 'pause', 'unpause', 'restart', 'health_status: unhealthy', 'oom']) {
+      expect(changesState(action), action).toBe(true);
+    }
+    const stateless = ['exec_create: /bin/sh -c false', 'exec_start: /bin/sh -c false', 'exec_die', 'attach', 'resize'];
+    for (const action of [...stateless, 'top', 'archive-path']) {
+      expect(changesState(action), action).toBe(false);
+    }
   });
 
   it('fetches each container state once, ages it without requests, and refetches after forget', async () => {
@@ -385,9 +395,8 @@ describe('requests that get no answer', () => {
 
   it('never resends a create or a remove, and gives up on a GET after three tries', async () => {
     const create = flaky(1, () => Response.json({ Id: 'x' }, { status: 201 }));
-    await expect(runContainer(create.request, { image: 'busybox', name: 'x', ports: '', env: '', volumes: '', command: '' })).rejects.toThrow(
-      'Failed to fetch'
-    );
+    const form = { image: 'busybox', name: 'x', ports: '', env: '', volumes: '', command: '' };
+    await expect(runContainer(create.request, form)).rejects.toThrow('Failed to fetch');
     expect(create.sent).toEqual(['POST containers/create?name=x']);
 
     const remove = flaky(1, () => new Response(null, { status: 204 }));
