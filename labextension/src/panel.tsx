@@ -3,6 +3,7 @@
  * engine, or, while the engine cannot be reached, a message with a retry.
  */
 import { ReactWidget, refreshIcon, UseSignal } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
 import React from 'react';
 
 import { IconButton } from './buttons';
@@ -34,6 +35,17 @@ export class ContainersPanel extends ReactWidget {
     this.volumes = new SectionModel(model, VOLUMES);
     this.networks = new SectionModel(model, NETWORKS);
     model.event.connect(this.onEvent, this);
+  }
+
+  /** A closed sidebar shows no figures: poll none until it opens again. */
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this.stats.suspend();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this.stats.resume();
   }
 
   dispose(): void {

@@ -89,6 +89,8 @@ export class StatsPoller {
   private usages = new Map<string, IUsage>();
   private timer: ReturnType<typeof setTimeout> | null = null;
   private polling = false;
+  /** Set while the panel is hidden (its sidebar closed): nothing is shown, so nothing is polled. */
+  private suspended = false;
   private _changed = new Signal<this, void>(this);
 
   constructor(
@@ -117,16 +119,34 @@ export class StatsPoller {
     this.ids = ids;
     if (!ids.length) {
       this.stop();
-    } else if (added && !this.polling) {
-      this.stop();
-      void this.poll();
+    } else if (added) {
+      this.kick();
     }
+  }
+
+  /** Stops polling until `resume`, keeping the watched set and the last samples. */
+  suspend(): void {
+    this.suspended = true;
+    this.stop();
+  }
+
+  resume(): void {
+    this.suspended = false;
+    this.kick();
   }
 
   dispose(): void {
     this.ids = [];
     this.stop();
     Signal.clearData(this);
+  }
+
+  /** Polls now, unless a poll is running (it schedules the next) or polling is suspended. */
+  private kick(): void {
+    if (!this.polling && !this.suspended && this.ids.length) {
+      this.stop();
+      void this.poll();
+    }
   }
 
   private stop(): void {
@@ -147,7 +167,7 @@ export class StatsPoller {
     await Promise.all(Array.from({ length: CONCURRENT }, worker));
     this.polling = false;
     this._changed.emit();
-    if (this.ids.length && this.timer === null) {
+    if (this.ids.length && this.timer === null && !this.suspended) {
       this.timer = setTimeout(() => {
         this.timer = null;
         void this.poll();

@@ -222,6 +222,25 @@ describe('stats', () => {
     expect(new Set(engine.calls)).toEqual(new Set(['GET containers/a/stats?stream=false&one-shot=true']));
     poller.dispose();
   });
+
+  it('polls nothing while suspended (the sidebar closed) and picks up again on resume', async () => {
+    const engine = fakeEngine({
+      'GET containers/a/stats?stream=false&one-shot=true': () => Response.json({ cpu_stats: cur, memory_stats: {} })
+    });
+    const poller = new StatsPoller(engine.request, 10);
+    poller.suspend();
+    poller.watch(['a']);
+    await new Promise(r => setTimeout(r, 50));
+    expect(engine.calls).toEqual([]);
+    poller.resume();
+    await until(() => engine.calls.length >= 2, 'polls after resume');
+    poller.suspend();
+    await new Promise(r => setTimeout(r, 20)); // a poll under way when suspended ends without scheduling another
+    const asked = engine.calls.length;
+    await new Promise(r => setTimeout(r, 50));
+    expect(engine.calls.length).toBe(asked);
+    poller.dispose();
+  });
 });
 
 describe('run dialog', () => {
