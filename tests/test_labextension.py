@@ -113,9 +113,13 @@ def sidebar_width(page, px: int) -> None:  # type: ignore[no-untyped-def]
 
 
 def show_panel(page, width: int = 420) -> None:  # type: ignore[no-untyped-def]
-    """Opens the panel wide enough for its rows' actions to show as buttons (narrower, they are a menu)."""
-    run_command(page, "Show Containers Panel")
-    page.locator(".jp-PydockPanel").wait_for()
+    """Opens the panel through its sidebar tab (the palette's "Show Containers Panel" is tested once, in
+    test_panel_shows_and_stops_a_container), wide enough for its rows' actions to show as buttons (at
+    JupyterLab's narrowest sidebar, the default 250 px, they are a menu)."""
+    panel = page.locator(".jp-PydockPanel")
+    if not panel.is_visible():
+        page.locator('.jp-SideBar [data-id="pydock-containers"]').click()
+    panel.wait_for()
     sidebar_width(page, width)
 
 
@@ -141,6 +145,7 @@ def test_panel_shows_and_stops_a_container(lab: JupyterServer, page) -> None:  #
     # A second one keeps running, so the screenshots show both states.
     assert lab.docker("run", "-d", "--name", f"{NAME}-idle", "busybox", "sleep", "1000").returncode == 0
     try:
+        run_command(page, "Show Containers Panel")
         show_panel(page)
         row = page.locator(f'.jp-PydockContainer[data-name="{NAME}"]')
         row.and_(page.locator('[data-state="running"]')).wait_for(timeout=30_000)
