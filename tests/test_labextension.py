@@ -449,6 +449,10 @@ def test_panel_lists_filters_groups_and_acts(lab: JupyterServer, page) -> None: 
         assert title.evaluate("e => e.scrollWidth > e.clientWidth")
         assert not long_row.get_by_title("Start", exact=True).is_visible()
         assert long_row.get_by_title("Actions", exact=True).is_visible()
+        long_row.get_by_title("Actions", exact=True).click()
+        page.locator(".jp-PydockMenu").get_by_role("button", name="Inspect", exact=True).wait_for()
+        page.keyboard.press("Escape")
+        page.locator(".jp-PydockMenu").wait_for(state="detached")
         row_menu(page, long_row, "Start")
         long_row.and_(page.locator('[data-state="exited"]')).wait_for(timeout=30_000)  # `true` ran and ended
         assert state(lab, long_name)["StartedAt"] != "0001-01-01T00:00:00Z"

@@ -69,13 +69,23 @@ export function RowActions({ actions, report, busy, run }: IActionsProps): JSX.E
     if (!open) {
       return;
     }
+    // A click elsewhere or Escape closes the menu, as JupyterLab's own menus do.
     const close = (e: MouseEvent): void => {
       if (!ref.current?.contains(e.target as Node)) {
         setOpen(false);
       }
     };
+    const escape = (e: KeyboardEvent): void => {
+      if (e.key === 'Escape') {
+        setOpen(false);
+      }
+    };
     document.addEventListener('mousedown', close);
-    return () => document.removeEventListener('mousedown', close);
+    document.addEventListener('keydown', escape);
+    return () => {
+      document.removeEventListener('mousedown', close);
+      document.removeEventListener('keydown', escape);
+    };
   }, [open]);
   return (
     <div className="jp-PydockRowActions" ref={ref}>
