@@ -19,11 +19,10 @@ interface IIconButtonProps {
   onClick: () => Promise<unknown>;
   report: Report;
   disabled?: boolean;
-  className?: string;
 }
 
 /** A button that disables itself while its action runs and reports failures. */
-export function IconButton({ icon, label, onClick, report, disabled, className }: IIconButtonProps): JSX.Element {
+export function IconButton({ icon, label, onClick, report, disabled }: IIconButtonProps): JSX.Element {
   const [busy, setBusy] = useState(false);
   const click = async (): Promise<void> => {
     setBusy(true);
@@ -37,7 +36,7 @@ export function IconButton({ icon, label, onClick, report, disabled, className }
   };
   return (
     <button
-      className={`jp-PydockButton ${className ?? ''}`}
+      className="jp-PydockButton"
       title={label}
       aria-label={label}
       disabled={busy || disabled}
