@@ -332,8 +332,10 @@ def test_panel_lists_filters_groups_and_acts(lab: JupyterServer, page) -> None: 
         # CPU and memory of running containers, from the stats polls.
         web = row("shop-web")
         web.locator(".jp-PydockContainer-cpu", has_text=re.compile(r"CPU \d+\.\d\d%")).wait_for(timeout=15_000)
-        cpu = float(re.search(r"CPU ([\d.]+)%", web.inner_text()).group(1))  # type: ignore[union-attr]
-        assert cpu > 10, web.inner_text()
+        cpu_text = web.locator(".jp-PydockContainer-cpu").inner_text()
+        assert float(cpu_text.split()[1].rstrip("%")) > 10, cpu_text
+        page.wait_for_function("([el, t]) => el.textContent !== t",  # the next poll's figure
+                               arg=[web.locator(".jp-PydockContainer-cpu").element_handle(), cpu_text], timeout=10_000)
         assert re.search(r"MEM \d[\d.]*[kMG]?B", web.inner_text())
         assert row("lab-exited").locator(".jp-PydockContainer-usage").count() == 0
         # ID, command, and the port as a link through Jupyter's proxy.
@@ -453,7 +455,19 @@ def test_panel_lists_filters_groups_and_acts(lab: JupyterServer, page) -> None: 
         page.locator(".jp-PydockMenu").get_by_role("button", name="Inspect", exact=True).wait_for()
         page.keyboard.press("Escape")
         page.locator(".jp-PydockMenu").wait_for(state="detached")
+        # The start request is held back here, so "starting…" and the disabled menu can be seen.
+        held: list = []
+
+        def hold(route) -> None:  # type: ignore[no-untyped-def]
+            held.append(route)
+
+        page.route("**/containers/*/start*", hold)
         row_menu(page, long_row, "Start")
+        long_row.locator(".jp-PydockContainer-status", has_text="starting…").wait_for(timeout=5_000)
+        assert long_row.get_by_title("Actions", exact=True).is_disabled()
+        assert len(held) == 1
+        held[0].continue_()
+        page.unroute("**/containers/*/start*", hold)
         long_row.and_(page.locator('[data-state="exited"]')).wait_for(timeout=30_000)  # `true` ran and ended
         assert state(lab, long_name)["StartedAt"] != "0001-01-01T00:00:00Z"
         screenshot(page, "labextension-narrow.png")
