@@ -20,7 +20,7 @@ from typing import Any
 from engine.api import check_forwarded
 from engine.api.errors import status_of, write_error
 from engine.api.streams import splice
-from engine.errors import EngineError
+from engine.errors import EngineError, Unavailable
 from engine.hostpolicy import HostPolicy
 
 from .serverext import URL_PREFIX, JupyterAuthenticated
@@ -36,7 +36,8 @@ def _connect(path: str) -> socket.socket:
         sock.connect(path)
     except OSError as e:
         sock.close()
-        raise EngineError(f"cannot reach pydockd at {path}: {e.strerror or e}") from None
+        # 503, as for any engine that is down: the client (the lab panel) shows it as unreachable and retries
+        raise Unavailable(f"cannot reach pydockd at {path}: {e.strerror or e}") from None
     return sock
 
 

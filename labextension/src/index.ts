@@ -5,16 +5,15 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import {
-  Dialog,
   ICommandPalette,
   InputDialog,
   MainAreaWidget,
-  showDialog,
   showErrorMessage,
   WidgetTracker
 } from '@jupyterlab/apputils';
 
 import { jupyterRequester } from './api';
+import { confirm, mainAreaActions } from './appactions';
 import { containerName, imageTags } from './format';
 import { containerIcon } from './icons';
 import { ExecView, LogView } from './logs';
@@ -31,15 +30,6 @@ namespace CommandIDs {
 
 const PANEL_ID = 'pydock-containers';
 const CATEGORY = 'Containers';
-
-async function confirm(title: string, body: string, label: string): Promise<boolean> {
-  const result = await showDialog({
-    title,
-    body,
-    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label })]
-  });
-  return result.button.accept;
-}
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'pydock-labextension:plugin',
@@ -89,6 +79,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     };
 
     const actions: IPanelActions = {
+      ...mainAreaActions(shell, model),
       openLogs: (c: IContainer) => openTab('logs', c.Id, containerName(c)),
       openExec: (c: IContainer) => openTab('exec', c.Id, containerName(c)),
       removeContainer: async (c: IContainer) => {

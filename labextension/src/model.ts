@@ -25,6 +25,8 @@ export interface IContainer {
   Status: string;
   Ports: IPort[];
   Created: number;
+  Command?: string;
+  Labels?: Record<string, string> | null;
 }
 
 export interface IImage {
@@ -248,8 +250,10 @@ export interface IPull {
 }
 
 export interface IModelOptions {
-  /** Milliseconds between attempts to reopen a dropped event stream. */
+  /** Milliseconds before the first attempt to reopen a dropped event stream; doubled per failure. */
   reconnectDelay?: number;
+  /** The longest wait between reconnection attempts, so a long outage does not poll the server. */
+  maxReconnectDelay?: number;
 }
 
 type ListKind = 'containers' | 'images';
@@ -269,10 +273,14 @@ export class DockerModel {
   connected = false;
 
   private _changed = new Signal<this, void>(this);
+  private _event = new Signal<this, IEngineEvent>(this);
   private abort = new AbortController();
   private inflight = new Map<ListKind, Promise<void>>();
   private dirty = new Set<ListKind>();
   private reconnectDelay: number;
+  private maxReconnectDelay: number;
+  /** Ends the wait before the next reconnection attempt (see `retry`). */
+  private wake: (() => void) | null = null;
   private _disposed = false;
   /** Per source, so a later successful request of one kind does not hide another's failure. */
   private errors = new Map<ListKind | 'events', string>();
@@ -282,10 +290,31 @@ export class DockerModel {
     options: IModelOptions = {}
   ) {
     this.reconnectDelay = options.reconnectDelay ?? 2000;
+    this.maxReconnectDelay = options.maxReconnectDelay ?? 30000;
   }
 
   get changed(): ISignal<this, void> {
     return this._changed;
+  }
+
+  /** Every engine event as it arrives, for the sections that keep lists of their own. */
+  get event(): ISignal<this, IEngineEvent> {
+    return this._event;
+  }
+
+  /** The requester the model was built with, for section models that talk to the same engine. */
+  get requester(): Requester {
+    return this.request;
+  }
+
+  /** Why the engine cannot be reached (its event stream cannot be opened), or null while it can. */
+  get unreachable(): string | null {
+    return this.connected ? null : this.errors.get('events') ?? null;
+  }
+
+  /** Tries to reach the engine now instead of at the end of the current back-off. */
+  retry(): void {
+    this.wake?.();
   }
 
   get isDisposed(): boolean {
@@ -452,10 +481,12 @@ export class DockerModel {
   }
 
   private async watchEvents(): Promise<void> {
+    let delay = this.reconnectDelay;
     while (!this._disposed) {
       try {
         const resp = await this.checked('events', { method: 'GET', signal: this.abort.signal });
         this.errors.delete('events');
+        delay = this.reconnectDelay;
         this.setConnected(true);
         // Whatever happened while disconnected was missed: start from a full listing.
         void this.refresh();
@@ -467,13 +498,20 @@ export class DockerModel {
           return;
         }
         this.errors.set('events', errorMessage(err));
+        delay = Math.min(delay * 2, this.maxReconnectDelay);
       }
       this.setConnected(false);
-      await sleep(this.reconnectDelay, this.abort.signal);
+      this.emit();
+      await new Promise<void>(resolve => {
+        this.wake = resolve;
+        void sleep(delay, this.abort.signal).then(resolve);
+      });
+      this.wake = null;
     }
   }
 
   private onEvent(event: IEngineEvent): void {
+    this._event.emit(event);
     if (event.Type === 'container') {
       void this.refreshList('containers');
     } else if (event.Type === 'image') {
@@ -499,27 +537,27 @@ export class DockerModel {
         return;
       }
       this.errors.set(kind, errorMessage(err));
+      if (!(err instanceof EngineError) && this.connected) {
+        // The request got no answer (the browser saw a network change) while events still flow:
+        // no event will say the list is stale, so ask again shortly. A lost engine relists on reconnect.
+        void sleep(this.reconnectDelay, this.abort.signal).then(() => {
+          if (!this._disposed) {
+            void this.refreshList(kind);
+          }
+        });
+      }
     }
     this.emit();
   }
 
+  /** A lifecycle action (start, stop, restart, remove); all but remove may be resent, see `IRequestOptions`. */
   private async call(path: string, method: string): Promise<void> {
-    await this.checked(path, { method });
+    const lifecycle = method === 'POST';
+    await checkedRequest(this.request, path, { method }, { repeatable: lifecycle, notModifiedIsDone: lifecycle });
   }
 
-  /** Sends a request and turns a Docker error body into an `EngineError`. */
-  private async checked(path: string, init: RequestInit): Promise<Response> {
-    const resp = await this.request(path, init);
-    if (!resp.ok) {
-      let message = `${resp.status} ${resp.statusText}`;
-      try {
-        message = ((await resp.json()) as { message?: string }).message ?? message;
-      } catch {
-        // Not a Docker-shaped body (e.g. Jupyter's own 403 page): keep the status line.
-      }
-      throw new EngineError(resp.status, message);
-    }
-    return resp;
+  private checked(path: string, init: RequestInit): Promise<Response> {
+    return checkedRequest(this.request, path, init);
   }
 
   private setConnected(connected: boolean): void {
@@ -536,7 +574,60 @@ export class DockerModel {
   }
 }
 
-function enc(s: string): string {
+export interface IRequestOptions {
+  /**
+   * Whether sending the request twice does no harm (GET and HEAD are; a start, stop or restart is too,
+   * since the engine answers 304 when there is nothing left to do), so one that got no answer is resent.
+   */
+  repeatable?: boolean;
+  /** A 304 means the engine found the work already done (the container already started or stopped). */
+  notModifiedIsDone?: boolean;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD']);
+/** Attempts for a repeatable request that got no answer, and the pause between them. */
+const SEND_ATTEMPTS = 3;
+const RESEND_DELAY_MS = 300;
+
+/**
+ * Sends a request, resending a repeatable one that got no answer at all: browsers fail requests
+ * in flight when the host's network changes (`ERR_NETWORK_CHANGED`), which every container
+ * start causes on the host the engine runs on.
+ */
+async function sendRetrying(request: Requester, path: string, init: RequestInit, repeatable: boolean): Promise<Response> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await request(path, init);
+    } catch (err) {
+      if (!repeatable || attempt >= SEND_ATTEMPTS || init.signal?.aborted) {
+        throw err;
+      }
+    }
+    await new Promise(resolve => setTimeout(resolve, RESEND_DELAY_MS));
+  }
+}
+
+/** Sends a request and turns a Docker error body into an `EngineError`. */
+export async function checkedRequest(
+  request: Requester,
+  path: string,
+  init: RequestInit,
+  options: IRequestOptions = {}
+): Promise<Response> {
+  const resp = await sendRetrying(request, path, init, options.repeatable ?? SAFE_METHODS.has(init.method ?? 'GET'));
+  if (!resp.ok && !(resp.status === 304 && options.notModifiedIsDone)) {
+    let message = `${resp.status} ${resp.statusText}`;
+    try {
+      message = ((await resp.json()) as { message?: string }).message ?? message;
+    } catch {
+      // Not a Docker-shaped body (e.g. Jupyter's own 403 page): keep the status line.
+    }
+    throw new EngineError(resp.status, message);
+  }
+  return resp;
+}
+
+export function enc(s: string): string {
   return encodeURIComponent(s);
 }
 

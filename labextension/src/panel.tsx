@@ -1,296 +1,141 @@
-/** The "Containers" sidebar: containers and images of the engine, with their actions. */
-import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
-import {
-  closeIcon,
-  deleteIcon,
-  downloadIcon,
-  LabIcon,
-  listIcon,
-  refreshIcon,
-  runIcon,
-  stopIcon,
-  terminalIcon
-} from '@jupyterlab/ui-components';
-import { PageConfig } from '@jupyterlab/coreutils';
-import React, { useState } from 'react';
+/**
+ * The "Containers" sidebar: containers, images, volumes and networks of the
+ * engine, or, while the engine cannot be reached, a message with a retry.
+ */
+import { ReactWidget, refreshIcon, UseSignal } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
+import React from 'react';
 
-import { containerName, formatPort, humanSize, imageTags, proxyUrl, shortId, timeAgo } from './format';
-import { DockerModel, IContainer, IImage, IPull } from './model';
+import { IconButton } from './buttons';
+import { ContainerSection, IContainerActions } from './containerview';
+import { IImageActions, ImageSection } from './imageview';
+import { DockerModel, IEngineEvent } from './model';
+import { INetwork, IVolume, NETWORKS, SectionModel, VOLUMES } from './resources';
+import { ISectionActions, NetworkSection, VolumeSection } from './sectionview';
+import { changesState, ContainerClock } from './status';
+import { StatsPoller } from './stats';
 
 /** What the panel asks of the application: dialogs, tabs and error reports. */
-export interface IPanelActions {
-  openLogs(container: IContainer): void;
-  openExec(container: IContainer): void;
-  removeContainer(container: IContainer): Promise<void>;
-  removeImage(image: IImage): Promise<void>;
-  pull(reference: string): Promise<void>;
-  report(title: string, err: unknown): void;
-}
+export type IPanelActions = IContainerActions & IImageActions & ISectionActions;
 
 export class ContainersPanel extends ReactWidget {
+  readonly clock: ContainerClock;
+  readonly stats: StatsPoller;
+  readonly volumes: SectionModel<IVolume>;
+  readonly networks: SectionModel<INetwork>;
+
   constructor(
     readonly model: DockerModel,
     private actions: IPanelActions
   ) {
     super();
     this.addClass('jp-PydockPanel');
+    this.clock = new ContainerClock(model.requester);
+    this.stats = new StatsPoller(model.requester);
+    this.volumes = new SectionModel(model, VOLUMES);
+    this.networks = new SectionModel(model, NETWORKS);
+    model.event.connect(this.onEvent, this);
+  }
+
+  /** A closed sidebar shows no figures: poll none until it opens again. */
+  protected onAfterHide(msg: Message): void {
+    super.onAfterHide(msg);
+    this.stats.suspend();
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    this.stats.resume();
+  }
+
+  dispose(): void {
+    this.stats.dispose();
+    this.volumes.dispose();
+    this.networks.dispose();
+    super.dispose();
   }
 
   render(): JSX.Element {
     return (
       <UseSignal signal={this.model.changed}>
-        {() => <PanelView model={this.model} actions={this.actions} />}
+        {() => (
+          <UseSignal signal={this.clock.changed}>
+            {() => (
+              <UseSignal signal={this.stats.changed}>
+                {() => <PanelView panel={this} actions={this.actions} />}
+              </UseSignal>
+            )}
+          </UseSignal>
+        )}
       </UseSignal>
     );
   }
+
+  /**
+   * A container's state may have changed: the timestamps its status text is computed from with it.
+   * Exec events (health-check probes among them, once per interval) and the like leave the state alone.
+   */
+  private onEvent(_: DockerModel, event: IEngineEvent): void {
+    if (event.Type === 'container' && event.Actor?.ID && changesState(event.Action)) {
+      this.clock.forget(event.Actor.ID);
+    }
+  }
 }
 
-interface IViewProps {
-  model: DockerModel;
-  actions: IPanelActions;
-}
-
-function PanelView({ model, actions }: IViewProps): JSX.Element {
+function PanelView({ panel, actions }: { panel: ContainersPanel; actions: IPanelActions }): JSX.Element {
+  const { model } = panel;
+  const unreachable = model.unreachable;
   return (
     <div className="jp-PydockPanel-body">
       <header className="jp-PydockPanel-header">
         <h2>Containers</h2>
         <span
           className={`jp-PydockPanel-conn ${model.connected ? 'jp-mod-live' : ''}`}
-          title={model.connected ? 'Receiving engine events' : model.lastError ?? 'Connecting'}
+          title={model.connected ? 'Receiving engine events' : unreachable ?? 'Connecting'}
         >
-          {model.connected ? 'live' : 'connecting…'}
+          {model.connected ? 'live' : unreachable ? 'offline' : 'connecting…'}
         </span>
         <IconButton
           icon={refreshIcon}
           label="Refresh"
-          onClick={() => model.refresh()}
+          onClick={() => Promise.all([model.refresh(), panel.volumes.refresh(), panel.networks.refresh()])}
           report={actions.report}
         />
       </header>
-      {model.lastError && <div className="jp-PydockPanel-error">{model.lastError}</div>}
-      <ContainerList model={model} actions={actions} />
-      <h2 className="jp-PydockPanel-section">Images</h2>
-      <PullForm actions={actions} />
-      {model.pulls.map((p, i) => (
-        <PullRow key={`${p.reference}-${i}`} pull={p} onDismiss={() => model.dismissPull(p)} />
-      ))}
-      <ImageList model={model} actions={actions} />
-    </div>
-  );
-}
-
-function ContainerList({ model, actions }: IViewProps): JSX.Element {
-  if (model.containers.length === 0) {
-    return <div className="jp-PydockPanel-empty">No containers</div>;
-  }
-  return (
-    <ul className="jp-PydockPanel-list jp-PydockContainers">
-      {model.containers.map(c => (
-        <ContainerRow key={c.Id} container={c} model={model} actions={actions} />
-      ))}
-    </ul>
-  );
-}
-
-function ContainerRow({
-  container: c,
-  model,
-  actions
-}: IViewProps & { container: IContainer }): JSX.Element {
-  const running = c.State === 'running' || c.State === 'restarting' || c.State === 'paused';
-  const name = containerName(c);
-  const baseUrl = PageConfig.getBaseUrl();
-  const ports = (c.Ports ?? []).map((p, i) => {
-    const href = proxyUrl(baseUrl, name, p);
-    const text = formatPort(p);
-    return (
-      <React.Fragment key={i}>
-        {i > 0 && ', '}
-        {href ? (
-          <a href={href} target="_blank" rel="noopener noreferrer" title="Open through Jupyter">
-            {text}
-          </a>
-        ) : (
-          text
-        )}
-      </React.Fragment>
-    );
-  });
-  return (
-    <li className="jp-PydockPanel-item jp-PydockContainer" data-name={name} data-state={c.State}>
-      <span className={`jp-PydockState jp-PydockState-${c.State}`} title={c.State} />
-      <div className="jp-PydockPanel-main">
-        <div className="jp-PydockPanel-title" title={c.Id}>
-          {name}
-        </div>
-        <div className="jp-PydockPanel-detail">
-          <span className="jp-PydockContainer-image">{c.Image}</span>
-          <span className="jp-PydockContainer-status">{c.Status}</span>
-          {ports.length > 0 && <span className="jp-PydockContainer-ports">{ports}</span>}
-        </div>
-      </div>
-      <div className="jp-PydockPanel-actions">
-        {running ? (
-          <IconButton
-            icon={stopIcon}
-            label="Stop"
-            onClick={() => model.stopContainer(c.Id)}
-            report={actions.report}
-          />
-        ) : (
-          <IconButton
-            icon={runIcon}
-            label="Start"
-            onClick={() => model.startContainer(c.Id)}
-            report={actions.report}
-          />
-        )}
-        <IconButton
-          icon={refreshIcon}
-          label="Restart"
-          onClick={() => model.restartContainer(c.Id)}
-          report={actions.report}
-        />
-        <IconButton
-          icon={listIcon}
-          label="Logs"
-          onClick={async () => actions.openLogs(c)}
-          report={actions.report}
-        />
-        {c.State === 'running' && (
-          <IconButton
-            icon={terminalIcon}
-            label="Exec"
-            onClick={async () => actions.openExec(c)}
-            report={actions.report}
-          />
-        )}
-        <IconButton
-          icon={deleteIcon}
-          label="Remove"
-          onClick={() => actions.removeContainer(c)}
-          report={actions.report}
-        />
-      </div>
-    </li>
-  );
-}
-
-function ImageList({ model, actions }: IViewProps): JSX.Element {
-  if (model.images.length === 0) {
-    return <div className="jp-PydockPanel-empty">No images</div>;
-  }
-  return (
-    <ul className="jp-PydockPanel-list jp-PydockImages">
-      {model.images.map(img => (
-        <li key={img.Id} className="jp-PydockPanel-item jp-PydockImage" data-id={img.Id}>
-          <div className="jp-PydockPanel-main">
-            <div className="jp-PydockPanel-title" title={img.Id}>
-              {imageTags(img).join(', ')}
-            </div>
-            <div className="jp-PydockPanel-detail">
-              <span>{shortId(img.Id)}</span>
-              <span>{humanSize(img.Size)}</span>
-              <span>{timeAgo(img.Created)}</span>
-            </div>
-          </div>
-          <div className="jp-PydockPanel-actions">
-            <IconButton
-              icon={deleteIcon}
-              label="Remove image"
-              onClick={() => actions.removeImage(img)}
-              report={actions.report}
-            />
-          </div>
-        </li>
-      ))}
-    </ul>
-  );
-}
-
-function PullForm({ actions }: { actions: IPanelActions }): JSX.Element {
-  const [reference, setReference] = useState('');
-  const submit = (e: React.FormEvent): void => {
-    e.preventDefault();
-    const ref = reference.trim();
-    if (ref) {
-      setReference('');
-      void actions.pull(ref);
-    }
-  };
-  return (
-    <form className="jp-PydockPull-form" onSubmit={submit}>
-      <input
-        className="jp-mod-styled jp-PydockPull-input"
-        placeholder="image[:tag] to pull"
-        aria-label="Image to pull"
-        value={reference}
-        onChange={e => setReference(e.target.value)}
-      />
-      <button type="submit" className="jp-PydockButton" title="Pull" aria-label="Pull">
-        <downloadIcon.react tag="span" className="jp-PydockButton-icon" />
-      </button>
-    </form>
-  );
-}
-
-function PullRow({ pull, onDismiss }: { pull: IPull; onDismiss: () => void }): JSX.Element {
-  const { progress } = pull;
-  const pct = Math.round(progress.fraction * 100);
-  return (
-    <div className={`jp-PydockPull ${progress.error ? 'jp-mod-error' : ''}`}>
-      <div className="jp-PydockPull-head">
-        <span className="jp-PydockPull-ref">{pull.reference}</span>
-        {progress.error && (
-          <button className="jp-PydockButton" title="Dismiss" aria-label="Dismiss" onClick={onDismiss}>
-            <closeIcon.react tag="span" className="jp-PydockButton-icon" />
+      {unreachable !== null ? (
+        <div className="jp-PydockUnreachable" role="alert">
+          <p className="jp-PydockUnreachable-title">Engine not reachable</p>
+          <p className="jp-PydockUnreachable-reason">{unreachable}</p>
+          <button className="jp-mod-styled jp-mod-accept" onClick={() => model.retry()}>
+            Retry
           </button>
-        )}
-      </div>
-      <div
-        className="jp-PydockPull-bar"
-        role="progressbar"
-        aria-valuemin={0}
-        aria-valuemax={100}
-        aria-valuenow={pct}
-      >
-        <div className="jp-PydockPull-fill" style={{ width: `${pct}%` }} />
-      </div>
-      <div className="jp-PydockPull-status">{progress.error ?? progress.status}</div>
+        </div>
+      ) : (
+        <>
+          {model.lastError && <div className="jp-PydockPanel-error">{model.lastError}</div>}
+          <ContainerSection model={model} clock={panel.clock} stats={panel.stats} actions={actions} />
+          <Section title="Images">
+            <ImageSection model={model} actions={actions} />
+          </Section>
+          <Section title="Volumes">
+            <VolumeSection section={panel.volumes} actions={actions} />
+          </Section>
+          <Section title="Networks">
+            <NetworkSection section={panel.networks} actions={actions} />
+          </Section>
+        </>
+      )}
     </div>
   );
 }
 
-interface IIconButtonProps {
-  icon: LabIcon;
-  label: string;
-  onClick: () => Promise<unknown>;
-  report: IPanelActions['report'];
-}
-
-/** A button that disables itself while its action runs and reports failures. */
-function IconButton({ icon, label, onClick, report }: IIconButtonProps): JSX.Element {
-  const [busy, setBusy] = useState(false);
-  const click = async (): Promise<void> => {
-    setBusy(true);
-    try {
-      await onClick();
-    } catch (err) {
-      report(`${label} failed`, err);
-    } finally {
-      setBusy(false);
-    }
-  };
+function Section({ title, children }: { title: string; children: React.ReactNode }): JSX.Element {
   return (
-    <button
-      className="jp-PydockButton"
-      title={label}
-      aria-label={label}
-      disabled={busy}
-      onClick={() => void click()}
-    >
-      <icon.react tag="span" className="jp-PydockButton-icon" />
-    </button>
+    <details className="jp-PydockPanel-sectionBox" open>
+      <summary>
+        <h2 className="jp-PydockPanel-section">{title}</h2>
+      </summary>
+      {children}
+    </details>
   );
 }
