@@ -164,6 +164,11 @@ def test_pause_unpause(daemon, busybox):
     daemon.docker("unpause", n, check=True)
     assert inspect(daemon, n)["State"]["Status"] == "running"
     daemon.docker("rm", "-f", n, check=True)
+    # a paused container is killed and removed by force, as dockerd does
+    daemon.docker("run", "-d", "--name", n, "busybox", "sleep", "100", check=True)
+    daemon.docker("pause", n, check=True)
+    daemon.docker("rm", "-f", n, check=True)
+    assert daemon.docker("inspect", n).returncode == 1
 
 
 def test_name_conflict_rename_and_rm_running(daemon, busybox):

@@ -77,7 +77,10 @@ class Lifecycle(Running):
         except Conflict:
             pass  # it exited meanwhile: the signal's work is done, as dockerd sees it
         if c.state.paused and signum == _signal.SIGKILL:
-            self.runtime.resume(c.id)
+            try:  # a frozen process dies only once thawed: runc >= 1.1 thaws it for SIGKILL itself, older ones not
+                self.runtime.resume(c.id)
+            except Conflict:
+                pass
         self._event(c, "kill", signal=str(signum))
 
     def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:

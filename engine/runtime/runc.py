@@ -340,7 +340,12 @@ class Runtime:
 
     def resume(self, cid: str) -> None:
         self._need_cgroup("unpause", cid)
-        self._runc_on(cid, "resume", cid)
+        try:
+            self._runc_on(cid, "resume", cid)
+        except OCIRuntimeError as e:
+            if "not paused" in e.message:
+                raise Conflict(f"Container {cid} is not paused") from e
+            raise
 
     def _need_cgroup(self, action: str, cid: str) -> None:
         """Pausing freezes the container's cgroup: one without a cgroup (rootless, cgroup v1) cannot be."""
