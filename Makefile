@@ -22,6 +22,7 @@ bench: setup
 	command -v dockerd >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
 	$(PY) bench/run_latency.py
 	$(PY) bench/concurrent_runs.py
+	$(PY) bench/ps_speed.py --running 100
 	$(PY) bench/build_cache.py
 	$(PY) bench/density.py
 	$(PY) bench/logs.py

@@ -129,7 +129,7 @@ def measure(contenders: dict[str, Callable[[], float]], runs: int, warmup: int) 
 
 def scratch(stack: ExitStack, prefix: str = "pydock-bench-") -> tuple[str, str, str]:
     """A temporary root the stack removes (mounts first), a busybox rootfs tar in it, and a docker config dir."""
-    root = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    root = tempfile.mkdtemp(prefix=prefix)  # in $TMPDIR, else /tmp
     stack.callback(shutil.rmtree, root, True)
     stack.callback(unmount_under, root)
     return root, build_busybox_tar(os.path.join(root, "busybox.tar")), os.path.join(root, "docker-config")

@@ -143,7 +143,7 @@ def run(size_mb: int, layers: int, runs: int, warmup: int, with_dockerd: bool) -
         raise SystemExit("pull_throughput: skopeo is not installed (apt-get install skopeo); "
                          "it is the baseline this benchmark compares against")
     with ExitStack() as stack:
-        root = tempfile.mkdtemp(prefix="pydock-bench-", dir="/tmp")
+        root = tempfile.mkdtemp(prefix="pydock-bench-")
         stack.callback(shutil.rmtree, root, True)
         host = start_registry(root, stack)
         size = push_image(host, size_mb, layers)

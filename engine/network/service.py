@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from ipaddress import IPv6Network
 
 from pyroute2.netlink.exceptions import NetlinkError
 
 from engine.errors import EngineError, Forbidden, InvalidParameter, NotFound
 from engine.filters import Filters
-from engine.network import ipam, netns
+from engine.network import ipam, listing, netns
 from engine.network import types as wire
 from engine.network.peers import NetworkedContainer, own_namespace
 from engine.network.ports import exposed
@@ -203,6 +204,10 @@ class NetworkService(Sandboxes):
         return Networking(c.id, sandbox["path"] if sandbox else "",
                           tuple(exposed(c.config.exposed_ports)) if live else (),
                           self.ports.published(c.id) if live else (), tuple(attachments))
+
+    def networkings(self, cs: Sequence[NetworkedContainer]) -> dict[str, Networking]:
+        """`networking` of many containers at once (`docker ps`), by ID, reading each table once."""
+        return listing.networkings(self.store, cs)
 
     def link_env(self, c: NetworkedContainer) -> list[str]:
         """The variables of `c`'s legacy links (its process environment, before Config.Env)."""
