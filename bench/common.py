@@ -21,6 +21,7 @@ from contextlib import ExitStack
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "scripts"))
+sys.path.insert(1, REPO)  # this checkout's engine (e.g. its seccomp profile), not an installed one
 
 from busybox_rootfs import build_busybox_tar
 

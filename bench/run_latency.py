@@ -1,7 +1,10 @@
 """`docker run --rm busybox true` latency: pydockd against bare `runc run`.
 
 Absolute times depend on the machine, so the result is a ratio measured side
-by side in one run: the same rootfs is started by `runc run` directly and by
+by side in one run: the same rootfs is started by `runc run` directly (`runc`
+with `runc spec`'s defaults; `runc-sc` also with Docker's default seccomp
+profile, which pydockd and dockerd apply and runc compiles at every start:
+the floor for a default `docker run`) and by
 the docker CLI through a private pydockd and through a private dockerd
 (bench/dockerd.py; `--no-dockerd` leaves it out, for quick smoke runs). Runs
 are interleaved so that machine noise hits every contender alike, and medians
@@ -46,12 +49,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dockerd
 from common import DOCKER, REPO, START_TIMEOUT, docker, docker_answers, measure, scratch, stop_process, timed
 
+from engine.runtime import seccomp as seccomp_profiles
+
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 
 
-def make_runc_bundle(bundle: str, rootfs_tar: str, user: RootlessUser | None = None) -> None:
+def make_runc_bundle(bundle: str, rootfs_tar: str, user: RootlessUser | None = None, seccomp: bool = False) -> None:
     """The busybox rootfs with `runc spec`'s defaults, running `true` without a terminal; for `user`, that
-    user's own bundle with `runc spec --rootless` (whose ID maps name the user who runs it)."""
+    user's own bundle with `runc spec --rootless` (whose ID maps name the user who runs it). `seccomp` adds
+    Docker's default seccomp profile as pydock's spec gives it (runc compiles it at every start)."""
     rootfs = os.path.join(bundle, "rootfs")
     os.makedirs(rootfs)
     with tarfile.open(rootfs_tar) as tar:
@@ -66,6 +72,9 @@ def make_runc_bundle(bundle: str, rootfs_tar: str, user: RootlessUser | None = N
         spec = json.load(f)
     spec["process"]["terminal"] = False
     spec["process"]["args"] = ["true"]
+    if seccomp:
+        caps = spec["process"]["capabilities"]["bounding"]
+        spec["linux"]["seccomp"] = seccomp_profiles.to_oci(seccomp_profiles.default_profile(), caps)
     with open(path, "w") as f:
         json.dump(spec, f)
 
@@ -78,8 +87,9 @@ def report(samples: dict[str, list[float]]) -> None:
     medians = {name: statistics.median(values) for name, values in samples.items()}
     for name, med in medians.items():
         print(f"{name:10s} median {med * 1000:8.1f} ms  over {len(samples[name])} runs")
-    pairs = [(name, "rl-runc" if name.startswith("rl-") else "runc") for name in medians]  # rootless vs rootless
-    pairs += [("pydockd", "dockerd"), ("pd-none", "dk-none")]
+    pairs = [(name, "rl-runc" if name.startswith("rl-") else "runc") for name in medians
+             if name != "runc-sc"]  # rootless vs rootless
+    pairs += [("pydockd", "runc-sc"), ("pd-none", "runc-sc"), ("pydockd", "dockerd"), ("pd-none", "dk-none")]
     for name, base in pairs:
         if name != base and name in medians and base in medians:
             target = TARGETS.get((name, base))
@@ -87,11 +97,11 @@ def report(samples: dict[str, list[float]]) -> None:
             print(f"{name}/{base} ratio: {medians[name] / medians[base]:.2f}x{aim}")
 
 
-def runc_contender(root: str, rootfs_tar: str, stack: ExitStack) -> Callable[[], float]:
-    bundle = os.path.join(root, "bundle")
-    make_runc_bundle(bundle, rootfs_tar)
+def runc_contender(root: str, rootfs_tar: str, stack: ExitStack, seccomp: bool = False) -> Callable[[], float]:
+    bundle = os.path.join(root, "bundle-seccomp" if seccomp else "bundle")
+    make_runc_bundle(bundle, rootfs_tar, seccomp=seccomp)
     runc_root = os.path.join(root, "runc")
-    runc_id = f"pydock-bench-{os.getpid()}"
+    runc_id = f"pydock-bench-{os.getpid()}{'-sc' if seccomp else ''}"
     stack.callback(subprocess.run, [RUNC, "--root", runc_root, "delete", "--force", runc_id],
                    check=False, capture_output=True)
     argv = [RUNC, "--root", runc_root, "run", "--bundle", bundle, runc_id]
@@ -169,7 +179,8 @@ def stop_holder(exec_root: str) -> None:
 def run(runs: int, warmup: int, with_dockerd: bool, rootless: RootlessUser | None = None) -> None:
     with ExitStack() as stack:
         root, rootfs_tar, config_dir = scratch(stack)
-        contenders = {"runc": runc_contender(root, rootfs_tar, stack)}
+        contenders = {"runc": runc_contender(root, rootfs_tar, stack),
+                      "runc-sc": runc_contender(root, rootfs_tar, stack, seccomp=True)}
         envs = dockerd.daemons(stack, root, rootfs_tar, config_dir, with_dockerd)
         env = envs["pydockd"]
         contenders["pydockd"] = docker_contender(env, "busybox:latest")
