@@ -5,7 +5,8 @@ time, for speed) and, with --running M, M of them started (`sleep`). Then
 `docker ps -a` (the CLI, all N listed), `docker ps` (the running ones) and
 the bare API call `GET /containers/json?all=1` are timed, the daemons taking
 turns call by call. The target (issue 17) is `docker ps` with 500 containers
-in at most 50 ms; the ratios are pydockd/dockerd.
+in at most 50 ms (`docker ps -a` cannot be: the CLI alone takes longer to
+print 500 rows); the ratios are pydockd/dockerd.
 
     python3 bench/ps_speed.py [--count 500] [--running 0] [--runs 15] [--no-dockerd]
 """
@@ -26,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dockerd
 from common import DOCKER, UnixHTTPConnection, measure, scratch, timed
 
-TARGET_MS = 50.0  # `docker ps -a` with 500 containers
+TARGET_MS = 50.0  # `docker ps` with 500 containers (issue 17); the CLI alone takes longer to print 500 rows
 WORKERS = 8
 
 
@@ -72,8 +73,8 @@ def report(samples: dict[str, list[float]], count: int, running: int) -> None:
         print(f"{name:16s} median {med * 1000:8.1f} ms  over {len(samples[name])} runs  "
               f"({count} containers, {running} running)")
     if count >= 500:
-        verdict = "met" if medians["pydockd ps -a"] * 1000 <= TARGET_MS else "NOT met"
-        print(f"target (docker ps -a with {count} containers <= {TARGET_MS:.0f} ms): {verdict}")
+        verdict = "met" if medians["pydockd ps"] * 1000 <= TARGET_MS else "NOT met"
+        print(f"target (docker ps with {count} containers <= {TARGET_MS:.0f} ms): {verdict}")
     for kind in ("ps -a", "ps", "api"):
         if f"dockerd {kind}" in medians:
             print(f"pydockd/dockerd {kind} ratio: {medians[f'pydockd {kind}'] / medians[f'dockerd {kind}']:.2f}x")
