@@ -134,3 +134,41 @@ def scratch(stack: ExitStack, prefix: str = "pydock-bench-") -> tuple[str, str, 
     stack.callback(shutil.rmtree, root, True)
     stack.callback(unmount_under, root)
     return root, build_busybox_tar(os.path.join(root, "busybox.tar")), os.path.join(root, "docker-config")
+
+
+def daemon_pids(env: dict[str, str], with_children: bool) -> list[int]:
+    """The processes of the daemon `env` talks to: the one listening on its socket and, `with_children`, that
+    one's children (for dockerd: its containerd, which shares its work; pydockd's only child is the spare
+    interpreter that becomes the next container's monitor, which is no part of the daemon)."""
+    sock = env["DOCKER_HOST"].removeprefix("unix://")
+    with open("/proc/net/unix") as f:
+        inodes = {line.split()[6] for line in f if line.rstrip().endswith(" " + sock)}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] in inodes for fd in fds):
+                return [int(pid), *(children(int(pid)) if with_children else [])]
+        except OSError:
+            continue
+    raise RuntimeError(f"no process listens on {sock}")
+
+
+def children(pid: int) -> list[int]:
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(c) for c in f.read().split()]
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the processes have used so far (0 for one that is gone)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            continue
+    return total / os.sysconf("SC_CLK_TCK")

@@ -4,7 +4,10 @@ Each round starts N runs at once on one contender and waits for all of
 them; rounds take turns between the contenders (the first to go rotating),
 so machine noise hits all alike. Reported per contender: the median wall
 time of a round (all N done), the median time of one run (p50) and the rate
-(runs per second over a round's wall time); then the ratios. The target
+(runs per second over a round's wall time) and, for the daemons, the CPU
+time the daemon itself used per run (dockerd's with its containerd's; not
+the per-container monitors): with the machine's cores saturated, that is
+what a daemon adds to the runtime's own work. Then the ratios. The target
 (issue 17) is pydockd's rate at least twice dockerd's. The runc contender
 runs N `runc run` of one busybox bundle under distinct IDs: the floor.
 
@@ -26,7 +29,7 @@ from dataclasses import dataclass, field
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import dockerd
-from common import DOCKER, scratch, timed
+from common import DOCKER, cpu_seconds, daemon_pids, scratch, timed
 from run_latency import RUNC, make_runc_bundle
 
 TARGET = 2.0  # pydockd's rate over dockerd's
@@ -38,6 +41,7 @@ class Rounds:
 
     walls: list[float] = field(default_factory=list)
     runs: list[float] = field(default_factory=list)
+    cpu: float = 0.0  # the daemon's CPU seconds over all rounds (0 for bare runc)
 
     def rate(self, concurrency: int) -> float:
         return concurrency / statistics.median(self.walls)
@@ -51,12 +55,20 @@ def one_round(start: Callable[[int], float], concurrency: int) -> tuple[float, l
         return time.perf_counter() - t0, times
 
 
-def docker_contender(env: dict[str, str]) -> Callable[[int], float]:
+@dataclass
+class Contender:
+    """Run i of a round (its own time), and the processes whose CPU time counts as the contender's."""
+
+    start: Callable[[int], float]
+    pids: list[int] = field(default_factory=list)
+
+
+def docker_contender(env: dict[str, str], pids: list[int]) -> Contender:
     argv = [DOCKER, "run", "--rm", "busybox:latest", "true"]
-    return lambda _i: timed(argv, env)
+    return Contender(lambda _i: timed(argv, env), pids)
 
 
-def runc_contender(root: str, rootfs_tar: str, stack: ExitStack) -> Callable[[int], float]:
+def runc_contender(root: str, rootfs_tar: str, stack: ExitStack) -> Contender:
     bundle = os.path.join(root, "bundle")
     make_runc_bundle(bundle, rootfs_tar)
     runc_root = os.path.join(root, "runc")
@@ -66,20 +78,21 @@ def runc_contender(root: str, rootfs_tar: str, stack: ExitStack) -> Callable[[in
         for name in os.listdir(runc_root) if os.path.isdir(runc_root) else []:
             subprocess.run([RUNC, "--root", runc_root, "delete", "--force", name], check=False, capture_output=True)
     stack.callback(cleanup)
-    return lambda i: timed([RUNC, "--root", runc_root, "run", "--bundle", bundle, f"{prefix}{i}"])
+    return Contender(lambda i: timed([RUNC, "--root", runc_root, "run", "--bundle", bundle, f"{prefix}{i}"]))
 
 
-def measure(contenders: dict[str, Callable[[int], float]], concurrency: int, rounds: int,
-            warmup: int) -> dict[str, Rounds]:
+def measure(contenders: dict[str, Contender], concurrency: int, rounds: int, warmup: int) -> dict[str, Rounds]:
     names = list(contenders)
     for _ in range(warmup):
         for name in names:
-            one_round(contenders[name], concurrency)
+            one_round(contenders[name].start, concurrency)
     results = {name: Rounds() for name in names}
     for i in range(rounds):
         k = i % len(names)
         for name in names[k:] + names[:k]:
-            wall, times = one_round(contenders[name], concurrency)
+            cpu = cpu_seconds(contenders[name].pids)
+            wall, times = one_round(contenders[name].start, concurrency)
+            results[name].cpu += cpu_seconds(contenders[name].pids) - cpu
             results[name].walls.append(wall)
             results[name].runs += times
     return results
@@ -87,12 +100,15 @@ def measure(contenders: dict[str, Callable[[int], float]], concurrency: int, rou
 
 def report(results: dict[str, Rounds], concurrency: int) -> None:
     for name, r in results.items():
+        cpu = f"  daemon CPU {r.cpu / len(r.runs) * 1000:6.1f} ms/run" if name != "runc" else ""
         print(f"{name:8s} {concurrency} concurrent runs  wall median {statistics.median(r.walls):7.2f} s  "
               f"p50 per run {statistics.median(r.runs) * 1000:8.1f} ms  {r.rate(concurrency):6.1f} runs/s  "
-              f"over {len(r.walls)} rounds")
+              f"over {len(r.walls)} rounds{cpu}")
     pydockd = results["pydockd"].rate(concurrency)
     print(f"pydockd/runc rate ratio: {pydockd / results['runc'].rate(concurrency):.2f}x")
     if "dockerd" in results:
+        p, d = results["pydockd"], results["dockerd"]
+        print(f"pydockd/dockerd daemon CPU per run ratio: {(p.cpu / len(p.runs)) / (d.cpu / len(d.runs)):.2f}x")
         print(f"pydockd/dockerd rate ratio: {pydockd / results['dockerd'].rate(concurrency):.2f}x "
               f"(target >= {TARGET}x)")
 
@@ -102,7 +118,7 @@ def run(concurrency: int, rounds: int, warmup: int, with_dockerd: bool) -> None:
         root, rootfs_tar, config_dir = scratch(stack)
         contenders = {"runc": runc_contender(root, rootfs_tar, stack)}
         for name, env in dockerd.daemons(stack, root, rootfs_tar, config_dir, with_dockerd).items():
-            contenders[name] = docker_contender(env)
+            contenders[name] = docker_contender(env, daemon_pids(env, name == "dockerd"))
         report(measure(contenders, concurrency, rounds, warmup), concurrency)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import dockerd
-from common import docker, scratch
+from common import daemon_pids, docker, scratch
 
 MIB = 1024 * 1024
 
@@ -53,20 +53,6 @@ def parent(pid: int) -> int:
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
-def daemon_pid(sock: str) -> int:
-    """The process listening on a unix socket, from /proc/net/unix and the sockets' inodes."""
-    with open("/proc/net/unix") as f:
-        inodes = {line.split()[6] for line in f if line.rstrip().endswith(" " + sock)}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-            if any(os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] in inodes for fd in fds):
-                return int(pid)
-        except OSError:
-            continue
-    raise RuntimeError(f"no process listens on {sock}")
-
-
 def start_containers(envs: dict[str, dict[str, str]], count: int) -> tuple[dict[str, list[str]], dict[str, float]]:
     """`count` idle containers on each daemon, taking turns (the first to go alternating); their IDs and the
     seconds each daemon's `docker run -d` took in all."""
@@ -83,20 +69,11 @@ def start_containers(envs: dict[str, dict[str, str]], count: int) -> tuple[dict[
 
 
 def measure(env: dict[str, str], ids: list[str], elapsed: float, daemon_pids: list[int]) -> Result:
-    """`daemon_pids`: the daemon's processes (dockerd's work is shared with its containerd: both count)."""
+    """`daemon_pids`: the daemon's processes (dockerd's and its containerd's)."""
     pids = docker(env, "inspect", "-f", "{{.State.Pid}}", *ids).split()
     monitors = {parent(int(p)) for p in pids if p != "0"}
     return Result(elapsed / len(ids), sum(rss(p) for p in daemon_pids), sum(rss(m) for m in monitors),
                   len(monitors))
-
-
-def children(pid: int) -> list[int]:
-    """The direct children of a process (dockerd's containerd)."""
-    out = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            out += [int(c) for c in f.read().split()]
-    return out
 
 
 def line(name: str, count: int, r: Result) -> str:
@@ -126,8 +103,7 @@ def run(count: int, with_dockerd: bool) -> None:
         ids, elapsed = start_containers(envs, count)
         results = {}
         for name, env in envs.items():
-            pid = daemon_pid(env["DOCKER_HOST"].removeprefix("unix://"))
-            results[name] = measure(env, ids[name], elapsed[name], [pid, *(children(pid) if name == "dockerd" else [])])
+            results[name] = measure(env, ids[name], elapsed[name], daemon_pids(env, name == "dockerd"))
         report(count, results)
 
 
