@@ -17,8 +17,12 @@ lint:
 	$(PY) -m ruff check engine pydock_common pydock_cli pydock_ext tests bench scripts
 	$(PY) -m mypy
 
+# every benchmark measures against a private dockerd it starts itself (bench/dockerd.py), never the host's
 bench: setup
+	command -v dockerd >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
 	$(PY) bench/run_latency.py
+	$(PY) bench/concurrent_runs.py
+	$(PY) bench/ps_speed.py --running 100
 	$(PY) bench/build_cache.py
 	$(PY) bench/density.py
 	$(PY) bench/logs.py

@@ -4,11 +4,12 @@ Both use the classic builder (DOCKER_BUILDKIT=0) through the real docker CLI.
 "Cold" is `--no-cache` (every RUN executes, every COPY writes a layer);
 "rebuild" repeats the build with nothing changed, so every step must be a
 cache hit. Absolute times depend on the machine, so the results that matter
-are ratios measured side by side: rebuild/cold for pydockd and, when a
-dockerd answers on /var/run/docker.sock, pydockd/dockerd for both kinds.
-The target is a no-change rebuild faster than dockerd's.
+are ratios measured side by side, interleaved: rebuild/cold for pydockd and
+pydockd/dockerd for both kinds, against a private dockerd (bench/dockerd.py;
+`--no-dockerd` leaves it out). The target is a no-change rebuild faster than
+dockerd's.
 
-    python3 bench/build_cache.py [--runs 7] [--warmup 1]
+    python3 bench/build_cache.py [--runs 7] [--warmup 1] [--no-dockerd]
 """
 from __future__ import annotations
 
@@ -21,19 +22,8 @@ from contextlib import ExitStack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from run_latency import (
-    DOCKER,
-    DOCKERD_IMAGE,
-    DOCKERD_SOCK,
-    docker,
-    docker_answers,
-    docker_env,
-    measure,
-    remove_all_containers,
-    scratch,
-    start_pydockd,
-    timed,
-)
+import dockerd
+from common import DOCKER, measure, scratch, timed
 
 DOCKERFILE = """\
 FROM {base}
@@ -50,10 +40,10 @@ CMD ["cat", "/app/data/built.txt"]
 TAG = "pydock-bench/build-cache:latest"
 
 
-def make_context(root: str, base: str) -> str:
-    ctx = os.path.join(root, f"ctx-{base.replace('/', '_').replace(':', '_')}")
+def make_context(root: str, who: str) -> str:
+    ctx = os.path.join(root, f"ctx-{who}")
     os.makedirs(os.path.join(ctx, "src"))
-    files = {"Dockerfile": DOCKERFILE.format(base=base), "config.txt": "key=value\n" * 100}
+    files = {"Dockerfile": DOCKERFILE.format(base="busybox:latest"), "config.txt": "key=value\n" * 100}
     files.update({f"src/file{i}.txt": f"file {i}\n" * 50 for i in range(20)})
     for name, text in files.items():
         with open(os.path.join(ctx, name), "w") as f:
@@ -78,25 +68,18 @@ def report(samples: dict[str, list[float]]) -> None:
         verdict = "met" if medians["pydockd-rebuild"] < medians["dockerd-rebuild"] else "NOT met"
         print(f"target (no-change rebuild faster than dockerd): {verdict}")
     else:
-        print("no dockerd on this machine: pydockd/dockerd ratios not measured")
+        print("dockerd left out (--no-dockerd): pydockd/dockerd ratios not measured")
 
 
-def run(runs: int, warmup: int) -> None:
+def run(runs: int, warmup: int, with_dockerd: bool) -> None:
     with ExitStack() as stack:
         root, rootfs_tar, config_dir = scratch(stack, "pydock-bench-build-")
-        env = docker_env(start_pydockd(root, stack), config_dir)
-        stack.callback(remove_all_containers, env)
-        docker(env, "import", "-c", 'CMD ["sh"]', rootfs_tar, "busybox:latest")
-        ctx = make_context(root, "busybox:latest")
-        contenders = {"pydockd-cold": build_contender(env, ctx, True),
-                      "pydockd-rebuild": build_contender(env, ctx, False)}
-        if docker_answers(DOCKERD_SOCK):
-            denv = docker_env(f"unix://{DOCKERD_SOCK}", config_dir)
-            docker(denv, "import", "-c", 'CMD ["sh"]', rootfs_tar, DOCKERD_IMAGE)
-            stack.callback(docker, denv, "rmi", "-f", DOCKERD_IMAGE, TAG)
-            dctx = make_context(root, DOCKERD_IMAGE)
-            contenders["dockerd-cold"] = build_contender(denv, dctx, True)
-            contenders["dockerd-rebuild"] = build_contender(denv, dctx, False)
+        envs = dockerd.daemons(stack, root, rootfs_tar, config_dir, with_dockerd, import_args=("-c", 'CMD ["sh"]'))
+        contenders = {}
+        for who, env in envs.items():
+            ctx = make_context(root, who)
+            contenders[f"{who}-cold"] = build_contender(env, ctx, True)
+            contenders[f"{who}-rebuild"] = build_contender(env, ctx, False)
         report(measure(contenders, runs, warmup))
 
 
@@ -104,10 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=7, help="measured builds per contender (default 7)")
     p.add_argument("--warmup", type=int, default=1, help="unmeasured builds per contender first (default 1)")
+    dockerd.add_option(p)
     args = p.parse_args(argv)
     if args.runs < 1 or args.warmup < 0:
         p.error("--runs must be >= 1 and --warmup >= 0")
-    run(args.runs, args.warmup)
+    run(args.runs, args.warmup, args.dockerd)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
 """Container density: start N idle containers, report seconds per container and memory held.
 
-Each contender (a private pydockd, and dockerd when one answers on
-/var/run/docker.sock) gets N `busybox sleep` containers started one after
-another with `docker run -d`. Reported per contender: wall seconds per
+Each contender (a private pydockd and a private dockerd, bench/dockerd.py;
+`--no-dockerd` leaves dockerd out) gets N `busybox sleep` containers started
+with `docker run -d`, the contenders taking turns container by container so
+that machine noise hits both alike. Reported per contender: seconds per
 container, the daemon's RSS with N containers up, and the total RSS of the
 per-container monitors (pydock's shims, containerd's shims), found as the
 parents of the containers' init processes. Side by side, pydockd's numbers
 are given as ratios against dockerd's. Everything started is removed.
 
-    python3 bench/density.py [--count 50]
+    python3 bench/density.py [--count 50] [--no-dockerd]
 """
 from __future__ import annotations
 
@@ -21,20 +22,10 @@ from dataclasses import dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from run_latency import (
-    DOCKERD_IMAGE,
-    DOCKERD_SOCK,
-    docker,
-    docker_answers,
-    docker_env,
-    remove_all_containers,
-    scratch,
-    start_pydockd,
-)
+import dockerd
+from common import daemon_pids, docker, scratch
 
 MIB = 1024 * 1024
-# dockerd's work is split with containerd (its own or the system's): both count as "the daemon"
-CONTAINERD_SOCKS = ("/run/containerd/containerd.sock", "/var/run/docker/containerd/containerd.sock")
 
 
 @dataclass
@@ -62,47 +53,27 @@ def parent(pid: int) -> int:
         return int(f.read().rsplit(")", 1)[1].split()[1])
 
 
-def daemon_pid(sock: str) -> int:
-    """The process listening on a unix socket, from /proc/net/unix and the sockets' inodes."""
-    with open("/proc/net/unix") as f:
-        inodes = {line.split()[6] for line in f if line.rstrip().endswith(" " + sock)}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-            if any(os.readlink(f"/proc/{pid}/fd/{fd}")[8:-1] in inodes for fd in fds):
-                return int(pid)
-        except OSError:
-            continue
-    raise RuntimeError(f"no process listens on {sock}")
+def start_containers(envs: dict[str, dict[str, str]], count: int) -> tuple[dict[str, list[str]], dict[str, float]]:
+    """`count` idle containers on each daemon, taking turns (the first to go alternating); their IDs and the
+    seconds each daemon's `docker run -d` took in all."""
+    ids: dict[str, list[str]] = {name: [] for name in envs}
+    elapsed = dict.fromkeys(envs, 0.0)
+    names = list(envs)
+    for i in range(count):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            t0 = time.perf_counter()
+            ids[name].append(docker(envs[name], "run", "-d", "--label", "pydock-bench=density", "busybox:latest",
+                                    "sleep", "3600").strip())
+            elapsed[name] += time.perf_counter() - t0
+    return ids, elapsed
 
 
-def start_containers(env: dict[str, str], image: str, count: int) -> tuple[list[str], float]:
-    ids: list[str] = []
-    t0 = time.perf_counter()
-    try:
-        for _ in range(count):
-            ids.append(docker(env, "run", "-d", "--label", "pydock-bench=density", image, "sleep", "3600").strip())
-    except BaseException:
-        remove(env, ids)
-        raise
-    return ids, time.perf_counter() - t0
-
-
-def remove(env: dict[str, str], ids: list[str]) -> None:
-    if ids:
-        docker(env, "rm", "-f", *ids)
-
-
-def measure(env: dict[str, str], socks: list[str], image: str, count: int) -> Result:
-    """`socks`: the daemon processes' listening sockets (the first is the Docker API's)."""
-    ids, elapsed = start_containers(env, image, count)
-    try:
-        pids = docker(env, "inspect", "-f", "{{.State.Pid}}", *ids).split()
-        monitors = {parent(int(p)) for p in pids if p != "0"}
-        daemon = sum(rss(daemon_pid(s)) for s in socks if os.path.exists(s))
-        return Result(elapsed / count, daemon, sum(rss(m) for m in monitors), len(monitors))
-    finally:
-        remove(env, ids)
+def measure(env: dict[str, str], ids: list[str], elapsed: float, daemon_pids: list[int]) -> Result:
+    """`daemon_pids`: the daemon's processes (dockerd's and its containerd's)."""
+    pids = docker(env, "inspect", "-f", "{{.State.Pid}}", *ids).split()
+    monitors = {parent(int(p)) for p in pids if p != "0"}
+    return Result(elapsed / len(ids), sum(rss(p) for p in daemon_pids), sum(rss(m) for m in monitors),
+                  len(monitors))
 
 
 def line(name: str, count: int, r: Result) -> str:
@@ -125,29 +96,25 @@ def report(count: int, results: dict[str, Result]) -> None:
         print(f"pydockd/dockerd monitors RSS ratio: {ratio(p.monitors_rss, d.monitors_rss)}")
 
 
-def run(count: int) -> None:
+def run(count: int, with_dockerd: bool) -> None:
     with ExitStack() as stack:
         root, rootfs_tar, config_dir = scratch(stack)
-        host = start_pydockd(root, stack)
-        env = docker_env(host, config_dir)
-        stack.callback(remove_all_containers, env)
-        docker(env, "import", rootfs_tar, "busybox:latest")
-        results = {"pydockd": measure(env, [host.removeprefix("unix://")], "busybox:latest", count)}
-        if docker_answers(DOCKERD_SOCK):
-            denv = docker_env(f"unix://{DOCKERD_SOCK}", config_dir)
-            docker(denv, "import", rootfs_tar, DOCKERD_IMAGE)
-            stack.callback(docker, denv, "rmi", DOCKERD_IMAGE)
-            results["dockerd"] = measure(denv, [DOCKERD_SOCK, *CONTAINERD_SOCKS], DOCKERD_IMAGE, count)
+        envs = dockerd.daemons(stack, root, rootfs_tar, config_dir, with_dockerd)
+        ids, elapsed = start_containers(envs, count)
+        results = {}
+        for name, env in envs.items():
+            results[name] = measure(env, ids[name], elapsed[name], daemon_pids(env, name == "dockerd"))
         report(count, results)
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--count", type=int, default=50, help="idle containers to start (default 50)")
+    dockerd.add_option(p)
     args = p.parse_args(argv)
     if args.count < 1:
         p.error("--count must be >= 1")
-    run(args.count)
+    run(args.count, args.dockerd)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
-"""`docker pull` throughput through pydockd against `skopeo copy` of the same image.
+"""`docker pull` throughput through pydockd against `skopeo copy` of the same image and a private dockerd.
 
 A private `docker-registry` on loopback holds an image of random (so
 incompressible) data in several gzip layers. Each pydockd run removes the
 image first, so every layer is really downloaded, verified and unpacked; each
 skopeo run copies the image into an empty `dir:` destination (download and
-digest verification, no unpacking). Absolute speeds depend on the machine, so
-the result is the ratio of the two, measured side by side with the runs
-interleaved; the target is a ratio of at least 1.0x.
+digest verification, no unpacking); a private dockerd (bench/dockerd.py;
+`--no-dockerd` leaves it out) pulls it as pydockd does, after removing it.
+Absolute speeds depend on the machine, so the results are ratios, measured
+side by side with the runs interleaved; the target is pydock/skopeo at least
+1.0x.
 
-    python3 bench/pull_throughput.py [--size-mb 200] [--layers 5] [--runs 3] [--warmup 1]
+    python3 bench/pull_throughput.py [--size-mb 200] [--layers 5] [--runs 3] [--warmup 1] [--no-dockerd]
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from run_latency import DOCKER, docker, docker_env, measure, start_pydockd, stop_process, timed
+import dockerd
+from common import DOCKER, docker, docker_env, measure, start_pydockd, stop_process, timed
 
 REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 SKOPEO = shutil.which("skopeo")
@@ -111,7 +114,7 @@ def push_image(host: str, size_mb: int, layers: int) -> int:
     return sum(len(b) for b in blobs) + len(config)
 
 
-def pydock_contender(env: dict[str, str], ref: str) -> Callable[[], float]:
+def pull_contender(env: dict[str, str], ref: str) -> Callable[[], float]:
     def run() -> float:
         if subprocess.run([DOCKER, "image", "inspect", ref], env=env, capture_output=True, check=False).returncode == 0:
             docker(env, "rmi", ref)  # removes its layers too: the pull must download everything
@@ -131,21 +134,25 @@ def report(samples: dict[str, list[float]], size: int) -> None:
     for name, rate in mbps.items():
         print(f"{name:7s} median {rate:8.1f} MB/s  over {len(samples[name])} runs ({size / 1e6:.1f} MB)")
     print(f"pydock/skopeo ratio: {mbps['pydock'] / mbps['skopeo']:.2f}x")
+    if "dockerd" in mbps:
+        print(f"pydock/dockerd ratio: {mbps['pydock'] / mbps['dockerd']:.2f}x")
 
 
-def run(size_mb: int, layers: int, runs: int, warmup: int) -> None:
+def run(size_mb: int, layers: int, runs: int, warmup: int, with_dockerd: bool) -> None:
     if not SKOPEO:
         raise SystemExit("pull_throughput: skopeo is not installed (apt-get install skopeo); "
                          "it is the baseline this benchmark compares against")
     with ExitStack() as stack:
-        root = tempfile.mkdtemp(prefix="pydock-bench-", dir="/tmp")
+        root = tempfile.mkdtemp(prefix="pydock-bench-")
         stack.callback(shutil.rmtree, root, True)
         host = start_registry(root, stack)
         size = push_image(host, size_mb, layers)
         ref = f"{host}/{REPO_NAME}:{TAG}"
-        env = docker_env(start_pydockd(root, stack), os.path.join(root, "docker-config"))
-        contenders = {"pydock": pydock_contender(env, ref),
+        config_dir = os.path.join(root, "docker-config")
+        contenders = {"pydock": pull_contender(docker_env(start_pydockd(root, stack), config_dir), ref),
                       "skopeo": skopeo_contender(SKOPEO, ref, os.path.join(root, "skopeo-dir"))}
+        if with_dockerd:  # a registry on loopback is one dockerd pulls from over plain HTTP unasked
+            contenders["dockerd"] = pull_contender(docker_env(dockerd.start_dockerd(root, stack), config_dir), ref)
         report(measure(contenders, runs, warmup), size)
 
 
@@ -155,10 +162,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--layers", type=int, default=5, help="number of layers (default 5)")
     p.add_argument("--runs", type=int, default=3, help="measured runs per contender (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="unmeasured runs per contender first (default 1)")
+    dockerd.add_option(p)
     args = p.parse_args(argv)
     if args.size_mb < 1 or args.layers < 1 or args.runs < 1 or args.warmup < 0:
         p.error("--size-mb, --layers and --runs must be >= 1 and --warmup >= 0")
-    run(args.size_mb, args.layers, args.runs, args.warmup)
+    run(args.size_mb, args.layers, args.runs, args.warmup, args.dockerd)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from contextlib import ExitStack
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from run_latency import (
+from common import (
     DOCKER,
     REPO,
     docker,

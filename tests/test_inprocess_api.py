@@ -19,27 +19,83 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from ipaddress import ip_address, ip_network
 from pathlib import Path
 from typing import Any, TypeVar
+from unittest import mock
 
 import pytest
 from tornado.testing import AsyncHTTPTestCase
 
 from engine.api import make_app
+from engine.api.containers import summaries
 from engine.config import EngineConfig
 from engine.engine import Engine
+from engine.filters import Filters
 from engine.network.dns import TYPE_AAAA
 from engine.network.driver import Interface
 from engine.network.fakedriver import FakeNetworkDriver
 from engine.network.firewall import Bridge, PortRule
+from engine.runtime.base import ContainerRuntime
 from engine.runtime.fake import FakeRuntime
 from engine.runtime.rootfs import CopiedRootFS
 from pydock_common.stdcopy import MUX, STDOUT, demux
 
 T = TypeVar("T")
+
+# Audit events of file and process access (an audit hook cannot be removed: one, installed once, records only
+# for the thread that asked, while it asks)
+FILE_EVENTS = frozenset({"open", "os.listdir", "os.scandir", "os.walk", "glob.glob", "subprocess.Popen", "os.exec"})
+_audited: dict[int, list[str]] = {}
+_audit_lock = threading.Lock()
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event in FILE_EVENTS:
+        seen = _audited.get(threading.get_ident())
+        if seen is not None:
+            seen.append(f"{event} {args[0] if args else ''}")
+
+
+@contextmanager
+def file_access() -> Iterator[list[str]]:
+    """The files opened or listed and the processes started by this thread inside the block."""
+    with _audit_lock:
+        if not _audited.get(-1):
+            sys.addaudithook(_audit)
+            _audited[-1] = ["installed"]
+    seen: list[str] = []
+    _audited[threading.get_ident()] = seen
+    try:
+        yield seen
+    finally:
+        del _audited[threading.get_ident()]
+
+
+@contextmanager
+def runtime_calls(runtime: ContainerRuntime) -> Iterator[list[str]]:
+    """The runtime methods this thread called inside the block (the monitors' threads call on)."""
+    me, seen = threading.get_ident(), list[str]()
+    patches = []
+    for name in (n for n in dir(ContainerRuntime) if not n.startswith("_")):
+        real = getattr(runtime, name)
+
+        def counted(*args: Any, _name: str = name, _real: Any = real, **kwargs: Any) -> Any:
+            if threading.get_ident() == me:
+                seen.append(_name)
+            return _real(*args, **kwargs)
+        patches.append(mock.patch.object(runtime, name, counted))
+    for p in patches:
+        p.start()
+    try:
+        yield seen
+    finally:
+        for p in patches:
+            p.stop()
 
 
 def _tar(files: dict[str, bytes], owners: dict[str, tuple[int, int]] | None = None) -> bytes:
@@ -285,6 +341,35 @@ class InProcessApi(AsyncHTTPTestCase):
         assert (self.net.netns, self.net.veths, self.net.firewall[1]) == ({}, {}, [])
         settings = self._settings(cid)
         assert (settings["Networks"]["bridge"]["IPAddress"], settings["Ports"], settings["SandboxKey"]) == ("", {}, "")
+
+    def test_container_list_reads_no_runtime_and_no_files(self) -> None:
+        """`docker ps` answers from the stored records and the network tables: no runtime call, no file opened
+        or listed and no process started, whatever the containers' states (counted, not timed); each row's
+        ports and networks are what the container's inspect shows."""
+        assert self.call("POST", "/v1.41/networks/create", {"Name": "n1"})[0] == 201
+        running = [self._run("web", {"ExposedPorts": {"80/tcp": {}},
+                                     "HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1"}]}}}),
+                   self._run("db", {"HostConfig": {"NetworkMode": "n1"},
+                                    "NetworkingConfig": {"EndpointsConfig": {"n1": {"Aliases": ["database"]}}}}),
+                   self._run("quiet", {"HostConfig": {"NetworkMode": "none"}})]
+        for i in range(5):
+            assert self.call("POST", f"/v1.41/containers/create?name=idle{i}", {"Image": "tiny"})[0] == 201
+        assert self.call("POST", "/v1.41/containers/quiet/pause")[0] == 204
+        for all_ in (False, True):
+            with runtime_calls(self.engine.runtime) as calls, file_access() as files:
+                listed = summaries(self.engine, all_, -1, False, Filters())
+            assert (len(listed), calls, files) == (8 if all_ else 3, [], [])
+        code, rows = self.call("GET", "/v1.41/containers/json?all=1")
+        assert code == 200 and len(rows) == 8
+        for row in rows:
+            info = self._inspect(row["Id"])
+            assert row["NetworkSettings"]["Networks"] == info["NetworkSettings"]["Networks"]
+            published = {f"{p['PrivatePort']}/{p['Type']}": p for p in row["Ports"]}
+            assert set(published) == set(info["NetworkSettings"]["Ports"] or {})
+        assert {r["Names"][0]: r["Ports"] for r in rows}["/web"][0]["IP"] == "127.0.0.1"
+        assert self.call("POST", "/v1.41/containers/quiet/unpause")[0] == 204
+        for cid in running:
+            assert self.call("DELETE", f"/v1.41/containers/{cid}?force=1")[0] == 204
 
     def test_user_network_connect_disconnect_and_dns(self) -> None:
         code, net = self.call("POST", "/v1.41/networks/create",

@@ -38,6 +38,7 @@ class ContainerRecords(Protocol):
 class NetworkViews(Protocol):
     def networking(self, c: ContainerRecord) -> Networking: ...
     def remove_link(self, name: str) -> None: ...
+    def networkings(self, cs: list[ContainerRecord]) -> dict[str, Networking]: ...
     def inspect_links(self, c: ContainerRecord) -> list[str] | None: ...
 
 
@@ -50,9 +51,12 @@ def inspect(views: ContainerViews, ref: str, size: bool) -> Json:
 
 
 def summaries(views: ContainerViews, all_: bool, limit: int, size: bool, filters: Filters) -> list[Json]:
-    """`docker ps`."""
+    """`docker ps`: from the stored records and the network tables read once for all rows, never runc or a
+    container's files (but the writable layer's, when the client asks for sizes)."""
+    listed = views.containers.listing(all_, limit, filters)
+    networking = views.network.networkings(listed)
     return [summary_json(c, ports_summary(n), networks_json(n), views.containers.size_rw(c) if size else None)
-            for c in views.containers.listing(all_, limit, filters) for n in [views.network.networking(c)]]
+            for c in listed for n in [networking[c.id]]]
 
 
 class ContainerLifecycle(ContainerRecords, Protocol):

@@ -41,6 +41,8 @@ class ContainerStore:
     def __init__(self, meta: MetaStore) -> None:
         self.meta = meta
         meta.ensure_schema(SCHEMA)
+        # snapshot()'s decoded records with the row text each was decoded from
+        self._decoded: dict[str, tuple[str, ContainerRecord]] = {}
 
     def load(self, cid: ContainerID) -> ContainerRecord:
         c = self.find(cid)
@@ -86,7 +88,19 @@ class ContainerStore:
         return {ContainerID(r["id"]) for r in self.meta.query("SELECT id FROM containers")}
 
     def records(self) -> list[ContainerRecord]:
+        """Every record, each a private copy the caller may change and save."""
         return [_record(r["data"]) for r in self.meta.query("SELECT data FROM containers")]
+
+    def snapshot(self) -> list[ContainerRecord]:
+        """Every record as stored now, to read and never change (`docker ps`): a row unchanged since the last
+        snapshot gives the record decoded then, since decoding was most of a long listing's time. The rows
+        are still read each time, so the database stays the only truth, whoever wrote it."""
+        decoded: dict[str, tuple[str, ContainerRecord]] = {}
+        for r in self.meta.query("SELECT id, data FROM containers"):
+            hit = self._decoded.get(r["id"])
+            decoded[r["id"]] = hit if hit is not None and hit[0] == r["data"] else (r["data"], _record(r["data"]))
+        self._decoded = decoded  # one assignment: a concurrent snapshot sees the old or the new map
+        return [c for _, c in decoded.values()]
 
     def resolve(self, ref: str) -> ContainerID:
         """Container ID for a full ID, a name, or a unique ID prefix (Docker's lookup order)."""

@@ -17,7 +17,8 @@ PS_FILTERS = frozenset({"ancestor", "before", "exited", "health", "id", "isolati
 class Views(ContainerCore):
     # ---- views --------------------------------------------------------
     def listing(self, all_: bool = False, limit: int = -1, filters: Filters | None = None) -> list[ContainerRecord]:
-        """`docker ps`: the containers to list, newest first."""
+        """`docker ps`: the containers to list, newest first, as records to read and never change (shared with
+        the next listing, see ContainerStore.snapshot)."""
         filters = (filters or Filters()).validate(PS_FILTERS)
         for status in filters.get("status"):
             if status not in {s.value for s in ContainerState}:
@@ -25,7 +26,7 @@ class Views(ContainerCore):
         for health in filters.get("health"):
             if health not in {NO_HEALTHCHECK, *(h.value for h in HealthStatus)}:
                 raise InvalidParameter(f"Unrecognised filter value for health: {health}")
-        records = sorted(self.all_records(), key=lambda r: r.created, reverse=True)
+        records = sorted(self.store.snapshot(), key=lambda r: r.created, reverse=True)
         all_ = all_ or limit > 0  # as dockerd: `ps -n N` / `ps -l` count stopped containers too
         out = []
         for c in records:
@@ -33,7 +34,7 @@ class Views(ContainerCore):
             if not all_ and not state.running and "status" not in filters and "exited" not in filters \
                     and not state.restarting:
                 continue
-            if not self._match(c, filters):
+            if filters and not self._match(c, filters):  # no filter matches all (a 500-row listing's time)
                 continue
             out.append(c)
             if 0 < limit <= len(out):

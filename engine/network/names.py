@@ -64,7 +64,14 @@ class Names:
         name now, its aliases, short ID and hostname."""
         try:
             c = self._containers().get(ep.container_id)
-            name, hostname = c.name.lstrip("/"), c.config.hostname
+            name, hostname = c.name, c.config.hostname
         except EngineError:
             name, hostname = ep.name, ""
-        return list(dict.fromkeys(n for n in (name, *(ep.aliases or []), ep.container_id[:12], hostname) if n))
+        return dns_names(ep, name, hostname)
+
+
+def dns_names(ep: Endpoint, name: str, hostname: str) -> list[str]:
+    """What `ep` answers to on a user-defined network, its container being named `name` (a leading / is
+    dropped) with `hostname`, in dockerd's order: name, aliases, short ID, hostname."""
+    return list(dict.fromkeys(n for n in (name.lstrip("/"), *(ep.aliases or []), ep.container_id[:12], hostname)
+                              if n))

@@ -13,6 +13,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from engine.errors import InternalError, InvalidParameter
 from engine.network import ipam
@@ -76,9 +77,13 @@ class PortPublisher:
 
     def published(self, cid: str) -> tuple[Published, ...]:
         """What a container publishes, in the order the rules were made."""
-        sandbox = self.store.sandbox(cid)
-        return tuple(Published(p["container_port"], p["proto"], p["host_ip"], p["host_port"])
-                     for p in (sandbox["ports"] if sandbox else []))
+        return published_ports(self.store.sandbox(cid))
+
+
+def published_ports(sandbox: dict[str, Any] | None) -> tuple[Published, ...]:
+    """What the container of this sandbox (its stored data; None without one) publishes, in rule order."""
+    return tuple(Published(p["container_port"], p["proto"], p["host_ip"], p["host_port"])
+                 for p in (sandbox["ports"] if sandbox else []))
 
 
 def split_port(spec: str) -> tuple[int, str]:

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from ipaddress import IPv6Network
 
 from pyroute2.netlink.exceptions import NetlinkError
 
 from engine.errors import EngineError, Forbidden, InvalidParameter, NotFound
 from engine.filters import Filters
-from engine.network import ipam, links, netns
+from engine.network import ipam, links, listing, netns
 from engine.network import types as wire
 from engine.network.peers import NetworkedContainer, own_namespace
 from engine.network.ports import exposed
@@ -209,6 +210,10 @@ class NetworkService(Sandboxes):
         parent = self.links.remove(name)
         if parent.state.running:
             links.rewrite_hosts(parent.hosts_path, self.etc_files(parent)["hosts"])
+
+    def networkings(self, cs: Sequence[NetworkedContainer]) -> dict[str, Networking]:
+        """`networking` of many containers at once (`docker ps`), by ID, reading each table once."""
+        return listing.networkings(self.store, cs)
 
     def link_env(self, c: NetworkedContainer) -> list[str]:
         """The variables of `c`'s legacy links (its process environment, before Config.Env)."""
