@@ -20,9 +20,9 @@ import requests
 import tornado.httpclient
 import tornado.websocket
 from conftest import Daemon
+from playwright.sync_api import Locator, Page
 from test_jupyter_server import TOKEN, JupyterServer, jupyter  # noqa: F401  (jupyter is a fixture)
-
-Message = str | bytes | None
+from test_labextension import lab, lab_settings, page, run_command, screenshot  # noqa: F401  (fixtures: lab, lab_settings, page)
 
 
 class Terminal:
@@ -34,10 +34,10 @@ class Terminal:
         self.control: list[dict] = []
 
     @classmethod
-    async def open(cls, lab: JupyterServer, container: str, cmd: str = "", rows: int = 24, cols: int = 80,
+    async def open(cls, server: JupyterServer, container: str, cmd: str = "", rows: int = 24, cols: int = 80,
                    token: str = TOKEN) -> Terminal:
         query = urllib.parse.urlencode({"rows": rows, "cols": cols, **({"cmd": cmd} if cmd else {})})
-        url = f"ws://127.0.0.1:{lab.port}/jp/pydock/lab/terminal/{container}?{query}"
+        url = f"ws://127.0.0.1:{server.port}/jp/pydock/lab/terminal/{container}?{query}"
         req = tornado.httpclient.HTTPRequest(url, headers={"Authorization": f"token {token}"})
         return cls(await tornado.websocket.websocket_connect(req))
 
@@ -68,22 +68,22 @@ class Terminal:
             self.control.append(json.loads(msg))
 
 
-def exec_ids(lab: JupyterServer | Daemon, name: str) -> list[str]:
-    out = lab.docker("inspect", "-f", "{{json .ExecIDs}}", name)
+def exec_ids(server: JupyterServer | Daemon, name: str) -> list[str]:
+    out = server.docker("inspect", "-f", "{{json .ExecIDs}}", name)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout) or []
 
 
-def exec_running(lab: JupyterServer, exec_id: str) -> bool:
+def exec_running(server: JupyterServer, exec_id: str) -> bool:
     """An exec's Running, through the API as docker-py would ask."""
-    r = requests.get(f"{lab.base}pydock/v1.47/exec/{exec_id}/json", headers={"Authorization": f"token {TOKEN}"},
+    r = requests.get(f"{server.base}pydock/v1.47/exec/{exec_id}/json", headers={"Authorization": f"token {TOKEN}"},
                      timeout=10)
     assert r.status_code == 200, r.text
     return bool(r.json()["Running"])
 
 
-def top_commands(lab: JupyterServer, name: str) -> list[str]:
-    out = lab.docker("top", name, "-o", "pid,args")
+def top_commands(server: JupyterServer, name: str) -> list[str]:
+    out = server.docker("top", name, "-o", "pid,args")
     assert out.returncode == 0, out.stderr
     return [line.split(None, 1)[1] for line in out.stdout.splitlines()[1:] if len(line.split(None, 1)) > 1]
 
@@ -102,24 +102,26 @@ def proxy_lab(daemon: Daemon, busybox: str) -> Iterator[JupyterServer]:
 
 
 @pytest.fixture(params=["in-process", "proxy"])
-def lab(request: pytest.FixtureRequest) -> JupyterServer:
-    """Each terminal test against the engine inside Jupyter and against a pydockd Jupyter forwards to."""
-    return request.getfixturevalue("jupyter" if request.param == "in-process" else "proxy_lab")
+def server(request: pytest.FixtureRequest) -> JupyterServer:
+    """Each terminal test against the engine inside Jupyter and against a pydockd Jupyter forwards to.
+
+    The in-process one is the browser tests' `lab` (its JupyterLab settings are made before it starts)."""
+    return request.getfixturevalue("lab" if request.param == "in-process" else "proxy_lab")
 
 
 @pytest.fixture
-def box(lab: JupyterServer) -> Iterator[str]:
+def box(server: JupyterServer) -> Iterator[str]:
     name = "lab-term-box"
-    lab.docker("rm", "-f", name)
-    out = lab.docker("run", "-d", "--name", name, "busybox", "sleep", "1000")
+    server.docker("rm", "-f", name)
+    out = server.docker("run", "-d", "--name", name, "busybox", "sleep", "1000")
     assert out.returncode == 0, out.stderr
     yield name
-    lab.docker("rm", "-f", name)
+    server.docker("rm", "-f", name)
 
 
-def test_terminal_socket_runs_a_tty_shell(lab: JupyterServer, box: str) -> None:
+def test_terminal_socket_runs_a_tty_shell(server: JupyterServer, box: str) -> None:
     async def session() -> None:
-        term = await Terminal.open(lab, box, rows=30, cols=100)
+        term = await Terminal.open(server, box, rows=30, cols=100)
         await term.expect("# ")  # busybox has no bash: the default picks sh, with a prompt as on a TTY
         await term.send("stty size; tty\r")
         await term.expect("30 100")
@@ -133,56 +135,56 @@ def test_terminal_socket_runs_a_tty_shell(lab: JupyterServer, box: str) -> None:
     asyncio.run(session())
 
 
-def test_closing_the_terminal_ends_its_processes(lab: JupyterServer, box: str) -> None:
+def test_closing_the_terminal_ends_its_processes(server: JupyterServer, box: str) -> None:
     async def session() -> None:
-        term = await Terminal.open(lab, box)
+        term = await Terminal.open(server, box)
         await term.expect("# ")
         # a foreground program that ignores the hangup, and a background job
         await term.send("sleep 4242 & trap '' HUP; exec sleep 4343\r")
         deadline = time.monotonic() + 20
-        while not {"sleep 4242", "sleep 4343"} <= set(top_commands(lab, box)):
-            assert time.monotonic() < deadline, top_commands(lab, box)
+        while not {"sleep 4242", "sleep 4343"} <= set(top_commands(server, box)):
+            assert time.monotonic() < deadline, top_commands(server, box)
             await asyncio.sleep(0.2)
-        [exec_id] = exec_ids(lab, box)
-        assert exec_running(lab, exec_id)
+        [exec_id] = exec_ids(server, box)
+        assert exec_running(server, exec_id)
         term.conn.close()
         deadline = time.monotonic() + 20
-        while exec_running(lab, exec_id) or any("4242" in c or "4343" in c for c in top_commands(lab, box)):
-            assert time.monotonic() < deadline, top_commands(lab, box)
+        while exec_running(server, exec_id) or any("4242" in c or "4343" in c for c in top_commands(server, box)):
+            assert time.monotonic() < deadline, top_commands(server, box)
             await asyncio.sleep(0.2)
     asyncio.run(session())
 
 
-def test_terminal_command_and_errors(lab: JupyterServer, box: str) -> None:
+def test_terminal_command_and_errors(server: JupyterServer, box: str) -> None:
     async def session() -> None:
-        term = await Terminal.open(lab, box, cmd="sh -c 'echo picked $0; exit 3'")
+        term = await Terminal.open(server, box, cmd="sh -c 'echo picked $0; exit 3'")
         await term.until_closed()
         assert b"picked sh" in term.output and term.control == [{"exit": 3}]
 
-        missing = await Terminal.open(lab, "no-such-container")
+        missing = await Terminal.open(server, "no-such-container")
         await missing.until_closed()
         assert missing.control == [{"error": "No such container: no-such-container"}]
 
-        absent = await Terminal.open(lab, box, cmd="no-such-program")
+        absent = await Terminal.open(server, box, cmd="no-such-program")
         await absent.until_closed()
         assert b"no-such-program" in absent.output  # the runtime's own message, as docker exec -it shows it
         assert absent.control == [{"exit": 127}]
     asyncio.run(session())
 
 
-def test_terminal_needs_jupyter_auth(lab: JupyterServer, box: str) -> None:
+def test_terminal_needs_jupyter_auth(server: JupyterServer, box: str) -> None:
     async def refused(**kwargs: str) -> int:
         with pytest.raises(tornado.httpclient.HTTPClientError) as e:
-            await Terminal.open(lab, box, **kwargs)
+            await Terminal.open(server, box, **kwargs)
         return e.value.code
 
     # a browser logged in to Jupyter sends its login cookie along to any site's websocket: the Origin decides
     login = requests.Session()
-    assert login.get(f"{lab.base}lab?token={TOKEN}", timeout=30).status_code == 200
+    assert login.get(f"{server.base}lab?token={TOKEN}", timeout=30).status_code == 200
     cookie = "; ".join(f"{c.name}={c.value}" for c in login.cookies)
 
     async def with_cookie(origin: str) -> int:
-        url = f"ws://127.0.0.1:{lab.port}/jp/pydock/lab/terminal/{box}?cmd=true"
+        url = f"ws://127.0.0.1:{server.port}/jp/pydock/lab/terminal/{box}?cmd=true"
         req = tornado.httpclient.HTTPRequest(url, headers={"Cookie": cookie, "Origin": origin})
         try:
             conn = await tornado.websocket.websocket_connect(req)
@@ -194,8 +196,8 @@ def test_terminal_needs_jupyter_auth(lab: JupyterServer, box: str) -> None:
 
     assert asyncio.run(refused(token="wrong")) == 403
     assert asyncio.run(with_cookie("http://evil.example")) == 403
-    assert exec_ids(lab, box) == []  # nothing was started for them
-    assert asyncio.run(with_cookie(f"http://127.0.0.1:{lab.port}")) == 101
+    assert exec_ids(server, box) == []  # nothing was started for them
+    assert asyncio.run(with_cookie(f"http://127.0.0.1:{server.port}")) == 101
 
 
 def test_terminal_keeps_the_host_policy(proxy_lab: JupyterServer, daemon: Daemon, busybox: str) -> None:
@@ -217,3 +219,110 @@ def test_terminal_keeps_the_host_policy(proxy_lab: JupyterServer, daemon: Daemon
         assert exec_ids(daemon, name) == []
     finally:
         daemon.docker("rm", "-f", name)
+
+
+# ---- the terminal tab in the browser ------------------------------------------------------------------------
+
+
+def open_panel(browser: Page) -> None:
+    run_command(browser, "Show Containers Panel")
+
+
+def screen(term: Locator) -> str:
+    """The terminal's rendered rows, as xterm.js's DOM renderer shows them."""
+    return term.locator(".xterm-rows").inner_text().replace("\xa0", " ")
+
+
+def wait_screen(term: Locator, text: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in (shown := screen(term)):
+        assert time.monotonic() < deadline, f"{text!r} not on screen:\n{shown}"
+        time.sleep(0.1)
+    return shown
+
+
+def type_line(browser: Page, line: str) -> None:
+    browser.keyboard.type(line)
+    browser.keyboard.press("Enter")
+
+
+@pytest.mark.slow
+def test_terminal_tab(lab: JupyterServer, page: Page) -> None:  # noqa: F811  (fixtures)
+    name = "lab-term-e2e"
+    lab.docker("rm", "-f", name)
+    assert lab.docker("run", "-d", "--name", name, "busybox", "sleep", "1000").returncode == 0
+    try:
+        open_panel(page)
+        row = page.locator(f'.jp-PydockContainer[data-name="{name}"]')
+        row.and_(page.locator('[data-state="running"]')).wait_for(timeout=30_000)
+        row.get_by_title("Exec", exact=True).click()
+        term = page.locator(".jp-PydockTerminal")
+        term.locator(".xterm-rows").wait_for(timeout=30_000)
+        wait_screen(term, "# ")
+        term.click()
+
+        # a full-screen program, drawn with the escape codes xterm.js interprets, ended with Ctrl-C
+        type_line(page, "top")
+        wait_screen(term, "Mem:")
+        wait_screen(term, "PID")
+        screenshot(page, "lab-terminal-top.png")
+        page.keyboard.press("Control+C")
+        type_line(page, "clear; echo $((6 * 7))-answered")
+        wait_screen(term, "42-answered")
+        assert "Mem:" not in screen(term)
+
+        # colours: red is drawn as red, not as escape codes
+        type_line(page, r"printf '\033[31mRED-TEXT\033[0m\n'")
+        term.locator(".xterm-fg-1", has_text="RED-TEXT").wait_for(timeout=10_000)
+        assert "RED-TEXT" in [line.strip() for line in screen(term).splitlines()]  # the output line: no codes
+
+        # vi, with Escape reaching it rather than JupyterLab
+        type_line(page, "vi /tmp/from-vi")
+        wait_screen(term, "/tmp/from-vi")
+        page.keyboard.type("iwritten in vi")
+        page.keyboard.press("Escape")
+        wait_screen(term, "written in vi")
+        screenshot(page, "lab-terminal-vi.png")
+        type_line(page, ":wq")
+        deadline = time.monotonic() + 10
+        while lab.docker("exec", name, "cat", "/tmp/from-vi").stdout.strip() != "written in vi":
+            assert time.monotonic() < deadline, screen(term)
+            time.sleep(0.2)
+
+        # the tab's size is the TTY's size, and follows the tab
+        type_line(page, "clear; stty size")
+        before = _stty_size(term)
+        page.set_viewport_size({"width": 1000, "height": 600})
+        time.sleep(0.5)
+        type_line(page, "clear; stty size")
+        deadline = time.monotonic() + 10
+        while (after := _stty_size(term)) == before:
+            assert time.monotonic() < deadline, screen(term)
+            time.sleep(0.2)
+        assert after[0] < before[0] and after[1] < before[1], (before, after)
+        screenshot(page, "lab-terminal.png")
+
+        # closing the tab ends the exec and everything it started
+        type_line(page, "sleep 4242 &")
+        [exec_id] = exec_ids(lab, name)
+        page.locator(".lm-TabBar-tab.jp-mod-current .lm-TabBar-tabCloseIcon").click()
+        term.wait_for(state="detached", timeout=10_000)
+        deadline = time.monotonic() + 20
+        while exec_running(lab, exec_id) or len(top_commands(lab, name)) > 1:
+            assert time.monotonic() < deadline, top_commands(lab, name)
+            time.sleep(0.2)
+        assert top_commands(lab, name) == ["sleep 1000"]
+    finally:
+        lab.docker("rm", "-f", name)
+
+
+def _stty_size(term: Locator) -> tuple[int, int]:
+    """The `rows cols` line `clear; stty size` leaves at the top of the screen."""
+    deadline = time.monotonic() + 10
+    while True:
+        for line in screen(term).splitlines():
+            parts = line.split()
+            if len(parts) == 2 and all(p.isdigit() for p in parts):
+                return int(parts[0]), int(parts[1])
+        assert time.monotonic() < deadline, screen(term)
+        time.sleep(0.1)

@@ -206,26 +206,3 @@ def test_failed_pull_shows_the_engine_error(lab: JupyterServer, page) -> None:  
     assert expected and expected in failed.inner_text()
     failed.get_by_title("Dismiss", exact=True).click()
     failed.wait_for(state="detached")
-
-
-@pytest.mark.slow
-def test_exec_session_runs_commands(lab: JupyterServer, page) -> None:  # type: ignore[no-untyped-def]
-    name = "lab-e2e-exec"
-    assert lab.docker("run", "-d", "--name", name, "busybox", "sleep", "1000").returncode == 0
-    try:
-        run_command(page, "Show Containers Panel")
-        row = page.locator(f'.jp-PydockContainer[data-name="{name}"]')
-        row.and_(page.locator('[data-state="running"]')).wait_for(timeout=30_000)
-        row.get_by_title("Exec", exact=True).click()
-        session = page.locator(".jp-PydockExec")
-        command = session.get_by_label("Command")
-        command.fill("echo $((6 * 7)) > /tmp/answer; cat /tmp/answer; echo to-stderr >&2; exit 3")
-        command.press("Enter")
-        session.get_by_text("exit code 3").wait_for(timeout=30_000)
-        assert session.locator(".jp-PydockOutput-stdout", has_text="42").count() == 1
-        assert session.locator(".jp-PydockOutput-stderr", has_text="to-stderr").count() == 1
-        # The command really ran inside the container.
-        assert lab.docker("exec", name, "cat", "/tmp/answer").stdout == "42\n"
-        screenshot(page, "labextension-exec.png")
-    finally:
-        lab.docker("rm", "-f", name)

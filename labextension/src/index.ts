@@ -16,10 +16,13 @@ import {
 
 import { jupyterRequester } from './api';
 import { containerName, imageTags } from './format';
+import { Widget } from '@lumino/widgets';
+
+import { LogView } from './logs';
 import { containerIcon } from './icons';
-import { ExecView, LogView } from './logs';
 import { DockerModel, errorMessage, IContainer, IImage } from './model';
 import { ContainersPanel, IPanelActions } from './panel';
+import { createTerminalTab } from './terminal';
 
 namespace CommandIDs {
   export const openPanel = 'pydock:open-panel';
@@ -54,10 +57,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
     restorer: ILayoutRestorer | null
   ) => {
     const model = new DockerModel(jupyterRequester(app.serviceManager.serverSettings));
-    const tabs = new WidgetTracker<MainAreaWidget<LogView | ExecView>>({ namespace: 'pydock-tabs' });
+    const tabs = new WidgetTracker<MainAreaWidget<Widget>>({ namespace: 'pydock-tabs' });
     const kinds = {
-      logs: { View: LogView, label: 'Logs' },
-      exec: { View: ExecView, label: 'Exec' }
+      logs: (id: string, name: string): MainAreaWidget<Widget> => {
+        const widget = new MainAreaWidget({ content: new LogView(model, id) });
+        widget.title.label = `Logs: ${name}`;
+        widget.title.icon = containerIcon;
+        widget.title.closable = true;
+        return widget;
+      },
+      exec: (id: string, name: string): MainAreaWidget<Widget> =>
+        createTerminalTab({ container: id, settings: app.serviceManager.serverSettings }, `Terminal: ${name}`)
     };
 
     /** One tab per container and kind: opening it again brings the existing one forward. */
@@ -68,12 +78,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         shell.activateById(existing.id);
         return;
       }
-      const { View, label } = kinds[kind];
-      const widget = new MainAreaWidget({ content: new View(model, id) });
+      const widget = kinds[kind](id, name);
       widget.id = widgetId;
-      widget.title.label = `${label}: ${name}`;
-      widget.title.icon = containerIcon;
-      widget.title.closable = true;
       void tabs.add(widget);
       shell.add(widget, 'main');
       shell.activateById(widget.id);
@@ -148,7 +154,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: args => openTab('logs', args.id as string, (args.name as string) ?? (args.id as string))
     });
     app.commands.addCommand(CommandIDs.openExec, {
-      label: args => (args.name ? `Run Commands in ${args.name}` : 'Run Commands in Container'),
+      label: args => (args.name ? `Open a Terminal in ${args.name}` : 'Open a Terminal in a Container'),
       execute: args => openTab('exec', args.id as string, (args.name as string) ?? (args.id as string))
     });
 

@@ -1,4 +1,4 @@
-/** Main-area tabs on one container: its live logs, and a shell-like exec session. */
+/** A main-area tab with a container's live logs. */
 import { Widget } from '@lumino/widgets';
 
 import { DockerModel, errorMessage, ILogChunk } from './model';
@@ -60,62 +60,6 @@ export class LogView extends OutputView {
       if (!this.abort.signal.aborted) {
         this.note(`log stream failed: ${errorMessage(err)}`);
       }
-    }
-  }
-}
-
-/** Runs each entered line with `sh -c` in the container, one `docker exec` per line. */
-export class ExecView extends OutputView {
-  private input: HTMLInputElement;
-
-  constructor(model: DockerModel, containerId: string) {
-    super(model, containerId);
-    this.addClass('jp-PydockExec');
-    const form = document.createElement('form');
-    form.className = 'jp-PydockExec-form';
-    const prompt = document.createElement('span');
-    prompt.className = 'jp-PydockExec-prompt';
-    prompt.textContent = '$';
-    this.input = document.createElement('input');
-    this.input.className = 'jp-PydockExec-input';
-    this.input.setAttribute('aria-label', 'Command');
-    this.input.spellcheck = false;
-    form.append(prompt, this.input);
-    form.addEventListener('submit', e => {
-      e.preventDefault();
-      void this.run(this.input.value);
-    });
-    this.node.appendChild(form);
-  }
-
-  protected onActivateRequest(): void {
-    this.input.focus();
-  }
-
-  private async run(line: string): Promise<void> {
-    if (!line.trim() || this.input.disabled) {
-      return;
-    }
-    this.input.value = '';
-    this.input.disabled = true;
-    this.write('div', 'jp-PydockExec-command', `$ ${line}`);
-    try {
-      const code = await this.model.exec(
-        this.containerId,
-        ['sh', '-c', line],
-        c => this.append(c),
-        this.abort.signal
-      );
-      if (code !== 0) {
-        this.note(`exit code ${code}`);
-      }
-    } catch (err) {
-      if (!this.abort.signal.aborted) {
-        this.note(`exec failed: ${errorMessage(err)}`);
-      }
-    } finally {
-      this.input.disabled = false;
-      this.input.focus();
     }
   }
 }

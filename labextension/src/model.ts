@@ -422,35 +422,6 @@ export class DockerModel {
     }
   }
 
-  /**
-   * Runs `cmd` in a running container as `docker exec` does without `-i`,
-   * streaming its output; resolves to the command's exit code.
-   */
-  async exec(
-    id: string,
-    cmd: string[],
-    onChunk: (chunk: ILogChunk) => void,
-    signal: AbortSignal
-  ): Promise<number> {
-    const json = { 'Content-Type': 'application/json' };
-    const created = await this.checked(`containers/${enc(id)}/exec`, {
-      method: 'POST',
-      headers: json,
-      body: JSON.stringify({ AttachStdout: true, AttachStderr: true, Tty: false, Cmd: cmd }),
-      signal
-    });
-    const execId = ((await created.json()) as { Id: string }).Id;
-    const resp = await this.checked(`exec/${enc(execId)}/start`, {
-      method: 'POST',
-      headers: json,
-      body: JSON.stringify({ Detach: false, Tty: false }),
-      signal
-    });
-    await this.readStream(resp, onChunk);
-    const inspect = await this.checked(`exec/${enc(execId)}/json`, { method: 'GET', signal });
-    return ((await inspect.json()) as { ExitCode: number | null }).ExitCode ?? -1;
-  }
-
   private async watchEvents(): Promise<void> {
     while (!this._disposed) {
       try {

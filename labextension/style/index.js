@@ -1,1 +1,3 @@
+import '@xterm/xterm/css/xterm.css';
 import './base.css';
+import './tabs.css';
