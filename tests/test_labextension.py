@@ -132,7 +132,7 @@ def test_panel_shows_and_stops_a_container(lab: JupyterServer, page) -> None:  #
         row.get_by_title("Logs", exact=True).click()
         logs = page.locator(".jp-PydockLogs")
         logs.get_by_text("hello-from-e2e").wait_for(timeout=30_000)
-        assert logs.locator(".jp-PydockOutput-stderr", has_text="oops").count() == 1
+        assert logs.locator(".jp-PydockLogs-line.jp-mod-stderr", has_text="oops").count() == 1
 
         row.get_by_title("Stop", exact=True).click()
         row.and_(page.locator('[data-state="exited"]')).wait_for(timeout=30_000)
@@ -141,7 +141,7 @@ def test_panel_shows_and_stops_a_container(lab: JupyterServer, page) -> None:  #
         assert st["ExitCode"] == 0  # stopped by SIGTERM through the trap, not killed
         # The live log tab saw the container's last words and the stream's end.
         logs.get_by_text("bye").wait_for(timeout=10_000)
-        logs.get_by_text("log stream ended").wait_for(timeout=10_000)
+        logs.get_by_text("waiting for it to start again").wait_for(timeout=10_000)
         row.get_by_title("Start", exact=True).wait_for()
         assert row.get_by_title("Exec", exact=True).count() == 0  # only a running container takes commands
         screenshot(page, "labextension.png")

@@ -18,8 +18,8 @@ import { jupyterRequester } from './api';
 import { containerName, imageTags } from './format';
 import { Widget } from '@lumino/widgets';
 
-import { LogView } from './logs';
 import { containerIcon } from './icons';
+import { createLogTab } from './logview';
 import { DockerModel, errorMessage, IContainer, IImage } from './model';
 import { ContainersPanel, IPanelActions } from './panel';
 import { createTerminalTab } from './terminal';
@@ -56,16 +56,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null
   ) => {
-    const model = new DockerModel(jupyterRequester(app.serviceManager.serverSettings));
+    const requester = jupyterRequester(app.serviceManager.serverSettings);
+    const model = new DockerModel(requester);
     const tabs = new WidgetTracker<MainAreaWidget<Widget>>({ namespace: 'pydock-tabs' });
     const kinds = {
-      logs: (id: string, name: string): MainAreaWidget<Widget> => {
-        const widget = new MainAreaWidget({ content: new LogView(model, id) });
-        widget.title.label = `Logs: ${name}`;
-        widget.title.icon = containerIcon;
-        widget.title.closable = true;
-        return widget;
-      },
+      logs: (id: string, name: string): MainAreaWidget<Widget> => createLogTab(requester, id, name),
       exec: (id: string, name: string): MainAreaWidget<Widget> =>
         createTerminalTab({ container: id, settings: app.serviceManager.serverSettings }, `Terminal: ${name}`)
     };

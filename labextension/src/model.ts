@@ -385,43 +385,6 @@ export class DockerModel {
     this.emit();
   }
 
-  /**
-   * Streams a container's logs (the last `tail` lines, then live output)
-   * until the container stops or `signal` aborts.
-   */
-  async followLogs(
-    id: string,
-    onChunk: (chunk: ILogChunk) => void,
-    signal: AbortSignal,
-    tail = 200
-  ): Promise<void> {
-    const resp = await this.checked(
-      `containers/${enc(id)}/logs?follow=1&stdout=1&stderr=1&tail=${tail}`,
-      { method: 'GET', signal }
-    );
-    await this.readStream(resp, onChunk);
-  }
-
-  /** Reads a logs/attach/exec body to its end, decoded per its content type. */
-  private async readStream(resp: Response, onChunk: (chunk: ILogChunk) => void): Promise<void> {
-    if (!resp.body) {
-      return;
-    }
-    const decoder = decoderFor(resp.headers.get('Content-Type'));
-    const reader = resp.body.getReader();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) {
-          return;
-        }
-        decoder.push(value).forEach(onChunk);
-      }
-    } finally {
-      reader.releaseLock();
-    }
-  }
-
   private async watchEvents(): Promise<void> {
     while (!this._disposed) {
       try {

@@ -303,21 +303,6 @@ describe('DockerModel', () => {
     model.dismissPull(model.pulls[0]);
     expect(model.pulls).toEqual([]);
   });
-
-  it('streams and demuxes logs', async () => {
-    const body = new LiveBody();
-    const model = new DockerModel(async () =>
-      new Response(body.stream, { headers: { 'Content-Type': 'application/vnd.docker.multiplexed-stream' } })
-    );
-    const got: ILogChunk[] = [];
-    const done = model.followLogs('c', c => got.push(c), new AbortController().signal);
-    const bytes = new Uint8Array([...frame(1, 'hi\n'), ...frame(2, 'bad\n')]);
-    body.sendBytes(bytes.slice(0, 5));
-    body.sendBytes(bytes.slice(5));
-    body.close();
-    await done;
-    expect(joined(got)).toBe('stdout:hi\n|stderr:bad\n');
-  });
 });
 
 describe('format', () => {

@@ -1,0 +1,378 @@
+/**
+ * A container's log in a main-area tab: followed across restarts
+ * (follower.ts), kept compactly (logstore.ts) and drawn virtually
+ * (viewport.ts), so a log of a million lines scrolls like a short one.
+ *
+ * The toolbar searches (every match highlighted, Enter and Shift+Enter step
+ * through them), shows or hides timestamps, pauses and resumes following
+ * (scrolling up pauses too), and downloads the whole log from the engine.
+ */
+import { MainAreaWidget } from '@jupyterlab/apputils';
+import { Message } from '@lumino/messaging';
+import { Widget } from '@lumino/widgets';
+
+import { containerIcon } from './icons';
+import { engineSource, FollowState, LogFollower } from './follower';
+import { LogStore, searchPattern } from './logstore';
+import { decoderFor, errorMessage, Requester } from './model';
+import { scrollTopFor, windowFor } from './viewport';
+
+const SEARCH_DELAY = 150; // ms of typing before a search runs
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  className: string,
+  props: Partial<HTMLElementTagNameMap[K]> = {}
+): HTMLElementTagNameMap[K] {
+  const node = Object.assign(document.createElement(tag), props);
+  node.className = className;
+  return node;
+}
+
+export class LogView extends Widget {
+  readonly store = new LogStore();
+  private abort = new AbortController();
+  private follower: LogFollower;
+  private scroller = el('div', 'jp-PydockLogs-scroller');
+  private spacer = el('div', 'jp-PydockLogs-spacer');
+  private rows = el('div', 'jp-PydockLogs-rows');
+  private statusNode = el('span', 'jp-PydockLogs-status');
+  private searchInput = el('input', 'jp-PydockLogs-search', {
+    type: 'search',
+    placeholder: 'Search',
+    spellcheck: false
+  });
+  private matchInfo = el('span', 'jp-PydockLogs-matches');
+  private timestampsBox = el('input', '', { type: 'checkbox' });
+  private followButton = el('button', 'jp-PydockLogs-follow jp-mod-styled');
+  private rowHeight = 0;
+  private following = true;
+  private unseen = 0;
+  private programmaticScroll = false;
+  private frame = 0;
+  private pattern: RegExp | null = null;
+  private matches: number[] = [];
+  private current = -1;
+  private searchTimer = 0;
+
+  constructor(
+    private request: Requester,
+    readonly containerId: string,
+    private fileName = containerId
+  ) {
+    super();
+    this.addClass('jp-PydockLogs');
+    this.node.append(this.toolbar(), this.scroller);
+    this.scroller.append(this.spacer, this.rows);
+    this.scroller.addEventListener('scroll', () => this.onScroll());
+    this.follower = new LogFollower(
+      engineSource(request, containerId),
+      lines => {
+        this.store.append(lines);
+        this.onAppended(this.store.length - lines.length);
+      },
+      state => this.showState(state)
+    );
+    this.showState(this.follower.state);
+    void this.follower.run(this.abort.signal);
+  }
+
+  dispose(): void {
+    this.abort.abort();
+    cancelAnimationFrame(this.frame);
+    clearTimeout(this.searchTimer);
+    super.dispose();
+  }
+
+  /** Whether timestamps are shown. */
+  get timestamps(): boolean {
+    return this.timestampsBox.checked;
+  }
+
+  protected onAfterShow(msg: Message): void {
+    this.schedule();
+  }
+
+  protected onResize(msg: Widget.ResizeMessage): void {
+    this.schedule();
+  }
+
+  protected onActivateRequest(msg: Message): void {
+    this.searchInput.focus();
+  }
+
+  private toolbar(): HTMLElement {
+    const bar = el('div', 'jp-PydockLogs-toolbar');
+    this.searchInput.setAttribute('aria-label', 'Search logs');
+    this.searchInput.addEventListener('input', () => {
+      clearTimeout(this.searchTimer);
+      this.searchTimer = window.setTimeout(() => this.runSearch(), SEARCH_DELAY);
+    });
+    this.searchInput.addEventListener('keydown', e => {
+      if (e.key === 'Enter') {
+        e.preventDefault();
+        clearTimeout(this.searchTimer);
+        if (this.searchInput.value && !this.pattern) {
+          this.runSearch();
+        } else {
+          this.step(e.shiftKey ? -1 : 1);
+        }
+      }
+    });
+    const prev = el('button', 'jp-PydockLogs-prev jp-mod-styled', { textContent: '↑', title: 'Previous match' });
+    const next = el('button', 'jp-PydockLogs-next jp-mod-styled', { textContent: '↓', title: 'Next match' });
+    prev.addEventListener('click', () => this.step(-1));
+    next.addEventListener('click', () => this.step(1));
+    const stamps = el('label', 'jp-PydockLogs-timestamps');
+    stamps.append(this.timestampsBox, document.createTextNode(' Timestamps'));
+    this.timestampsBox.addEventListener('change', () => {
+      this.runSearch(); // a match may lie in a timestamp, or stop doing so
+      this.schedule();
+    });
+    this.followButton.addEventListener('click', () => this.setFollowing(!this.following));
+    const download = el('button', 'jp-PydockLogs-download jp-mod-styled', {
+      textContent: 'Download',
+      title: 'Download the whole log as a file'
+    });
+    download.addEventListener('click', () => void this.download(download));
+    this.setFollowing(true);
+    bar.append(this.searchInput, prev, next, this.matchInfo, stamps, this.followButton, download, this.statusNode);
+    return bar;
+  }
+
+  private showState(state: FollowState): void {
+    const text = {
+      following: 'Following',
+      waiting: 'Container stopped: waiting for it to start again',
+      removed: 'Container removed',
+      failed: `Log stream failed: ${state.kind === 'failed' ? state.message : ''}`
+    }[state.kind];
+    this.statusNode.textContent = text;
+    this.statusNode.dataset.state = state.kind;
+  }
+
+  private setFollowing(on: boolean): void {
+    this.following = on;
+    this.followButton.textContent = on ? 'Pause' : 'Follow';
+    this.followButton.title = on ? 'Stop scrolling along with new lines' : 'Scroll along with new lines';
+    this.node.classList.toggle('jp-mod-paused', !on);
+    if (on) {
+      this.unseen = 0;
+      this.schedule(true);
+    }
+    this.showUnseen();
+  }
+
+  private showUnseen(): void {
+    this.followButton.dataset.unseen = this.unseen ? `${this.unseen}` : '';
+    if (!this.following && this.unseen) {
+      this.followButton.textContent = `Follow (${this.unseen} new)`;
+    }
+  }
+
+  private onAppended(from: number): void {
+    if (this.pattern) {
+      const before = this.matches.length;
+      this.matches.push(...this.store.search(this.pattern, this.timestamps, from));
+      if (this.matches.length !== before) {
+        this.showMatches();
+      }
+    }
+    if (!this.following) {
+      this.unseen += this.store.length - from;
+      this.showUnseen();
+    }
+    this.schedule(this.following);
+  }
+
+  private onScroll(): void {
+    if (this.programmaticScroll) {
+      this.programmaticScroll = false;
+    } else if (this.following && !this.atBottom()) {
+      this.setFollowing(false); // the user scrolled away from the end
+    } else if (!this.following && this.atBottom() && this.unseen === 0) {
+      this.setFollowing(true);
+    }
+    this.schedule();
+  }
+
+  private atBottom(): boolean {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 2;
+  }
+
+  private pendingBottom = false;
+
+  /** Redraws at the next frame (once, however many lines came in meanwhile). */
+  private schedule(toBottom = false): void {
+    this.pendingBottom ||= toBottom;
+    if (!this.frame) {
+      this.frame = requestAnimationFrame(() => {
+        this.frame = 0;
+        this.render();
+      });
+    }
+  }
+
+  private render(): void {
+    if (!this.isVisible) {
+      return;
+    }
+    const rowHeight = this.measureRow();
+    const view = this.scroller.clientHeight;
+    const total = this.store.length;
+    let w = windowFor(this.scroller.scrollTop, view, rowHeight, total);
+    this.spacer.style.height = `${w.spacer}px`;
+    if (this.pendingBottom) {
+      this.pendingBottom = false;
+      const bottom = Math.max(0, w.spacer - view);
+      if (Math.abs(this.scroller.scrollTop - bottom) >= 1) {
+        this.programmaticScroll = true;
+        this.scroller.scrollTop = bottom;
+      }
+      w = windowFor(this.scroller.scrollTop, view, rowHeight, total);
+    }
+    this.rows.style.transform = `translateY(${w.offset}px)`;
+    const nodes = this.rows.children;
+    while (nodes.length < w.count) {
+      this.rows.append(el('div', 'jp-PydockLogs-line'));
+    }
+    while (nodes.length > w.count) {
+      this.rows.lastElementChild?.remove();
+    }
+    const matched = this.current >= 0 ? this.matches[this.current] : -1;
+    for (let k = 0; k < w.count; k++) {
+      this.drawRow(nodes[k] as HTMLElement, w.first + k, w.first + k === matched);
+    }
+  }
+
+  private drawRow(node: HTMLElement, index: number, current: boolean): void {
+    const line = this.store.line(index);
+    node.className = `jp-PydockLogs-line jp-mod-${line.stream}${current ? ' jp-mod-current' : ''}`;
+    node.dataset.index = `${index}`;
+    node.replaceChildren();
+    if (this.timestamps && line.ts) {
+      node.append(el('span', 'jp-PydockLogs-ts', { textContent: line.ts }), ' ');
+    }
+    node.append(...this.highlighted(line.text));
+  }
+
+  private highlighted(text: string): (string | HTMLElement)[] {
+    if (!this.pattern) {
+      return [text];
+    }
+    const out: (string | HTMLElement)[] = [];
+    let at = 0;
+    this.pattern.lastIndex = 0;
+    let m: RegExpExecArray | null;
+    while ((m = this.pattern.exec(text)) !== null && m[0].length) {
+      out.push(text.slice(at, m.index), el('mark', 'jp-PydockLogs-hit', { textContent: m[0] }));
+      at = m.index + m[0].length;
+    }
+    out.push(text.slice(at));
+    return out;
+  }
+
+  private measureRow(): number {
+    if (!this.rowHeight) {
+      const probe = el('div', 'jp-PydockLogs-line', { textContent: 'X' });
+      this.rows.append(probe);
+      this.rowHeight = probe.getBoundingClientRect().height || 18;
+      probe.remove();
+    }
+    return this.rowHeight;
+  }
+
+  private runSearch(): void {
+    this.pattern = searchPattern(this.searchInput.value);
+    this.matches = this.pattern ? this.store.search(this.pattern, this.timestamps) : [];
+    this.current = -1;
+    if (this.matches.length) {
+      const top = windowFor(
+        this.scroller.scrollTop,
+        this.scroller.clientHeight,
+        this.measureRow(),
+        this.store.length
+      ).first;
+      const after = this.matches.findIndex(i => i >= top);
+      this.select(after >= 0 ? after : 0);
+    }
+    this.showMatches();
+    this.schedule();
+  }
+
+  private step(delta: number): void {
+    if (this.matches.length) {
+      const n = this.matches.length;
+      this.select(this.current < 0 ? 0 : (this.current + delta + n) % n);
+    }
+  }
+
+  /** Makes match `k` the current one and scrolls it into view (which pauses following). */
+  private select(k: number): void {
+    this.current = k;
+    this.setFollowing(false);
+    this.programmaticScroll = true;
+    this.scroller.scrollTop = scrollTopFor(
+      this.matches[k],
+      this.scroller.clientHeight,
+      this.measureRow(),
+      this.store.length
+    );
+    this.showMatches();
+    this.schedule();
+  }
+
+  private showMatches(): void {
+    const n = this.matches.length;
+    this.matchInfo.textContent = this.pattern ? (n ? `${this.current + 1} of ${n}` : 'No matches') : '';
+  }
+
+  /** Saves the whole log, as the engine has it (not only what this view holds), as a file. */
+  private async download(button: HTMLButtonElement): Promise<void> {
+    button.disabled = true;
+    try {
+      const query = `stdout=1&stderr=1&timestamps=${this.timestamps ? 1 : 0}`;
+      const resp = await this.request(`containers/${encodeURIComponent(this.containerId)}/logs?${query}`, {
+        method: 'GET',
+        signal: this.abort.signal
+      });
+      if (!resp.ok || !resp.body) {
+        throw new Error(`${resp.status} ${resp.statusText}`);
+      }
+      const decoder = decoderFor(resp.headers.get('Content-Type'));
+      const parts: string[] = [];
+      const reader = resp.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) {
+          break;
+        }
+        for (const chunk of decoder.push(value)) {
+          parts.push(chunk.text);
+        }
+      }
+      const url = URL.createObjectURL(new Blob(parts, { type: 'text/plain' }));
+      const a = el('a', '', { href: url, download: `${this.fileName}.log` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (err) {
+      if (!this.abort.signal.aborted) {
+        this.statusNode.textContent = `Download failed: ${errorMessage(err)}`;
+      }
+    } finally {
+      button.disabled = false;
+    }
+  }
+}
+
+/** A main-area tab holding a container's log view. */
+export function createLogTab(request: Requester, id: string, name: string): MainAreaWidget<LogView> {
+  const widget = new MainAreaWidget({ content: new LogView(request, id, name) });
+  widget.title.label = `Logs: ${name}`;
+  widget.title.icon = containerIcon;
+  widget.title.closable = true;
+  return widget;
+}
