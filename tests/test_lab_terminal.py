@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -326,3 +327,140 @@ def _stty_size(term: Locator) -> tuple[int, int]:
                 return int(parts[0]), int(parts[1])
         assert time.monotonic() < deadline, screen(term)
         time.sleep(0.1)
+
+
+# ---- the log tab in the browser -----------------------------------------------------------------------------
+
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z$")
+
+
+def open_logs(browser: Page, name: str) -> Locator:
+    open_panel(browser)
+    row = browser.locator(f'.jp-PydockContainer[data-name="{name}"]')
+    row.wait_for(timeout=30_000)
+    row.get_by_title("Logs", exact=True).click()
+    logs = browser.locator(".jp-PydockLogs")
+    logs.wait_for(timeout=30_000)
+    return logs
+
+
+def log_lines(logs: Locator, text: str) -> Locator:
+    return logs.locator(".jp-PydockLogs-line", has_text=text)
+
+
+@pytest.mark.slow
+def test_log_tab_follows_restarts(lab: JupyterServer, page: Page) -> None:  # noqa: F811  (fixtures)
+    name = "lab-logs-e2e"
+    # each run logs its number once on each stream, then waits to be stopped
+    script = ("n=$(( $(cat /tmp/runs 2>/dev/null || echo 0) + 1 )); echo $n > /tmp/runs; echo started run $n; "
+              "echo complaint $n >&2; trap 'exit 0' TERM; while :; do sleep 0.2; done")
+    lab.docker("rm", "-f", name)
+    assert lab.docker("run", "-d", "--name", name, "busybox", "sh", "-c", script).returncode == 0
+    try:
+        logs = open_logs(page, name)
+        log_lines(logs, "started run 1").wait_for(timeout=30_000)
+        assert log_lines(logs, "complaint 1").get_attribute("class").split()[-1] == "jp-mod-stderr"
+        status = logs.locator(".jp-PydockLogs-status")
+        assert status.inner_text() == "Following"
+
+        # stopped: the tab says so and waits; started again: the new run's lines come, none twice
+        assert lab.docker("stop", name).returncode == 0
+        status.get_by_text("waiting for it to start again").wait_for(timeout=30_000)
+        assert lab.docker("start", name).returncode == 0
+        log_lines(logs, "started run 2").wait_for(timeout=30_000)
+        assert status.inner_text() == "Following"
+        assert lab.docker("restart", "-t", "5", name).returncode == 0
+        log_lines(logs, "complaint 3").wait_for(timeout=30_000)
+        texts = [t.strip() for t in logs.locator(".jp-PydockLogs-line").all_inner_texts()]
+        assert sorted(texts) == sorted(f"{what} {n}" for n in (1, 2, 3) for what in ("started run", "complaint"))
+
+        # timestamps, shown and hidden
+        assert logs.locator(".jp-PydockLogs-ts").count() == 0
+        logs.get_by_label("Timestamps").check()
+        stamps = logs.locator(".jp-PydockLogs-ts")
+        stamps.first.wait_for(timeout=5_000)
+        assert stamps.count() == 6 and all(TIMESTAMP.match(t) for t in stamps.all_inner_texts())
+
+        # search: every match highlighted, stepping through them
+        logs.get_by_label("Search logs").fill("RUN")
+        matches = logs.locator(".jp-PydockLogs-matches")
+        matches.get_by_text("of 3").wait_for(timeout=5_000)
+        assert logs.locator("mark.jp-PydockLogs-hit").all_inner_texts() == ["run"] * 3
+        first = matches.inner_text()
+        logs.get_by_label("Search logs").press("Enter")
+        assert matches.inner_text() != first
+        assert logs.locator(".jp-mod-current mark").count() == 1
+        screenshot(page, "lab-logs.png")
+        logs.get_by_label("Timestamps").uncheck()
+        stamps.first.wait_for(state="detached", timeout=5_000)
+
+        # paused, new lines are counted instead of scrolled to; following again catches up
+        logs.get_by_label("Search logs").fill("")
+        follow = logs.locator(".jp-PydockLogs-follow")
+        if follow.inner_text() == "Pause":
+            follow.click()
+        assert lab.docker("restart", "-t", "5", name).returncode == 0
+        follow.get_by_text("Follow (2 new)").wait_for(timeout=30_000)
+        follow.click()
+        assert follow.inner_text() == "Pause"
+        log_lines(logs, "started run 4").wait_for(timeout=10_000)
+
+        # the whole log, as a file
+        with page.expect_download() as download:
+            logs.get_by_role("button", name="Download").click()
+        saved = download.value
+        assert saved.suggested_filename == f"{name}.log"
+        with open(saved.path()) as f:
+            content = f.read().splitlines()
+        assert sorted(content) == sorted(f"{what} {n}" for n in (1, 2, 3, 4) for what in ("started run", "complaint"))
+
+        # removed: the tab says so and stops
+        assert lab.docker("rm", "-f", name).returncode == 0
+        status.get_by_text("Container removed").wait_for(timeout=30_000)
+    finally:
+        lab.docker("rm", "-f", name)
+
+
+@pytest.mark.slow
+def test_log_tab_of_a_million_lines(lab: JupyterServer, page: Page) -> None:  # noqa: F811  (fixtures)
+    name = "lab-logs-million"
+    lab.docker("rm", "-f", name)
+    assert lab.docker("run", "-d", "--name", name, "busybox", "seq", "1", "1000000").returncode == 0
+    try:
+        assert lab.docker("wait", name).stdout.strip() == "0"
+        logs = open_logs(page, name)
+        # the tab follows to the end of the log
+        logs.locator('.jp-PydockLogs-line[data-index="999999"]', has_text="1000000").wait_for(timeout=120_000)
+        rows = logs.locator(".jp-PydockLogs-line")
+        assert rows.count() < 200  # only the rows in view exist
+        screenshot(page, "lab-logs-million.png")
+
+        def responds_within(seconds: float, act: object, shown: Locator) -> float:
+            started = time.monotonic()
+            act()  # type: ignore[operator]
+            shown.wait_for(timeout=seconds * 1000)
+            return time.monotonic() - started
+
+        scroller = logs.locator(".jp-PydockLogs-scroller")
+        # to the top, and into the middle, by scrolling
+        responds_within(5, lambda: scroller.evaluate("s => { s.scrollTop = 0; }"),
+                        logs.locator('.jp-PydockLogs-line[data-index="0"]', has_text="1"))
+        # a wheel turn moves by rows, as in a short log, though a scroll pixel is several rows here
+        scroller.hover()
+        for _ in range(5):
+            page.mouse.wheel(0, 180)
+        deadline = time.monotonic() + 5
+        while (top := int(rows.first.get_attribute("data-index") or 0)) == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert 20 <= top <= 80, top
+        responds_within(5, lambda: scroller.evaluate("s => { s.scrollTop = s.scrollHeight / 2; }"),
+                        logs.locator('.jp-PydockLogs-line[data-index^="49"], .jp-PydockLogs-line[data-index^="50"]').first)
+        # a click and a search over all of it answer in a few seconds
+        responds_within(5, lambda: logs.get_by_label("Timestamps").check(), logs.locator(".jp-PydockLogs-ts").first)
+        responds_within(5, lambda: logs.get_by_label("Search logs").fill("999999"),
+                        logs.locator(".jp-PydockLogs-matches", has_text="1 of 1"))
+        logs.locator(".jp-mod-current", has_text="999999").wait_for(timeout=5_000)
+        screenshot(page, "lab-logs-million-search.png")
+    finally:
+        lab.docker("rm", "-f", name)

@@ -15,7 +15,7 @@ import { containerIcon } from './icons';
 import { engineSource, FollowState, LogFollower } from './follower';
 import { LogStore, searchPattern } from './logstore';
 import { decoderFor, errorMessage, Requester } from './model';
-import { scrollTopFor, windowFor } from './viewport';
+import { isProportional, IWindow, MAX_SCROLL_HEIGHT, scrollTopFor, windowAt, windowFor } from './viewport';
 
 const SEARCH_DELAY = 150; // ms of typing before a search runs
 
@@ -46,9 +46,13 @@ export class LogView extends Widget {
   private timestampsBox = el('input', '', { type: 'checkbox' });
   private followButton = el('button', 'jp-PydockLogs-follow jp-mod-styled');
   private rowHeight = 0;
+  /** The top row a wheel turn chose, in the proportional mapping (a scrollbar drag forgets it). */
+  private wheelTop: number | null = null;
+  private pendingBottom = false;
   private following = true;
   private unseen = 0;
-  private programmaticScroll = false;
+  /** The scroll position last set here, until its scroll event came. */
+  private expectedTop: number | null = null;
   private frame = 0;
   private pattern: RegExp | null = null;
   private matches: number[] = [];
@@ -65,6 +69,7 @@ export class LogView extends Widget {
     this.node.append(this.toolbar(), this.scroller);
     this.scroller.append(this.spacer, this.rows);
     this.scroller.addEventListener('scroll', () => this.onScroll());
+    this.scroller.addEventListener('wheel', e => this.onWheel(e), { passive: false });
     this.follower = new LogFollower(
       engineSource(request, containerId),
       lines => {
@@ -185,23 +190,68 @@ export class LogView extends Widget {
     this.schedule(this.following);
   }
 
+  /** In the proportional mapping a pixel is several rows: a wheel turn moves by rows instead, as with few. */
+  private onWheel(event: WheelEvent): void {
+    const rowHeight = this.measureRow();
+    const total = this.store.length;
+    if (!isProportional(rowHeight, total) || event.deltaY === 0 || event.ctrlKey) {
+      return;
+    }
+    event.preventDefault();
+    this.scroller.scrollLeft += event.deltaX;
+    const view = this.scroller.clientHeight;
+    const perRow = event.deltaMode === 1 ? 1 : event.deltaMode === 2 ? rowHeight / view : rowHeight;
+    const top = windowAt(Math.round(this.currentWindow().first + event.deltaY / perRow), 0, view, rowHeight, total).first;
+    this.wheelTop = top;
+    this.scrollTo(scrollTopFor(top + Math.floor(view / rowHeight / 3), view, rowHeight, total));
+    this.userMoved();
+    this.schedule();
+  }
+
   private onScroll(): void {
-    if (this.programmaticScroll) {
-      this.programmaticScroll = false;
-    } else if (this.following && !this.atBottom()) {
-      this.setFollowing(false); // the user scrolled away from the end
-    } else if (!this.following && this.atBottom() && this.unseen === 0) {
-      this.setFollowing(true);
+    const ours = this.expectedTop !== null && Math.abs(this.scroller.scrollTop - this.expectedTop) < 1;
+    this.expectedTop = null;
+    if (!ours) {
+      this.wheelTop = null; // the scrollbar, keys or a touch moved the view
+      this.userMoved();
     }
     this.schedule();
   }
 
-  private atBottom(): boolean {
-    const s = this.scroller;
-    return s.scrollHeight - s.scrollTop - s.clientHeight < 2;
+  /** The user moved the view: away from the end pauses following, back to it resumes. */
+  private userMoved(): void {
+    if (this.following && !this.atEnd()) {
+      this.setFollowing(false);
+    } else if (!this.following && this.atEnd() && this.unseen === 0) {
+      this.setFollowing(true);
+    }
   }
 
-  private pendingBottom = false;
+  private atEnd(): boolean {
+    const w = this.currentWindow();
+    const s = this.scroller;
+    return this.wheelTop !== null ? w.first + w.count >= this.store.length : s.scrollHeight - s.scrollTop - s.clientHeight < 2;
+  }
+
+  /** Sets the scroll position, remembering it so that its scroll event is not taken for the user's. */
+  private scrollTo(top: number): void {
+    const max = Math.max(0, this.scroller.scrollHeight - this.scroller.clientHeight);
+    const target = Math.max(0, Math.min(top, max));
+    if (Math.abs(this.scroller.scrollTop - target) >= 1) {
+      this.expectedTop = target;
+      this.scroller.scrollTop = target;
+    }
+  }
+
+  private currentWindow(): IWindow {
+    const rowHeight = this.measureRow();
+    const total = this.store.length;
+    const view = this.scroller.clientHeight;
+    const top = this.scroller.scrollTop;
+    return this.wheelTop !== null && isProportional(rowHeight, total)
+      ? windowAt(this.wheelTop, top, view, rowHeight, total)
+      : windowFor(top, view, rowHeight, total);
+  }
 
   /** Redraws at the next frame (once, however many lines came in meanwhile). */
   private schedule(toBottom = false): void {
@@ -218,21 +268,16 @@ export class LogView extends Widget {
     if (!this.isVisible) {
       return;
     }
-    const rowHeight = this.measureRow();
-    const view = this.scroller.clientHeight;
-    const total = this.store.length;
-    let w = windowFor(this.scroller.scrollTop, view, rowHeight, total);
-    this.spacer.style.height = `${w.spacer}px`;
+    this.spacer.style.height = `${Math.min(this.store.length * this.measureRow(), MAX_SCROLL_HEIGHT)}px`;
     if (this.pendingBottom) {
       this.pendingBottom = false;
-      const bottom = Math.max(0, w.spacer - view);
-      if (Math.abs(this.scroller.scrollTop - bottom) >= 1) {
-        this.programmaticScroll = true;
-        this.scroller.scrollTop = bottom;
-      }
-      w = windowFor(this.scroller.scrollTop, view, rowHeight, total);
+      this.wheelTop = null;
+      this.scrollTo(this.scroller.scrollHeight - this.scroller.clientHeight);
     }
+    const w = this.currentWindow();
     this.rows.style.transform = `translateY(${w.offset}px)`;
+    // the drawn rows must not make the scroller taller than the spacer says
+    this.rows.style.height = `${Math.max(0, w.spacer - w.offset)}px`;
     const nodes = this.rows.children;
     while (nodes.length < w.count) {
       this.rows.append(el('div', 'jp-PydockLogs-line'));
@@ -288,12 +333,7 @@ export class LogView extends Widget {
     this.matches = this.pattern ? this.store.search(this.pattern, this.timestamps) : [];
     this.current = -1;
     if (this.matches.length) {
-      const top = windowFor(
-        this.scroller.scrollTop,
-        this.scroller.clientHeight,
-        this.measureRow(),
-        this.store.length
-      ).first;
+      const top = this.currentWindow().first;
       const after = this.matches.findIndex(i => i >= top);
       this.select(after >= 0 ? after : 0);
     }
@@ -312,13 +352,8 @@ export class LogView extends Widget {
   private select(k: number): void {
     this.current = k;
     this.setFollowing(false);
-    this.programmaticScroll = true;
-    this.scroller.scrollTop = scrollTopFor(
-      this.matches[k],
-      this.scroller.clientHeight,
-      this.measureRow(),
-      this.store.length
-    );
+    this.wheelTop = null;
+    this.scrollTo(scrollTopFor(this.matches[k], this.scroller.clientHeight, this.measureRow(), this.store.length));
     this.showMatches();
     this.schedule();
   }

@@ -38,6 +38,30 @@ export function windowFor(
   return { spacer, first, count: Math.min(visible, total - first), offset: Math.min(scrollTop, range) };
 }
 
+/**
+ * The window with row `first` at the top, for a view scrolled to `scrollTop`
+ * in the proportional mapping: a wheel turn moves by rows there, finer than
+ * one pixel of the scrollbar can.
+ */
+export function windowAt(
+  first: number,
+  scrollTop: number,
+  viewHeight: number,
+  rowHeight: number,
+  total: number,
+  maxHeight = MAX_SCROLL_HEIGHT
+): IWindow {
+  const spacer = Math.min(total * rowHeight, maxHeight);
+  const visible = Math.ceil(viewHeight / rowHeight) + 1;
+  const top = Math.max(0, Math.min(first, total - visible + 1));
+  return { spacer, first: top, count: Math.min(visible, total - top), offset: Math.min(scrollTop, Math.max(0, spacer - viewHeight)) };
+}
+
+/** Whether the view maps scroll pixels onto rows proportionally (too many rows for one pixel each). */
+export function isProportional(rowHeight: number, total: number, maxHeight = MAX_SCROLL_HEIGHT): boolean {
+  return total * rowHeight > maxHeight;
+}
+
 /** The scroll position that shows row `index` about a third down the view. */
 export function scrollTopFor(
   index: number,
