@@ -303,9 +303,26 @@ def test_terminal_tab(lab: JupyterServer, page: Page) -> None:  # noqa: F811  (f
         assert after[0] < before[0] and after[1] < before[1], (before, after)
         screenshot(page, "lab-terminal.png")
 
+        # a new session of another command, which ends by itself; then a shell again
+        command = page.get_by_label("Command", exact=True)
+        command.fill("top -d 1")
+        command.press("Enter")
+        wait_screen(term, "Mem:")
+        page.keyboard.press("q")
+        wait_screen(term, "[process exited with code 0]")
+        page.locator(".jp-PydockTerminal-status", has_text="Session ended").wait_for(timeout=10_000)
+        command.fill("")
+        page.get_by_role("button", name="New session").click()
+        wait_screen(term, "# ")
+        term.click()
+
         # closing the tab ends the exec and everything it started
         type_line(page, "sleep 4242 &")
-        [exec_id] = exec_ids(lab, name)
+        deadline = time.monotonic() + 10
+        while len(ids := exec_ids(lab, name)) != 1:  # the sessions before are gone
+            assert time.monotonic() < deadline, ids
+            time.sleep(0.2)
+        [exec_id] = ids
         page.locator(".lm-TabBar-tab.jp-mod-current .lm-TabBar-tabCloseIcon").click()
         term.wait_for(state="detached", timeout=10_000)
         deadline = time.monotonic() + 20

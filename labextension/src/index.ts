@@ -61,19 +61,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const tabs = new WidgetTracker<MainAreaWidget<Widget>>({ namespace: 'pydock-tabs' });
     const kinds = {
       logs: (id: string, name: string): MainAreaWidget<Widget> => createLogTab(requester, id, name),
-      exec: (id: string, name: string): MainAreaWidget<Widget> =>
-        createTerminalTab({ container: id, settings: app.serviceManager.serverSettings }, `Terminal: ${name}`)
+      exec: (id: string, name: string, cmd?: string): MainAreaWidget<Widget> =>
+        createTerminalTab({ container: id, cmd, settings: app.serviceManager.serverSettings }, `Terminal: ${name}`)
     };
 
     /** One tab per container and kind: opening it again brings the existing one forward. */
-    const openTab = (kind: keyof typeof kinds, id: string, name: string): void => {
+    const openTab = (kind: keyof typeof kinds, id: string, name: string, cmd?: string): void => {
       const widgetId = `pydock-${kind}-${id}`;
       const existing = tabs.find(w => w.id === widgetId);
       if (existing) {
         shell.activateById(existing.id);
         return;
       }
-      const widget = kinds[kind](id, name);
+      const widget = kinds[kind](id, name, cmd);
       widget.id = widgetId;
       void tabs.add(widget);
       shell.add(widget, 'main');
@@ -150,7 +150,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     app.commands.addCommand(CommandIDs.openExec, {
       label: args => (args.name ? `Open a Terminal in ${args.name}` : 'Open a Terminal in a Container'),
-      execute: args => openTab('exec', args.id as string, (args.name as string) ?? (args.id as string))
+      execute: args =>
+        openTab('exec', args.id as string, (args.name as string) ?? (args.id as string), args.cmd as string | undefined)
     });
 
     for (const command of [CommandIDs.openPanel, CommandIDs.refresh, CommandIDs.pullImage]) {

@@ -68,7 +68,7 @@ export class TerminalView extends Widget {
   });
   private readonly settings: ServerConnection.ISettings;
 
-  constructor(readonly options: ITerminalOptions) {
+  constructor(private options: ITerminalOptions) {
     super();
     this.addClass('jp-PydockTerminal');
     this.settings = options.settings ?? ServerConnection.makeSettings();
@@ -106,8 +106,12 @@ export class TerminalView extends Widget {
     return this._statusChanged;
   }
 
-  /** Ends the current session (the server hangs it up) and starts a fresh one in the same tab. */
-  restart(): void {
+  /** Ends the current session (the server hangs it up) and starts a fresh one in the same tab,
+   * running `cmd` if given (empty: the container's bash, else sh). */
+  restart(cmd?: string): void {
+    if (cmd !== undefined) {
+      this.options = { ...this.options, cmd };
+    }
     this.disconnect();
     this.term?.reset();
     this.sizes = new SizeTracker();
@@ -222,7 +226,10 @@ export class TerminalView extends Widget {
   }
 }
 
-/** A main-area tab holding a terminal, with a button that starts a fresh session once one ended. */
+/**
+ * A main-area tab holding a terminal; its toolbar shows the session's state and
+ * starts a new session, of the command typed there (bash or sh when empty).
+ */
 export function createTerminalTab(options: ITerminalOptions, label: string): MainAreaWidget<TerminalView> {
   const content = new TerminalView(options);
   const widget = new MainAreaWidget({ content });
@@ -231,11 +238,27 @@ export function createTerminalTab(options: ITerminalOptions, label: string): Mai
   widget.title.closable = true;
   const status = new Widget();
   status.addClass('jp-PydockTerminal-status');
+  const command = new Widget({ node: document.createElement('input') });
+  const input = command.node as HTMLInputElement;
+  input.className = 'jp-PydockTerminal-command';
+  input.placeholder = 'bash, else sh';
+  input.value = options.cmd ?? '';
+  input.spellcheck = false;
+  input.setAttribute('aria-label', 'Command');
+  input.title = 'The command a new session runs';
+  const start = (): void => content.restart(input.value.trim());
+  input.addEventListener('keydown', event => {
+    if (event.key === 'Enter') {
+      event.preventDefault();
+      start();
+      content.activate();
+    }
+  });
   const restart = new ToolbarButton({
     icon: refreshIcon,
     label: 'New session',
-    tooltip: 'Start a new session in this container',
-    onClick: () => content.restart()
+    tooltip: 'End this session and start a new one, of the command on the left',
+    onClick: start
   });
   const show = (s: TerminalStatus): void => {
     status.node.textContent = { connecting: 'Connecting…', running: 'Running', ended: 'Session ended' }[s];
@@ -244,6 +267,7 @@ export function createTerminalTab(options: ITerminalOptions, label: string): Mai
   show(content.status);
   content.statusChanged.connect((_, s) => show(s));
   widget.toolbar.addItem('status', status);
+  widget.toolbar.addItem('command', command);
   widget.toolbar.addItem('restart', restart);
   return widget;
 }
