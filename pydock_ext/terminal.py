@@ -35,6 +35,7 @@ import os
 import shlex
 import signal
 import urllib.parse
+from collections.abc import Coroutine
 from inspect import isawaitable
 from typing import Any
 
@@ -153,7 +154,6 @@ class TerminalHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
         self.link = link
         self.sessions = sessions
         self.session: TerminalSession | None = None
-        self.pump: asyncio.Task[None] | None = None
 
     @ws_authenticated
     async def get(self, container: str) -> None:  # type: ignore[override]
@@ -184,19 +184,21 @@ class TerminalHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
         if session.hung_up:  # the browser left while the exec started: end what it started
             await session.hang_up()
             return
-        self.pump = asyncio.ensure_future(self._output(reader))
+        _background(self._output(session, reader))
 
-    async def _output(self, reader: asyncio.StreamReader) -> None:
-        """Terminal output to the browser, at the pace the browser takes it; then the exit code."""
+    async def _output(self, session: TerminalSession, reader: asyncio.StreamReader) -> None:
+        """Terminal output to the browser, at the pace the browser takes it; then how it ended."""
         try:
             while data := await reader.read(READ_SIZE):
                 await self.write_message(data, binary=True)
-            assert self.session is not None
-            code = (await self.session.inspect()).get("ExitCode")
-            await self.write_message(json.dumps({"exit": code}))
-            self.close(1000)
-        except (WebSocketClosedError, OSError, EngineCallError):
-            pass  # the browser went away; on_close hangs up
+            try:
+                ended: dict[str, Any] = {"exit": (await session.inspect()).get("ExitCode")}
+            except EngineCallError as e:  # e.g. the container was removed under the session
+                ended = {"error": e.message}
+            await self.write_message(json.dumps(ended))
+        except (WebSocketClosedError, OSError):
+            return  # the browser went away; on_close hangs up
+        self.close(1000)
 
     async def on_message(self, message: str | bytes) -> None:
         session = self.session
@@ -223,7 +225,7 @@ class TerminalHandler(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
 
     def on_close(self) -> None:
         if self.session is not None:
-            asyncio.ensure_future(self._end())
+            _background(self._end())
 
     async def _end(self) -> None:
         session, self.session = self.session, None
@@ -247,6 +249,15 @@ async def hang_up_all(sessions: set[TerminalSession]) -> None:
     """End every open terminal (the server is stopping: its tabs cannot reach them any more)."""
     await asyncio.gather(*(s.hang_up() for s in list(sessions)), return_exceptions=True)
     sessions.clear()
+
+
+_TASKS: set[asyncio.Task[None]] = set()  # the loop holds tasks weakly: these must run to their end
+
+
+def _background(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.ensure_future(work)
+    _TASKS.add(task)
+    task.add_done_callback(_TASKS.discard)
 
 
 def terminal_route(prefix: str, link: EngineLink, sessions: set[TerminalSession]) -> tuple[str, type, dict[str, Any]]:

@@ -170,6 +170,13 @@ def test_terminal_command_and_errors(server: JupyterServer, box: str) -> None:
         await absent.until_closed()
         assert b"no-such-program" in absent.output  # the runtime's own message, as docker exec -it shows it
         assert absent.control == [{"exit": 127}]
+
+        # the container removed under an open terminal: the terminal ends, saying how
+        term = await Terminal.open(server, box)
+        await term.expect("# ")
+        assert server.docker("rm", "-f", box).returncode == 0
+        await term.until_closed()
+        assert len(term.control) == 1 and ("error" in term.control[0] or term.control[0]["exit"] == 137), term.control
     asyncio.run(session())
 
 
