@@ -11,6 +11,7 @@
 import { MainAreaWidget, ToolbarButton } from '@jupyterlab/apputils';
 import { ServerConnection } from '@jupyterlab/services';
 import { refreshIcon } from '@jupyterlab/ui-components';
+import { Platform } from '@lumino/domutils';
 import { Message } from '@lumino/messaging';
 import { ISignal, Signal } from '@lumino/signaling';
 import { Widget } from '@lumino/widgets';
@@ -88,6 +89,15 @@ export class TerminalView extends Widget {
       this.term.onData(data => this.send(new TextEncoder().encode(data)));
       // Mouse reports of some modes come as bytes, one per character.
       this.term.onBinary(data => this.send(Uint8Array.from(data, c => c.charCodeAt(0) & 0xff)));
+      const term = this.term;
+      // As in JupyterLab's terminal (but on macOS, where Cmd does these): Ctrl+C with a selection copies
+      // it rather than interrupting, and Ctrl+V pastes through the browser rather than sending ^V.
+      term.attachCustomKeyEventHandler(event => {
+        if (Platform.IS_MAC || !event.ctrlKey || event.shiftKey || event.altKey) {
+          return true;
+        }
+        return !((event.key === 'c' && term.hasSelection()) || event.key === 'v');
+      });
       this.term.onTitleChange(title => {
         if (this.parent instanceof MainAreaWidget && title) {
           this.parent.title.caption = title;

@@ -76,11 +76,13 @@ export class SizeTracker {
   }
 }
 
-/** What the terminal shows below a session that ended. */
+/** What the terminal shows below a session that ended (`msg` null: the connection went without a word). */
 export function endBanner(msg: ControlMessage | null): string {
-  if (msg?.kind === 'error') {
+  if (msg === null) {
+    return '\r\n[connection closed]\r\n';
+  }
+  if (msg.kind === 'error') {
     return `\r\n\x1b[31m${msg.message}\x1b[0m\r\n`;
   }
-  const code = msg?.kind === 'exit' && msg.code !== null ? ` with code ${msg.code}` : '';
-  return `\r\n[process exited${code}]\r\n`;
+  return `\r\n[process exited${msg.code !== null ? ` with code ${msg.code}` : ''}]\r\n`;
 }

@@ -32,7 +32,8 @@ describe('terminal websocket protocol', () => {
 
   it('says how a session ended', () => {
     expect(endBanner({ kind: 'exit', code: 0 })).toContain('[process exited with code 0]');
-    expect(endBanner(null)).toContain('[process exited]');
+    expect(endBanner({ kind: 'exit', code: null })).toContain('[process exited]');
+    expect(endBanner(null)).toContain('[connection closed]');
     expect(endBanner({ kind: 'error', message: 'denied' })).toContain('denied');
   });
 });
