@@ -180,6 +180,41 @@ def test_terminal_command_and_errors(server: JupyterServer, box: str) -> None:
     asyncio.run(session())
 
 
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_a_flooding_terminal_blocks_nothing(lab: JupyterServer, busybox_tar: str) -> None:  # noqa: F811
+    """Output the browser does not take waits in the container (backpressure), not in the server's memory,
+    and the server goes on answering meanwhile."""
+    name = "lab-term-flood"
+    lab.docker("rm", "-f", name)
+    assert lab.docker("run", "-d", "--name", name, "busybox", "sleep", "1000").returncode == 0
+    assert lab.proc is not None
+
+    async def session() -> None:
+        term = await Terminal.open(lab, name, cmd="yes 0123456789abcdef0123456789abcdef")
+        before = _rss_kib(lab.proc.pid)
+        await asyncio.sleep(4)  # nothing read meanwhile
+        slowest = 0.0
+        for _ in range(5):
+            started = time.monotonic()
+            r = await asyncio.get_running_loop().run_in_executor(None, lambda: requests.get(
+                f"{lab.base}pydock/_ping", headers={"Authorization": f"token {TOKEN}"}, timeout=10))
+            assert r.status_code == 200
+            slowest = max(slowest, time.monotonic() - started)
+        assert slowest < 2, slowest
+        # KiB: the pipe's worth, not the tens of megabytes a server that does not wait for the browser buffers
+        assert _rss_kib(lab.proc.pid) - before < 16 * 1024
+        await term.expect("0123456789abcdef")  # and the output flows once read
+        term.conn.close()
+    try:
+        asyncio.run(session())
+    finally:
+        lab.docker("rm", "-f", name)
+
+
 def test_terminal_needs_jupyter_auth(server: JupyterServer, box: str) -> None:
     async def refused(**kwargs: str) -> int:
         with pytest.raises(tornado.httpclient.HTTPClientError) as e:
