@@ -185,7 +185,7 @@ def _rss_kib(pid: int) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 
 
-def test_a_flooding_terminal_blocks_nothing(lab: JupyterServer, busybox_tar: str) -> None:  # noqa: F811
+def test_a_flooding_terminal_blocks_nothing(lab: JupyterServer) -> None:  # noqa: F811
     """Output the browser does not take waits in the container (backpressure), not in the server's memory,
     and the server goes on answering meanwhile."""
     name = "lab-term-flood"
