@@ -30,7 +30,7 @@ function el<K extends keyof HTMLElementTagNameMap>(
 }
 
 export class LogView extends Widget {
-  readonly store = new LogStore();
+  private store = new LogStore();
   private abort = new AbortController();
   private follower: LogFollower;
   private scroller = el('div', 'jp-PydockLogs-scroller');
@@ -55,6 +55,7 @@ export class LogView extends Widget {
   private expectedTop: number | null = null;
   private frame = 0;
   private pattern: RegExp | null = null;
+  private searchedFor = '';
   private matches: number[] = [];
   private current = -1;
   private searchTimer = 0;
@@ -117,8 +118,8 @@ export class LogView extends Widget {
       if (e.key === 'Enter') {
         e.preventDefault();
         clearTimeout(this.searchTimer);
-        if (this.searchInput.value && !this.pattern) {
-          this.runSearch();
+        if (this.searchInput.value !== this.searchedFor) {
+          this.runSearch(); // typed, and Enter came before the search did
         } else {
           this.step(e.shiftKey ? -1 : 1);
         }
@@ -177,9 +178,11 @@ export class LogView extends Widget {
 
   private onAppended(from: number): void {
     if (this.pattern) {
-      const before = this.matches.length;
-      this.matches.push(...this.store.search(this.pattern, this.timestamps, from));
-      if (this.matches.length !== before) {
+      const found = this.store.search(this.pattern, this.timestamps, from);
+      for (const i of found) {
+        this.matches.push(i); // not push(...found): a big batch would overflow the argument stack
+      }
+      if (found.length) {
         this.showMatches();
       }
     }
@@ -329,7 +332,8 @@ export class LogView extends Widget {
   }
 
   private runSearch(): void {
-    this.pattern = searchPattern(this.searchInput.value);
+    this.searchedFor = this.searchInput.value;
+    this.pattern = searchPattern(this.searchedFor);
     this.matches = this.pattern ? this.store.search(this.pattern, this.timestamps) : [];
     this.current = -1;
     if (this.matches.length) {
