@@ -523,3 +523,20 @@ def test_log_tab_of_a_million_lines(lab: JupyterServer, page: Page) -> None:  # 
         screenshot(page, "lab-logs-million-search.png")
     finally:
         lab.docker("rm", "-f", name)
+
+
+@pytest.mark.slow
+def test_log_tab_of_a_tty_container(lab: JupyterServer, page: Page) -> None:  # noqa: F811  (fixtures)
+    """A TTY container's log is one raw stream, its lines ending in CR LF and coloured by escape codes:
+    the tab shows the text."""
+    name = "lab-logs-tty"
+    lab.docker("rm", "-f", name)
+    script = r"printf '\033[32mgreen words\033[0m\n'; echo plain words; sleep 1000"
+    assert lab.docker("run", "-d", "-t", "--name", name, "busybox", "sh", "-c", script).returncode == 0
+    try:
+        logs = open_logs(page, name)
+        log_lines(logs, "plain words").wait_for(timeout=30_000)
+        texts = [t.strip("\n") for t in logs.locator(".jp-PydockLogs-line").all_inner_texts()]
+        assert texts == ["green words", "plain words"]
+    finally:
+        lab.docker("rm", "-f", name)
