@@ -271,6 +271,17 @@ def open_panel(browser: Page) -> None:
     run_command(browser, "Show Containers Panel")
 
 
+def row_action(row: Locator, label: str) -> None:
+    """Clicks a container row's action: its button, or where a narrow sidebar folds the buttons into the row's
+    "Actions" menu, that menu's entry."""
+    button = row.get_by_title(label, exact=True)
+    if button.is_visible():
+        button.click()
+        return
+    row.get_by_title("Actions", exact=True).click()
+    row.get_by_role("menuitem", name=label, exact=True).click()
+
+
 def screen(term: Locator) -> str:
     """The terminal's rendered rows, as xterm.js's DOM renderer shows them."""
     return term.locator(".xterm-rows").inner_text().replace("\xa0", " ")
@@ -298,7 +309,7 @@ def test_terminal_tab(lab: JupyterServer, page: Page) -> None:  # noqa: F811  (f
         open_panel(page)
         row = page.locator(f'.jp-PydockContainer[data-name="{name}"]')
         row.and_(page.locator('[data-state="running"]')).wait_for(timeout=30_000)
-        row.get_by_title("Exec", exact=True).click()
+        row_action(row, "Exec")
         term = page.locator(".jp-PydockTerminal")
         term.locator(".xterm-rows").wait_for(timeout=30_000)
         wait_screen(term, "# ")
@@ -397,7 +408,7 @@ def open_logs(browser: Page, name: str) -> Locator:
     open_panel(browser)
     row = browser.locator(f'.jp-PydockContainer[data-name="{name}"]')
     row.wait_for(timeout=30_000)
-    row.get_by_title("Logs", exact=True).click()
+    row_action(row, "Logs")
     logs = browser.locator(".jp-PydockLogs")
     logs.wait_for(timeout=30_000)
     return logs
