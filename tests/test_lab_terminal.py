@@ -387,6 +387,34 @@ def test_terminal_tab(lab: JupyterServer, page: Page) -> None:  # noqa: F811  (f
         lab.docker("rm", "-f", name)
 
 
+@pytest.mark.slow
+def test_terminal_ends_with_the_browser(lab: JupyterServer, page: Page) -> None:  # noqa: F811  (fixtures)
+    name = "lab-term-gone"
+    lab.docker("rm", "-f", name)
+    assert lab.docker("run", "-d", "--name", name, "busybox", "sleep", "1000").returncode == 0
+    try:
+        open_panel(page)
+        row = page.locator(f'.jp-PydockContainer[data-name="{name}"]')
+        row.and_(page.locator('[data-state="running"]')).wait_for(timeout=30_000)
+        row_action(row, "Exec")
+        term = page.locator(".jp-PydockTerminal")
+        wait_screen(term, "# ")
+        term.click()
+        type_line(page, "sleep 4343")
+        deadline = time.monotonic() + 20
+        while "sleep 4343" not in top_commands(lab, name):
+            assert time.monotonic() < deadline, top_commands(lab, name)
+            time.sleep(0.2)
+        [exec_id] = exec_ids(lab, name)
+        page.close()  # the browser goes away without closing the tab
+        deadline = time.monotonic() + 20
+        while exec_running(lab, exec_id) or top_commands(lab, name) != ["sleep 1000"]:
+            assert time.monotonic() < deadline, top_commands(lab, name)
+            time.sleep(0.2)
+    finally:
+        lab.docker("rm", "-f", name)
+
+
 def _stty_size(term: Locator) -> tuple[int, int]:
     """The `rows cols` line `clear; stty size` leaves at the top of the screen."""
     deadline = time.monotonic() + 10
