@@ -163,8 +163,12 @@ export class LogFollower {
   }
 }
 
-/** The engine behind `request` as a log source for container `id`. */
-export function engineSource(request: Requester, id: string): ILogSource {
+/**
+ * The engine behind `request` as a log source for container `id`; a stream
+ * from the start brings at most the last `tail` lines of what was logged
+ * before it (a resumed one, all since).
+ */
+export function engineSource(request: Requester, id: string, tail: number | 'all' = 'all'): ILogSource {
   const enc = encodeURIComponent;
   const checked = async (path: string, init: RequestInit): Promise<Response> => {
     const resp = await request(path, init);
@@ -181,7 +185,7 @@ export function engineSource(request: Requester, id: string): ILogSource {
   };
   return {
     async stream(since, onChunks, signal) {
-      const query = `follow=1&stdout=1&stderr=1&timestamps=1${since ? `&since=${since}` : ''}`;
+      const query = `follow=1&stdout=1&stderr=1&timestamps=1&${since ? `since=${since}` : `tail=${tail}`}`;
       const resp = await checked(`containers/${enc(id)}/logs?${query}`, { method: 'GET', signal });
       if (!resp.body) {
         return;

@@ -1,7 +1,8 @@
 /**
  * A container's log in a main-area tab: followed across restarts
  * (follower.ts), kept compactly (logstore.ts) and drawn virtually
- * (viewport.ts), so a log of a million lines scrolls like a short one.
+ * (viewport.ts), so a log of a million lines scrolls like a short one. Of
+ * what was logged before the tab opened, the last `MAX_HISTORY` lines load.
  *
  * The toolbar searches (every match highlighted, Enter and Shift+Enter step
  * through them), shows or hides timestamps, pauses and resumes following
@@ -18,6 +19,8 @@ import { decoderFor, errorMessage, Requester } from './model';
 import { isProportional, IWindow, MAX_SCROLL_HEIGHT, scrollTopFor, windowAt, windowFor } from './viewport';
 
 const SEARCH_DELAY = 150; // ms of typing before a search runs
+/** At most this many lines of what was logged before the tab opened are loaded (memory, transfer time). */
+export const MAX_HISTORY = 1_000_000;
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -37,6 +40,10 @@ export class LogView extends Widget {
   private spacer = el('div', 'jp-PydockLogs-spacer');
   private rows = el('div', 'jp-PydockLogs-rows');
   private statusNode = el('span', 'jp-PydockLogs-status');
+  private note = el('div', 'jp-PydockLogs-note', {
+    hidden: true,
+    textContent: `Earlier lines may not be shown: the view loads at most the last ${MAX_HISTORY.toLocaleString('en')} lines of the log. Download has the whole log.`
+  });
   private searchInput = el('input', 'jp-PydockLogs-search', {
     type: 'search',
     placeholder: 'Search',
@@ -67,15 +74,17 @@ export class LogView extends Widget {
   ) {
     super();
     this.addClass('jp-PydockLogs');
-    this.node.append(this.toolbar(), this.scroller);
+    this.node.append(this.toolbar(), this.note, this.scroller);
     this.scroller.append(this.spacer, this.rows);
     this.scroller.addEventListener('scroll', () => this.onScroll());
     this.scroller.addEventListener('wheel', e => this.onWheel(e), { passive: false });
     this.follower = new LogFollower(
-      engineSource(request, containerId),
+      engineSource(request, containerId, MAX_HISTORY),
       lines => {
         this.store.append(lines);
         this.onAppended(this.store.length - lines.length);
+        // as many lines as the first request may bring: earlier ones may not have come
+        this.note.hidden = this.store.length < MAX_HISTORY;
       },
       state => this.showState(state)
     );

@@ -152,16 +152,20 @@ describe('engineSource', () => {
         return new Response(new ReadableStream({ start: c => (events = c) }));
       }
       return Response.json({ message: 'page not found' }, { status: 404 });
-    }, 'c 1');
+    }, 'c 1', 5);
     const got: ILogChunk[] = [];
     const signal = new AbortController().signal;
+    await source.stream(null, c => got.push(...c), signal);
     await source.stream('12.5', c => got.push(...c), signal);
-    expect(got).toEqual([{ stream: 'stdout', text: `${ts(1)} hello\n` }]);
-    expect(paths[0]).toBe('containers/c%201/logs?follow=1&stdout=1&stderr=1&timestamps=1&since=12.5');
+    expect(got).toEqual([1, 2].map(() => ({ stream: 'stdout', text: `${ts(1)} hello\n` })));
+    expect(paths.splice(0, 2)).toEqual([
+      'containers/c%201/logs?follow=1&stdout=1&stderr=1&timestamps=1&tail=5',
+      'containers/c%201/logs?follow=1&stdout=1&stderr=1&timestamps=1&since=12.5'
+    ]);
     expect(await source.state(signal)).toBe('stopped');
     const { subscribed, next } = source.watch(signal);
     await subscribed;
-    const filters = JSON.parse(decodeURIComponent(paths[2].split('filters=')[1]));
+    const filters = JSON.parse(decodeURIComponent(paths[1].split('filters=')[1]));
     expect(filters).toEqual({ type: ['container'], container: ['c 1'], event: ['start', 'destroy'] });
     events.enqueue(new TextEncoder().encode('{"Type":"container","Action":"die"}\n{"Type":"container","Ac'));
     events.enqueue(new TextEncoder().encode('tion":"start"}\n'));
