@@ -27,7 +27,8 @@ from engine.hostpolicy import OPEN, HostPolicy, NoHostAccess
 from engine.rootless.paths import default_paths, rootless
 from engine.store.rootlock import DataRootInUse
 
-from . import kernelenv, webproxy
+from . import kernelenv, terminal, webproxy
+from .enginelink import EngineLink, InProcessLink, SocketLink
 from .userdaemon import DaemonStartError, ensure_user_daemon
 
 URL_PREFIX = "/pydock"
@@ -126,6 +127,7 @@ class PydockExtension(ExtensionApp):
     unavailable = ""  # why no engine is served, when the data root belongs to another engine
     engine_socket: kernelenv.EngineSocket | None = None
     exported: dict[str, str] = {}  # noqa: RUF012 - replaced, never mutated
+    terminals: set[terminal.TerminalSession] = set()  # noqa: RUF012 - replaced per instance in initialize_handlers
 
     def initialize_settings(self) -> None:
         self._serve()
@@ -168,7 +170,12 @@ class PydockExtension(ExtensionApp):
         if self.unavailable:
             self.handlers.append((URL_PREFIX + r"(/.*)", EngineUnavailable, {"reason": self.unavailable}))
             return
-        # container web apps, ahead of the API routes (in proxy mode those catch every path)
+        # the lab's container terminals and container web apps, ahead of the API routes (in proxy mode
+        # those catch every path)
+        link: EngineLink = InProcessLink(self.engine, self.host_policy()) if self.engine \
+            else SocketLink(self.daemon_socket, self.host_policy())
+        self.terminals = set()
+        self.handlers.append(terminal.terminal_route(URL_PREFIX, link, self.terminals))
         lookup = webproxy.engine_lookup(self.engine) if self.engine else webproxy.socket_lookup(self.daemon_socket)
         self.handlers.append(webproxy.proxy_route(URL_PREFIX, lookup))
         if self.engine is None:
@@ -186,6 +193,7 @@ class PydockExtension(ExtensionApp):
         return NoHostAccess(self.serverapp.root_dir, "this Jupyter server", "PydockExtension.allow_host_access")
 
     async def stop_extension(self) -> None:
+        await terminal.hang_up_all(self.terminals)  # their tabs cannot reach them any more
         kernelenv.unexport(self.exported)
         if self.engine_socket is not None:
             self.engine_socket.close()

@@ -158,7 +158,7 @@ def test_panel_shows_and_stops_a_container(lab: JupyterServer, page) -> None:  #
         row.get_by_title("Logs", exact=True).click()
         logs = page.locator(".jp-PydockLogs")
         logs.get_by_text("hello-from-e2e").wait_for(timeout=30_000)
-        assert logs.locator(".jp-PydockOutput-stderr", has_text="oops").count() == 1
+        assert logs.locator(".jp-PydockLogs-line.jp-mod-stderr", has_text="oops").count() == 1
 
         row.get_by_title("Stop", exact=True).click()
         row.and_(page.locator('[data-state="exited"]')).wait_for(timeout=30_000)
@@ -167,7 +167,7 @@ def test_panel_shows_and_stops_a_container(lab: JupyterServer, page) -> None:  #
         assert st["ExitCode"] == 0  # stopped by SIGTERM through the trap, not killed
         # The live log tab saw the container's last words and the stream's end.
         logs.get_by_text("bye").wait_for(timeout=10_000)
-        logs.get_by_text("log stream ended").wait_for(timeout=10_000)
+        logs.get_by_text("waiting for it to start again").wait_for(timeout=10_000)
         row.get_by_title("Start", exact=True).wait_for()
         assert row.get_by_title("Exec", exact=True).count() == 0  # only a running container takes commands
         screenshot(page, "labextension.png")
@@ -232,29 +232,6 @@ def test_failed_pull_shows_the_engine_error(lab: JupyterServer, page) -> None:  
     assert expected and expected in failed.inner_text()
     failed.get_by_title("Dismiss", exact=True).click()
     failed.wait_for(state="detached")
-
-
-@pytest.mark.slow
-def test_exec_session_runs_commands(lab: JupyterServer, page) -> None:  # type: ignore[no-untyped-def]
-    name = "lab-e2e-exec"
-    assert lab.docker("run", "-d", "--name", name, "busybox", "sleep", "1000").returncode == 0
-    try:
-        show_panel(page)
-        row = page.locator(f'.jp-PydockContainer[data-name="{name}"]')
-        row.and_(page.locator('[data-state="running"]')).wait_for(timeout=30_000)
-        row.get_by_title("Exec", exact=True).click()
-        session = page.locator(".jp-PydockExec")
-        command = session.get_by_label("Command")
-        command.fill("echo $((6 * 7)) > /tmp/answer; cat /tmp/answer; echo to-stderr >&2; exit 3")
-        command.press("Enter")
-        session.get_by_text("exit code 3").wait_for(timeout=30_000)
-        assert session.locator(".jp-PydockOutput-stdout", has_text="42").count() == 1
-        assert session.locator(".jp-PydockOutput-stderr", has_text="to-stderr").count() == 1
-        # The command really ran inside the container.
-        assert lab.docker("exec", name, "cat", "/tmp/answer").stdout == "42\n"
-        screenshot(page, "labextension-exec.png")
-    finally:
-        lab.docker("rm", "-f", name)
 
 
 def container_requests(page) -> list[str]:  # type: ignore[no-untyped-def]

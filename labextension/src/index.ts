@@ -15,10 +15,13 @@ import {
 import { jupyterRequester } from './api';
 import { confirm, mainAreaActions } from './appactions';
 import { containerName, imageTags } from './format';
+import { Widget } from '@lumino/widgets';
+
 import { containerIcon } from './icons';
-import { ExecView, LogView } from './logs';
+import { createLogTab } from './logview';
 import { DockerModel, errorMessage, IContainer, IImage } from './model';
 import { ContainersPanel, IPanelActions } from './panel';
+import { createTerminalTab } from './terminal';
 
 namespace CommandIDs {
   export const openPanel = 'pydock:open-panel';
@@ -43,27 +46,25 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null
   ) => {
-    const model = new DockerModel(jupyterRequester(app.serviceManager.serverSettings));
-    const tabs = new WidgetTracker<MainAreaWidget<LogView | ExecView>>({ namespace: 'pydock-tabs' });
+    const requester = jupyterRequester(app.serviceManager.serverSettings);
+    const model = new DockerModel(requester);
+    const tabs = new WidgetTracker<MainAreaWidget<Widget>>({ namespace: 'pydock-tabs' });
     const kinds = {
-      logs: { View: LogView, label: 'Logs' },
-      exec: { View: ExecView, label: 'Exec' }
+      logs: (id: string, name: string): MainAreaWidget<Widget> => createLogTab(requester, id, name),
+      exec: (id: string, name: string, cmd?: string): MainAreaWidget<Widget> =>
+        createTerminalTab({ container: id, cmd, settings: app.serviceManager.serverSettings }, `Terminal: ${name}`)
     };
 
     /** One tab per container and kind: opening it again brings the existing one forward. */
-    const openTab = (kind: keyof typeof kinds, id: string, name: string): void => {
+    const openTab = (kind: keyof typeof kinds, id: string, name: string, cmd?: string): void => {
       const widgetId = `pydock-${kind}-${id}`;
       const existing = tabs.find(w => w.id === widgetId);
       if (existing) {
         shell.activateById(existing.id);
         return;
       }
-      const { View, label } = kinds[kind];
-      const widget = new MainAreaWidget({ content: new View(model, id) });
+      const widget = kinds[kind](id, name, cmd);
       widget.id = widgetId;
-      widget.title.label = `${label}: ${name}`;
-      widget.title.icon = containerIcon;
-      widget.title.closable = true;
       void tabs.add(widget);
       shell.add(widget, 'main');
       shell.activateById(widget.id);
@@ -139,8 +140,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       execute: args => openTab('logs', args.id as string, (args.name as string) ?? (args.id as string))
     });
     app.commands.addCommand(CommandIDs.openExec, {
-      label: args => (args.name ? `Run Commands in ${args.name}` : 'Run Commands in Container'),
-      execute: args => openTab('exec', args.id as string, (args.name as string) ?? (args.id as string))
+      label: args => (args.name ? `Open a Terminal in ${args.name}` : 'Open a Terminal in a Container'),
+      execute: args =>
+        openTab('exec', args.id as string, (args.name as string) ?? (args.id as string), args.cmd as string | undefined)
     });
 
     for (const command of [CommandIDs.openPanel, CommandIDs.refresh, CommandIDs.pullImage]) {

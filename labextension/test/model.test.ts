@@ -303,43 +303,6 @@ describe('DockerModel', () => {
     model.dismissPull(model.pulls[0]);
     expect(model.pulls).toEqual([]);
   });
-
-  it('runs an exec: create, start with the demuxed output, then its exit code', async () => {
-    const calls: { path: string; body: unknown }[] = [];
-    const model = new DockerModel(async (path, init = {}) => {
-      calls.push({ path, body: init.body ? JSON.parse(init.body as string) : null });
-      if (path === 'containers/c1/exec') {
-        return Response.json({ Id: 'e1' }, { status: 201 });
-      }
-      if (path === 'exec/e1/start') {
-        const bytes = new Uint8Array([...frame(1, '42\n'), ...frame(2, 'warn\n')]);
-        return new Response(bytes, { headers: { 'Content-Type': 'application/vnd.docker.multiplexed-stream' } });
-      }
-      return Response.json({ ExitCode: 3 });
-    });
-    const got: ILogChunk[] = [];
-    const code = await model.exec('c1', ['sh', '-c', 'echo 42'], c => got.push(c), new AbortController().signal);
-    expect(code).toBe(3);
-    expect(joined(got)).toBe('stdout:42\n|stderr:warn\n');
-    expect(calls.map(c => c.path)).toEqual(['containers/c1/exec', 'exec/e1/start', 'exec/e1/json']);
-    expect(calls[0].body).toEqual({ AttachStdout: true, AttachStderr: true, Tty: false, Cmd: ['sh', '-c', 'echo 42'] });
-    expect(calls[1].body).toEqual({ Detach: false, Tty: false });
-  });
-
-  it('streams and demuxes logs', async () => {
-    const body = new LiveBody();
-    const model = new DockerModel(async () =>
-      new Response(body.stream, { headers: { 'Content-Type': 'application/vnd.docker.multiplexed-stream' } })
-    );
-    const got: ILogChunk[] = [];
-    const done = model.followLogs('c', c => got.push(c), new AbortController().signal);
-    const bytes = new Uint8Array([...frame(1, 'hi\n'), ...frame(2, 'bad\n')]);
-    body.sendBytes(bytes.slice(0, 5));
-    body.sendBytes(bytes.slice(5));
-    body.close();
-    await done;
-    expect(joined(got)).toBe('stdout:hi\n|stderr:bad\n');
-  });
 });
 
 describe('format', () => {
