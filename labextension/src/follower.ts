@@ -11,7 +11,7 @@
  * start between the two is seen either way.
  */
 import { ILogLine, LineSplitter, sinceAfter } from './logstore';
-import { decoderFor, EngineError, errorMessage, ILogChunk, Requester } from './model';
+import { decoderFor, EngineError, engineError, errorMessage, ILogChunk, Requester } from './model';
 
 export type FollowState =
   | { kind: 'following' }
@@ -173,13 +173,7 @@ export function engineSource(request: Requester, id: string, tail: number | 'all
   const checked = async (path: string, init: RequestInit): Promise<Response> => {
     const resp = await request(path, init);
     if (!resp.ok) {
-      let message = `${resp.status} ${resp.statusText}`;
-      try {
-        message = ((await resp.json()) as { message?: string }).message ?? message;
-      } catch {
-        // not a Docker-shaped body
-      }
-      throw new EngineError(resp.status, message);
+      throw await engineError(resp);
     }
     return resp;
   };

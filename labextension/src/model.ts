@@ -550,15 +550,20 @@ export async function checkedRequest(
 ): Promise<Response> {
   const resp = await sendRetrying(request, path, init, options.repeatable ?? SAFE_METHODS.has(init.method ?? 'GET'));
   if (!resp.ok && !(resp.status === 304 && options.notModifiedIsDone)) {
-    let message = `${resp.status} ${resp.statusText}`;
-    try {
-      message = ((await resp.json()) as { message?: string }).message ?? message;
-    } catch {
-      // Not a Docker-shaped body (e.g. Jupyter's own 403 page): keep the status line.
-    }
-    throw new EngineError(resp.status, message);
+    throw await engineError(resp);
   }
   return resp;
+}
+
+/** The `EngineError` of a refused response: Docker's `message`, else the status line. */
+export async function engineError(resp: Response): Promise<EngineError> {
+  let message = `${resp.status} ${resp.statusText}`;
+  try {
+    message = ((await resp.json()) as { message?: string }).message ?? message;
+  } catch {
+    // Not a Docker-shaped body (e.g. Jupyter's own 403 page): keep the status line.
+  }
+  return new EngineError(resp.status, message);
 }
 
 export function enc(s: string): string {
