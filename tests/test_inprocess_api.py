@@ -14,6 +14,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -290,6 +291,25 @@ class InProcessApi(AsyncHTTPTestCase):
         code, pruned = self.call("POST", "/v1.41/containers/prune")
         assert code == 200 and pruned["ContainersDeleted"] == [cid]
         assert self.call("GET", f"/v1.41/containers/{cid}/json")[0] == 404
+
+    def test_an_exit_after_close_is_left_to_the_next_daemons_recovery(self) -> None:
+        """Once the engine closes, an exit is not applied halfway while the store and network close: the
+        record stays running, and the next engine's recovery records the exit the monitor kept."""
+        cid = self._container(["sleep", "30"])
+        assert self.call("POST", f"/v1.41/containers/{cid}/start")[0] == 204
+        runtime = self.engine.runtime
+        self.engine.containers.close()
+        runtime.kill(cid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while runtime.read_exit(cid) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # time enough for the watcher to apply the exit, were it still doing so
+        assert self.engine.containers.get(cid).state.running
+        self.engine.close()
+        self.engine = Engine(self.engine.cfg, runtime=runtime, rootfs=CopiedRootFS(), network_driver=self.net)
+        self.engine.start()
+        state = self.engine.containers.get(cid).state
+        assert (state.running, state.exit_code) == (False, 137)
 
     # ---- networking on the in-memory driver -----------------------------------
     def _run(self, name: str, body: dict[str, Any]) -> str:

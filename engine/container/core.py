@@ -77,6 +77,8 @@ class ContainerCore:
         self._removed: set[ContainerID] = set()
         self._pending: dict[str, list[Attachment]] = {}
         self._cancelled_restart: set[ContainerID] = set()
+        self._closing = False   # set by close: exits seen from then on are the next daemon's to apply
+        self._handling = 0      # exits being applied now, which close waits for
         self.network = network
         self.volumes = volumes
         self._run_probe = run_probe

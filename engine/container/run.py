@@ -7,6 +7,7 @@ auto-remove container as an exit would.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal as _signal
@@ -26,6 +27,9 @@ from engine.runtime.runc import UnusableCommand, crash_point
 from engine.runtime.spec import SpecOptions, build_spec, container_env
 from engine.timeutil import rfc3339_ns
 from engine.types.container import HostConfig
+
+log = logging.getLogger(__name__)
+EXIT_GRACE = 10.0  # seconds close waits for exits being applied (each a few runtime and store calls)
 
 
 def _start_exit_code(e: BaseException) -> int:
@@ -167,6 +171,33 @@ class Running(Creating, HealthChecking):
         self._on_exit(cid, result)
 
     def _on_exit(self, cid: ContainerID, result: dict[str, Any]) -> None:
+        with self._cond:
+            if self._closing:
+                return  # the container outlives this daemon; the next one's recovery reads its exit.json
+            self._handling += 1
+        try:
+            self._apply_exit(cid, result)
+        finally:
+            with self._cond:
+                self._handling -= 1
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        """Stop applying exits, wait for those under way, then stop the probes.
+
+        The network, runtime and store close right after this: an exit applied
+        halfway then would leave a record that says running with its network
+        and mount gone. Containers outlive the daemon, so an exit seen from now
+        on is left to the next daemon's recovery, which reads the monitor's
+        exit.json, and a pending restart to its restart policy.
+        """
+        with self._cond:
+            self._closing = True
+            if not self._cond.wait_for(lambda: not self._handling, EXIT_GRACE):
+                log.warning("%d container exits still being applied after %.0f s", self._handling, EXIT_GRACE)
+        super().close()
+
+    def _apply_exit(self, cid: ContainerID, result: dict[str, Any]) -> None:
         with self._lock(cid):
             c = self.store.find(cid)
             if c is None:
@@ -203,6 +234,8 @@ class Running(Creating, HealthChecking):
         return c.host_config.restart_policy.should_restart(code, c.restart_count)
 
     def _auto_restart(self, cid: ContainerID) -> None:
+        if self._closing:
+            return  # still `restarting` in the store: the next daemon's recovery restarts it
         with self._lock(cid):
             c = self.store.find(cid)
             if c is None:
