@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -300,21 +301,30 @@ def type_line(browser: Page, line: str) -> None:
     browser.keyboard.press("Enter")
 
 
-@pytest.mark.slow
-def test_terminal_tab(lab: JupyterServer, page: Page) -> None:  # noqa: F811  (fixtures)
-    name = "lab-term-e2e"
-    lab.docker("rm", "-f", name)
-    assert lab.docker("run", "-d", "--name", name, "busybox", "sleep", "1000").returncode == 0
+@contextmanager
+def exec_terminal(server: JupyterServer, browser: Page, name: str) -> Iterator[Locator]:
+    """A running busybox container `name`, the panel's Exec on its row, and the terminal tab at its
+    shell's prompt, focused; the container is removed after."""
+    server.docker("rm", "-f", name)
+    assert server.docker("run", "-d", "--name", name, "busybox", "sleep", "1000").returncode == 0
     try:
-        open_panel(page)
-        row = page.locator(f'.jp-PydockContainer[data-name="{name}"]')
-        row.and_(page.locator('[data-state="running"]')).wait_for(timeout=30_000)
+        open_panel(browser)
+        row = browser.locator(f'.jp-PydockContainer[data-name="{name}"]')
+        row.and_(browser.locator('[data-state="running"]')).wait_for(timeout=30_000)
         row_action(row, "Exec")
-        term = page.locator(".jp-PydockTerminal")
+        term = browser.locator(".jp-PydockTerminal")
         term.locator(".xterm-rows").wait_for(timeout=30_000)
         wait_screen(term, "# ")
         term.click()
+        yield term
+    finally:
+        server.docker("rm", "-f", name)
 
+
+@pytest.mark.slow
+def test_terminal_tab(lab: JupyterServer, page: Page) -> None:  # noqa: F811  (fixtures)
+    name = "lab-term-e2e"
+    with exec_terminal(lab, page, name) as term:
         # a full-screen program, drawn with the escape codes xterm.js interprets, ended with Ctrl-C
         type_line(page, "top")
         wait_screen(term, "Mem:")
@@ -383,23 +393,12 @@ def test_terminal_tab(lab: JupyterServer, page: Page) -> None:  # noqa: F811  (f
             assert time.monotonic() < deadline, top_commands(lab, name)
             time.sleep(0.2)
         assert top_commands(lab, name) == ["sleep 1000"]
-    finally:
-        lab.docker("rm", "-f", name)
 
 
 @pytest.mark.slow
 def test_terminal_ends_with_the_browser(lab: JupyterServer, page: Page) -> None:  # noqa: F811  (fixtures)
     name = "lab-term-gone"
-    lab.docker("rm", "-f", name)
-    assert lab.docker("run", "-d", "--name", name, "busybox", "sleep", "1000").returncode == 0
-    try:
-        open_panel(page)
-        row = page.locator(f'.jp-PydockContainer[data-name="{name}"]')
-        row.and_(page.locator('[data-state="running"]')).wait_for(timeout=30_000)
-        row_action(row, "Exec")
-        term = page.locator(".jp-PydockTerminal")
-        wait_screen(term, "# ")
-        term.click()
+    with exec_terminal(lab, page, name):
         type_line(page, "sleep 4343")
         deadline = time.monotonic() + 20
         while "sleep 4343" not in top_commands(lab, name):
@@ -411,8 +410,6 @@ def test_terminal_ends_with_the_browser(lab: JupyterServer, page: Page) -> None:
         while exec_running(lab, exec_id) or top_commands(lab, name) != ["sleep 1000"]:
             assert time.monotonic() < deadline, top_commands(lab, name)
             time.sleep(0.2)
-    finally:
-        lab.docker("rm", "-f", name)
 
 
 def _stty_size(term: Locator) -> tuple[int, int]:

@@ -27,15 +27,14 @@ export function windowFor(
 ): IWindow {
   const full = total * rowHeight;
   const spacer = Math.min(full, maxHeight);
-  const visible = Math.ceil(viewHeight / rowHeight) + 1;
+  const visible = visibleRows(viewHeight, rowHeight);
   if (full <= maxHeight) {
     const first = Math.max(0, Math.min(Math.floor(scrollTop / rowHeight), total - 1));
     return { spacer, first, count: Math.max(0, Math.min(visible, total - first)), offset: first * rowHeight };
   }
-  const range = Math.max(1, spacer - viewHeight);
-  const fraction = Math.min(1, Math.max(0, scrollTop / range));
+  const fraction = Math.min(1, Math.max(0, scrollTop / Math.max(1, spacer - viewHeight)));
   const first = Math.round(fraction * Math.max(0, total - visible + 1));
-  return { spacer, first, count: Math.min(visible, total - first), offset: Math.min(scrollTop, range) };
+  return windowAt(first, scrollTop, viewHeight, rowHeight, total, maxHeight);
 }
 
 /**
@@ -52,9 +51,14 @@ export function windowAt(
   maxHeight = MAX_SCROLL_HEIGHT
 ): IWindow {
   const spacer = Math.min(total * rowHeight, maxHeight);
-  const visible = Math.ceil(viewHeight / rowHeight) + 1;
+  const visible = visibleRows(viewHeight, rowHeight);
   const top = Math.max(0, Math.min(first, total - visible + 1));
   return { spacer, first: top, count: Math.min(visible, total - top), offset: Math.min(scrollTop, Math.max(0, spacer - viewHeight)) };
+}
+
+/** Rows a view of `viewHeight` can show at once, one more for the partly shown row at each scroll step. */
+function visibleRows(viewHeight: number, rowHeight: number): number {
+  return Math.ceil(viewHeight / rowHeight) + 1;
 }
 
 /** Whether the view maps scroll pixels onto rows proportionally (too many rows for one pixel each). */
@@ -75,7 +79,7 @@ export function scrollTopFor(
   if (full <= maxHeight) {
     return target * rowHeight;
   }
-  const visible = Math.ceil(viewHeight / rowHeight) + 1;
+  const visible = visibleRows(viewHeight, rowHeight);
   const range = Math.max(1, Math.min(full, maxHeight) - viewHeight);
   return Math.round((Math.min(target, total - visible + 1) / Math.max(1, total - visible + 1)) * range);
 }
