@@ -440,6 +440,31 @@ def test_build_push_and_pull_by_another_user(users: dict[str, User], tmp_path_fa
             user.docker("rmi", "-f", ref)
 
 
+def test_commit_save_load_and_export_keep_owners(users: dict[str, User]) -> None:
+    """A commit of files other users own, saved by one user and loaded by another; export shows the
+    container's owners too, not the subordinate IDs they have on the host."""
+    alice, bob = users["alice"], users["bob"]
+    archive = os.path.join(bob.pw.pw_dir, "own.tar")
+    try:
+        alice.docker("run", "--name", "owner", "busybox", "sh", "-c",
+                     "mkdir /d && echo x > /d/f && chown -R 1234:2345 /d", check=True)
+        alice.docker("commit", "owner", "rl/owned:1", check=True)
+        alice.docker("export", "-o", "exported.tar", "owner", check=True)
+        alice.docker("save", "-o", "own.tar", "rl/owned:1", check=True)
+        shutil.copy(os.path.join(alice.pw.pw_dir, "own.tar"), archive)
+        os.chown(archive, bob.uid, bob.pw.pw_gid)
+        assert "rl/owned:1" in bob.docker("load", "-i", archive, check=True).stdout
+        out = bob.docker("run", "--rm", "rl/owned:1", "stat", "-c", "%u:%g", "/d", "/d/f", check=True).stdout
+        assert out.split() == ["1234:2345", "1234:2345"]
+        listing = subprocess.run(["tar", "--numeric-owner", "-tvf", os.path.join(alice.pw.pw_dir, "exported.tar"),
+                                  "d/f"], capture_output=True, text=True, check=False).stdout
+        assert "1234/2345" in listing, listing
+    finally:
+        alice.docker("rm", "-f", "owner")
+        for user in (alice, bob):
+            user.docker("rmi", "-f", "rl/owned:1")
+
+
 def test_containers_survive_daemon_restart(users: dict[str, User]) -> None:
     alice = users["alice"]
     cid = alice.docker("run", "-d", "--restart", "always", "busybox", "sh", "-c", "echo up; exec sleep 300",
