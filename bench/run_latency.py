@@ -17,6 +17,14 @@ on a user-defined bridge network (plus its embedded DNS), so the price of
 networking shows as the difference between the rows. dockerd runs two ways,
 `dockerd` on its default bridge and `dk-none` with `--network none`.
 
+Two more rows measure the floor under any engine the docker CLI drives:
+`cli`, the CLI's own cost for one request (`docker version` against
+pydockd), and `runc-3`, the same container as `runc-sc` run by three runc
+calls, `create`, `start` and `delete`, as a monitor that holds the
+container's stdio between create and start (pydock's, containerd's shim,
+conmon) must call runc. Their sum is printed as `floor`, with its ratio to
+`runc`: the best `pydockd/runc` that a CLI-driven run could show.
+
 With `--rootless-user USER` two more rows run as that user, interleaved with
 the others: `rl-pydockd`, the user's own (rootless) pydockd on its default
 bridge, against `rl-runc`, bare rootless `runc run` of the same rootfs (a
@@ -87,8 +95,12 @@ def report(samples: dict[str, list[float]]) -> None:
     medians = {name: statistics.median(values) for name, values in samples.items()}
     for name, med in medians.items():
         print(f"{name:10s} median {med * 1000:8.1f} ms  over {len(samples[name])} runs")
+    if "cli" in medians and "runc-3" in medians:
+        floor = medians["cli"] + medians["runc-3"]
+        print(f"{'floor':10s} median {floor * 1000:8.1f} ms  (cli + runc-3)")
+        medians["floor"] = floor
     pairs = [(name, "rl-runc" if name.startswith("rl-") else "runc") for name in medians
-             if name != "runc-sc"]  # rootless vs rootless
+             if name not in ("runc-sc", "runc-3", "cli")]  # rootless vs rootless
     pairs += [("pydockd", "runc-sc"), ("pd-none", "runc-sc"), ("pydockd", "dockerd"), ("pd-none", "dk-none")]
     for name, base in pairs:
         if name != base and name in medians and base in medians:
@@ -106,6 +118,28 @@ def runc_contender(root: str, rootfs_tar: str, stack: ExitStack, seccomp: bool =
                    check=False, capture_output=True)
     argv = [RUNC, "--root", runc_root, "run", "--bundle", bundle, runc_id]
     return lambda: timed(argv)
+
+
+def runc_split_contender(root: str, rootfs_tar: str, stack: ExitStack) -> Callable[[], float]:
+    """`runc create`, `runc start`, then `runc delete --force` (which waits for `true` to be gone) of the
+    seccomp bundle: the runc calls of a monitor that holds stdio between create and start."""
+    bundle = os.path.join(root, "bundle-seccomp")
+    if not os.path.isdir(bundle):
+        make_runc_bundle(bundle, rootfs_tar, seccomp=True)
+    runc_root = os.path.join(root, "runc")
+    runc_id = f"pydock-bench-{os.getpid()}-3"
+    stack.callback(subprocess.run, [RUNC, "--root", runc_root, "delete", "--force", runc_id],
+                   check=False, capture_output=True)
+    calls = [[RUNC, "--root", runc_root, "create", "--bundle", bundle, runc_id],
+             [RUNC, "--root", runc_root, "start", runc_id],
+             [RUNC, "--root", runc_root, "delete", "--force", runc_id]]
+    def once() -> float:
+        t0 = time.perf_counter()
+        for argv in calls:  # the container's init keeps create's stdio: nothing may wait for its EOF
+            subprocess.run(argv, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=120)
+        return time.perf_counter() - t0
+    return once
 
 
 def docker_contender(env: dict[str, str], image: str, network: str = "") -> Callable[[], float]:
@@ -180,9 +214,11 @@ def run(runs: int, warmup: int, with_dockerd: bool, rootless: RootlessUser | Non
     with ExitStack() as stack:
         root, rootfs_tar, config_dir = scratch(stack)
         contenders = {"runc": runc_contender(root, rootfs_tar, stack),
-                      "runc-sc": runc_contender(root, rootfs_tar, stack, seccomp=True)}
+                      "runc-sc": runc_contender(root, rootfs_tar, stack, seccomp=True),
+                      "runc-3": runc_split_contender(root, rootfs_tar, stack)}
         envs = dockerd.daemons(stack, root, rootfs_tar, config_dir, with_dockerd)
         env = envs["pydockd"]
+        contenders["cli"] = lambda: timed([DOCKER, "version"], env)
         contenders["pydockd"] = docker_contender(env, "busybox:latest")
         contenders["pd-none"] = docker_contender(env, "busybox:latest", "none")
         docker(env, "network", "create", "pydock-bench")
