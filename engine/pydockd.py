@@ -18,6 +18,7 @@ import tornado.netutil
 from engine.api import make_app
 from engine.config import EngineConfig
 from engine.engine import Engine
+from engine.linux import overlay
 from engine.rootless import cgroups, holder
 from engine.rootless.paths import ROOT_PATHS, UnsafeDirectory, default_paths, ensure_private_dir, rootless
 from engine.store.rootlock import DataRootInUse
@@ -32,7 +33,7 @@ DEFAULT_CONFIG_FILE = ROOT_PATHS.config_file
 # daemon.json keys (dockerd's names) -> argparse destinations
 CONFIG_KEYS = {"data-root": "data_root", "exec-root": "exec_root", "log-level": "log_level",
                "insecure-registries": "insecure_registry", "registry-mirrors": "registry_mirror",
-               "certs-dir": "certs_dir", "bip": "bip"}
+               "certs-dir": "certs_dir", "bip": "bip", "storage-driver": "storage_driver"}
 
 
 def _parser(suppress: bool = False) -> argparse.ArgumentParser:
@@ -60,6 +61,9 @@ def _parser(suppress: bool = False) -> argparse.ArgumentParser:
                    help="registry TLS trust: DIR/<host:port>/*.crt CAs, *.cert/*.key client certificates")
     p.add_argument("--bip", default=default(""), metavar="CIDR",
                    help="address and prefix of the default bridge network, e.g. 172.29.0.1/16")
+    p.add_argument("--storage-driver", default=default(""), choices=overlay.DRIVERS,
+                   help="how layers are stacked: overlay2 (the kernel's overlayfs) or fuse-overlayfs; by default "
+                        "overlay2 where the kernel mounts it (rootless: in a user namespace), else fuse-overlayfs")
     return p
 
 
@@ -143,7 +147,13 @@ def enter_rootless(args: argparse.Namespace) -> tuple[holder.Namespaces, cgroups
 
 async def serve(args: argparse.Namespace,
                 rootless_mode: tuple[holder.Namespaces, cgroups.CgroupAccess] | None = None) -> None:
-    cfg = EngineConfig(data_root=args.data_root, exec_root=args.exec_root,
+    os.makedirs(args.data_root, mode=0o710, exist_ok=True)
+    try:
+        driver = overlay.choose(args.storage_driver, args.data_root)
+    except overlay.StorageError as e:
+        raise SystemExit(f"pydockd: storage driver: {e}") from None
+    log.info("storage driver %s", driver)
+    cfg = EngineConfig(data_root=args.data_root, exec_root=args.exec_root, storage_driver=driver,
                        insecure_registries=tuple(args.insecure_registry),
                        registry_mirrors=tuple(args.registry_mirror), certs_dir=args.certs_dir, bip=args.bip)
     if rootless_mode is not None:
