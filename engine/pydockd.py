@@ -33,7 +33,8 @@ DEFAULT_CONFIG_FILE = ROOT_PATHS.config_file
 # daemon.json keys (dockerd's names) -> argparse destinations
 CONFIG_KEYS = {"data-root": "data_root", "exec-root": "exec_root", "log-level": "log_level",
                "insecure-registries": "insecure_registry", "registry-mirrors": "registry_mirror",
-               "certs-dir": "certs_dir", "bip": "bip", "storage-driver": "storage_driver"}
+               "certs-dir": "certs_dir", "bip": "bip", "storage-driver": "storage_driver",
+               "rootless-network": "rootless_network"}
 
 
 def _parser(suppress: bool = False) -> argparse.ArgumentParser:
@@ -64,6 +65,8 @@ def _parser(suppress: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--storage-driver", default=default(""), choices=overlay.DRIVERS,
                    help="how layers are stacked: overlay2 (the kernel's overlayfs) or fuse-overlayfs; by default "
                         "overlay2 where the kernel mounts it (rootless: in a user namespace), else fuse-overlayfs")
+    p.add_argument("--rootless-network", default=default(holder.SLIRP), choices=holder.RELAYS,
+                   help="rootless mode: what relays containers' outbound traffic, slirp4netns (default) or pasta")
     return p
 
 
@@ -107,6 +110,8 @@ def _apply_config_file(args: argparse.Namespace, explicit: dict[str, object]) ->
         raise fail(f"the following directives are specified both as a flag and in the configuration file: "
                    f"{', '.join(both)}")
     for key, value in data.items():
+        if key == "rootless-network" and value not in holder.RELAYS:
+            raise fail(f"rootless-network must be one of {', '.join(holder.RELAYS)}")
         if key in ("insecure-registries", "registry-mirrors"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise fail(f"{key} must be a list of strings")
@@ -136,7 +141,7 @@ def enter_rootless(args: argparse.Namespace) -> tuple[holder.Namespaces, cgroups
                for p in (args.exec_root, os.path.dirname(args.host[len("unix://"):]))):
             ensure_private_dir(fallback, uid)
         os.makedirs(args.exec_root, mode=0o700, exist_ok=True)
-        ns = holder.enter(args.exec_root, pwd.getpwuid(uid).pw_name)
+        ns = holder.enter(args.exec_root, pwd.getpwuid(uid).pw_name, args.rootless_network)
     except (UnsafeDirectory, holder.RootlessSetupError) as e:
         raise SystemExit(f"pydockd: rootless mode: {e}") from None
     for warning in ns.warnings:
