@@ -164,11 +164,12 @@ def _distributions(names: list[str]) -> list[importlib.metadata.Distribution]:
     return list(found.values())
 
 
-def _readable_environment(root: Path) -> None:
-    """The engine's and Jupyter server's packages and the project's own sources, where the test users can read
-    them (root's interpreter and checkout may be root-only); the system Python of the same version runs them."""
+def _readable_environment(root: Path, distributions: list[str] = DISTRIBUTIONS) -> None:
+    """The engine's and Jupyter server's packages (or `distributions`) and the project's own sources, where the
+    test users can read them (root's interpreter and checkout may be root-only); the system Python of the same
+    version runs them."""
     site = root / "site"
-    for dist in _distributions(DISTRIBUTIONS):
+    for dist in _distributions(distributions):
         base = Path(str(dist.locate_file("")))
         for top in {f.parts[0] for f in dist.files or [] if f.parts[0] not in ("..", "__pycache__")}:
             source = base / top
