@@ -201,8 +201,8 @@ def rootless_contenders(user: RootlessUser, rootfs_tar: str, stack: ExitStack) -
 
 
 def stop_holder(exec_root: str) -> None:
-    """End the namespace holder and slirp4netns a rootless daemon leaves for its successor (none will come)."""
-    for name in ("slirp4netns.pid", "holder.pid"):
+    """End the namespace holder and network relay a rootless daemon leaves for its successor (none will come)."""
+    for name in ("slirp4netns.pid", "pasta.pid", "holder.pid"):
         try:
             with open(os.path.join(exec_root, name)) as f:
                 os.kill(int(f.read().strip()), signal.SIGKILL)

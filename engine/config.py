@@ -28,6 +28,9 @@ class EngineConfig:
     cgroup_limits_reason: str = ""
     # rootless mode: the daemon is root only inside a user namespace of an unprivileged user (engine/rootless)
     rootless: bool = False
+    # how layers are stacked into root filesystems: "overlay2" (kernel overlayfs) or "fuse-overlayfs"
+    # (engine/linux/overlay.py; pydockd chooses at start)
+    storage_driver: str = "overlay2"
     # the network namespace that holds the bridges (rootless: the namespace holder's); "" is the daemon's own
     engine_netns: str = ""
     # what setting the daemon up found wrong but could live with (shown by `docker info`)

@@ -29,6 +29,7 @@ from engine.image.layers import LayerStore
 from engine.image.service import ImageService
 from engine.image.store import ImageStore
 from engine.linux.mounts import is_mountpoint
+from engine.linux.overlay import for_driver
 from engine.network.bridge import BridgeDriver
 from engine.network.driver import NetworkDriver
 from engine.network.service import NetworkService
@@ -57,7 +58,7 @@ class Engine:
         """
         self.root_lock = DataRootLock(cfg.data_root, program)
         try:
-            self._build(cfg, runtime or Runtime(cfg), rootfs or OverlayRootFS(),
+            self._build(cfg, runtime or Runtime(cfg), rootfs or OverlayRootFS(for_driver(cfg.storage_driver)),
                         network_driver or BridgeDriver(cfg.data_root, cfg.engine_netns))
         except BaseException:
             self.root_lock.release()
@@ -77,7 +78,8 @@ class Engine:
         self.images = ImageService(ImageStore(self.meta), self.blobs, self.layers, self.events, cfg.tmp_dir,
                                    lambda image_id: self.containers.image_usage(image_id))
         self.image_archive = ImageArchive(self.images, self.layers, self.blobs, self.events, cfg.tmp_dir)
-        self.volumes = VolumeService(cfg, self.meta, self.events, lambda: self.containers.all_records())
+        overlay = for_driver(cfg.storage_driver)
+        self.volumes = VolumeService(cfg, self.meta, self.events, lambda: self.containers.all_records(), overlay)
         self.distribution = DistributionService(cfg, BlobLocations(self.meta), self.blobs, self.layers, self.images,
                                                 self.events)
         self.runtime = runtime
@@ -94,7 +96,7 @@ class Engine:
         self.execs = ExecService(self.containers, self.runtime, self.events)
         self.archive = ArchiveService(cfg, self.containers, self.images, self.layers)
         self.builder = BuilderService(cfg, BuildCache(self.meta, self.images.exists), self.images, self.layers,
-                                      self.containers, self._pull_for_build)
+                                      self.containers, self._pull_for_build, overlay)
 
     def _pull_for_build(self, ref: str, platform: str, cancel: threading.Event) -> Iterator[dict[str, Any]]:
         """FROM of an image that is not local (or `--pull`): an anonymous registry pull."""

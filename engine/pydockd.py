@@ -18,6 +18,7 @@ import tornado.netutil
 from engine.api import make_app
 from engine.config import EngineConfig
 from engine.engine import Engine
+from engine.linux import overlay
 from engine.rootless import cgroups, holder
 from engine.rootless.paths import ROOT_PATHS, UnsafeDirectory, default_paths, ensure_private_dir, rootless
 from engine.store.rootlock import DataRootInUse
@@ -32,7 +33,8 @@ DEFAULT_CONFIG_FILE = ROOT_PATHS.config_file
 # daemon.json keys (dockerd's names) -> argparse destinations
 CONFIG_KEYS = {"data-root": "data_root", "exec-root": "exec_root", "log-level": "log_level",
                "insecure-registries": "insecure_registry", "registry-mirrors": "registry_mirror",
-               "certs-dir": "certs_dir", "bip": "bip"}
+               "certs-dir": "certs_dir", "bip": "bip", "storage-driver": "storage_driver",
+               "rootless-network": "rootless_network"}
 
 
 def _parser(suppress: bool = False) -> argparse.ArgumentParser:
@@ -60,6 +62,11 @@ def _parser(suppress: bool = False) -> argparse.ArgumentParser:
                    help="registry TLS trust: DIR/<host:port>/*.crt CAs, *.cert/*.key client certificates")
     p.add_argument("--bip", default=default(""), metavar="CIDR",
                    help="address and prefix of the default bridge network, e.g. 172.29.0.1/16")
+    p.add_argument("--storage-driver", default=default(""), choices=overlay.DRIVERS,
+                   help="how layers are stacked: overlay2 (the kernel's overlayfs) or fuse-overlayfs; by default "
+                        "overlay2 where the kernel mounts it (rootless: in a user namespace), else fuse-overlayfs")
+    p.add_argument("--rootless-network", default=default(holder.SLIRP), choices=holder.RELAYS,
+                   help="rootless mode: what relays containers' outbound traffic, slirp4netns (default) or pasta")
     return p
 
 
@@ -103,6 +110,8 @@ def _apply_config_file(args: argparse.Namespace, explicit: dict[str, object]) ->
         raise fail(f"the following directives are specified both as a flag and in the configuration file: "
                    f"{', '.join(both)}")
     for key, value in data.items():
+        if key == "rootless-network" and value not in holder.RELAYS:
+            raise fail(f"rootless-network must be one of {', '.join(holder.RELAYS)}")
         if key in ("insecure-registries", "registry-mirrors"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise fail(f"{key} must be a list of strings")
@@ -132,7 +141,7 @@ def enter_rootless(args: argparse.Namespace) -> tuple[holder.Namespaces, cgroups
                for p in (args.exec_root, os.path.dirname(args.host[len("unix://"):]))):
             ensure_private_dir(fallback, uid)
         os.makedirs(args.exec_root, mode=0o700, exist_ok=True)
-        ns = holder.enter(args.exec_root, pwd.getpwuid(uid).pw_name)
+        ns = holder.enter(args.exec_root, pwd.getpwuid(uid).pw_name, args.rootless_network)
     except (UnsafeDirectory, holder.RootlessSetupError) as e:
         raise SystemExit(f"pydockd: rootless mode: {e}") from None
     for warning in ns.warnings:
@@ -143,7 +152,13 @@ def enter_rootless(args: argparse.Namespace) -> tuple[holder.Namespaces, cgroups
 
 async def serve(args: argparse.Namespace,
                 rootless_mode: tuple[holder.Namespaces, cgroups.CgroupAccess] | None = None) -> None:
-    cfg = EngineConfig(data_root=args.data_root, exec_root=args.exec_root,
+    os.makedirs(args.data_root, mode=0o710, exist_ok=True)
+    try:
+        driver = overlay.choose(args.storage_driver, args.data_root)
+    except overlay.StorageError as e:
+        raise SystemExit(f"pydockd: storage driver: {e}") from None
+    log.info("storage driver %s", driver)
+    cfg = EngineConfig(data_root=args.data_root, exec_root=args.exec_root, storage_driver=driver,
                        insecure_registries=tuple(args.insecure_registry),
                        registry_mirrors=tuple(args.registry_mirror), certs_dir=args.certs_dir, bip=args.bip)
     if rootless_mode is not None:

@@ -56,7 +56,8 @@ class SystemService:
             self.daemon_id, len(states), sum(1 for s in states if s.running and not s.paused),
             sum(1 for s in states if s.paused), len(self.images.ids()), self._limits(), self.events.listeners(),
             "cgroupfs" if self.cfg.cgroup_parent else "none", cgroup_version(), osname, self.cfg.data_root,
-            self.cfg.runc, self.runc_version(), self.cfg.rootless, self._registry_config(), self._warnings())
+            self.cfg.runc, self.runc_version(), self.cfg.rootless, self.cfg.storage_driver,
+            self._registry_config(), self._warnings())
 
     def _limits(self) -> Limits:
         """Which limits containers can get: all with cgroups of our own, the delegated controllers' in rootless mode."""
@@ -138,6 +139,7 @@ class SystemFacts:
     runc_path: str
     runc_version: str
     rootless: bool
+    storage_driver: str
     registry: RegistrySettings
     warnings: list[str]
 

@@ -11,6 +11,7 @@ is killed by pid and the users are deleted afterwards.
 """
 from __future__ import annotations
 
+import contextlib
 import http.server
 import importlib.metadata
 import json
@@ -100,12 +101,13 @@ class User:
     def argv(self, *args: str) -> list[str]:
         return ["setpriv", f"--reuid={self.uid}", f"--regid={self.pw.pw_gid}", "--init-groups", *args]
 
-    def start(self) -> None:
-        """pydockd with no option at all: rootless mode and every path are its own choice."""
+    def start(self, *options: str) -> None:
+        """pydockd with no option but `options`: rootless mode and every path are its own choice."""
         if os.path.exists(self.socket):
             os.unlink(self.socket)
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.argv(SYSTEM_PYTHON, "-m", "engine.pydockd", "--log-level", "info"),
+            self.proc = subprocess.Popen(self.argv(SYSTEM_PYTHON, "-m", "engine.pydockd", "--log-level", "info",
+                                                   *options),
                                          env=self.env(), cwd=self.pw.pw_dir, stdout=log, stderr=log,
                                          start_new_session=True)
         deadline = time.time() + 30
@@ -162,11 +164,12 @@ def _distributions(names: list[str]) -> list[importlib.metadata.Distribution]:
     return list(found.values())
 
 
-def _readable_environment(root: Path) -> None:
-    """The engine's and Jupyter server's packages and the project's own sources, where the test users can read
-    them (root's interpreter and checkout may be root-only); the system Python of the same version runs them."""
+def _readable_environment(root: Path, distributions: list[str] = DISTRIBUTIONS) -> None:
+    """The engine's and Jupyter server's packages (or `distributions`) and the project's own sources, where the
+    test users can read them (root's interpreter and checkout may be root-only); the system Python of the same
+    version runs them."""
     site = root / "site"
-    for dist in _distributions(DISTRIBUTIONS):
+    for dist in _distributions(distributions):
         base = Path(str(dist.locate_file("")))
         for top in {f.parts[0] for f in dist.files or [] if f.parts[0] not in ("..", "__pycache__")}:
             source = base / top
@@ -329,38 +332,85 @@ def test_pause_refused_clearly_without_cgroups(users: dict[str, User]) -> None:
         alice.docker("rm", "-f", cid, check=True)
 
 
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"hello from the host\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _host_server(address: str) -> Iterator[str]:
+    """The URL of an HTTP server on `address` of this machine that answers "hello from the host"."""
+    server = http.server.HTTPServer((address, 0), _Hello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://{address}:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_outbound_network_and_user_network_dns(users: dict[str, User]) -> None:
     address = _host_address()
     if not address:
         pytest.skip("this machine has no non-loopback address for containers to reach")
-
-    class Hello(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"hello from the host\n")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer((address, 0), Hello)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     alice = users["alice"]
-    url = f"http://{address}:{server.server_address[1]}/"
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(_host_server(address))
+        stack.callback(alice.docker, "network", "rm", "rlnet")
+        stack.callback(alice.docker, "rm", "-f", "rl-server")
+        _reaches_the_host(alice, url)
+
+
+def _reaches_the_host(user: User, url: str) -> None:
+    """Containers on the default bridge and on a user network (by name to each other) reach `url`."""
+    out = user.docker("run", "--rm", "busybox", "wget", "-q", "-O-", url, check=True).stdout
+    assert out == "hello from the host\n"
+    user.docker("network", "create", "rlnet", check=True)
+    user.docker("run", "-d", "--name", "rl-server", "--network", "rlnet", "busybox", "sleep", "300", check=True)
+    out = user.docker("run", "--rm", "--network", "rlnet", "busybox", "ping", "-c1", "-W2", "rl-server",
+                      check=True).stdout
+    assert "1 packets received" in out
+    out = user.docker("run", "--rm", "--network", "rlnet", "busybox", "wget", "-q", "-O-", url, check=True).stdout
+    assert out == "hello from the host\n"
+
+
+@pytest.mark.skipif(not shutil.which("pasta"), reason="needs pasta (Debian package passt)")
+def test_outbound_network_through_pasta(users: dict[str, User]) -> None:
+    """--rootless-network pasta: a daemon restarted with it replaces slirp4netns by pasta (and back), containers
+    reach the host's address through it, never the host's loopback."""
+    address = _host_address()
+    if not address:
+        pytest.skip("this machine has no non-loopback address for containers to reach")
+    alice = users["alice"]
+    exec_root = Path(f"/tmp/pydock-{alice.uid}/pydock")
+    slirp = int((exec_root / "slirp4netns.pid").read_text())
+    alice.stop()
+    alice.start("--rootless-network", "pasta")
     try:
-        out = alice.docker("run", "--rm", "busybox", "wget", "-q", "-O-", url, check=True).stdout
-        assert out == "hello from the host\n"
-        alice.docker("network", "create", "rlnet", check=True)
-        alice.docker("run", "-d", "--name", "rl-server", "--network", "rlnet", "busybox", "sleep", "300", check=True)
-        out = alice.docker("run", "--rm", "--network", "rlnet", "busybox", "ping", "-c1", "-W2", "rl-server",
-                           check=True).stdout
-        assert "1 packets received" in out
-        out = alice.docker("run", "--rm", "--network", "rlnet", "busybox", "wget", "-q", "-O-", url, check=True).stdout
-        assert out == "hello from the host\n"
+        pasta = int((exec_root / "pasta.pid").read_text())
+        # pasta re-executes itself (passt.avx2 where the CPU has AVX2), keeping its argv
+        argv0 = Path(f"/proc/{pasta}/cmdline").read_bytes().split(b"\0")[0]
+        assert os.path.basename(argv0) == b"pasta" and pasta in alice.processes()
+        assert _zombie(slirp)
+        with contextlib.ExitStack() as stack:
+            url = stack.enter_context(_host_server(address))
+            loopback = stack.enter_context(_host_server("127.0.0.1"))
+            stack.callback(alice.docker, "network", "rm", "rlnet")
+            stack.callback(alice.docker, "rm", "-f", "rl-server")
+            _reaches_the_host(alice, url)
+            gateway = loopback.replace("127.0.0.1", "10.0.2.2")
+            proc = alice.docker("run", "--rm", "busybox", "wget", "-q", "-T", "3", "-O-", gateway)
+            assert "hello from the host" not in proc.stdout
     finally:
-        server.shutdown()
-        alice.docker("rm", "-f", "rl-server")
-        alice.docker("network", "rm", "rlnet")
+        alice.stop()
+        alice.start()
+    assert _zombie(pasta)
+    assert Path(f"/proc/{int((exec_root / 'slirp4netns.pid').read_text())}/comm").read_text().strip() == "slirp4netns"
 
 
 def test_ipv6_links_and_endpoint_settings_in_the_holders_namespace(users: dict[str, User]) -> None:
@@ -648,3 +698,26 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_spare_shim_waits_under_the_daemons_own_policy(users: dict[str, User]) -> None:
+    """A rootless daemon cannot take a process back from SCHED_IDLE, so its spare shim never goes there (it would
+    be thrown away at every start)."""
+    alice = users["alice"]
+    assert alice.proc is not None
+    alice.docker("run", "--rm", "busybox", "true", check=True)  # a start takes the spare and makes the next one
+    deadline = time.time() + 10
+    spares: list[int] = []
+    while not spares and time.time() < deadline:
+        spares = [pid for pid in alice.processes() if _parent(pid) == alice.proc.pid
+                  and b"shim.py" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        time.sleep(0.05)
+    assert spares, "no spare shim"
+    assert {os.sched_getscheduler(pid) for pid in spares} == {os.SCHED_OTHER}
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0

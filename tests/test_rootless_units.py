@@ -1,12 +1,19 @@
-"""Rootless mode's pure parts: the ID map, the user's paths, cgroup delegation, the limit refusal, the OCI spec."""
+"""Rootless mode's pure parts: the ID map, the user's paths, cgroup delegation, the limit refusal, the OCI spec,
+upper directories written by either overlay."""
 from __future__ import annotations
 
+import io
 import os
+import stat
+import tarfile
 from pathlib import Path
 
 import pytest
 
+from engine.container.archive import overlay_changes
 from engine.errors import InvalidParameter
+from engine.image import upperdir
+from engine.image.layers import write_diff_tar
 from engine.rootless import cgroups, idmap
 from engine.rootless.paths import UnsafeDirectory, UserPaths, ensure_private_dir
 from engine.runtime import resources
@@ -121,3 +128,60 @@ def test_rootless_spec_without_cgroup_has_no_resources() -> None:
     with open("/proc/self/oom_score_adj") as f:
         own = int(f.read())
     assert bare["process"]["oomScoreAdj"] == max(0, own)
+
+
+# ---- upper directories of either overlay (engine.image.upperdir) ----------------------------------------
+def _upper(root: Path, form: str) -> Path:
+    """An upperdir after `rm /gone /d/old; rm -rf /d; mkdir /d; echo y > /d/y` as each overlay records it:
+    "kernel" (0/0 character devices, user.overlay.opaque), "fuse" (fuse-overlayfs 1.10 where it may mknod,
+    as measured here: a 0/0 device, user.fuseoverlayfs.opaque, a .wh..wh..opq file and a .wh..opq device)
+    and "fuse-nomknod" (fuse-overlayfs where mknod is refused: .wh. files, the marker file alone)."""
+    upper = root / form
+    (upper / "d").mkdir(parents=True)
+    (upper / "d" / "y").write_text("y\n")
+    if form == "kernel":
+        os.mknod(upper / "gone", stat.S_IFCHR, os.makedev(0, 0))
+        os.setxattr(upper / "d", "user.overlay.opaque", b"y")
+    elif form == "fuse":
+        os.mknod(upper / "gone", stat.S_IFCHR, os.makedev(0, 0))
+        os.setxattr(upper / "d", "user.fuseoverlayfs.opaque", b"y")
+        (upper / "d" / ".wh..wh..opq").touch(mode=0o700)
+        os.mknod(upper / "d" / ".wh..opq", stat.S_IFCHR | 0o700, os.makedev(0, 0))
+    else:
+        (upper / ".wh.gone").touch()
+        (upper / "d" / ".wh..wh..opq").touch(mode=0o700)
+    return upper
+
+
+@pytest.mark.parametrize("form", ["kernel", "fuse", "fuse-nomknod"])
+def test_an_upperdir_of_either_overlay_becomes_the_same_layer(tmp_path: Path, form: str) -> None:
+    upper = _upper(tmp_path, form)
+    buf = io.BytesIO()
+    write_diff_tar(str(upper), buf)
+    buf.seek(0)
+    with tarfile.open(fileobj=buf) as tar:
+        members = sorted((m.name, m.type) for m in tar.getmembers())
+    assert members == [(".wh.gone", tarfile.REGTYPE), ("d", tarfile.DIRTYPE), ("d/.wh..wh..opq", tarfile.REGTYPE),
+                       ("d/y", tarfile.REGTYPE)]
+
+
+@pytest.mark.parametrize("form", ["kernel", "fuse", "fuse-nomknod"])
+def test_docker_diff_reads_either_overlays_upperdir(tmp_path: Path, form: str) -> None:
+    upper = _upper(tmp_path, form)
+    lower = tmp_path / "lower"
+    (lower / "d").mkdir(parents=True)
+    (lower / "d" / "old").write_text("old\n")
+    (lower / "gone").write_text("gone\n")
+    changes = sorted(overlay_changes(str(upper), [str(lower)]), key=lambda c: str(c["Path"]))
+    assert changes == [{"Path": "/d", "Kind": 2}, {"Path": "/d/y", "Kind": 1},
+                                                         {"Path": "/gone", "Kind": 2}]
+
+
+def test_whiteout_marks_are_not_content(tmp_path: Path) -> None:
+    reg, dev = tmp_path / "reg", tmp_path / "dev"
+    reg.touch()
+    os.mknod(dev, stat.S_IFCHR, os.makedev(0, 0))
+    assert upperdir.deleted_name(".wh.x", reg.lstat()) == "x" and upperdir.deleted_name("x", dev.lstat()) == "x"
+    assert upperdir.deleted_name(".wh..wh..opq", reg.lstat()) is None
+    assert upperdir.deleted_name(".wh..opq", dev.lstat()) is None
+    assert upperdir.deleted_name("x", reg.lstat()) is None and not upperdir.is_content(".wh..opq")

@@ -46,7 +46,7 @@ def info_json(f: SystemFacts) -> Json:
         "ID": f.daemon_id, "Containers": f.containers, "ContainersRunning": f.running,
         "ContainersPaused": f.paused, "ContainersStopped": f.containers - f.running - f.paused,
         "Images": f.images,
-        "Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]],
+        "Driver": f.storage_driver, "DriverStatus": [["Backing Filesystem", "extfs"]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": None,
                     "Log": ["json-file"]},
         "MemoryLimit": lim.memory, "SwapLimit": False, "CpuCfsPeriod": lim.cpu, "CpuCfsQuota": lim.cpu,

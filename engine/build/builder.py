@@ -43,6 +43,7 @@ from engine.errors import InvalidParameter
 from engine.image.layers import LayerStore, chain_ids
 from engine.image.service import ImageService, decompress_to
 from engine.linux.mounts import umount
+from engine.linux.overlay import Overlay
 from engine.types.results import Pruned
 
 __all__ = ["Build", "BuildError", "BuildOptions", "BuilderService", "Job"]
@@ -50,9 +51,11 @@ __all__ = ["Build", "BuildError", "BuildOptions", "BuilderService", "Job"]
 
 class BuilderService:
     def __init__(self, cfg: EngineConfig, cache: BuildCache, images: ImageService, layers: LayerStore,
-                 containers: ContainerService, pull: PullFn) -> None:
-        """`pull` fetches a FROM image that is not local (or every FROM image with `--pull`)."""
+                 containers: ContainerService, pull: PullFn, overlay: Overlay) -> None:
+        """`pull` fetches a FROM image that is not local (or every FROM image with `--pull`); `overlay`
+        mounts the image roots COPY, ADD and WORKDIR change."""
         self.cfg = cfg
+        self.overlay = overlay
         self.cache = cache
         self.images = images
         self.layers = layers

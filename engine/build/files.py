@@ -20,7 +20,7 @@ from engine.build.state import (
 )
 from engine.image.layers import chain_ids
 from engine.linux.fsutil import resolve_user
-from engine.linux.mounts import readonly_root, writable_root
+from engine.linux.overlay import readonly_root, writable_root
 
 
 class FileSteps(JobCore):
@@ -48,7 +48,7 @@ class FileSteps(JobCore):
         """Apply `change(root)` in an overlay of the current image; the upperdir becomes the step's layer."""
         lowers = self.svc.lowers(st.config)
         chains = chain_ids(st.config.get("rootfs", {}).get("diff_ids") or [])
-        with writable_root(lowers, self.build.root) as (merged, upper):
+        with writable_root(self.svc.overlay, lowers, self.build.root) as (merged, upper):
             change(merged)
         return buildfs.layer_from_upper(upper, self.svc.layers, self.svc.cfg.tmp_dir, chains[-1] if chains else "")
 
@@ -135,7 +135,7 @@ class FileSteps(JobCore):
     def _source_root(self, config: dict[str, Any] | None) -> Any:
         if config is None:
             return contextlib.nullcontext(self.build.context)
-        return readonly_root(self.svc.lowers(config), self.build.root)
+        return readonly_root(self.svc.overlay, self.svc.lowers(config), self.build.root)
 
 
 def _parse_chmod(value: str | bool | None) -> int | None:

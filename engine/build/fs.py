@@ -20,10 +20,11 @@ import tempfile
 from collections.abc import Iterator
 
 from engine.errors import InvalidParameter
+from engine.image import upperdir
 from engine.image.layers import LayerStore, write_diff_tar
 from engine.linux.fsutil import secure_join
 from pydock_common.dockerignore import IgnoreMatcher
-from pydock_common.untar import Options, Scope, opaque_xattr, untar
+from pydock_common.untar import Options, Scope, untar
 
 GLOB_CHARS = "*?["
 # mountpoints runc creates in a RUN container's upperdir; Docker keeps them in
@@ -120,15 +121,8 @@ def drop_run_artifacts(upper: str) -> None:
             os.rmdir(path)
     for rel in RUN_ARTIFACT_DIRS:
         path = os.path.join(upper, rel)
-        if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path) and not _opaque(path):
+        if os.path.isdir(path) and not os.path.islink(path) and not os.listdir(path) and not upperdir.is_opaque(path):
             os.rmdir(path)
-
-
-def _opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, opaque_xattr(), follow_symlinks=False) == b"y"
-    except OSError:
-        return False
 
 
 # ---- sources ----------------------------------------------------------------

@@ -30,6 +30,7 @@ from engine.config import EngineConfig
 from engine.container.record import ContainerRecord
 from engine.container.service import ContainerService
 from engine.errors import Conflict, InvalidParameter, NotFound
+from engine.image import upperdir
 from engine.image.changes import apply_change
 from engine.image.layers import Layer, LayerStore, write_diff_tar
 from engine.image.service import ImageService
@@ -38,7 +39,7 @@ from engine.timeutil import rfc3339_ns
 from engine.types.container import ContainerConfig
 from pydock_common import reference
 from pydock_common.tarwrite import TarWriter, walk
-from pydock_common.untar import Options, Scope, opaque_xattr, untar
+from pydock_common.untar import Options, Scope, untar
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -151,26 +152,25 @@ def _same_dir(a: os.stat_result, b: os.stat_result) -> bool:
             and (na == 0 or nb == 0 or na == nb))
 
 
-def _is_opaque(parent_fd: int, name: str) -> bool:
-    try:
-        return os.getxattr(f"/proc/self/fd/{parent_fd}/{name}", opaque_xattr(), follow_symlinks=False) == b"y"
-    except OSError:
-        return False
-
-
 def overlay_changes(upper: str, lowers: list[str]) -> list[dict[str, Any]]:
-    """Docker's overlay `changes()`: Kind 0 modified, 1 added, 2 deleted, in walk order."""
+    """Docker's overlay `changes()`: Kind 0 modified, 1 added, 2 deleted, in walk order (an upperdir of
+    either overlay, engine.image.upperdir)."""
     out: list[dict[str, Any]] = []
     changed_dirs: set[str] = set()
     fd = os.open(upper, _DIR_FLAGS)
     try:
         for rel, pfd, name, st in walk(fd):
+            deleted = upperdir.deleted_name(name, st)
+            if deleted is None and not upperdir.is_content(name):
+                continue
+            if deleted is not None:
+                rel = posixpath.join(posixpath.dirname(rel), deleted)
             if any(rel == p or rel.startswith(p + "/") for p in INIT_PATHS):
                 continue
             path = "/" + rel
             is_dir = stat.S_ISDIR(st.st_mode)
             lower = next((s for s in (_lstat_in(layer, rel) for layer in lowers) if s is not None), None)
-            if (stat.S_ISCHR(st.st_mode) and st.st_rdev == 0) or (is_dir and lower and _is_opaque(pfd, name)):
+            if deleted is not None or (is_dir and lower and upperdir.is_opaque(f"/proc/self/fd/{pfd}/{name}")):
                 kind = 2
             elif rel in INIT_DIRS or (is_dir and lower and stat.S_ISDIR(lower.st_mode) and _same_dir(st, lower)):
                 continue

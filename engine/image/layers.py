@@ -22,10 +22,11 @@ from typing import IO
 
 from engine.errors import NotFound
 from engine.ids import ChainID, DiffID
+from engine.image import upperdir
 from engine.linux.fsutil import dir_size
 from engine.store.db import BlobStore, MetaStore, sha256_file
 from pydock_common.files import fsync_dir
-from pydock_common.untar import OPAQUE_MARKER, WHITEOUT_PREFIX, Options, Scope, opaque_xattr, untar
+from pydock_common.untar import OPAQUE_MARKER, WHITEOUT_PREFIX, Options, Scope, untar
 
 LAYER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS layers (
@@ -61,27 +62,21 @@ def extract_layer(tar_path: str, dest: str, owner: tuple[int, int] | None = None
     untar(tar_path, dest, Options(scope=Scope.BENEATH, owner=owner, whiteouts=True, what="layer"))
 
 
-def _is_whiteout(st: os.stat_result) -> bool:
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
-
-
-def _is_opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, opaque_xattr(), follow_symlinks=False) == b"y"
-    except OSError:
-        return False
-
-
 def write_diff_tar(upper: str, out: IO[bytes]) -> None:
-    """Serialise an overlay upperdir as an OCI layer tar (whiteouts back to .wh. files)."""
+    """Serialise an overlay upperdir (kernel overlayfs' or fuse-overlayfs') as an OCI layer tar: deletions
+    become .wh. files, opaque directories get the .wh..wh..opq marker (engine.image.upperdir)."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for rel in _iter_tree(upper):
             path = os.path.join(upper, rel)
             st = os.lstat(path)
-            if _is_whiteout(st):
-                info = tarfile.TarInfo(os.path.join(os.path.dirname(rel), WHITEOUT_PREFIX + os.path.basename(rel)))
+            name = os.path.basename(rel)
+            deleted = upperdir.deleted_name(name, st)
+            if deleted is not None:
+                info = tarfile.TarInfo(os.path.join(os.path.dirname(rel), WHITEOUT_PREFIX + deleted))
                 info.mtime = int(st.st_mtime)
                 tar.addfile(info)
+                continue
+            if not upperdir.is_content(name):
                 continue
             info = tar.gettarinfo(path, arcname=rel)
             if info is None:
@@ -92,7 +87,7 @@ def write_diff_tar(upper: str, out: IO[bytes]) -> None:
                     tar.addfile(info, f)
             else:
                 tar.addfile(info)
-            if stat.S_ISDIR(st.st_mode) and _is_opaque(path):
+            if stat.S_ISDIR(st.st_mode) and upperdir.is_opaque(path):
                 marker = tarfile.TarInfo(os.path.join(rel, OPAQUE_MARKER))
                 marker.mtime = int(st.st_mtime)
                 tar.addfile(marker)

@@ -1,15 +1,10 @@
-"""mount(2)/umount2(2) through libc (so starting a container spawns no extra process), and overlay views of layer stacks."""
+"""mount(2)/umount2(2) through libc (so starting a container spawns no extra process); overlays are in overlay.py."""
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import errno
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from pydock_common.userns import in_user_namespace
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -52,43 +47,3 @@ def is_mountpoint(path: str) -> bool:
     path = os.path.realpath(path)
     with open("/proc/self/mountinfo") as f:
         return any(line.split()[4] == path for line in f)
-
-
-def _overlay_options(opts: str) -> str:
-    """Inside a user namespace (rootless) overlayfs keeps its marks in user.* xattrs: trusted.* needs host root."""
-    return opts + ",userxattr" if in_user_namespace() else opts
-
-
-def mount_overlay(lowers: list[str], upper: str, work: str, target: str) -> None:
-    opts = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
-    mount("overlay", target, "overlay", 0, _overlay_options(opts))
-
-
-# ---- overlay views of a layer stack --------------------------------------------
-@contextmanager
-def readonly_root(lowers: list[str], workdir: str) -> Iterator[str]:
-    """An image's merged rootfs, read-only; a one-layer image is its layer directory itself."""
-    if len(lowers) == 1:
-        yield lowers[0]
-        return
-    target = tempfile.mkdtemp(dir=workdir, prefix="ro-")
-    mount("overlay", target, "overlay", MS_RDONLY, _overlay_options("lowerdir=" + ":".join(lowers)))
-    try:
-        yield target
-    finally:
-        umount(target)
-        os.rmdir(target)
-
-
-@contextmanager
-def writable_root(lowers: list[str], workdir: str) -> Iterator[tuple[str, str]]:
-    """(merged, upper): an overlay on the image whose upperdir collects one step's changes."""
-    base = tempfile.mkdtemp(dir=workdir, prefix="rw-")
-    upper, work, merged = (os.path.join(base, d) for d in ("upper", "work", "merged"))
-    for d in (upper, work, merged):
-        os.mkdir(d)
-    mount_overlay(lowers, upper, work, merged)
-    try:
-        yield merged, upper
-    finally:
-        umount(merged)

@@ -3,10 +3,14 @@
 Podman's model. The first pydockd of a user starts the holder (pause.py),
 which unshares a user, a mount and a network namespace; the daemon maps the
 user's IDs into it with `newuidmap`/`newgidmap` and records its pid under the
-exec root. It also starts `slirp4netns` on the holder's network namespace:
-a tap device there whose traffic slirp4netns relays through ordinary sockets
-of the user on the host, so containers behind the engine's bridges get
-outbound network without any privilege.
+exec root. It also starts a network relay on the holder's network
+namespace: a tap device there whose traffic the relay passes through
+ordinary sockets of the user on the host, so containers behind the engine's
+bridges get outbound network without any privilege. The relay is
+`slirp4netns` (a user-mode TCP/IP stack, libslirp) or `pasta` (passt's
+namespace mode, which maps connections to host sockets without a TCP/IP
+stack of its own); either configures the tap as 10.0.2.100/24 with gateway
+10.0.2.2, and neither lets containers reach the host's loopback.
 
 Every daemon (the first and each later one) then joins the holder's user and
 mount namespaces with setns(2), where it is root: it can mount overlays,
@@ -31,6 +35,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 
 from engine.linux.mounts import is_mountpoint, mount
@@ -39,8 +44,16 @@ from engine.rootless import idmap
 HOLDER_TAG = "pydock-holder"
 HOLDER_PID = "holder.pid"
 HOLDER_LOCK = "holder.lock"
+SLIRP = "slirp4netns"
+PASTA = "pasta"
+RELAYS = (SLIRP, PASTA)
 SLIRP_PID = "slirp4netns.pid"
 SLIRP_LOG = "slirp4netns.log"
+PASTA_PID = "pasta.pid"
+PASTA_LOG = "pasta.log"
+TAP = "tap0"
+# the tap's address, prefix and gateway (slirp4netns' defaults, given to pasta too)
+TAP_ADDRESS, TAP_PREFIX, TAP_GATEWAY = "10.0.2.100", "24", "10.0.2.2"
 ENGINE_NETNS = "engine.netns"  # the holder's network namespace, bind-mounted inside the mount namespace
 PAUSE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pause.py")
 SETUP_TIMEOUT = 20.0
@@ -62,11 +75,11 @@ class Namespaces:
     warnings: list[str] = field(default_factory=list)
 
 
-def enter(exec_root: str, user: str) -> Namespaces:
-    """Join the user's holder (starting it and slirp4netns first if need be); the caller is root afterwards.
+def enter(exec_root: str, user: str, relay: str = SLIRP) -> Namespaces:
+    """Join the user's holder (starting it and the network relay first if need be); the caller is root afterwards.
 
     `exec_root` must exist and be private to the user; `user` names it in
-    /etc/subuid and /etc/subgid.
+    /etc/subuid and /etc/subgid; `relay` is one of RELAYS.
     """
     # two daemons starting at once must not each make a holder (the loser of the data root's lock
     # would leave the winner's namespaces unrecorded): one of them at a time looks and starts
@@ -74,7 +87,7 @@ def enter(exec_root: str, user: str) -> Namespaces:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         pid = _running_holder(exec_root) or _start_holder(exec_root, user)
-        warnings = _mapping_warnings(pid) + ensure_slirp(exec_root, pid)
+        warnings = _mapping_warnings(pid) + ensure_relay(exec_root, pid, relay)
     finally:
         os.close(lock)
     join(pid)
@@ -199,22 +212,64 @@ def _mapping_warnings(pid: int) -> list[str]:
 
 
 # ---- outbound network --------------------------------------------------------------
-def ensure_slirp(exec_root: str, holder_pid: int) -> list[str]:
-    """slirp4netns serving the holder's network namespace (started when missing); warnings when it cannot be."""
+def ensure_relay(exec_root: str, holder_pid: int, relay: str) -> list[str]:
+    """`relay` serving the holder's network namespace (started when missing, one of another kind or serving a
+    holder that is gone ended first); warnings when it cannot be started."""
+    for kind, pid_name in ((SLIRP, SLIRP_PID), (PASTA, PASTA_PID)):
+        old = _read_pid(os.path.join(exec_root, pid_name))
+        if kind == relay and _own_process(old, kind, str(holder_pid), TAP):
+            return []
+        if _own_process(old, kind):
+            os.kill(old, signal.SIGTERM)
+            _wait_gone(old)  # its tap device goes with it, before the new relay makes one of the same name
+    return _start_pasta(exec_root, holder_pid) if relay == PASTA else _start_slirp(exec_root, holder_pid)
+
+
+def _wait_gone(pid: int) -> None:
+    """Until `pid` has exited (a zombie whose reaper is init counts as exited), for at most the setup timeout."""
+    deadline = time.monotonic() + SETUP_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rpartition(")")[2].split()[0] == "Z":
+                    return
+        except OSError:
+            return
+        time.sleep(0.01)
+
+
+def _start_pasta(exec_root: str, holder_pid: int) -> list[str]:
+    """pasta on the holder's namespaces: it returns once the tap is configured, leaving its daemon running,
+    whose pid it writes. No port is forwarded either way (-t/-u/-T/-U none: published ports have their own
+    relay) and the gateway is not mapped to the host's loopback (--no-map-gw)."""
+    binary = shutil.which(PASTA)
+    if binary is None:
+        return ["rootless: pasta is missing (Debian package passt): containers have no outbound network"]
+    pid_file, log_path = os.path.join(exec_root, PASTA_PID), os.path.join(exec_root, PASTA_LOG)
+    argv = [binary, "--config-net", "-4", "-a", TAP_ADDRESS, "-n", TAP_PREFIX, "-g", TAP_GATEWAY, "--no-map-gw",
+            "-I", TAP, "-m", "65520", "-t", "none", "-u", "none", "-T", "none", "-U", "none", "-q",
+            "-l", log_path, "-P", pid_file, str(holder_pid)]
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True, cwd="/", timeout=SETUP_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        proc = subprocess.CompletedProcess(argv, -1)
+    if proc.returncode != 0 or not _own_process(_read_pid(pid_file), PASTA, str(holder_pid), TAP):
+        return [f"rootless: pasta did not start (see {log_path}): containers have no outbound network"]
+    return []
+
+
+def _start_slirp(exec_root: str, holder_pid: int) -> list[str]:
+    """slirp4netns on the holder's network namespace, ready once it says so on its ready fd."""
     pid_file = os.path.join(exec_root, SLIRP_PID)
-    old = _read_pid(pid_file)
-    if _own_process(old, "slirp4netns", str(holder_pid), "tap0"):
-        return []
-    if _own_process(old, "slirp4netns"):  # serving a holder that is gone
-        os.kill(old, signal.SIGTERM)
-    binary = shutil.which("slirp4netns")
+    binary = shutil.which(SLIRP)
     if binary is None:
         return ["rootless: slirp4netns is missing (Debian package slirp4netns): containers have no outbound network"]
     ready_r, ready_w = os.pipe()
     try:
         with open(os.path.join(exec_root, SLIRP_LOG), "ab") as log:
             proc = subprocess.Popen([binary, "--configure", "--mtu=65520", "--disable-host-loopback",
-                                     f"--ready-fd={ready_w}", str(holder_pid), "tap0"],
+                                     f"--ready-fd={ready_w}", str(holder_pid), TAP],
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(ready_w,),
                                     start_new_session=True, cwd="/")
         os.close(ready_w)

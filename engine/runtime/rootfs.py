@@ -1,9 +1,10 @@
 """How a container's root filesystem is assembled from its image layers and its own upper directory.
 
 The one root-only step on the create/start path besides runc: an overlay
-mount. It sits behind this small boundary so the composition root can pick
-plain directories when the engine runs on the in-memory runtime (tests
-without root), while the daemon keeps overlayfs.
+mount (kernel overlayfs or fuse-overlayfs, engine/linux/overlay.py). It sits
+behind this small boundary so the composition root can pick plain
+directories when the engine runs on the in-memory runtime (tests without
+root), while the daemon keeps overlays.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import shutil
 from typing import Protocol
 
 from engine.linux import mounts
+from engine.linux.overlay import Overlay
 
 
 class RootFS(Protocol):
@@ -43,18 +45,21 @@ class RootFS(Protocol):
 
 
 class OverlayRootFS:
-    """The real one: overlayfs, needs root."""
+    """The real one: an overlay of the storage driver in use, needs root (in a user namespace, rootless)."""
 
     layer_owner = None
 
+    def __init__(self, overlay: Overlay) -> None:
+        self.overlay = overlay
+
     def mounted(self, target: str) -> bool:
-        return mounts.is_mountpoint(target)
+        return self.overlay.mounted(target)
 
     def mount(self, lowers: list[str], upper: str, work: str, target: str) -> None:
-        mounts.mount_overlay(lowers, upper, work, target)
+        self.overlay.mount(lowers, upper, work, target)
 
     def unmount(self, target: str) -> None:
-        mounts.umount(target)
+        self.overlay.unmount(target)
 
     def bind(self, source: str, target: str, readonly: bool) -> None:
         mounts.bind(source, target, readonly)

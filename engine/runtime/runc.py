@@ -200,7 +200,10 @@ class Runtime:
     # started ahead takes that off every container start. The spare warms up
     # under SCHED_IDLE so it never competes with the start it follows, and is
     # used only once it is back under the daemon's own policy, which the
-    # container inherits.
+    # container inherits. A rootless daemon could never take it back from
+    # SCHED_IDLE (that needs CAP_SYS_NICE of the host's user namespace), so
+    # it would throw every spare away and start each shim afresh: its spares
+    # warm up under its own policy.
     def _spawn_shim(self, idle: bool = False) -> _Spare:
         r, w = os.pipe()
         try:
@@ -227,7 +230,7 @@ class Runtime:
         return self._spawn_shim()
 
     def _refill(self) -> None:
-        spare: _Spare | None = self._spawn_shim(idle=True)
+        spare: _Spare | None = self._spawn_shim(idle=not self.cfg.rootless)
         with self._spare_lock:
             if self._spare is None and not self._closed:
                 self._spare, spare = spare, None

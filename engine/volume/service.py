@@ -30,7 +30,8 @@ from engine.errors import Conflict, InternalError, InvalidParameter, NotFound
 from engine.events import EventBus
 from engine.filters import Filters
 from engine.linux.fsutil import dir_size, secure_join
-from engine.linux.mounts import is_mountpoint, mount, readonly_root, umount
+from engine.linux.mounts import is_mountpoint, mount, umount
+from engine.linux.overlay import Overlay, readonly_root
 from engine.store.db import MetaStore
 from engine.types.container import HostConfig
 from engine.types.results import Pruned
@@ -94,8 +95,10 @@ def _volume_mounts(c: VolumeUser) -> list[MountPoint]:
 
 class VolumeService:
     def __init__(self, cfg: EngineConfig, meta: MetaStore, events: EventBus,
-                 users: Callable[[], Sequence[VolumeUser]]) -> None:
-        """`users()` answers every container (the container service owns them): who mounts what."""
+                 users: Callable[[], Sequence[VolumeUser]], overlay: Overlay) -> None:
+        """`users()` answers every container (the container service owns them): who mounts what; `overlay`
+        mounts an image's root to look at what a volume would cover."""
+        self.overlay = overlay
         self.root = os.path.join(cfg.data_root, "volumes")
         self.subpaths = os.path.join(cfg.exec_root, "subpaths")  # staged VolumeOptions.Subpath mounts, per container
         self.tmp_dir = cfg.tmp_dir
@@ -382,7 +385,7 @@ class VolumeService:
         todo = [mp for mp in points if mp.type == "volume" and mp.copy_data]
         if not todo:
             return
-        with readonly_root(lowers, self.tmp_dir) as root:
+        with readonly_root(self.overlay, lowers, self.tmp_dir) as root:
             for mp in todo:
                 image_path = secure_join(root, mp.destination)
                 if mp.anonymous and os.path.lexists(image_path) and not os.path.isdir(image_path):
