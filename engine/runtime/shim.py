@@ -8,6 +8,10 @@ code. Because it does not belong to the daemon, stopping or restarting pydockd (
 leaves the container running; a restarted daemon reconnects through
 `STATE_DIR/shim.sock`.
 
+monitor.c is the same program compiled (the daemon's default, far smaller for
+an idle container); the two speak the same protocol and write the same files,
+so a change to one belongs in the other.
+
 It is deliberately stdlib-only and self-contained (no engine imports): it
 runs for the container's whole life and must start in milliseconds. That is
 also why it is one module of some 600 lines: `python3 -I -S shim.py` cannot
@@ -206,6 +210,7 @@ class Shim:
         self.clients: list[Client] = []
         self.log = LogWriter(self.cfg["log"]) if self.cfg.get("log", {}).get("path") else None
         self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+        self.last_log_ns = 0
         self.stdin_w: int | None = None
         self.outputs: dict[int, str] = {}
         self.pty: int | None = None
@@ -343,11 +348,17 @@ class Shim:
     def emit(self, stream: str, lines: list[bytes]) -> None:
         if not lines or self.log is None:
             return
-        now = rfc3339_ns(time.time_ns())
-        # byte for byte what dockerd's json-file driver writes (compact, UTF-8 as is)
+        entries = []
+        for ln in lines:
+            # each line its own time, strictly later than the last, even for lines read in one chunk:
+            # readers (`docker logs --since`, merging stdout with stderr) order by it
+            self.last_log_ns = max(time.time_ns(), self.last_log_ns + 1)
+            # byte for byte what dockerd's json-file driver writes (compact, UTF-8 as is)
+            entries.append(json.dumps({"log": ln.decode("utf-8", "replace"), "stream": stream,
+                                       "time": rfc3339_ns(self.last_log_ns)},
+                                      ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
         try:
-            self.log.write([json.dumps({"log": ln.decode("utf-8", "replace"), "stream": stream, "time": now},
-                                       ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for ln in lines])
+            self.log.write(entries)
         except OSError as e:  # a full disk loses log lines, never the monitor (and its container's exit)
             print(f"writing the log failed: {e}", file=sys.stderr, flush=True)
 
