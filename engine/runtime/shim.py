@@ -459,7 +459,7 @@ class Shim:
             try:
                 self.set_size(int(op["h"]), int(op["w"]))
                 c.reply({"ok": True})
-            except (KeyError, ValueError, OSError) as e:
+            except (KeyError, ValueError, OSError, struct.error) as e:
                 c.reply({"error": str(e)})
         elif kind == "kill":
             if self.exit_code is None and self.init_pid:  # not reaped yet: the PID is still the process's
