@@ -185,9 +185,10 @@ def test_log_lines_encode_like_dockerd(any_daemon: Daemon, any_names: list[str])
     """Escapes and invalid UTF-8 (U+FFFD for each bad sequence) as dockerd's json-file driver writes them,
     and lines longer than 16 KiB split."""
     n = new_name(any_names)
-    any_daemon.docker("run", "--name", n, "busybox", "sh", "-c",
+    any_daemon.docker("run", "-d", "--name", n, "busybox", "sh", "-c",
                       "printf 'tab\\there \"q\" back\\\\ \\001 \\303\\251 bad\\377\\300 cut\\342\\202\\n'; "
                       "head -c 40000 /dev/zero | tr '\\0' y", check=True)
+    any_daemon.docker("wait", n, check=True)  # its output is no text the CLI's caller could decode
     with open(_inspect(any_daemon, n)["LogPath"], "rb") as f:
         raw = f.read().splitlines()
     assert raw[0].startswith('{"log":"tab\\there \\"q\\" back\\\\ \\u0001 é bad\ufffd\ufffd cut\ufffd\\n",'
