@@ -8,7 +8,7 @@
  *
  * It speaks exactly shim.py's protocol and writes exactly its files (read
  * shim.py's docstring for the whole contract): the state directory comes as
- * argv[1] or as the first line of stdin; shim.json describes the process;
+ * argv[1] (shim.py, started ahead of need, reads it from stdin); shim.json describes the process;
  * the ready line {"pid": n} or {"error": ...} goes to the fd named by
  * PYDOCK_SHIM_READY; STATE_DIR/shim.sock takes one JSON op line a connection
  * (start, wait, resize, kill, attach); the json-file log, its rotation and
@@ -719,6 +719,9 @@ static struct {
 
 static const char *const STREAMS[2] = {"stdout", "stderr"};
 
+/* What one read of a process's output or of a client brings; the handlers never nest, so they share it. */
+static char chunk[READ_CHUNK];
+
 /* ---- runc ---------------------------------------------------------------- */
 
 /* The message of the last error or fatal entry of runc's JSON log. */
@@ -1028,9 +1031,9 @@ static void write_log(int stream, const char *data, size_t n) {
 static void drop(client_t *c);
 
 static void on_output(int stream) {
-    static char data[READ_CHUNK];
+    char *data = chunk;
     int fd = M.out_fd[stream];
-    ssize_t n = read(fd, data, sizeof data);
+    ssize_t n = read(fd, data, READ_CHUNK);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) { /* EOF, or EIO from a pty whose other side closed */
@@ -1228,8 +1231,8 @@ static int op_kind(const char *name) {
 }
 
 static void on_client(client_t *c) {
-    static char data[READ_CHUNK];
-    ssize_t n = recv(c->fd, data, sizeof data, 0);
+    char *data = chunk;
+    ssize_t n = recv(c->fd, data, READ_CHUNK, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n < 0)
@@ -1591,19 +1594,12 @@ fail_early:
 }
 
 int main(int argc, char **argv) {
-    /* argv, or a line on stdin as a spare Python monitor receives it */
-    char line[PATH_MAX + 2] = "";
-    if (argc > 1) {
-        snprintf(line, sizeof line, "%s", argv[1]);
-    } else {
-        size_t n = 0;
-        char c;
-        while (n < sizeof line - 1 && read(0, &c, 1) == 1 && c != '\n')
-            line[n++] = c;
-        line[n] = 0;
-    }
-    if (!line[0])
-        return 0; /* a spare the daemon no longer needs (or a daemon that went away) */
+    /* It starts in about a millisecond, so unlike shim.py it is never started ahead of need: the daemon
+     * names the state directory in argv; an empty one asks for nothing (the daemon's check that it runs). */
+    if (argc < 2 || !argv[1][0])
+        return 0;
+    if (strlen(argv[1]) >= PATH_MAX)
+        return 2;
     const char *ready = getenv("PYDOCK_SHIM_READY");
     if (!ready) {
         fputs("monitor: PYDOCK_SHIM_READY is not set\n", stderr);
@@ -1618,7 +1614,7 @@ int main(int argc, char **argv) {
         _exit(0); /* the daemon reaps this parent at once; the monitor is orphaned to init */
     setsid();
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    M.dir = strdup(line);
+    M.dir = strdup(argv[1]);
     int devnull = open("/dev/null", O_RDWR);
     char *log = path_join(M.dir, "shim.log");
     int err = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);

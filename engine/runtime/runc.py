@@ -164,6 +164,7 @@ class Runtime:
     def _build_monitor(self) -> None:
         try:
             self._compiled = _Compiled(build(os.path.join(self.cfg.data_root, "monitor")))
+            log.info("container monitor: %s", self._compiled.binary)
         except MonitorBuildError as e:
             log.warning("the compiled container monitor is unavailable, using the Python one: %s", e)
         finally:
