@@ -141,7 +141,18 @@ def test_build_is_cached_by_source_hash(tmp_path: Any) -> None:
     assert monitorbuild.build(cache) == path and os.stat(path).st_mtime_ns == mtime  # not rebuilt
 
 
-def test_unknown_monitor_is_refused() -> None:
+def test_monitor_option_and_daemon_json(tmp_path: Any) -> None:
+    from engine.pydockd import parse_args
+    config = tmp_path / "daemon.json"
+    config.write_text('{"monitor": "python"}')
+    assert parse_args(["--config-file", str(config)]).monitor == "python"
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    assert parse_args(["--config-file", str(empty), "--monitor", "python"]).monitor == "python"
+    assert parse_args(["--config-file", str(empty)]).monitor == "c"
+    config.write_text('{"monitor": "java"}')
+    with pytest.raises(SystemExit, match="invalid monitor 'java': choose from c, python"):
+        parse_args(["--config-file", str(config)])
     proc = subprocess.run(["python3", "-m", "engine.pydockd", "--monitor", "java"], capture_output=True, text=True,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), timeout=60, check=False)
     assert proc.returncode == 2 and "invalid choice: 'java'" in proc.stderr
