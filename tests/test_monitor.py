@@ -302,23 +302,28 @@ def _read_until(fd: int, needle: bytes, timeout: float = 30) -> bytes:
     return got
 
 
-def test_tty_size_and_resize(daemon: Daemon, busybox: str, names: list[str]) -> None:
+def test_tty_size_and_resize(any_daemon: Daemon, any_names: list[str]) -> None:
     """`docker run -it` from a terminal: the container's terminal has the client's size, and follows it when
     the client's terminal is resized (SIGWINCH makes the CLI call resize)."""
-    n = new_name(names)
+    n = new_name(any_names)
     leader, follower = pty.openpty()
     _set_size(follower, 33, 101)
     proc = subprocess.Popen([DOCKER, "run", "-it", "--name", n, "busybox", "sh"], stdin=follower, stdout=follower,
-                            stderr=follower, env=daemon.env, start_new_session=True)
+                            stderr=follower, env=any_daemon.env, start_new_session=True)
     os.close(follower)
     try:
         os.write(leader, b"stty size; echo size-$((6*7))\n")
         assert b"33 101" in _read_until(leader, b"size-42")
         _set_size(leader, 50, 120)
-        proc.send_signal(signal.SIGWINCH)
-        time.sleep(1)
-        os.write(leader, b"stty size; echo size-$((6*8))\n")
-        assert b"50 120" in _read_until(leader, b"size-48")
+        seen = b""
+        for attempt in range(20):  # the CLI watches for SIGWINCH only some time after its output flows
+            proc.send_signal(signal.SIGWINCH)
+            os.write(leader, b"stty size; echo size-$((%d*8))\n" % (attempt + 100))
+            seen = _read_until(leader, b"size-%d" % ((attempt + 100) * 8))
+            if b"50 120" in seen:
+                break
+            time.sleep(0.25)
+        assert b"50 120" in seen, seen
         os.write(leader, b"exit 9\n")
         assert proc.wait(timeout=30) == 9
     finally:
@@ -327,13 +332,13 @@ def test_tty_size_and_resize(daemon: Daemon, busybox: str, names: list[str]) -> 
         os.close(leader)
 
 
-def test_exec_tty(daemon: Daemon, busybox: str, names: list[str]) -> None:
-    n = new_name(names)
-    daemon.docker("run", "-d", "--name", n, "busybox", "sleep", "300", check=True)
+def test_exec_tty(any_daemon: Daemon, any_names: list[str]) -> None:
+    n = new_name(any_names)
+    any_daemon.docker("run", "-d", "--name", n, "busybox", "sleep", "300", check=True)
     leader, follower = pty.openpty()
     _set_size(follower, 21, 77)
     proc = subprocess.Popen([DOCKER, "exec", "-it", n, "sh", "-c", "stty size; tty; exit 4"], stdin=follower,
-                            stdout=follower, stderr=follower, env=daemon.env, start_new_session=True)
+                            stdout=follower, stderr=follower, env=any_daemon.env, start_new_session=True)
     os.close(follower)
     try:
         out = _read_until(leader, b"/dev/pts/")
@@ -427,19 +432,21 @@ def _ask(sock_path: str, data: bytes) -> bytes:
         return out
 
 
-def test_monitor_survives_bad_requests(daemon: Daemon, busybox: str, names: list[str]) -> None:
-    n = new_name(names)
-    daemon.docker("run", "-d", "--name", n, "busybox", "sleep", "300", check=True)
-    cid = _inspect(daemon, n)["Id"]
-    sock = os.path.join(daemon.exec_root, "s", cid[:16], "shim.sock")
+def test_monitor_survives_bad_requests(any_daemon: Daemon, any_names: list[str]) -> None:
+    n = new_name(any_names)
+    any_daemon.docker("run", "-d", "--name", n, "busybox", "sleep", "300", check=True)
+    cid = _inspect(any_daemon, n)["Id"]
+    sock = os.path.join(any_daemon.exec_root, "s", cid[:16], "shim.sock")
     assert _ask(sock, b"not json\n") == b""
     assert _ask(sock, b"[1, 2]\n") == b""
     assert _ask(sock, b"x" * 70000) == b""  # no line end within 64 KiB
     assert json.loads(_ask(sock, b'{"op": "ping"}\n')) == {"error": "unknown op 'ping'"}
     assert "error" in json.loads(_ask(sock, b'{"op": "kill", "signal": 99999}\n'))
     assert "error" in json.loads(_ask(sock, b'{"op": "resize", "h": 70000, "w": 1}\n'))
+    assert "error" in json.loads(_ask(sock, b'{"op": "resize", "h": 1e400, "w": 1}\n'))
+    assert "error" in json.loads(_ask(sock, b'{"op": "kill", "signal": "KILL"}\n'))
     assert json.loads(_ask(sock, b'{"op": "resize", "h": 10, "w": 10}\n')) == {"ok": True}
     assert json.loads(_ask(sock, b'{"op": "kill", "signal": 0}\n')) == {"ok": True}
-    assert _inspect(daemon, n)["State"]["Running"]
-    daemon.docker("kill", n, check=True)
-    assert daemon.docker("wait", n, check=True).stdout.strip() == "137"
+    assert _inspect(any_daemon, n)["State"]["Running"]
+    any_daemon.docker("kill", n, check=True)
+    assert any_daemon.docker("wait", n, check=True).stdout.strip() == "137"

@@ -377,6 +377,8 @@ static long long jint(const json *obj, const char *key) {
 /* Python's int() of a JSON value: numbers, booleans and decimal strings. */
 static int jto_int(const json *v, long long *out) {
     if (v && (v->type == J_NUM || v->type == J_BOOL)) {
+        if (!(v->num > -9e18 && v->num < 9e18)) /* NaN, infinities and what no long long holds */
+            return -1;
         *out = (long long)v->num;
         return 0;
     }

@@ -303,6 +303,8 @@ class Shim:
         self.sel.register(fd, selectors.EVENT_READ, ("output", fd))
 
     def set_size(self, h: int, w: int) -> None:
+        if not (0 <= h <= 65535 and 0 <= w <= 65535):  # checked now, not when an exec's terminal appears
+            raise ValueError("ushort format requires 0 <= number <= 65535")
         self.size = (h, w)  # an exec's terminal only exists once it runs
         if self.pty is not None:
             fcntl.ioctl(self.pty, termios.TIOCSWINSZ, struct.pack("HHHH", h, w, 0, 0))
@@ -394,10 +396,13 @@ class Shim:
                 return
             line, rest = c.header.split(b"\n", 1)
             try:
-                c.op = json.loads(line)
+                op = json.loads(line)
             except ValueError:
+                op = None
+            if not isinstance(op, dict):  # not an op line: a client that speaks no protocol of ours
                 self.drop(c)
                 return
+            c.op = op
             self.handle_op(c)
             if rest and c in self.clients:
                 self.to_stdin(c, rest)
@@ -459,13 +464,13 @@ class Shim:
             try:
                 self.set_size(int(op["h"]), int(op["w"]))
                 c.reply({"ok": True})
-            except (KeyError, ValueError, OSError, struct.error) as e:
+            except (KeyError, ValueError, OverflowError, OSError) as e:
                 c.reply({"error": str(e)})
         elif kind == "kill":
             if self.exit_code is None and self.init_pid:  # not reaped yet: the PID is still the process's
                 try:
                     os.kill(self.init_pid, int(op.get("signal", signal.SIGKILL)))
-                except (OSError, ValueError) as e:
+                except (OSError, ValueError, OverflowError) as e:
                     c.reply({"error": str(e)})
                     return
             c.reply({"ok": True})
