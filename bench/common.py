@@ -65,13 +65,14 @@ def docker(env: dict[str, str], *args: str) -> str:
     return proc.stdout
 
 
-def start_pydockd(root: str, stack: ExitStack, repo: str = REPO) -> str:
-    """A private daemon (of `repo`'s checkout) on temporary data/exec roots; returns its DOCKER_HOST."""
+def start_pydockd(root: str, stack: ExitStack, repo: str = REPO, args: tuple[str, ...] = ()) -> str:
+    """A private daemon (of `repo`'s checkout, with more options `args`) on temporary data/exec roots; returns
+    its DOCKER_HOST."""
     sock = os.path.join(root, "pydock.sock")
     with open(os.path.join(root, "pydockd.log"), "ab") as log:  # the daemon keeps its own copy
         proc = subprocess.Popen(
             [sys.executable, "-m", "engine.pydockd", "--data-root", os.path.join(root, "data"),
-             "--exec-root", os.path.join(root, "run"), "-H", f"unix://{sock}", "--log-level", "warning"],
+             "--exec-root", os.path.join(root, "run"), "-H", f"unix://{sock}", "--log-level", "warning", *args],
             cwd=repo, stdout=log, stderr=log, start_new_session=True)
     stack.callback(stop_process, proc)
     deadline = time.monotonic() + START_TIMEOUT

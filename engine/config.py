@@ -43,6 +43,9 @@ class EngineConfig:
     certs_dir: str = "/etc/pydock/certs.d"
     # the default bridge's gateway address and prefix (dockerd's --bip); "" picks a free pool, 172.29.0.0/16 first
     bip: str = ""
+    # the per-container monitor: "c" (engine/runtime/monitor.c, compiled on first use; the Python one when
+    # no compiler is there) or "python" (engine/runtime/shim.py)
+    monitor: str = "c"
 
     @property
     def limit_controllers(self) -> frozenset[str] | None:

@@ -34,7 +34,8 @@ DEFAULT_CONFIG_FILE = ROOT_PATHS.config_file
 CONFIG_KEYS = {"data-root": "data_root", "exec-root": "exec_root", "log-level": "log_level",
                "insecure-registries": "insecure_registry", "registry-mirrors": "registry_mirror",
                "certs-dir": "certs_dir", "bip": "bip", "storage-driver": "storage_driver",
-               "rootless-network": "rootless_network"}
+               "rootless-network": "rootless_network", "monitor": "monitor"}
+MONITORS = ("c", "python")
 
 
 def _parser(suppress: bool = False) -> argparse.ArgumentParser:
@@ -67,6 +68,9 @@ def _parser(suppress: bool = False) -> argparse.ArgumentParser:
                         "overlay2 where the kernel mounts it (rootless: in a user namespace), else fuse-overlayfs")
     p.add_argument("--rootless-network", default=default(holder.SLIRP), choices=holder.RELAYS,
                    help="rootless mode: what relays containers' outbound traffic, slirp4netns (default) or pasta")
+    p.add_argument("--monitor", default=default("c"), choices=MONITORS,
+                   help="per-container monitor: c (compiled on first use, the default; python when no C "
+                        "compiler is found) or python")
     return p
 
 
@@ -80,6 +84,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         url = urllib.parse.urlsplit(mirror)
         if url.scheme not in ("http", "https") or not url.netloc or url.path not in ("", "/"):
             raise SystemExit(f'pydockd: invalid mirror: "{mirror}" must be an http or https URL without a path')
+    if args.monitor not in MONITORS:
+        raise SystemExit(f"pydockd: invalid monitor {args.monitor!r}: choose from {', '.join(MONITORS)}")
     if not args.host.startswith("unix://"):
         raise SystemExit("pydockd: --host must be unix:///path; use --tcp for TCP")
     # absolute before a rootless daemon joins its mount namespace, which resets the working directory
@@ -160,7 +166,8 @@ async def serve(args: argparse.Namespace,
     log.info("storage driver %s", driver)
     cfg = EngineConfig(data_root=args.data_root, exec_root=args.exec_root, storage_driver=driver,
                        insecure_registries=tuple(args.insecure_registry),
-                       registry_mirrors=tuple(args.registry_mirror), certs_dir=args.certs_dir, bip=args.bip)
+                       registry_mirrors=tuple(args.registry_mirror), certs_dir=args.certs_dir, bip=args.bip,
+                       monitor=args.monitor)
     if rootless_mode is not None:
         ns, access = rootless_mode
         cfg = dataclasses.replace(cfg, rootless=True, engine_netns=ns.engine_netns, cgroup_parent=access.parent,

@@ -97,10 +97,14 @@ def test_build_cache_reports_ratio() -> None:
 
 def test_density_reports_per_container_cost() -> None:
     out = _run("density.py", "--count", "3", "--no-dockerd")
-    match = re.search(r"^pydockd +3 containers +(\d+\.\d+) s/container +daemon RSS (\d+\.\d) MiB +"
-                      r"monitors RSS (\d+\.\d) MiB \(3 monitors\)$", out, re.MULTILINE)
-    assert match, out
-    assert float(match[1]) > 0 and float(match[2]) > 0 and float(match[3]) > 0
+    for name in ("pydockd-c", "pydockd-py"):
+        match = re.search(rf"^{name} +3 containers +(\d+\.\d+) s/container +daemon RSS (\d+\.\d) -> (\d+\.\d) MiB +"
+                          r"monitor RSS (\d+\.\d+) PSS (\d+\.\d+) MiB/container \(3 monitors\) +"
+                          r"host (\d+\.\d+) MiB/container$", out, re.MULTILINE)
+        assert match, out
+        assert all(float(v) > 0 for v in match.groups()), out
+        assert float(match[5]) <= float(match[4]), "PSS never exceeds RSS"
+    assert re.search(r"^pydockd-c host MiB/container: \d+\.\d+ \(target <= 3\.0\)$", out, re.MULTILINE), out
 
 
 def test_logs_reports_read_speed() -> None:

@@ -276,6 +276,11 @@ def test_info_says_rootless_and_user_paths(users: dict[str, User]) -> None:
     assert bob.socket == f"{bob.runtime_dir}/pydock.sock" and os.path.exists(bob.socket)
 
 
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
 def test_run_exec_logs_stop_rm(users: dict[str, User]) -> None:
     alice = users["alice"]
     out = alice.docker("run", "--rm", "busybox", "sh", "-c", "echo hi; id -u", check=True).stdout
@@ -286,6 +291,9 @@ def test_run_exec_logs_stop_rm(users: dict[str, User]) -> None:
         with open(f"/proc/{pid}/status") as f:
             uids = next(line.split()[1:] for line in f if line.startswith("Uid:"))
         assert uids[0] == str(alice.uid)  # root in the container is the user on the host
+        monitor = os.readlink(f"/proc/{_parent(pid)}/exe")  # the compiled one, built by the user's own daemon
+        assert monitor.startswith(os.path.join(alice.data_root, "monitor", "monitor-")), monitor
+        assert os.stat(monitor).st_uid == alice.uid
         assert alice.docker("exec", cid, "sh", "-c", "echo from-exec", check=True).stdout == "from-exec\n"
         assert alice.docker("logs", cid, check=True).stdout == "started\n"
         assert "sleep 300" in alice.docker("top", cid, check=True).stdout

@@ -6,6 +6,7 @@ service deals in container IDs and never in processes or sockets' wire form.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -15,11 +16,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from engine.config import EngineConfig
 from engine.errors import Conflict, InternalError, InvalidParameter, Unsupported
 from engine.runtime.lines import open_attach, read_line, request
+from engine.runtime.monitorbuild import MonitorBuildError, build
+
+log = logging.getLogger(__name__)
 
 ABANDON_TIMEOUT = 10.0  # seconds a shim gets to see its killed container exit
 # What runc says when the container it was asked to act on has exited or been deleted.
@@ -94,6 +98,34 @@ def _schedule(pid: int, idle: bool) -> bool:
         return False
 
 
+class _Launch(Protocol):
+    def hand_over(self, state_dir: str) -> bytes:
+        """Start monitoring `state_dir`; the monitor's ready line, empty if it died without one."""
+
+
+@dataclass
+class _Compiled:
+    """The compiled monitor (monitor.c): it starts in about a millisecond, so none is kept ahead of need."""
+
+    binary: str
+
+    def hand_over(self, state_dir: str) -> bytes:
+        r, w = os.pipe()
+        try:
+            proc = subprocess.Popen([self.binary, state_dir],
+                                    env={"PYDOCK_SHIM_READY": str(w), "PATH": os.environ.get("PATH", "")},
+                                    pass_fds=(w,), stdin=subprocess.DEVNULL, close_fds=True)
+        except OSError as e:
+            os.close(r)
+            raise OCIRuntimeError(f"starting the monitor {self.binary}: {e}") from e
+        finally:
+            os.close(w)
+        proc.wait()  # it forks its monitor and exits
+        crash_point("handed-over")
+        with os.fdopen(r, "rb") as ready:
+            return ready.readline()
+
+
 @dataclass
 class _Spare:
     """A shim interpreter started ahead of need, waiting on stdin for its state directory."""
@@ -120,6 +152,29 @@ class Runtime:
         self._spare: _Spare | None = None
         self._spare_lock = threading.Lock()
         self._closed = False
+        # The compiled monitor is built (or found in its cache) in the background from the start, so
+        # the first container rarely waits for the compiler; until then, and without one, launches wait.
+        self._compiled: _Compiled | None = None
+        self._monitor_chosen = threading.Event()
+        if cfg.monitor == "c":
+            threading.Thread(target=self._build_monitor, name="monitor-build", daemon=True).start()
+        else:
+            self._monitor_chosen.set()
+
+    def _build_monitor(self) -> None:
+        try:
+            self._compiled = _Compiled(build(os.path.join(self.cfg.data_root, "monitor")))
+            log.info("container monitor: %s", self._compiled.binary)
+        except MonitorBuildError as e:
+            log.warning("the compiled container monitor is unavailable, using the Python one: %s", e)
+        finally:
+            self._monitor_chosen.set()
+
+    @property
+    def monitor_kind(self) -> str:
+        """"c" or "python": which monitor new containers get (waits for the compiled one's build)."""
+        self._monitor_chosen.wait()
+        return "c" if self._compiled else "python"
 
     def has_state(self, cid: str) -> bool:
         return os.path.exists(self.state_dir(cid))
@@ -169,7 +224,7 @@ class Runtime:
                            **files}.items():
             with open(os.path.join(sdir, name), "w") as f:  # exec-root state: no fsync needed
                 json.dump(data, f)
-        line = self._take_spare().hand_over(sdir)
+        line = self._take_monitor().hand_over(sdir)
         try:
             msg = json.loads(line or b"{}")
         except ValueError:
@@ -218,6 +273,10 @@ class Runtime:
         if idle:
             _schedule(proc.pid, idle=True)
         return _Spare(proc, r)
+
+    def _take_monitor(self) -> _Launch:
+        self._monitor_chosen.wait()
+        return self._compiled or self._take_spare()
 
     def _take_spare(self) -> _Spare:
         with self._spare_lock:

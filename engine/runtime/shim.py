@@ -8,6 +8,10 @@ code. Because it does not belong to the daemon, stopping or restarting pydockd (
 leaves the container running; a restarted daemon reconnects through
 `STATE_DIR/shim.sock`.
 
+monitor.c is the same program compiled (the daemon's default, far smaller for
+an idle container); the two speak the same protocol and write the same files,
+so a change to one belongs in the other.
+
 It is deliberately stdlib-only and self-contained (no engine imports): it
 runs for the container's whole life and must start in milliseconds. That is
 also why it is one module of some 600 lines: `python3 -I -S shim.py` cannot
@@ -206,6 +210,7 @@ class Shim:
         self.clients: list[Client] = []
         self.log = LogWriter(self.cfg["log"]) if self.cfg.get("log", {}).get("path") else None
         self.partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+        self.last_log_ns = 0
         self.stdin_w: int | None = None
         self.outputs: dict[int, str] = {}
         self.pty: int | None = None
@@ -298,6 +303,8 @@ class Shim:
         self.sel.register(fd, selectors.EVENT_READ, ("output", fd))
 
     def set_size(self, h: int, w: int) -> None:
+        if not (0 <= h <= 65535 and 0 <= w <= 65535):  # checked now, not when an exec's terminal appears
+            raise ValueError("ushort format requires 0 <= number <= 65535")
         self.size = (h, w)  # an exec's terminal only exists once it runs
         if self.pty is not None:
             fcntl.ioctl(self.pty, termios.TIOCSWINSZ, struct.pack("HHHH", h, w, 0, 0))
@@ -343,11 +350,17 @@ class Shim:
     def emit(self, stream: str, lines: list[bytes]) -> None:
         if not lines or self.log is None:
             return
-        now = rfc3339_ns(time.time_ns())
-        # byte for byte what dockerd's json-file driver writes (compact, UTF-8 as is)
+        entries = []
+        for ln in lines:
+            # each line its own time, strictly later than the last, even for lines read in one chunk:
+            # readers (`docker logs --since`, merging stdout with stderr) order by it
+            self.last_log_ns = max(time.time_ns(), self.last_log_ns + 1)
+            # byte for byte what dockerd's json-file driver writes (compact, UTF-8 as is)
+            entries.append(json.dumps({"log": ln.decode("utf-8", "replace"), "stream": stream,
+                                       "time": rfc3339_ns(self.last_log_ns)},
+                                      ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
         try:
-            self.log.write([json.dumps({"log": ln.decode("utf-8", "replace"), "stream": stream, "time": now},
-                                       ensure_ascii=False, separators=(",", ":")).encode() + b"\n" for ln in lines])
+            self.log.write(entries)
         except OSError as e:  # a full disk loses log lines, never the monitor (and its container's exit)
             print(f"writing the log failed: {e}", file=sys.stderr, flush=True)
 
@@ -383,10 +396,13 @@ class Shim:
                 return
             line, rest = c.header.split(b"\n", 1)
             try:
-                c.op = json.loads(line)
+                op = json.loads(line)
             except ValueError:
+                op = None
+            if not isinstance(op, dict):  # not an op line: a client that speaks no protocol of ours
                 self.drop(c)
                 return
+            c.op = op
             self.handle_op(c)
             if rest and c in self.clients:
                 self.to_stdin(c, rest)
@@ -448,13 +464,13 @@ class Shim:
             try:
                 self.set_size(int(op["h"]), int(op["w"]))
                 c.reply({"ok": True})
-            except (KeyError, ValueError, OSError) as e:
+            except (KeyError, ValueError, OverflowError, OSError) as e:
                 c.reply({"error": str(e)})
         elif kind == "kill":
             if self.exit_code is None and self.init_pid:  # not reaped yet: the PID is still the process's
                 try:
                     os.kill(self.init_pid, int(op.get("signal", signal.SIGKILL)))
-                except (OSError, ValueError) as e:
+                except (OSError, ValueError, OverflowError) as e:
                     c.reply({"error": str(e)})
                     return
             c.reply({"ok": True})
