@@ -75,12 +75,17 @@ def start_pydockd(root: str, stack: ExitStack, repo: str = REPO, args: tuple[str
              "--exec-root", os.path.join(root, "run"), "-H", f"unix://{sock}", "--log-level", "warning", *args],
             cwd=repo, stdout=log, stderr=log, start_new_session=True)
     stack.callback(stop_process, proc)
+    wait_until_answering(proc, sock, "pydockd did not start; see " + log.name)
+    return f"unix://{sock}"
+
+
+def wait_until_answering(proc: subprocess.Popen[bytes], sock: str, failure: str) -> None:
+    """Returns once the daemon `proc` answers /_ping on `sock`; raises `failure` if it exits or takes too long."""
     deadline = time.monotonic() + START_TIMEOUT
     while not docker_answers(sock):
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("pydockd did not start; see " + log.name)
+            raise RuntimeError(failure)
         time.sleep(0.05)
-    return f"unix://{sock}"
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:

@@ -31,19 +31,17 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from contextlib import ExitStack
 
 from common import (
     REPO,
-    START_TIMEOUT,
     docker,
-    docker_answers,
     docker_env,
     remove_all_containers,
     start_pydockd,
     stop_process,
     unmount_under,
+    wait_until_answering,
 )
 
 DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
@@ -119,11 +117,7 @@ def start_dockerd(root: str, stack: ExitStack) -> str:
              "--ip-masq=false", "--cgroup-parent", cgroup_parent, "--log-level", "warn"],
             stdout=log, stderr=log, start_new_session=True)
     stack.callback(stop_dockerd, proc)
-    deadline = time.monotonic() + START_TIMEOUT
-    while not docker_answers(sock):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the benchmark's dockerd did not start; see " + log.name)
-        time.sleep(0.05)
+    wait_until_answering(proc, sock, "the benchmark's dockerd did not start; see " + log.name)
     return f"unix://{sock}"
 
 

@@ -55,7 +55,7 @@ from dataclasses import dataclass
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import dockerd
-from common import DOCKER, REPO, START_TIMEOUT, docker, docker_answers, measure, scratch, stop_process, timed
+from common import DOCKER, REPO, docker, measure, scratch, stop_process, timed, wait_until_answering
 
 from engine.runtime import seccomp as seccomp_profiles
 
@@ -188,11 +188,7 @@ def rootless_contenders(user: RootlessUser, rootfs_tar: str, stack: ExitStack) -
     # last in, first out: the daemon stops, then what rootless mode leaves running for the next daemon
     stack.callback(stop_holder, exec_root)
     stack.callback(stop_process, proc)
-    deadline = time.monotonic() + START_TIMEOUT
-    while not docker_answers(sock):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("the rootless pydockd did not start; see " + log.name)
-        time.sleep(0.05)
+    wait_until_answering(proc, sock, "the rootless pydockd did not start; see " + log.name)
     env = user.env(DOCKER_HOST=f"unix://{sock}", DOCKER_CONFIG=os.path.join(root, "docker-config"))
     subprocess.run(user.argv(DOCKER, "import", rootfs_tar, "busybox:latest"), env=env, check=True,
                    capture_output=True, timeout=120)

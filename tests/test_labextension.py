@@ -87,7 +87,8 @@ def page(lab: JupyterServer) -> Iterator[object]:
 
 
 def run_command(page, label: str) -> None:  # type: ignore[no-untyped-def]
-    """Runs a command the way a user does: through the command palette."""
+    """Runs a command the way a user does: through the command palette. A late focus change can close
+    the palette between typing and clicking (the item is then detached): open it again and retry."""
     palette = page.locator(".lm-CommandPalette-input")
     for _ in range(10):
         page.locator("#jp-top-panel").click(position={"x": 1000, "y": 10})  # an empty spot: focus the page
@@ -95,10 +96,11 @@ def run_command(page, label: str) -> None:  # type: ignore[no-untyped-def]
         try:
             palette.wait_for(timeout=2_000)
             palette.fill(label, timeout=2_000)
-            break
-        except PlaywrightTimeout:  # a late focus change closed it: open it again
+            page.locator(".lm-CommandPalette-item", has_text=label).first.click(timeout=5_000)
+            return
+        except PlaywrightTimeout:
             continue
-    page.locator(".lm-CommandPalette-item", has_text=label).first.click()
+    raise AssertionError(f"the command palette never ran {label!r}")
 
 
 def sidebar_width(page, px: int) -> None:  # type: ignore[no-untyped-def]

@@ -708,22 +708,6 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-def test_spare_shim_waits_under_the_daemons_own_policy(users: dict[str, User]) -> None:
-    """A rootless daemon cannot take a process back from SCHED_IDLE, so its spare shim never goes there (it would
-    be thrown away at every start)."""
-    alice = users["alice"]
-    assert alice.proc is not None
-    alice.docker("run", "--rm", "busybox", "true", check=True)  # a start takes the spare and makes the next one
-    deadline = time.time() + 10
-    spares: list[int] = []
-    while not spares and time.time() < deadline:
-        spares = [pid for pid in alice.processes() if _parent(pid) == alice.proc.pid
-                  and b"shim.py" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-        time.sleep(0.05)
-    assert spares, "no spare shim"
-    assert {os.sched_getscheduler(pid) for pid in spares} == {os.SCHED_OTHER}
-
-
 def _parent(pid: int) -> int:
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from engine.config import EngineConfig
 from engine.container.archive import overlay_changes
 from engine.errors import InvalidParameter
 from engine.image import upperdir
 from engine.image.layers import write_diff_tar
 from engine.rootless import cgroups, idmap
 from engine.rootless.paths import UnsafeDirectory, UserPaths, ensure_private_dir
-from engine.runtime import resources
+from engine.runtime import resources, runc
 from engine.runtime.spec import SpecOptions, build_spec
 from engine.types.container import Resources
 from pydock_common.userpaths import user_socket
@@ -185,3 +186,19 @@ def test_whiteout_marks_are_not_content(tmp_path: Path) -> None:
     assert upperdir.deleted_name(".wh..wh..opq", reg.lstat()) is None
     assert upperdir.deleted_name(".wh..opq", dev.lstat()) is None
     assert upperdir.deleted_name("x", reg.lstat()) is None and not upperdir.is_content(".wh..opq")
+
+
+@pytest.mark.parametrize("rootless, policy", [(True, os.SCHED_OTHER), (False, os.SCHED_IDLE)])
+def test_spare_python_monitor_waits_under_the_daemons_own_policy(tmp_path: Path, rootless: bool,
+                                                                 policy: int) -> None:
+    """A rootless daemon cannot take a process back from SCHED_IDLE (that needs CAP_SYS_NICE in the host's
+    user namespace), so its spare Python monitor never goes there: it would be thrown away at every start."""
+    rt = runc.Runtime(EngineConfig(data_root=str(tmp_path / "data"), exec_root=str(tmp_path / "run"),
+                                   monitor="python", rootless=rootless))
+    try:
+        rt._refill()
+        spare = rt._spare
+        assert spare is not None
+        assert os.sched_getscheduler(spare.proc.pid) == policy
+    finally:
+        rt.close()
