@@ -106,6 +106,28 @@ def test_default_monitor_is_the_compiled_one_and_small(daemon: Daemon, busybox: 
     assert int(fields[3]) == int(fields[2]) == pid, "its own session: stopping the daemon leaves it be"
 
 
+def test_running_containers_add_no_daemon_threads(daemon: Daemon, busybox: str, names: list[str]) -> None:
+    """Issue 17: the daemon stays flat as containers grow; one watcher waits for every container's exit."""
+    assert daemon.proc is not None
+    pid = daemon.proc.pid
+
+    def threads() -> int:
+        return len(os.listdir(f"/proc/{pid}/task"))
+
+    def run(count: int) -> list[str]:
+        batch = [new_name(names) for _ in range(count)]
+        for n in batch:
+            daemon.docker("run", "-d", "--name", n, "busybox", "sleep", "300", check=True)
+        return batch
+
+    first = run(10)  # the daemon's bounded pools (API executor, exit appliers) have grown by now
+    before = threads()
+    batch = first + run(20)
+    assert threads() < before + 5
+    daemon.docker("rm", "-f", *batch, check=True)
+    assert daemon.docker("ps", "-aq", "--filter", f"name={batch[0]}").stdout.strip() == ""
+
+
 def test_python_daemon_runs_the_python_monitor(py_daemon: Daemon) -> None:
     n = "pymon-" + os.urandom(4).hex()
     py_daemon.docker("run", "-d", "--name", n, "busybox", "sleep", "300", check=True)
