@@ -199,6 +199,32 @@ def test_stdin_reaches_the_process(any_daemon: Daemon, any_names: list[str]) -> 
     assert proc.returncode == 0 and proc.stdout == data + "done\n", proc.stderr
 
 
+@pytest.mark.parametrize("tty", [False, True])
+def test_input_sent_before_start_reaches_the_process(any_daemon: Daemon, any_names: list[str], tty: bool) -> None:
+    """A client attached before `start` may send input (and, without a TTY, its EOF) before the process
+    exists: the monitor keeps it for the process."""
+    import docker
+    api = docker.APIClient(base_url=any_daemon.url, timeout=60)
+    n = new_name(any_names)
+    cmd = ["sh", "-c", "read line; echo got:$line"] if tty else ["cat"]
+    cid = api.create_container("busybox", cmd, stdin_open=True, tty=tty, name=n)["Id"]
+    sock = api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+    raw = sock._sock
+    raw.sendall(b"early\n")
+    if not tty:
+        raw.shutdown(socket.SHUT_WR)  # StdinOnce: the process sees EOF after the input
+    time.sleep(0.2)
+    api.start(cid)
+    raw.settimeout(30)
+    out = b""
+    while chunk := raw.recv(65536):
+        out += chunk
+    raw.close()
+    api.close()
+    assert (b"got:early" if tty else b"early\n") in out, out
+    assert _inspect(any_daemon, n)["State"]["ExitCode"] == 0
+
+
 def test_each_line_has_its_own_time(any_daemon: Daemon, any_names: list[str]) -> None:
     """Lines the monitor reads in one chunk still get a time each, strictly increasing across streams."""
     n = new_name(any_names)

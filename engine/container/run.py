@@ -77,13 +77,13 @@ class Running(Creating, HealthChecking):
             spec = self._spec(c, merged)
             _write_start_file(os.path.join(cdir, "config.json"), json.dumps(spec).encode(), 0o600)
             crash_point("prepared")
-            pid = self.runtime.launch(
+            self.runtime.launch(
                 cid, cdir, tty=c.config.tty, stdin=c.config.open_stdin, log=self.log_spec(c).to_shim(),
                 console_size=_console_size(c.host_config), cgroup_path=spec["linux"]["cgroupsPath"])
             crash_point("created")
             for att in self._pending.pop(cid, []):
                 self._connect_attachment(cid, att)
-            self.runtime.request(cid, {"op": "start"})
+            pid = self.runtime.start(cid)
             crash_point("started")
         except BaseException as e:
             self.runtime.cleanup(cid)
