@@ -183,9 +183,11 @@ def test_interrupted_start_of_an_auto_remove_container_removes_it(crashy: Daemon
     _assert_usable_then_clean(crashy, {})
 
 
-def test_shim_of_a_dead_daemon_gives_up_at_once(crashy: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A daemon killed while its shim runs `runc create` cannot start the container, so the shim removes it."""
-    _start_crashing_at(crashy, "handed-over", monkeypatch)
+@pytest.mark.parametrize("step", ["handed-over", "created"])
+def test_shim_of_a_dead_daemon_gives_up_at_once(crashy: Daemon, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
+    """A daemon killed before it sent `start` (before or after the monitor's ready line) will never start
+    the container: the monitor sees the daemon's end of its ready pipe close and gives up at once."""
+    _start_crashing_at(crashy, step, monkeypatch)
     assert crashy.docker("run", "-d", "busybox", "sleep", "300").returncode != 0
     _wait_dead(crashy)
     [state_dir] = glob.glob(os.path.join(crashy.exec_root, "s", "*"))

@@ -106,6 +106,28 @@ def test_default_monitor_is_the_compiled_one_and_small(daemon: Daemon, busybox: 
     assert int(fields[3]) == int(fields[2]) == pid, "its own session: stopping the daemon leaves it be"
 
 
+def test_running_containers_add_no_daemon_threads(daemon: Daemon, busybox: str, names: list[str]) -> None:
+    """Issue 17: the daemon stays flat as containers grow; one watcher waits for every container's exit."""
+    assert daemon.proc is not None
+    pid = daemon.proc.pid
+
+    def threads() -> int:
+        return len(os.listdir(f"/proc/{pid}/task"))
+
+    def run(count: int) -> list[str]:
+        batch = [new_name(names) for _ in range(count)]
+        for n in batch:
+            daemon.docker("run", "-d", "--name", n, "busybox", "sleep", "300", check=True)
+        return batch
+
+    first = run(10)  # the daemon's bounded pools (API executor, exit appliers) have grown by now
+    before = threads()
+    batch = first + run(20)
+    assert threads() < before + 5
+    daemon.docker("rm", "-f", *batch, check=True)
+    assert daemon.docker("ps", "-aq", "--filter", f"name={batch[0]}").stdout.strip() == ""
+
+
 def test_python_daemon_runs_the_python_monitor(py_daemon: Daemon) -> None:
     n = "pymon-" + os.urandom(4).hex()
     py_daemon.docker("run", "-d", "--name", n, "busybox", "sleep", "300", check=True)
@@ -175,6 +197,32 @@ def test_stdin_reaches_the_process(any_daemon: Daemon, any_names: list[str]) -> 
     data = "".join(f"line {i}\n" for i in range(2000))
     proc = any_daemon.docker("run", "-i", "--name", n, "busybox", "sh", "-c", "cat; echo done", input=data)
     assert proc.returncode == 0 and proc.stdout == data + "done\n", proc.stderr
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_input_sent_before_start_reaches_the_process(any_daemon: Daemon, any_names: list[str], tty: bool) -> None:
+    """A client attached before `start` may send input (and, without a TTY, its EOF) before the process
+    exists: the monitor keeps it for the process."""
+    import docker
+    api = docker.APIClient(base_url=any_daemon.url, timeout=60)
+    n = new_name(any_names)
+    cmd = ["sh", "-c", "read line; echo got:$line"] if tty else ["cat"]
+    cid = api.create_container("busybox", cmd, stdin_open=True, tty=tty, name=n)["Id"]
+    sock = api.attach_socket(cid, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+    raw = sock._sock
+    raw.sendall(b"early\n")
+    if not tty:
+        raw.shutdown(socket.SHUT_WR)  # StdinOnce: the process sees EOF after the input
+    time.sleep(0.2)
+    api.start(cid)
+    raw.settimeout(30)
+    out = b""
+    while chunk := raw.recv(65536):
+        out += chunk
+    raw.close()
+    api.close()
+    assert (b"got:early" if tty else b"early\n") in out, out
+    assert _inspect(any_daemon, n)["State"]["ExitCode"] == 0
 
 
 def test_each_line_has_its_own_time(any_daemon: Daemon, any_names: list[str]) -> None:

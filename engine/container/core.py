@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from engine.config import EngineConfig
 from engine.container import logconfig
+from engine.container.exits import ExitWatcher
 from engine.container.probes import ProbeRunner, ProbeScheduler
 from engine.container.record import ContainerID, ContainerRecord
 from engine.container.store import ContainerStore
@@ -79,6 +80,7 @@ class ContainerCore:
         self._cancelled_restart: set[ContainerID] = set()
         self._closing = False   # set by close: exits seen from then on are the next daemon's to apply
         self._handling = 0      # exits being applied now, which close waits for
+        self._exit_watcher = ExitWatcher()
         self.network = network
         self.volumes = volumes
         self._run_probe = run_probe

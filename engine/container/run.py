@@ -77,13 +77,13 @@ class Running(Creating, HealthChecking):
             spec = self._spec(c, merged)
             _write_start_file(os.path.join(cdir, "config.json"), json.dumps(spec).encode(), 0o600)
             crash_point("prepared")
-            pid = self.runtime.launch(
+            self.runtime.launch(
                 cid, cdir, tty=c.config.tty, stdin=c.config.open_stdin, log=self.log_spec(c).to_shim(),
                 console_size=_console_size(c.host_config), cgroup_path=spec["linux"]["cgroupsPath"])
             crash_point("created")
             for att in self._pending.pop(cid, []):
                 self._connect_attachment(cid, att)
-            self.runtime.request(cid, {"op": "start"})
+            pid = self.runtime.start(cid)
             crash_point("started")
         except BaseException as e:
             self.runtime.cleanup(cid)
@@ -157,18 +157,19 @@ class Running(Creating, HealthChecking):
 
     # ---- exit handling ------------------------------------------------
     def _monitor(self, cid: ContainerID) -> None:
-        threading.Thread(target=self._watch, args=(cid,), name=f"monitor-{cid[:12]}", daemon=True).start()
-
-    def _watch(self, cid: ContainerID) -> None:
-        result: dict[str, Any] | None = None
+        """Watch the running container `cid` for its exit (on the shared watcher, not a thread of its own)."""
         try:
-            with self.runtime.connect(cid, {"op": "wait"}, timeout=None) as sock:
-                result = self.runtime.read_line(sock)
+            sock = self.runtime.connect(cid, {"op": "wait"}, timeout=None)
         except OSError:
-            pass
-        if result is None:  # connected too late: the shim wrote exit.json before closing its socket
-            result = self.runtime.read_exit(cid) or {"ExitCode": 255, "FinishedAt": rfc3339_ns(), "OOMKilled": False}
-        self._on_exit(cid, result)
+            self._exit_watcher.report(cid, None, self._exit_seen)  # gone already: its exit.json says how it ended
+            return
+        self._exit_watcher.watch(cid, sock, self._exit_seen)
+
+    def _exit_seen(self, cid: str, line: dict[str, Any] | None) -> None:
+        # No line: connected too late, or the monitor died; it wrote exit.json before closing its socket.
+        result = line or self.runtime.read_exit(cid) or {"ExitCode": 255, "FinishedAt": rfc3339_ns(),
+                                                         "OOMKilled": False}
+        self._on_exit(ContainerID(cid), result)
 
     def _on_exit(self, cid: ContainerID, result: dict[str, Any]) -> None:
         with self._cond:
@@ -195,6 +196,7 @@ class Running(Creating, HealthChecking):
             self._closing = True
             if not self._cond.wait_for(lambda: not self._handling, EXIT_GRACE):
                 log.warning("%d container exits still being applied after %.0f s", self._handling, EXIT_GRACE)
+        self._exit_watcher.close()
         super().close()
 
     def _apply_exit(self, cid: ContainerID, result: dict[str, Any]) -> None:

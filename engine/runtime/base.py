@@ -17,8 +17,13 @@ from typing import Any, Protocol
 class ContainerRuntime(Protocol):
     # ---- starting processes -------------------------------------------
     def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log: dict[str, Any],
-               console_size: tuple[int, int] | None, cgroup_path: str) -> int:
-        """Create the container from the OCI bundle under a new monitor; returns the init PID (not yet running)."""
+               console_size: tuple[int, int] | None, cgroup_path: str) -> None:
+        """Put the container of the OCI bundle under a new monitor, which clients may attach to; it runs at
+        `start`."""
+        ...
+
+    def start(self, cid: str) -> int:
+        """Run the launched container; its init PID."""
         ...
 
     def launch_exec(self, eid: str, cid: str, process: dict[str, Any], *, stdin: bool) -> None:

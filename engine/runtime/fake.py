@@ -158,13 +158,15 @@ class FakeRuntime:
 
     # ---- starting processes -------------------------------------------
     def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log: dict[str, Any],
-               console_size: tuple[int, int] | None, cgroup_path: str) -> int:
+               console_size: tuple[int, int] | None, cgroup_path: str) -> None:
         with open(os.path.join(bundle, "config.json")) as f:
             args = json.load(f)["process"]["args"]
         self._procs[cid] = FakeProcess(list(args), next(self._pids), tty, log.get("path", ""),
                                        stdin=queue.SimpleQueue() if stdin else None)
         self._started.discard(cid)
-        return self._procs[cid].pid
+
+    def start(self, cid: str) -> int:
+        return int(self.request(cid, {"op": "start"})["pid"])
 
     def launch_exec(self, eid: str, cid: str, process: dict[str, Any], *, stdin: bool) -> None:
         self._procs[eid] = FakeProcess(list(process["args"]), next(self._pids), bool(process.get("terminal")), "",

@@ -45,6 +45,7 @@
 
 #define LOG_LINE_MAX (16 * 1024)
 #define START_TIMEOUT_MS 120000LL
+#define EARLY_INPUT_MAX (1 << 20) /* input attached clients send before the process runs, kept for it */
 #define DRAIN_TIMEOUT_MS 2000LL
 #define READ_CHUNK 65536
 #define HEADER_MAX 65536
@@ -713,11 +714,15 @@ static struct {
     int exited, exit_code;
     long long drain_deadline, start_deadline; /* ms, monotonic; start_deadline 0: none */
     int started;
+    int start_tried;   /* runc ran for the process: a container may need deleting */
+    buf_t early_input; /* stdin from attached clients before the process runs, kept for it */
+    int early_close;   /* and their EOF */
+    int ready_fd;      /* the ready pipe, watched until `start`: the daemon's end closing first means it died */
     buf_t exit_json;
     client_t **clients;
     size_t nclients;
     int wake_r, wake_w;
-} M = {.stdin_w = -1, .pty = -1, .out_fd = {-1, -1}, .wake_r = -1, .wake_w = -1};
+} M = {.stdin_w = -1, .pty = -1, .out_fd = {-1, -1}, .wake_r = -1, .wake_w = -1, .ready_fd = -1};
 
 static const char *const STREAMS[2] = {"stdout", "stderr"};
 
@@ -860,7 +865,7 @@ static int receive_pty(int console) {
     return fd;
 }
 
-/* Run `runc create` or `runc exec --detach` (`action`: NULL-ended, at most 4 arguments) with the
+/* Run `runc run --detach` or `runc exec --detach` (`action`: NULL-ended, at most 4 arguments) with the
  * process's stdio held here; 0, or -1 with `err` set. */
 static int spawn(const char *const *action, buf_t *err) {
     char *pidfile = path_join(M.dir, "init.pid");
@@ -961,13 +966,6 @@ static int spawn(const char *const *action, buf_t *err) {
     free(pidfile);
     free(console_path);
     return code ? -1 : 0;
-}
-
-/* A container is created now and started later; an exec is only run by `start`. */
-static int prepare(buf_t *err) {
-    if (M.exec_mode)
-        return 0;
-    return spawn((const char *const[]){"create", "--bundle", M.bundle, NULL}, err);
 }
 
 /* ---- output ----------------------------------------------------------- */
@@ -1118,9 +1116,7 @@ static void reply_ok(client_t *c) {
     reply(c, &b);
 }
 
-static void to_stdin(client_t *c, const char *data, size_t n) {
-    if (c->op != OP_ATTACH || !c->stdin_)
-        return;
+static void write_stdin(const char *data, size_t n) {
     int fd = M.tty ? M.pty : M.stdin_w;
     if (fd < 0)
         return;
@@ -1128,6 +1124,33 @@ static void to_stdin(client_t *c, const char *data, size_t n) {
     write_all(fd, data, n);
     if (fd == M.pty)
         set_blocking(fd, 0);
+}
+
+static void to_stdin(client_t *c, const char *data, size_t n) {
+    if (c->op != OP_ATTACH || !c->stdin_)
+        return;
+    if (!M.started) {
+        if (M.early_input.len + n <= EARLY_INPUT_MAX)
+            buf_add(&M.early_input, data, n);
+        return;
+    }
+    write_stdin(data, n);
+}
+
+/* An attached client's EOF: stdin closes, once the process runs. */
+static void client_stdin_eof(void) {
+    if (M.started)
+        close_stdin();
+    else
+        M.early_close = 1;
+}
+
+/* Stop watching the ready pipe: the daemon has started the process (or is gone). */
+static void release_ready(void) {
+    if (M.ready_fd >= 0) {
+        close(M.ready_fd);
+        M.ready_fd = -1;
+    }
 }
 
 static void exited(int code) {
@@ -1138,13 +1161,14 @@ static void exited(int code) {
 
 /* Start the process; 0 when it runs, else -1 with runc's error in `err`. */
 static int start(buf_t *err) {
+    M.start_tried = 1;
     if (M.exec_mode) {
         char *process = path_join(M.dir, "process.json");
         int rc = spawn((const char *const[]){"exec", "--detach", "--process", process, NULL}, err);
         free(process);
         return rc;
     }
-    return RUNC(NULL, err, "start", M.id) ? -1 : 0;
+    return spawn((const char *const[]){"run", "--detach", "--bundle", M.bundle, NULL}, err);
 }
 
 static void handle_op(client_t *c, const json *op) {
@@ -1155,12 +1179,19 @@ static void handle_op(client_t *c, const json *op) {
             buf_add(&b, "", 1);
             reply_error(c, b.p);
             buf_free(&b);
-            if (M.exec_mode)
-                exited(255); /* nothing runs: the daemon reports the error, not this code */
+            exited(255); /* nothing runs: the daemon reports the error, not this code */
             return;
         }
         buf_free(&b);
-        M.started = 1;
+        if (!M.started) {
+            M.started = 1;
+            release_ready();
+            if (M.early_input.len)
+                write_stdin(M.early_input.p, M.early_input.len);
+            buf_free(&M.early_input);
+            if (M.early_close)
+                close_stdin();
+        }
         buf_fmt(&b, "{\"ok\": true, \"pid\": %d}", (int)M.init_pid);
         reply(c, &b);
         /* An exec's exit goes to the connection that started it: a separate wait could come after
@@ -1280,7 +1311,7 @@ static void on_client(client_t *c) {
     if (!n) {
         c->reading = 0;
         if (c->close_stdin)
-            close_stdin();
+            client_stdin_eof();
         return;
     }
     to_stdin(c, data, (size_t)n);
@@ -1326,11 +1357,10 @@ static int oom_killed(void) {
     return 0;
 }
 
-/* Send the ready line and close the pipe; 0 if the daemon is no longer there to read it. */
+/* Send the ready line; 0 if the daemon is no longer there to read it. */
 static int report(int ready_fd, buf_t *msg) {
     buf_add(msg, "\n", 1);
     int ok = write_all(ready_fd, msg->p, msg->len) == 0;
-    close(ready_fd);
     buf_free(msg);
     return ok;
 }
@@ -1369,7 +1399,8 @@ static void finish(int listener, const char *sock_path) {
     buf_fmt(&M.exit_json, "{\"ExitCode\": %d, \"FinishedAt\": \"%s\", \"OOMKilled\": %s}", M.exit_code, when,
             oom ? "true" : "false");
     if (!M.exec_mode) { /* an exec's exit must not delete its container */
-        RUNC(NULL, NULL, "delete", "--force", M.id);
+        if (M.start_tried)
+            RUNC(NULL, NULL, "delete", "--force", M.id);
         char *path = path_join(M.dir, "exit.json");
         atomic_write(path, M.exit_json.p, M.exit_json.len);
         free(path);
@@ -1493,7 +1524,7 @@ static void run(int ready_fd) {
     sigaction(SIGCHLD, &sa_chld, NULL);
     signal(SIGPIPE, SIG_IGN);
     M.start_deadline = now_ms() + START_TIMEOUT_MS;
-    if (load_config(&msg) || prepare(&msg)) {
+    if (load_config(&msg)) {
         /* any failure is reported to the daemon, then cleaned up */
         buf_t line = {0};
         buf_add(&msg, "", 1);
@@ -1502,8 +1533,7 @@ static void run(int ready_fd) {
         buf_str(&line, "}");
         buf_free(&msg);
         report(ready_fd, &line);
-        if (M.id && M.runc && *M.runc)
-            RUNC(NULL, NULL, "delete", "--force", M.id);
+        close(ready_fd);
         close(listener);
         unlink(sock_path);
         free(sock_path);
@@ -1516,11 +1546,12 @@ static void run(int ready_fd) {
         write_all(pidfd, pid_text, (size_t)n);
         close(pidfd);
     }
-    buf_fmt(&msg, "{\"pid\": %d}", (int)M.init_pid); /* 0: an exec not yet run */
+    /* The process runs at `start`. Until then the daemon holds the read end of the ready pipe, which
+     * closes early only if it died: then nobody will start the process, and the monitor gives up. */
+    M.ready_fd = ready_fd;
+    buf_str(&msg, "{\"pid\": 0}");
     if (!report(ready_fd, &msg))
-        /* The daemon died before it learnt of this process, so nobody will start it: give up now
-         * rather than hold a created container. */
-        M.start_deadline = now_ms();
+        M.start_deadline = now_ms(); /* the daemon died already: give up now */
     struct pollfd *pfds = NULL;
     client_t **polled = NULL;
     for (;;) {
@@ -1530,13 +1561,11 @@ static void run(int ready_fd) {
             break;
         if (M.start_deadline && !M.started && now_ms() > M.start_deadline) {
             M.start_deadline = 0; /* nobody started it: the daemon is gone, do not linger */
-            if (M.exec_mode)
-                exited(255);
-            else
-                RUNC(NULL, NULL, "kill", M.id, "KILL");
+            release_ready();
+            exited(255);
         }
         reap_dropped();
-        size_t cap = 4 + M.nclients, k = 0;
+        size_t cap = 5 + M.nclients, k = 0;
         pfds = realloc(pfds, cap * sizeof *pfds);
         polled = realloc(polled, cap * sizeof *polled);
         if (!pfds || !polled)
@@ -1549,6 +1578,8 @@ static void run(int ready_fd) {
             pfds[k] = (struct pollfd){.fd = M.out_fd[s], .events = POLLIN};
             polled[k++] = NULL;
         }
+        pfds[k] = (struct pollfd){.fd = M.ready_fd, .events = 0}; /* only its POLLERR: see above */
+        polled[k++] = NULL;
         for (size_t i = 0; i < M.nclients; i++) {
             if (M.clients[i]->reading) {
                 pfds[k] = (struct pollfd){.fd = M.clients[i]->fd, .events = POLLIN};
@@ -1569,6 +1600,10 @@ static void run(int ready_fd) {
             } else if (i < 4) {
                 if (M.out_fd[i - 2] == pfds[i].fd)
                     on_output((int)i - 2);
+            } else if (i == 4) {
+                release_ready();
+                if (!M.started)
+                    M.start_deadline = now_ms();
             } else if (polled[i]->fd >= 0 && polled[i]->reading) {
                 on_client(polled[i]);
             }

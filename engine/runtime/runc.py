@@ -88,6 +88,18 @@ def classify_runc_error(message: str, action: str = "create") -> OCIRuntimeError
     return kind(f"OCI runtime {action} failed: {message}: unknown")
 
 
+def _read_ready_line(fd: int) -> bytes:
+    """The monitor's ready line from its pipe, which stays open (see Runtime._ready); b"" if the monitor
+    closed it without one."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(fd, 4096)  # the monitor writes nothing after this line
+        if not chunk:
+            break
+        line += chunk
+    return line
+
+
 def _schedule(pid: int, idle: bool) -> bool:
     """Move a process to SCHED_IDLE, or back to the daemon's own policy; False if that failed."""
     policy, param = (os.SCHED_IDLE, os.sched_param(0)) if idle else (os.sched_getscheduler(0), os.sched_getparam(0))
@@ -99,8 +111,8 @@ def _schedule(pid: int, idle: bool) -> bool:
 
 
 class _Launch(Protocol):
-    def hand_over(self, state_dir: str) -> bytes:
-        """Start monitoring `state_dir`; the monitor's ready line, empty if it died without one."""
+    def hand_over(self, state_dir: str) -> int:
+        """Start monitoring `state_dir`; the read end of the monitor's ready pipe."""
 
 
 @dataclass
@@ -109,7 +121,7 @@ class _Compiled:
 
     binary: str
 
-    def hand_over(self, state_dir: str) -> bytes:
+    def hand_over(self, state_dir: str) -> int:
         r, w = os.pipe()
         try:
             proc = subprocess.Popen([self.binary, state_dir],
@@ -122,8 +134,7 @@ class _Compiled:
             os.close(w)
         proc.wait()  # it forks its monitor and exits
         crash_point("handed-over")
-        with os.fdopen(r, "rb") as ready:
-            return ready.readline()
+        return r
 
 
 @dataclass
@@ -133,12 +144,11 @@ class _Spare:
     proc: subprocess.Popen[bytes]
     ready_r: int  # the shim reports {"pid": n} or {"error": ...} here
 
-    def hand_over(self, state_dir: str) -> bytes:
-        """Give the spare its container; returns its ready line, empty if it died unused."""
+    def hand_over(self, state_dir: str) -> int:
+        """Give the spare its container; returns the read end of its ready pipe."""
         self.proc.communicate(state_dir.encode() + b"\n")  # it forks its monitor and exits
         crash_point("handed-over")
-        with os.fdopen(self.ready_r, "rb") as ready:
-            return ready.readline()
+        return self.ready_r
 
     def discard(self) -> None:
         """An unused spare exits as soon as its stdin closes."""
@@ -151,6 +161,10 @@ class Runtime:
         self.cfg = cfg
         self._spare: _Spare | None = None
         self._spare_lock = threading.Lock()
+        # The read ends of launched monitors' ready pipes, held until their `start` is sent: a monitor
+        # whose end closes before that knows the daemon died and gives up (see shim.py).
+        self._ready: dict[str, int] = {}
+        self._ready_lock = threading.Lock()
         self._closed = False
         # The compiled monitor is built (or found in its cache) in the background from the start, so
         # the first container rarely waits for the compiler; until then, and without one, launches wait.
@@ -193,9 +207,9 @@ class Runtime:
 
     # ---- shim ---------------------------------------------------------
     def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log: dict[str, Any],
-               console_size: tuple[int, int] | None, cgroup_path: str) -> int:
-        """Hand a state directory to a shim, which `runc create`s the container; returns the init PID."""
-        return self._launch(cid, {
+               console_size: tuple[int, int] | None, cgroup_path: str) -> None:
+        """Hand a state directory to a monitor; the container runs at `start`."""
+        self._launch(cid, {
             "id": cid, "bundle": bundle, "tty": tty, "stdin": stdin, "log": log,
             "cgroup_path": cgroup_path, "console_size": list(console_size) if console_size else None,
         }, {}, "create")
@@ -216,7 +230,22 @@ class Runtime:
         except Conflict:
             pass
 
-    def _launch(self, sid: str, shim_cfg: dict[str, Any], files: dict[str, Any], action: str) -> int:
+    def start(self, cid: str) -> int:
+        """Run the launched container (`runc run --detach` in its monitor); its init PID."""
+        try:
+            reply = self.request(cid, {"op": "start"})
+        finally:
+            self._release(cid)
+        return int(reply["pid"])
+
+    def _release(self, sid: str) -> None:
+        """Close the ready pipe of `sid`'s monitor: its start was sent, or will never be."""
+        with self._ready_lock:
+            fd = self._ready.pop(sid, None)
+        if fd is not None:
+            os.close(fd)
+
+    def _launch(self, sid: str, shim_cfg: dict[str, Any], files: dict[str, Any], action: str) -> None:
         sdir = self.state_dir(sid)
         shutil.rmtree(sdir, ignore_errors=True)
         os.makedirs(sdir, mode=0o700)
@@ -224,26 +253,31 @@ class Runtime:
                            **files}.items():
             with open(os.path.join(sdir, name), "w") as f:  # exec-root state: no fsync needed
                 json.dump(data, f)
-        line = self._take_monitor().hand_over(sdir)
+        ready = self._take_monitor().hand_over(sdir)
         try:
-            msg = json.loads(line or b"{}")
+            msg = json.loads(_read_ready_line(ready) or b"{}")
         except ValueError:
             msg = {}
         if "pid" not in msg:
+            os.close(ready)
             shutil.rmtree(sdir, ignore_errors=True)
             raise classify_runc_error(msg.get("error") or self._shim_log(sdir) or "shim failed to start", action)
-        return int(msg["pid"])
+        with self._ready_lock:
+            self._ready[sid] = ready
 
     def start_exec(self, eid: str) -> tuple[int, socket.socket]:
         """Run a launched exec: its PID, and the connection its exit line will arrive on."""
         try:
             sock = self.connect(eid, {"op": "start"}, timeout=60)
         except OSError as e:
+            self._release(eid)
             raise OCIRuntimeError(f"exec {eid} has no monitor: {e}") from e
         try:
             reply = self.read_line(sock) or {"error": "exec monitor exited"}
         except (OSError, ValueError) as e:
             reply = {"error": str(e)}
+        finally:
+            self._release(eid)
         if "error" in reply:
             sock.close()
             raise classify_runc_error(reply["error"], "exec")
@@ -355,7 +389,11 @@ class Runtime:
 
         A shim deletes its container in runc before reporting the exit, so
         runc is only called when its state directory says it is still needed.
+        A monitor still finishing (a start that failed, or was never sent) is
+        waited for, so it cannot write into a state directory about to go.
         """
+        self._release(cid)
+        self._wait_gone(cid)
         if os.path.exists(os.path.join(self.cfg.runc_root, cid)):
             self._runc("delete", "--force", cid, check=False)
         shutil.rmtree(self.state_dir(cid), ignore_errors=True)
@@ -372,16 +410,18 @@ class Runtime:
     def abandon(self, cid: str) -> None:
         """Undo a start a daemon crash interrupted: afterwards no process, runc state or shim is left.
 
-        A created container's init waits for `runc start` and must be killed;
-        its shim then reaps it, deletes it in runc and exits, which is waited
-        for so the shim cannot write into a state directory about to go.
+        A container that runs is killed, and its monitor reaps it, deletes it
+        in runc and exits; a monitor that was never sent `start` has given up
+        already, as the crashed daemon's end of its ready pipe closed.
         """
         if os.path.exists(os.path.join(self.cfg.runc_root, cid)):
             self._runc("kill", cid, "KILL", check=False)
+        self.cleanup(cid)
+
+    def _wait_gone(self, cid: str) -> None:
         deadline = time.monotonic() + ABANDON_TIMEOUT
         while self.alive(cid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        self.cleanup(cid)
+            time.sleep(0.01)
 
     # ---- runc ---------------------------------------------------------
     def _runc_on(self, cid: str, *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -4,7 +4,12 @@ The daemon starts `python3 -I -S shim.py` ahead of need (interpreter start-up
 is most of a shim's cost) and later writes a state directory to its stdin.
 It then detaches into its own session and becomes a child subreaper, so the
 container's init process is its child and it alone can collect the exit
-code. Because it does not belong to the daemon, stopping or restarting pydockd (or Jupyter)
+code. Nothing runs until the daemon's `start`, which runs `runc run
+--detach` (one runc process where create then start took two), so clients
+attach before the process exists; input they send before it does is kept
+for it. The daemon holds the read end of the ready pipe until it has sent
+`start`: if that end closes first, the daemon died mid-start and the monitor
+gives up at once. Because it does not belong to the daemon, stopping or restarting pydockd (or Jupyter)
 leaves the container running; a restarted daemon reconnects through
 `STATE_DIR/shim.sock`.
 
@@ -19,12 +24,11 @@ import siblings.
 
 `mode: "exec"` in shim.json makes it monitor a process started in a running
 container (`docker exec`), as containerd's shim holds exec processes: the
-process runs only at `start` (`runc exec --detach`), so clients attached
-before it lose no output; it has no log (Docker does not log exec output) and
+process runs only at `start` (`runc exec --detach`), as a container does; it has no log (Docker does not log exec output) and
 its exit neither deletes the container nor leaves state behind.
 
 Socket protocol: a client sends one JSON line, then
-  {"op": "start"}               -> runs `runc start` (container) or `runc exec` (exec), answers
+  {"op": "start"}               -> runs `runc run` (container) or `runc exec` (exec), answers
                                    {"ok": true, "pid": n} or {"error": ...}; for an exec the
                                    connection then answers like "wait"
   {"op": "wait"}                -> answers {"ExitCode": n, ...} when the process exits
@@ -55,6 +59,7 @@ import time
 PR_SET_CHILD_SUBREAPER = 36
 LOG_LINE_MAX = 16 * 1024
 START_TIMEOUT = 120.0
+EARLY_INPUT_MAX = 1 << 20  # input attached clients send before the process runs, kept for it
 DRAIN_TIMEOUT = 2.0
 
 
@@ -73,14 +78,12 @@ def atomic_write(path: str, data: bytes) -> None:
 
 
 def report(ready_fd: int, msg: dict) -> bool:
-    """Send the ready line and close the pipe; False if the daemon is no longer there to read it."""
+    """Send the ready line; False if the daemon is no longer there to read it."""
     try:
         os.write(ready_fd, json.dumps(msg).encode() + b"\n")
         return True
     except BrokenPipeError:
         return False
-    finally:
-        os.close(ready_fd)
 
 
 class LogWriter:
@@ -220,7 +223,11 @@ class Shim:
         self.drain_deadline = 0.0
         self.exit: dict | None = None
         self.started = False
+        self.start_tried = False  # runc ran for the process: a container may need deleting
         self.start_deadline: float | None = time.monotonic() + START_TIMEOUT
+        self.early_input = bytearray()  # stdin from attached clients before the process runs
+        self.early_close = False  # and their EOF
+        self.ready_fd: int | None = None
 
     # ---- runc ---------------------------------------------------------
     def runc(self, *args: str, stdio: tuple[int, int, int] | None = None) -> tuple[int, str]:
@@ -251,13 +258,8 @@ class Shim:
             pass
         return msg
 
-    def prepare(self) -> None:
-        """A container is created now and started later; an exec is only run by `start`."""
-        if not self.exec_mode:
-            self.spawn("create", "--bundle", self.cfg["bundle"])
-
     def spawn(self, *args: str) -> None:
-        """Run `runc create` or `runc exec --detach` with the process's stdio held here."""
+        """Run `runc run --detach` or `runc exec --detach` with the process's stdio held here."""
         args = (*args, "--pid-file", os.path.join(self.dir, "init.pid"))
         if self.tty:
             console_path = os.path.join(self.dir, "console.sock")
@@ -417,13 +419,20 @@ class Shim:
             except (KeyError, ValueError):
                 pass
             if c.op.get("close_stdin"):
-                self.close_stdin()
+                self.client_stdin_eof()
             return
         self.to_stdin(c, data)
 
     def to_stdin(self, c: Client, data: bytes) -> None:
         if not c.op or not c.op.get("stdin"):
             return
+        if not self.started:
+            if len(self.early_input) + len(data) <= EARLY_INPUT_MAX:
+                self.early_input += data
+            return
+        self.write_stdin(data)
+
+    def write_stdin(self, data: bytes) -> None:
         fd = self.pty if self.tty else self.stdin_w
         if fd is None:
             return
@@ -435,6 +444,13 @@ class Shim:
         finally:
             if fd == self.pty:
                 os.set_blocking(fd, False)
+
+    def client_stdin_eof(self) -> None:
+        """An attached client's EOF: stdin closes, once the process runs."""
+        if self.started:
+            self.close_stdin()
+        else:
+            self.early_close = True
 
     def close_stdin(self) -> None:
         if self.stdin_w is not None:
@@ -448,10 +464,16 @@ class Shim:
             err = "" if self.started else self.start()
             if err:
                 c.reply({"error": err})
-                if self.exec_mode:
-                    self.exited(255)  # nothing runs: the daemon reports the error, not this code
+                self.exited(255)  # nothing runs: the daemon reports the error, not this code
                 return
-            self.started = True
+            if not self.started:
+                self.started = True
+                self.release_ready()
+                if self.early_input:
+                    self.write_stdin(bytes(self.early_input))
+                    self.early_input.clear()
+                if self.early_close:
+                    self.close_stdin()
             c.reply({"ok": True, "pid": self.init_pid})
             if self.exec_mode:
                 # The exec's exit goes to the connection that started it: a separate
@@ -482,14 +504,22 @@ class Shim:
     # ---- lifecycle ----------------------------------------------------
     def start(self) -> str:
         """Start the process; '' when it runs, else runc's error."""
-        if self.exec_mode:
-            try:
+        self.start_tried = True
+        try:
+            if self.exec_mode:
                 self.spawn("exec", "--detach", "--process", os.path.join(self.dir, "process.json"))
-            except (RuntimeError, OSError) as e:
-                return str(e) or type(e).__name__
-            return ""
-        code, err = self.runc("start", self.id)
-        return err if code else ""
+            else:
+                self.spawn("run", "--detach", "--bundle", self.cfg["bundle"])
+        except (RuntimeError, OSError) as e:
+            return str(e) or type(e).__name__
+        return ""
+
+    def release_ready(self) -> None:
+        """Stop watching the ready pipe: the daemon has started the process (or is gone)."""
+        if self.ready_fd is not None:
+            self.sel.unregister(self.ready_fd)
+            os.close(self.ready_fd)
+            self.ready_fd = None
 
     def exited(self, code: int) -> None:
         self.exit_code = code
@@ -541,20 +571,14 @@ class Shim:
         signal.set_wakeup_fd(wake_w.fileno())
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        try:
-            self.prepare()
-        except Exception as e:  # noqa: BLE001 - any failure is reported to the daemon, then cleaned up
-            report(ready_fd, {"error": str(e) or type(e).__name__})
-            self.runc("delete", "--force", self.id)
-            listener.close()
-            os.unlink(sock_path)
-            return
         with open(os.path.join(self.dir, "shim.pid"), "w") as f:
             f.write(str(os.getpid()))
-        if not report(ready_fd, {"pid": self.init_pid}):  # 0: an exec not yet run
-            # The daemon died before it learnt of this process, so nobody will
-            # start it: give up now rather than hold a created container.
-            self.start_deadline = time.monotonic()
+        self.ready_fd = ready_fd
+        # Its read end closes when the daemon has started the process, or died: only the latter
+        # comes before `start`, and then nobody will start it.
+        self.sel.register(ready_fd, selectors.EVENT_READ, ("ready", ready_fd))
+        if not report(ready_fd, {"pid": 0}):  # the process runs at `start`
+            self.start_deadline = time.monotonic()  # the daemon died already: give up now
         self.sel.register(listener, selectors.EVENT_READ, ("accept", listener))
         self.sel.register(wake_r, selectors.EVENT_READ, ("wake", wake_r))
         while True:
@@ -564,10 +588,8 @@ class Shim:
                 break
             if self.start_deadline and not self.started and time.monotonic() > self.start_deadline:
                 self.start_deadline = None  # nobody started it: the daemon is gone, do not linger
-                if self.exec_mode:
-                    self.exited(255)
-                else:
-                    self.runc("kill", self.id, "KILL")
+                self.release_ready()
+                self.exited(255)
             for key, _ in self.sel.select(timeout=0.5):
                 kind, obj = key.data
                 if kind == "accept":
@@ -577,6 +599,10 @@ class Shim:
                         obj.recv(4096)
                     except BlockingIOError:
                         pass
+                elif kind == "ready":  # the daemon closed its end (see run's comment)
+                    self.release_ready()
+                    if not self.started:
+                        self.start_deadline = time.monotonic()
                 elif kind == "output":
                     self.on_output(obj)
                 elif kind == "client":
@@ -592,7 +618,8 @@ class Shim:
         oom = not self.exec_mode and self.oom_killed()
         self.exit = {"ExitCode": self.exit_code, "FinishedAt": rfc3339_ns(time.time_ns()), "OOMKilled": oom}
         if not self.exec_mode:  # an exec's exit must not delete its container
-            self.runc("delete", "--force", self.id)
+            if self.start_tried:
+                self.runc("delete", "--force", self.id)
             atomic_write(os.path.join(self.dir, "exit.json"), json.dumps(self.exit).encode())
         self.sel.unregister(listener)
         listener.close()
