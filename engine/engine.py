@@ -76,7 +76,7 @@ class Engine:
         # images and volumes ask which containers use them, and containers need both: they reach the
         # container service through callables used only once an operation runs
         self.images = ImageService(ImageStore(self.meta), self.blobs, self.layers, self.events, cfg.tmp_dir,
-                                   lambda image_id: self.containers.image_usage(image_id))
+                                   lambda image_id: self.containers.image_usage(image_id), cfg.storage_driver)
         self.image_archive = ImageArchive(self.images, self.layers, self.blobs, self.events, cfg.tmp_dir)
         overlay = for_driver(cfg.storage_driver)
         self.volumes = VolumeService(cfg, self.meta, self.events, lambda: self.containers.all_records(), overlay)

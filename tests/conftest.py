@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,28 @@ def new_daemon(prefix: str) -> Daemon:
     d.env = {**os.environ, "DOCKER_HOST": d.url, "DOCKER_CONFIG": os.path.join(root, "docker-config")}
     d.env.pop("DOCKER_CONTEXT", None)
     return d
+
+
+@contextmanager
+def busybox_daemon(busybox_tar: str, prefix: str, extra_args: tuple[str, ...] = ()) -> Iterator[Daemon]:
+    """A started daemon of a test's own (started with `extra_args`) with busybox imported; removed afterwards."""
+    d = new_daemon(prefix)
+    d.extra_args = list(extra_args)
+    d.start()
+    try:
+        d.docker("import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest", check=True)
+        yield d
+    finally:
+        _cleanup_root(d)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="session")

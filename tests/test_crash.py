@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import Daemon, _cleanup_root, new_daemon
+from conftest import Daemon, _cleanup_root, new_daemon, process_alive
 
 GONE_TIMEOUT = 15.0  # seconds for exiting shims and dying namespaces to go
 
@@ -61,14 +61,6 @@ def _wait_dead(d: Daemon) -> None:
 def _mounts() -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [line.split()[4] for line in f]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _shims(d: Daemon) -> list[int]:
@@ -114,7 +106,7 @@ def _assert_true_states(d: Daemon) -> dict[str, dict]:
         merged = os.path.join(d.data_root, "containers", cid, "merged")
         runc_state = os.path.join(d.exec_root, "runc", cid)
         if state["Running"]:
-            assert _alive(state["Pid"]), (cid, state)
+            assert process_alive(state["Pid"]), (cid, state)
             assert merged in mounted and os.path.exists(runc_state), cid
         else:
             assert state["Status"] in ("created", "exited"), (cid, state)
@@ -131,7 +123,7 @@ def _assert_usable_then_clean(d: Daemon, states: dict[str, dict]) -> None:
     if stopped:
         d.docker("start", *stopped, check=True)
     for cid, state in _states(d).items():
-        assert state["Running"] and _alive(state["Pid"]), (cid, state)
+        assert state["Running"] and process_alive(state["Pid"]), (cid, state)
     if states:
         d.docker("rm", "-f", *states, check=True)
     assert d.docker("ps", "-aq").stdout.split() == []

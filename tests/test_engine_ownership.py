@@ -12,20 +12,15 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from conftest import DOCKER, REPO, Daemon, _cleanup_mounts, _cleanup_root, new_daemon
+from conftest import DOCKER, REPO, Daemon, _cleanup_mounts, busybox_daemon
 from test_jupyter_server import TOKEN, JupyterServer
 
 
 @pytest.fixture
 def own_daemon(busybox_tar: str) -> Iterator[Daemon]:
     """A daemon of this test's own, since the tests stop and restart it."""
-    d = new_daemon("pydock-own-")
-    d.start()
-    try:
-        d.docker("import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest", check=True)
+    with busybox_daemon(busybox_tar, "pydock-own-") as d:
         yield d
-    finally:
-        _cleanup_root(d)
 
 
 def _read(path: str) -> str:

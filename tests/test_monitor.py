@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import DOCKER, Daemon, _cleanup_root, new_daemon, new_name
+from conftest import DOCKER, Daemon, _cleanup_root, busybox_daemon, new_daemon, new_name, process_alive
 
 from engine.config import EngineConfig
 from engine.container import logs
@@ -39,14 +39,8 @@ KIB = 1024
 @pytest.fixture(scope="module")
 def py_daemon(busybox_tar: str) -> Iterator[Daemon]:
     """A daemon running the Python monitor, with busybox imported."""
-    d = new_daemon("pydock-pymon-")
-    d.extra_args = ["--monitor", "python"]
-    d.start()
-    try:
-        d.docker("import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest", check=True)
+    with busybox_daemon(busybox_tar, "pydock-pymon-", ("--monitor", "python")) as d:
         yield d
-    finally:
-        _cleanup_root(d)
 
 
 @pytest.fixture(params=["c", "python"])
@@ -80,14 +74,6 @@ def _smaps(pid: int) -> dict[str, int]:
     with open(f"/proc/{pid}/smaps_rollup") as f:
         return {k.rstrip(":"): int(v) * KIB for k, v, *_ in (line.split() for line in f) if k.endswith(":")
                 and v.isdigit()}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 # ---- which monitor runs ---------------------------------------------------------
@@ -313,7 +299,7 @@ def test_container_outlives_daemon_restart(any_daemon: Daemon, any_names: list[s
     any_daemon.stop()
     try:
         time.sleep(1)
-        assert _alive(monitor)
+        assert process_alive(monitor)
     finally:
         any_daemon.start()
     assert _inspect(any_daemon, n)["State"]["Running"]
@@ -326,9 +312,9 @@ def test_container_outlives_daemon_restart(any_daemon: Daemon, any_names: list[s
     logged = any_daemon.docker("logs", n, check=True).stdout.splitlines()
     assert logged == [f"tick-{i}" for i in range(30)] + ["got-hello"]
     deadline = time.monotonic() + 10
-    while _alive(monitor) and time.monotonic() < deadline:
+    while process_alive(monitor) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(monitor)
+    assert not process_alive(monitor)
 
 
 # ---- TTY --------------------------------------------------------------------------------
@@ -461,7 +447,7 @@ def _monitors_of(d: Daemon) -> list[int]:
             exe = os.readlink(f"/proc/{pid}/exe")
         except OSError:
             continue
-        if exe.startswith(os.path.join(d.data_root, "monitor") + "/") and _alive(int(pid)):
+        if exe.startswith(os.path.join(d.data_root, "monitor") + "/") and process_alive(int(pid)):
             found.append(int(pid))
     return found
 

@@ -100,6 +100,9 @@ def test_the_driver_is_shown_and_the_kernels_is_the_default(pair: tuple[User, Us
     try:
         shown = fuse.docker("inspect", "-f", "{{.Driver}} {{.GraphDriver.Name}}", cid, check=True).stdout.split()
         assert shown == ["fuse-overlayfs", "fuse-overlayfs"]
+        for user, driver in ((fuse, "fuse-overlayfs"), (kernel, "overlay2")):
+            image = user.docker("image", "inspect", "-f", "{{.GraphDriver.Name}}", "busybox", check=True)
+            assert image.stdout.strip() == driver
     finally:
         fuse.docker("rm", cid, check=True)
 

@@ -30,7 +30,7 @@ def inspect_json(d: ImageDetails) -> Json:
         "Author": cfg.get("author", ""), "Config": _container_config(cfg),
         "Architecture": cfg.get("architecture", ""), "Variant": cfg.get("variant", ""), "Os": cfg.get("os", ""),
         "Size": d.record.size,
-        "GraphDriver": {"Name": "overlay2", "Data": {
+        "GraphDriver": {"Name": d.driver, "Data": {
             "LowerDir": ":".join(lowers[1:]), "UpperDir": lowers[0], "WorkDir": "",
             "MergedDir": ""} if lowers else {}},
         "RootFS": {"Type": "layers", "Layers": cfg.get("rootfs", {}).get("diff_ids") or []},

@@ -103,8 +103,10 @@ def _refs_removed_with(norm: str, refs: list[str]) -> list[str]:
 
 class ImageService:
     def __init__(self, store: ImageStore, blobs: BlobStore, layers: LayerStore, events: EventBus,
-                 tmp_dir: str, usage: UsageFn) -> None:
-        """`usage(image_id)` answers (running, stopped) container IDs using the image: rmi and prune refuse those."""
+                 tmp_dir: str, usage: UsageFn, storage_driver: str) -> None:
+        """`usage(image_id)` answers (running, stopped) container IDs using the image: rmi and prune refuse those;
+        `storage_driver` is the daemon's, which `docker image inspect` names."""
+        self.storage_driver = storage_driver
         self.store = store
         self.blobs = blobs
         self.layers = layers
@@ -268,7 +270,7 @@ class ImageService:
         cfg = record.config()
         chains = chain_ids(cfg.get("rootfs", {}).get("diff_ids") or [])
         return ImageDetails(record, cfg, self.tags_of(image_id), self.digests_of(image_id),
-                            self.layers.lower_dirs(chains[-1]) if chains else [])
+                            self.layers.lower_dirs(chains[-1]) if chains else [], self.storage_driver)
 
     def summaries(self, all_: bool = False, filters: Filters | None = None) -> list[ImageSummary]:
         """`docker images`: the images that pass `filters`, newest first."""

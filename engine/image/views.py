@@ -27,6 +27,7 @@ class ImageDetails:
     tags: list[str]
     digests: list[str]
     lower_dirs: list[str]
+    driver: str  # the storage driver stacking the layers (overlay2 or fuse-overlayfs)
 
 
 @dataclass(frozen=True)

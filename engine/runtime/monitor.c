@@ -487,25 +487,11 @@ static void rfc3339_ns(long long ns, char out[40]) {
     snprintf(out + n, 40 - n, ".%09lldZ", ns % 1000000000LL);
 }
 
+/* Write all of `data` to a file, pipe or socket (a client gone is an error, not SIGPIPE: run ignores it). */
 static int write_all(int fd, const void *data, size_t n) {
     const char *p = data;
     while (n) {
         ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int send_all(int fd, const void *data, size_t n) {
-    const char *p = data;
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -1052,7 +1038,7 @@ static void on_output(int stream) {
         client_t *c = M.clients[i];
         if (c->fd < 0 || c->op != OP_ATTACH || !(stream == 0 ? c->stdout_ : c->stderr_))
             continue;
-        if ((!M.tty && send_all(c->fd, header, 8)) || send_all(c->fd, data, (size_t)n))
+        if ((!M.tty && write_all(c->fd, header, 8)) || write_all(c->fd, data, (size_t)n))
             drop(c);
     }
 }
@@ -1097,7 +1083,7 @@ static void reap_dropped(void) {
 
 static void reply(client_t *c, buf_t *b) {
     buf_add(b, "\n", 1);
-    if (send_all(c->fd, b->p, b->len))
+    if (write_all(c->fd, b->p, b->len))
         drop(c);
     buf_free(b);
 }
