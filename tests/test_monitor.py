@@ -228,17 +228,21 @@ def test_each_line_has_its_own_time(any_daemon: Daemon, any_names: list[str]) ->
 
 def test_log_lines_encode_like_dockerd(any_daemon: Daemon, any_names: list[str]) -> None:
     """Escapes and invalid UTF-8 (U+FFFD for each bad sequence) as dockerd's json-file driver writes them,
-    and lines longer than 16 KiB split."""
+    and lines longer than 16 KiB split, ended by a newline or not."""
     n = new_name(any_names)
     any_daemon.docker("run", "-d", "--name", n, "busybox", "sh", "-c",
                       "printf 'tab\\there \"q\" back\\\\ \\001 \\303\\251 bad\\377\\300 cut\\342\\202\\n'; "
-                      "head -c 40000 /dev/zero | tr '\\0' y", check=True)
+                      "head -c 40000 /dev/zero | tr '\\0' z; echo; head -c 40000 /dev/zero | tr '\\0' y",
+                      check=True)
     any_daemon.docker("wait", n, check=True)  # its output is no text the CLI's caller could decode
     with open(_inspect(any_daemon, n)["LogPath"], "rb") as f:
         raw = f.read().splitlines()
     assert raw[0].startswith('{"log":"tab\\there \\"q\\" back\\\\ \\u0001 é bad\ufffd\ufffd cut\ufffd\\n",'
                              '"stream":"stdout","time":"'.encode())
-    assert [len(json.loads(line)["log"]) for line in raw[1:]] == [16384, 16384, 40000 - 2 * 16384]
+    pieces = [json.loads(line)["log"] for line in raw[1:]]
+    assert [(len(p), p[0], p.endswith("\n")) for p in pieces] == [
+        (16384, "z", False), (16384, "z", False), (40001 - 2 * 16384, "z", True),
+        (16384, "y", False), (16384, "y", False), (40000 - 2 * 16384, "y", False)]
 
 
 def test_exec_streams_stdin_and_exit_code(any_daemon: Daemon, any_names: list[str]) -> None:

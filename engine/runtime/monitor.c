@@ -992,7 +992,10 @@ static void write_log(int stream, const char *data, size_t n) {
     if (!ends)
         _exit(1);
     for (;;) {
-        char *nl = memchr(b->p + start, '\n', b->len - start);
+        /* As dockerd: a line longer than 16 KiB becomes entries of 16 KiB, the last with its newline,
+         * whether or not its end arrived in the same read. */
+        size_t window = b->len - start < LOG_LINE_MAX ? b->len - start : LOG_LINE_MAX;
+        char *nl = memchr(b->p + start, '\n', window);
         size_t end;
         if (nl)
             end = (size_t)(nl - b->p) + 1;

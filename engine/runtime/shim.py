@@ -335,17 +335,20 @@ class Shim:
                 self.drop(c)
 
     def write_log(self, stream: str, data: bytes) -> None:
+        # As dockerd: a line longer than 16 KiB becomes entries of 16 KiB, the last with its newline,
+        # whether or not its end arrived in the same read.
         buf = self.partial[stream] + data
         lines = []
         while True:
-            nl = buf.find(b"\n")
-            if nl < 0:
+            nl = buf.find(b"\n", 0, LOG_LINE_MAX)
+            if nl >= 0:
+                end = nl + 1
+            elif len(buf) >= LOG_LINE_MAX:
+                end = LOG_LINE_MAX
+            else:
                 break
-            lines.append(buf[: nl + 1])
-            buf = buf[nl + 1:]
-        while len(buf) >= LOG_LINE_MAX:
-            lines.append(buf[:LOG_LINE_MAX])
-            buf = buf[LOG_LINE_MAX:]
+            lines.append(buf[:end])
+            buf = buf[end:]
         self.partial[stream] = buf
         self.emit(stream, lines)
 
