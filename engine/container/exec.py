@@ -184,6 +184,7 @@ class ExecService:
         except (EngineError, OSError) as e:
             if att is not None and att.sock is not None:
                 att.sock.close()
+            self.runtime.discard_exec(ec.id)  # launched but never started: its monitor need not wait
             # Docker records 126 when an exec fails to start, unless the command is missing (127)
             self._exited(ec, e.exit_code if isinstance(e, UnusableCommand) else 126)
             if isinstance(e, EngineError):

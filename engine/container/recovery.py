@@ -6,7 +6,7 @@ import os
 from engine.container.lifecycle import Lifecycle
 from engine.container.record import ContainerRecord
 from engine.errors import EngineError
-from engine.timeutil import ZERO_TIME, rfc3339_ns
+from engine.timeutil import ZERO_TIME
 
 
 class Recovery(Lifecycle):
@@ -29,8 +29,7 @@ class Recovery(Lifecycle):
                     self._monitor(cid)
                     self._watch_health(c)
                     continue
-                result = self.runtime.read_exit(cid) or {"ExitCode": 255, "FinishedAt": rfc3339_ns()}
-                self._on_exit(cid, result)
+                self._exit_seen(cid, None)  # its monitor is gone: what exit.json says, else 255
             elif not self._adopt_started(c):
                 stopped.append(c)
         for c in stopped:

@@ -34,6 +34,10 @@ class ContainerRuntime(Protocol):
         """Run a launched exec: its PID and the connection its exit line arrives on."""
         ...
 
+    def discard_exec(self, eid: str) -> None:
+        """Give up a launched exec that will not be started (its attach failed); nothing if it was."""
+        ...
+
     def signal_exec(self, eid: str, signal: int) -> None:
         """Signal a started exec's process (a healthcheck probe that timed out); nothing if it has ended."""
         ...

@@ -179,6 +179,10 @@ class FakeRuntime:
         self._run(eid)
         return p.pid, theirs
 
+    def discard_exec(self, eid: str) -> None:
+        if eid not in self._started:
+            self._procs.pop(eid, None)
+
     def signal_exec(self, eid: str, signal: int) -> None:
         p = self._procs.get(eid)
         if p is not None and p.exit is None:

@@ -230,6 +230,10 @@ class Runtime:
         except Conflict:
             pass
 
+    def discard_exec(self, eid: str) -> None:
+        """Its monitor sees the ready pipe close before `start` and gives up, as after a daemon crash."""
+        self._release(eid)
+
     def start(self, cid: str) -> int:
         """Run the launched container (`runc run --detach` in its monitor); its init PID."""
         try:
