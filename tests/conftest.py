@@ -128,15 +128,6 @@ def busybox_daemon(busybox_tar: str, prefix: str, extra_args: tuple[str, ...] = 
         _cleanup_root(d)
 
 
-def process_alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie does not)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def daemon() -> Iterator[Daemon]:
     d = new_daemon("pydock-test-")

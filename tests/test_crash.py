@@ -23,7 +23,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import Daemon, _cleanup_root, new_daemon, process_alive
+from conftest import Daemon, _cleanup_root, new_daemon
+
+from engine.linux.proc import running as process_running
 
 GONE_TIMEOUT = 15.0  # seconds for exiting shims and dying namespaces to go
 
@@ -106,7 +108,7 @@ def _assert_true_states(d: Daemon) -> dict[str, dict]:
         merged = os.path.join(d.data_root, "containers", cid, "merged")
         runc_state = os.path.join(d.exec_root, "runc", cid)
         if state["Running"]:
-            assert process_alive(state["Pid"]), (cid, state)
+            assert process_running(state["Pid"]), (cid, state)
             assert merged in mounted and os.path.exists(runc_state), cid
         else:
             assert state["Status"] in ("created", "exited"), (cid, state)
@@ -123,7 +125,7 @@ def _assert_usable_then_clean(d: Daemon, states: dict[str, dict]) -> None:
     if stopped:
         d.docker("start", *stopped, check=True)
     for cid, state in _states(d).items():
-        assert state["Running"] and process_alive(state["Pid"]), (cid, state)
+        assert state["Running"] and process_running(state["Pid"]), (cid, state)
     if states:
         d.docker("rm", "-f", *states, check=True)
     assert d.docker("ps", "-aq").stdout.split() == []

@@ -27,10 +27,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import DOCKER, Daemon, _cleanup_root, busybox_daemon, new_daemon, new_name, process_alive
+from conftest import DOCKER, Daemon, _cleanup_root, busybox_daemon, new_daemon, new_name
 
 from engine.config import EngineConfig
 from engine.container import logs
+from engine.linux.proc import running as process_running
 from engine.runtime import monitorbuild, runc
 
 KIB = 1024
@@ -303,7 +304,7 @@ def test_container_outlives_daemon_restart(any_daemon: Daemon, any_names: list[s
     any_daemon.stop()
     try:
         time.sleep(1)
-        assert process_alive(monitor)
+        assert process_running(monitor)
     finally:
         any_daemon.start()
     assert _inspect(any_daemon, n)["State"]["Running"]
@@ -316,9 +317,9 @@ def test_container_outlives_daemon_restart(any_daemon: Daemon, any_names: list[s
     logged = any_daemon.docker("logs", n, check=True).stdout.splitlines()
     assert logged == [f"tick-{i}" for i in range(30)] + ["got-hello"]
     deadline = time.monotonic() + 10
-    while process_alive(monitor) and time.monotonic() < deadline:
+    while process_running(monitor) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not process_alive(monitor)
+    assert not process_running(monitor)
 
 
 # ---- TTY --------------------------------------------------------------------------------
@@ -451,7 +452,7 @@ def _monitors_of(d: Daemon) -> list[int]:
             exe = os.readlink(f"/proc/{pid}/exe")
         except OSError:
             continue
-        if exe.startswith(os.path.join(d.data_root, "monitor") + "/") and process_alive(int(pid)):
+        if exe.startswith(os.path.join(d.data_root, "monitor") + "/") and process_running(int(pid)):
             found.append(int(pid))
     return found
 

@@ -35,6 +35,8 @@ from pathlib import Path
 import pytest
 from conftest import DOCKER, REPO
 
+from engine.linux.proc import running as process_running
+
 SYSTEM_PYTHON = "/usr/bin/python3"
 # what pydockd and a Jupyter server with the extension import (pyproject's dependencies that they use)
 DISTRIBUTIONS = ["tornado", "requests", "zstandard", "dockerfile-parse", "pyroute2", "jupyter_server"]
@@ -404,7 +406,7 @@ def test_outbound_network_through_pasta(users: dict[str, User]) -> None:
         # pasta re-executes itself (passt.avx2 where the CPU has AVX2), keeping its argv
         argv0 = Path(f"/proc/{pasta}/cmdline").read_bytes().split(b"\0")[0]
         assert os.path.basename(argv0) == b"pasta" and pasta in alice.processes()
-        assert _zombie(slirp)
+        assert not process_running(slirp)
         with contextlib.ExitStack() as stack:
             url = stack.enter_context(_host_server(address))
             loopback = stack.enter_context(_host_server("127.0.0.1"))
@@ -417,7 +419,7 @@ def test_outbound_network_through_pasta(users: dict[str, User]) -> None:
     finally:
         alice.stop()
         alice.start()
-    assert _zombie(pasta)
+    assert not process_running(pasta)
     assert Path(f"/proc/{int((exec_root / 'slirp4netns.pid').read_text())}/comm").read_text().strip() == "slirp4netns"
 
 
@@ -635,8 +637,7 @@ def test_jupyter_server_as_the_user_starts_and_keeps_its_pydockd(users: dict[str
             server.wait()
         if daemon_pid:
             os.kill(daemon_pid, signal.SIGTERM)
-            while os.path.exists(f"/proc/{daemon_pid}") and \
-                    Path(f"/proc/{daemon_pid}/stat").read_text().split()[2] != "Z":
+            while process_running(daemon_pid):
                 time.sleep(0.1)
         alice.start()
 
@@ -697,15 +698,8 @@ def test_latency_bench_has_rootless_rows(users: dict[str, User]) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert re.search(r"^rl-pydockd/rl-runc ratio: \d+\.\d+x$", proc.stdout, re.MULTILINE), proc.stdout
     assert re.search(r"^pydockd/runc ratio: \d+\.\d+x", proc.stdout, re.MULTILINE), proc.stdout
-    assert not [pid for pid in set(alice.processes()) - before if not _zombie(pid)]
-
-
-def _zombie(pid: int) -> bool:
-    """Exited and waiting for its reaper (init here may take its time): not a process left running."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
-    except OSError:
-        return True
+    # (a zombie waits for its reaper, init here, which may take its time: no process left running)
+    assert not [pid for pid in set(alice.processes()) - before if process_running(pid)]
 
 
 def _parent(pid: int) -> int:

@@ -28,6 +28,8 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from test_rootless import DISTRIBUTIONS, SYSTEM_PYTHON, TOOLS, User, _add_user, _readable_environment, _remove_user
 
+from engine.linux.proc import running as process_running
+
 pytestmark = [
     pytest.mark.rootless,
     pytest.mark.skipif(os.geteuid() != 0, reason="creating users needs root"),
@@ -145,8 +147,7 @@ def _stop_daemon(user: User) -> None:
         return
     os.kill(pid, signal.SIGTERM)
     deadline = time.time() + 30
-    while os.path.exists(f"/proc/{pid}") and time.time() < deadline and \
-            Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+    while process_running(pid) and time.time() < deadline:
         time.sleep(0.1)
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 from conftest import DOCKER
-from test_rootless import SYSTEM_PYTHON, TOOLS, User, _add_user, _remove_user, _zombie, env_root  # noqa: F401 (fixture)
+from test_rootless import SYSTEM_PYTHON, TOOLS, User, _add_user, _remove_user, env_root  # noqa: F401 (fixture)
+
+from engine.linux.proc import running as process_running
 
 pytestmark = [
     pytest.mark.rootless,
@@ -39,7 +41,7 @@ LOOK = "ls -a /data/sub /keep; ls -d /made/here; cat /keep/note; test ! -e /gone
 
 def _fuse_servers(user: User) -> list[int]:
     """The user's running fuse-overlayfs processes (exited ones waiting for init to reap them do not count)."""
-    return [pid for pid in user.processes() if _comm(pid) == "fuse-overlayfs" and not _zombie(pid)]
+    return [pid for pid in user.processes() if _comm(pid) == "fuse-overlayfs" and process_running(pid)]
 
 
 def _comm(pid: int) -> str:

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from typing import Protocol
 
 from engine.linux import mounts
+from engine.linux.proc import running
 from pydock_common.userns import in_user_namespace
 
 KERNEL = "overlay2"
@@ -133,7 +134,7 @@ class FuseOverlay:
         mounts.umount(target)
         deadline = time.monotonic() + FUSE_EXIT_TIMEOUT
         while servers and time.monotonic() < deadline:
-            servers = [pid for pid in servers if _alive(pid)]
+            servers = [pid for pid in servers if running(pid)]
             if servers:
                 time.sleep(0.01)
         for pid in servers:
@@ -161,15 +162,6 @@ def _servers(target: str) -> list[int]:
         if argv and os.path.basename(argv[0]) == FUSE.encode() and argv[-1] == target.encode():
             out.append(int(name))
     return out
-
-
-def _alive(pid: int) -> bool:
-    """Still running: not gone and not a zombie waiting for init to reap it."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 # ---- choosing one ------------------------------------------------------------------

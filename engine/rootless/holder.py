@@ -39,6 +39,7 @@ import time
 from dataclasses import dataclass, field
 
 from engine.linux.mounts import is_mountpoint, mount
+from engine.linux.proc import running
 from engine.rootless import idmap
 
 HOLDER_TAG = "pydock-holder"
@@ -228,13 +229,7 @@ def ensure_relay(exec_root: str, holder_pid: int, relay: str) -> list[str]:
 def _wait_gone(pid: int) -> None:
     """Until `pid` has exited (a zombie whose reaper is init counts as exited), for at most the setup timeout."""
     deadline = time.monotonic() + SETUP_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rpartition(")")[2].split()[0] == "Z":
-                    return
-        except OSError:
-            return
+    while running(pid) and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
