@@ -29,7 +29,7 @@ from engine.image.layers import LayerStore
 from engine.image.service import ImageService
 from engine.image.store import ImageStore
 from engine.linux.mounts import is_mountpoint
-from engine.linux.overlay import for_driver
+from engine.linux.overlay import Overlay, for_driver
 from engine.network.bridge import BridgeDriver
 from engine.network.driver import NetworkDriver
 from engine.network.service import NetworkService
@@ -57,15 +57,16 @@ class Engine:
         `engine.network.fakedriver.FakeNetworkDriver`; None means the real ones.
         """
         self.root_lock = DataRootLock(cfg.data_root, program)
+        overlay = for_driver(cfg.storage_driver)  # builds and volume copy-ups stack layers too
         try:
-            self._build(cfg, runtime or Runtime(cfg), rootfs or OverlayRootFS(for_driver(cfg.storage_driver)),
-                        network_driver or BridgeDriver(cfg.data_root, cfg.engine_netns))
+            self._build(cfg, runtime or Runtime(cfg), rootfs or OverlayRootFS(overlay),
+                        network_driver or BridgeDriver(cfg.data_root, cfg.engine_netns), overlay)
         except BaseException:
             self.root_lock.release()
             raise
 
     def _build(self, cfg: EngineConfig, runtime: ContainerRuntime, rootfs: RootFS,
-               network_driver: NetworkDriver) -> None:
+               network_driver: NetworkDriver, overlay: Overlay) -> None:
         cfg.ensure_dirs()
         self.cfg = cfg
         self.meta = MetaStore(cfg.db_path)
@@ -78,7 +79,6 @@ class Engine:
         self.images = ImageService(ImageStore(self.meta), self.blobs, self.layers, self.events, cfg.tmp_dir,
                                    lambda image_id: self.containers.image_usage(image_id), cfg.storage_driver)
         self.image_archive = ImageArchive(self.images, self.layers, self.blobs, self.events, cfg.tmp_dir)
-        overlay = for_driver(cfg.storage_driver)
         self.volumes = VolumeService(cfg, self.meta, self.events, lambda: self.containers.all_records(), overlay)
         self.distribution = DistributionService(cfg, BlobLocations(self.meta), self.blobs, self.layers, self.images,
                                                 self.events)

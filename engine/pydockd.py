@@ -84,8 +84,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         url = urllib.parse.urlsplit(mirror)
         if url.scheme not in ("http", "https") or not url.netloc or url.path not in ("", "/"):
             raise SystemExit(f'pydockd: invalid mirror: "{mirror}" must be an http or https URL without a path')
-    if args.monitor not in MONITORS:
-        raise SystemExit(f"pydockd: invalid monitor {args.monitor!r}: choose from {', '.join(MONITORS)}")
+    for action in _parser()._actions:  # argparse checks a flag's choices; daemon.json's values are checked here
+        value = getattr(args, action.dest, None)
+        if action.choices and value not in action.choices and value != action.default:
+            raise SystemExit(f"pydockd: invalid {action.dest.replace('_', '-')} {value!r}: "
+                             f"choose from {', '.join(action.choices)}")
     if not args.host.startswith("unix://"):
         raise SystemExit("pydockd: --host must be unix:///path; use --tcp for TCP")
     # absolute before a rootless daemon joins its mount namespace, which resets the working directory
@@ -116,8 +119,6 @@ def _apply_config_file(args: argparse.Namespace, explicit: dict[str, object]) ->
         raise fail(f"the following directives are specified both as a flag and in the configuration file: "
                    f"{', '.join(both)}")
     for key, value in data.items():
-        if key == "rootless-network" and value not in holder.RELAYS:
-            raise fail(f"rootless-network must be one of {', '.join(holder.RELAYS)}")
         if key in ("insecure-registries", "registry-mirrors"):
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise fail(f"{key} must be a list of strings")

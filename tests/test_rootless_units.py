@@ -202,3 +202,15 @@ def test_spare_python_monitor_waits_under_the_daemons_own_policy(tmp_path: Path,
         assert os.sched_getscheduler(spare.proc.pid) == policy
     finally:
         rt.close()
+
+
+@pytest.mark.parametrize("key, value, choices", [("rootless-network", "vpnkit", "slirp4netns, pasta"),
+                                                 ("storage-driver", "zfs", "overlay2, fuse-overlayfs")])
+def test_daemon_json_choices_are_checked_like_the_flags(tmp_path: Path, key: str, value: str, choices: str) -> None:
+    from engine.pydockd import parse_args
+    config = tmp_path / "daemon.json"
+    config.write_text(f'{{"{key}": "{value}"}}')
+    with pytest.raises(SystemExit, match=f"invalid {key} '{value}': choose from {choices}"):
+        parse_args(["--config-file", str(config)])
+    config.write_text(f'{{"{key}": "{choices.split(", ")[-1]}"}}')
+    assert getattr(parse_args(["--config-file", str(config)]), key.replace("-", "_")) == choices.split(", ")[-1]
