@@ -210,10 +210,12 @@ class Running(Creating, HealthChecking):
             code = int(result.get("ExitCode", 255))
             state.exit(code, bool(result.get("OOMKilled")), result.get("FinishedAt") or rfc3339_ns())
             self._stop_health(c)
-            self.runtime.cleanup(cid)
+            # The monitor deletes the container in runc after reporting the exit: teardown first, so
+            # that runs meanwhile; cleanup then waits for the monitor to finish.
             self.network.teardown(cid)
             self.volumes.detach(c)
             self.rootfs.unmount(os.path.join(self.dir(cid), "merged"))
+            self.runtime.cleanup(cid)
             self._save(c)
             self._event(c, "die", exitCode=str(code))
             if c.manual_stop:

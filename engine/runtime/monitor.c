@@ -12,8 +12,8 @@
  * the ready line {"pid": n} or {"error": ...} goes to the fd named by
  * PYDOCK_SHIM_READY; STATE_DIR/shim.sock takes one JSON op line a connection
  * (start, wait, resize, kill, attach); the json-file log, its rotation and
- * compression, exit.json, shim.pid and shim.log are shim.py's. Either monitor
- * may run any container; the daemon does not care which.
+ * compression, exit.json, shim.pid, shim.lock and shim.log are shim.py's. Either
+ * monitor may run any container; the daemon does not care which.
  *
  * Single-threaded, poll(2)-driven, no dependency beyond libc: the daemon
  * compiles it with `cc -O2` on first use (engine/runtime/monitorbuild.py).
@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -1388,8 +1389,6 @@ static void finish(int listener, const char *sock_path) {
     buf_fmt(&M.exit_json, "{\"ExitCode\": %d, \"FinishedAt\": \"%s\", \"OOMKilled\": %s}", M.exit_code, when,
             oom ? "true" : "false");
     if (!M.exec_mode) { /* an exec's exit must not delete its container */
-        if (M.start_tried)
-            RUNC(NULL, NULL, "delete", "--force", M.id);
         char *path = path_join(M.dir, "exit.json");
         atomic_write(path, M.exit_json.p, M.exit_json.len);
         free(path);
@@ -1406,6 +1405,10 @@ static void finish(int listener, const char *sock_path) {
     }
     for (size_t i = 0; i < M.nclients; i++)
         drop(M.clients[i]);
+    /* After the replies, so the daemon tears down network and mounts meanwhile; its cleanup waits
+     * for shim.lock, which this process holds until it exits. */
+    if (!M.exec_mode && M.start_tried)
+        RUNC(NULL, NULL, "delete", "--force", M.id);
     /* Only the daemon that started an exec wanted its state, and has just been told; a restarted
      * daemon has forgotten the exec, as Docker does. */
     if (M.exec_mode)
@@ -1501,6 +1504,13 @@ static void run(int ready_fd) {
         goto fail_early;
     }
     listen(listener, 64);
+    /* Held until exit (released by the kernel however it ends): the daemon's cleanup takes it to know
+     * this monitor is done with its container and its state directory. */
+    int lock = open("shim.lock", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0 || flock(lock, LOCK_EX)) {
+        buf_fmt(&msg, "shim.lock: %s", strerror(errno));
+        goto fail_early;
+    }
     int wake[2];
     if (pipe2(wake, O_CLOEXEC | O_NONBLOCK)) {
         buf_fmt(&msg, "pipe: %s", strerror(errno));

@@ -5,6 +5,7 @@ service deals in container IDs and never in processes or sockets' wire form.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -391,10 +392,10 @@ class Runtime:
     def cleanup(self, cid: str) -> None:
         """Forget runtime state of a stopped container (runc state and shim files).
 
-        A shim deletes its container in runc before reporting the exit, so
-        runc is only called when its state directory says it is still needed.
-        A monitor still finishing (a start that failed, or was never sent) is
-        waited for, so it cannot write into a state directory about to go.
+        A monitor deletes its container in runc once it has reported the
+        exit; it is waited for (as is one whose start failed, or was never
+        sent), so runc is called here only for a monitor that died first, and
+        no monitor writes into a state directory about to go.
         """
         self._release(cid)
         self._wait_gone(cid)
@@ -423,9 +424,25 @@ class Runtime:
         self.cleanup(cid)
 
     def _wait_gone(self, cid: str) -> None:
-        deadline = time.monotonic() + ABANDON_TIMEOUT
-        while self.alive(cid) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        """Wait for `cid`'s monitor to exit: it holds shim.lock from before its ready line until then,
+        deleting its container in runc after it has answered the exit. No lock file: it never ran."""
+        try:
+            fd = os.open(os.path.join(self.state_dir(cid), "shim.lock"), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            deadline = time.monotonic() + ABANDON_TIMEOUT
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        log.warning("monitor of %s still running after %.0f s", cid[:12], ABANDON_TIMEOUT)
+                        return
+                    time.sleep(0.002)
+        finally:
+            os.close(fd)
 
     # ---- runc ---------------------------------------------------------
     def _runc_on(self, cid: str, *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -11,7 +11,10 @@ for it. The daemon holds the read end of the ready pipe until it has sent
 `start`: if that end closes first, the daemon died mid-start and the monitor
 gives up at once. Because it does not belong to the daemon, stopping or restarting pydockd (or Jupyter)
 leaves the container running; a restarted daemon reconnects through
-`STATE_DIR/shim.sock`.
+`STATE_DIR/shim.sock`. It holds a lock on `STATE_DIR/shim.lock` for its whole
+life: it deletes its container in runc after answering the exit (so the
+daemon's teardown overlaps that runc call), and the daemon's cleanup takes the
+lock to know it has finished.
 
 monitor.c is the same program compiled (the daemon's default, far smaller for
 an idle container); the two speak the same protocol and write the same files,
@@ -568,6 +571,10 @@ class Shim:
             os.write(ready_fd, json.dumps({"error": f"shim socket {sock_path}: {e}"}).encode() + b"\n")
             return
         listener.listen(64)
+        # Held until exit (the kernel releases it however this ends): the daemon's cleanup takes it to
+        # know this monitor is done with its container and its state directory.
+        self.lock = os.open(os.path.join(self.dir, "shim.lock"), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.lock, fcntl.LOCK_EX)
         wake_r, wake_w = socket.socketpair()
         wake_r.setblocking(False)
         wake_w.setblocking(False)
@@ -621,8 +628,6 @@ class Shim:
         oom = not self.exec_mode and self.oom_killed()
         self.exit = {"ExitCode": self.exit_code, "FinishedAt": rfc3339_ns(time.time_ns()), "OOMKilled": oom}
         if not self.exec_mode:  # an exec's exit must not delete its container
-            if self.start_tried:
-                self.runc("delete", "--force", self.id)
             atomic_write(os.path.join(self.dir, "exit.json"), json.dumps(self.exit).encode())
         self.sel.unregister(listener)
         listener.close()
@@ -632,6 +637,10 @@ class Shim:
             c.reply(self.exit)
         for c in list(self.clients):
             self.drop(c)
+        # After the replies, so the daemon tears down network and mounts meanwhile; its cleanup
+        # waits for shim.lock, which this process holds until it exits.
+        if not self.exec_mode and self.start_tried:
+            self.runc("delete", "--force", self.id)
         if self.exec_mode:
             # Only the daemon that started the exec wanted its state, and has just
             # been told; a restarted daemon has forgotten the exec, as Docker does.
