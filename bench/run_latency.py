@@ -26,6 +26,12 @@ exited; containerd's shim and conmon make three, create, start and delete).
 Their sum is printed as `floor`, with its ratio to `runc`: the best
 `pydockd/runc` that a CLI-driven run could show.
 
+crun, where it is installed and can run (engine/runtime/oci.py), adds three
+rows: `pd-crun` and `pdc-none`, `docker run --runtime crun` on the default
+bridge and without a network, and `crun-2`, its floor's runtime calls (`run
+--detach`, `delete`) of the seccomp bundle with the filter compiled
+beforehand, as pydock hands it to crun; `floor-crun` is `cli` + `crun-2`.
+
 With `--rootless-user USER` two more rows run as that user, interleaved with
 the others: `rl-pydockd`, the user's own (rootless) pydockd on its default
 bridge, against `rl-runc`, bare rootless `runc run` of the same rootfs (a
@@ -57,15 +63,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dockerd
 from common import DOCKER, REPO, docker, measure, scratch, stop_process, timed, wait_until_answering
 
+from engine.runtime import oci
 from engine.runtime import seccomp as seccomp_profiles
 
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 
 
-def make_runc_bundle(bundle: str, rootfs_tar: str, user: RootlessUser | None = None, seccomp: bool = False) -> None:
+def make_runc_bundle(bundle: str, rootfs_tar: str, user: RootlessUser | None = None, seccomp: bool = False,
+                     runtime: str = oci.RUNC) -> None:
     """The busybox rootfs with `runc spec`'s defaults, running `true` without a terminal; for `user`, that
     user's own bundle with `runc spec --rootless` (whose ID maps name the user who runs it). `seccomp` adds
-    Docker's default seccomp profile as pydock's spec gives it (runc compiles it at every start)."""
+    Docker's default seccomp profile as pydock's spec gives it to `runtime` (runc compiles it at every
+    start; crun gets it compiled)."""
     rootfs = os.path.join(bundle, "rootfs")
     os.makedirs(rootfs)
     with tarfile.open(rootfs_tar) as tar:
@@ -83,6 +92,7 @@ def make_runc_bundle(bundle: str, rootfs_tar: str, user: RootlessUser | None = N
     if seccomp:
         caps = spec["process"]["capabilities"]["bounding"]
         spec["linux"]["seccomp"] = seccomp_profiles.to_oci(seccomp_profiles.default_profile(), caps)
+        oci.prepare_spec(runtime, spec)
     with open(path, "w") as f:
         json.dump(spec, f)
 
@@ -95,13 +105,15 @@ def report(samples: dict[str, list[float]]) -> None:
     medians = {name: statistics.median(values) for name, values in samples.items()}
     for name, med in medians.items():
         print(f"{name:10s} median {med * 1000:8.1f} ms  over {len(samples[name])} runs")
-    if "cli" in medians and "runc-2" in medians:
-        floor = medians["cli"] + medians["runc-2"]
-        print(f"{'floor':10s} median {floor * 1000:8.1f} ms  (cli + runc-2)")
-        medians["floor"] = floor
+    for floor_name, calls in (("floor", "runc-2"), ("floor-crun", "crun-2")):
+        if "cli" in medians and calls in medians:
+            floor = medians["cli"] + medians[calls]
+            print(f"{floor_name:10s} median {floor * 1000:8.1f} ms  (cli + {calls})")
+            medians[floor_name] = floor
     pairs = [(name, "rl-runc" if name.startswith("rl-") else "runc") for name in medians
-             if name not in ("runc-sc", "runc-2", "cli")]  # rootless vs rootless
-    pairs += [("pydockd", "runc-sc"), ("pd-none", "runc-sc"), ("pydockd", "dockerd"), ("pd-none", "dk-none")]
+             if name not in ("runc-sc", "runc-2", "crun-2", "cli")]  # rootless vs rootless
+    pairs += [("pydockd", "runc-sc"), ("pd-none", "runc-sc"), ("pydockd", "dockerd"), ("pd-none", "dk-none"),
+              ("pd-none", "floor"), ("pd-crun", "pydockd"), ("pdc-none", "pd-none"), ("pdc-none", "floor-crun")]
     for name, base in pairs:
         if name != base and name in medians and base in medians:
             target = TARGETS.get((name, base))
@@ -120,24 +132,26 @@ def runc_contender(root: str, rootfs_tar: str, stack: ExitStack, seccomp: bool =
     return lambda: timed(argv)
 
 
-def runc_split_contender(root: str, rootfs_tar: str, stack: ExitStack) -> Callable[[], float]:
-    """`runc run --detach`, then `runc delete --force` (which waits for `true` to be gone) of the seccomp
-    bundle: the runc calls of a monitor that outlives runc."""
-    bundle = os.path.join(root, "bundle-seccomp")
+def runc_split_contender(root: str, rootfs_tar: str, stack: ExitStack, runtime: str = oci.RUNC,
+                         binary: str = RUNC) -> Callable[[], float]:
+    """`run --detach`, then `delete --force` (which waits for `true` to be gone) of the seccomp bundle as
+    pydock gives it to `runtime`: the runtime calls of a monitor that outlives its runtime."""
+    bundle = os.path.join(root, f"bundle-seccomp-{runtime}")
     if not os.path.isdir(bundle):
-        make_runc_bundle(bundle, rootfs_tar, seccomp=True)
-    runc_root = os.path.join(root, "runc")
+        make_runc_bundle(bundle, rootfs_tar, seccomp=True, runtime=runtime)
+    state_root = os.path.join(root, runtime)
     runc_id = f"pydock-bench-{os.getpid()}-2"
-    stack.callback(subprocess.run, [RUNC, "--root", runc_root, "delete", "--force", runc_id],
+    stack.callback(subprocess.run, [binary, "--root", state_root, "delete", "--force", runc_id],
                    check=False, capture_output=True)
-    calls = [[RUNC, "--root", runc_root, "run", "--detach", "--bundle", bundle, runc_id],
-             [RUNC, "--root", runc_root, "delete", "--force", runc_id]]
+    calls = [[binary, "--root", state_root, "run", "--detach", "--bundle", bundle, runc_id],
+             [binary, "--root", state_root, "delete", "--force", runc_id]]
     # the container's init keeps run's stdio: nothing may wait for its EOF
     return lambda: sum(timed(argv, capture=False) for argv in calls)
 
 
-def docker_contender(env: dict[str, str], image: str, network: str = "") -> Callable[[], float]:
-    argv = [DOCKER, "run", "--rm", *(["--network", network] if network else []), image, "true"]
+def docker_contender(env: dict[str, str], image: str, network: str = "", runtime: str = "") -> Callable[[], float]:
+    argv = [DOCKER, "run", "--rm", *(["--network", network] if network else []),
+            *(["--runtime", runtime] if runtime else []), image, "true"]
     return lambda: timed(argv, env)
 
 
@@ -213,6 +227,14 @@ def run(runs: int, warmup: int, with_dockerd: bool, rootless: RootlessUser | Non
         contenders["pd-none"] = docker_contender(env, "busybox:latest", "none")
         docker(env, "network", "create", "pydock-bench")
         contenders["pd-user"] = docker_contender(env, "busybox:latest", "pydock-bench")
+        crun = oci.find(oci.CRUN)
+        why = oci.why_unusable(oci.CRUN, crun)
+        if why:
+            print(f"crun rows left out: {why}")
+        else:
+            contenders["crun-2"] = runc_split_contender(root, rootfs_tar, stack, oci.CRUN, crun)
+            contenders["pd-crun"] = docker_contender(env, "busybox:latest", runtime=oci.CRUN)
+            contenders["pdc-none"] = docker_contender(env, "busybox:latest", "none", oci.CRUN)
         if "dockerd" in envs:
             contenders["dockerd"] = docker_contender(envs["dockerd"], "busybox:latest")
             contenders["dk-none"] = docker_contender(envs["dockerd"], "busybox:latest", "none")

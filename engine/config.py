@@ -5,6 +5,8 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
+from engine.runtime import oci
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -17,7 +19,11 @@ class EngineConfig:
 
     data_root: str = "/var/lib/pydock"
     exec_root: str = "/run/pydock"
-    runc: str = field(default_factory=lambda: shutil.which("runc") or "/usr/sbin/runc")
+    runc: str = field(default_factory=lambda: oci.find(oci.RUNC) or "/usr/sbin/runc")
+    # crun's binary when it is installed and can run here (engine/runtime/oci.py), else "": not offered
+    crun: str = field(default_factory=oci.usable_crun)
+    # the OCI runtime of containers created without `--runtime`
+    default_runtime: str = oci.RUNC
     init_binary: str = field(default_factory=lambda: shutil.which("tini-static") or "/usr/bin/tini-static")
     # containers' cgroups go below this path of the cgroup tree; "" gives them none (rootless without
     # delegated cgroups: runc then leaves them in the daemon's own cgroup and no limit can be applied)
@@ -73,8 +79,17 @@ class EngineConfig:
         return os.path.join(self.data_root, "tmp")
 
     @property
+    def runtimes(self) -> dict[str, str]:
+        """The OCI runtimes containers may choose: name -> binary."""
+        return {oci.RUNC: self.runc, **({oci.CRUN: self.crun} if self.crun else {})}
+
+    def runtime_root(self, name: str) -> str:
+        """Where runtime `name` keeps its containers' state."""
+        return os.path.join(self.exec_root, name)
+
+    @property
     def runc_root(self) -> str:
-        return os.path.join(self.exec_root, "runc")
+        return self.runtime_root(oci.RUNC)
 
     @property
     def shims_dir(self) -> str:
@@ -82,5 +97,5 @@ class EngineConfig:
 
     def ensure_dirs(self) -> None:
         for path in (self.data_root, self.blobs_dir, self.layers_dir, self.containers_dir,
-                     self.tmp_dir, self.exec_root, self.runc_root, self.shims_dir):
+                     self.tmp_dir, self.exec_root, self.shims_dir, *map(self.runtime_root, self.runtimes)):
             os.makedirs(path, mode=0o710, exist_ok=True)

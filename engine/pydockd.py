@@ -21,6 +21,7 @@ from engine.engine import Engine
 from engine.linux import overlay
 from engine.rootless import cgroups, holder
 from engine.rootless.paths import ROOT_PATHS, UnsafeDirectory, default_paths, ensure_private_dir, rootless
+from engine.runtime import oci
 from engine.store.rootlock import DataRootInUse
 from pydock_common.userpaths import fallback_dir
 
@@ -34,7 +35,7 @@ DEFAULT_CONFIG_FILE = ROOT_PATHS.config_file
 CONFIG_KEYS = {"data-root": "data_root", "exec-root": "exec_root", "log-level": "log_level",
                "insecure-registries": "insecure_registry", "registry-mirrors": "registry_mirror",
                "certs-dir": "certs_dir", "bip": "bip", "storage-driver": "storage_driver",
-               "rootless-network": "rootless_network", "monitor": "monitor"}
+               "rootless-network": "rootless_network", "monitor": "monitor", "default-runtime": "default_runtime"}
 MONITORS = ("c", "python")
 
 
@@ -71,6 +72,9 @@ def _parser(suppress: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--monitor", default=default("c"), choices=MONITORS,
                    help="per-container monitor: c (compiled on first use, the default; python when no C "
                         "compiler is found) or python")
+    p.add_argument("--default-runtime", default=default(oci.RUNC), choices=oci.NAMES,
+                   help="OCI runtime of containers created without --runtime: runc (the default) or crun "
+                        "(faster starts; needs crun installed)")
     return p
 
 
@@ -165,10 +169,13 @@ async def serve(args: argparse.Namespace,
     except overlay.StorageError as e:
         raise SystemExit(f"pydockd: storage driver: {e}") from None
     log.info("storage driver %s", driver)
+    why = oci.why_unusable(args.default_runtime, oci.find(args.default_runtime))
+    if why:
+        raise SystemExit(f"pydockd: default runtime: {why}")
     cfg = EngineConfig(data_root=args.data_root, exec_root=args.exec_root, storage_driver=driver,
                        insecure_registries=tuple(args.insecure_registry),
                        registry_mirrors=tuple(args.registry_mirror), certs_dir=args.certs_dir, bip=args.bip,
-                       monitor=args.monitor)
+                       monitor=args.monitor, default_runtime=args.default_runtime)
     if rootless_mode is not None:
         ns, access = rootless_mode
         cfg = dataclasses.replace(cfg, rootless=True, engine_netns=ns.engine_netns, cgroup_parent=access.parent,

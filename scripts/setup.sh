@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 SYSTEM_PKGS=(runc busybox-static tini iptables nftables iproute2 util-linux procps curl docker-registry apache2-utils chromium golang-github-docker-docker-dev
            docker-compose wget gcc libc6-dev
-           uidmap slirp4netns passt fuse-overlayfs)  # docker-compose: a real compose client for %%compose and its tests; gcc, libc6-dev: the daemon compiles its container monitor (engine/runtime/monitor.c) on first use; rootless mode: ID maps, outbound network (slirp4netns; passt the alternative), overlay for old kernels
+           uidmap slirp4netns passt fuse-overlayfs crun)  # crun: the second OCI runtime (--runtime crun); docker-compose: a real compose client for %%compose and its tests; gcc, libc6-dev: the daemon compiles its container monitor (engine/runtime/monitor.c) on first use; rootless mode: ID maps, outbound network (slirp4netns; passt the alternative), overlay for old kernels
 missing=()
 for p in "${SYSTEM_PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -7,6 +7,7 @@ no registry is reachable.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -83,6 +84,19 @@ class Daemon:
         if check and proc.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
         return proc
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        """`docker inspect` of one object."""
+        return json.loads(self.docker("inspect", ref, check=True).stdout)[0]
+
+
+@contextmanager
+def removed_after(d: Daemon) -> Iterator[list[str]]:
+    """Container names a test uses on `d`; removed afterwards whatever happened."""
+    created: list[str] = []
+    yield created
+    if created:
+        d.docker("rm", "-f", *created)
 
 
 def _cleanup_mounts(root: str) -> None:
@@ -190,11 +204,9 @@ def client(daemon: Daemon, busybox: str):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def names(daemon: Daemon) -> Iterator[list[str]]:
-    """Container names a test uses; removed afterwards whatever happened."""
-    created: list[str] = []
-    yield created
-    if created:
-        daemon.docker("rm", "-f", *created)
+    """Container names a test uses on the session daemon; removed afterwards whatever happened."""
+    with removed_after(daemon) as created:
+        yield created
 
 
 def new_name(names: list[str], prefix: str = "t-") -> str:

@@ -22,7 +22,7 @@ def _launch(rt: FakeRuntime, tmp_path: Path, cid: str, args: list[str]) -> Path:
     (tmp_path / "config.json").write_text(json.dumps({"process": {"args": args}}))
     log = tmp_path / f"{cid}-json.log"
     rt.launch(cid, str(tmp_path), tty=False, stdin=False, log={"path": str(log)},
-              console_size=None, cgroup_path="/x")
+              console_size=None, cgroup_path="/x", runtime="runc")
     return log
 
 

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import DOCKER, Daemon, _cleanup_root, busybox_daemon, new_daemon, new_name
+from conftest import DOCKER, Daemon, _cleanup_root, busybox_daemon, new_daemon, new_name, removed_after
 
 from engine.config import EngineConfig
 from engine.container import logs
@@ -54,10 +54,8 @@ def any_daemon(request: pytest.FixtureRequest, daemon: Daemon, busybox: str) -> 
 
 @pytest.fixture
 def any_names(any_daemon: Daemon) -> Iterator[list[str]]:
-    created: list[str] = []
-    yield created
-    if created:
-        any_daemon.docker("rm", "-f", *created)
+    with removed_after(any_daemon) as created:
+        yield created
 
 
 def _inspect(d: Daemon, name: str) -> dict[str, Any]:

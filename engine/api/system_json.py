@@ -60,7 +60,7 @@ def info_json(f: SystemFacts) -> Json:
         "RegistryConfig": _registry_json(f.registry),
         "NCPU": os.cpu_count() or 1, "MemTotal": host_memory(), "DockerRootDir": f.data_root,
         "Name": platform.node(), "Labels": [], "ExperimentalBuild": False, "ServerVersion": __version__,
-        "Runtimes": {"runc": {"path": f.runc_path}}, "DefaultRuntime": "runc",
+        "Runtimes": {name: {"path": path} for name, path in f.runtimes.items()}, "DefaultRuntime": f.default_runtime,
         "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": False,
                   "Error": "", "RemoteManagers": None},
         "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "docker-init",

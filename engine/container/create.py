@@ -11,15 +11,12 @@ from engine.container.attach import Attaching
 from engine.container.record import ContainerID, ContainerRecord, GraphDriver, GraphDriverData
 from engine.container.signals import parse_signal
 from engine.errors import InvalidParameter, NotFound
-from engine.runtime import resources, security
+from engine.runtime import oci, resources, security
 from engine.runtime.spec import normalize_caps
 from engine.timeutil import rfc3339_ns
 from engine.types.container import ContainerConfig, ContainerCreateRequest, HostConfig
 from engine.volume import mountspec
 from engine.volume.mountspec import MountPoint
-
-DEFAULT_RUNTIME = "runc"
-RUNTIMES = (DEFAULT_RUNTIME,)  # the OCI runtimes `docker info` lists under Runtimes
 
 
 class Creating(Attaching):
@@ -36,6 +33,7 @@ class Creating(Attaching):
         icfg = self.images.run_config(image_id)
         probes.validate(body.healthcheck)
         self._validate_host_config(host)
+        self._choose_runtime(host)
         net_plan = self.network.plan(req)
         warnings = resources.adapt_host_config(host, self.cfg.limit_controllers, self.cfg.cgroup_limits_reason)
         security.validate_host_config(host)
@@ -94,6 +92,13 @@ class Creating(Attaching):
                 out[mp.destination] = dataclasses.replace(mp, rw=mp.rw and rw, copy_data=False)
         return list(out.values())
 
+    def _choose_runtime(self, h: HostConfig) -> None:
+        """The container's OCI runtime: the daemon's default unless it names one this daemon offers."""
+        h.runtime = h.runtime or self.cfg.default_runtime
+        if h.runtime not in self.cfg.runtimes:
+            why = oci.why_unusable(h.runtime, oci.find(h.runtime)) if h.runtime in oci.NAMES else ""
+            raise InvalidParameter(f"Unknown runtime specified {h.runtime}" + (f" ({why})" if why else ""))
+
     @staticmethod
     def _validate_host_config(h: HostConfig) -> None:
         """dockerd's checks of the fields create owns, filling in its defaults in place."""
@@ -109,9 +114,6 @@ class Creating(Attaching):
                 raise InvalidParameter(f"invalid {key}: {e.message}") from None
         h.network_mode = h.network_mode or "default"
         h.log_config = logconfig.validate(h.log_config)
-        h.runtime = h.runtime or DEFAULT_RUNTIME
-        if h.runtime not in RUNTIMES:
-            raise InvalidParameter(f"Unknown runtime specified {h.runtime}")
 
 
 def _merge_env(env: list[str] | None, image_env: list[str] | None) -> list[str] | None:

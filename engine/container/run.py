@@ -22,7 +22,7 @@ from engine.container.record import ContainerID, ContainerRecord
 from engine.container.state import Op, check
 from engine.errors import EngineError
 from engine.linux.fsutil import resolve_user, secure_join
-from engine.runtime import resources, security
+from engine.runtime import oci, resources, security
 from engine.runtime.runc import UnusableCommand, crash_point
 from engine.runtime.spec import SpecOptions, build_spec, container_env
 from engine.timeutil import rfc3339_ns
@@ -75,11 +75,13 @@ class Running(Creating, HealthChecking):
                           os.path.join(cdir, "work"), merged)
         try:
             spec = self._spec(c, merged)
+            oci.prepare_spec(c.host_config.runtime, spec)
             _write_start_file(os.path.join(cdir, "config.json"), json.dumps(spec).encode(), 0o600)
             crash_point("prepared")
             self.runtime.launch(
                 cid, cdir, tty=c.config.tty, stdin=c.config.open_stdin, log=self.log_spec(c).to_shim(),
-                console_size=_console_size(c.host_config), cgroup_path=spec["linux"]["cgroupsPath"])
+                console_size=_console_size(c.host_config), cgroup_path=spec["linux"]["cgroupsPath"],
+                runtime=c.host_config.runtime)
             crash_point("created")
             for att in self._pending.pop(cid, []):
                 self._connect_attachment(cid, att)

@@ -17,9 +17,9 @@ from typing import Any, Protocol
 class ContainerRuntime(Protocol):
     # ---- starting processes -------------------------------------------
     def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log: dict[str, Any],
-               console_size: tuple[int, int] | None, cgroup_path: str) -> None:
+               console_size: tuple[int, int] | None, cgroup_path: str, runtime: str) -> None:
         """Put the container of the OCI bundle under a new monitor, which clients may attach to; it runs at
-        `start`."""
+        `start`, under the OCI runtime named `runtime` (engine/runtime/oci.py)."""
         ...
 
     def start(self, cid: str) -> int:

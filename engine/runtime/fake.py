@@ -158,7 +158,7 @@ class FakeRuntime:
 
     # ---- starting processes -------------------------------------------
     def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log: dict[str, Any],
-               console_size: tuple[int, int] | None, cgroup_path: str) -> None:
+               console_size: tuple[int, int] | None, cgroup_path: str, runtime: str) -> None:
         with open(os.path.join(bundle, "config.json")) as f:
             args = json.load(f)["process"]["args"]
         self._procs[cid] = FakeProcess(list(args), next(self._pids), tty, log.get("path", ""),

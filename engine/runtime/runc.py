@@ -70,13 +70,20 @@ class CommandNotExecutable(UnusableCommand):
 # a later match overrides an earlier one.
 _COMMAND_ERRORS: tuple[tuple[tuple[str, ...], type[OCIRuntimeError]], ...] = (
     (("executable file not found", "no such file or directory"), CommandNotFound),
-    (("permission denied",), CommandNotExecutable),
+    (("permission denied", "open executable: operation not permitted"), CommandNotExecutable),  # crun: a directory
     (("not a directory",), CommandNotFound),
 )
 
 
+# crun words a command's errno as strerror does, capitalized; the docker CLI picks the exit code (127, 126)
+# from runc's lower-case words in the message, case-sensitively, so a command error gets runc's words.
+_RUNC_WORDS = (("No such file or directory", "no such file or directory"), ("Not a directory", "not a directory"),
+               ("Permission denied", "permission denied"),
+               ("open executable: Operation not permitted", "open executable: permission denied"))
+
+
 def classify_runc_error(message: str, action: str = "create") -> OCIRuntimeError:
-    """The error for runc's failure to create or exec a process, as dockerd words and classifies it.
+    """The error for the runtime's failure to create or exec a process, as dockerd words and classifies it.
 
     An unusable command is the client's mistake (Docker answers 400, and the
     CLI exits 127/126); anything else is the runtime's.
@@ -86,6 +93,9 @@ def classify_runc_error(message: str, action: str = "create") -> OCIRuntimeError
     for needles, matched in _COMMAND_ERRORS:
         if any(s in low for s in needles):
             kind = matched
+    if kind is not OCIRuntimeError:
+        for crun_words, runc_words in _RUNC_WORDS:
+            message = message.replace(crun_words, runc_words)
     return kind(f"OCI runtime {action} failed: {message}: unknown")
 
 
@@ -165,7 +175,9 @@ class Runtime:
         # The read ends of launched monitors' ready pipes, held until their `start` is sent: a monitor
         # whose end closes before that knows the daemon died and gives up (see shim.py).
         self._ready: dict[str, int] = {}
-        self._ready_lock = threading.Lock()
+        self._ready_lock = threading.Lock()  # guards _runtime_of too
+        # The OCI runtime of each container launched by this daemon until its cleanup (runtime_of).
+        self._runtime_of: dict[str, str] = {}
         self._closed = False
         # The compiled monitor is built (or found in its cache) in the background from the start, so
         # the first container rarely waits for the compiler; until then, and without one, launches wait.
@@ -198,19 +210,36 @@ class Runtime:
         # Short on purpose: unix socket paths inside it must stay under 108 bytes.
         return os.path.join(self.cfg.shims_dir, cid[:16])
 
-    def _runc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        proc = subprocess.run([self.cfg.runc, "--root", self.cfg.runc_root, *args],
+    def runtime_of(self, cid: str) -> str:
+        """The OCI runtime container `cid` runs under: the one it was launched with, or (for a container
+        launched before this daemon started) the one whose state root holds it; the default else."""
+        with self._ready_lock:
+            name = self._runtime_of.get(cid)
+        if name:
+            return name
+        for candidate in self.cfg.runtimes:
+            if os.path.exists(os.path.join(self.cfg.runtime_root(candidate), cid)):
+                return candidate
+        return self.cfg.default_runtime
+
+    def _oci(self, cid: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        """Run `cid`'s OCI runtime (runc or crun: the same command line) with `args`."""
+        name = self.runtime_of(cid)
+        binary = self.cfg.runtimes.get(name, self.cfg.runc)
+        proc = subprocess.run([binary, "--root", self.cfg.runtime_root(name), *args],
                               stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
         if check and proc.returncode != 0:
-            msg = proc.stderr.decode(errors="replace").strip() or f"runc {args[0]} failed"
+            msg = proc.stderr.decode(errors="replace").strip() or f"{name} {args[0]} failed"
             raise OCIRuntimeError(msg)
         return proc
 
     # ---- shim ---------------------------------------------------------
     def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log: dict[str, Any],
-               console_size: tuple[int, int] | None, cgroup_path: str) -> None:
-        """Hand a state directory to a monitor; the container runs at `start`."""
-        self._launch(cid, {
+               console_size: tuple[int, int] | None, cgroup_path: str, runtime: str) -> None:
+        """Hand a state directory to a monitor; the container runs at `start`, under OCI runtime `runtime`."""
+        with self._ready_lock:
+            self._runtime_of[cid] = runtime
+        self._launch(cid, runtime, {
             "id": cid, "bundle": bundle, "tty": tty, "stdin": stdin, "log": log,
             "cgroup_path": cgroup_path, "console_size": list(console_size) if console_size else None,
         }, {}, "create")
@@ -218,7 +247,7 @@ class Runtime:
     def launch_exec(self, eid: str, cid: str, process: dict[str, Any], *, stdin: bool) -> None:
         """Hand an exec's OCI process to a shim of its own; it runs at `start_exec`, once attached."""
         size = process.get("consoleSize")
-        self._launch(eid, {
+        self._launch(eid, self.runtime_of(cid), {
             "mode": "exec", "id": cid, "tty": bool(process.get("terminal")), "stdin": stdin, "log": {},
             "console_size": [size["height"], size["width"]] if size else None,
         }, {"process.json": process}, "exec")
@@ -250,11 +279,12 @@ class Runtime:
         if fd is not None:
             os.close(fd)
 
-    def _launch(self, sid: str, shim_cfg: dict[str, Any], files: dict[str, Any], action: str) -> None:
+    def _launch(self, sid: str, runtime: str, shim_cfg: dict[str, Any], files: dict[str, Any], action: str) -> None:
         sdir = self.state_dir(sid)
         shutil.rmtree(sdir, ignore_errors=True)
         os.makedirs(sdir, mode=0o700)
-        for name, data in {"shim.json": {**shim_cfg, "runc": self.cfg.runc, "runc_root": self.cfg.runc_root},
+        oci_runtime = {"runc": self.cfg.runtimes[runtime], "runc_root": self.cfg.runtime_root(runtime)}
+        for name, data in {"shim.json": {**shim_cfg, **oci_runtime},
                            **files}.items():
             with open(os.path.join(sdir, name), "w") as f:  # exec-root state: no fsync needed
                 json.dump(data, f)
@@ -399,13 +429,15 @@ class Runtime:
         """
         self._release(cid)
         self._wait_gone(cid)
-        if os.path.exists(os.path.join(self.cfg.runc_root, cid)):
-            self._runc("delete", "--force", cid, check=False)
+        if os.path.exists(os.path.join(self.cfg.runtime_root(self.runtime_of(cid)), cid)):
+            self._oci(cid, "delete", "--force", cid, check=False)
         shutil.rmtree(self.state_dir(cid), ignore_errors=True)
+        with self._ready_lock:
+            self._runtime_of.pop(cid, None)
 
     def status(self, cid: str) -> tuple[str, int]:
         """runc's status of the container and its init PID; ("", 0) when runc does not know it."""
-        proc = self._runc("state", cid, check=False)
+        proc = self._oci(cid, "state", cid, check=False)
         try:
             state = json.loads(proc.stdout) if proc.returncode == 0 else {}
         except ValueError:
@@ -419,8 +451,8 @@ class Runtime:
         in runc and exits; a monitor that was never sent `start` has given up
         already, as the crashed daemon's end of its ready pipe closed.
         """
-        if os.path.exists(os.path.join(self.cfg.runc_root, cid)):
-            self._runc("kill", cid, "KILL", check=False)
+        if os.path.exists(os.path.join(self.cfg.runtime_root(self.runtime_of(cid)), cid)):
+            self._oci(cid, "kill", cid, "KILL", check=False)
         self.cleanup(cid)
 
     def _wait_gone(self, cid: str) -> None:
@@ -448,7 +480,7 @@ class Runtime:
     def _runc_on(self, cid: str, *args: str) -> subprocess.CompletedProcess[bytes]:
         """runc acting on a live container; one that exited meanwhile is Docker's 409, not runc's text."""
         try:
-            return self._runc(*args)
+            return self._oci(cid, *args)
         except OCIRuntimeError as e:
             if any(s in e.message.lower() for s in GONE):
                 raise Conflict(f"Container {cid} is not running") from e
