@@ -382,6 +382,23 @@ def test_network_none_and_host(daemon, busybox) -> None:
     assert info["Driver"] == "host"
 
 
+def test_a_bridge_deleted_behind_the_daemons_back_is_made_again(daemon, busybox) -> None:
+    """A start plugs into the network's bridge in one request; when the bridge is gone (`ip link del`, a
+    host reboot), it is made again and the container reaches its gateway through it."""
+    from engine.network.bridge import BridgeDriver
+    uid = _uid()
+    net = f"gone-{uid}"
+    with _cleanup(daemon, [], [net]):
+        net_id = _ok(daemon, "network", "create", net)
+        gateway = json.loads(_ok(daemon, "network", "inspect", net))[0]["IPAM"]["Config"][0]["Gateway"]
+        device = BridgeDriver(daemon.data_root).bridge_name(net_id)
+        _ok(daemon, "run", "--rm", "--network", net, "busybox", "true")
+        subprocess.run(["ip", "link", "del", device], check=True)
+        out = _ok(daemon, "run", "--rm", "--network", net, "busybox", "ping", "-c1", "-W2", gateway)
+        assert "1 packets received" in out
+        assert subprocess.run(["ip", "link", "show", device], capture_output=True, check=False).returncode == 0
+
+
 def test_network_container_mode_shares_the_namespace(daemon, busybox) -> None:
     web = f"owner-{_uid()}"
     with _cleanup(daemon, [web]):

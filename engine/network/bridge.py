@@ -29,7 +29,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from functools import partial
 from ipaddress import IPv4Network, IPv6Network
 from typing import TypeVar
 
@@ -111,9 +110,10 @@ class BridgeDriver:
         """Bridge-side veth ends of ours that no live endpoint owns."""
         self._here(lambda: self._delete_stray_veths(live))
 
-    def plug(self, veth: str, ifname: str, netns_path: str, mac: str, device: str) -> None:
-        """A veth pair: `veth` enslaved to the bridge `device`; `ifname` inside the namespace at `netns_path`."""
-        self._here(lambda: _plug(veth, ifname, netns_path, mac, device))
+    def plug(self, veth: str, ifname: str, netns_path: str, mac: str, device: str) -> bool:
+        """A veth pair: `veth` enslaved to the bridge `device`, up; `ifname` inside the namespace at `netns_path`.
+        False when there is no bridge `device`."""
+        return self._here(lambda: _plug(veth, ifname, netns_path, mac, device))
 
     @staticmethod
     def free_ifname(netns_path: str) -> str:
@@ -187,10 +187,14 @@ class BridgeDriver:
 
     @staticmethod
     def configure(netns_path: str, interfaces: list[Interface], loopback: bool = False) -> None:
-        """One visit inside the namespace for all of its configuration."""
-        steps: list[Callable[[], None]] = [loopback_up] if loopback else []
-        steps += [partial(configure, i) for i in interfaces]
-        netns.run_in(netns_path, lambda: [step() for step in steps])
+        """One visit inside the namespace, on one netlink socket, for all of its configuration."""
+        def visit() -> None:
+            with IPRoute() as ns:
+                if loopback:
+                    ns.link("set", index=1, state="up")  # lo is always index 1 in a new namespace
+                for i in interfaces:
+                    configure(ns, i)
+        netns.run_in(netns_path, visit)
 
     # ---- forwarding, firewall, DNS -------------------------------------------
     def enable_forwarding(self) -> None:
@@ -236,10 +240,15 @@ def _delete(device: str) -> None:
             _delete_index(ip, idx)
 
 
-def _plug(veth: str, ifname: str, netns_path: str, mac: str, device: str) -> None:
+def _plug(veth: str, ifname: str, netns_path: str, mac: str, device: str) -> bool:
+    # one request makes the pair, enslaves and raises the host end, and puts the other in the namespace
     with IPRoute() as ip:
-        ip.link("add", ifname=veth, kind="veth", peer={"ifname": ifname, "net_ns_fd": netns_path, "address": mac})
-        ip.link("set", index=_index(ip, veth), master=_index(ip, device), state="up")
+        master = _index(ip, device)
+        if master is None:
+            return False
+        ip.link("add", ifname=veth, kind="veth", master=master, state="up",
+                peer={"ifname": ifname, "net_ns_fd": netns_path, "address": mac})
+        return True
 
 
 def _index(ip: IPRoute, name: str) -> int | None:
@@ -261,34 +270,28 @@ def _delete_index(ip: IPRoute, index: int) -> None:
             raise
 
 
-# these run inside a container's network namespace (netns.run_in)
-def loopback_up() -> None:
-    with IPRoute() as ns:
-        ns.link("set", index=1, state="up")  # lo is always index 1 in a new namespace
-
-
-def configure(i: Interface) -> None:
+# this runs inside a container's network namespace (netns.run_in), on a netlink socket opened there
+def configure(ns: IPRoute, i: Interface) -> None:
     """Address an interface, bring it up, set its sysctls, and add the default routes whose gateways are given."""
-    with IPRoute() as ns:
-        idx = _index(ns, i.name)
-        ns.addr("add", index=idx, address=i.address, prefixlen=i.prefixlen)
-        if i.address6:
-            ns.addr("add", index=idx, address=i.address6, prefixlen=i.prefixlen6, flags=IFA_F_NODAD)
-        for ll in i.link_local:
-            ns.addr("add", index=idx, address=ll, prefixlen=LINK_LOCAL_V6 if ":" in ll else LINK_LOCAL_V4,
-                    **({"flags": IFA_F_NODAD} if ":" in ll else {}))
-        ns.link("set", index=idx, state="up")
-        for path, value in i.sysctls:  # /proc/sys/net is this thread's namespace's
-            try:
-                with open(f"/proc/sys/{path}", "w") as f:
-                    f.write(value)
-            except OSError as e:
-                raise InvalidParameter(f"failed to set sysctl {path.replace('/', '.')}={value}: "
-                                       f"{e.strerror}") from None
-        if i.gateway:
-            ns.route("add", dst="default", gateway=i.gateway)
-        if i.gateway6:
-            ns.route("add", dst="::/0", gateway=i.gateway6, family=socket.AF_INET6)
+    idx = _index(ns, i.name)
+    ns.addr("add", index=idx, address=i.address, prefixlen=i.prefixlen)
+    if i.address6:
+        ns.addr("add", index=idx, address=i.address6, prefixlen=i.prefixlen6, flags=IFA_F_NODAD)
+    for ll in i.link_local:
+        ns.addr("add", index=idx, address=ll, prefixlen=LINK_LOCAL_V6 if ":" in ll else LINK_LOCAL_V4,
+                **({"flags": IFA_F_NODAD} if ":" in ll else {}))
+    ns.link("set", index=idx, state="up")
+    for path, value in i.sysctls:  # /proc/sys/net is this thread's namespace's
+        try:
+            with open(f"/proc/sys/{path}", "w") as f:
+                f.write(value)
+        except OSError as e:
+            raise InvalidParameter(f"failed to set sysctl {path.replace('/', '.')}={value}: "
+                                   f"{e.strerror}") from None
+    if i.gateway:
+        ns.route("add", dst="default", gateway=i.gateway)
+    if i.gateway6:
+        ns.route("add", dst="::/0", gateway=i.gateway6, family=socket.AF_INET6)
 
 
 def _link_names() -> set[str]:

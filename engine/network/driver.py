@@ -90,8 +90,9 @@ class Links(Protocol):
         """Delete what daemons whose data root is gone left on the host (bridges, firewall tables)."""
         ...
 
-    def plug(self, veth: str, ifname: str, netns_path: str, mac: str, device: str) -> None:
-        """A veth pair: `veth` on the host, enslaved to the bridge `device`; `ifname` inside the namespace."""
+    def plug(self, veth: str, ifname: str, netns_path: str, mac: str, device: str) -> bool:
+        """A veth pair: `veth` on the host, enslaved to the bridge `device`, up; `ifname` inside the namespace.
+        False, and nothing made, when there is no bridge `device` (the caller makes it and plugs again)."""
         ...
 
 

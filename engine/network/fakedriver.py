@@ -160,15 +160,18 @@ class FakeNetworkDriver:
     def collect_stale_bridges(self) -> None:
         """Nothing to collect: no other daemon shares these dictionaries."""
 
-    def plug(self, veth: str, ifname: str, netns_path: str, mac: str, device: str) -> None:
+    def plug(self, veth: str, ifname: str, netns_path: str, mac: str, device: str) -> bool:
         with self._lock:
             ns = self.netns.get(netns_path)
-            if ns is None or device not in self.bridges:
-                raise _fail(errno.ENODEV, device if ns is not None else netns_path)
+            if ns is None:
+                raise _fail(errno.ENODEV, netns_path)
+            if device not in self.bridges:
+                return False
             if self.exists(veth) or ifname in ns.links:
                 raise _fail(errno.EEXIST, veth if self.exists(veth) else ifname)
             self.veths[veth] = FakeVeth(ifname, netns_path, mac, device)
             ns.links[ifname] = None
+            return True
 
     # ---- namespaces ------------------------------------------------------------
     def create_namespace(self, path: str) -> None:

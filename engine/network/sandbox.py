@@ -14,7 +14,7 @@ import os
 import secrets
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
-from engine.errors import Conflict, Forbidden, InvalidParameter, NotFound
+from engine.errors import Conflict, Forbidden, InternalError, InvalidParameter, NotFound
 from engine.network import ipam, links, planning
 from engine.network.core import NetworkCore
 from engine.network.driver import Interface
@@ -123,9 +123,11 @@ class Sandboxes(NetworkCore):
             return dataclasses.replace(ep, ip=ip, ip6=ip6, endpoint_id=secrets.token_hex(32),
                                        name=c.name.lstrip("/"), mac=mac)
         up = self.store.assign_address(net.id, pick)
-        if not self.driver.exists(net.device):
+        veth = self.driver.veth(up.endpoint_id)
+        if not self.driver.plug(veth, ifname, path, up.mac, net.device):  # the bridge went (host reboot, ip link del)
             self._ensure_bridge(net)
-        self.driver.plug(self.driver.veth(up.endpoint_id), ifname, path, up.mac, net.device)
+            if not self.driver.plug(veth, ifname, path, up.mac, net.device):
+                raise InternalError(f"bridge {net.device} of network {net.name} cannot be made")
         routed = not net.internal
         interface = Interface(
             ifname, str(up.ip), cfg.subnet.prefixlen, cfg.gateway if default_route and routed else "",
