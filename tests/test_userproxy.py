@@ -13,7 +13,7 @@ import pytest
 
 from engine.errors import InternalError
 from engine.network import netns
-from engine.network.bridge import loopback_up
+from engine.network.bridge import BridgeDriver
 from engine.network.userproxy import UserlandProxy, _is_relay
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
@@ -30,7 +30,7 @@ def ns(tmp_path: object) -> Iterator[str]:
     """A network namespace with loopback up, where TCP and UDP echo servers listen on 127.0.0.1:7."""
     path = os.path.join(str(tmp_path), "ns")
     netns.create(path)
-    netns.run_in(path, loopback_up)
+    BridgeDriver.configure(path, [], loopback=True)
 
     def bind(kind: int) -> socket.socket:
         sock = socket.socket(socket.AF_INET, kind)

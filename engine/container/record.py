@@ -22,7 +22,7 @@ from engine.wire import BOOL, INT, STRING, STRINGS, List, wfield
 ContainerID = NewType("ContainerID", str)
 
 
-@dataclass
+@dataclass(slots=True)
 class GraphDriverData:
     lower_dir: str = wfield("LowerDir", STRING)
     upper_dir: str = wfield("UpperDir", STRING)
@@ -30,13 +30,13 @@ class GraphDriverData:
     merged_dir: str = wfield("MergedDir", STRING)
 
 
-@dataclass
+@dataclass(slots=True)
 class GraphDriver:
     name: str = wfield("Name", STRING, default=lambda: "overlay2")
     data: GraphDriverData = wfield("Data", GraphDriverData)
 
 
-@dataclass
+@dataclass(slots=True)
 class ContainerRecord:
     GO_NAME = "ContainerJSON"
     id: ContainerID = wfield("Id", STRING)

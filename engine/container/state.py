@@ -51,7 +51,7 @@ NO_HEALTHCHECK = "none"  # the `health=` filter's name for a container without S
 MAX_HEALTH_LOG = 5  # probe results kept in State.Health.Log (dockerd's maxLogEntries)
 
 
-@dataclass
+@dataclass(slots=True)
 class HealthcheckResult:
     """One probe, as dockerd logs it: Go times (RFC 3339), the exit code (-1: no exit, e.g. a timeout), output."""
 
@@ -61,7 +61,7 @@ class HealthcheckResult:
     output: str = wfield("Output", STRING)
 
 
-@dataclass
+@dataclass(slots=True)
 class Health:
     """Docker's State.Health: present once a container with a healthcheck has started (dockerd's
     initHealthMonitor), kept after it stops. Its methods apply dockerd's rules (daemon/health.go)."""
@@ -96,7 +96,7 @@ class Health:
         return self.status != old
 
 
-@dataclass
+@dataclass(slots=True)
 class State:
     """Docker's container State document, typed; times are RFC 3339 strings, as Docker shows them.
 

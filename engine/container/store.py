@@ -41,8 +41,9 @@ class ContainerStore:
     def __init__(self, meta: MetaStore) -> None:
         self.meta = meta
         meta.ensure_schema(SCHEMA)
-        # snapshot()'s decoded records with the row text each was decoded from
-        self._decoded: dict[str, tuple[str, ContainerRecord]] = {}
+        # snapshot()'s decoded records with the length and hash of the row text each was decoded from (not
+        # the text: it was a third of the daemon's memory per container)
+        self._decoded: dict[str, tuple[tuple[int, int], ContainerRecord]] = {}
 
     def load(self, cid: ContainerID) -> ContainerRecord:
         c = self.find(cid)
@@ -95,10 +96,12 @@ class ContainerStore:
         """Every record as stored now, to read and never change (`docker ps`): a row unchanged since the last
         snapshot gives the record decoded then, since decoding was most of a long listing's time. The rows
         are still read each time, so the database stays the only truth, whoever wrote it."""
-        decoded: dict[str, tuple[str, ContainerRecord]] = {}
+        decoded: dict[str, tuple[tuple[int, int], ContainerRecord]] = {}
         for r in self.meta.query("SELECT id, data FROM containers"):
+            text = r["data"]
+            key = (len(text), hash(text))  # a changed row with an equal 64-bit hash and length: ~2**-64
             hit = self._decoded.get(r["id"])
-            decoded[r["id"]] = hit if hit is not None and hit[0] == r["data"] else (r["data"], _record(r["data"]))
+            decoded[r["id"]] = hit if hit is not None and hit[0] == key else (key, _record(text))
         self._decoded = decoded  # one assignment: a concurrent snapshot sees the old or the new map
         return [c for _, c in decoded.values()]
 

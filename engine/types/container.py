@@ -33,7 +33,7 @@ from engine.wire import (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class HealthConfig:
     test: list[str] | None = wfield("Test", STRINGS)
     interval: int = wfield("Interval", DURATION, omitempty=True)  # nanoseconds
@@ -43,7 +43,7 @@ class HealthConfig:
     retries: int = wfield("Retries", INT, omitempty=True)
 
 
-@dataclass
+@dataclass(slots=True)
 class ContainerConfig:
     """Docker's container Config: what the container runs and how its stdio is set up."""
 
@@ -75,26 +75,26 @@ class ContainerConfig:
     shell: list[str] | None = wfield("Shell", STR_SLICE, omitempty=True)
 
 
-@dataclass
+@dataclass(slots=True)
 class WeightDevice:
     path: str = wfield("Path", STRING)
     weight: int = wfield("Weight", UINT16)
 
 
-@dataclass
+@dataclass(slots=True)
 class ThrottleDevice:
     path: str = wfield("Path", STRING)
     rate: int = wfield("Rate", UINT64)
 
 
-@dataclass
+@dataclass(slots=True)
 class DeviceMapping:
     path_on_host: str = wfield("PathOnHost", STRING)
     path_in_container: str = wfield("PathInContainer", STRING)
     cgroup_permissions: str = wfield("CgroupPermissions", STRING)
 
 
-@dataclass
+@dataclass(slots=True)
 class DeviceRequest:
     driver: str = wfield("Driver", STRING)
     count: int = wfield("Count", INT)
@@ -103,7 +103,7 @@ class DeviceRequest:
     options: dict[str, str] | None = wfield("Options", STRING_MAP)
 
 
-@dataclass
+@dataclass(slots=True)
 class Ulimit:
     name: str = wfield("Name", STRING)
     hard: int = wfield("Hard", INT64)
@@ -113,7 +113,7 @@ class Ulimit:
 _THROTTLE = List(ThrottleDevice)
 
 
-@dataclass
+@dataclass(slots=True)
 class Resources:
     """Limits, embedded in HostConfig and taken alone by `docker update`."""
 
@@ -150,7 +150,7 @@ class Resources:
     io_maximum_bandwidth: int = wfield("IOMaximumBandwidth", UINT64)
 
 
-@dataclass
+@dataclass(slots=True)
 class RestartPolicy:
     name: str = wfield("Name", STRING)  # no, always, unless-stopped, on-failure ("" before create fills it)
     maximum_retry_count: int = wfield("MaximumRetryCount", INT)  # on-failure only; 0 means no limit
@@ -165,19 +165,19 @@ class RestartPolicy:
         return False
 
 
-@dataclass
+@dataclass(slots=True)
 class LogConfig:
     type: str = wfield("Type", STRING)
     config: dict[str, str] | None = wfield("Config", STRING_MAP)
 
 
-@dataclass
+@dataclass(slots=True)
 class PortBinding:
     host_ip: str = wfield("HostIp", STRING)
     host_port: str = wfield("HostPort", STRING)
 
 
-@dataclass
+@dataclass(slots=True)
 class BindOptions:
     propagation: str = wfield("Propagation", STRING, omitempty=True)
     non_recursive: bool = wfield("NonRecursive", BOOL, omitempty=True)
@@ -186,14 +186,14 @@ class BindOptions:
     read_only_force_recursive: bool = wfield("ReadOnlyForceRecursive", BOOL, omitempty=True)
 
 
-@dataclass
+@dataclass(slots=True)
 class VolumeDriver:
     GO_NAME: ClassVar[str] = "Driver"
     name: str = wfield("Name", STRING, omitempty=True)
     options: dict[str, str] | None = wfield("Options", STRING_MAP, omitempty=True)
 
 
-@dataclass
+@dataclass(slots=True)
 class VolumeOptions:
     no_copy: bool = wfield("NoCopy", BOOL, omitempty=True)
     labels: dict[str, str] | None = wfield("Labels", STRING_MAP, omitempty=True)
@@ -201,24 +201,24 @@ class VolumeOptions:
     driver_config: VolumeDriver | None = wfield("DriverConfig", Ptr(VolumeDriver), omitempty=True)
 
 
-@dataclass
+@dataclass(slots=True)
 class TmpfsOptions:
     size_bytes: int = wfield("SizeBytes", INT64, omitempty=True)
     mode: int = wfield("Mode", FILE_MODE, omitempty=True)
     options: list[list[str]] | None = wfield("Options", List(STRINGS), omitempty=True)
 
 
-@dataclass
+@dataclass(slots=True)
 class ImageOptions:
     subpath: str = wfield("Subpath", STRING, omitempty=True)
 
 
-@dataclass
+@dataclass(slots=True)
 class ClusterOptions:
     pass
 
 
-@dataclass
+@dataclass(slots=True)
 class Mount:
     """One `--mount` (HostConfig.Mounts entry), as the client gave it."""
 
@@ -234,7 +234,7 @@ class Mount:
     cluster_options: ClusterOptions | None = wfield("ClusterOptions", Ptr(ClusterOptions), omitempty=True)
 
 
-@dataclass
+@dataclass(slots=True)
 class HostConfig:
     """Docker's HostConfig: how the container is placed on the host."""
 
@@ -281,7 +281,7 @@ class HostConfig:
     init: bool | None = wfield("Init", Ptr(BOOL), omitempty=True)
 
 
-@dataclass
+@dataclass(slots=True)
 class ContainerCreateRequest:
     """POST /containers/create."""
 
@@ -291,7 +291,7 @@ class ContainerCreateRequest:
     networking_config: NetworkingConfig = wfield("NetworkingConfig", NetworkingConfig)
 
 
-@dataclass
+@dataclass(slots=True)
 class UpdateConfig:
     """POST /containers/{id}/update."""
 
@@ -299,7 +299,7 @@ class UpdateConfig:
     restart_policy: RestartPolicy = wfield("RestartPolicy", RestartPolicy)
 
 
-@dataclass
+@dataclass(slots=True)
 class ExecConfig:
     """POST /containers/{id}/exec."""
 
@@ -317,7 +317,7 @@ class ExecConfig:
     cmd: list[str] | None = wfield("Cmd", STRINGS)
 
 
-@dataclass
+@dataclass(slots=True)
 class ExecStartConfig:
     """POST /exec/{id}/start."""
 

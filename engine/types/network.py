@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from engine.wire import BOOL, INT, STRING, STRING_MAP, STRINGS, List, Map, Ptr, wfield
 
 
-@dataclass
+@dataclass(slots=True)
 class EndpointIPAMConfig:
     ipv4_address: str = wfield("IPv4Address", STRING, omitempty=True)
     ipv6_address: str = wfield("IPv6Address", STRING, omitempty=True)
     link_local_ips: list[str] | None = wfield("LinkLocalIPs", STRINGS, omitempty=True)
 
 
-@dataclass
+@dataclass(slots=True)
 class EndpointSettings:
     """A request's settings for one network (the address fields are the daemon's to fill, ignored here)."""
 
@@ -32,24 +32,24 @@ class EndpointSettings:
     global_ipv6_prefix_len: int = wfield("GlobalIPv6PrefixLen", INT)
 
 
-@dataclass
+@dataclass(slots=True)
 class NetworkingConfig:
     endpoints_config: dict[str, EndpointSettings] | None = wfield("EndpointsConfig", Map(EndpointSettings))
 
 
-@dataclass
+@dataclass(slots=True)
 class NetworkConnect:
     container: str = wfield("Container", STRING)
     endpoint_config: EndpointSettings | None = wfield("EndpointConfig", Ptr(EndpointSettings))
 
 
-@dataclass
+@dataclass(slots=True)
 class NetworkDisconnect:
     container: str = wfield("Container", STRING)
     force: bool = wfield("Force", BOOL)
 
 
-@dataclass
+@dataclass(slots=True)
 class IPAMConfig:
     subnet: str = wfield("Subnet", STRING, omitempty=True)
     ip_range: str = wfield("IPRange", STRING, omitempty=True)
@@ -57,19 +57,19 @@ class IPAMConfig:
     auxiliary_addresses: dict[str, str] | None = wfield("AuxiliaryAddresses", STRING_MAP, omitempty=True)
 
 
-@dataclass
+@dataclass(slots=True)
 class IPAM:
     driver: str = wfield("Driver", STRING)
     options: dict[str, str] | None = wfield("Options", STRING_MAP)
     config: list[IPAMConfig] | None = wfield("Config", List(IPAMConfig))
 
 
-@dataclass
+@dataclass(slots=True)
 class ConfigReference:
     network: str = wfield("Network", STRING)
 
 
-@dataclass
+@dataclass(slots=True)
 class NetworkCreateRequest:
     """POST /networks/create."""
 
