@@ -81,7 +81,20 @@ class EngineConfig:
     @property
     def runtimes(self) -> dict[str, str]:
         """The OCI runtimes containers may choose: name -> binary."""
-        return {oci.RUNC: self.runc, **({oci.CRUN: self.crun} if self.crun else {})}
+        return {oci.RUNC: self.runc, **({oci.CRUN: self.crun} if self.crun and not self._crun_without_cgroups else {})}
+
+    @property
+    def _crun_without_cgroups(self) -> bool:
+        # crun (1.8) reads the container's freezer state at every exec, which fails for a container that has
+        # no cgroup of its own (rootless without a delegated cgroup v2 subtree); runc copes
+        return self.rootless and not self.cgroup_parent
+
+    def why_unusable(self, runtime: str) -> str:
+        """Why this daemon's containers cannot run under `runtime`; "" when they can."""
+        if runtime == oci.CRUN and self._crun_without_cgroups:
+            return ("crun cannot exec into containers without a cgroup of their own (rootless mode without a "
+                    "delegated cgroup v2 subtree)")
+        return oci.why_unusable(runtime, self.runtimes.get(runtime) or oci.find(runtime))
 
     def runtime_root(self, name: str) -> str:
         """Where runtime `name` keeps its containers' state."""

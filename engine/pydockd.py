@@ -169,9 +169,6 @@ async def serve(args: argparse.Namespace,
     except overlay.StorageError as e:
         raise SystemExit(f"pydockd: storage driver: {e}") from None
     log.info("storage driver %s", driver)
-    why = oci.why_unusable(args.default_runtime, oci.find(args.default_runtime))
-    if why:
-        raise SystemExit(f"pydockd: default runtime: {why}")
     cfg = EngineConfig(data_root=args.data_root, exec_root=args.exec_root, storage_driver=driver,
                        insecure_registries=tuple(args.insecure_registry),
                        registry_mirrors=tuple(args.registry_mirror), certs_dir=args.certs_dir, bip=args.bip,
@@ -181,6 +178,9 @@ async def serve(args: argparse.Namespace,
         cfg = dataclasses.replace(cfg, rootless=True, engine_netns=ns.engine_netns, cgroup_parent=access.parent,
                                   cgroup_controllers=access.controllers, cgroup_limits_reason=access.reason,
                                   warnings=tuple(ns.warnings))
+    why = cfg.why_unusable(cfg.default_runtime)
+    if why:
+        raise SystemExit(f"pydockd: default runtime: {why}")
     try:
         engine = Engine(cfg, program="pydockd")
     except DataRootInUse as e:

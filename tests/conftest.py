@@ -142,6 +142,29 @@ def busybox_daemon(busybox_tar: str, prefix: str, extra_args: tuple[str, ...] = 
         _cleanup_root(d)
 
 
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+@pytest.fixture(scope="session")
+def crun_host() -> str:
+    """crun's path, on a host where it can run: crun (1.8) refuses a hybrid cgroup layout whose v2 tree holds
+    controllers (this VM's holds hugetlb), so such controllers are mounted as cgroup v1 hierarchies, the
+    layout systemd's hybrid mode sets up. The kernel keeps a v1 hierarchy that had cgroups until reboot, so
+    it is left mounted. Daemons started before this offer runc only."""
+    from engine.runtime import oci
+    path = oci.find(oci.CRUN)
+    assert path, "crun is not installed (scripts/setup.sh installs it)"
+    if oci.why_unusable(oci.CRUN, path):
+        with open(os.path.join(CGROUP_ROOT, "unified", "cgroup.controllers")) as f:
+            controllers = f.read().split()
+        for name in controllers:
+            target = os.path.join(CGROUP_ROOT, name)
+            os.makedirs(target, exist_ok=True)
+            subprocess.run(["mount", "-t", "cgroup", "-o", name, "cgroup", target], check=True)
+    assert not oci.why_unusable(oci.CRUN, path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def daemon() -> Iterator[Daemon]:
     d = new_daemon("pydock-test-")

@@ -4,10 +4,9 @@ filter compiled once by the daemon (engine/runtime/oci.py, seccompbpf.py).
 A daemon of this module's own runs with `--default-runtime crun`, through the
 real docker CLI; containers on it run under Debian's crun, one of them under
 runc beside them. crun (1.8) refuses a hybrid cgroup layout whose v2 tree has
-controllers, as this VM's has (hugetlb): the `crun_host` fixture mounts such
-controllers as cgroup v1 hierarchies, the layout systemd's hybrid mode sets
-up, before any daemon here starts. The kernel keeps a v1 hierarchy that had
-cgroups until reboot, so it is left mounted.
+controllers, as this VM's has (hugetlb): conftest's `crun_host` fixture
+mounts such controllers as cgroup v1 hierarchies before any daemon here
+starts.
 """
 from __future__ import annotations
 
@@ -20,27 +19,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Daemon, busybox_daemon, new_name, removed_after
+from conftest import CGROUP_ROOT, Daemon, busybox_daemon, new_name, removed_after
 
 from engine.runtime import oci, seccomp, seccompbpf
-
-CGROUP_ROOT = "/sys/fs/cgroup"
-
-
-@pytest.fixture(scope="module")
-def crun_host() -> str:
-    """crun's path, on a host where it can run."""
-    path = oci.find(oci.CRUN)
-    assert path, "crun is not installed (scripts/setup.sh installs it)"
-    if oci.why_unusable(oci.CRUN, path):
-        with open(os.path.join(CGROUP_ROOT, "unified", "cgroup.controllers")) as f:
-            controllers = f.read().split()
-        for name in controllers:
-            target = os.path.join(CGROUP_ROOT, name)
-            os.makedirs(target, exist_ok=True)
-            subprocess.run(["mount", "-t", "cgroup", "-o", name, "cgroup", target], check=True)
-    assert not oci.why_unusable(oci.CRUN, path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -236,9 +236,10 @@ def env_root() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def users(env_root: str, busybox_tar: str) -> Iterator[dict[str, User]]:
+def users(env_root: str, busybox_tar: str, crun_host: str) -> Iterator[dict[str, User]]:
     """Alice (subordinate IDs, /tmp fallback paths), Bob (subordinate IDs, an XDG runtime directory) and
-    Carol (no subordinate IDs), each with a running pydockd and busybox imported."""
+    Carol (no subordinate IDs), each with a running pydockd (started where crun itself can run) and busybox
+    imported."""
     tag = uuid.uuid4().hex[:6]
     made: dict[str, User] = {}
     try:
@@ -306,6 +307,19 @@ def test_run_exec_logs_stop_rm(users: dict[str, User]) -> None:
     finally:
         alice.docker("rm", "-f", cid, check=True)
     assert cid not in alice.docker("ps", "-aq", "--no-trunc", check=True).stdout
+
+
+@pytest.mark.skipif(not _cgroup_v1(), reason="on cgroup v2 crun depends on systemd's delegation")
+def test_crun_is_refused_with_the_reason_without_cgroups(users: dict[str, User]) -> None:
+    """crun (1.8) reads the container's freezer state at every exec, so without a cgroup of their own
+    (rootless on cgroup v1) containers are not offered crun, even where crun itself could run; runc stays."""
+    alice = users["alice"]
+    info = json.loads(alice.docker("info", "--format", "{{json .}}", check=True).stdout)
+    assert set(info["Runtimes"]) == {"runc"} and info["DefaultRuntime"] == "runc"
+    refused = alice.docker("create", "--runtime", "crun", "busybox")
+    assert refused.returncode != 0
+    assert "Unknown runtime specified crun (crun cannot exec into containers without a cgroup" in refused.stderr
+    assert alice.docker("ps", "-aq", check=True).stdout == ""
 
 
 @pytest.mark.skipif(not _cgroup_v1(), reason="on cgroup v2 limits depend on systemd's delegation")

@@ -96,7 +96,7 @@ class Creating(Attaching):
         """The container's OCI runtime: the daemon's default unless it names one this daemon offers."""
         h.runtime = h.runtime or self.cfg.default_runtime
         if h.runtime not in self.cfg.runtimes:
-            why = oci.why_unusable(h.runtime, oci.find(h.runtime)) if h.runtime in oci.NAMES else ""
+            why = self.cfg.why_unusable(h.runtime) if h.runtime in oci.NAMES else ""
             raise InvalidParameter(f"Unknown runtime specified {h.runtime}" + (f" ({why})" if why else ""))
 
     @staticmethod
