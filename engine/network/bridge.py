@@ -1,7 +1,8 @@
 """The bridge driver: the kernel side of networks (bridges, veth pairs, addresses, routes) over netlink.
 
-Everything here talks to the kernel (netlink through pyroute2, and the
-modules below for the rest) and nothing else: no SQL, no Docker JSON. The service decides what should exist and calls these to
+Everything here talks to the kernel (netlink through pyroute2, or for what
+each container start asks through engine/linux/rtnl.py, and the modules
+below for the rest) and nothing else: no SQL, no Docker JSON. The service decides what should exist and calls these to
 make the host match, so the netlink details (targeted lookups instead of
 dumps, links that vanish with their namespace) stay in one place.
 
@@ -36,6 +37,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from engine.errors import EngineError, InvalidParameter
+from engine.linux.rtnl import Rtnl
 from engine.network import firewall as netfw
 from engine.network import netns
 from engine.network.dns import DnsServer, Lookup
@@ -189,9 +191,9 @@ class BridgeDriver:
     def configure(netns_path: str, interfaces: list[Interface], loopback: bool = False) -> None:
         """One visit inside the namespace, on one netlink socket, for all of its configuration."""
         def visit() -> None:
-            with IPRoute() as ns:
+            with Rtnl() as ns:
                 if loopback:
-                    ns.link("set", index=1, state="up")  # lo is always index 1 in a new namespace
+                    ns.up(1)  # lo is always index 1 in a new namespace
                 for i in interfaces:
                     configure(ns, i)
         netns.run_in(netns_path, visit)
@@ -242,12 +244,15 @@ def _delete(device: str) -> None:
 
 def _plug(veth: str, ifname: str, netns_path: str, mac: str, device: str) -> bool:
     # one request makes the pair, enslaves and raises the host end, and puts the other in the namespace
-    with IPRoute() as ip:
-        master = _index(ip, device)
+    with Rtnl() as ip:
+        master = ip.index(device)
         if master is None:
             return False
-        ip.link("add", ifname=veth, kind="veth", master=master, state="up",
-                peer={"ifname": ifname, "net_ns_fd": netns_path, "address": mac})
+        fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            ip.add_veth(veth, master, ifname, fd, mac)
+        finally:
+            os.close(fd)
         return True
 
 
@@ -271,16 +276,17 @@ def _delete_index(ip: IPRoute, index: int) -> None:
 
 
 # this runs inside a container's network namespace (netns.run_in), on a netlink socket opened there
-def configure(ns: IPRoute, i: Interface) -> None:
+def configure(ns: Rtnl, i: Interface) -> None:
     """Address an interface, bring it up, set its sysctls, and add the default routes whose gateways are given."""
-    idx = _index(ns, i.name)
-    ns.addr("add", index=idx, address=i.address, prefixlen=i.prefixlen)
+    idx = ns.index(i.name)
+    if idx is None:
+        raise OSError(errno.ENODEV, f"no interface {i.name} in the container's namespace")
+    ns.add_address(idx, i.address, i.prefixlen)
     if i.address6:
-        ns.addr("add", index=idx, address=i.address6, prefixlen=i.prefixlen6, flags=IFA_F_NODAD)
+        ns.add_address(idx, i.address6, i.prefixlen6, IFA_F_NODAD)
     for ll in i.link_local:
-        ns.addr("add", index=idx, address=ll, prefixlen=LINK_LOCAL_V6 if ":" in ll else LINK_LOCAL_V4,
-                **({"flags": IFA_F_NODAD} if ":" in ll else {}))
-    ns.link("set", index=idx, state="up")
+        ns.add_address(idx, ll, LINK_LOCAL_V6 if ":" in ll else LINK_LOCAL_V4, IFA_F_NODAD if ":" in ll else 0)
+    ns.up(idx)
     for path, value in i.sysctls:  # /proc/sys/net is this thread's namespace's
         try:
             with open(f"/proc/sys/{path}", "w") as f:
@@ -289,9 +295,9 @@ def configure(ns: IPRoute, i: Interface) -> None:
             raise InvalidParameter(f"failed to set sysctl {path.replace('/', '.')}={value}: "
                                    f"{e.strerror}") from None
     if i.gateway:
-        ns.route("add", dst="default", gateway=i.gateway)
+        ns.add_default_route(i.gateway)
     if i.gateway6:
-        ns.route("add", dst="::/0", gateway=i.gateway6, family=socket.AF_INET6)
+        ns.add_default_route(i.gateway6)
 
 
 def _link_names() -> set[str]:
