@@ -11,7 +11,10 @@ start. Docker's choice stays the default; `docker run --runtime crun` or
 
 crun (1.8, Debian 12) refuses a hybrid cgroup layout whose cgroup v2 tree
 has controllers ("cgroups in hybrid mode not supported, drop all controllers
-from cgroupv2"): on such a host it is not offered, and `usable` says why.
+from cgroupv2"): on such a host it is not offered, and `why_unusable` says
+why. It also fails to exec into a container without a cgroup of its own,
+so a rootless daemon without delegated cgroups does not offer it either
+(EngineConfig.why_unusable).
 """
 from __future__ import annotations
 
