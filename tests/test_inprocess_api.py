@@ -292,6 +292,20 @@ class InProcessApi(AsyncHTTPTestCase):
         assert code == 200 and pruned["ContainersDeleted"] == [cid]
         assert self.call("GET", f"/v1.41/containers/{cid}/json")[0] == 404
 
+    def test_a_container_whose_runtime_is_no_longer_offered_fails_to_start_with_a_400(self) -> None:
+        """Created under crun by a daemon that offered it, started by one that does not (crun removed, the
+        host's cgroups changed): dockerd's 400, recorded as a failed start, not a 500."""
+        offered = mock.PropertyMock(return_value={"runc": "/usr/sbin/runc", "crun": "/usr/bin/crun"})
+        with mock.patch.object(EngineConfig, "runtimes", offered):
+            cid = self._container(["true"], HostConfig={"NetworkMode": "none", "Runtime": "crun"})
+        offered.return_value = {"runc": "/usr/sbin/runc"}
+        with mock.patch.object(EngineConfig, "runtimes", offered):
+            code, err = self.call("POST", f"/v1.41/containers/{cid}/start")
+        assert code == 400, err
+        assert err["message"].startswith("unknown or invalid runtime name: crun")
+        state = self.call("GET", f"/v1.41/containers/{cid}/json")[1]["State"]
+        assert not state["Running"] and state["Error"].startswith("unknown or invalid runtime name: crun")
+
     def test_an_exit_after_close_is_left_to_the_next_daemons_recovery(self) -> None:
         """Once the engine closes, an exit is not applied halfway while the store and network close: the
         record stays running, and the next engine's recovery records the exit the monitor kept."""

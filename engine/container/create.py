@@ -95,9 +95,14 @@ class Creating(Attaching):
     def _choose_runtime(self, h: HostConfig) -> None:
         """The container's OCI runtime: the daemon's default unless it names one this daemon offers."""
         h.runtime = h.runtime or self.cfg.default_runtime
-        if h.runtime not in self.cfg.runtimes:
-            why = self.cfg.why_unusable(h.runtime) if h.runtime in oci.NAMES else ""
-            raise InvalidParameter(f"Unknown runtime specified {h.runtime}" + (f" ({why})" if why else ""))
+        self._check_runtime(h.runtime, "Unknown runtime specified")
+
+    def _check_runtime(self, name: str, refusal: str) -> None:
+        """400 (`refusal`, the name and why) unless this daemon offers OCI runtime `name`: checked at create,
+        and again at start, as the daemon may have been restarted where it no longer does."""
+        if name not in self.cfg.runtimes:
+            why = self.cfg.why_unusable(name) if name in oci.NAMES else ""
+            raise InvalidParameter(f"{refusal} {name}" + (f" ({why})" if why else ""))
 
     @staticmethod
     def _validate_host_config(h: HostConfig) -> None:

@@ -74,6 +74,8 @@ class Running(Creating, HealthChecking):
             self.rootfs.mount(self.layers.lower_dirs(c.chain), os.path.join(cdir, "upper"),
                           os.path.join(cdir, "work"), merged)
         try:
+            # recorded as any failed start is; dockerd's words
+            self._check_runtime(c.host_config.runtime, "unknown or invalid runtime name:")
             spec = self._spec(c, merged)
             oci.prepare_spec(c.host_config.runtime, spec)
             _write_start_file(os.path.join(cdir, "config.json"), json.dumps(spec).encode(), 0o600)
