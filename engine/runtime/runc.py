@@ -218,15 +218,18 @@ class Runtime:
         if name:
             return name
         for candidate in self.cfg.runtimes:
-            if os.path.exists(os.path.join(self.cfg.runtime_root(candidate), cid)):
+            if self._in_runtime(candidate, cid):
                 return candidate
         return self.cfg.default_runtime
+
+    def _in_runtime(self, runtime: str, cid: str) -> bool:
+        """Whether OCI runtime `runtime` holds state for `cid` (created, running or stopped, not deleted)."""
+        return os.path.exists(os.path.join(self.cfg.runtime_root(runtime), cid))
 
     def _oci(self, cid: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         """Run `cid`'s OCI runtime (runc or crun: the same command line) with `args`."""
         name = self.runtime_of(cid)
-        binary = self.cfg.runtimes.get(name, self.cfg.runc)
-        proc = subprocess.run([binary, "--root", self.cfg.runtime_root(name), *args],
+        proc = subprocess.run([self.cfg.runtimes[name], "--root", self.cfg.runtime_root(name), *args],
                               stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
         if check and proc.returncode != 0:
             msg = proc.stderr.decode(errors="replace").strip() or f"{name} {args[0]} failed"
@@ -429,7 +432,7 @@ class Runtime:
         """
         self._release(cid)
         self._wait_gone(cid)
-        if os.path.exists(os.path.join(self.cfg.runtime_root(self.runtime_of(cid)), cid)):
+        if self._in_runtime(self.runtime_of(cid), cid):
             self._oci(cid, "delete", "--force", cid, check=False)
         shutil.rmtree(self.state_dir(cid), ignore_errors=True)
         with self._ready_lock:
@@ -451,7 +454,7 @@ class Runtime:
         in runc and exits; a monitor that was never sent `start` has given up
         already, as the crashed daemon's end of its ready pipe closed.
         """
-        if os.path.exists(os.path.join(self.cfg.runtime_root(self.runtime_of(cid)), cid)):
+        if self._in_runtime(self.runtime_of(cid), cid):
             self._oci(cid, "kill", cid, "KILL", check=False)
         self.cleanup(cid)
 
