@@ -280,8 +280,11 @@ def test_info_says_rootless_and_user_paths(users: dict[str, User]) -> None:
 
 
 def _parent(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[1])
+    """A process's parent PID from /proc; 0 once it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def test_run_exec_logs_stop_rm(users: dict[str, User]) -> None:
@@ -714,10 +717,3 @@ def test_latency_bench_has_rootless_rows(users: dict[str, User]) -> None:
     assert re.search(r"^pydockd/runc ratio: \d+\.\d+x", proc.stdout, re.MULTILINE), proc.stdout
     # (a zombie waits for its reaper, init here, which may take its time: no process left running)
     assert not [pid for pid in set(alice.processes()) - before if process_running(pid)]
-
-
-def _parent(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
