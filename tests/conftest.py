@@ -155,9 +155,7 @@ def crun_host() -> str:
     path = oci.find(oci.CRUN)
     assert path, "crun is not installed (scripts/setup.sh installs it)"
     if oci.why_unusable(oci.CRUN, path):
-        with open(os.path.join(CGROUP_ROOT, "unified", "cgroup.controllers")) as f:
-            controllers = f.read().split()
-        for name in controllers:
+        for name in oci.hybrid_v2_controllers():
             target = os.path.join(CGROUP_ROOT, name)
             os.makedirs(target, exist_ok=True)
             subprocess.run(["mount", "-t", "cgroup", "-o", name, "cgroup", target], check=True)

@@ -35,16 +35,21 @@ def find(name: str) -> str:
     return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), "")
 
 
+def hybrid_v2_controllers() -> list[str]:
+    """The controllers bound to the cgroup v2 tree of a hybrid v1/v2 layout (none on pure v1 or v2)."""
+    try:
+        with open(_HYBRID_V2) as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
 def why_unusable(name: str, path: str) -> str:
     """Why runtime `name` (at `path`) cannot run containers on this host; "" when it can."""
     if not path:
         return f"{name} is not installed (Debian package {name})"
     if name == CRUN:
-        try:
-            with open(_HYBRID_V2) as f:
-                controllers = f.read().split()
-        except OSError:
-            controllers = []
+        controllers = hybrid_v2_controllers()
         if controllers:
             return (f"crun does not run on a hybrid cgroup v1/v2 layout whose v2 tree has controllers "
                     f"({' '.join(controllers)} in /sys/fs/cgroup/unified); mount them as v1 hierarchies, "
