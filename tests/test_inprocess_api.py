@@ -250,6 +250,26 @@ class InProcessApi(AsyncHTTPTestCase):
         assert info["State"]["Status"] == "exited" and info["State"]["ExitCode"] == 0
         assert self.call("DELETE", f"/v1.41/containers/{cid}")[0] == 204
 
+    def test_removed_containers_leave_no_bookkeeping(self) -> None:
+        """A long-lived daemon keeps nothing per container it no longer has: after an auto-removed run, a
+        stop, a kill and forced removals, no exit log, lock or cancelled restart is left."""
+        # long enough for the wait below to find it
+        auto = self._container(["sleep", "0.5"], HostConfig={"NetworkMode": "none", "AutoRemove": True})
+        assert self.call("POST", f"/v1.41/containers/{auto}/start")[0] == 204
+        code, waited = self.call("POST", f"/v1.41/containers/{auto}/wait?condition=removed")
+        assert (code, waited["StatusCode"]) == (200, 0)
+        stopped, killed, running = (self._container(["sleep", "30"]) for _ in range(3))
+        for cid in (stopped, killed, running):
+            assert self.call("POST", f"/v1.41/containers/{cid}/start")[0] == 204
+        assert self.call("POST", f"/v1.41/containers/{stopped}/stop?t=0")[0] == 204
+        assert self.call("POST", f"/v1.41/containers/{killed}/kill")[0] == 204
+        containers = self.engine.containers
+        assert containers._exit_logs and containers._cancelled_restart  # there while the containers are
+        for cid in (stopped, killed, running):
+            assert self.call("DELETE", f"/v1.41/containers/{cid}?force=1")[0] == 204
+        assert containers._exit_logs == {} and containers._cancelled_restart == set()
+        assert len(containers._locks) == 0
+
     def test_stop_exec_and_conflicts(self) -> None:
         cid = self._container(["sleep", "30"])
         assert self.call("POST", f"/v1.41/containers/{cid}/start")[0] == 204

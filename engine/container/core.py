@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -44,6 +45,19 @@ def dir_bytes(path: str) -> int:
     return total
 
 
+@dataclass(slots=True)
+class ExitLog:
+    """The exit codes seen of one container, for waits on its next exit (`wait`, stop, kill, remove).
+
+    A removed container's log is marked and leaves the engine's table, so a
+    long-lived daemon keeps nothing per container it no longer has; a waiter
+    that took the log before then still sees the mark.
+    """
+
+    codes: list[int] = field(default_factory=list)
+    removed: bool = False
+
+
 @dataclass
 class Attachment:
     """A client's attach request; `sock` is set once the container's shim accepts it."""
@@ -71,11 +85,11 @@ class ContainerCore:
         self.runtime = runtime
         self.rootfs = rootfs
         self.events = events
-        self._locks: dict[str, threading.RLock] = {}
+        # a container's lock lives while a thread holds or waits for it: no entry outlives its use
+        self._locks: weakref.WeakValueDictionary[str, threading.RLock] = weakref.WeakValueDictionary()
         self._locks_guard = threading.Lock()
         self._cond = threading.Condition()
-        self._exits: dict[ContainerID, list[int]] = {}   # exit codes seen per container, for wait(next-exit)
-        self._removed: set[ContainerID] = set()
+        self._exit_logs: dict[ContainerID, ExitLog] = {}  # of containers that exist; see exit_log
         self._pending: dict[str, list[Attachment]] = {}
         self._cancelled_restart: set[ContainerID] = set()
         self._closing = False   # set by close: exits seen from then on are the next daemon's to apply
@@ -89,7 +103,27 @@ class ContainerCore:
     # ---- records ------------------------------------------------------
     def _lock(self, cid: ContainerID) -> threading.RLock:
         with self._locks_guard:
-            return self._locks.setdefault(cid, threading.RLock())
+            lock = self._locks.get(cid)
+            if lock is None:
+                lock = self._locks[cid] = threading.RLock()
+            return lock
+
+    def _exit_log(self, cid: ContainerID) -> ExitLog:
+        """`cid`'s exit log. The caller knows `cid` exists (it holds `cid`'s lock, or found its record while
+        holding `_cond`): a log made for a removed container would never be marked, nor leave."""
+        with self._cond:
+            log = self._exit_logs.get(cid)
+            if log is None:
+                log = self._exit_logs[cid] = ExitLog()
+            return log
+
+    def _forget_exits(self, cid: ContainerID) -> None:
+        """`cid` is removed: its waiters see it, and its log leaves the table."""
+        with self._cond:
+            log = self._exit_logs.pop(cid, None)
+            if log is not None:
+                log.removed = True
+            self._cond.notify_all()
 
     def _load(self, cid: ContainerID) -> ContainerRecord:
         return self.store.load(cid)

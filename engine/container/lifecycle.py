@@ -66,10 +66,11 @@ class Lifecycle(Running):
                 c.manual_stop = True
                 self._cancelled_restart.add(cid)
                 self._save(c)
-            exits = len(self._exits.get(cid, []))
+            log = self._exit_log(cid)
+            exits = len(log.codes)
             self._signal(c, signum)
         if signum == _signal.SIGKILL:
-            self._wait_exit_count(cid, exits, KILL_WAIT)
+            self._wait_exit_count(log, exits, KILL_WAIT)
 
     def _signal(self, c: ContainerRecord, signum: int) -> None:
         try:
@@ -97,7 +98,8 @@ class Lifecycle(Running):
             c.manual_stop = True
             self._cancelled_restart.add(cid)
             self._save(c)
-            n = len(self._exits.get(cid, []))
+            log = self._exit_log(cid)
+            n = len(log.codes)
             config = c.config
             if timeout is None:
                 timeout = DEFAULT_STOP_TIMEOUT if config.stop_timeout is None else config.stop_timeout
@@ -106,13 +108,13 @@ class Lifecycle(Running):
                 self._signal(c, signum)
                 if state.paused:
                     self.runtime.resume(cid)
-        if timeout != 0 and self._wait_exit_count(cid, n, None if timeout < 0 else timeout):
+        if timeout != 0 and self._wait_exit_count(log, n, None if timeout < 0 else timeout):
             return
         with self._lock(cid):
             c = self._load(cid)
             if c.state.running:
                 self._signal(c, _signal.SIGKILL)
-        self._wait_exit_count(cid, n, None)
+        self._wait_exit_count(log, n, None)
 
     def restart(self, ref: str, timeout: int | None = None) -> None:
         cid = self.resolve(ref)
@@ -163,9 +165,10 @@ class Lifecycle(Running):
         if condition not in ("", "not-running", "next-exit", "removed"):
             raise InvalidParameter(f"invalid condition: {condition!r}")
         cid = self.resolve(ref)
-        with self._cond:
-            seen = len(self._exits.get(cid, []))
+        with self._cond:  # the record found, then its log: a removal cannot come between (see _exit_log)
             c = self._load(cid)
+            log = self._exit_log(cid)
+            seen = len(log.codes)
 
         def result(cancel: threading.Event | None = None) -> dict[str, Any]:
             state = c.state
@@ -173,13 +176,13 @@ class Lifecycle(Running):
                 return {"StatusCode": state.exit_code, "Error": None}
             with self._cond:
                 while True:
-                    exits = self._exits.get(cid, [])
+                    exits = log.codes
                     if condition == "removed":
-                        if cid in self._removed:
+                        if log.removed:
                             return {"StatusCode": exits[-1] if exits else state.exit_code, "Error": None}
                     elif len(exits) > seen:
                         return {"StatusCode": exits[seen], "Error": None}
-                    elif cid in self._removed:
+                    elif log.removed:
                         return {"StatusCode": exits[-1] if exits else state.exit_code, "Error": None}
                     if cancel is not None and cancel.is_set():
                         raise InternalError("wait cancelled")
@@ -198,12 +201,13 @@ class Lifecycle(Running):
                 c.manual_stop = True
                 self._cancelled_restart.add(cid)
                 self._save(c)
-                n = len(self._exits.get(cid, []))
+                log = self._exit_log(cid)
+                n = len(log.codes)
                 self._signal(c, _signal.SIGKILL)
             else:
-                n = -1
-        if n >= 0:
-            self._wait_exit_count(cid, n, 30)
+                log, n = None, -1
+        if log is not None:
+            self._wait_exit_count(log, n, 30)
         with self._lock(cid):
             current = self.store.find(cid)
             if current is None:

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Any
 
+from engine.container.core import ExitLog
 from engine.container.create import Creating
 from engine.container.health import HealthChecking
 from engine.container.probes import probe_command
@@ -225,7 +226,7 @@ class Running(Creating, HealthChecking):
             if c.manual_stop:
                 self._event(c, "stop")
             with self._cond:
-                self._exits.setdefault(cid, []).append(code)
+                self._exit_log(cid).codes.append(code)
                 self._cond.notify_all()
             if c.host_config.auto_remove:
                 self._remove_locked(c, volumes=True)
@@ -256,11 +257,12 @@ class Running(Creating, HealthChecking):
             except EngineError:
                 self._cancel_restart(self._load(cid))
 
-    def _wait_exit_count(self, cid: ContainerID, n: int, timeout: float | None) -> bool:
+    def _wait_exit_count(self, log: ExitLog, n: int, timeout: float | None) -> bool:
+        """Wait for exit number n+1 in `log` (or the container's removal); False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while len(self._exits.get(cid, [])) <= n:
-                if cid in self._removed:
+            while len(log.codes) <= n:
+                if log.removed:
                     return True
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
@@ -282,9 +284,8 @@ class Running(Creating, HealthChecking):
             att.ready.set()
         self._event(c, "destroy")
         self.volumes.release(c, volumes)
-        with self._cond:
-            self._removed.add(cid)
-            self._cond.notify_all()
+        self._forget_exits(cid)
+        self._cancelled_restart.discard(cid)
         # Without its row the directory is garbage (the boot-time sweep collects it
         # too), so `wait?condition=removed` need not wait for the disk to let go.
         shutil.rmtree(self.dir(cid), ignore_errors=True)
