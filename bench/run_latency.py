@@ -23,14 +23,16 @@ pydockd), and `runc-2`, the same container as `runc-sc` run by the two
 runc calls a monitor that outlives its runc must make (pydock's, which
 holds the container's stdio: `run --detach` at start, `delete` once it has
 exited; containerd's shim and conmon make three, create, start and delete).
-Their sum is printed as `floor`, with its ratio to `runc`: the best
-`pydockd/runc` that a CLI-driven run could show.
+Their sum is the floor, with its ratio to `runc`: the best `pydockd/runc`
+that a CLI-driven run could show.
 
-crun, where it is installed and can run (engine/runtime/oci.py), adds three
-rows: `pd-crun` and `pdc-none`, `docker run --runtime crun` on the default
-bridge and without a network, and `crun-2`, its floor's runtime calls (`run
---detach`, `delete`) of the seccomp bundle with the filter compiled
-beforehand, as pydock hands it to crun; `floor-crun` is `cli` + `crun-2`.
+pydockd runs containers under crun by default where crun is installed and
+can run (engine/runtime/oci.py), else under runc; the first line says which.
+Under crun, `crun-2` is the floor's runtime calls (`run --detach`,
+`delete`) of the seccomp bundle with the filter compiled beforehand, as
+pydock hands it to crun, so `floor` is `cli` + `crun-2`; runc stays
+measured beside it: `pd-runc` and `pdr-none` (`docker run --runtime runc`,
+default bridge and none) against `floor-runc` (`cli` + `runc-2`).
 
 With `--rootless-user USER` two more rows run as that user, interleaved with
 the others: `rl-pydockd`, the user's own (rootless) pydockd on its default
@@ -101,11 +103,14 @@ def make_runc_bundle(bundle: str, rootfs_tar: str, user: RootlessUser | None = N
 TARGETS = {("pydockd", "runc"): 2.0, ("pd-none", "runc"): 1.5}
 
 
-def report(samples: dict[str, list[float]]) -> None:
+def report(samples: dict[str, list[float]], default_runtime: str = oci.RUNC) -> None:
+    """Medians, floors and ratios; `floor` is that of pydockd's default runtime, `floor-runc` runc's beside
+    crun's."""
     medians = {name: statistics.median(values) for name, values in samples.items()}
     for name, med in medians.items():
         print(f"{name:10s} median {med * 1000:8.1f} ms  over {len(samples[name])} runs")
-    for floor_name, calls in (("floor", "runc-2"), ("floor-crun", "crun-2")):
+    floors = [("floor", f"{default_runtime}-2")] + ([("floor-runc", "runc-2")] if default_runtime != oci.RUNC else [])
+    for floor_name, calls in floors:
         if "cli" in medians and calls in medians:
             floor = medians["cli"] + medians[calls]
             print(f"{floor_name:10s} median {floor * 1000:8.1f} ms  (cli + {calls})")
@@ -113,7 +118,7 @@ def report(samples: dict[str, list[float]]) -> None:
     pairs = [(name, "rl-runc" if name.startswith("rl-") else "runc") for name in medians
              if name not in ("runc-sc", "runc-2", "crun-2", "cli")]  # rootless vs rootless
     pairs += [("pydockd", "runc-sc"), ("pd-none", "runc-sc"), ("pydockd", "dockerd"), ("pd-none", "dk-none"),
-              ("pd-none", "floor"), ("pd-crun", "pydockd"), ("pdc-none", "pd-none"), ("pdc-none", "floor-crun")]
+              ("pd-none", "floor"), ("pydockd", "pd-runc"), ("pd-none", "pdr-none"), ("pdr-none", "floor-runc")]
     for name, base in pairs:
         if name != base and name in medians and base in medians:
             target = TARGETS.get((name, base))
@@ -227,14 +232,12 @@ def run(runs: int, warmup: int, with_dockerd: bool, rootless: RootlessUser | Non
         contenders["pd-none"] = docker_contender(env, "busybox:latest", "none")
         docker(env, "network", "create", "pydock-bench")
         contenders["pd-user"] = docker_contender(env, "busybox:latest", "pydock-bench")
-        crun = oci.find(oci.CRUN)
-        why = oci.why_unusable(oci.CRUN, crun)
-        if why:
-            print(f"crun rows left out: {why}")
-        else:
-            contenders["crun-2"] = runc_split_contender(root, rootfs_tar, stack, oci.CRUN, crun)
-            contenders["pd-crun"] = docker_contender(env, "busybox:latest", runtime=oci.CRUN)
-            contenders["pdc-none"] = docker_contender(env, "busybox:latest", "none", oci.CRUN)
+        default_runtime = docker(env, "info", "--format", "{{.DefaultRuntime}}").strip()
+        print(f"pydockd runs containers under {default_runtime} by default here")
+        if default_runtime == oci.CRUN:
+            contenders["crun-2"] = runc_split_contender(root, rootfs_tar, stack, oci.CRUN, oci.find(oci.CRUN))
+            contenders["pd-runc"] = docker_contender(env, "busybox:latest", runtime=oci.RUNC)
+            contenders["pdr-none"] = docker_contender(env, "busybox:latest", "none", oci.RUNC)
         if "dockerd" in envs:
             contenders["dockerd"] = docker_contender(envs["dockerd"], "busybox:latest")
             contenders["dk-none"] = docker_contender(envs["dockerd"], "busybox:latest", "none")
@@ -242,7 +245,7 @@ def run(runs: int, warmup: int, with_dockerd: bool, rootless: RootlessUser | Non
             os.chmod(rootfs_tar, 0o644)
             os.chmod(root, 0o755)  # the user reads the rootfs tar from here
             contenders.update(rootless_contenders(rootless, rootfs_tar, stack))
-        report(measure(contenders, runs, warmup))
+        report(measure(contenders, runs, warmup), default_runtime)
 
 
 def main(argv: list[str] | None = None) -> None:

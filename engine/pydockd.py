@@ -72,9 +72,9 @@ def _parser(suppress: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--monitor", default=default("c"), choices=MONITORS,
                    help="per-container monitor: c (compiled on first use, the default; python when no C "
                         "compiler is found) or python")
-    p.add_argument("--default-runtime", default=default(oci.RUNC), choices=oci.NAMES,
-                   help="OCI runtime of containers created without --runtime: runc (the default) or crun "
-                        "(faster starts; needs crun installed)")
+    p.add_argument("--default-runtime", default=default(""), choices=oci.NAMES,
+                   help="OCI runtime of containers created without --runtime: runc or crun; by default crun "
+                        "where it is installed and can run here (faster starts), else runc")
     return p
 
 
@@ -178,7 +178,7 @@ async def serve(args: argparse.Namespace,
         cfg = dataclasses.replace(cfg, rootless=True, engine_netns=ns.engine_netns, cgroup_parent=access.parent,
                                   cgroup_controllers=access.controllers, cgroup_limits_reason=access.reason,
                                   warnings=tuple(ns.warnings))
-    why = cfg.why_unusable(cfg.default_runtime)
+    why = cfg.why_unusable(cfg.chosen_runtime)
     if why:
         raise SystemExit(f"pydockd: default runtime: {why}")
     try:

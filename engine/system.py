@@ -56,7 +56,7 @@ class SystemService:
             self.daemon_id, len(states), sum(1 for s in states if s.running and not s.paused),
             sum(1 for s in states if s.paused), len(self.images.ids()), self._limits(), self.events.listeners(),
             "cgroupfs" if self.cfg.cgroup_parent else "none", cgroup_version(), osname, self.cfg.data_root,
-            self.cfg.runtimes, self.cfg.default_runtime, self.runc_version(), self.cfg.rootless, self.cfg.storage_driver,
+            self.cfg.runtimes, self.cfg.chosen_runtime, self.runc_version(), self.cfg.rootless, self.cfg.storage_driver,
             self._registry_config(), self._warnings())
 
     def _limits(self) -> Limits:

@@ -7,6 +7,7 @@ no registry is reachable.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
+OCI_RUNTIMES = ("runc", "crun")  # each keeps its containers' state in <exec root>/<name>
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 from busybox_rootfs import build_busybox_tar
@@ -89,6 +91,11 @@ class Daemon:
         """`docker inspect` of one object."""
         return json.loads(self.docker("inspect", ref, check=True).stdout)[0]
 
+    def runtime_states(self, cid: str = "*") -> list[str]:
+        """The state directories the OCI runtimes (runc, crun) keep for container `cid` (a glob pattern; by
+        default every container's)."""
+        return [p for runtime in OCI_RUNTIMES for p in glob.glob(os.path.join(self.exec_root, runtime, cid))]
+
 
 @contextmanager
 def removed_after(d: Daemon) -> Iterator[list[str]]:
@@ -145,12 +152,15 @@ def busybox_daemon(busybox_tar: str, prefix: str, extra_args: tuple[str, ...] = 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def crun_host() -> str:
     """crun's path, on a host where it can run: crun (1.8) refuses a hybrid cgroup layout whose v2 tree holds
     controllers (this VM's holds hugetlb), so such controllers are mounted as cgroup v1 hierarchies, the
     layout systemd's hybrid mode sets up. The kernel keeps a v1 hierarchy that had cgroups until reboot, so
-    it is left mounted. Daemons started before this offer runc only."""
+    it is left mounted.
+
+    Before any test: every daemon of the suite then offers crun and, as on any host where crun runs, runs
+    containers under it by default; test_oci_runtimes.py runs the core verbs under runc as well."""
     from engine.runtime import oci
     path = oci.find(oci.CRUN)
     assert path, "crun is not installed (scripts/setup.sh installs it)"

@@ -211,19 +211,23 @@ def test_put_archive_with_dangling_hard_link_is_400(daemon: Any, container: str)
 
 
 # ---- racing an exit --------------------------------------------------------------
-@pytest.mark.parametrize("runc_says", [
-    "container not running", "cannot pause: process already finished", 'container "x" does not exist',
+@pytest.mark.parametrize(("runtime", "runc_says"), [
+    ("runc", "container not running"), ("runc", "cannot pause: process already finished"),
+    ("runc", 'container "x" does not exist'), ("crun", "the container `abc` is not running"),
+    ("crun", "kill container: No such process"),
+    ("crun", "error opening file `/run/pydock/crun/abc/status`: No such file or directory"),
 ])
-def test_runc_on_an_exited_container_is_409(tmp_path: Any, runc_says: str) -> None:
-    """kill/pause/update racing the container's exit: runc's complaint is Docker's 409, not a 500."""
+def test_runc_on_an_exited_container_is_409(tmp_path: Any, runtime: str, runc_says: str) -> None:
+    """kill/pause/update racing the container's exit: the OCI runtime's complaint is Docker's 409, not a 500."""
     from engine.config import EngineConfig
     from engine.errors import Conflict
     from engine.runtime.runc import Runtime
 
-    runc = tmp_path / "runc"
-    runc.write_text(f"#!/bin/sh\necho '{runc_says}' >&2\nexit 1\n")
-    runc.chmod(0o755)
-    rt = Runtime(EngineConfig(data_root=str(tmp_path / "data"), exec_root=str(tmp_path / "exec"), runc=str(runc)))
+    fake = tmp_path / runtime
+    fake.write_text(f"#!/bin/sh\necho '{runc_says}' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    rt = Runtime(EngineConfig(data_root=str(tmp_path / "data"), exec_root=str(tmp_path / "exec"),
+                              default_runtime=runtime, **{runtime: str(fake)}))
     for act in (lambda: rt.pause("abc"), lambda: rt.kill("abc", 9), lambda: rt.resume("abc")):
         with pytest.raises(Conflict, match="^Container abc is not running$"):
             act()

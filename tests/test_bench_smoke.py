@@ -68,7 +68,12 @@ def test_run_latency_reports_ratios(with_dockerd: bool) -> None:
     assert re.search(r"^pd-none/runc ratio: \d+\.\d+x \(target <= 1\.5x\)$", out, re.MULTILINE), out
     assert re.search(r"^pydockd/runc-sc ratio: \d+\.\d+x$", out, re.MULTILINE), out
     assert re.search(r"^runc +median .* over 3 runs$", out, re.MULTILINE), out
-    assert re.search(r"^floor +median +\d+\.\d ms  \(cli \+ runc-2\)$", out, re.MULTILINE), out
+    default = re.search(r"^pydockd runs containers under (runc|crun) by default here$", out, re.MULTILINE)
+    assert default, out
+    assert re.search(rf"^floor +median +\d+\.\d ms  \(cli \+ {default[1]}-2\)$", out, re.MULTILINE), out
+    if default[1] == "crun":  # runc beside it
+        assert re.search(r"^floor-runc +median +\d+\.\d ms  \(cli \+ runc-2\)$", out, re.MULTILINE), out
+        assert re.search(r"^pd-none/pdr-none ratio: \d+\.\d+x$", out, re.MULTILINE), out
     assert re.search(r"^floor/runc ratio: \d+\.\d+x$", out, re.MULTILINE), out
     assert bool(re.search(r"^dk-none +median .* over 3 runs$", out, re.MULTILINE)) == with_dockerd, out
     assert bool(re.search(r"^pydockd/dockerd ratio: \d+\.\d+x$", out, re.MULTILINE)) == with_dockerd, out

@@ -55,7 +55,8 @@ def test_env_entries_without_a_value_are_kept_and_unset(daemon, busybox):
 def test_runtime_is_recorded_and_unknown_ones_refused(daemon, busybox):
     n = name()
     daemon.docker("create", "--name", n, "busybox", "true", check=True)
-    assert inspect(daemon, n)["HostConfig"]["Runtime"] == "runc"
+    default = json.loads(daemon.docker("info", "--format", "{{json .DefaultRuntime}}", check=True).stdout)
+    assert inspect(daemon, n)["HostConfig"]["Runtime"] == default
     out = daemon.docker("create", "--runtime", "nosuch", "busybox", "true")
     assert out.returncode != 0 and "Unknown runtime specified nosuch" in out.stderr
     daemon.docker("rm", n, check=True)

@@ -106,15 +106,14 @@ def _assert_true_states(d: Daemon) -> dict[str, dict]:
     mounted = _mounts()
     for cid, state in states.items():
         merged = os.path.join(d.data_root, "containers", cid, "merged")
-        runc_state = os.path.join(d.exec_root, "runc", cid)
         if state["Running"]:
             assert process_running(state["Pid"]), (cid, state)
-            assert merged in mounted and os.path.exists(runc_state), cid
+            assert merged in mounted and d.runtime_states(cid), cid
         else:
             assert state["Status"] in ("created", "exited"), (cid, state)
             assert state["Pid"] == 0
             assert merged not in mounted, f"{cid} is {state['Status']} but its rootfs is mounted"
-            assert not os.path.exists(runc_state), f"{cid} is {state['Status']} but runc knows it"
+            assert not d.runtime_states(cid), f"{cid} is {state['Status']} but its OCI runtime knows it"
             assert not _cgroups([cid]), f"{cid} is {state['Status']} but has a cgroup"
     return states
 
@@ -130,7 +129,7 @@ def _assert_usable_then_clean(d: Daemon, states: dict[str, dict]) -> None:
         d.docker("rm", "-f", *states, check=True)
     assert d.docker("ps", "-aq").stdout.split() == []
     assert [m for m in _mounts() if m.startswith(d.root)] == []
-    assert os.listdir(os.path.join(d.exec_root, "runc")) == []
+    assert d.runtime_states() == []
     assert _cgroups(list(states)) == []
     assert os.listdir(os.path.join(d.exec_root, "netns")) == []
     # The kernel destroys a released namespace, and the veths in it, a little later.
@@ -189,7 +188,7 @@ def test_shim_of_a_dead_daemon_gives_up_at_once(crashy: Daemon, monkeypatch: pyt
     if _eventually(lambda: [] if os.path.exists(exit_file) else [state_dir]):
         with open(os.path.join(state_dir, "shim.log")) as log:
             pytest.fail("the shim kept its container:\n" + log.read())
-    assert os.listdir(os.path.join(crashy.exec_root, "runc")) == []
+    assert crashy.runtime_states() == []
     assert _eventually(lambda: _shims(crashy)) == []
     crashy.start()
 
@@ -203,9 +202,9 @@ def test_kill_during_parallel_runs_leaves_true_states(crashy: Daemon) -> None:
     their windows however fast this machine is today.
     """
     containers, shims = os.path.join(crashy.data_root, "containers"), os.path.join(crashy.exec_root, "s")
-    runc = os.path.join(crashy.exec_root, "runc")
     stages: list[Callable[[], bool]] = [lambda: _count(containers) >= 2, lambda: _count(shims) >= 3,
-                                        lambda: _count(runc) >= 6, lambda: _count(runc) >= 9]
+                                        lambda: len(crashy.runtime_states()) >= 6,
+                                        lambda: len(crashy.runtime_states()) >= 9]
     for reached in stages:
         runs = [threading.Thread(target=crashy.docker, args=("run", "-d", "busybox", "sleep", "300"))
                 for _ in range(10)]

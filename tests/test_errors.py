@@ -55,6 +55,27 @@ def test_runc_start_errors_tell_missing_from_not_executable(message: str, kind: 
     assert err.message == f"OCI runtime create failed: {message}: unknown"
 
 
+@pytest.mark.parametrize("crun_says,action,runc_says,kind", [
+    ("executable file `nosuchcmd` not found in $PATH: No such file or directory", "create",
+     'unable to start container process: exec: "nosuchcmd": executable file not found in $PATH', CommandNotFound),
+    ("executable file `/nope` not found in $PATH: No such file or directory", "exec",
+     'exec failed: unable to start container process: exec: "/nope": stat /nope: no such file or directory',
+     CommandNotFound),
+    ("open executable: Permission denied", "create", "unable to start container process: exec: permission denied",
+     CommandNotExecutable),
+    ("open executable: Operation not permitted", "create",  # a directory
+     "unable to start container process: exec: permission denied", CommandNotExecutable),
+    ("open executable: Not a directory", "exec",
+     "exec failed: unable to start container process: exec: not a directory", CommandNotFound),
+    ("openat2 `data`: No such file or directory", "create", "openat2 `data`: No such file or directory",
+     CommandNotFound),  # not a command's, but worded so: dockerd's heuristic, as for runc's
+])
+def test_crun_command_errors_read_as_runcs(crun_says: str, action: str, runc_says: str, kind: type) -> None:
+    """The docker CLI's exit codes, scripts and the magics read runc's words."""
+    err = classify_runc_error(crun_says, action)
+    assert type(err) is kind and err.message == f"OCI runtime {action} failed: {runc_says}: unknown"
+
+
 def _raw(daemon: Any, method: str, url: str) -> tuple[int, str, bytes]:
     conn = _UnixConnection(daemon.socket)
     try:

@@ -413,7 +413,7 @@ def _leaks(daemon: Any, cid: str) -> dict[str, Any]:
         "cgroups": _cgroup_dirs(cid),
         "shim": _processes_in(state_dir),
         "shim_dir": os.path.exists(state_dir),
-        "runc": os.path.exists(os.path.join(daemon.exec_root, "runc", cid)),
+        "runtime_state": bool(daemon.runtime_states(cid)),
         "container_dir": os.path.exists(os.path.join(daemon.data_root, "containers", cid)),
     }
 
@@ -432,7 +432,7 @@ def test_rm_force_leaves_no_mounts_cgroups_or_processes(daemon: Any, busybox: st
     pid = api(daemon, "GET", f"/containers/{cid}/json")[1]["State"]["Pid"]
     assert pid > 0 and os.path.exists(f"/proc/{pid}")
     running = _leaks(daemon, cid)
-    assert running["mounts"] and running["cgroups"] and running["shim"] and running["runc"], running
+    assert running["mounts"] and running["cgroups"] and running["shim"] and running["runtime_state"], running
     daemon.docker("rm", "-f", cid, check=True)
     assert _wait_until(lambda: not any(_leaks(daemon, cid).values())), _leaks(daemon, cid)
     assert _wait_until(lambda: not os.path.exists(f"/proc/{pid}")), "the container's process survived rm -f"

@@ -236,7 +236,7 @@ def test_rm_leaves_no_mounts_cgroups_or_monitors(daemon, busybox):
     assert cid not in Path("/proc/self/mountinfo").read_text()
     assert not os.path.exists(f"/sys/fs/cgroup/memory/pydock/{cid}")
     assert not os.path.exists(f"/sys/fs/cgroup/pydock/{cid}")
-    assert not os.path.exists(os.path.join(daemon.exec_root, "runc", cid))
+    assert not daemon.runtime_states(cid)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
     assert cid[:16] not in ps
     assert not os.path.exists(os.path.join(daemon.data_root, "containers", cid))

@@ -288,7 +288,7 @@ def test_kill_and_wait_exit_codes(any_daemon: Daemon, any_names: list[str]) -> N
     assert any_daemon.docker("wait", m, check=True).stdout.strip() == "137"
     state = _inspect(any_daemon, m)["State"]
     assert (state["Status"], state["ExitCode"], state["OOMKilled"]) == ("exited", 137, False)
-    assert not glob.glob(os.path.join(any_daemon.exec_root, "runc", _inspect(any_daemon, m)["Id"]))
+    assert not any_daemon.runtime_states(_inspect(any_daemon, m)["Id"])
 
 
 def test_container_outlives_daemon_restart(any_daemon: Daemon, any_names: list[str]) -> None:
@@ -428,10 +428,9 @@ def test_created_container_is_not_left_behind_by_a_dead_daemon(busybox_tar: str,
         d.proc.wait(timeout=30)
         d.proc = None
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and (glob.glob(os.path.join(d.exec_root, "runc", "*", "state.json"))
-                                               or _monitors_of(d)):
+        while time.monotonic() < deadline and (d.runtime_states() or _monitors_of(d)):
             time.sleep(0.1)
-        assert glob.glob(os.path.join(d.exec_root, "runc", "*", "state.json")) == []
+        assert d.runtime_states() == []
         assert _monitors_of(d) == []
         d.start()
         assert d.docker("start", "orphan").returncode == 0

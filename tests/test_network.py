@@ -489,9 +489,9 @@ def test_no_strays_after_rm_and_daemon_restart(daemon, busybox) -> None:
         out = _ok(daemon, "exec", peer, "wget", "-qO-", f"http://{web}/index.html")
         assert out == f"hello {web}"
         # a container that dies while the daemon is down is cleaned up when it comes back
-        peer_id = _ok(daemon, "inspect", "-f", "{{.Id}}", peer)
+        peer_id, runtime = _ok(daemon, "inspect", "-f", "{{.Id}} {{.HostConfig.Runtime}}", peer).split()
         daemon.stop()
-        subprocess.run(["runc", "--root", os.path.join(daemon.exec_root, "runc"), "kill", peer_id, "KILL"],
+        subprocess.run([runtime, "--root", os.path.join(daemon.exec_root, runtime), "kill", peer_id, "KILL"],
                        check=True, capture_output=True)
         time.sleep(0.5)
         daemon.start()

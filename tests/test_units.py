@@ -23,7 +23,7 @@ from engine.errors import InvalidParameter
 from engine.ids import ImageID
 from engine.image.layers import LayerStore, extract_layer, write_diff_tar
 from engine.image.store import ImageRecord, ImageStore
-from engine.linux.fsutil import read_in_root, resolve_user, secure_join
+from engine.linux.fsutil import make_linked_mount_point, read_in_root, resolve_user, secure_join
 from engine.runtime.spec import (
     ALL_CAPS,
     DEFAULT_CAPS,
@@ -663,6 +663,19 @@ def test_secure_join_stays_in_root(rootfs: str, path: str, expect: str) -> None:
 def test_secure_join_symlink_loops_fail(rootfs: str, path: str) -> None:
     with pytest.raises(InvalidParameter):
         secure_join(rootfs, path)
+
+
+def test_mount_points_behind_symlinks_are_made_inside_the_root(rootfs: str, tmp_path: Any) -> None:
+    """Where runc would make them (crun does not); a destination without symlinks is the runtime's."""
+    os.symlink(str(tmp_path / "outside"), os.path.join(rootfs, "out"))
+    make_linked_mount_point(rootfs, "/out/dir", file=False)
+    make_linked_mount_point(rootfs, "/out/sub/file", file=True)
+    make_linked_mount_point(rootfs, "/plain/dir", file=False)
+    inside = os.path.join(rootfs, str(tmp_path / "outside").lstrip("/"))
+    assert os.path.isdir(os.path.join(inside, "dir")) and os.path.isfile(os.path.join(inside, "sub", "file"))
+    assert not os.path.exists(tmp_path / "outside") and not os.path.exists(os.path.join(rootfs, "plain"))
+    make_linked_mount_point(rootfs, "/abs/x/y", file=False)  # /usr/lib/x is a file: left to the runtime
+    assert os.path.isfile(os.path.join(rootfs, "usr/lib/x"))
 
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\nbroken:x:abc:0::/:/bin/sh\n" \

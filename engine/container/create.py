@@ -94,7 +94,7 @@ class Creating(Attaching):
 
     def _choose_runtime(self, h: HostConfig) -> None:
         """The container's OCI runtime: the daemon's default unless it names one this daemon offers."""
-        h.runtime = h.runtime or self.cfg.default_runtime
+        h.runtime = h.runtime or self.cfg.chosen_runtime
         self._check_runtime(h.runtime, "Unknown runtime specified")
 
     def _check_runtime(self, name: str, refusal: str) -> None:

@@ -22,7 +22,7 @@ from engine.container.probes import probe_command
 from engine.container.record import ContainerID, ContainerRecord
 from engine.container.state import Op, check
 from engine.errors import EngineError
-from engine.linux.fsutil import resolve_user, secure_join
+from engine.linux.fsutil import make_linked_mount_point, resolve_user, secure_join
 from engine.runtime import oci, resources, security
 from engine.runtime.runc import UnusableCommand, crash_point
 from engine.runtime.spec import SpecOptions, build_spec, container_env
@@ -131,6 +131,8 @@ class Running(Creating, HealthChecking):
         netns = self.network.setup(c)
         self._write_etc_files(c)
         mounts = self.volumes.attach(c.id, host, c.mount_points)
+        for m in mounts:
+            make_linked_mount_point(rootfs, m["destination"], m["type"] == "bind" and not os.path.isdir(m["source"]))
         covered = {m["destination"] for m in mounts}
         mounts += [{"destination": f"/etc/{n}", "type": "bind", "source": os.path.join(self.dir(c.id), n),
                     "options": ["rbind", "rprivate"]} for n in ("resolv.conf", "hostname", "hosts")

@@ -53,6 +53,24 @@ def secure_join(root: str, path: str, root_resolved: bool = False) -> str:
     return root + current if current else root
 
 
+def make_linked_mount_point(root: str, destination: str, file: bool) -> None:
+    """Make mount point `destination` inside `root` (a directory, or an empty `file`) where a symlink leads
+    there, as runc does: crun (1.8) resolves such a symlink inside the root but makes nothing it leads to,
+    and fails. A destination without symlinks is left to the runtime, which also mounts below its own
+    mounts (/dev) and the container's other mounts, where nothing is to be made in the image's files."""
+    root = os.path.realpath(root)
+    target = secure_join(root, destination, root_resolved=True)
+    literal = os.path.join(root, os.path.normpath("/" + destination).lstrip("/")).rstrip("/")
+    if target == literal or os.path.lexists(target):
+        return
+    try:
+        os.makedirs(os.path.dirname(target) if file else target, mode=0o755, exist_ok=True)
+        if file:
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644))
+    except OSError:
+        pass  # e.g. a file where a directory must be: the runtime's error says so
+
+
 def read_in_root(root: str, path: str, limit: int = 1 << 20) -> str:
     """Read a small text file of the container (e.g. /etc/passwd), '' when absent.
 

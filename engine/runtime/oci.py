@@ -6,8 +6,9 @@ state), so the monitor and the daemon drive either by its path and state
 root. They differ in speed: crun starts a container in about two thirds of
 runc's time here and, unlike runc, accepts a seccomp filter compiled
 beforehand (seccompbpf.py), which takes the profile's compilation off every
-start. Docker's choice stays the default; `docker run --runtime crun` or
-`pydockd --default-runtime crun` (daemon.json `default-runtime`) picks crun.
+start. So crun is the default where it can run (EngineConfig.chosen_runtime),
+runc, Docker's default, elsewhere; `docker run --runtime` and `pydockd
+--default-runtime` (daemon.json `default-runtime`) choose.
 
 crun (1.8, Debian 12) refuses a hybrid cgroup layout whose cgroup v2 tree
 has controllers ("cgroups in hybrid mode not supported, drop all controllers

@@ -9,6 +9,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,7 +29,9 @@ log = logging.getLogger(__name__)
 
 ABANDON_TIMEOUT = 10.0  # seconds a shim gets to see its killed container exit
 # What runc says when the container it was asked to act on has exited or been deleted.
-GONE = ("not running", "process already finished", "does not exist", "container not found", "no such process")
+# the OCI runtimes' words for a container that exited or is gone (the last: crun's for one it does not have)
+GONE = ("not running", "process already finished", "does not exist", "container not found", "no such process",
+        "/status`: no such file or directory")
 SHIM_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
 
 
@@ -70,16 +73,31 @@ class CommandNotExecutable(UnusableCommand):
 # a later match overrides an earlier one.
 _COMMAND_ERRORS: tuple[tuple[tuple[str, ...], type[OCIRuntimeError]], ...] = (
     (("executable file not found", "no such file or directory"), CommandNotFound),
-    (("permission denied", "open executable: operation not permitted"), CommandNotExecutable),  # crun: a directory
+    (("permission denied",), CommandNotExecutable),
     (("not a directory",), CommandNotFound),
 )
 
+# crun's words for a command it cannot run. The docker CLI (its exit codes 127/126), scripts and the magics
+# read runc's, so crun's are put as runc puts them; crun does not name the command when opening it fails.
+_CRUN_NOT_FOUND = re.compile(r"executable file `(?P<cmd>[^`]*)` not found in \$PATH: No such file or directory")
+_CRUN_OPEN = re.compile(r"open executable: (?P<why>[^:]*)$")
+_RUNC_OPEN_WORDS = {"Permission denied": "permission denied", "Operation not permitted": "permission denied",
+                    "Not a directory": "not a directory"}  # crun's words for a directory, runc's for it
 
-# crun words a command's errno as strerror does, capitalized; the docker CLI picks the exit code (127, 126)
-# from runc's lower-case words in the message, case-sensitively, so a command error gets runc's words.
-_RUNC_WORDS = (("No such file or directory", "no such file or directory"), ("Not a directory", "not a directory"),
-               ("Permission denied", "permission denied"),
-               ("open executable: Operation not permitted", "open executable: permission denied"))
+
+def _in_runc_words(message: str, action: str) -> str:
+    """crun's message about an unusable command as runc words it; any other message as it is."""
+    found = _CRUN_NOT_FOUND.search(message)
+    if found:
+        cmd = found["cmd"]
+        problem = f"stat {cmd}: no such file or directory" if "/" in cmd else "executable file not found in $PATH"
+        text = f'exec: "{cmd}": {problem}'
+    else:
+        opened = _CRUN_OPEN.search(message)
+        if opened is None:
+            return message
+        text = f"exec: {_RUNC_OPEN_WORDS.get(opened['why'], opened['why'].lower())}"
+    return ("exec failed: " if action == "exec" else "") + "unable to start container process: " + text
 
 
 def classify_runc_error(message: str, action: str = "create") -> OCIRuntimeError:
@@ -88,14 +106,12 @@ def classify_runc_error(message: str, action: str = "create") -> OCIRuntimeError
     An unusable command is the client's mistake (Docker answers 400, and the
     CLI exits 127/126); anything else is the runtime's.
     """
+    message = _in_runc_words(message, action)
     low = message.lower()
     kind: type[OCIRuntimeError] = OCIRuntimeError
     for needles, matched in _COMMAND_ERRORS:
         if any(s in low for s in needles):
             kind = matched
-    if kind is not OCIRuntimeError:
-        for crun_words, runc_words in _RUNC_WORDS:
-            message = message.replace(crun_words, runc_words)
     return kind(f"OCI runtime {action} failed: {message}: unknown")
 
 
@@ -220,7 +236,7 @@ class Runtime:
         for candidate in self.cfg.runtimes:
             if self._in_runtime(candidate, cid):
                 return candidate
-        return self.cfg.default_runtime
+        return self.cfg.chosen_runtime
 
     def _in_runtime(self, runtime: str, cid: str) -> bool:
         """Whether OCI runtime `runtime` holds state for `cid` (created, running or stopped, not deleted)."""

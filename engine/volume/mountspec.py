@@ -233,6 +233,20 @@ def oci_mount(mp: MountPoint, source: str) -> dict[str, Any]:
     return {"destination": mp.destination, "type": "bind", "source": source, "options": opts}
 
 
+def locked_flags(source: str) -> list[str]:
+    """The nosuid/nodev/noexec flags of the filesystem `source` is on, as mount options.
+
+    A bind mount keeps them by itself, and runc re-applies them when it
+    remounts one; crun (1.8) remounts a bind with only the options it is
+    given, so they are given: a `noexec` tmpfs volume stays noexec."""
+    try:
+        flags = os.statvfs(source).f_flag
+    except OSError:
+        return []  # the runtime's bind reports what is wrong with the source
+    return [word for bit, word in ((os.ST_NOSUID, "nosuid"), (os.ST_NODEV, "nodev"), (os.ST_NOEXEC, "noexec"))
+            if flags & bit]
+
+
 def tmpfs_oci(destination: str, data: str) -> dict[str, Any]:
     """Docker's tmpfs defaults (noexec, nosuid, nodev), where a later option overrides an earlier flag."""
     merged: list[str] = []

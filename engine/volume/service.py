@@ -415,7 +415,10 @@ class VolumeService:
                     os.makedirs(source, mode=0o755)
                 except OSError as e:
                     raise InternalError(f"error while creating mount source path '{source}': {e.strerror}") from None
-            out.append(mountspec.oci_mount(mp, source))
+            spec = mountspec.oci_mount(mp, source)
+            if spec["type"] == "bind":
+                spec["options"] += mountspec.locked_flags(source)
+            out.append(spec)
         out += [mountspec.tmpfs_oci(dest, data) for dest, data in tmpfs.items()]
         return mountspec.sort_mounts(out)
 
