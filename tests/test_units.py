@@ -18,6 +18,8 @@ import pytest
 
 from engine.build.cache import BuildCache
 from engine.container import naming
+from engine.container.record import ContainerID, ContainerRecord
+from engine.container.store import ContainerStore
 from engine.distribution.locations import BlobLocation, BlobLocations
 from engine.errors import InvalidParameter
 from engine.ids import ImageID
@@ -92,6 +94,24 @@ def store(tmp_path: Any) -> Iterator[tuple[MetaStore, BlobStore, LayerStore]]:
 
 
 # ---- store ---------------------------------------------------------------
+def test_listing_snapshot_shares_equal_strings_and_follows_changes(tmp_path: Any) -> None:
+    """`docker ps`'s kept records equal what load decodes, hold the strings containers share once, and a
+    changed row is decoded again."""
+    containers = ContainerStore(MetaStore(str(tmp_path / "db.sqlite")))
+    for n in ("a", "b"):
+        c = ContainerRecord(id=ContainerID(n * 64), name=f"/{n}", path="sh", args=["-c", "sleep 1"])
+        c.config.image, c.config.env = "busybox:latest", ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"]
+        containers.insert(c)
+    a, b = sorted(containers.snapshot(), key=lambda c: c.id)
+    assert a == containers.load(a.id) and b == containers.load(b.id)
+    assert a.config.image is b.config.image and a.config.env[0] is b.config.env[0] and a.args[1] is b.args[1]
+    assert containers.snapshot()[0] is a or containers.snapshot()[1] is a  # unchanged: decoded once
+    changed = containers.load(a.id)  # snapshot's records are never changed
+    changed.name = "/renamed"
+    containers.save(changed)
+    assert {c.name for c in containers.snapshot()} == {"/renamed", "/b"}
+
+
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Any) -> None:
     path = str(tmp_path / "f")
     atomic_write(path, b"old")
