@@ -532,8 +532,13 @@ def test_naming_rejects_invalid_names(name: str) -> None:
 def test_naming_accepts_docker_names() -> None:
     assert naming.validate("web_1.a-b") == "/web_1.a-b"
     assert naming.validate("/ab") == "/ab"
-    taken = {naming.generate(set()) for _ in range(20)}
-    assert all(naming.VALID_NAME.fullmatch(n) for n in taken)
+    made = {naming.generate(lambda name: False) for _ in range(20)}
+    assert all(naming.VALID_NAME.fullmatch(n) for n in made)
+    seen: list[str] = []
+    free = naming.generate(lambda name: seen.append(name) is None and len(seen) < 12)  # 11 taken
+    assert free == seen[-1] and len(seen) == 12 and free[-1].isdigit()  # after ten tries a number is added
+    with pytest.raises(InvalidParameter, match="could not generate a unique container name"):
+        naming.generate(lambda name: True)
 
 
 # ---- spec ------------------------------------------------------------------

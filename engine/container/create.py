@@ -70,7 +70,7 @@ class Creating(Attaching):
                     self.meta.transaction():
                 record.mount_points = points
                 if not name:
-                    record.name = name = naming.generate(self.store.names())
+                    record.name = name = naming.generate(self.store.name_taken)
                 self.store.insert(record)
                 self.network.register(cid, name, net_plan)
         except BaseException:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 
 from engine.errors import InvalidParameter
 
@@ -25,11 +26,13 @@ def validate(name: str) -> str:
     return name if name.startswith("/") else "/" + name
 
 
-def generate(taken: set[str]) -> str:
+def generate(taken: Callable[[str], bool]) -> str:
+    """A free random name; `taken` says whether one is in use (asked per candidate, so that a create need
+    not read every container's name)."""
     for attempt in range(100):
         name = f"/{random.choice(_LEFT)}_{random.choice(_RIGHT)}"
         if attempt >= 10:
             name += str(random.randint(0, 99))
-        if name not in taken:
+        if not taken(name):
             return name
     raise InvalidParameter("could not generate a unique container name")

@@ -101,8 +101,8 @@ class ContainerStore:
         if clash:
             raise name_in_use(name, clash["id"])
 
-    def names(self) -> set[str]:
-        return {r["name"] for r in self.meta.query("SELECT name FROM containers")}
+    def name_taken(self, name: str) -> bool:
+        return self.meta.query_one("SELECT 1 FROM containers WHERE name=?", (name,)) is not None
 
     def ids(self) -> set[ContainerID]:
         return {ContainerID(r["id"]) for r in self.meta.query("SELECT id FROM containers")}
