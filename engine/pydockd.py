@@ -137,6 +137,16 @@ def listen_unix(path: str) -> socket.socket:
     return sock
 
 
+def _unlink_socket(path: str, inode: int) -> None:
+    """Remove the socket file (inode `inode`) this daemon listened on, as dockerd does at shutdown: a client
+    then finds no engine rather than one that refuses connections. Not a file another process bound since."""
+    try:
+        if os.stat(path).st_ino == inode:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
 def enter_rootless(args: argparse.Namespace) -> tuple[holder.Namespaces, cgroups.CgroupAccess]:
     """Make this process root in the user's namespaces (engine/rootless); returns them and the cgroups it may use.
 
@@ -187,7 +197,9 @@ async def serve(args: argparse.Namespace,
         raise SystemExit(f"pydockd: {e.message}") from None
     await asyncio.get_running_loop().run_in_executor(None, engine.start)
     server = tornado.httpserver.HTTPServer(make_app(engine), max_body_size=1 << 40, idle_connection_timeout=None)
-    server.add_socket(listen_unix(args.host[len("unix://"):]))
+    sock_path = args.host[len("unix://"):]
+    server.add_socket(listen_unix(sock_path))
+    bound = os.stat(sock_path).st_ino
     if args.tcp:
         addr, _, port = args.tcp.rpartition(":")
         server.listen(int(port), address=addr or "127.0.0.1")
@@ -198,6 +210,7 @@ async def serve(args: argparse.Namespace,
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     server.stop()
+    _unlink_socket(sock_path, bound)
     # off the loop: closing waits for open streams, whose handlers need the loop to end
     await loop.run_in_executor(None, engine.close)  # containers keep running: their shims do not belong to us
 

@@ -48,6 +48,7 @@ def test_restarted_daemon_takes_the_lock_while_containers_run(own_daemon):
     """Container monitors outlive the daemon: they must not inherit its lock."""
     cid = own_daemon.docker("run", "-d", "busybox", "sleep", "100", check=True).stdout.strip()
     own_daemon.stop()
+    assert not os.path.exists(own_daemon.socket)  # as dockerd's: a client finds no engine, not a dead one
     own_daemon.start()
     assert cid in own_daemon.docker("ps", "-q", "--no-trunc").stdout
     assert own_daemon.proc is not None
