@@ -99,7 +99,7 @@ class EngineConfig:
     @property
     def chosen_runtime(self) -> str:
         """The OCI runtime of containers created without `--runtime`: the configured one, else crun where
-        this daemon offers it (it starts a container in about two thirds of runc's time; README,
+        this daemon offers it (its calls for a start and removal take about half of runc's time; README,
         Performance), else runc, Docker's default."""
         return self.default_runtime or (oci.CRUN if oci.CRUN in self.runtimes else oci.RUNC)
 

@@ -3,8 +3,8 @@
 Both take the same bundle and the same command line for what pydock asks of
 them (run --detach, exec --detach, delete, kill, pause, resume, update, ps,
 state), so the monitor and the daemon drive either by its path and state
-root. They differ in speed: crun starts a container in about two thirds of
-runc's time here and, unlike runc, accepts a seccomp filter compiled
+root. They differ in speed: crun's calls for a start and removal take about
+half of runc's time here and, unlike runc, crun accepts a seccomp filter compiled
 beforehand (seccompbpf.py), which takes the profile's compilation off every
 start. So crun is the default where it can run (EngineConfig.chosen_runtime),
 runc, Docker's default, elsewhere; `docker run --runtime` and `pydockd
