@@ -68,7 +68,7 @@ from common import DOCKER, REPO, docker, measure, scratch, stop_process, timed, 
 from engine.runtime import oci
 from engine.runtime import seccomp as seccomp_profiles
 
-RUNC = shutil.which("runc") or "/usr/sbin/runc"
+RUNC = oci.find(oci.RUNC) or "/usr/sbin/runc"
 
 
 def make_runc_bundle(bundle: str, rootfs_tar: str, user: RootlessUser | None = None, seccomp: bool = False,

@@ -26,10 +26,11 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
-OCI_RUNTIMES = ("runc", "crun")  # each keeps its containers' state in <exec root>/<name>
 sys.path.insert(0, os.path.join(REPO, "scripts"))
 
 from busybox_rootfs import build_busybox_tar
+
+from engine.runtime import oci
 
 
 @dataclass
@@ -94,7 +95,7 @@ class Daemon:
     def runtime_states(self, cid: str = "*") -> list[str]:
         """The state directories the OCI runtimes (runc, crun) keep for container `cid` (a glob pattern; by
         default every container's)."""
-        return [p for runtime in OCI_RUNTIMES for p in glob.glob(os.path.join(self.exec_root, runtime, cid))]
+        return [p for runtime in oci.NAMES for p in glob.glob(os.path.join(self.exec_root, runtime, cid))]
 
 
 @contextmanager
@@ -161,7 +162,6 @@ def crun_host() -> str:
 
     Before any test: every daemon of the suite then offers crun and, as on any host where crun runs, runs
     containers under it by default; test_oci_runtimes.py runs the core verbs under runc as well."""
-    from engine.runtime import oci
     path = oci.find(oci.CRUN)
     assert path, "crun is not installed (scripts/setup.sh installs it)"
     if oci.why_unusable(oci.CRUN, path):

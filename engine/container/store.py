@@ -96,13 +96,18 @@ class ContainerStore:
         with self.meta.transaction() as db:
             db.execute("DELETE FROM containers WHERE id=?", (cid,))
 
+    def _holder(self, name: str) -> ContainerID | None:
+        """The container named `name` ("/"-prefixed), None if the name is free."""
+        row = self.meta.query_one("SELECT id FROM containers WHERE name=?", (name,))
+        return ContainerID(row["id"]) if row else None
+
     def _check_free(self, name: str) -> None:
-        clash = self.meta.query_one("SELECT id FROM containers WHERE name=?", (name,))
-        if clash:
-            raise name_in_use(name, clash["id"])
+        holder = self._holder(name)
+        if holder:
+            raise name_in_use(name, holder)
 
     def name_taken(self, name: str) -> bool:
-        return self.meta.query_one("SELECT 1 FROM containers WHERE name=?", (name,)) is not None
+        return self._holder(name) is not None
 
     def ids(self) -> set[ContainerID]:
         return {ContainerID(r["id"]) for r in self.meta.query("SELECT id FROM containers")}
@@ -131,10 +136,9 @@ class ContainerStore:
         row = self.meta.query_one("SELECT id FROM containers WHERE id=?", (ref,))
         if row:
             return ContainerID(row["id"])
-        name = ref if ref.startswith("/") else "/" + ref
-        row = self.meta.query_one("SELECT id FROM containers WHERE name=?", (name,))
-        if row:
-            return ContainerID(row["id"])
+        holder = self._holder(ref if ref.startswith("/") else "/" + ref)
+        if holder:
+            return holder
         if all(c in "0123456789abcdef" for c in ref):
             rows = self.meta.query("SELECT id FROM containers WHERE id LIKE ?", (ref + "%",))
             if len(rows) == 1:
