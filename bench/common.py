@@ -112,7 +112,8 @@ def unmount_under(root: str) -> None:
         subprocess.run(["umount", "-l", m], check=False)
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None, capture: bool = True) -> float:
+def timed(argv: list[str], env: dict[str, str] | None = None, capture: bool = True,
+          pass_fds: tuple[int, ...] = ()) -> float:
     """Seconds `argv` takes, to its exit; `capture=False` sends its output to /dev/null, for a command
     that leaves a process holding its stdio (runc run --detach).
 
@@ -122,7 +123,7 @@ def timed(argv: list[str], env: dict[str, str] | None = None, capture: bool = Tr
     """
     out = subprocess.PIPE if capture else subprocess.DEVNULL
     t0 = time.perf_counter()
-    with subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out) as proc:
+    with subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out, pass_fds=pass_fds) as proc:
         watchdog = threading.Timer(120, proc.kill)
         watchdog.start()
         try:

@@ -10,6 +10,7 @@ of the other runtime beside its own.
 from __future__ import annotations
 
 import base64
+import fcntl
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 from conftest import CGROUP_ROOT, Daemon, busybox_daemon, new_name, removed_after
 
 from engine.config import EngineConfig
-from engine.runtime import oci, seccomp, seccompbpf
+from engine.runtime import oci, sealedexe, seccomp, seccompbpf
 
 OTHER = {oci.RUNC: oci.CRUN, oci.CRUN: oci.RUNC}
 
@@ -152,6 +153,39 @@ def test_running_container_outlives_a_daemon_restart(runtime_daemon: Daemon, run
         while runtime_daemon.inspect(name)["State"]["Running"] and time.monotonic() < deadline:
             time.sleep(0.05)
         assert runtime_daemon.inspect(name)["State"]["ExitCode"] == 137
+
+
+def _sealed_copies(pid: int) -> list[tuple[str, int, bytes]]:
+    """The memfds process `pid` holds: name, seals and content."""
+    found = []
+    fd_dir = f"/proc/{pid}/fd"
+    for n in os.listdir(fd_dir):
+        link = os.readlink(os.path.join(fd_dir, n))
+        if link.startswith("/memfd:"):
+            fd = os.open(os.path.join(fd_dir, n), os.O_RDONLY)
+            try:
+                found.append((link, fcntl.fcntl(fd, fcntl.F_GET_SEALS), os.pread(fd, 1 << 26, 0)))
+            finally:
+                os.close(fd)
+    return found
+
+
+def test_monitor_runs_its_runtime_from_a_sealed_copy(runtime_daemon: Daemon, runtime: str, names: list[str]) -> None:
+    """The runtime binary reaches each monitor as the daemon's sealed in-memory copy (sealedexe.py), which
+    runc and crun do not copy again: the monitor of a running container holds it, sealed against writes and
+    the same bytes as the binary; the container's process holds no copy."""
+    name = new_name(names)
+    runtime_daemon.docker("run", "-d", "--name", name, "busybox", "sleep", "60", check=True)
+    cid = runtime_daemon.inspect(name)["Id"]
+    with open(os.path.join(runtime_daemon.exec_root, "s", cid[:16], "shim.pid")) as f:
+        monitor = int(f.read())
+    binary = oci.find(runtime)
+    assert binary
+    with open(binary, "rb") as f:
+        content = f.read()
+    assert _sealed_copies(monitor) == [(f"/memfd:{os.path.basename(binary)} (deleted)", sealedexe.SEALS, content)]
+    assert _sealed_copies(runtime_daemon.inspect(name)["State"]["Pid"]) == []
+    assert runtime_daemon.docker("exec", name, "echo", "hi", check=True).stdout == "hi\n"
 
 
 def test_unknown_runtime_is_refused(runtime_daemon: Daemon) -> None:

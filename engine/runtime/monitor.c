@@ -690,6 +690,7 @@ typedef struct {
 
 static struct {
     char *dir, *id, *runc, *runc_root, *bundle, *cgroup_path;
+    char runc_exe[32]; /* the daemon's sealed copy of runc, as /proc/self/fd/N (see sealedexe.py); "" for none */
     int tty, want_stdin, exec_mode;
     int has_log;
     logw_t log;
@@ -779,7 +780,7 @@ static int runc_v(const int *stdio, buf_t *err, const char *const *args) {
     posix_spawnattr_setsigdefault(&attr, &def);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
     pid_t pid;
-    int rc = posix_spawn(&pid, M.runc, &fa, &attr, (char *const *)argv, environ);
+    int rc = posix_spawn(&pid, M.runc_exe[0] ? M.runc_exe : M.runc, &fa, &attr, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (devnull >= 0)
@@ -1643,6 +1644,11 @@ int main(int argc, char **argv) {
     }
     int ready_fd = atoi(ready);
     fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
+    /* runc runs from the daemon's sealed copy of it, which runc does not copy again; close-on-exec here, as
+     * the kernel opens /proc/self/fd/N before such descriptors close, so nothing runc starts inherits it */
+    const char *runtime_fd = getenv("PYDOCK_RUNTIME_FD");
+    if (runtime_fd && *runtime_fd && fcntl(atoi(runtime_fd), F_SETFD, FD_CLOEXEC) == 0)
+        snprintf(M.runc_exe, sizeof M.runc_exe, "/proc/self/fd/%d", atoi(runtime_fd));
     pid_t pid = fork();
     if (pid < 0)
         return 1;

@@ -24,6 +24,7 @@ from engine.config import EngineConfig
 from engine.errors import Conflict, InternalError, InvalidParameter, Unsupported
 from engine.runtime.lines import open_attach, read_line, request
 from engine.runtime.monitorbuild import MonitorBuildError, build
+from engine.runtime.sealedexe import SealedExecutables, exe_path
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +139,9 @@ def _schedule(pid: int, idle: bool) -> bool:
 
 
 class _Launch(Protocol):
-    def hand_over(self, state_dir: str) -> int:
-        """Start monitoring `state_dir`; the read end of the monitor's ready pipe."""
+    def hand_over(self, state_dir: str, runtime_fd: int | None) -> int:
+        """Start monitoring `state_dir`, running the OCI runtime from sealed copy `runtime_fd` if given (see
+        sealedexe.py); the read end of the monitor's ready pipe."""
 
 
 @dataclass
@@ -148,12 +150,15 @@ class _Compiled:
 
     binary: str
 
-    def hand_over(self, state_dir: str) -> int:
+    def hand_over(self, state_dir: str, runtime_fd: int | None) -> int:
         r, w = os.pipe()
+        env = {"PYDOCK_SHIM_READY": str(w), "PATH": os.environ.get("PATH", "")}
+        if runtime_fd is not None:
+            env["PYDOCK_RUNTIME_FD"] = str(runtime_fd)
         try:
-            proc = subprocess.Popen([self.binary, state_dir],
-                                    env={"PYDOCK_SHIM_READY": str(w), "PATH": os.environ.get("PATH", "")},
-                                    pass_fds=(w,), stdin=subprocess.DEVNULL, close_fds=True)
+            proc = subprocess.Popen([self.binary, state_dir], env=env,
+                                    pass_fds=(w,) if runtime_fd is None else (w, runtime_fd),
+                                    stdin=subprocess.DEVNULL, close_fds=True)
         except OSError as e:
             os.close(r)
             raise OCIRuntimeError(f"starting the monitor {self.binary}: {e}") from e
@@ -171,8 +176,9 @@ class _Spare:
     proc: subprocess.Popen[bytes]
     ready_r: int  # the shim reports {"pid": n} or {"error": ...} here
 
-    def hand_over(self, state_dir: str) -> int:
-        """Give the spare its container; returns the read end of its ready pipe."""
+    def hand_over(self, state_dir: str, runtime_fd: int | None) -> int:
+        """Give the spare its container; returns the read end of its ready pipe. It was started before
+        its container's runtime was known, so it runs the runtime by path (`runtime_fd` unused)."""
         self.proc.communicate(state_dir.encode() + b"\n")  # it forks its monitor and exits
         crash_point("handed-over")
         return self.ready_r
@@ -194,6 +200,7 @@ class Runtime:
         self._ready_lock = threading.Lock()  # guards _runtime_of too
         # The OCI runtime of each container launched by this daemon until its cleanup (runtime_of).
         self._runtime_of: dict[str, str] = {}
+        self._sealed = SealedExecutables()
         self._closed = False
         # The compiled monitor is built (or found in its cache) in the background from the start, so
         # the first container rarely waits for the compiler; until then, and without one, launches wait.
@@ -245,7 +252,10 @@ class Runtime:
     def _oci(self, cid: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
         """Run `cid`'s OCI runtime (runc or crun: the same command line) with `args`."""
         name = self.runtime_of(cid)
-        proc = subprocess.run([self.cfg.runtimes[name], "--root", self.cfg.runtime_root(name), *args],
+        binary = self.cfg.runtimes[name]
+        fd = self._sealed.fd(binary)
+        proc = subprocess.run([binary, "--root", self.cfg.runtime_root(name), *args],
+                              executable=None if fd is None else exe_path(fd), pass_fds=() if fd is None else (fd,),
                               stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=False)
         if check and proc.returncode != 0:
             msg = proc.stderr.decode(errors="replace").strip() or f"{name} {args[0]} failed"
@@ -302,12 +312,13 @@ class Runtime:
         sdir = self.state_dir(sid)
         shutil.rmtree(sdir, ignore_errors=True)
         os.makedirs(sdir, mode=0o700)
-        oci_runtime = {"runc": self.cfg.runtimes[runtime], "runc_root": self.cfg.runtime_root(runtime)}
+        binary = self.cfg.runtimes[runtime]
+        oci_runtime = {"runc": binary, "runc_root": self.cfg.runtime_root(runtime)}
         for name, data in {"shim.json": {**shim_cfg, **oci_runtime},
                            **files}.items():
             with open(os.path.join(sdir, name), "w") as f:  # exec-root state: no fsync needed
                 json.dump(data, f)
-        ready = self._take_monitor().hand_over(sdir)
+        ready = self._take_monitor().hand_over(sdir, self._sealed.fd(binary))
         try:
             msg = json.loads(_read_ready_line(ready) or b"{}")
         except ValueError:
