@@ -1,9 +1,11 @@
 """Container lifecycle through the real docker CLI, as a user runs it."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
+import tarfile
 import time
 import uuid
 from pathlib import Path
@@ -240,6 +242,47 @@ def test_rm_leaves_no_mounts_cgroups_or_monitors(daemon, busybox):
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
     assert cid[:16] not in ps
     assert not os.path.exists(os.path.join(daemon.data_root, "containers", cid))
+
+
+def _volatile(target: str) -> bool:
+    """Whether the overlay at `target` is volatile, by its superblock options (mountinfo's last field; kernels
+    since 6.5 say `fsync=volatile`)."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == target:
+            return bool({"volatile", "fsync=volatile"} & set(fields[-1].split(",")))
+    raise AssertionError(f"{target} is not mounted")
+
+
+def test_auto_remove_rootfs_is_volatile_and_mounts_again(daemon, busybox):
+    """An --rm container's writable layer goes with it, so its overlay is volatile (its unmount syncs no
+    disk), as podman mounts --rm containers; one that stays is not. The kernel refuses to mount a volatile
+    upper again unless its mark is cleared: `docker cp` into a created --rm container mounts it once, the
+    start again, and the file copied in is there."""
+    kept, removed = name(), name()
+    daemon.docker("run", "-d", "--name", kept, "busybox", "sleep", "60", check=True)
+    daemon.docker("run", "-d", "--rm", "--name", removed, "busybox", "sleep", "60", check=True)
+    try:
+        def merged(n):
+            return os.path.join(daemon.data_root, "containers", inspect(daemon, n)["Id"], "merged")
+        assert not _volatile(merged(kept)) and _volatile(merged(removed))
+    finally:
+        daemon.docker("rm", "-f", kept, removed, check=True)
+    n = name()
+    daemon.docker("create", "--rm", "--name", n, "busybox", "cat", "/copied", check=True)
+    daemon.docker("cp", "-", f"{n}:/", input=_tar_of("copied", b"in the volatile upper\n"), check=True)
+    out = daemon.docker("start", "-a", n)
+    assert (out.returncode, out.stdout) == (0, "in the volatile upper\n"), out.stderr
+    wait_for(lambda: daemon.docker("inspect", n).returncode != 0)
+
+
+def _tar_of(path: str, data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(path)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def test_containers_survive_daemon_restart(daemon, busybox):

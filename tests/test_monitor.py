@@ -21,6 +21,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import termios
 import time
 from collections.abc import Iterator
@@ -486,3 +487,38 @@ def test_monitor_survives_bad_requests(any_daemon: Daemon, any_names: list[str])
     assert _inspect(any_daemon, n)["State"]["Running"]
     any_daemon.docker("kill", n, check=True)
     assert any_daemon.docker("wait", n, check=True).stdout.strip() == "137"
+
+
+_HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(os.path.join(sys.argv[1], "shim.lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+if sys.argv[2] == "own":
+    with open(os.path.join(sys.argv[1], "shim.pid"), "w") as f:
+        f.write(str(os.getpid()))
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("pid_file", ["own", "missing", "someone else's"])
+def test_monitor_gone_waits_for_the_lock_holder_to_exit(tmp_path: Any, pid_file: str) -> None:
+    """The daemon's wait for a monitor (runc.monitor_gone): not gone while the lock holder lives, gone once it
+    exits, whether shim.pid names it (the wait sleeps on its pidfd), is missing, or names another process."""
+    other = subprocess.Popen(["sleep", "60"])
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path), pid_file], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        if pid_file == "someone else's":
+            (tmp_path / "shim.pid").write_text(str(other.pid))
+        assert not runc.monitor_gone(str(tmp_path), 0.2)
+        assert holder.stdin is not None
+        holder.stdin.close()  # it exits
+        assert runc.monitor_gone(str(tmp_path), 30)
+    finally:
+        holder.kill()
+        other.kill()
+        holder.wait()
+        other.wait()
+    assert runc.monitor_gone(str(tmp_path / "never-ran"), 0)

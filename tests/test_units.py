@@ -10,6 +10,8 @@ import os
 import re
 import sqlite3
 import stat
+import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from typing import Any
@@ -110,6 +112,45 @@ def test_listing_snapshot_shares_equal_strings_and_follows_changes(tmp_path: Any
     changed.name = "/renamed"
     containers.save(changed)
     assert {c.name for c in containers.snapshot()} == {"/renamed", "/b"}
+
+
+_COMMITS = """
+import os, sys
+from engine.store.db import MetaStore
+meta = MetaStore(sys.argv[1])
+meta.ensure_schema("CREATE TABLE IF NOT EXISTS t (v TEXT)")
+for n, durable in enumerate(sys.argv[2:]):
+    os.write(2, f"commit {n}\\n".encode())
+    with meta.transaction(durable=durable == "durable") as db:
+        with meta.transaction(durable=True):  # a nested one follows its outer one
+            db.execute("INSERT INTO t VALUES (?)", (durable,))
+os.write(2, b"end\\n")
+"""
+
+
+def test_a_transaction_that_need_not_be_durable_commits_without_an_fsync(tmp_path: Any) -> None:
+    """Watched with strace: a durable commit fsyncs, one that is not does not, and the next durable one
+    does again; all three rows are there."""
+    db, trace = str(tmp_path / "db.sqlite"), str(tmp_path / "trace")
+    subprocess.run(["strace", "-f", "-o", trace, "-e", "trace=write,fsync,fdatasync", sys.executable, "-c", _COMMITS,
+                    db, "durable", "lazy", "durable"], capture_output=True, check=True,
+                   cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    syncs: dict[str, int] = {}
+    current = ""
+    with open(trace) as f:
+        for line in f:
+            marker = re.search(r'write\(2, "((?:commit \d|end))\\n"', line)
+            if marker:
+                current = marker.group(1)
+                syncs[current] = 0
+            elif current and ("fsync(" in line or "fdatasync(" in line):
+                syncs[current] += 1
+    assert syncs["commit 0"] > 0 and syncs["commit 1"] == 0 and syncs["commit 2"] > 0, syncs
+    meta = MetaStore(db)
+    try:
+        assert [r["v"] for r in meta.query("SELECT v FROM t")] == ["durable", "lazy", "durable"]
+    finally:
+        meta.close()
 
 
 def test_atomic_write_replaces_whole_file_and_leaves_no_temp(tmp_path: Any) -> None:

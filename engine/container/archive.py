@@ -265,7 +265,7 @@ class ArchiveService:
             if temporary:
                 cdir = self.containers.dir(c.id)
                 self.containers.rootfs.mount(self.layers.lower_dirs(c.chain), os.path.join(cdir, "upper"),
-                                             os.path.join(cdir, "work"), merged)
+                                             os.path.join(cdir, "work"), merged, volatile=c.host_config.auto_remove)
             try:
                 root = os.path.realpath(merged)
                 with self._mounts_shown(c, root) if with_mounts else contextlib.nullcontext():

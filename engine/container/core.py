@@ -128,8 +128,8 @@ class ContainerCore:
     def _load(self, cid: ContainerID) -> ContainerRecord:
         return self.store.load(cid)
 
-    def _save(self, c: ContainerRecord) -> None:
-        self.store.save(c)
+    def _save(self, c: ContainerRecord, durable: bool = True) -> None:
+        self.store.save(c, durable)
 
     def resolve(self, ref: str) -> ContainerID:
         """Container ID for a full ID, unique ID prefix, or name (Docker's lookup order)."""

@@ -73,7 +73,7 @@ class Running(Creating, HealthChecking):
         merged = os.path.join(cdir, "merged")
         if not self.rootfs.mounted(merged):
             self.rootfs.mount(self.layers.lower_dirs(c.chain), os.path.join(cdir, "upper"),
-                          os.path.join(cdir, "work"), merged)
+                              os.path.join(cdir, "work"), merged, volatile=c.host_config.auto_remove)
         try:
             # recorded as any failed start is; dockerd's words
             self._check_runtime(c.host_config.runtime, "unknown or invalid runtime name:")
@@ -223,7 +223,9 @@ class Running(Creating, HealthChecking):
             self.volumes.detach(c)
             self.rootfs.unmount(os.path.join(self.dir(cid), "merged"))
             self.runtime.cleanup(cid)
-            self._save(c)
+            # An auto-remove container's row goes next; if a power loss took this write, recovery would
+            # find the exit again and remove the container, so it need not wait for the disk.
+            self._save(c, durable=not c.host_config.auto_remove)
             self._event(c, "die", exitCode=str(code))
             if c.manual_stop:
                 self._event(c, "stop")
@@ -278,9 +280,11 @@ class Running(Creating, HealthChecking):
             self.runtime.kill(cid, _signal.SIGKILL)
         self._probes.cancel(cid)
         self.runtime.cleanup(cid)
-        self.network.forget(cid)
+        self.network.teardown(cid)
         self.rootfs.unmount(os.path.join(self.dir(cid), "merged"))
-        self.store.delete(cid)
+        with self.meta.transaction():  # the container and its endpoints go at once: one commit
+            self.network.forget(cid)
+            self.store.delete(cid)
         for att in self._pending.pop(cid, []):
             att.error = "container removed"
             att.ready.set()

@@ -75,8 +75,9 @@ class ContainerStore:
         row = self.meta.query_one("SELECT data FROM containers WHERE id=?", (cid,))
         return None if row is None else _record(row["data"])
 
-    def save(self, c: ContainerRecord) -> None:
-        with self.meta.transaction() as db:
+    def save(self, c: ContainerRecord, durable: bool = True) -> None:
+        """Write `c`'s record; not `durable`: without waiting for the disk (MetaStore.transaction)."""
+        with self.meta.transaction(durable) as db:
             db.execute("UPDATE containers SET data=?, name=? WHERE id=?", (_data(c), c.name, c.id))
 
     def insert(self, c: ContainerRecord) -> None:

@@ -26,8 +26,8 @@ class RootFS(Protocol):
         """Whether `target` holds an assembled root filesystem."""
         ...
 
-    def mount(self, lowers: list[str], upper: str, work: str, target: str) -> None:
-        """Assemble `lowers` (top first) under `upper` at `target`."""
+    def mount(self, lowers: list[str], upper: str, work: str, target: str, volatile: bool = False) -> None:
+        """Assemble `lowers` (top first) under `upper` at `target`; `volatile`: see Overlay.mount."""
         ...
 
     def unmount(self, target: str) -> None:
@@ -55,8 +55,8 @@ class OverlayRootFS:
     def mounted(self, target: str) -> bool:
         return self.overlay.mounted(target)
 
-    def mount(self, lowers: list[str], upper: str, work: str, target: str) -> None:
-        self.overlay.mount(lowers, upper, work, target)
+    def mount(self, lowers: list[str], upper: str, work: str, target: str, volatile: bool = False) -> None:
+        self.overlay.mount(lowers, upper, work, target, volatile)
 
     def unmount(self, target: str) -> None:
         self.overlay.unmount(target)
@@ -81,7 +81,8 @@ class CopiedRootFS:
     def mounted(self, target: str) -> bool:
         return os.path.realpath(target) in self._mounted
 
-    def mount(self, lowers: list[str], upper: str, work: str, target: str) -> None:
+    def mount(self, lowers: list[str], upper: str, work: str, target: str, volatile: bool = False) -> None:
+        """Copies: nothing to sync either way."""
         for layer in [*reversed(lowers), upper]:
             shutil.copytree(layer, target, symlinks=True, dirs_exist_ok=True)
         self._mounted.add(os.path.realpath(target))

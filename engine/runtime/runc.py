@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -486,25 +487,9 @@ class Runtime:
         self.cleanup(cid)
 
     def _wait_gone(self, cid: str) -> None:
-        """Wait for `cid`'s monitor to exit: it holds shim.lock from before its ready line until then,
-        deleting its container in runc after it has answered the exit. No lock file: it never ran."""
-        try:
-            fd = os.open(os.path.join(self.state_dir(cid), "shim.lock"), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return
-        try:
-            deadline = time.monotonic() + ABANDON_TIMEOUT
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                    return
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        log.warning("monitor of %s still running after %.0f s", cid[:12], ABANDON_TIMEOUT)
-                        return
-                    time.sleep(0.002)
-        finally:
-            os.close(fd)
+        """Wait for `cid`'s monitor to exit (see monitor_gone)."""
+        if not monitor_gone(self.state_dir(cid), ABANDON_TIMEOUT):
+            log.warning("monitor of %s still running after %.0f s", cid[:12], ABANDON_TIMEOUT)
 
     # ---- runc ---------------------------------------------------------
     def _runc_on(self, cid: str, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -553,6 +538,58 @@ class Runtime:
             return namespace_pids(init)
         out = self._runc_on(cid, "ps", "--format", "json", cid).stdout
         return [int(p) for p in json.loads(out or b"[]") or []]
+
+
+def monitor_gone(state_dir: str, timeout: float) -> bool:
+    """Wait up to `timeout` seconds for the monitor of `state_dir` to exit; False if it still runs.
+
+    It holds shim.lock from before its ready line until it exits, deleting its
+    container in the runtime after it has answered the exit. No lock file: it
+    never ran. The lock says whether it is gone; the wait sleeps on the
+    monitor's pidfd, which wakes at its exit (polling the lock added about a
+    millisecond to every removal), and still looks at the lock now and then in
+    case shim.pid names some other process.
+    """
+    try:
+        fd = os.open(os.path.join(state_dir, "shim.lock"), os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    # opened before the lock is first tried: if the monitor holds it then, the pidfd is the monitor's
+    # (its pid cannot have been reused while it lived)
+    pidfd = _pidfd_of(os.path.join(state_dir, "shim.pid"))
+    try:
+        deadline = time.monotonic() + timeout
+        while not _lock_free(fd):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if pidfd is None:
+                time.sleep(0.002)
+            else:
+                select.select([pidfd], [], [], min(left, 0.05))
+        return True
+    finally:
+        os.close(fd)
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def _lock_free(fd: int) -> bool:
+    """Whether the lock on `fd`'s file can be shared now (its exclusive holder is gone)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _pidfd_of(pid_file: str) -> int | None:
+    """A pidfd of the process `pid_file` names; None if it names none (not written yet, or gone)."""
+    try:
+        with open(pid_file) as f:
+            return os.pidfd_open(int(f.read()))
+    except (OSError, ValueError):
+        return None
 
 
 def namespace_pids(init: int) -> list[int]:

@@ -110,9 +110,15 @@ class MetaStore:
             self._db.executescript(sql)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """All-or-nothing block; a nested one is a savepoint, undone alone if it raises."""
-        with self._lock:
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """All-or-nothing block; a nested one is a savepoint, undone alone if it raises.
+
+        A transaction that is not `durable` commits without an fsync: it is as safe from a daemon crash as
+        any (the write-ahead log is written at commit), but a power loss before the next durable commit
+        (whose fsync takes it along) or the kernel's writeback may undo it. For writes that recovery would
+        redo anyway, such as the exit of a container about to be removed.
+        """
+        with self._lock, self._sync(durable or self._depth > 0):
             depth = self._depth
             begin, commit, undo = (("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK") if depth == 0 else
                                    (f"SAVEPOINT sp{depth}", f"RELEASE sp{depth}", f"ROLLBACK TO sp{depth}"))
@@ -128,6 +134,19 @@ class MetaStore:
                 raise
             finally:
                 self._depth -= 1
+
+    @contextmanager
+    def _sync(self, full: bool) -> Iterator[None]:
+        """The connection's sync mode for one outermost transaction (in WAL mode NORMAL skips the commit's
+        fsync); a nested one keeps its outer one's."""
+        if full:
+            yield
+            return
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self._db.execute("PRAGMA synchronous=FULL")
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         with self._lock:
