@@ -99,8 +99,13 @@ class ContainerCreateHandler(_Handler):
         req = self.decoded(ContainerCreateRequest)
         Platform.parse(self.q_str("platform"))  # only checked: pydock runs its own platform's images
         self.policy.check_container_create(req)
-        await self.run(self.policy.check_container_sharing, req, self.engine.containers.host_config_of)
-        cid, warnings = await self.run(self.engine.containers.create, req, self.q_str("name"))
+        name = self.q_str("name")
+
+        def create() -> tuple[str, list[str]]:  # one trip to the pool, on every `docker run`'s path
+            self.policy.check_container_sharing(req, self.engine.containers.host_config_of)
+            return self.engine.containers.create(req, name)
+
+        cid, warnings = await self.run(create)
         self.send_json({"Id": cid, "Warnings": warnings}, 201)
 
 
@@ -123,8 +128,11 @@ class _NoContent(_Handler):
 
 class ContainerStartHandler(_NoContent):
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        await self.run(self.policy.check_container_use, lambda: self.engine.containers.host_config_of(ref))
-        await self.run(self.engine.containers.start, ref)
+        def start() -> None:  # one trip to the pool, on every `docker run`'s path
+            self.policy.check_container_use(lambda: self.engine.containers.host_config_of(ref))
+            self.engine.containers.start(ref)
+
+        await self.run(start)
         self.done()
 
 

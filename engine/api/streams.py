@@ -256,11 +256,14 @@ class AttachHandler(_Handler):
             detach_keys = parse_detach_keys(keys) if keys else DEFAULT_DETACH_KEYS
         except EngineError:
             raise InvalidParameter(f"Invalid detach keys ({keys}) provided") from None
-        c = await self.run(self.engine.containers.get, ref)
-        self.policy.check_container_use(lambda: c.host_config)
-        att = None
-        if self.q_bool("stream"):
-            att = await self.run(self.engine.containers.attach, ref, self.q_bool("stdin"), stdout, stderr)
+        stream, stdin = self.q_bool("stream"), self.q_bool("stdin")
+
+        def attach() -> tuple[ContainerRecord, Attachment | None]:  # one trip to the pool, on `docker run`'s path
+            c = self.engine.containers.get(ref)
+            self.policy.check_container_use(lambda: c.host_config)
+            return c, self.engine.containers.attach(ref, stdin, stdout, stderr) if stream else None
+
+        c, att = await self.run(attach)
         tty = c.config.tty
         client, leftover = await hijack(self, RAW if tty else MUX)
         log_path = self.engine.containers.log_spec(c).path
