@@ -23,8 +23,10 @@ from typing import Any, Protocol
 
 from engine.config import EngineConfig
 from engine.errors import Conflict, InternalError, InvalidParameter, Unsupported
+from engine.linux.cgroupwarm import MigrationWarmer, own_procs_file
 from engine.runtime.lines import open_attach, read_line, request
 from engine.runtime.monitorbuild import MonitorBuildError, build
+from engine.runtime.resources import cgroup_version
 from engine.runtime.sealedexe import SealedExecutables, exe_path
 
 log = logging.getLogger(__name__)
@@ -202,6 +204,9 @@ class Runtime:
         # The OCI runtime of each container launched by this daemon until its cleanup (runtime_of).
         self._runtime_of: dict[str, str] = {}
         self._sealed = SealedExecutables()
+        # where the runtime moves containers into cgroup v1 cgroups, each launch readies that (cgroupwarm.py)
+        procs = own_procs_file() if cfg.cgroup_parent and cgroup_version() == "1" else None
+        self._warmer = MigrationWarmer(procs) if procs else None
         self._closed = False
         # The compiled monitor is built (or found in its cache) in the background from the start, so
         # the first container rarely waits for the compiler; until then, and without one, launches wait.
@@ -267,6 +272,8 @@ class Runtime:
     def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log: dict[str, Any],
                console_size: tuple[int, int] | None, cgroup_path: str, runtime: str) -> None:
         """Hand a state directory to a monitor; the container runs at `start`, under OCI runtime `runtime`."""
+        if self._warmer is not None:
+            self._warmer.poke()
         with self._ready_lock:
             self._runtime_of[cid] = runtime
         self._launch(cid, runtime, {
@@ -276,6 +283,8 @@ class Runtime:
 
     def launch_exec(self, eid: str, cid: str, process: dict[str, Any], *, stdin: bool) -> None:
         """Hand an exec's OCI process to a shim of its own; it runs at `start_exec`, once attached."""
+        if self._warmer is not None:
+            self._warmer.poke()
         size = process.get("consoleSize")
         self._launch(eid, self.runtime_of(cid), {
             "mode": "exec", "id": cid, "tty": bool(process.get("terminal")), "stdin": stdin, "log": {},
