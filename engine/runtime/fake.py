@@ -78,6 +78,7 @@ class FakeProcess:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # what attach connections send, b"" once stdin is closed; None: the process has no stdin (reads end at once)
     stdin: queue.SimpleQueue[bytes] | None = None
+    bundle: str = ""  # a container's OCI bundle, whose command `start` reads; "" for an exec (args given)
 
     def read_stdin(self) -> bytes:
         """The next chunk of stdin; b"" at its end or when the process is killed."""
@@ -159,10 +160,10 @@ class FakeRuntime:
     # ---- starting processes -------------------------------------------
     def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log: dict[str, Any],
                console_size: tuple[int, int] | None, cgroup_path: str, runtime: str) -> None:
-        with open(os.path.join(bundle, "config.json")) as f:
-            args = json.load(f)["process"]["args"]
-        self._procs[cid] = FakeProcess(list(args), next(self._pids), tty, log.get("path", ""),
-                                       stdin=queue.SimpleQueue() if stdin else None)
+        """The process's command is read from the bundle at `start`, as the OCI runtime reads it then: a
+        start launches the monitor while it writes the bundle's config.json."""
+        self._procs[cid] = FakeProcess([], next(self._pids), tty, log.get("path", ""),
+                                       stdin=queue.SimpleQueue() if stdin else None, bundle=bundle)
         self._started.discard(cid)
 
     def start(self, cid: str) -> int:
@@ -217,6 +218,9 @@ class FakeRuntime:
                                      name=f"fake-stdin-{cid[:12]}").start()
                 return theirs
         if kind == "start":
+            if cid not in self._started and p.bundle:
+                with open(os.path.join(p.bundle, "config.json")) as f:
+                    p.args = list(json.load(f)["process"]["args"])
             _send(ours, {"ok": True, "pid": p.pid})
             if cid not in self._started:
                 self._run(cid)
