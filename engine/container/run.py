@@ -54,6 +54,13 @@ def _write_start_file(path: str, data: bytes, mode: int) -> None:
         f.write(data)
 
 
+def _disposable(c: ContainerRecord) -> bool:
+    """An --rm or build container: the daemon's recovery removes it whatever its last saved state (a
+    created, running or exited record), so a power loss that undid a write of its start, exit or removal
+    would change nothing, and those writes need not wait for the disk (MetaStore.transaction)."""
+    return c.host_config.auto_remove or c.intermediate
+
+
 def _console_size(host: HostConfig) -> tuple[int, int] | None:
     size = host.console_size
     if len(size) == 2 and all(v > 0 for v in size):
@@ -112,7 +119,7 @@ class Running(Creating, HealthChecking):
             raise
         self._mark_started(c, pid)
         self._cancelled_restart.discard(cid)
-        self._save(c)
+        self._save(c, durable=not _disposable(c))
         self._event(c, "start")
         self._monitor(cid)
         self._watch_health(c)
@@ -237,9 +244,7 @@ class Running(Creating, HealthChecking):
             self.volumes.detach(c)
             self.rootfs.unmount(os.path.join(self.dir(cid), "merged"))
             self.runtime.cleanup(cid)
-            # An auto-remove container's row goes next; if a power loss took this write, recovery would
-            # find the exit again and remove the container, so it need not wait for the disk.
-            self._save(c, durable=not c.host_config.auto_remove)
+            self._save(c, durable=not _disposable(c))
             self._event(c, "die", exitCode=str(code))
             if c.manual_stop:
                 self._event(c, "stop")
@@ -296,7 +301,8 @@ class Running(Creating, HealthChecking):
         self.runtime.cleanup(cid)
         self.network.teardown(cid)
         self.rootfs.unmount(os.path.join(self.dir(cid), "merged"))
-        with self.meta.transaction():  # the container and its endpoints go at once: one commit
+        # the container and its endpoints go at once: one commit
+        with self.meta.transaction(durable=not _disposable(c)):
             self.network.forget(cid)
             self.store.delete(cid)
         for att in self._pending.pop(cid, []):
