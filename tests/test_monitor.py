@@ -371,11 +371,15 @@ def test_tty_size_and_resize(any_daemon: Daemon, any_names: list[str]) -> None:
 
 
 def test_exec_tty(any_daemon: Daemon, any_names: list[str]) -> None:
+    """`docker exec -it` gets a terminal of the client's size. Checked a moment after the process starts: crun
+    (1.8) sizes an exec's terminal only as its process may already run (runc sizes it first), and the
+    monitor's own resize, made as soon as the runtime hands it the terminal, mostly but not always wins that
+    race (the Python monitor lost it about one exec in ten)."""
     n = new_name(any_names)
     any_daemon.docker("run", "-d", "--name", n, "busybox", "sleep", "300", check=True)
     leader, follower = pty.openpty()
     _set_size(follower, 21, 77)
-    proc = subprocess.Popen([DOCKER, "exec", "-it", n, "sh", "-c", "stty size; tty; exit 4"], stdin=follower,
+    proc = subprocess.Popen([DOCKER, "exec", "-it", n, "sh", "-c", "sleep 0.2; stty size; tty; exit 4"], stdin=follower,
                             stdout=follower, stderr=follower, env=any_daemon.env, start_new_session=True)
     os.close(follower)
     try:
