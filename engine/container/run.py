@@ -78,6 +78,7 @@ class Running(Creating, HealthChecking):
             self._start_locked(c)
 
     def _start_locked(self, c: ContainerRecord) -> None:
+        self.runtime.expect_start()  # first: what it readies takes the longest
         cid = c.id
         cdir = self.dir(cid)
         merged = os.path.join(cdir, "merged")

@@ -16,6 +16,10 @@ from typing import Any, Protocol
 
 class ContainerRuntime(Protocol):
     # ---- starting processes -------------------------------------------
+    def expect_start(self) -> None:
+        """A container start is coming: ready now what the runtime's call will wait for (cgroupwarm.py)."""
+        ...
+
     def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log: dict[str, Any],
                console_size: tuple[int, int] | None, cgroup_path: str, runtime: str) -> None:
         """Put the container of the OCI bundle under a new monitor, which clients may attach to; it runs at

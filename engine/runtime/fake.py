@@ -158,6 +158,9 @@ class FakeRuntime:
         return p
 
     # ---- starting processes -------------------------------------------
+    def expect_start(self) -> None:
+        """Nothing to ready in memory."""
+
     def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log: dict[str, Any],
                console_size: tuple[int, int] | None, cgroup_path: str, runtime: str) -> None:
         """The process's command is read from the bundle at `start`, as the OCI runtime reads it then: a

@@ -269,11 +269,13 @@ class Runtime:
         return proc
 
     # ---- shim ---------------------------------------------------------
+    def expect_start(self) -> None:
+        if self._warmer is not None:
+            self._warmer.poke()
+
     def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log: dict[str, Any],
                console_size: tuple[int, int] | None, cgroup_path: str, runtime: str) -> None:
         """Hand a state directory to a monitor; the container runs at `start`, under OCI runtime `runtime`."""
-        if self._warmer is not None:
-            self._warmer.poke()
         with self._ready_lock:
             self._runtime_of[cid] = runtime
         self._launch(cid, runtime, {
