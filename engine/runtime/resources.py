@@ -8,6 +8,7 @@ discarded with Docker's warning rather than failing the start in runc.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from engine.errors import Conflict, InvalidParameter
@@ -88,13 +89,16 @@ def parse_cpuset(text: str) -> set[int]:
     return out
 
 
-def _check_cpuset(value: str, available: str, what: str, noun: str) -> None:
+def _check_cpuset(value: str, available_of: Callable[[], str], what: str, noun: str) -> None:
+    """`value` names only what the host has; `available_of` reads that from the host (cgroup files), only
+    when a value is given: every create checks."""
     if not value:
         return
     try:
         requested = parse_cpuset(value)
     except ValueError as e:
         raise InvalidParameter(f"Invalid value {value} for cpuset {what}: {e}") from None
+    available = available_of()
     if not requested <= parse_cpuset(available):
         raise InvalidParameter(f"Requested {noun} are not available - requested {value}, available: {available}")
 
@@ -160,8 +164,8 @@ def verify(r: Resources, update: bool = False, controllers: frozenset[str] | Non
         warnings.append("OOM killer is disabled for the container, but no memory limit is set, this can result "
                         "in the system running out of resources.")
     _verify_cpu(r)
-    _check_cpuset(r.cpuset_cpus, available_cpus(), "cpus", "CPUs")
-    _check_cpuset(r.cpuset_mems, available_mems(), "mems", "memory nodes")
+    _check_cpuset(r.cpuset_cpus, available_cpus, "cpus", "CPUs")
+    _check_cpuset(r.cpuset_mems, available_mems, "mems", "memory nodes")
     weight = r.blkio_weight
     if weight and not blkio_weight_supported():
         warnings.append("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.")
