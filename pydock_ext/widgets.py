@@ -121,7 +121,8 @@ class _EventTable(w.VBox):
         self.header = w.HBox(titles)
         self.message = w.HTML()
         self.detail = w.VBox()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the rows' widgets: changed on the events thread, closed by `close`
+        self._closed = False
         # Subscribe before listing, so nothing that happens in between is missed.
         self._events = self.api.events(decode=True, filters={"type": [self.event_type]})
         self._reload()
@@ -143,6 +144,8 @@ class _EventTable(w.VBox):
 
     def _reload(self) -> None:
         with self._lock:
+            if self._closed:  # an event that came in as the table closed
+                return
             self._show({item["Id"]: item for item in self._list()})
 
     def _show(self, rows: dict[str, dict[str, Any]]) -> None:
@@ -201,13 +204,19 @@ class _EventTable(w.VBox):
 
     def close(self) -> None:
         self._events.close()
-        for row in self._widgets.values():
-            row.close_all()
-        self._widgets.clear()
+        with self._lock:  # a reload under way on the events thread ends first, and none follows
+            self._closed = True
+            self._close_rows()
         for child in (self.header, self.message, self.detail):
             child.close()
         self.api.close()
         super().close()
+
+    def _close_rows(self) -> None:
+        """Close what the events thread changes (under `_lock`): the rows' widgets."""
+        for row in self._widgets.values():
+            row.close_all()
+        self._widgets.clear()
 
 
 # the actions that fit each container state (`docker ps` State)
@@ -319,12 +328,13 @@ class Containers(_EventTable):
             self.viewer = None
             self.detail.children = ()
 
-    def close(self) -> None:
+    def _close_rows(self) -> None:
+        """Also the logs viewer and the project titles, which a reload changes too."""
         if self.viewer is not None:
             self.viewer.close()
         for title in self._titles.values():
             title.close()
-        super().close()
+        super()._close_rows()
 
 
 class Images(_EventTable):
