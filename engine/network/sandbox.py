@@ -43,8 +43,8 @@ class Sandboxes(NetworkCore):
         self.store.add_endpoint(net, dataclasses.replace(endpoint, container_id=cid, name=name.lstrip("/")))
 
     def forget(self, cid: str) -> None:
-        """A removed container's endpoints (its sandbox is already gone)."""
-        self.teardown(cid)
+        """A removed container's endpoints and links. Its sandbox is already torn down: the removal does
+        that first, outside the transaction this runs in, as it changes the kernel's objects."""
         self.store.delete_container_endpoints(cid)
         self.store.delete_links(cid)
         with self._guard:

@@ -204,7 +204,7 @@ class Runtime:
         # The OCI runtime of each container launched by this daemon until its cleanup (runtime_of).
         self._runtime_of: dict[str, str] = {}
         self._sealed = SealedExecutables()
-        # where the runtime moves containers into cgroup v1 cgroups, each launch readies that (cgroupwarm.py)
+        # where the runtime moves containers into cgroup v1 cgroups, each start and exec readies that (cgroupwarm.py)
         procs = own_procs_file() if cfg.cgroup_parent and cgroup_version() == "1" else None
         self._warmer = MigrationWarmer(procs) if procs else None
         self._closed = False
@@ -285,8 +285,7 @@ class Runtime:
 
     def launch_exec(self, eid: str, cid: str, process: dict[str, Any], *, stdin: bool) -> None:
         """Hand an exec's OCI process to a shim of its own; it runs at `start_exec`, once attached."""
-        if self._warmer is not None:
-            self._warmer.poke()
+        self.expect_start()  # the runtime moves an exec into the container's cgroup too
         size = process.get("consoleSize")
         self._launch(eid, self.runtime_of(cid), {
             "mode": "exec", "id": cid, "tty": bool(process.get("terminal")), "stdin": stdin, "log": {},
