@@ -149,6 +149,58 @@ def test_build_is_cached_by_source_hash(tmp_path: Any) -> None:
     assert monitorbuild.build(cache) == path and os.stat(path).st_mtime_ns == mtime  # not rebuilt
 
 
+def _wait_for(cond: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := cond()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return value
+
+
+def _memfd_contents(pid: int) -> list[bytes]:
+    found = []
+    for n in os.listdir(f"/proc/{pid}/fd"):
+        path = f"/proc/{pid}/fd/{n}"
+        if os.readlink(path).startswith("/memfd:"):
+            with open(path, "rb") as f:
+                found.append(f.read())
+    return found
+
+
+@pytest.mark.parametrize("spare", [True, False], ids=["spare", "fresh"])
+def test_compiled_monitor_is_handed_its_container_and_runtime_copy(tmp_path: Any, spare: bool) -> None:
+    """A compiled monitor waits started ahead of need (argv "-"): a launch hands it the state directory and
+    the runtime's sealed copy over its stdin; with none waiting (another start took it), a launch starts one
+    for its container (argv the state directory). Either way the monitor holds the sealed copy and gives up
+    once the daemon lets its launch go unstarted."""
+    cfg = EngineConfig(data_root=str(tmp_path / "data"), exec_root=str(tmp_path / "run"))
+    rt = runc.Runtime(cfg)
+    cid = "c0ffee" * 10 + "abcd"
+    try:
+        assert rt.monitor_kind == "c"
+        waiting = _wait_for(lambda: rt._spare)  # started once the monitor was built
+        assert waiting is not None and waiting.compiled
+        if not spare:
+            with rt._spare_lock:
+                rt._spare = None
+            waiting.discard()
+        rt.launch(cid, str(tmp_path), tty=False, stdin=False, log={}, console_size=None, cgroup_path="",
+                  runtime=cfg.chosen_runtime)
+        assert rt._spare is None  # taken, or none: the next comes once a start's runtime call returns
+        state_dir = rt.state_dir(cid)
+        with open(os.path.join(state_dir, "shim.pid")) as f:
+            pid = int(f.read())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+        assert argv[1] == (b"-" if spare else state_dir.encode()), argv
+        with open(cfg.runtimes[cfg.chosen_runtime], "rb") as f:
+            binary = f.read()
+        assert _memfd_contents(pid) == [binary]
+        rt.cleanup(cid)  # lets the launch go: the monitor gives up, and cleanup waits for it
+        assert not process_running(pid) and not os.path.exists(state_dir)
+    finally:
+        rt.close()
+
+
 def test_monitor_option_and_daemon_json(tmp_path: Any) -> None:
     from engine.pydockd import parse_args
     config = tmp_path / "daemon.json"

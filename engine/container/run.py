@@ -6,7 +6,6 @@ auto-remove container as an exit would.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import logging
 import os
@@ -31,8 +30,6 @@ from engine.timeutil import rfc3339_ns
 from engine.types.container import HostConfig
 
 log = logging.getLogger(__name__)
-# Monitors being launched while their containers' specs are built (see _start_locked).
-_LAUNCHES = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="monitor-launch")
 EXIT_GRACE = 10.0  # seconds close waits for exits being applied (each a few runtime and store calls)
 
 
@@ -88,21 +85,14 @@ class Running(Creating, HealthChecking):
         try:
             # recorded as any failed start is; dockerd's words
             self._check_runtime(c.host_config.runtime, "unknown or invalid runtime name:")
-            # The monitor starts while the spec is built (the network set up, files written): it needs
-            # none of it until `start`, and each takes milliseconds of mostly waiting.
-            launched = _LAUNCHES.submit(
-                self.runtime.launch, cid, cdir, tty=c.config.tty, stdin=c.config.open_stdin,
-                log=self.log_spec(c).to_shim(), console_size=_console_size(c.host_config),
-                cgroup_path=self._cgroups_path(c), runtime=c.host_config.runtime)
-            try:
-                spec = self._spec(c, merged)
-                oci.prepare_spec(c.host_config.runtime, spec)
-                _write_start_file(os.path.join(cdir, "config.json"), json.dumps(spec).encode(), 0o600)
-                crash_point("prepared")
-            except BaseException:
-                concurrent.futures.wait([launched])  # the cleanup below then finds the monitor there or not
-                raise
-            launched.result()
+            spec = self._spec(c, merged)
+            oci.prepare_spec(c.host_config.runtime, spec)
+            _write_start_file(os.path.join(cdir, "config.json"), json.dumps(spec).encode(), 0o600)
+            crash_point("prepared")
+            # a spare monitor waits for it (runc.py), so this is a message and the monitor's ready line
+            self.runtime.launch(cid, cdir, tty=c.config.tty, stdin=c.config.open_stdin,
+                                log=self.log_spec(c).to_shim(), console_size=_console_size(c.host_config),
+                                cgroup_path=self._cgroups_path(c), runtime=c.host_config.runtime)
             crash_point("created")
             for att in self._pending.pop(cid, []):
                 self._connect_attachment(cid, att)

@@ -4,11 +4,12 @@
  * Why it exists: a Python monitor holds 6-10 MiB of private memory for the
  * container's whole life, and with hundreds of idle containers that is most
  * of the host memory pydock uses. This one holds a few hundred KiB and starts
- * in about a millisecond, so the daemon needs no spare started ahead.
+ * in about a millisecond.
  *
  * It speaks exactly shim.py's protocol and writes exactly its files (read
  * shim.py's docstring for the whole contract): the state directory comes as
- * argv[1] (shim.py, started ahead of need, reads it from stdin); shim.json describes the process;
+ * argv[1], or, for a spare the daemon starts ahead of need (argv[1] "-", see
+ * receive_dir), as a line on stdin; shim.json describes the process;
  * the ready line {"pid": n} or {"error": ...} goes to the fd named by
  * PYDOCK_SHIM_READY; STATE_DIR/shim.sock takes one JSON op line a connection
  * (start, wait, resize, kill, attach); the json-file log, its rotation and
@@ -1630,11 +1631,49 @@ fail_early:
     free(sock_path);
 }
 
+/* A spare's state directory: one line on stdin, a unix socket whose message may also carry the daemon's
+ * sealed copy of the runtime (SCM_RIGHTS), which is how a spare started before its container's runtime was
+ * known gets it. 0 when the line came; -1 when the daemon closed the socket without one (a spare it no
+ * longer needs, or a daemon that went away). */
+static int receive_dir(char *dir, size_t cap) {
+    size_t len = 0;
+    for (;;) {
+        union {
+            struct cmsghdr h;
+            char space[CMSG_SPACE(sizeof(int))];
+        } control;
+        struct iovec iov = {.iov_base = dir + len, .iov_len = cap - 1 - len};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof control};
+        ssize_t n = recvmsg(0, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int))) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(c), sizeof fd);
+                snprintf(M.runc_exe, sizeof M.runc_exe, "/proc/self/fd/%d", fd);
+            }
+        }
+        len += (size_t)n;
+        char *end = memchr(dir, '\n', len);
+        if (end) {
+            *end = 0;
+            return *dir ? 0 : -1;
+        }
+        if (len >= cap - 1)
+            return -1;
+    }
+}
+
 int main(int argc, char **argv) {
-    /* It starts in about a millisecond, so unlike shim.py it is never started ahead of need: the daemon
-     * names the state directory in argv; an empty one asks for nothing (the daemon's check that it runs). */
+    /* The daemon names the state directory in argv, or "-" for a spare that waits for it on stdin; an
+     * empty one asks for nothing (the daemon's check that it runs). */
     if (argc < 2 || !argv[1][0])
         return 0;
+    int spare = !strcmp(argv[1], "-");
     if (strlen(argv[1]) >= PATH_MAX)
         return 2;
     const char *ready = getenv("PYDOCK_SHIM_READY");
@@ -1656,7 +1695,15 @@ int main(int argc, char **argv) {
         _exit(0); /* the daemon reaps this parent at once; the monitor is orphaned to init */
     setsid();
     prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-    M.dir = strdup(argv[1]);
+    static char dir[PATH_MAX];
+    if (spare) {
+        /* forked already, so handing it a container costs the daemon one message and the ready line */
+        if (receive_dir(dir, sizeof dir))
+            return 0;
+    } else {
+        strcpy(dir, argv[1]);
+    }
+    M.dir = dir;
     int devnull = open("/dev/null", O_RDWR);
     char *log = path_join(M.dir, "shim.log");
     int err = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);

@@ -5,6 +5,7 @@ service deals in container IDs and never in processes or sockets' wire form.
 """
 from __future__ import annotations
 
+import array
 import fcntl
 import json
 import logging
@@ -149,7 +150,7 @@ class _Launch(Protocol):
 
 @dataclass
 class _Compiled:
-    """The compiled monitor (monitor.c): it starts in about a millisecond, so none is kept ahead of need."""
+    """The compiled monitor (monitor.c), started for one container when no spare is ready."""
 
     binary: str
 
@@ -174,21 +175,43 @@ class _Compiled:
 
 @dataclass
 class _Spare:
-    """A shim interpreter started ahead of need, waiting on stdin for its state directory."""
+    """A monitor started ahead of need, waiting for its state directory on stdin, a unix socket.
+
+    The compiled one forks as it starts, so taking it costs a start one message; with the message comes
+    the runtime's sealed copy (SCM_RIGHTS: a spare started before its container's runtime was known gets
+    it as late as that). shim.py forks once it has the line and runs the runtime by path."""
 
     proc: subprocess.Popen[bytes]
-    ready_r: int  # the shim reports {"pid": n} or {"error": ...} here
+    ready_r: int  # the monitor reports {"pid": n} or {"error": ...} here
+    control: socket.socket  # the spare's stdin
+    compiled: bool
+
+    def alive(self) -> bool:
+        """Whether it still waits: it never writes to its stdin, so a readable end means it has gone."""
+        try:
+            return self.control.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
 
     def hand_over(self, state_dir: str, runtime_fd: int | None) -> int:
-        """Give the spare its container; returns the read end of its ready pipe. It was started before
-        its container's runtime was known, so it runs the runtime by path (`runtime_fd` unused)."""
-        self.proc.communicate(state_dir.encode() + b"\n")  # it forks its monitor and exits
+        """Give the spare its container; returns the read end of its ready pipe."""
+        fds = [runtime_fd] if runtime_fd is not None and self.compiled else []
+        try:
+            self.control.sendmsg([state_dir.encode() + b"\n"],
+                                 [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else [])
+        except OSError:
+            pass  # it has gone: the ready line then never comes, which _launch reports
+        self.control.close()
+        self.proc.wait()  # shim.py forks its monitor now and exits
         crash_point("handed-over")
         return self.ready_r
 
     def discard(self) -> None:
         """An unused spare exits as soon as its stdin closes."""
-        self.proc.communicate()
+        self.control.close()
+        self.proc.wait()
         os.close(self.ready_r)
 
 
@@ -196,7 +219,9 @@ class Runtime:
     def __init__(self, cfg: EngineConfig) -> None:
         self.cfg = cfg
         self._spare: _Spare | None = None
-        self._spare_lock = threading.Lock()
+        self._spare_lock = threading.Lock()  # guards _keeper too
+        self._spare_wanted = threading.Event()
+        self._keeper: threading.Thread | None = None
         # The read ends of launched monitors' ready pipes, held until their `start` is sent: a monitor
         # whose end closes before that knows the daemon died and gives up (see shim.py).
         self._ready: dict[str, int] = {}
@@ -225,6 +250,8 @@ class Runtime:
             log.warning("the compiled container monitor is unavailable, using the Python one: %s", e)
         finally:
             self._monitor_chosen.set()
+        if self._compiled:
+            self._want_spare()  # the first container's too (a Python spare, far dearer, waits for a first start)
 
     @property
     def monitor_kind(self) -> str:
@@ -310,6 +337,7 @@ class Runtime:
             reply = self.request(cid, {"op": "start"})
         finally:
             self._release(cid)
+            self._want_spare()
         return int(reply["pid"])
 
     def _release(self, sid: str) -> None:
@@ -354,52 +382,79 @@ class Runtime:
             reply = {"error": str(e)}
         finally:
             self._release(eid)
+            self._want_spare()
         if "error" in reply:
             sock.close()
             raise classify_runc_error(reply["error"], "exec")
         sock.settimeout(None)
         return int(reply["pid"]), sock
 
-    # A shim is a fresh Python interpreter; starting one costs tens of
-    # milliseconds of interpreter start-up and imports. Keeping one spare
-    # started ahead takes that off every container start. The spare warms up
-    # under SCHED_IDLE so it never competes with the start it follows, and is
-    # used only once it is back under the daemon's own policy, which the
-    # container inherits. A rootless daemon could never take it back from
-    # SCHED_IDLE (that needs CAP_SYS_NICE of the host's user namespace), so
-    # it would throw every spare away and start each shim afresh: its spares
-    # warm up under its own policy.
-    def _spawn_shim(self, idle: bool = False) -> _Spare:
+    # A monitor is kept started ahead of need, so a start only hands it its state directory. A Python one
+    # (shim.py, where no compiler built monitor.c) is a fresh interpreter: tens of milliseconds of start-up
+    # and imports, which it does under SCHED_IDLE so it never competes with the start it follows, and it is
+    # used only once it is back under the daemon's own policy, which the container inherits. A rootless
+    # daemon could never take it back from SCHED_IDLE (that needs CAP_SYS_NICE of the host's user
+    # namespace), so it would throw every spare away and start each afresh: its spares warm up under its
+    # own policy. The compiled one starts in a millisecond, a millisecond still worth taking off a start.
+    def _spawn_spare(self, idle: bool = False) -> _Spare:
+        compiled = self._compiled
+        argv = [compiled.binary, "-"] if compiled else [sys.executable, "-I", "-S", SHIM_SCRIPT]
         r, w = os.pipe()
+        control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            proc = subprocess.Popen([sys.executable, "-I", "-S", SHIM_SCRIPT],
-                                    env={"PYDOCK_SHIM_READY": str(w), "PATH": os.environ.get("PATH", "")},
-                                    pass_fds=(w,), stdin=subprocess.PIPE, close_fds=True)
+            proc = subprocess.Popen(argv, env={"PYDOCK_SHIM_READY": str(w), "PATH": os.environ.get("PATH", "")},
+                                    pass_fds=(w,), stdin=theirs.fileno(), close_fds=True)
         except BaseException:
             os.close(r)
+            control.close()
             raise
         finally:
             os.close(w)
-        if idle:
+            theirs.close()
+        if compiled:
+            proc.wait()  # it forks at once and exits
+        elif idle:
             _schedule(proc.pid, idle=True)
-        return _Spare(proc, r)
+        return _Spare(proc, r, control, compiled=compiled is not None)
 
     def _take_monitor(self) -> _Launch:
         self._monitor_chosen.wait()
-        return self._compiled or self._take_spare()
-
-    def _take_spare(self) -> _Spare:
         with self._spare_lock:
             spare, self._spare = self._spare, None
-        threading.Thread(target=self._refill, name="shim-spare", daemon=True).start()
-        if spare is not None and spare.proc.poll() is None and _schedule(spare.proc.pid, idle=False):
+        if spare is not None and spare.alive() and (spare.compiled or _schedule(spare.proc.pid, idle=False)):
             return spare
         if spare is not None:
             spare.discard()
-        return self._spawn_shim()
+        return self._compiled or self._spawn_spare()
+
+    def _want_spare(self) -> None:
+        """Have a spare started, if none waits. Called once a start's runtime call has returned: started as
+        the last spare was taken, a spare competed with the start's own work (the spec, the launch) for the
+        interpreter, and during the runtime's call its fork and exit with the runtime's cgroup migration
+        for the kernel's lock (cgroupwarm.py), which made that call slower."""
+        with self._spare_lock:
+            if self._spare is not None or self._closed:
+                return
+            if self._keeper is None:
+                self._keeper = threading.Thread(target=self._keep_spare, name="monitor-spare", daemon=True)
+                self._keeper.start()
+        self._spare_wanted.set()
+
+    def _keep_spare(self) -> None:
+        while True:
+            self._spare_wanted.wait()
+            self._spare_wanted.clear()
+            if self._closed:
+                return
+            try:
+                self._refill()
+            except OSError as e:
+                log.warning("starting a spare container monitor failed: %s", e)
 
     def _refill(self) -> None:
-        spare: _Spare | None = self._spawn_shim(idle=not self.cfg.rootless)
+        if self._spare is not None:
+            return
+        spare: _Spare | None = self._spawn_spare(idle=not self.cfg.rootless)
         with self._spare_lock:
             if self._spare is None and not self._closed:
                 self._spare, spare = spare, None
@@ -407,10 +462,11 @@ class Runtime:
             spare.discard()
 
     def close(self) -> None:
-        """Stop the idle spare shim; running containers' shims are not ours to stop."""
+        """Stop the idle spare monitor; running containers' monitors are not ours to stop."""
         with self._spare_lock:
             self._closed = True
             spare, self._spare = self._spare, None
+        self._spare_wanted.set()  # the keeper sees _closed and ends
         if spare is not None:
             spare.discard()
 
