@@ -133,6 +133,7 @@ class Engine:
                 self.blobs.delete(digest)
         self.volumes.collect_orphans()
         known_containers = self.containers.ids()
+        self.runtime.collect_orphans(known_containers)
         for name in os.listdir(self.cfg.containers_dir):
             path = os.path.join(self.cfg.containers_dir, name)
             if name not in known_containers and not is_mountpoint(os.path.join(path, "merged")):

@@ -176,6 +176,40 @@ def test_interrupted_start_of_an_auto_remove_container_removes_it(crashy: Daemon
     _assert_usable_then_clean(crashy, {})
 
 
+def _stray_runtime_state(d: Daemon, tmp_path: Any) -> str:
+    """A container created in `d`'s crun state root behind its back (a static busybox as its rootfs); its ID."""
+    bundle = tmp_path / "stray"
+    os.makedirs(bundle / "rootfs" / "bin")
+    subprocess.run(["cp", "/bin/busybox", str(bundle / "rootfs" / "bin")], check=True)
+    subprocess.run(["crun", "spec"], cwd=bundle, check=True)
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["process"]["args"] = ["/bin/busybox", "sleep", "300"]
+    spec["process"]["terminal"] = False
+    (bundle / "config.json").write_text(json.dumps(spec))
+    subprocess.run(["crun", "--root", os.path.join(d.exec_root, "crun"), "create", "--bundle", str(bundle), "stray"],
+                   check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return "stray"
+
+
+def test_kill_after_a_removal_leaves_no_runtime_state(crashy: Daemon, monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Any) -> None:
+    """A removal answers before the exited container's monitor has deleted it in the OCI runtime (the
+    removal's cleanup waits for that afterwards): a daemon killed in between leaves the monitor's directory,
+    which the next daemon's boot sweep removes, with runtime state of containers it does not hold."""
+    _start_crashing_at(crashy, "removed", monkeypatch)
+    crashy.docker("run", "--rm", "busybox", "true")
+    _wait_dead(crashy)
+    assert len(glob.glob(os.path.join(crashy.exec_root, "s", "*"))) == 1  # the monitor's directory
+    assert _eventually(lambda: _shims(crashy)) == []  # the monitor deleted its container and went
+    stray = _stray_runtime_state(crashy, tmp_path)
+    assert crashy.runtime_states(stray)
+    crashy.start()
+    assert glob.glob(os.path.join(crashy.exec_root, "s", "*")) == []
+    assert crashy.runtime_states() == []
+    assert _states(crashy) == {}
+    _assert_usable_then_clean(crashy, {})
+
+
 @pytest.mark.parametrize("step", ["handed-over", "created"])
 def test_shim_of_a_dead_daemon_gives_up_at_once(crashy: Daemon, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
     """A daemon killed before it sent `start` (before or after the monitor's ready line) will never start

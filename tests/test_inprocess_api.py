@@ -214,6 +214,40 @@ class InProcessApi(AsyncHTTPTestCase):
             time.sleep(0.02)
         raise AssertionError(f"health of {cid} never became {status}")
 
+    def _commits(self) -> tuple[list[bool], Any]:
+        """The durability asked of each outermost MetaStore transaction, and a patch that records them."""
+        meta = self.engine.meta
+        real = meta.transaction
+        asked: list[bool] = []
+
+        def recording(durable: bool = True) -> Any:
+            if meta._depth == 0:
+                asked.append(durable)
+            return real(durable)
+        return asked, mock.patch.object(meta, "transaction", recording)
+
+    def test_an_auto_remove_container_never_waits_for_the_disk(self) -> None:
+        """The rows of an --rm container (its creation, start, exit and removal) commit without an fsync: the
+        daemon's recovery removes it whatever a power loss left of them. A kept container's creation waits."""
+        self._container(["true"])  # the image loaded
+        asked, patch = self._commits()
+        with patch:
+            code, created = self.call("POST", "/v1.41/containers/create",
+                                      {"Image": "tiny", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}})
+            assert code == 201, created
+        assert asked == [True]
+        asked.clear()
+        with patch:
+            code, created = self.call("POST", "/v1.41/containers/create", {
+                "Image": "tiny", "Cmd": ["true"], "HostConfig": {"NetworkMode": "none", "AutoRemove": True}})
+            assert code == 201, created
+            assert self.call("POST", f"/v1.41/containers/{created['Id']}/start")[0] == 204
+            deadline = time.monotonic() + 10
+            while self.call("GET", f"/v1.41/containers/{created['Id']}/json")[0] != 404:  # removed once exited
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        assert len(asked) >= 3 and not any(asked), asked  # created, started, removed (its exit unsaved)
+
     def test_healthchecks(self) -> None:
         ms = 1_000_000
         failing = self._container(["sleep", "30"], Healthcheck={"Test": ["CMD", "false"], "Interval": 20 * ms,

@@ -66,8 +66,9 @@ class Creating(Attaching):
         try:
             for sub in ("upper", "work", "merged"):
                 os.mkdir(os.path.join(cdir, sub))
+            # (volumes the claim creates commit on their own, durably)
             with self.volumes.claim(cid, host, list(config.volumes or {}), inherited, lowers) as points, \
-                    self.meta.transaction():
+                    self.meta.transaction(durable=not record.disposable):
                 record.mount_points = points
                 if not name:
                     record.name = name = naming.generate(self.store.name_taken)

@@ -75,5 +75,13 @@ class ContainerRecord:
         return [self.path, *self.args]
 
     @property
+    def disposable(self) -> bool:
+        """An --rm or build container: the daemon's recovery removes it whatever its last saved state (a
+        created, running or exited record, or none), so a power loss that undid a write of its creation,
+        start, exit or removal would change nothing, and those writes need not wait for the disk
+        (MetaStore.transaction)."""
+        return self.host_config.auto_remove or self.intermediate
+
+    @property
     def labels(self) -> dict[str, str]:
         return self.config.labels or {}

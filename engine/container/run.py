@@ -51,13 +51,6 @@ def _write_start_file(path: str, data: bytes, mode: int) -> None:
         f.write(data)
 
 
-def _disposable(c: ContainerRecord) -> bool:
-    """An --rm or build container: the daemon's recovery removes it whatever its last saved state (a
-    created, running or exited record), so a power loss that undid a write of its start, exit or removal
-    would change nothing, and those writes need not wait for the disk (MetaStore.transaction)."""
-    return c.host_config.auto_remove or c.intermediate
-
-
 def _console_size(host: HostConfig) -> tuple[int, int] | None:
     size = host.console_size
     if len(size) == 2 and all(v > 0 for v in size):
@@ -110,7 +103,7 @@ class Running(Creating, HealthChecking):
             raise
         self._mark_started(c, pid)
         self._cancelled_restart.discard(cid)
-        self._save(c, durable=not _disposable(c))
+        self._save(c, durable=not c.disposable)
         self._event(c, "start")
         self._monitor(cid)
         self._watch_health(c)
@@ -234,17 +227,18 @@ class Running(Creating, HealthChecking):
             self.network.teardown(cid)
             self.volumes.detach(c)
             self.rootfs.unmount(os.path.join(self.dir(cid), "merged"))
-            self.runtime.cleanup(cid)
-            self._save(c, durable=not _disposable(c))
-            self._event(c, "die", exitCode=str(code))
-            if c.manual_stop:
-                self._event(c, "stop")
-            with self._cond:
-                self._exit_log(cid).codes.append(code)
-                self._cond.notify_all()
             if c.host_config.auto_remove:
-                self._remove_locked(c, volumes=True)
+                # Nothing of it stays: its row goes at once, the exit unsaved, and "die" follows that delete,
+                # so no reader sees it running after the event; the runtime's cleanup waits until after
+                # `wait?condition=removed` has its answer (see _remove_locked).
+                try:
+                    self._remove_locked(c, volumes=True, exit_code=code)
+                except BaseException:
+                    if self.store.find(cid) is not None:  # the removal failed before its commit
+                        self._record_exit(c, code)
+                    raise
                 return
+            self._record_exit(c, code)
             if self._should_restart(c, code):
                 state.schedule_restart()
                 self._save(c)
@@ -284,18 +278,37 @@ class Running(Creating, HealthChecking):
                 self._cond.wait(None if left is None else min(left, threading.TIMEOUT_MAX))
         return True
 
-    def _remove_locked(self, c: ContainerRecord, volumes: bool) -> None:
+    def _record_exit(self, c: ContainerRecord, code: int) -> None:
+        """The exited container `c`, torn down, is saved and its exit announced."""
+        self.runtime.cleanup(c.id)
+        self._save(c, durable=not c.disposable)
+        self._announce_exit(c, code)
+
+    def _announce_exit(self, c: ContainerRecord, code: int) -> None:
+        self._event(c, "die", exitCode=str(code))
+        if c.manual_stop:
+            self._event(c, "stop")
+        with self._cond:
+            self._exit_log(c.id).codes.append(code)
+            self._cond.notify_all()
+
+    def _remove_locked(self, c: ContainerRecord, volumes: bool, exit_code: int | None = None) -> None:
+        """Remove `c`; `exit_code`: it has just exited (unsaved, see _apply_exit), announced once it is gone."""
         cid = c.id
-        if c.state.running:
+        running = c.state.running
+        if running:
             self.runtime.kill(cid, _signal.SIGKILL)
         self._probes.cancel(cid)
-        self.runtime.cleanup(cid)
+        if running:
+            self.runtime.cleanup(cid)  # its process and monitor gone before its mounts go
         self.network.teardown(cid)
         self.rootfs.unmount(os.path.join(self.dir(cid), "merged"))
         # the container and its endpoints go at once: one commit
-        with self.meta.transaction(durable=not _disposable(c)):
+        with self.meta.transaction(durable=not c.disposable):
             self.network.forget(cid)
             self.store.delete(cid)
+        if exit_code is not None:
+            self._announce_exit(c, exit_code)
         for att in self._pending.pop(cid, []):
             att.error = "container removed"
             att.ready.set()
@@ -303,6 +316,9 @@ class Running(Creating, HealthChecking):
         self.volumes.release(c, volumes)
         self._forget_exits(cid)
         self._cancelled_restart.discard(cid)
-        # Without its row the directory is garbage (the boot-time sweep collects it
-        # too), so `wait?condition=removed` need not wait for the disk to let go.
+        # Without its row the rest is garbage (the boot-time sweep collects it too), so
+        # `wait?condition=removed` need not wait for it: the directory, and the monitor of an exited
+        # container, which deletes it in the runtime as it exits (cleanup waits for that).
+        crash_point("removed")
         shutil.rmtree(self.dir(cid), ignore_errors=True)
+        self.runtime.cleanup(cid)

@@ -11,6 +11,7 @@ protocol, so a replacement serves them with socket pairs.
 from __future__ import annotations
 
 import socket
+from collections.abc import Collection
 from typing import Any, Protocol
 
 
@@ -86,6 +87,11 @@ class ContainerRuntime(Protocol):
 
     def abandon(self, cid: str) -> None:
         """Undo a start a daemon crash interrupted: no process, runtime state or monitor left."""
+        ...
+
+    def collect_orphans(self, known: Collection[str]) -> None:
+        """At boot: forget the runtime state of containers not in `known`, the store's (a removal answers
+        before the monitor of its exited container has finished, so a daemon that died then left some)."""
         ...
 
     def kill(self, cid: str, signal: int) -> None: ...

@@ -22,7 +22,7 @@ import signal as _signal
 import socket
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -264,6 +264,10 @@ class FakeRuntime:
     def cleanup(self, cid: str) -> None:
         self._procs.pop(cid, None)
         self._started.discard(cid)
+
+    def collect_orphans(self, known: Collection[str]) -> None:
+        for cid in [c for c in self._procs if c not in known]:
+            self.cleanup(cid)
 
     def abandon(self, cid: str) -> None:
         p = self._procs.get(cid)

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -551,6 +552,22 @@ class Runtime:
         if self._in_runtime(self.runtime_of(cid), cid):
             self._oci(cid, "kill", cid, "KILL", check=False)
         self.cleanup(cid)
+
+    def collect_orphans(self, known: Collection[str]) -> None:
+        """The runtime's state of containers the store no longer holds is deleted, and their monitors'
+        directories removed. A directory whose monitor still runs is left: an exec's (the restarted daemon
+        forgot the exec; its monitor removes it), or that of a removal's monitor still finishing (the next
+        boot's sweep takes it)."""
+        for name in self.cfg.runtimes:
+            root = self.cfg.runtime_root(name)
+            for cid in os.listdir(root) if os.path.isdir(root) else []:
+                if cid not in known:
+                    self._oci(cid, "delete", "--force", cid, check=False)
+        theirs = {self.state_dir(cid) for cid in known}
+        for name in os.listdir(self.cfg.shims_dir):
+            path = os.path.join(self.cfg.shims_dir, name)
+            if path not in theirs and monitor_gone(path, 0):
+                shutil.rmtree(path, ignore_errors=True)
 
     def _wait_gone(self, cid: str) -> None:
         """Wait for `cid`'s monitor to exit (see monitor_gone)."""
