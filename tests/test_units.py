@@ -893,3 +893,26 @@ def test_storage_packages_have_no_import_cycles_and_volume_stays_below_container
     for a in ("image", "distribution", "build", "volume"):
         for b in deps.get(a, set()):
             assert a not in deps.get(b, set()), f"engine.{a} and engine.{b} import each other"
+
+
+def test_mountpoints_are_told_from_their_mount_ids(tmp_path: Any) -> None:
+    """is_mountpoint compares a directory's mount with its parent's; a file falls back to the mount table."""
+    from engine.linux import mounts
+    tmpfs, bound, plain, afile, bound_file = (tmp_path / n for n in ("tmpfs", "bound", "plain", "f", "g"))
+    for d in (tmpfs, bound, plain):
+        d.mkdir()
+    afile.touch()
+    bound_file.touch()
+    (tmp_path / "link").symlink_to(tmpfs)
+    mounts.mount("tmpfs", str(tmpfs), "tmpfs")
+    try:
+        mounts.bind(str(plain), str(bound), readonly=False)  # the same filesystem: only the mount ID differs
+        mounts.bind(str(afile), str(bound_file), readonly=True)
+        found = {p: mounts.is_mountpoint(str(tmp_path / p)) for p in
+                 ("tmpfs", "bound", "plain", "f", "g", "link", "missing", "tmpfs/..")}
+        assert found == {"tmpfs": True, "bound": True, "plain": False, "f": False, "g": True, "link": True,
+                         "missing": False, "tmpfs/..": False}
+        assert mounts.is_mountpoint("/") and mounts.is_mountpoint("/proc")
+    finally:
+        for p in (bound_file, bound, tmpfs):
+            mounts.umount(str(p))
