@@ -21,7 +21,8 @@ from engine.container.logconfig import LogSpec
 
 class ContainerStreams(Protocol):
     def get(self, ref: str) -> ContainerRecord: ...
-    def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool) -> Attachment: ...
+    def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool,
+               allow: Callable[[ContainerRecord], None] | None = None) -> tuple[ContainerRecord, Attachment]: ...
     def begin_wait(self, ref: str, condition: str = "not-running") -> Callable[[threading.Event | None],
                                                                               dict[str, Any]]: ...
     def log_spec(self, c: ContainerRecord) -> LogSpec: ...
@@ -258,10 +259,15 @@ class AttachHandler(_Handler):
             raise InvalidParameter(f"Invalid detach keys ({keys}) provided") from None
         stream, stdin = self.q_bool("stream"), self.q_bool("stdin")
 
-        def attach() -> tuple[ContainerRecord, Attachment | None]:  # one trip to the pool, on `docker run`'s path
-            c = self.engine.containers.get(ref)
+        def allow(c: ContainerRecord) -> None:
             self.policy.check_container_use(lambda: c.host_config)
-            return c, self.engine.containers.attach(ref, stdin, stdout, stderr) if stream else None
+
+        def attach() -> tuple[ContainerRecord, Attachment | None]:  # one trip to the pool, on `docker run`'s path
+            if stream:
+                return self.engine.containers.attach(ref, stdin, stdout, stderr, allow)
+            c = self.engine.containers.get(ref)
+            allow(c)
+            return c, None
 
         c, att = await self.run(attach)
         tty = c.config.tty

@@ -69,7 +69,7 @@ class RunSteps(JobCore):
                                    extra_hosts=self.opts.extra_hosts or None)), intermediate=not keep)
         try:
             yield stream(f" ---> Running in {cid[:12]}\n")
-            att = containers.attach(cid, False, True, True)
+            _, att = containers.attach(cid, False, True, True)
             wait = containers.begin_wait(cid, "next-exit")
             try:
                 containers.start(cid)
