@@ -45,6 +45,9 @@ def compose_env(endpoint: Endpoint) -> dict[str, str]:
 @magics_class
 class ComposeMagics(Magics):
     _files: dict[str, str] = {}  # noqa: RUF012 - project -> its last compose file, per kernel
+    # the kernel's compose files, in one directory that goes as the kernel exits (a file per cell left one
+    # directory behind per kernel and project)
+    _dir: tempfile.TemporaryDirectory[str] | None = None
 
     @no_var_expand
     @cell_magic
@@ -66,7 +69,9 @@ class ComposeMagics(Magics):
         self._run(project, self._files[project], command)
 
     def _write(self, project: str, text: str) -> str:
-        directory = tempfile.mkdtemp(prefix=f"pydock-compose-{project}-")
+        if ComposeMagics._dir is None:
+            ComposeMagics._dir = tempfile.TemporaryDirectory(prefix="pydock-compose-")
+        directory = tempfile.mkdtemp(prefix=f"{project}-", dir=ComposeMagics._dir.name)
         path = os.path.join(directory, "docker-compose.yml")
         with open(path, "w") as f:
             f.write(text)

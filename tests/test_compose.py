@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,3 +117,14 @@ def test_compose_magic_errors_are_one_line(shell, tmp_path, monkeypatch):
     assert "ComposeError: docker-compose up exited with status 1" in out
     result, out, _ = run(shell, "%compose never-seen ps")
     assert isinstance(result.error_in_exec, ComposeError) and "run a %%compose never-seen cell first" in out
+
+
+def test_compose_files_go_as_the_kernel_exits(tmp_path: Any) -> None:
+    """The files %%compose cells write live in one directory of the kernel's, removed as the kernel exits."""
+    code = ("from pydock_ext.compose import ComposeMagics; m = ComposeMagics(None); m._write('p', 'services: {}'); "
+            "print(m._write('p', 'services: {}')); print(m._write('q', 'services: {}'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "TMPDIR": str(tmp_path)})
+    paths = out.stdout.split()
+    assert len(paths) == 2 and all(p.startswith(str(tmp_path) + "/pydock-compose-") for p in paths), out
+    assert os.listdir(tmp_path) == []
