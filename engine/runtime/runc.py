@@ -559,12 +559,11 @@ class Runtime:
         forgot the exec; its monitor removes it), or that of a removal's monitor still finishing (the next
         boot's sweep takes it)."""
         for name in self.cfg.runtimes:
-            root = self.cfg.runtime_root(name)
-            for cid in os.listdir(root) if os.path.isdir(root) else []:
+            for cid in _entries(self.cfg.runtime_root(name)):
                 if cid not in known:
                     self._oci(cid, "delete", "--force", cid, check=False)
         theirs = {self.state_dir(cid) for cid in known}
-        for name in os.listdir(self.cfg.shims_dir):
+        for name in _entries(self.cfg.shims_dir):
             path = os.path.join(self.cfg.shims_dir, name)
             if path not in theirs and monitor_gone(path, 0):
                 shutil.rmtree(path, ignore_errors=True)
@@ -655,6 +654,14 @@ def monitor_gone(state_dir: str, timeout: float) -> bool:
         os.close(fd)
         if pidfd is not None:
             os.close(pidfd)
+
+
+def _entries(directory: str) -> list[str]:
+    """The names in `directory`; none if it does not exist (yet)."""
+    try:
+        return os.listdir(directory)
+    except FileNotFoundError:
+        return []
 
 
 def _lock_free(fd: int) -> bool:
