@@ -36,7 +36,7 @@ if [ ! -f "$labext_out" ] || [ -n "$(find labextension/src labextension/style la
 fi
 
 PY=${PYTHON:-python3}
-if ! $PY -c 'import engine, tornado, docker, pytest, pytest_timeout, dockerfile_parse, pyroute2, mypy, ruff' 2>/dev/null \
+if ! $PY -c 'import engine, tornado, uvloop, docker, pytest, pytest_timeout, dockerfile_parse, pyroute2, mypy, ruff' 2>/dev/null \
    || ! $PY -c 'import importlib.util as u, sys; sys.exit(not all(map(u.find_spec, ["jupyterlab", "playwright"])))' \
    || ! $PY scripts/installed_matches.py; then
     echo "setup: installing Python packages"

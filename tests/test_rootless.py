@@ -39,7 +39,7 @@ from engine.linux.proc import running as process_running
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 # what pydockd and a Jupyter server with the extension import (pyproject's dependencies that they use)
-DISTRIBUTIONS = ["tornado", "requests", "zstandard", "dockerfile-parse", "pyroute2", "jupyter_server"]
+DISTRIBUTIONS = ["tornado", "uvloop", "requests", "zstandard", "dockerfile-parse", "pyroute2", "jupyter_server"]
 TOOLS = ("setpriv", "useradd", "userdel", "newuidmap", "newgidmap", "slirp4netns")
 
 pytestmark = [
