@@ -601,6 +601,54 @@ class InProcessApi(AsyncHTTPTestCase):
             head += chunk
         return head.decode(), sock
 
+    def _open_wait(self, cid: str) -> socket.socket:
+        """A `wait` request whose headers came (the wait is registered); its body is the answer."""
+        sock = socket.create_connection(("127.0.0.1", self.get_http_port()), timeout=10)
+        sock.sendall(f"POST /v1.41/containers/{cid}/wait HTTP/1.1\r\nHost: pydock\r\nContent-Length: 0\r\n\r\n"
+                     .encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 200 "), head
+        return sock
+
+    def test_waits_hold_no_thread_and_leave_with_their_clients(self) -> None:
+        """Each `wait` is answered by a call from the exit that meets it, not by a thread of its own; a client
+        that leaves withdraws its wait; the others get the exit code."""
+        cid = self._container(["sleep", "30"])
+        assert self.call("POST", f"/v1.41/containers/{cid}/start")[0] == 204
+        log = self.engine.containers._exit_logs
+
+        def clients() -> tuple[int, int, list[bytes]]:
+            threads = threading.active_count()
+            socks = [self._open_wait(cid) for _ in range(20)]
+            grown = threading.active_count() - threads
+            for sock in socks[10:]:
+                sock.close()
+            deadline = time.monotonic() + 10
+            while len(log[cid].callbacks) > 10 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            left = len(log[cid].callbacks)
+            assert self.blocking_call("POST", f"/v1.41/containers/{cid}/kill")[0] == 204
+            bodies = []
+            for sock in socks[:10]:
+                with sock:
+                    data = b""
+                    while not data.endswith(b"0\r\n\r\n"):  # the last chunk
+                        chunk = sock.recv(4096)
+                        assert chunk, data
+                        data += chunk
+                    bodies.append(data)
+            return grown, left, bodies
+
+        grown, left, bodies = self.serving(clients)
+        assert grown < 5, grown  # the API pools may add a worker; a thread per wait would add 20
+        assert left == 10
+        assert all(b'{"StatusCode": 137, "Error": null}' in body for body in bodies), bodies
+        assert self.call("DELETE", f"/v1.41/containers/{cid}")[0] == 204
+
     def test_attach_stdin_and_output_stream(self) -> None:
         assert self.call("POST", "/v1.41/images/load?quiet=1", raw=tiny_image_tar())[0] == 200
         code, created = self.call("POST", "/v1.41/containers/create?name=cat", {

@@ -59,7 +59,7 @@ def parse_json(text: str | bytes, what: str) -> Any:
         raise InvalidParameter(f"{what}: {e}") from None
 
 
-def _settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+def settle(fut: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     """Complete `fut` on its loop unless the handler already gave up on it."""
     if fut.done():
         return
@@ -266,9 +266,9 @@ class ApiHandler(tornado.web.RequestHandler, Generic[B]):
             try:
                 with self.engine.streams.track(stream) if stream is not None else contextlib.nullcontext():
                     res = fn(*args)
-                loop.call_soon_threadsafe(_settle, fut, res, None)
+                loop.call_soon_threadsafe(settle, fut, res, None)
             except BaseException as e:  # noqa: BLE001 - re-raised by the awaiting handler
-                loop.call_soon_threadsafe(_settle, fut, None, e)
+                loop.call_soon_threadsafe(settle, fut, None, e)
 
         threading.Thread(target=worker, daemon=True, name="pydock-wait").start()
         return await fut

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import functools
 import json
@@ -15,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route
+from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route, settle
 from engine.container.logconfig import LogSpec
 
 
@@ -23,8 +24,7 @@ class ContainerStreams(Protocol):
     def get(self, ref: str) -> ContainerRecord: ...
     def attach(self, ref: str, stdin: bool, stdout: bool, stderr: bool,
                allow: Callable[[ContainerRecord], None] | None = None) -> tuple[ContainerRecord, Attachment]: ...
-    def begin_wait(self, ref: str, condition: str = "not-running") -> Callable[[threading.Event | None],
-                                                                              dict[str, Any]]: ...
+    def begin_wait(self, ref: str, condition: str = "not-running") -> Waiter: ...
     def log_spec(self, c: ContainerRecord) -> LogSpec: ...
 
 
@@ -35,11 +35,11 @@ class Backend(StreamOwner, Protocol):
 
 class _Handler(ApiHandler[Backend]):
     pass
-from engine.container.core import Attachment
+from engine.container.core import Attachment, Waiter
 from engine.container.exec import parse_detach_keys
 from engine.container.logs import LogEntry, read_log_batches
 from engine.container.record import ContainerRecord
-from engine.errors import EngineError, InvalidParameter, Unsupported
+from engine.errors import EngineError, InternalError, InvalidParameter, Unsupported
 from engine.openstreams import OpenStreams, ShuttingDown
 from engine.timeutil import parse_api_time
 from pydock_common.stdcopy import MUX, RAW, STDERR, STDOUT, frame
@@ -302,16 +302,41 @@ class AttachHandler(_Handler):
 
 
 class WaitHandler(_Handler):
+    """The answer comes from the exit or removal that meets the wait, as a call onto the loop (Waiter.on_done):
+    no thread waits per client, and the reply is one handoff from the exit's thread."""
+
+    _answered: Callable[[dict[str, Any] | None, BaseException | None], None] | None = None
+
     async def post(self, version: str | None = None, ref: str = "") -> None:
-        wait = await self.run(self.engine.containers.begin_wait, ref, self.q_str("condition", "not-running"))
+        waiter = await self.run(self.engine.containers.begin_wait, ref, self.q_str("condition", "not-running"))
         cancel = self._stream_cancel = threading.Event()
         self.set_header("Content-Type", "application/json")
         await self.flush()  # tells the client its wait is registered
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[dict[str, Any]] = loop.create_future()
+
+        def answered(result: dict[str, Any] | None, error: BaseException | None = None) -> None:
+            # called from the exit's thread, under the service's lock: it must neither block nor raise
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is left to answer
+                loop.call_soon_threadsafe(settle, answer, result, error)
+
+        self._answered = answered
         try:
-            result = await self.in_thread(wait, cancel, stream=cancel)
+            # the engine's shutdown, like the client's leaving (on_connection_close), ends the wait
+            with self.engine.streams.track(cancel, lambda: answered(None, InternalError("wait cancelled"))):
+                withdraw = waiter.on_done(answered)
+                try:
+                    result = await answer
+                finally:
+                    withdraw()
         except EngineError as e:  # reported in-band, as Docker does once headers are sent
             result = {"StatusCode": -1, "Error": {"Message": str(e)}}
         self.finish(json.dumps(result) + "\n")
+
+    def on_connection_close(self) -> None:
+        if self._answered is not None:
+            self._answered(None, InternalError("wait cancelled"))
+        super().on_connection_close()
 
 class LogsHandler(_Handler):
     async def get(self, version: str | None = None, ref: str = "") -> None:

@@ -77,7 +77,7 @@ class RunSteps(JobCore):
                 containers.detach_pending(cid, att)
                 raise
             yield from self._pump(att, cid)
-            code = int(wait(None)["StatusCode"])
+            code = int(wait.result()["StatusCode"])
             if self.cancel.is_set():
                 raise BuildError("build cancelled")
             if code != 0:

@@ -12,17 +12,19 @@ import os
 import socket
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.config import EngineConfig
 from engine.container import logconfig
 from engine.container.exits import ExitWatcher
 from engine.container.probes import ProbeRunner, ProbeScheduler
 from engine.container.record import ContainerID, ContainerRecord
+from engine.container.state import State
 from engine.container.store import ContainerStore
-from engine.errors import NotFound
+from engine.errors import InternalError, NotFound
 from engine.events import EventBus
 from engine.image.layers import LayerStore
 from engine.image.service import ImageService
@@ -56,6 +58,70 @@ class ExitLog:
 
     codes: list[int] = field(default_factory=list)
     removed: bool = False
+    # waits answered by a call rather than a thread (Waiter.on_done), each settled by the exit or removal
+    # that meets it (settle_waiters)
+    callbacks: list[tuple[Waiter, Callable[[dict[str, Any]], None]]] = field(default_factory=list)
+
+
+class Waiter:
+    """A wait for a container's exit or removal on one of Docker's conditions, registered before the API
+    answers with headers (the docker CLI starts the container as soon as its wait is acknowledged, and an
+    exit in between must still count as "next"). Answered blocking (`result`) or by a call from the exit or
+    removal that meets it (`on_done`), which spares a thread per waiting client."""
+
+    def __init__(self, cond: threading.Condition, log: ExitLog, condition: str, state: State) -> None:
+        self._cond = cond  # held by whoever changes `log`
+        self._log = log
+        self._seen = len(log.codes)
+        self._condition = condition
+        self._state = state  # the container's, as the wait began
+
+    def outcome(self) -> dict[str, Any] | None:
+        """The wait's answer once its condition holds, else None; the caller holds the condition's lock."""
+        state, log = self._state, self._log
+        if self._condition in ("", "not-running") and not state.running and not state.restarting:
+            return {"StatusCode": state.exit_code, "Error": None}
+        exits = log.codes
+        if self._condition != "removed" and len(exits) > self._seen:
+            return {"StatusCode": exits[self._seen], "Error": None}
+        if log.removed:
+            return {"StatusCode": exits[-1] if exits else state.exit_code, "Error": None}
+        return None
+
+    def result(self, cancel: threading.Event | None = None) -> dict[str, Any]:
+        """Block until the answer; InternalError once `cancel` is set."""
+        with self._cond:
+            while (answer := self.outcome()) is None:
+                if cancel is not None and cancel.is_set():
+                    raise InternalError("wait cancelled")
+                self._cond.wait(0.5)
+            return answer
+
+    def on_done(self, done: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call `done` with the answer once it is there (now, if it is; else from the exit or removal, under
+        the lock: it must not block); returns what withdraws the call."""
+        entry = (self, done)
+        with self._cond:
+            answer = self.outcome()
+            if answer is None:
+                self._log.callbacks.append(entry)
+        if answer is not None:
+            done(answer)
+
+        def withdraw() -> None:
+            with self._cond:
+                if entry in self._log.callbacks:
+                    self._log.callbacks.remove(entry)
+        return withdraw
+
+
+def settle_waiters(log: ExitLog) -> None:
+    """Answer the called-back waits on `log` that its change met; the caller holds the condition's lock."""
+    for entry in list(log.callbacks):
+        answer = entry[0].outcome()
+        if answer is not None:
+            log.callbacks.remove(entry)
+            entry[1](answer)
 
 
 @dataclass
@@ -123,6 +189,7 @@ class ContainerCore:
             log = self._exit_logs.pop(cid, None)
             if log is not None:
                 log.removed = True
+                settle_waiters(log)
             self._cond.notify_all()
 
     def _load(self, cid: ContainerID) -> ContainerRecord:

@@ -3,17 +3,14 @@ from __future__ import annotations
 
 import os
 import signal as _signal
-import threading
-from collections.abc import Callable
-from typing import Any
 
 from engine.container import naming
-from engine.container.core import dir_bytes
+from engine.container.core import Waiter, dir_bytes
 from engine.container.record import ContainerRecord
 from engine.container.run import Running
 from engine.container.signals import parse_signal
 from engine.container.state import ContainerState, Op, check
-from engine.errors import Conflict, EngineError, InternalError, InvalidParameter
+from engine.errors import Conflict, EngineError, InvalidParameter
 from engine.filters import Filters
 from engine.runtime import resources
 from engine.runtime.runc import OCIRuntimeError
@@ -155,40 +152,14 @@ class Lifecycle(Running):
             self._event(c, op.value)
 
     # ---- wait ---------------------------------------------------------
-    def begin_wait(self, ref: str, condition: str = "not-running") -> Callable[[threading.Event | None], dict[str, Any]]:
-        """Register a waiter now and return the blocking part.
-
-        Registration must happen before the API answers with headers: the
-        docker CLI starts the container as soon as its wait request is
-        acknowledged, and an exit in between must still count as "next".
-        """
+    def begin_wait(self, ref: str, condition: str = "not-running") -> Waiter:
+        """Register a wait now (see Waiter); its answer comes blocking or by a call."""
         if condition not in ("", "not-running", "next-exit", "removed"):
             raise InvalidParameter(f"invalid condition: {condition!r}")
         cid = self.resolve(ref)
         with self._cond:  # the record found, then its log: a removal cannot come between (see _exit_log)
             c = self._load(cid)
-            log = self._exit_log(cid)
-            seen = len(log.codes)
-
-        def result(cancel: threading.Event | None = None) -> dict[str, Any]:
-            state = c.state
-            if condition in ("", "not-running") and not state.running and not state.restarting:
-                return {"StatusCode": state.exit_code, "Error": None}
-            with self._cond:
-                while True:
-                    exits = log.codes
-                    if condition == "removed":
-                        if log.removed:
-                            return {"StatusCode": exits[-1] if exits else state.exit_code, "Error": None}
-                    elif len(exits) > seen:
-                        return {"StatusCode": exits[seen], "Error": None}
-                    elif log.removed:
-                        return {"StatusCode": exits[-1] if exits else state.exit_code, "Error": None}
-                    if cancel is not None and cancel.is_set():
-                        raise InternalError("wait cancelled")
-                    self._cond.wait(0.5)
-
-        return result
+            return Waiter(self._cond, self._exit_log(cid), condition, c.state)
 
     # ---- remove / rename ---------------------------------------------
     def remove(self, ref: str, force: bool = False, volumes: bool = False) -> None:

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any
 
-from engine.container.core import ExitLog
+from engine.container.core import ExitLog, settle_waiters
 from engine.container.create import Creating
 from engine.container.health import HealthChecking
 from engine.container.probes import probe_command
@@ -289,7 +289,9 @@ class Running(Creating, HealthChecking):
         if c.manual_stop:
             self._event(c, "stop")
         with self._cond:
-            self._exit_log(c.id).codes.append(code)
+            log = self._exit_log(c.id)
+            log.codes.append(code)
+            settle_waiters(log)
             self._cond.notify_all()
 
     def _remove_locked(self, c: ContainerRecord, volumes: bool, exit_code: int | None = None) -> None:
