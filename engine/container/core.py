@@ -24,7 +24,7 @@ from engine.container.probes import ProbeRunner, ProbeScheduler
 from engine.container.record import ContainerID, ContainerRecord
 from engine.container.state import State
 from engine.container.store import ContainerStore
-from engine.errors import InternalError, NotFound
+from engine.errors import NotFound
 from engine.events import EventBus
 from engine.image.layers import LayerStore
 from engine.image.service import ImageService
@@ -88,13 +88,11 @@ class Waiter:
             return {"StatusCode": exits[-1] if exits else state.exit_code, "Error": None}
         return None
 
-    def result(self, cancel: threading.Event | None = None) -> dict[str, Any]:
-        """Block until the answer; InternalError once `cancel` is set."""
+    def result(self) -> dict[str, Any]:
+        """Block until the answer."""
         with self._cond:
             while (answer := self.outcome()) is None:
-                if cancel is not None and cancel.is_set():
-                    raise InternalError("wait cancelled")
-                self._cond.wait(0.5)
+                self._cond.wait()
             return answer
 
     def on_done(self, done: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
