@@ -416,9 +416,13 @@ def test_panel_lists_filters_groups_and_acts(lab: JupyterServer, page) -> None: 
         # A container stuck restarting gets the restarting colour.
         assert lab.docker("run", "-d", "--name", "lab-restarting", "--restart", "always", "busybox", "sh", "-c",
                           "exit 1").returncode == 0
-        restarting = row("lab-restarting").and_(page.locator('[data-display-state="restarting"]'))
-        restarting.wait_for(timeout=30_000)
-        colour = restarting.locator(".jp-PydockState").evaluate("e => getComputedStyle(e).backgroundColor")
+        # Its row flips between restarting and running every fraction of a second: the state and the colour
+        # are read together, in one evaluation, or the colour may be the next render's.
+        colour = page.wait_for_function("""() => {
+            const r = document.querySelector('.jp-PydockContainer[data-name="lab-restarting"]');
+            return r !== null && r.dataset.displayState === "restarting"
+                && getComputedStyle(r.querySelector(".jp-PydockState")).backgroundColor;
+        }""", timeout=30_000).json_value()
         assert colour not in colours.values()
         screenshot(page, "labextension-states.png")
 
