@@ -48,8 +48,8 @@ def is_mountpoint(path: str) -> bool:
     (two opens and two small reads, where the mount table grows with every running container); a file,
     or what cannot be opened so, is looked up in the mount table."""
     try:
-        here, parent = _mount_id(path), _mount_id(os.path.join(path, ".."))
-        return here != parent or os.path.samefile(path, os.path.join(path, ".."))  # "/" is its own parent
+        here, parent = _mount_of(path), _mount_of(os.path.join(path, ".."))
+        return here[0] != parent[0] or here == parent  # "/" is its own parent
     except FileNotFoundError:
         return False
     except OSError:
@@ -59,14 +59,15 @@ def is_mountpoint(path: str) -> bool:
         return any(line.split()[4] == path for line in f)
 
 
-def _mount_id(path: str) -> int:
-    """The ID of the mount `path` is on (its open file's mnt_id)."""
+def _mount_of(path: str) -> tuple[int, int, int]:
+    """The ID of the mount `path` is on (its open file's mnt_id), and the file's device and inode."""
     fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
     try:
+        st = os.fstat(fd)
         with open(f"/proc/self/fdinfo/{fd}") as f:
             for line in f:
                 if line.startswith("mnt_id:"):
-                    return int(line.split()[1])
+                    return int(line.split()[1]), st.st_dev, st.st_ino
     finally:
         os.close(fd)
     raise OSError(errno.ENOTSUP, f"no mnt_id for {path}")
