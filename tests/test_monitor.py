@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 from conftest import DOCKER, Daemon, _cleanup_root, busybox_daemon, new_daemon, new_name, removed_after
+from test_oci_runtimes import _sealed_copies
 
 from engine.config import EngineConfig
 from engine.container import logs
@@ -156,16 +157,6 @@ def _wait_for(cond: Any, timeout: float = 10.0) -> Any:
     return value
 
 
-def _memfd_contents(pid: int) -> list[bytes]:
-    found = []
-    for n in os.listdir(f"/proc/{pid}/fd"):
-        path = f"/proc/{pid}/fd/{n}"
-        if os.readlink(path).startswith("/memfd:"):
-            with open(path, "rb") as f:
-                found.append(f.read())
-    return found
-
-
 @pytest.mark.parametrize("spare", [True, False], ids=["spare", "fresh"])
 def test_compiled_monitor_is_handed_its_container_and_runtime_copy(tmp_path: Any, spare: bool) -> None:
     """A compiled monitor waits started ahead of need (argv "-"): a launch hands it the state directory and
@@ -194,7 +185,7 @@ def test_compiled_monitor_is_handed_its_container_and_runtime_copy(tmp_path: Any
         assert argv[1] == (b"-" if spare else state_dir.encode()), argv
         with open(cfg.runtimes[cfg.chosen_runtime], "rb") as f:
             binary = f.read()
-        assert _memfd_contents(pid) == [binary]
+        assert [content for _, _, content in _sealed_copies(pid)] == [binary]
         rt.cleanup(cid)  # lets the launch go: the monitor gives up, and cleanup waits for it
         assert not process_running(pid) and not os.path.exists(state_dir)
     finally:
