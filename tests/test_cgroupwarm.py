@@ -1,7 +1,9 @@
 """Readying the cgroup migration lock before the runtime's migration (engine/linux/cgroupwarm.py)."""
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from conftest import Daemon, new_name, removed_after
@@ -21,20 +23,58 @@ def test_own_procs_file_is_a_v1_hierarchy_cgroup(tmp_path: Any) -> None:
     assert own_procs_file(str(tmp_path / "missing"), str(tmp_path)) is None
 
 
-def test_a_poke_migrates_the_process_into_its_own_cgroup_once_at_a_time(tmp_path: Any) -> None:
+def test_a_poke_migrates_the_process_into_its_own_cgroup(tmp_path: Any) -> None:
     procs = tmp_path / "cgroup.procs"
     procs.write_text("")
     warmer = MigrationWarmer(str(procs))
-    with warmer._busy:  # one under way: pokes add none
+    try:
+        warmer.poke()
+        _until(lambda: procs.read_text() == "0")  # "0": the writer itself
+    finally:
+        warmer.close()
+
+
+class _Held(MigrationWarmer):
+    """Counts its migrations; the first waits for `release`, as a cold one waits for a grace period."""
+
+    def __init__(self) -> None:
+        super().__init__("unused")
+        self.count = 0
+        self.release = threading.Event()
+
+    def _migrate(self) -> None:
+        self.count += 1
+        self.release.wait(5)
+
+
+def test_pokes_during_a_migration_make_one_more_after_it() -> None:
+    """The create's poke, then the start's during its wait: one more migration right after, which keeps
+    the lock ready a grace period longer; more pokes add no more, and a closed warmer makes none."""
+    warmer = _Held()
+    try:
+        warmer.poke()
+        _until(lambda: warmer.count == 1)
         warmer.poke()
         warmer.poke()
-    time.sleep(0.1)
-    assert procs.read_text() == ""
-    warmer.poke()
+        time.sleep(0.05)
+        assert warmer.count == 1
+        warmer.release.set()
+        _until(lambda: warmer.count == 2)
+        time.sleep(0.1)
+        assert warmer.count == 2
+        warmer.close()
+        warmer.poke()
+        time.sleep(0.05)
+        assert warmer.count == 2
+    finally:
+        warmer.close()
+
+
+def _until(done: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 5
-    while procs.read_text() != "0" and time.monotonic() < deadline:
+    while not done() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert procs.read_text() == "0"  # "0": the writer itself
+    assert done()
 
 
 def _cgroups(pid: int) -> str:

@@ -25,6 +25,7 @@ class Creating(Attaching):
                intermediate: bool = False) -> tuple[ContainerID, list[str]]:
         """A new container and the warnings; an `intermediate` one (a build's RUN) is removed if a daemon
         restart finds it."""
+        self.runtime.expect_start()  # first: a start usually follows within milliseconds (cgroupwarm.py)
         name = naming.validate(name) if name else ""
         body, host = req.config, req.host_config
         if not body.image:

@@ -135,6 +135,7 @@ class ExecService:
         if not cmd:
             raise InvalidParameter("No exec command specified")
         c = self._active_container(ref)
+        self.runtime.expect_start()  # its start usually follows within milliseconds (cgroupwarm.py)
         if req.user:  # fail early, as Docker does, rather than at start
             resolve_user(self._rootfs(c.id), req.user)
         cfg = c.config

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 class ContainerRuntime(Protocol):
     # ---- starting processes -------------------------------------------
     def expect_start(self) -> None:
-        """A container start is coming: ready now what the runtime's call will wait for (cgroupwarm.py)."""
+        """A container or exec is being created or started, so the runtime's call is coming: ready now what
+        it will wait for (cgroupwarm.py)."""
         ...
 
     def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log: dict[str, Any],

@@ -230,7 +230,8 @@ class Runtime:
         # The OCI runtime of each container launched by this daemon until its cleanup (runtime_of).
         self._runtime_of: dict[str, str] = {}
         self._sealed = SealedExecutables()
-        # where the runtime moves containers into cgroup v1 cgroups, each start and exec readies that (cgroupwarm.py)
+        # where the runtime moves containers into cgroup v1 cgroups, each create and start of a container or
+        # exec readies that (cgroupwarm.py)
         procs = own_procs_file() if cfg.cgroup_parent and cgroup_version() == "1" else None
         self._warmer = MigrationWarmer(procs) if procs else None
         self._closed = False
@@ -470,6 +471,8 @@ class Runtime:
         self._spare_wanted.set()  # the keeper sees _closed and ends
         if spare is not None:
             spare.discard()
+        if self._warmer is not None:
+            self._warmer.close()
 
     @staticmethod
     def _shim_log(sdir: str) -> str:
