@@ -23,6 +23,7 @@ import tornado.web
 
 from engine import wire
 from engine.api.errors import message_of, status_of, write_error
+from engine.api.parked import THREADS
 from engine.errors import EngineError, InvalidParameter
 from engine.filters import Filters
 from engine.hostpolicy import OPEN, HostPolicy
@@ -43,7 +44,7 @@ class StreamOwner(Protocol):
 B = TypeVar("B", bound=StreamOwner)
 
 # Short engine calls share a bounded pool; streams (logs -f, wait, events,
-# attach) each get their own thread so they can never starve short calls.
+# attach) each get a thread of their own (parked.py) so they can never starve short calls.
 _POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="pydock-api")
 
 TRUE = {"1", "true", "True", "yes"}
@@ -214,7 +215,7 @@ class ApiHandler(tornado.web.RequestHandler, Generic[B]):
             except BaseException as e:  # noqa: BLE001 - forwarded to the handler, which re-raises it
                 put(e)
 
-        threading.Thread(target=worker, daemon=True, name="pydock-stream").start()
+        THREADS.run(worker, name="pydock-stream")
         while True:
             item = await queue.get()
             if item is done:
@@ -270,7 +271,7 @@ class ApiHandler(tornado.web.RequestHandler, Generic[B]):
             except BaseException as e:  # noqa: BLE001 - re-raised by the awaiting handler
                 loop.call_soon_threadsafe(settle, fut, None, e)
 
-        threading.Thread(target=worker, daemon=True, name="pydock-wait").start()
+        THREADS.run(worker, name="pydock-wait")
         return await fut
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import base64
 import functools
 import socket
-import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from engine.api.base import ID, ApiHandler, StreamOwner, bind, route
+from engine.api.parked import THREADS
 from engine.types.container import ExecConfig, ExecStartConfig, HostConfig
 
 
@@ -71,8 +71,7 @@ class ExecStartHandler(_Handler):
         outbound = None if req.tty == ec.tty else (Deframer() if req.tty else as_stdout_frame)
         keys = ec.detach_keys or DEFAULT_DETACH_KEYS
         serve = functools.partial(_session, execs, ref, console_size, req.tty, client, leftover, keys, outbound)
-        threading.Thread(target=run_session, args=(self.engine.streams, client, serve), daemon=True,
-                         name="exec").start()
+        THREADS.run(run_session, self.engine.streams, client, serve, name="exec")
 
 
 def _session(execs: Execs, eid: str, console_size: tuple[int, int] | None, tty: bool,

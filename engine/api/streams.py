@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from engine.api.base import ID, ApiHandler, Route, StreamOwner, bind, route, settle
+from engine.api.parked import THREADS
 from engine.container.logconfig import LogSpec
 
 
@@ -151,8 +152,15 @@ def splice(client: socket.socket, peer: socket.socket, first: bytes = b"",
         except OSError:
             pass
 
-    t = threading.Thread(target=inbound, daemon=True, name="splice-in")
-    t.start()
+    inbound_ended = threading.Event()
+
+    def inbound_then_end() -> None:
+        try:
+            inbound()
+        finally:
+            inbound_ended.set()
+
+    THREADS.run(inbound_then_end, name="splice-in")
     ended = False
     try:
         while data := peer.recv(65536):
@@ -168,7 +176,7 @@ def splice(client: socket.socket, peer: socket.socket, first: bytes = b"",
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        t.join(timeout=5)
+        inbound_ended.wait(timeout=5)
         client.close()
         peer.close()
 
@@ -276,8 +284,7 @@ class AttachHandler(_Handler):
         history = log_chunks(read_log_batches(log_path, stdout=stdout, stderr=stderr), tty, False) \
             if self.q_bool("logs") and log_path else iter(())
         serve = functools.partial(self._serve, client, att, leftover, history, detach_keys)
-        threading.Thread(target=run_session, args=(self.engine.streams, client, serve), daemon=True,
-                         name="attach").start()
+        THREADS.run(run_session, self.engine.streams, client, serve, name="attach")
 
     @staticmethod
     def _serve(client: socket.socket, att: Attachment | None, leftover: bytes, history: Iterator[bytes],
