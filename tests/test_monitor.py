@@ -157,6 +157,14 @@ def _wait_for(cond: Any, timeout: float = 10.0) -> Any:
     return value
 
 
+def _read_pid(path: str) -> int:
+    try:
+        with open(path) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 0
+
+
 @pytest.mark.parametrize("spare", [True, False], ids=["spare", "fresh"])
 def test_compiled_monitor_is_handed_its_container_and_runtime_copy(tmp_path: Any, spare: bool) -> None:
     """A compiled monitor waits started ahead of need (argv "-"): a launch hands it the state directory and
@@ -178,8 +186,7 @@ def test_compiled_monitor_is_handed_its_container_and_runtime_copy(tmp_path: Any
                   runtime=cfg.chosen_runtime)
         assert rt._spare is None  # taken, or none: the next comes once a start's runtime call returns
         state_dir = rt.state_dir(cid)
-        with open(os.path.join(state_dir, "shim.pid")) as f:
-            pid = int(f.read())
+        pid = _wait_for(lambda: _read_pid(os.path.join(state_dir, "shim.pid")))  # it readies itself meanwhile
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = f.read().split(b"\0")
         assert argv[1] == (b"-" if spare else state_dir.encode()), argv

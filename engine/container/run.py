@@ -78,15 +78,15 @@ class Running(Creating, HealthChecking):
         try:
             # recorded as any failed start is; dockerd's words
             self._check_runtime(c.host_config.runtime, "unknown or invalid runtime name:")
+            # First: a spare monitor (runc.py) takes the container with one message and readies itself
+            # while the spec is made; the first attach or the start waits for it.
+            self.runtime.launch(cid, cdir, tty=c.config.tty, stdin=c.config.open_stdin,
+                                log=self.log_spec(c).to_shim(), console_size=_console_size(c.host_config),
+                                cgroup_path=self._cgroups_path(c), runtime=c.host_config.runtime)
             spec = self._spec(c, merged)
             oci.prepare_spec(c.host_config.runtime, spec)
             _write_start_file(os.path.join(cdir, "config.json"), json.dumps(spec).encode(), 0o600)
             crash_point("prepared")
-            # a spare monitor waits for it (runc.py), so this is a message and the monitor's ready line
-            self.runtime.launch(cid, cdir, tty=c.config.tty, stdin=c.config.open_stdin,
-                                log=self.log_spec(c).to_shim(), console_size=_console_size(c.host_config),
-                                cgroup_path=self._cgroups_path(c), runtime=c.host_config.runtime)
-            crash_point("created")
             for att in self._pending.pop(cid, []):
                 self._connect_attachment(cid, att)
             pid = self.runtime.start(cid)

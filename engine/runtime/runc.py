@@ -203,7 +203,7 @@ class _Spare:
             self.control.sendmsg([state_dir.encode() + b"\n"],
                                  [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else [])
         except OSError:
-            pass  # it has gone: the ready line then never comes, which _launch reports
+            pass  # it has gone: the ready line then never comes, which _confirm reports
         self.control.close()
         self.proc.wait()  # shim.py forks its monitor now and exits
         crash_point("handed-over")
@@ -224,8 +224,10 @@ class Runtime:
         self._spare_wanted = threading.Event()
         self._keeper: threading.Thread | None = None
         # The read ends of launched monitors' ready pipes, held until their `start` is sent: a monitor
-        # whose end closes before that knows the daemon died and gives up (see shim.py).
+        # whose end closes before that knows the daemon died and gives up (see shim.py). Those whose
+        # ready line is still to be read (_confirm) are _unconfirmed.
         self._ready: dict[str, int] = {}
+        self._unconfirmed: set[str] = set()
         self._ready_lock = threading.Lock()  # guards _runtime_of too
         # The OCI runtime of each container launched by this daemon until its cleanup (runtime_of).
         self._runtime_of: dict[str, str] = {}
@@ -304,22 +306,26 @@ class Runtime:
 
     def launch(self, cid: str, bundle: str, *, tty: bool, stdin: bool, log: dict[str, Any],
                console_size: tuple[int, int] | None, cgroup_path: str, runtime: str) -> None:
-        """Hand a state directory to a monitor; the container runs at `start`, under OCI runtime `runtime`."""
+        """Hand a state directory to a monitor; the container runs at `start`, under OCI runtime `runtime`.
+
+        The monitor readies itself (its socket, log, lock) while the start goes on with the container's
+        spec: its ready line is awaited by the first attach or the start (_confirm), not here."""
         with self._ready_lock:
             self._runtime_of[cid] = runtime
-        self._launch(cid, runtime, {
+        self._hand_over(cid, runtime, {
             "id": cid, "bundle": bundle, "tty": tty, "stdin": stdin, "log": log,
             "cgroup_path": cgroup_path, "console_size": list(console_size) if console_size else None,
-        }, {}, "create")
+        }, {})
 
     def launch_exec(self, eid: str, cid: str, process: dict[str, Any], *, stdin: bool) -> None:
         """Hand an exec's OCI process to a shim of its own; it runs at `start_exec`, once attached."""
         self.expect_start()  # the runtime moves an exec into the container's cgroup too
         size = process.get("consoleSize")
-        self._launch(eid, self.runtime_of(cid), {
+        self._hand_over(eid, self.runtime_of(cid), {
             "mode": "exec", "id": cid, "tty": bool(process.get("terminal")), "stdin": stdin, "log": {},
             "console_size": [size["height"], size["width"]] if size else None,
-        }, {"process.json": process}, "exec")
+        }, {"process.json": process})
+        self._confirm(eid, "exec")
 
     def signal_exec(self, eid: str, signal: int) -> None:
         """Ask the exec's monitor, its parent, to signal it: only the monitor knows whether that PID is still
@@ -336,6 +342,7 @@ class Runtime:
     def start(self, cid: str) -> int:
         """Run the launched container (`runc run --detach` in its monitor); its init PID."""
         try:
+            self._confirm(cid, "create")
             reply = self.request(cid, {"op": "start"})
         finally:
             self._release(cid)
@@ -346,10 +353,11 @@ class Runtime:
         """Close the ready pipe of `sid`'s monitor: its start was sent, or will never be."""
         with self._ready_lock:
             fd = self._ready.pop(sid, None)
+            self._unconfirmed.discard(sid)
         if fd is not None:
             os.close(fd)
 
-    def _launch(self, sid: str, runtime: str, shim_cfg: dict[str, Any], files: dict[str, Any], action: str) -> None:
+    def _hand_over(self, sid: str, runtime: str, shim_cfg: dict[str, Any], files: dict[str, Any]) -> None:
         sdir = self.state_dir(sid)
         shutil.rmtree(sdir, ignore_errors=True)
         os.makedirs(sdir, mode=0o700)
@@ -360,16 +368,29 @@ class Runtime:
             with open(os.path.join(sdir, name), "w") as f:  # exec-root state: no fsync needed
                 json.dump(data, f)
         ready = self._take_monitor().hand_over(sdir, self._sealed.fd(binary))
+        with self._ready_lock:
+            self._ready[sid] = ready
+            self._unconfirmed.add(sid)
+
+    def _confirm(self, sid: str, action: str) -> None:
+        """Wait for the ready line of `sid`'s monitor unless it came already; raises the monitor's error
+        (it has given up then) as the runtime's failure to `action`."""
+        with self._ready_lock:
+            if sid not in self._unconfirmed:
+                return
+            self._unconfirmed.discard(sid)
+            ready = self._ready[sid]
         try:
             msg = json.loads(_read_ready_line(ready) or b"{}")
         except ValueError:
             msg = {}
         if "pid" not in msg:
-            os.close(ready)
+            self._release(sid)
+            sdir = self.state_dir(sid)
+            error = msg.get("error") or self._shim_log(sdir) or "shim failed to start"
             shutil.rmtree(sdir, ignore_errors=True)
-            raise classify_runc_error(msg.get("error") or self._shim_log(sdir) or "shim failed to start", action)
-        with self._ready_lock:
-            self._ready[sid] = ready
+            raise classify_runc_error(error, action)
+        crash_point("created")
 
     def start_exec(self, eid: str) -> tuple[int, socket.socket]:
         """Run a launched exec: its PID, and the connection its exit line will arrive on."""
@@ -496,6 +517,7 @@ class Runtime:
 
     def attach(self, sid: str, *, stdin: bool, stdout: bool, stderr: bool, close_stdin: bool) -> socket.socket:
         """A connection carrying the process's output streams and, if `stdin`, its input."""
+        self._confirm(sid, "create")  # a container's first attach, as it starts: its monitor listens then
         return open_attach(self.connect, sid, stdin=stdin, stdout=stdout, stderr=stderr, close_stdin=close_stdin)
 
     read_line = staticmethod(read_line)
