@@ -184,7 +184,9 @@ def test_compiled_monitor_is_handed_its_container_and_runtime_copy(tmp_path: Any
             waiting.discard()
         rt.launch(cid, str(tmp_path), tty=False, stdin=False, log={}, console_size=None, cgroup_path="",
                   runtime=cfg.chosen_runtime)
-        assert rt._spare is None  # taken, or none: the next comes once a start's runtime call returns
+        assert rt._spare is not waiting
+        if not spare:  # none taken, so none forked the next: it comes once a start's runtime call returns
+            assert rt._spare is None
         state_dir = rt.state_dir(cid)
         pid = _wait_for(lambda: _read_pid(os.path.join(state_dir, "shim.pid")))  # it readies itself meanwhile
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -195,6 +197,42 @@ def test_compiled_monitor_is_handed_its_container_and_runtime_copy(tmp_path: Any
         assert [content for _, _, content in _sealed_copies(pid)] == [binary]
         rt.cleanup(cid)  # lets the launch go: the monitor gives up, and cleanup waits for it
         assert not process_running(pid) and not os.path.exists(state_dir)
+    finally:
+        rt.close()
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_spare_forks_the_next_as_it_takes_its_container(tmp_path: Any) -> None:
+    """The daemon starts no process for the next start: the spare that takes a container forks the next
+    spare, orphaned like every monitor (not its child), which takes the next container with a runtime copy
+    of its own (it closed the one it inherited)."""
+    cfg = EngineConfig(data_root=str(tmp_path / "data"), exec_root=str(tmp_path / "run"))
+    rt = runc.Runtime(cfg)
+    cids = [c * 64 for c in "ab"]
+    try:
+        first = _wait_for(lambda: rt._spare)
+        assert first is not None and first.proc is not None
+        pids = []
+        for cid in cids:
+            rt.launch(cid, str(tmp_path), tty=False, stdin=False, log={}, console_size=None, cgroup_path="",
+                      runtime=cfg.chosen_runtime)
+            pids.append(_wait_for(lambda: _read_pid(os.path.join(rt.state_dir(cid), "shim.pid"))))  # noqa: B023
+            successor = rt._spare
+            assert successor is not None and successor.proc is None and successor.alive()
+        assert pids[0] != pids[1] and _ppid(pids[1]) != pids[0]
+        with open(f"/proc/{pids[1]}/cmdline", "rb") as f:
+            assert f.read().split(b"\0")[1] == b"-"
+        with open(cfg.runtimes[cfg.chosen_runtime], "rb") as f:
+            binary = f.read()
+        assert [content for _, _, content in _sealed_copies(pids[1])] == [binary]
+        for cid in cids:
+            rt.cleanup(cid)
+            assert not os.path.exists(rt.state_dir(cid))
+        assert not any(process_running(pid) for pid in pids)
     finally:
         rt.close()
 

@@ -9,7 +9,8 @@
  * It speaks exactly shim.py's protocol and writes exactly its files (read
  * shim.py's docstring for the whole contract): the state directory comes as
  * argv[1], or, for a spare the daemon starts ahead of need (argv[1] "-", see
- * receive_dir), as a line on stdin; shim.json describes the process;
+ * receive_dir) or the spare before it forked (fork_next_spare), as a line on
+ * stdin; shim.json describes the process;
  * the ready line {"pid": n} or {"error": ...} goes to the fd named by
  * PYDOCK_SHIM_READY; STATE_DIR/shim.sock takes one JSON op line a connection
  * (start, wait, resize, kill, attach); the json-file log, its rotation and
@@ -1631,16 +1632,17 @@ fail_early:
     free(sock_path);
 }
 
-/* A spare's state directory: one line on stdin, a unix socket whose message may also carry the daemon's
- * sealed copy of the runtime (SCM_RIGHTS), which is how a spare started before its container's runtime was
- * known gets it. 0 when the line came; -1 when the daemon closed the socket without one (a spare it no
+/* A spare's state directory: one line on stdin, a unix socket. Its message may carry descriptors (SCM_RIGHTS):
+ * first the daemon's sealed copy of the runtime, which is how a spare started before its container's runtime
+ * was known gets it, then (from a daemon that asks for it) the next spare's stdin and ready pipe, for
+ * fork_next_spare. 0 when the line came; -1 when the daemon closed the socket without one (a spare it no
  * longer needs, or a daemon that went away). */
-static int receive_dir(char *dir, size_t cap) {
+static int receive_dir(char *dir, size_t cap, int next[2]) {
     size_t len = 0;
     for (;;) {
         union {
             struct cmsghdr h;
-            char space[CMSG_SPACE(sizeof(int))];
+            char space[CMSG_SPACE(3 * sizeof(int))];
         } control;
         struct iovec iov = {.iov_base = dir + len, .iov_len = cap - 1 - len};
         struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
@@ -1651,10 +1653,18 @@ static int receive_dir(char *dir, size_t cap) {
         if (n <= 0)
             return -1;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int))) {
-                int fd;
-                memcpy(&fd, CMSG_DATA(c), sizeof fd);
-                snprintf(M.runc_exe, sizeof M.runc_exe, "/proc/self/fd/%d", fd);
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                continue;
+            int fds[3], count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            if (count < 1 || count > 3)
+                continue;
+            memcpy(fds, CMSG_DATA(c), (size_t)count * sizeof(int));
+            int runtime = count == 2 ? -1 : fds[0];
+            if (runtime >= 0)
+                snprintf(M.runc_exe, sizeof M.runc_exe, "/proc/self/fd/%d", runtime);
+            if (count >= 2) {
+                next[0] = fds[count - 2];
+                next[1] = fds[count - 1];
             }
         }
         len += (size_t)n;
@@ -1666,6 +1676,38 @@ static int receive_dir(char *dir, size_t cap) {
         if (len >= cap - 1)
             return -1;
     }
+}
+
+/* Start the daemon's next spare, forked from this one as it takes its container: that costs the daemon no
+ * process start of its own (a fork and exec, and the new program's dynamic linking: about a millisecond of
+ * CPU and of the interpreter's lock on every `docker run`). The child forks the spare and exits at once, so
+ * the spare, like every monitor, is orphaned to init (this monitor becomes a subreaper only afterwards) and
+ * starts a session of its own. Returns in the spare (1, with `ready_fd` its own) and in this monitor (0);
+ * if the fork fails the daemon finds its next spare gone and starts one itself. */
+static int fork_next_spare(const int next[2], int *ready_fd) {
+    pid_t child = fork();
+    if (child == 0) {
+        pid_t spare = fork();
+        if (spare != 0)
+            _exit(spare < 0);
+        setsid();
+        if (M.runc_exe[0]) { /* the runtime copy is this container's: the spare's comes with its own */
+            close(atoi(M.runc_exe + strlen("/proc/self/fd/")));
+            M.runc_exe[0] = 0;
+        }
+        close(*ready_fd);
+        *ready_fd = next[1];
+        if (dup2(next[0], 0) < 0)
+            _exit(1);
+        close(next[0]);
+        return 1;
+    }
+    close(next[0]);
+    close(next[1]);
+    if (child > 0)
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+            ;
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -1694,15 +1736,21 @@ int main(int argc, char **argv) {
     if (pid > 0)
         _exit(0); /* the daemon reaps this parent at once; the monitor is orphaned to init */
     setsid();
-    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     static char dir[PATH_MAX];
     if (spare) {
         /* forked already, so handing it a container costs the daemon one message and the ready line */
-        if (receive_dir(dir, sizeof dir))
-            return 0;
+        for (;;) {
+            int next[2] = {-1, -1};
+            if (receive_dir(dir, sizeof dir, next))
+                return 0;
+            if (next[0] < 0 || !fork_next_spare(next, &ready_fd))
+                break;
+            /* the next spare: wait for its own container */
+        }
     } else {
         strcpy(dir, argv[1]);
     }
+    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     M.dir = dir;
     int devnull = open("/dev/null", O_RDWR);
     char *log = path_join(M.dir, "shim.log");

@@ -144,9 +144,9 @@ def _schedule(pid: int, idle: bool) -> bool:
 
 
 class _Launch(Protocol):
-    def hand_over(self, state_dir: str, runtime_fd: int | None) -> int:
+    def hand_over(self, state_dir: str, runtime_fd: int | None) -> tuple[int, _Spare | None]:
         """Start monitoring `state_dir`, running the OCI runtime from sealed copy `runtime_fd` if given (see
-        sealedexe.py); the read end of the monitor's ready pipe."""
+        sealedexe.py); the read end of the monitor's ready pipe, and the next spare if it made one."""
 
 
 @dataclass
@@ -155,7 +155,7 @@ class _Compiled:
 
     binary: str
 
-    def hand_over(self, state_dir: str, runtime_fd: int | None) -> int:
+    def hand_over(self, state_dir: str, runtime_fd: int | None) -> tuple[int, _Spare | None]:
         r, w = os.pipe()
         env = {"PYDOCK_SHIM_READY": str(w), "PATH": os.environ.get("PATH", "")}
         if runtime_fd is not None:
@@ -171,7 +171,7 @@ class _Compiled:
             os.close(w)
         proc.wait()  # it forks its monitor and exits
         crash_point("handed-over")
-        return r
+        return r, None
 
 
 @dataclass
@@ -180,15 +180,19 @@ class _Spare:
 
     The compiled one forks as it starts, so taking it costs a start one message; with the message comes
     the runtime's sealed copy (SCM_RIGHTS: a spare started before its container's runtime was known gets
-    it as late as that). shim.py forks once it has the line and runs the runtime by path."""
+    it as late as that), and the stdin and ready pipe of the next spare, which it forks as it takes its
+    container (monitor.c, fork_next_spare): the daemon itself starts a compiled monitor only when it has
+    no spare (the first, one that went, concurrent starts). shim.py forks once it has the line and runs
+    the runtime by path."""
 
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | None  # None: forked by the monitor of the container before
     ready_r: int  # the monitor reports {"pid": n} or {"error": ...} here
     control: socket.socket  # the spare's stdin
     compiled: bool
 
     def alive(self) -> bool:
-        """Whether it still waits: it never writes to its stdin, so a readable end means it has gone."""
+        """Whether it still waits: it never writes to its stdin, so a readable end means it has gone (or, for
+        a next spare, that the monitor meant to fork it went first)."""
         try:
             return self.control.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
         except BlockingIOError:
@@ -196,23 +200,38 @@ class _Spare:
         except OSError:
             return False
 
-    def hand_over(self, state_dir: str, runtime_fd: int | None) -> int:
-        """Give the spare its container; returns the read end of its ready pipe."""
+    def hand_over(self, state_dir: str, runtime_fd: int | None) -> tuple[int, _Spare | None]:
+        """Give the spare its container; returns the read end of its ready pipe, and the next spare."""
         fds = [runtime_fd] if runtime_fd is not None and self.compiled else []
+        successor, theirs = _Spare._next() if self.compiled else (None, [])
         try:
             self.control.sendmsg([state_dir.encode() + b"\n"],
-                                 [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else [])
+                                 [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds + theirs))]
+                                 if fds or theirs else [])
         except OSError:
-            pass  # it has gone: the ready line then never comes, which _confirm reports
+            pass  # it has gone: the ready line then never comes, which _confirm reports (the successor too)
+        finally:
+            for fd in theirs:
+                os.close(fd)
         self.control.close()
-        self.proc.wait()  # shim.py forks its monitor now and exits
+        if self.proc is not None:
+            self.proc.wait()  # shim.py forks its monitor now and exits
         crash_point("handed-over")
-        return self.ready_r
+        return self.ready_r, successor
+
+    @classmethod
+    def _next(cls) -> tuple[_Spare, list[int]]:
+        """A next spare as the daemon holds it, and its own ends (its stdin, its ready pipe's write end),
+        which the caller sends to the monitor that forks it, then closes."""
+        r, w = os.pipe()
+        control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        return cls(None, r, control, compiled=True), [theirs.detach(), w]
 
     def discard(self) -> None:
         """An unused spare exits as soon as its stdin closes."""
         self.control.close()
-        self.proc.wait()
+        if self.proc is not None:
+            self.proc.wait()
         os.close(self.ready_r)
 
 
@@ -367,10 +386,12 @@ class Runtime:
                            **files}.items():
             with open(os.path.join(sdir, name), "w") as f:  # exec-root state: no fsync needed
                 json.dump(data, f)
-        ready = self._take_monitor().hand_over(sdir, self._sealed.fd(binary))
+        ready, successor = self._take_monitor().hand_over(sdir, self._sealed.fd(binary))
         with self._ready_lock:
             self._ready[sid] = ready
             self._unconfirmed.add(sid)
+        if successor is not None:
+            self._keep(successor)
 
     def _confirm(self, sid: str, action: str) -> None:
         """Wait for the ready line of `sid`'s monitor unless it came already; raises the monitor's error
@@ -444,14 +465,16 @@ class Runtime:
         self._monitor_chosen.wait()
         with self._spare_lock:
             spare, self._spare = self._spare, None
-        if spare is not None and spare.alive() and (spare.compiled or _schedule(spare.proc.pid, idle=False)):
-            return spare
         if spare is not None:
+            if spare.alive() and (spare.compiled or (spare.proc is not None
+                                                     and _schedule(spare.proc.pid, idle=False))):
+                return spare
             spare.discard()
         return self._compiled or self._spawn_spare()
 
     def _want_spare(self) -> None:
-        """Have a spare started, if none waits. Called once a start's runtime call has returned: started as
+        """Have a spare started, if none waits (after a compiled spare took a container, the one it forked
+        waits already). Called once a start's runtime call has returned: started as
         the last spare was taken, a spare competed with the start's own work (the spec, the launch) for the
         interpreter, and during the runtime's call its fork and exit with the runtime's cgroup migration
         for the kernel's lock (cgroupwarm.py), which made that call slower."""
@@ -477,12 +500,16 @@ class Runtime:
     def _refill(self) -> None:
         if self._spare is not None:
             return
-        spare: _Spare | None = self._spawn_spare(idle=not self.cfg.rootless)
+        self._keep(self._spawn_spare(idle=not self.cfg.rootless))
+
+    def _keep(self, spare: _Spare) -> None:
+        """`spare` is the one waiting for the next start, unless one waits already."""
+        kept: _Spare | None = spare
         with self._spare_lock:
             if self._spare is None and not self._closed:
-                self._spare, spare = spare, None
-        if spare is not None:
-            spare.discard()
+                self._spare, kept = spare, None
+        if kept is not None:
+            kept.discard()
 
     def close(self) -> None:
         """Stop the idle spare monitor; running containers' monitors are not ours to stop."""
