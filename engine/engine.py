@@ -83,6 +83,7 @@ class Engine:
         self.distribution = DistributionService(cfg, BlobLocations(self.meta), self.blobs, self.layers, self.images,
                                                 self.events)
         self.runtime = runtime
+        self.rootfs = rootfs
         # networking and containers need each other: the network service is built first and reaches the
         # container service through a callable it calls only when an operation runs
         self.network = NetworkService(cfg, self.meta, self.events, lambda: self.containers, network_driver)
@@ -135,9 +136,12 @@ class Engine:
         known_containers = self.containers.ids()
         self.runtime.collect_orphans(known_containers)
         for name in os.listdir(self.cfg.containers_dir):
-            path = os.path.join(self.cfg.containers_dir, name)
-            if name not in known_containers and not is_mountpoint(os.path.join(path, "merged")):
-                shutil.rmtree(path, ignore_errors=True)
+            if name in known_containers:
+                continue
+            merged = os.path.join(self.cfg.containers_dir, name, "merged")
+            self.rootfs.unmount(merged)  # a removal's, which unmounts after its commit (Running._remove_locked)
+            if not is_mountpoint(merged):  # never remove files through a mount
+                shutil.rmtree(os.path.dirname(merged), ignore_errors=True)
 
     def close(self) -> None:
         """End the open streams first: they read the store, which closes last."""

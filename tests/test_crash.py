@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from conftest import Daemon, _cleanup_root, new_daemon
 
+from engine.linux.mounts import is_mountpoint
 from engine.linux.proc import running as process_running
 
 GONE_TIMEOUT = 15.0  # seconds for exiting shims and dying namespaces to go
@@ -193,18 +194,22 @@ def _stray_runtime_state(d: Daemon, tmp_path: Any) -> str:
 
 def test_kill_after_a_removal_leaves_no_runtime_state(crashy: Daemon, monkeypatch: pytest.MonkeyPatch,
                                                       tmp_path: Any) -> None:
-    """A removal answers before the exited container's monitor has deleted it in the OCI runtime (the
-    removal's cleanup waits for that afterwards): a daemon killed in between leaves the monitor's directory,
-    which the next daemon's boot sweep removes, with runtime state of containers it does not hold."""
+    """A removal answers before its container's root filesystem is unmounted and before the exited
+    container's monitor has deleted it in the OCI runtime (the removal's cleanup waits for that afterwards):
+    a daemon killed in between leaves the mount, the container's directory and the monitor's, which the next
+    daemon's boot sweep unmounts and removes, with runtime state of containers it does not hold."""
     _start_crashing_at(crashy, "removed", monkeypatch)
     crashy.docker("run", "--rm", "busybox", "true")
     _wait_dead(crashy)
     assert len(glob.glob(os.path.join(crashy.exec_root, "s", "*"))) == 1  # the monitor's directory
+    [cdir] = glob.glob(os.path.join(crashy.data_root, "containers", "*"))
+    assert is_mountpoint(os.path.join(cdir, "merged"))
     assert _eventually(lambda: _shims(crashy)) == []  # the monitor deleted its container and went
     stray = _stray_runtime_state(crashy, tmp_path)
     assert crashy.runtime_states(stray)
     crashy.start()
     assert glob.glob(os.path.join(crashy.exec_root, "s", "*")) == []
+    assert not is_mountpoint(os.path.join(cdir, "merged")) and not os.path.exists(cdir)
     assert crashy.runtime_states() == []
     assert _states(crashy) == {}
     _assert_usable_then_clean(crashy, {})
