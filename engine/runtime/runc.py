@@ -203,7 +203,10 @@ class _Spare:
     def hand_over(self, state_dir: str, runtime_fd: int | None) -> tuple[int, _Spare | None]:
         """Give the spare its container; returns the read end of its ready pipe, and the next spare."""
         fds = [runtime_fd] if runtime_fd is not None and self.compiled else []
-        successor, theirs = _Spare._next() if self.compiled else (None, [])
+        try:
+            successor, theirs = _Spare._next() if self.compiled else (None, [])
+        except OSError:  # no descriptors for a next spare: the daemon starts one when it wants one
+            successor, theirs = None, []
         try:
             self.control.sendmsg([state_dir.encode() + b"\n"],
                                  [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds + theirs))]
