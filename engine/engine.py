@@ -25,7 +25,7 @@ from engine.distribution.registry import AuthConfig
 from engine.distribution.service import DistributionService
 from engine.events import EventBus
 from engine.image.archive import ImageArchive
-from engine.image.layers import LayerStore
+from engine.image.layers import INIT_LAYER, LayerStore
 from engine.image.service import ImageService
 from engine.image.store import ImageStore
 from engine.linux.mounts import is_mountpoint
@@ -126,7 +126,7 @@ class Engine:
         self.images.gc_layers()
         known_layers = self.layers.cache_ids()
         for name in os.listdir(self.cfg.layers_dir):
-            if name not in known_layers and name != "empty":
+            if name not in known_layers and name not in ("empty", INIT_LAYER):
                 shutil.rmtree(os.path.join(self.cfg.layers_dir, name), ignore_errors=True)
         referenced = set(self.images.ids()) | self.layers.diff_ids()
         for digest in self.blobs.digests():

@@ -253,6 +253,20 @@ def test_diff_of_untouched_container_is_empty(daemon, busybox, name, client):
     assert client.containers.get(name).diff() is None
 
 
+def test_the_runtime_makes_no_mount_points_in_the_writable_layer(daemon, busybox, name):
+    """The image lacks /etc/hosts, /proc and the other mount points: the runtime finds them in the init layer
+    every container shares (engine/image/layers.py) instead of creating them in the container's own layer at
+    each start; inside, /etc/hosts is still the container's."""
+    out = daemon.docker("run", "--name", name, "--add-host", "pinned.test:10.9.8.7", "busybox", "cat", "/etc/hosts",
+                        check=True)
+    assert "10.9.8.7\tpinned.test" in out.stdout
+    data = daemon.inspect(name)["GraphDriver"]["Data"]
+    assert os.listdir(data["UpperDir"]) == []
+    init = data["LowerDir"].split(":")[0]
+    assert sorted(os.listdir(init)) == ["dev", "etc", "proc", "sys"]
+    assert sorted(os.listdir(os.path.join(init, "etc"))) == ["hostname", "hosts", "resolv.conf"]
+
+
 def test_commit_then_run(daemon, busybox, name):
     repo = "committed-" + secrets.token_hex(3)
     _container(daemon, name, "echo baked > /root/file", running=False)

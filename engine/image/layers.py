@@ -124,6 +124,30 @@ class StagedLayer:
     size: int = 0
 
 
+# The mount points an OCI runtime needs in every container and images rarely have, in one read-only layer
+# every container's root filesystem shares as its topmost lower (Docker makes a per-container "init" layer
+# of them): the runtime finds them there instead of creating them in the container's writable layer at
+# each start, where each new file cost 0.2-0.3 ms on an ext4 root measured here. Like Docker's, its empty
+# /etc files hide an image's own, which the container's bind mounts hide anyway.
+INIT_LAYER = "init"
+INIT_LAYER_DIRS = ("dev", "etc", "proc", "sys")
+INIT_LAYER_FILES = ("etc/hostname", "etc/hosts", "etc/resolv.conf")
+
+
+def _make_init_layer(path: str) -> None:
+    """Made once per data root, under a temporary name then renamed: never seen half made (a daemon killed
+    meanwhile leaves a `.tmp-` directory, which the next start removes)."""
+    if os.path.isdir(path):
+        return
+    tmp = os.path.join(os.path.dirname(path), f".tmp-{INIT_LAYER}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for name in INIT_LAYER_DIRS:
+        os.makedirs(os.path.join(tmp, name), mode=0o755)
+    for name in INIT_LAYER_FILES:
+        os.close(os.open(os.path.join(tmp, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+    os.rename(tmp, path)
+
+
 class LayerStore:
     def __init__(self, root: str, meta: MetaStore, blobs: BlobStore, owner: tuple[int, int] | None = None) -> None:
         """`owner`: who owns every unpacked file, None for the owners the layer tars name (see RootFS.layer_owner)."""
@@ -134,6 +158,8 @@ class LayerStore:
         self.blobs = blobs
         self.empty_dir = os.path.join(root, "empty")
         os.makedirs(self.empty_dir, exist_ok=True)
+        self.init_dir = os.path.join(root, INIT_LAYER)
+        _make_init_layer(self.init_dir)
 
     def get(self, chain: str) -> Layer:
         row = self.meta.query_one("SELECT * FROM layers WHERE chain_id=?", (chain,))
@@ -209,6 +235,10 @@ class LayerStore:
         shutil.rmtree(staged.staging, ignore_errors=True)
         if os.path.exists(staged.tar_path):
             os.unlink(staged.tar_path)
+
+    def container_lowers(self, top_chain: str) -> list[str]:
+        """A container's lower directories: the init layer over its image's."""
+        return [self.init_dir, *self.lower_dirs(top_chain)]
 
     def lower_dirs(self, top_chain: str) -> list[str]:
         """Diff directories of a chain, topmost first, as overlayfs wants them."""
