@@ -41,6 +41,7 @@ from conftest import Daemon, _cleanup_root
 
 from engine.distribution.errors import RegistryError
 from engine.distribution.tls import is_insecure, tls_context
+from engine.image.layers import INIT_LAYER
 
 REGISTRY_BIN = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -659,7 +660,7 @@ def test_daemon_killed_mid_pull_leaves_no_image(big_image: tuple[str, str]) -> N
         d.stop(signal.SIGKILL)
         d.start()
         assert d.docker("images", "-qa", check=True).stdout == ""
-        assert data_root_state(d) == ({"empty"}, [])
+        assert data_root_state(d) == ({"empty", INIT_LAYER}, [])
         out = d.docker("pull", ref, check=True, timeout=180).stdout
         assert f"Status: Downloaded newer image for {ref}" in out
         assert inspect(d, ref)["Id"] == image_id

@@ -25,7 +25,7 @@ from engine.container.store import ContainerStore
 from engine.distribution.locations import BlobLocation, BlobLocations
 from engine.errors import InvalidParameter
 from engine.ids import ImageID
-from engine.image.layers import LayerStore, extract_layer, write_diff_tar
+from engine.image.layers import INIT_LAYER, LayerStore, extract_layer, write_diff_tar
 from engine.image.store import ImageRecord, ImageStore
 from engine.linux.fsutil import make_linked_mount_point, read_in_root, resolve_user, secure_join
 from engine.runtime.spec import (
@@ -458,6 +458,9 @@ def test_extract_layer_rejects_garbage(tmp_path: Any) -> None:
 
 
 # ---- layers: store ---------------------------------------------------------
+FIXED_LAYER_DIRS = ["empty", INIT_LAYER]  # the store's own: the empty lower and the containers' init layer
+
+
 def test_layer_register_is_idempotent(store: Any, tmp_path: Any) -> None:
     _meta, blobs, layers = store
     entries = [entry("f", data=b"content")]
@@ -466,7 +469,7 @@ def test_layer_register_is_idempotent(store: Any, tmp_path: Any) -> None:
     assert first == second
     assert blobs.exists(first.diff_id)
     assert not (tmp_path / "a.tar").exists() and not (tmp_path / "b.tar").exists()
-    assert sorted(os.listdir(layers.root)) == sorted(["empty", first.cache_id])
+    assert sorted(os.listdir(layers.root)) == sorted([*FIXED_LAYER_DIRS, first.cache_id])
     child = layers.register(make_tar(str(tmp_path / "c.tar"), [entry("g", data=b"more")]), first.chain_id)
     assert child.parent == first.chain_id and child.chain_id != child.diff_id
     assert layers.lower_dirs(child.chain_id) == [layers.diff_dir(child), layers.diff_dir(first)]
@@ -480,7 +483,7 @@ def test_layer_register_concurrent_same_layer_keeps_one_copy(store: Any, tmp_pat
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(layers.register, tars))
     assert all(r == results[0] for r in results)
-    assert sorted(os.listdir(layers.root)) == sorted(["empty", results[0].cache_id])
+    assert sorted(os.listdir(layers.root)) == sorted([*FIXED_LAYER_DIRS, results[0].cache_id])
     assert blobs.digests() == [results[0].diff_id]
 
 
@@ -489,7 +492,7 @@ def test_layer_register_failure_leaves_nothing(store: Any, tmp_path: Any, outsid
     tar = make_tar(str(tmp_path / "bad.tar"), [entry("ok", data=b"fine")] + hostile_cases(outside)["symlink-parent"])
     with pytest.raises(UnsafeArchive):
         layers.register(tar)
-    assert os.listdir(layers.root) == ["empty"]
+    assert sorted(os.listdir(layers.root)) == sorted(FIXED_LAYER_DIRS)
     assert not os.path.exists(tar)
     assert blobs.digests() == []
     assert meta.query("SELECT * FROM layers") == []
@@ -502,7 +505,7 @@ def test_layer_remove_unreferenced(store: Any, tmp_path: Any) -> None:
     assert layers.remove_unreferenced({a.chain_id}) == 1
     assert layers.exists(a.chain_id) and not layers.exists(b.chain_id)
     assert not blobs.exists(b.diff_id) and blobs.exists(a.diff_id)
-    assert sorted(os.listdir(layers.root)) == sorted(["empty", a.cache_id])
+    assert sorted(os.listdir(layers.root)) == sorted([*FIXED_LAYER_DIRS, a.cache_id])
 
 
 # ---- references ------------------------------------------------------------
