@@ -60,7 +60,7 @@ class Creating(Attaching):
             log_path=log_spec.path if log_spec.driver == logconfig.JSON_FILE else "",
             name=name, host_config=host, config=config, chain=chain, intermediate=intermediate,
             driver=self.cfg.storage_driver, graph_driver=GraphDriver(name=self.cfg.storage_driver, data=GraphDriverData(
-                lower_dir=":".join(self.layers.container_lowers(chain)), upper_dir=os.path.join(cdir, "upper"),
+                lower_dir=":".join(self.layers.container_lowers(lowers)), upper_dir=os.path.join(cdir, "upper"),
                 work_dir=os.path.join(cdir, "work"), merged_dir=os.path.join(cdir, "merged"))))
         inherited = self._inherited_mounts(host.volumes_from or [])
         os.makedirs(cdir, mode=0o710)

@@ -236,9 +236,9 @@ class LayerStore:
         if os.path.exists(staged.tar_path):
             os.unlink(staged.tar_path)
 
-    def container_lowers(self, top_chain: str) -> list[str]:
-        """A container's lower directories: the init layer over its image's."""
-        return [self.init_dir, *self.lower_dirs(top_chain)]
+    def container_lowers(self, image_lowers: list[str]) -> list[str]:
+        """A container's lower directories: the init layer over its image's (lower_dirs)."""
+        return [self.init_dir, *image_lowers]
 
     def lower_dirs(self, top_chain: str) -> list[str]:
         """Diff directories of a chain, topmost first, as overlayfs wants them."""
