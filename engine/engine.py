@@ -83,7 +83,6 @@ class Engine:
         self.distribution = DistributionService(cfg, BlobLocations(self.meta), self.blobs, self.layers, self.images,
                                                 self.events)
         self.runtime = runtime
-        self.rootfs = rootfs
         # networking and containers need each other: the network service is built first and reaches the
         # container service through a callable it calls only when an operation runs
         self.network = NetworkService(cfg, self.meta, self.events, lambda: self.containers, network_driver)
@@ -139,7 +138,7 @@ class Engine:
             if name in known_containers:
                 continue
             merged = os.path.join(self.cfg.containers_dir, name, "merged")
-            self.rootfs.unmount(merged)  # a removal's, which unmounts after its commit (Running._remove_locked)
+            self.containers.rootfs.unmount(merged)  # a removal's, which unmounts after its commit (Running._remove_locked)
             if not is_mountpoint(merged):  # never remove files through a mount
                 shutil.rmtree(os.path.dirname(merged), ignore_errors=True)
 
