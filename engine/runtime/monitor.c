@@ -693,6 +693,7 @@ typedef struct {
 static struct {
     char *dir, *id, *runc, *runc_root, *bundle, *cgroup_path;
     char runc_exe[32]; /* the daemon's sealed copy of runc, as /proc/self/fd/N (see sealedexe.py); "" for none */
+    int runc_fd;       /* that N when a spare was handed it (receive_dir); -1 else */
     int tty, want_stdin, exec_mode;
     int has_log;
     logw_t log;
@@ -712,7 +713,7 @@ static struct {
     client_t **clients;
     size_t nclients;
     int wake_r, wake_w;
-} M = {.stdin_w = -1, .pty = -1, .out_fd = {-1, -1}, .wake_r = -1, .wake_w = -1, .ready_fd = -1};
+} M = {.stdin_w = -1, .pty = -1, .out_fd = {-1, -1}, .wake_r = -1, .wake_w = -1, .ready_fd = -1, .runc_fd = -1};
 
 static const char *const STREAMS[2] = {"stdout", "stderr"};
 
@@ -1659,9 +1660,10 @@ static int receive_dir(char *dir, size_t cap, int next[2]) {
             if (count < 1 || count > 3)
                 continue;
             memcpy(fds, CMSG_DATA(c), (size_t)count * sizeof(int));
-            int runtime = count == 2 ? -1 : fds[0];
-            if (runtime >= 0)
-                snprintf(M.runc_exe, sizeof M.runc_exe, "/proc/self/fd/%d", runtime);
+            if (count != 2) {
+                M.runc_fd = fds[0];
+                snprintf(M.runc_exe, sizeof M.runc_exe, "/proc/self/fd/%d", M.runc_fd);
+            }
             if (count >= 2) {
                 next[0] = fds[count - 2];
                 next[1] = fds[count - 1];
@@ -1691,8 +1693,9 @@ static int fork_next_spare(const int next[2], int *ready_fd) {
         if (spare != 0)
             _exit(spare < 0);
         setsid();
-        if (M.runc_exe[0]) { /* the runtime copy is this container's: the spare's comes with its own */
-            close(atoi(M.runc_exe + strlen("/proc/self/fd/")));
+        if (M.runc_fd >= 0) { /* the runtime copy is this container's: the spare's comes with its own */
+            close(M.runc_fd);
+            M.runc_fd = -1;
             M.runc_exe[0] = 0;
         }
         close(*ready_fd);
