@@ -28,7 +28,7 @@ from engine.image.archive import ImageArchive
 from engine.image.layers import INIT_LAYER, LayerStore
 from engine.image.service import ImageService
 from engine.image.store import ImageStore
-from engine.linux.mounts import is_mountpoint
+from engine.linux.mounts import is_mountpoint, keep_in_memory
 from engine.linux.overlay import Overlay, for_driver
 from engine.network.bridge import BridgeDriver
 from engine.network.driver import NetworkDriver
@@ -47,6 +47,19 @@ log = logging.getLogger(__name__)
 STREAMS_GRACE = 5.0
 
 
+def _keep_exec_root_in_memory(exec_root: str) -> None:
+    """The exec root on a tmpfs, as /run is on most hosts, where this host keeps /run on disk: every start
+    writes files there (the monitor's sockets and state, the OCI runtime's), which on disk cost milliseconds
+    of a `docker run` (README, Performance), and none of it may outlive the boot anyway. The mount stays
+    when the daemon stops: its containers' monitors keep working there. A rootless daemon's exec root is
+    in the user's runtime directory, a tmpfs already."""
+    try:
+        if keep_in_memory(exec_root, 0o710):
+            log.info("exec root %s: on disk here, a tmpfs mounted on it keeps it in memory", exec_root)
+    except OSError as e:  # not allowed to mount (a container without CAP_SYS_ADMIN): it stays on disk
+        log.warning("keeping the exec root %s in memory: %s", exec_root, e)
+
+
 class Engine:
     def __init__(self, cfg: EngineConfig, program: str = "pydock", runtime: ContainerRuntime | None = None,
                  rootfs: RootFS | None = None, network_driver: NetworkDriver | None = None) -> None:
@@ -59,6 +72,8 @@ class Engine:
         self.root_lock = DataRootLock(cfg.data_root, program)
         overlay = for_driver(cfg.storage_driver)  # builds and volume copy-ups stack layers too
         try:
+            if runtime is None and not cfg.rootless:
+                _keep_exec_root_in_memory(cfg.exec_root)
             self._build(cfg, runtime or Runtime(cfg), rootfs or OverlayRootFS(overlay),
                         network_driver or BridgeDriver(cfg.data_root, cfg.engine_netns), overlay)
         except BaseException:

@@ -55,7 +55,8 @@ def _parser(suppress: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--config-file", default=default(paths.config_file),
                    help=f"daemon.json-style configuration file (default {paths.config_file}, if present)")
     p.add_argument("--data-root", default=default(paths.data_root), help=f"default {paths.data_root}")
-    p.add_argument("--exec-root", default=default(paths.exec_root), help=f"default {paths.exec_root}")
+    p.add_argument("--exec-root", default=default(paths.exec_root),
+                   help=f"default {paths.exec_root}; kept on a tmpfs, mounted there if on disk and empty")
     p.add_argument("--log-level", default=default("info"))
     p.add_argument("--insecure-registry", action="append", default=default([]), metavar="HOST[:PORT]|CIDR",
                    help="registry that may be used over plain HTTP (repeatable; loopback always may)")

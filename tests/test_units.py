@@ -919,3 +919,26 @@ def test_mountpoints_are_told_from_their_mount_ids(tmp_path: Any) -> None:
     finally:
         for p in (bound_file, bound, tmpfs):
             mounts.umount(str(p))
+
+
+def test_state_is_kept_in_memory_only_where_nothing_would_be_hidden(tmp_path: Any) -> None:
+    """keep_in_memory mounts a tmpfs on a directory on disk that holds no files, once; a directory
+    with files in it (a running container's state) stays as it is."""
+    from engine.linux import mounts
+    fresh, busy = tmp_path / "fresh" / "run", tmp_path / "busy"
+    (busy / "s" / "abc").mkdir(parents=True)
+    (busy / "s" / "abc" / "exit.json").write_text("{}")
+    if mounts.filesystem_type(str(tmp_path)) in mounts.MEMORY_FILESYSTEMS:
+        pytest.skip("the temporary directory is in memory already")
+    try:
+        assert mounts.keep_in_memory(str(fresh), 0o710)
+        assert mounts.filesystem_type(str(fresh)) == "tmpfs" and mounts.is_mountpoint(str(fresh))
+        assert oct(os.stat(fresh).st_mode & 0o7777) == "0o710"
+        (fresh / "s").mkdir()
+        assert not mounts.keep_in_memory(str(fresh), 0o710)  # a restarted daemon finds it in memory
+        assert (fresh / "s").is_dir()
+        assert not mounts.keep_in_memory(str(busy), 0o710)
+        assert mounts.filesystem_type(str(busy)) == mounts.filesystem_type(str(tmp_path))
+        assert (busy / "s" / "abc" / "exit.json").read_text() == "{}"
+    finally:
+        mounts.umount(str(fresh))

@@ -12,6 +12,8 @@ _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
 MNT_DETACH = 2
 MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
 MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
@@ -71,3 +73,44 @@ def _mount_of(path: str) -> tuple[int, int, int]:
     finally:
         os.close(fd)
     raise OSError(errno.ENOTSUP, f"no mnt_id for {path}")
+
+
+MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})
+
+
+def filesystem_type(path: str) -> str:
+    """The type of the filesystem `path` lies on (mountinfo's field after the separator), by the longest
+    mount point that holds its real path."""
+    path = os.path.realpath(path)
+    best, kind = "", ""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4]
+            inside = path == point or path.startswith(point.rstrip("/") + "/")
+            if inside and len(point) >= len(best):  # a later mount on the same point hides an earlier one
+                best, kind = point, fields[fields.index("-") + 1]
+    return kind
+
+
+def holds_files(path: str) -> bool:
+    """Whether anything but (nested) empty directories is below `path`."""
+    for _, _, files in os.walk(path):
+        if files:
+            return True
+    return False
+
+
+def keep_in_memory(path: str, mode: int) -> bool:
+    """Mount a tmpfs at directory `path` (created with `mode` if missing) unless it is on a memory
+    filesystem already or holds files; whether it mounted one.
+
+    For state that must not outlive the boot and is written on hot paths: a host whose /run is on disk
+    would otherwise have every container start create its files on disk. A directory holding files (of
+    containers still running, say) is left as it is, since a mount would hide them.
+    """
+    os.makedirs(path, mode=mode, exist_ok=True)
+    if filesystem_type(path) in MEMORY_FILESYSTEMS or holds_files(path):
+        return False
+    mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode:o}")
+    return True
