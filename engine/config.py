@@ -75,6 +75,13 @@ class EngineConfig:
         return os.path.join(self.data_root, "containers")
 
     @property
+    def containers_run_dir(self) -> str:
+        """Containers' files that every start writes afresh (the OCI bundle's config.json, /etc/hosts,
+        hostname, resolv.conf): in the exec root, in memory (engine.py), as podman keeps them in its runroot;
+        on a disk each start would allocate their inodes again."""
+        return os.path.join(self.exec_root, "containers")
+
+    @property
     def tmp_dir(self) -> str:
         return os.path.join(self.data_root, "tmp")
 
@@ -117,5 +124,5 @@ class EngineConfig:
 
     def ensure_dirs(self) -> None:
         for path in (self.data_root, self.blobs_dir, self.layers_dir, self.containers_dir,
-                     self.tmp_dir, self.exec_root, self.shims_dir, *map(self.runtime_root, self.runtimes)):
+                     self.tmp_dir, self.exec_root, self.containers_run_dir, self.shims_dir, *map(self.runtime_root, self.runtimes)):
             os.makedirs(path, mode=0o710, exist_ok=True)

@@ -156,6 +156,9 @@ class Engine:
             self.containers.rootfs.unmount(merged)  # a removal's, which unmounts after its commit (Running._remove_locked)
             if not is_mountpoint(merged):  # never remove files through a mount
                 shutil.rmtree(os.path.dirname(merged), ignore_errors=True)
+        for name in os.listdir(self.cfg.containers_run_dir):
+            if name not in known_containers:
+                shutil.rmtree(os.path.join(self.cfg.containers_run_dir, name), ignore_errors=True)
 
     def close(self) -> None:
         """End the open streams first: they read the store, which closes last."""

@@ -415,6 +415,7 @@ def _leaks(daemon: Any, cid: str) -> dict[str, Any]:
         "shim_dir": os.path.exists(state_dir),
         "runtime_state": bool(daemon.runtime_states(cid)),
         "container_dir": os.path.exists(os.path.join(daemon.data_root, "containers", cid)),
+        "run_dir": os.path.exists(os.path.join(daemon.exec_root, "containers", cid)),  # bundle, /etc files
     }
 
 
@@ -433,6 +434,7 @@ def test_rm_force_leaves_no_mounts_cgroups_or_processes(daemon: Any, busybox: st
     assert pid > 0 and os.path.exists(f"/proc/{pid}")
     running = _leaks(daemon, cid)
     assert running["mounts"] and running["cgroups"] and running["shim"] and running["runtime_state"], running
+    assert running["container_dir"] and running["run_dir"], running
     daemon.docker("rm", "-f", cid, check=True)
     assert _wait_until(lambda: not any(_leaks(daemon, cid).values())), _leaks(daemon, cid)
     assert _wait_until(lambda: not os.path.exists(f"/proc/{pid}")), "the container's process survived rm -f"
@@ -444,7 +446,8 @@ def test_failed_start_leaks_nothing(daemon: Any, busybox: str) -> None:
     out = daemon.docker("start", cid)
     assert out.returncode != 0
     # the shim of the failed container may still be on its way out when the API answers
-    assert _wait_until(lambda: not any(v for k, v in _leaks(daemon, cid).items() if k != "container_dir"), 5), \
+    assert _wait_until(lambda: not any(v for k, v in _leaks(daemon, cid).items()
+                                  if k not in ("container_dir", "run_dir")), 5), \
         _leaks(daemon, cid)
     daemon.docker("rm", cid, check=True)
     assert not any(_leaks(daemon, cid).values())

@@ -555,7 +555,7 @@ class InProcessApi(AsyncHTTPTestCase):
         assert parent["HostConfig"]["Links"] == ["/kid:/parent/pet"]
         kid_ip = self._settings("kid")["Networks"]["bridge"]["IPAddress"]
         assert f"{kid_ip}\tpet {kid[:12]} kid\n" in Path(parent["HostsPath"]).read_text()
-        with open(os.path.join(self.engine.containers.dir(parent["Id"]), "config.json")) as f:
+        with open(os.path.join(self.engine.containers.run_dir(parent["Id"]), "config.json")) as f:
             env = json.load(f)["process"]["env"]
         assert {"PET_NAME=/parent/pet", "PET_ENV_COLOUR=red", f"PET_PORT_80_TCP=tcp://{kid_ip}:80"} <= set(env)
         for name in ("parent", "kid", "other", "app", "db"):  # no fake process may outlive the engine
@@ -710,6 +710,29 @@ class InProcessApi(AsyncHTTPTestCase):
         assert (info["ExitCode"], info["OpenStdin"]) == (0, True)
         code, err = self.call("POST", f"/v1.41/exec/{cat['Id']}/start", {"Detach": True})
         assert code == 409, err
+
+    def test_start_files_are_in_the_run_directory_and_an_earlier_bundle_still_execs(self) -> None:
+        """The bundle and /etc files are written to the container's run directory (in the exec root); a
+        container started by an earlier pydock, whose bundle was its own directory, still takes execs."""
+        cid = self._container(["sleep", "30"])
+        assert self.call("POST", f"/v1.41/containers/{cid}/start")[0] == 204
+        run_dir, own_dir = self.engine.containers.run_dir(cid), self.engine.containers.dir(cid)
+        assert run_dir.startswith(self.engine.cfg.exec_root + "/")
+        info = self.call("GET", f"/v1.41/containers/{cid}/json")[1]
+        assert {info["HostsPath"], info["HostnamePath"], info["ResolvConfPath"]} == \
+            {os.path.join(run_dir, n) for n in ("hosts", "hostname", "resolv.conf")}
+        assert Path(info["HostnamePath"]).read_text() == cid[:12] + "\n"
+        assert self.engine.containers.bundle(cid) == run_dir
+        os.rename(os.path.join(run_dir, "config.json"), os.path.join(own_dir, "config.json"))
+        assert self.engine.containers.bundle(cid) == own_dir
+        code, echo = self.call("POST", f"/v1.41/containers/{cid}/exec", {"Cmd": ["echo", "old"], "AttachStdout": True})
+        assert code == 201, echo
+
+        def stream() -> list[tuple[int, bytes]]:
+            _, sock = self.hijack(f"/v1.41/exec/{echo['Id']}/start", {"Detach": False})
+            with sock:
+                return list(demux(sock.recv))
+        assert self.serving(stream) == [(STDOUT, b"old\n")]
 
 
 SYSTEM_PYTHON = "/usr/bin/python3"

@@ -242,6 +242,7 @@ def test_rm_leaves_no_mounts_cgroups_or_monitors(daemon, busybox):
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False).stdout
     assert cid[:16] not in ps
     assert not os.path.exists(os.path.join(daemon.data_root, "containers", cid))
+    assert not os.path.exists(os.path.join(daemon.exec_root, "containers", cid))
 
 
 def _volatile(target: str) -> bool:

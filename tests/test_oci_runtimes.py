@@ -107,7 +107,7 @@ def test_default_seccomp_profile_is_applied(runtime_daemon: Daemon, runtime: str
     proc = runtime_daemon.docker("run", "--name", name, "busybox", "unshare", "-U", "true")
     assert proc.returncode != 0 and "Operation not permitted" in proc.stderr
     cid = runtime_daemon.inspect(name)["Id"]
-    with open(os.path.join(runtime_daemon.data_root, "containers", cid, "config.json")) as f:
+    with open(os.path.join(runtime_daemon.exec_root, "containers", cid, "config.json")) as f:
         spec = json.load(f)
     if runtime == oci.CRUN:
         assert base64.b64decode(spec["annotations"][seccompbpf.ANNOTATION])

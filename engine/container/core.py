@@ -233,6 +233,16 @@ class ContainerCore:
     def dir(self, cid: str) -> str:
         return os.path.join(self.cfg.containers_dir, cid)
 
+    def run_dir(self, cid: str) -> str:
+        """Where the container's start files go: its OCI bundle (config.json) and /etc files."""
+        return os.path.join(self.cfg.containers_run_dir, cid)
+
+    def bundle(self, cid: str) -> str:
+        """The OCI bundle the container last started from: its run directory, or its own directory for one
+        started by an earlier pydock, which kept the bundle there (it may still run across an upgrade)."""
+        run = self.run_dir(cid)
+        return run if os.path.exists(os.path.join(run, "config.json")) else self.dir(cid)
+
     @staticmethod
     def _attrs(c: ContainerRecord, **extra: str) -> dict[str, str]:
         """An event's attributes: Docker's image and name, the container's labels, then `extra`."""

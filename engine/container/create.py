@@ -49,14 +49,14 @@ class Creating(Attaching):
             parse_signal(config.stop_signal)
         if len(config.hostname) > 255:
             raise InvalidParameter("invalid hostname: too long")
-        cdir = self.dir(cid)
+        cdir, rdir = self.dir(cid), self.run_dir(cid)
         log_spec = logconfig.spec(host.log_config, cdir)
         chain = self.images.top_chain(image_id)
         lowers = self.layers.lower_dirs(chain)
         record = ContainerRecord(
             id=cid, created=rfc3339_ns(), path=argv[0], args=argv[1:], image_id=image_id,
-            resolv_conf_path=os.path.join(cdir, "resolv.conf"), hostname_path=os.path.join(cdir, "hostname"),
-            hosts_path=os.path.join(cdir, "hosts"),
+            resolv_conf_path=os.path.join(rdir, "resolv.conf"), hostname_path=os.path.join(rdir, "hostname"),
+            hosts_path=os.path.join(rdir, "hosts"),
             log_path=log_spec.path if log_spec.driver == logconfig.JSON_FILE else "",
             name=name, host_config=host, config=config, chain=chain, intermediate=intermediate,
             driver=self.cfg.storage_driver, graph_driver=GraphDriver(name=self.cfg.storage_driver, data=GraphDriverData(

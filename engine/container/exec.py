@@ -201,7 +201,7 @@ class ExecService:
 
     def _process(self, ec: ExecInstance, host: HostConfig, console_size: tuple[int, int] | None) -> dict[str, Any]:
         """The container's OCI process (capabilities, rlimits, ...) with the exec's command, env, cwd and user."""
-        with open(os.path.join(self.containers.dir(ec.container_id), "config.json")) as f:
+        with open(os.path.join(self.containers.bundle(ec.container_id), "config.json")) as f:
             p: dict[str, Any] = json.load(f)["process"]
         p.update(args=[ec.entrypoint, *ec.args], env=ec.env, cwd=ec.working_dir or "/", terminal=ec.tty)
         p.pop("consoleSize", None)

@@ -51,6 +51,12 @@ def _write_start_file(path: str, data: bytes, mode: int) -> None:
         f.write(data)
 
 
+def _etc_paths(c: ContainerRecord) -> dict[str, str]:
+    """Where the container's /etc files are written and mounted from, as its record says (the run directory;
+    the container's own directory for one created by an earlier pydock)."""
+    return {"resolv.conf": c.resolv_conf_path, "hostname": c.hostname_path, "hosts": c.hosts_path}
+
+
 def _console_size(host: HostConfig) -> tuple[int, int] | None:
     size = host.console_size
     if len(size) == 2 and all(v > 0 for v in size):
@@ -70,7 +76,7 @@ class Running(Creating, HealthChecking):
     def _start_locked(self, c: ContainerRecord) -> None:
         self.runtime.expect_start()  # first: what it readies takes the longest
         cid = c.id
-        cdir = self.dir(cid)
+        cdir, bundle = self.dir(cid), self.run_dir(cid)
         merged = os.path.join(cdir, "merged")
         if not self.rootfs.mounted(merged):
             self.rootfs.mount(self.layers.container_lowers(self.layers.lower_dirs(c.chain)),
@@ -79,14 +85,15 @@ class Running(Creating, HealthChecking):
         try:
             # recorded as any failed start is; dockerd's words
             self._check_runtime(c.host_config.runtime, "unknown or invalid runtime name:")
+            os.makedirs(bundle, mode=0o710, exist_ok=True)  # gone after a reboot: the exec root is a tmpfs
             # First: a spare monitor (runc.py) takes the container with one message and readies itself
             # while the spec is made; the first attach or the start waits for it.
-            self.runtime.launch(cid, cdir, tty=c.config.tty, stdin=c.config.open_stdin,
+            self.runtime.launch(cid, bundle, tty=c.config.tty, stdin=c.config.open_stdin,
                                 log=self.log_spec(c).to_shim(), console_size=_console_size(c.host_config),
                                 cgroup_path=self._cgroups_path(c), runtime=c.host_config.runtime)
             spec = self._spec(c, merged)
             oci.prepare_spec(c.host_config.runtime, spec)
-            _write_start_file(os.path.join(cdir, "config.json"), json.dumps(spec).encode(), 0o600)
+            _write_start_file(os.path.join(bundle, "config.json"), json.dumps(spec).encode(), 0o600)
             crash_point("prepared")
             for att in self._pending.pop(cid, []):
                 self._connect_attachment(cid, att)
@@ -136,9 +143,8 @@ class Running(Creating, HealthChecking):
         for m in mounts:
             make_linked_mount_point(rootfs, m["destination"], m["type"] == "bind" and not os.path.isdir(m["source"]))
         covered = {m["destination"] for m in mounts}
-        mounts += [{"destination": f"/etc/{n}", "type": "bind", "source": os.path.join(self.dir(c.id), n),
-                    "options": ["rbind", "rprivate"]} for n in ("resolv.conf", "hostname", "hosts")
-                   if f"/etc/{n}" not in covered]
+        mounts += [{"destination": f"/etc/{n}", "type": "bind", "source": path, "options": ["rbind", "rprivate"]}
+                   for n, path in _etc_paths(c).items() if f"/etc/{n}" not in covered]
         return build_spec(SpecOptions(
             container_id=c.id, rootfs=rootfs, args=c.argv,
             env=self.process_env(c, cfg.tty), cwd=cwd,
@@ -164,9 +170,9 @@ class Running(Creating, HealthChecking):
         return container_env([*self.network.link_env(c), *(cfg.env or [])], [], cfg.hostname, tty)
 
     def _write_etc_files(self, c: ContainerRecord) -> None:
-        cdir = self.dir(c.id)
+        paths = _etc_paths(c)
         for name, text in self.network.etc_files(c).items():
-            _write_start_file(os.path.join(cdir, name), text.encode(), 0o644)
+            _write_start_file(paths[name], text.encode(), 0o644)
 
     # ---- exit handling ------------------------------------------------
     def _monitor(self, cid: ContainerID) -> None:
@@ -329,4 +335,5 @@ class Running(Creating, HealthChecking):
             log.warning("unmounting the root filesystem of removed container %s: %s", cid[:12], e)
         else:
             shutil.rmtree(self.dir(cid), ignore_errors=True)
+        shutil.rmtree(self.run_dir(cid), ignore_errors=True)
         self.runtime.cleanup(cid)
