@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from engine.runtime import oci
 
+SPARES_NAME = ".spare"  # in the containers directory: no container ID looks like it
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -75,6 +77,12 @@ class EngineConfig:
         return os.path.join(self.data_root, "containers")
 
     @property
+    def container_spares_dir(self) -> str:
+        """Removed containers' directories kept for new ones (engine/container/dirs.py): inside
+        `containers_dir`, so that a rename moves them."""
+        return os.path.join(self.containers_dir, SPARES_NAME)
+
+    @property
     def containers_run_dir(self) -> str:
         """Containers' files that every start writes afresh (the OCI bundle's config.json, /etc/hosts,
         hostname, resolv.conf): in the exec root, in memory (engine.py), as podman keeps them in its runroot;
@@ -123,6 +131,6 @@ class EngineConfig:
         return os.path.join(self.exec_root, "s")
 
     def ensure_dirs(self) -> None:
-        for path in (self.data_root, self.blobs_dir, self.layers_dir, self.containers_dir,
+        for path in (self.data_root, self.blobs_dir, self.layers_dir, self.containers_dir, self.container_spares_dir,
                      self.tmp_dir, self.exec_root, self.containers_run_dir, self.shims_dir, *map(self.runtime_root, self.runtimes)):
             os.makedirs(path, mode=0o710, exist_ok=True)

@@ -15,7 +15,7 @@ from typing import Any
 from engine.build.builder import BuilderService
 from engine.build.cache import BuildCache
 from engine.cluster import Cluster
-from engine.config import EngineConfig
+from engine.config import SPARES_NAME, EngineConfig
 from engine.container.archive import ArchiveService
 from engine.container.exec import ExecService
 from engine.container.service import ContainerService
@@ -150,7 +150,7 @@ class Engine:
         known_containers = self.containers.ids()
         self.runtime.collect_orphans(known_containers)
         for name in os.listdir(self.cfg.containers_dir):
-            if name in known_containers:
+            if name in known_containers or name == SPARES_NAME:  # the spares are emptied as the engine is built
                 continue
             merged = os.path.join(self.cfg.containers_dir, name, "merged")
             self.containers.rootfs.unmount(merged)  # a removal's, which unmounts after its commit (Running._remove_locked)

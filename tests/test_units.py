@@ -942,3 +942,57 @@ def test_state_is_kept_in_memory_only_where_nothing_would_be_hidden(tmp_path: An
         assert (busy / "s" / "abc" / "exit.json").read_text() == "{}"
     finally:
         mounts.umount(str(fresh))
+
+
+def _container_dir_after_a_run(cdir: Any) -> None:
+    """What a removed container's unmounted directory holds: its log, what it wrote, the overlay's work."""
+    (cdir / "upper" / "etc").mkdir(parents=True)
+    (cdir / "upper" / "etc" / "written").write_text("by the container")
+    (cdir / "work" / "work").mkdir()
+    (cdir / "work" / "incompat" / "volatile").mkdir(parents=True)
+    (cdir / f"{cdir.name}-json.log").write_text("{}\n")
+    (cdir / "upper").chmod(0o700)  # `chmod 700 /` in the container
+
+
+def test_removed_containers_directories_are_recycled_emptied(tmp_path: Any) -> None:
+    """A recycled directory comes back with nothing of its container: a new `upper`, an empty `merged`, and
+    in `work` only the directory the overlay remakes at every mount."""
+    from engine.container.dirs import ContainerDirs
+    spares = tmp_path / ".spare"
+    spares.mkdir()
+    (spares / "left-by-an-earlier-daemon").mkdir()
+    dirs = ContainerDirs(str(spares))
+    assert os.listdir(spares) == []
+    first = tmp_path / "a"
+    dirs.make(str(first))
+    assert sorted(os.listdir(first)) == ["merged", "upper", "work"] and oct(first.stat().st_mode & 0o777) == "0o710"
+    _container_dir_after_a_run(first)
+    inode = first.stat().st_ino
+    assert dirs.recycle(str(first)) and not first.exists()
+    second = tmp_path / "b"
+    dirs.make(str(second))
+    assert second.stat().st_ino == inode and (second / "upper").stat().st_mode & 0o777 != 0o700
+    assert sorted(os.listdir(second)) == ["merged", "upper", "work"]
+    assert os.listdir(second / "upper") == [] and os.listdir(second / "merged") == []
+    assert os.listdir(second / "work") == ["work"]
+    assert os.listdir(spares) == []
+
+
+def test_directories_unlike_a_containers_are_not_recycled(tmp_path: Any) -> None:
+    from engine.container.dirs import SPARES, ContainerDirs
+    spares = tmp_path / ".spare"
+    spares.mkdir()
+    dirs = ContainerDirs(str(spares))
+    odd = tmp_path / "odd"
+    dirs.make(str(odd))
+    (odd / "unexpected").mkdir()
+    assert not dirs.recycle(str(odd))
+    busy = tmp_path / "busy"
+    dirs.make(str(busy))
+    (busy / "merged" / "file").write_text("a mount's content")
+    assert not dirs.recycle(str(busy))
+    made = [tmp_path / f"c{i}" for i in range(SPARES + 1)]
+    for d in made:
+        dirs.make(str(d))
+    assert [dirs.recycle(str(d)) for d in made] == [True] * SPARES + [False]
+    assert len(os.listdir(spares)) == SPARES

@@ -19,6 +19,7 @@ from typing import Any
 
 from engine.config import EngineConfig
 from engine.container import logconfig
+from engine.container.dirs import ContainerDirs
 from engine.container.exits import ExitWatcher
 from engine.container.probes import ProbeRunner, ProbeScheduler
 from engine.container.record import ContainerID, ContainerRecord
@@ -149,6 +150,7 @@ class ContainerCore:
         self.runtime = runtime
         self.rootfs = rootfs
         self.events = events
+        self.dirs = ContainerDirs(cfg.container_spares_dir)
         # a container's lock lives while a thread holds or waits for it: no entry outlives its use
         self._locks: weakref.WeakValueDictionary[str, threading.RLock] = weakref.WeakValueDictionary()
         self._locks_guard = threading.Lock()

@@ -63,10 +63,8 @@ class Creating(Attaching):
                 lower_dir=":".join(self.layers.container_lowers(lowers)), upper_dir=os.path.join(cdir, "upper"),
                 work_dir=os.path.join(cdir, "work"), merged_dir=os.path.join(cdir, "merged"))))
         inherited = self._inherited_mounts(host.volumes_from or [])
-        os.makedirs(cdir, mode=0o710)
+        self.dirs.make(cdir)
         try:
-            for sub in ("upper", "work", "merged"):
-                os.mkdir(os.path.join(cdir, sub))
             # (volumes the claim creates commit on their own, durably)
             with self.volumes.claim(cid, host, list(config.volumes or {}), inherited, lowers) as points, \
                     self.meta.transaction(durable=not record.disposable):

@@ -334,6 +334,7 @@ class Running(Creating, HealthChecking):
         except OSError as e:  # nothing is removed through a mount: the next boot's sweep retries
             log.warning("unmounting the root filesystem of removed container %s: %s", cid[:12], e)
         else:
-            shutil.rmtree(self.dir(cid), ignore_errors=True)
+            if not self.dirs.recycle(self.dir(cid)):
+                shutil.rmtree(self.dir(cid), ignore_errors=True)
         shutil.rmtree(self.run_dir(cid), ignore_errors=True)
         self.runtime.cleanup(cid)
