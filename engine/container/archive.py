@@ -261,12 +261,7 @@ class ArchiveService:
                 finally:
                     os.close(live[1])
                 return
-            temporary = not self.containers.rootfs.mounted(merged)
-            if temporary:
-                cdir = self.containers.dir(c.id)
-                self.containers.rootfs.mount(self.layers.container_lowers(self.layers.lower_dirs(c.chain)),
-                                             os.path.join(cdir, "upper"), os.path.join(cdir, "work"), merged,
-                                             volatile=c.host_config.auto_remove)
+            temporary = self.containers.mount_root(c)
             try:
                 root = os.path.realpath(merged)
                 with self._mounts_shown(c, root) if with_mounts else contextlib.nullcontext():

@@ -235,6 +235,18 @@ class ContainerCore:
     def dir(self, cid: str) -> str:
         return os.path.join(self.cfg.containers_dir, cid)
 
+    def mount_root(self, c: ContainerRecord) -> bool:
+        """Assemble `c`'s root filesystem at its `merged` unless it is there; whether this call mounted it.
+        The one place a start and `docker cp` of a stopped container stack its layers (an --rm container's
+        overlay is volatile: see Overlay.mount)."""
+        cdir = self.dir(c.id)
+        merged = os.path.join(cdir, "merged")
+        if self.rootfs.mounted(merged):
+            return False
+        self.rootfs.mount(self.layers.container_lowers(self.layers.lower_dirs(c.chain)), os.path.join(cdir, "upper"),
+                          os.path.join(cdir, "work"), merged, volatile=c.host_config.auto_remove)
+        return True
+
     def run_dir(self, cid: str) -> str:
         """Where the container's start files go: its OCI bundle (config.json) and /etc files."""
         return os.path.join(self.cfg.containers_run_dir, cid)

@@ -78,10 +78,7 @@ class Running(Creating, HealthChecking):
         cid = c.id
         cdir, bundle = self.dir(cid), self.run_dir(cid)
         merged = os.path.join(cdir, "merged")
-        if not self.rootfs.mounted(merged):
-            self.rootfs.mount(self.layers.container_lowers(self.layers.lower_dirs(c.chain)),
-                              os.path.join(cdir, "upper"), os.path.join(cdir, "work"), merged,
-                              volatile=c.host_config.auto_remove)
+        self.mount_root(c)
         try:
             # recorded as any failed start is; dockerd's words
             self._check_runtime(c.host_config.runtime, "unknown or invalid runtime name:")
