@@ -132,5 +132,6 @@ class EngineConfig:
 
     def ensure_dirs(self) -> None:
         for path in (self.data_root, self.blobs_dir, self.layers_dir, self.containers_dir, self.container_spares_dir,
-                     self.tmp_dir, self.exec_root, self.containers_run_dir, self.shims_dir, *map(self.runtime_root, self.runtimes)):
+                     self.tmp_dir, self.exec_root, self.containers_run_dir, self.shims_dir,
+                     *map(self.runtime_root, self.runtimes)):
             os.makedirs(path, mode=0o710, exist_ok=True)
